@@ -1,0 +1,131 @@
+// The kernel interface: the only thing a new device implements.
+//
+// The layer above (NDArray and its functions in core/) validates arguments, works out dtypes and
+// output shapes, broadcasts inputs with zero strides, allocates outputs, and then calls one of these
+// kernels. Kernels therefore get simple, pre-checked work: every operand already has the same shape
+// (except where a kernel says otherwise) and the dtype the kernel documents. They must still accept
+// arbitrary strides (zero, negative, non-contiguous) on inputs and outputs, and shapes with size-0
+// or size-1 dimensions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "needle/core/device.h"
+#include "needle/core/dtype.h"
+#include "needle/core/scalar.h"
+#include "needle/core/shape.h"
+
+namespace needle {
+
+// What a kernel sees of an array: the address of its first element (storage + offset), its dtype,
+// shape and strides (in elements). Element (i0, i1, ...) lives at data + sum(ik * strides[k]) elements.
+struct StridedView {
+  void* data = nullptr;
+  DType dtype = DType::Float32;
+  Shape shape;
+  Strides strides;
+
+  [[nodiscard]] std::int64_t ndim() const { return static_cast<std::int64_t>(shape.size()); }
+  [[nodiscard]] std::int64_t size() const { return numel(shape); }
+  [[nodiscard]] bool is_contiguous() const { return strides == compact_strides(shape) || size() <= 1; }
+  template <typename T>
+  [[nodiscard]] T* ptr() const {
+    return static_cast<T*>(data);
+  }
+};
+
+enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu };
+
+enum class BinaryOp : std::uint8_t {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum,  // arithmetic: output dtype = input dtype
+  Eq, Ne, Lt, Le, Gt, Ge,                     // comparisons: output dtype = bool
+};
+
+enum class ReduceOp : std::uint8_t { Sum, Max, Min };
+enum class ArgReduceOp : std::uint8_t { Argmax, Argmin };
+enum class RandomDistribution : std::uint8_t {
+  Uniform,    // U[p0, p1)
+  Normal,     // N(mean = p0, std = p1)
+  Bernoulli,  // 1 with probability p0, else 0
+};
+
+std::string_view unary_op_name(UnaryOp op);    // "exp", ...
+std::string_view binary_op_name(BinaryOp op);  // "add", "maximum", "lt", ...
+bool is_comparison(BinaryOp op);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  [[nodiscard]] virtual std::string_view name() const = 0;
+
+  // ---- memory -------------------------------------------------------------------------------
+  // Returns at least `nbytes` bytes aligned to 64 bytes (a valid unique pointer even for 0 bytes).
+  virtual void* allocate(std::size_t nbytes) = 0;
+  virtual void deallocate(void* data, std::size_t nbytes) = 0;
+  // Byte copies between this device's memory and host memory (same thing for host devices).
+  virtual void copy_from_host(void* device_dst, const void* host_src, std::size_t nbytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* device_src, std::size_t nbytes) = 0;
+  // Waits until every kernel launched so far has finished (no-op on synchronous devices).
+  virtual void synchronize() {}
+
+  // ---- element-wise -------------------------------------------------------------------------
+  // out[i] = value converted to out.dtype.
+  virtual void fill(const StridedView& out, const Scalar& value) = 0;
+  // out[i] = in[i] converted to out.dtype (any dtype pair; same shape). Used for compact, astype,
+  // setitem, flip (negative strides), pad and concat (copies into slices of the output).
+  virtual void copy(const StridedView& out, const StridedView& in) = 0;
+  // out[i] = op(in[i]); in and out share a dtype. Exp/Log/Sqrt/Tanh/Sigmoid get floating dtypes only;
+  // Neg/Abs/Relu get any numeric dtype (not bool).
+  virtual void unary(UnaryOp op, const StridedView& out, const StridedView& in) = 0;
+  // out[i] = op(a[i], b[i]); a and b share a dtype and out's shape (broadcast by zero strides).
+  // out.dtype is bool for comparisons, a's dtype otherwise. Div on integers truncates toward zero
+  // and raises ValueError on division by zero; Pow on integers raises ValueError for negative
+  // exponents. Bool inputs only reach comparisons, Maximum and Minimum.
+  virtual void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) = 0;
+  // out[i] = cond[i] ? a[i] : b[i]; cond is bool; a, b, out share a dtype; all share out's shape.
+  virtual void where(const StridedView& out, const StridedView& cond, const StridedView& a,
+                     const StridedView& b) = 0;
+
+  // ---- reductions ---------------------------------------------------------------------------
+  // `out` has in's rank; every axis where out.shape[d] == 1 and in.shape[d] != 1 is reduced (the
+  // "keepdims" shape). out and in share a dtype. Sum of an empty set is 0; Max/Min of an empty set
+  // never reach the kernel (rejected above). Bool only reaches Max/Min.
+  virtual void reduce(ReduceOp op, const StridedView& out, const StridedView& in) = 0;
+  // Index (int64) of the first largest/smallest element along `axis`; out has in's rank with
+  // out.shape[axis] == 1 and in.shape[axis] >= 1. NaN counts as the largest and the smallest.
+  virtual void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) = 0;
+
+  // ---- linear algebra -----------------------------------------------------------------------
+  // out[..., m, n] = sum_k a[..., m, k] * b[..., k, n]. All three have the same rank >= 2 and the same
+  // batch dimensions (broadcast by zero strides); a, b, out share a numeric dtype (not bool).
+  virtual void matmul(const StridedView& out, const StridedView& a, const StridedView& b) = 0;
+
+  // ---- indexing -----------------------------------------------------------------------------
+  // torch.gather / np.take_along_axis: out[..., i, ...] = in[..., index[..., i, ...], ...] along `axis`.
+  // index is int64 with out's shape; in has out's rank and in.shape[d] >= out.shape[d] for d != axis.
+  // Index values are already checked to be in [0, in.shape[axis]).
+  virtual void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) = 0;
+  // torch.Tensor.scatter_add_: out[..., index[..., i, ...], ...] += src[..., i, ...] along `axis`.
+  // index is int64 with src's shape; out has src's rank and out.shape[d] >= src.shape[d] for d != axis.
+  // Index values are already checked. Accumulation order is the row-major order of src.
+  virtual void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
+                           std::int64_t axis) = 0;
+
+  // ---- random -------------------------------------------------------------------------------
+  // Fills `out` (contiguous, floating dtype; any dtype for Bernoulli) from a counter-based generator:
+  // element i (row-major) depends only on (seed, offset + i), so every backend draws the same numbers
+  // for the same generator state. See core/random.h for the exact bit recipe every backend follows.
+  virtual void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
+                      std::uint64_t offset) = 0;
+};
+
+// The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.
+Backend& backend_for(Device device);
+
+}  // namespace needle

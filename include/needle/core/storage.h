@@ -1,0 +1,33 @@
+// A reference-counted block of device memory. Views of one array share one Storage.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "needle/core/device.h"
+
+namespace needle {
+
+class Storage {
+ public:
+  // Allocates `nbytes` on `device` through its backend (throws RuntimeError if the device is disabled).
+  static std::shared_ptr<Storage> allocate(Device device, std::size_t nbytes);
+
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  // Device address of the first byte (a host pointer only when device().is_host()).
+  [[nodiscard]] void* data() const { return data_; }
+  [[nodiscard]] std::size_t nbytes() const { return nbytes_; }
+  [[nodiscard]] Device device() const { return device_; }
+
+ private:
+  Storage(Device device, void* data, std::size_t nbytes) : device_(device), data_(data), nbytes_(nbytes) {}
+
+  Device device_;
+  void* data_;
+  std::size_t nbytes_;
+};
+
+}  // namespace needle
