@@ -39,8 +39,19 @@ struct StridedView {
 enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu };
 
 enum class BinaryOp : std::uint8_t {
-  Add, Sub, Mul, Div, Pow, Maximum, Minimum,  // arithmetic: output dtype = input dtype
-  Eq, Ne, Lt, Le, Gt, Ge,                     // comparisons: output dtype = bool
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Maximum,
+  Minimum,  // arithmetic: output dtype = input dtype
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,  // comparisons: output dtype = bool
 };
 
 enum class ReduceOp : std::uint8_t { Sum, Max, Min };
@@ -89,8 +100,7 @@ class Backend {
   // exponents. Bool inputs only reach comparisons, Maximum and Minimum.
   virtual void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) = 0;
   // out[i] = cond[i] ? a[i] : b[i]; cond is bool; a, b, out share a dtype; all share out's shape.
-  virtual void where(const StridedView& out, const StridedView& cond, const StridedView& a,
-                     const StridedView& b) = 0;
+  virtual void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) = 0;
 
   // ---- reductions ---------------------------------------------------------------------------
   // `out` has in's rank; every axis where out.shape[d] == 1 and in.shape[d] != 1 is reduced (the

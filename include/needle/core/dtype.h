@@ -16,7 +16,7 @@ enum class DType : std::uint8_t { Bool, Int32, Int64, Float32, Float64 };
 inline constexpr DType kDefaultFloat = DType::Float32;
 
 std::size_t itemsize(DType dtype);
-std::string_view dtype_name(DType dtype);  // "float32", "int64", ...
+std::string_view dtype_name(DType dtype);      // "float32", "int64", ...
 DType dtype_from_name(std::string_view name);  // throws TypeError for an unknown name
 bool is_floating(DType dtype);
 bool is_integral(DType dtype);  // int32 and int64 (not bool)
@@ -34,15 +34,25 @@ std::ostream& operator<<(std::ostream& out, DType dtype);
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<bool>() { return DType::Bool; }
+constexpr DType dtype_of<bool>() {
+  return DType::Bool;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::Int32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::Int32;
+}
 template <>
-constexpr DType dtype_of<std::int64_t>() { return DType::Int64; }
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::Int64;
+}
 template <>
-constexpr DType dtype_of<float>() { return DType::Float32; }
+constexpr DType dtype_of<float>() {
+  return DType::Float32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::Float64; }
+constexpr DType dtype_of<double>() {
+  return DType::Float64;
+}
 
 // Calls fn.template operator()<T>() with T the C++ type of `dtype`:
 //   dispatch_dtype(a.dtype(), [&]<typename T>() { ... uses T ... });

@@ -60,7 +60,7 @@ std::string str(Args&&... args) {
 }  // namespace needle
 
 // NEEDLE_CHECK(cond, ValueError, "op: message ", value, ...) throws ValueError(str(...)) unless cond.
-#define NEEDLE_CHECK(cond, ErrorType, ...)                   \
-  do {                                                       \
+#define NEEDLE_CHECK(cond, ErrorType, ...)                              \
+  do {                                                                  \
     if (!(cond)) throw ::needle::ErrorType(::needle::str(__VA_ARGS__)); \
   } while (false)

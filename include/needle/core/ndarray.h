@@ -65,8 +65,8 @@ class NDArray {
   static NDArray from_host(const void* host_data, const Shape& shape, DType dtype, Device device = default_device());
   template <typename T>
   static NDArray from_vector(const std::vector<T>& values, const Shape& shape, Device device = default_device()) {
-    NEEDLE_CHECK(static_cast<std::int64_t>(values.size()) == numel(shape), ValueError, "from_vector: ",
-                 values.size(), " values cannot fill shape ", shape_str(shape));
+    NEEDLE_CHECK(static_cast<std::int64_t>(values.size()) == numel(shape), ValueError, "from_vector: ", values.size(),
+                 " values cannot fill shape ", shape_str(shape));
     return from_host(values.data(), shape, dtype_of<T>(), device);
   }
   // 0, 1, ..., n-1 (NumPy's arange(n)).
@@ -119,8 +119,8 @@ class NDArray {
   void copy_to_host(void* host_dst) const;
   template <typename T>
   [[nodiscard]] std::vector<T> to_vector() const {
-    NEEDLE_CHECK(dtype_of<T>() == dtype_, TypeError, "to_vector: array has dtype ", dtype_name(dtype_),
-                 ", requested ", dtype_name(dtype_of<T>()));
+    NEEDLE_CHECK(dtype_of<T>() == dtype_, TypeError, "to_vector: array has dtype ", dtype_name(dtype_), ", requested ",
+                 dtype_name(dtype_of<T>()));
     std::vector<T> values(static_cast<std::size_t>(size()));
     if constexpr (std::is_same_v<T, bool>) {
       std::vector<std::uint8_t> bytes(values.size());

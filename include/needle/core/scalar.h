@@ -12,11 +12,11 @@ namespace needle {
 class Scalar {
  public:
   Scalar() : Scalar(0.0) {}
-  Scalar(double v) : kind_(Kind::Floating), f_(v) {}  // NOLINT(google-explicit-constructor)
-  Scalar(float v) : Scalar(static_cast<double>(v)) {}  // NOLINT(google-explicit-constructor)
-  Scalar(std::int64_t v) : kind_(Kind::Integral), i_(v) {}  // NOLINT(google-explicit-constructor)
+  Scalar(double v) : kind_(Kind::Floating), f_(v) {}                // NOLINT(google-explicit-constructor)
+  Scalar(float v) : Scalar(static_cast<double>(v)) {}               // NOLINT(google-explicit-constructor)
+  Scalar(std::int64_t v) : kind_(Kind::Integral), i_(v) {}          // NOLINT(google-explicit-constructor)
   Scalar(std::int32_t v) : Scalar(static_cast<std::int64_t>(v)) {}  // NOLINT(google-explicit-constructor)
-  Scalar(bool v) : kind_(Kind::Boolean), i_(v ? 1 : 0) {}  // NOLINT(google-explicit-constructor)
+  Scalar(bool v) : kind_(Kind::Boolean), i_(v ? 1 : 0) {}           // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool is_floating() const { return kind_ == Kind::Floating; }
   [[nodiscard]] bool is_integral() const { return kind_ == Kind::Integral; }

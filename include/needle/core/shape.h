@@ -30,8 +30,7 @@ std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, std::string_vi
 
 // Normalizes a list of axes (negative allowed); throws IndexError when out of range and ValueError
 // when an axis repeats. An empty list stays empty.
-std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t ndim,
-                                         std::string_view op);
+std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t ndim, std::string_view op);
 
 // Throws ValueError naming `op` unless every dimension is >= 0.
 void check_valid_shape(const Shape& shape, std::string_view op);
