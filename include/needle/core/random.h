@@ -30,10 +30,13 @@ inline double uniform01(std::uint64_t seed, std::uint64_t counter) {
   return static_cast<double>(bits(seed, counter) >> 11U) * 0x1.0p-53;
 }
 
-// Standard normal sample for element `counter` (Box-Muller over two independent uniforms).
+// Standard normal sample for element `counter` (Box-Muller over two independent uniforms). The second
+// uniform comes from the upper half of the counter space, so a normal draw consumes one counter, like a
+// uniform one, and consecutive requests never reuse each other's bits.
 inline double standard_normal(std::uint64_t seed, std::uint64_t counter) {
-  const double u1 = uniform01(seed, 2 * counter);
-  const double u2 = uniform01(seed, 2 * counter + 1);
+  constexpr std::uint64_t kSecondStream = 1ULL << 63U;
+  const double u1 = uniform01(seed, counter);
+  const double u2 = uniform01(seed, counter | kSecondStream);
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   return std::sqrt(-2.0 * std::log1p(-u1)) * std::cos(kTwoPi * u2);  // 1 - u1 is in (0, 1]
 }
