@@ -115,7 +115,7 @@ class NDArray {
   [[nodiscard]] NDArray copy() const;
   [[nodiscard]] NDArray astype(DType dtype) const;  // this array if the dtype already matches
   [[nodiscard]] NDArray to(Device device) const;    // this array if already on `device`
-  // Copies the elements, row-major and converted to nothing, into host memory of size()*itemsize().
+  // Copies the elements, row-major and unconverted, into host memory of size()*itemsize().
   void copy_to_host(void* host_dst) const;
   template <typename T>
   [[nodiscard]] std::vector<T> to_vector() const {
@@ -152,6 +152,8 @@ class NDArray {
 
  private:
   NDArray(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset, DType dtype);
+  // A fresh contiguous copy converted to `dtype`.
+  [[nodiscard]] NDArray astype_copy(DType dtype) const;
 
   std::shared_ptr<Storage> storage_;
   Shape shape_;
