@@ -67,7 +67,12 @@ class NDArray {
   static NDArray from_vector(const std::vector<T>& values, const Shape& shape, Device device = default_device()) {
     NEEDLE_CHECK(static_cast<std::int64_t>(values.size()) == numel(shape), ValueError, "from_vector: ", values.size(),
                  " values cannot fill shape ", shape_str(shape));
-    return from_host(values.data(), shape, dtype_of<T>(), device);
+    if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> is packed: widen to one byte per element
+      const std::vector<std::uint8_t> bytes(values.begin(), values.end());
+      return from_host(bytes.data(), shape, DType::Bool, device);
+    } else {
+      return from_host(values.data(), shape, dtype_of<T>(), device);
+    }
   }
   // 0, 1, ..., n-1 (NumPy's arange(n)).
   static NDArray arange(std::int64_t n, DType dtype = DType::Int64, Device device = default_device());
