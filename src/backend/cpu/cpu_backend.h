@@ -1,0 +1,57 @@
+// The `cpu` backend: Needle's default device. Its kernels take fast paths for the common layouts
+// (contiguous operands, scalar broadcasts, trailing-axis reductions, row-major matmul) and fall back
+// on the `ref` kernels for everything else, so both always compute the same per-element arithmetic.
+#pragma once
+
+#include "backend/ref/ref_kernels.h"
+#include "needle/backend/backend.h"
+
+namespace needle {
+
+class CpuBackend final : public Backend {
+ public:
+  [[nodiscard]] std::string_view name() const override { return "cpu"; }
+
+  // Both are host devices: same memory, same copies.
+  void* allocate(std::size_t nbytes) override { return ref::allocate(nbytes); }
+  void deallocate(void* data, std::size_t /*nbytes*/) override { ref::deallocate(data); }
+  void copy_from_host(void* device_dst, const void* host_src, std::size_t nbytes) override {
+    ref::copy_bytes(device_dst, host_src, nbytes);
+  }
+  void copy_to_host(void* host_dst, const void* device_src, std::size_t nbytes) override {
+    ref::copy_bytes(host_dst, device_src, nbytes);
+  }
+
+  // elementwise.cpp
+  void fill(const StridedView& out, const Scalar& value) override;
+  void copy(const StridedView& out, const StridedView& in) override;
+  void unary(UnaryOp op, const StridedView& out, const StridedView& in) override;
+  void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override;
+  void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) override {
+    ref::where(out, cond, a, b);
+  }
+
+  // reduce.cpp
+  void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override;
+  void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
+    ref::arg_reduce(op, out, in, axis);
+  }
+
+  // matmul.cpp
+  void matmul(const StridedView& out, const StridedView& a, const StridedView& b) override;
+
+  void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) override {
+    ref::gather(out, in, index, axis);
+  }
+  void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
+                   std::int64_t axis) override {
+    ref::scatter_add(out, index, src, axis);
+  }
+
+  void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
+              std::uint64_t offset) override {
+    ref::random(dist, out, p0, p1, seed, offset);
+  }
+};
+
+}  // namespace needle

@@ -1,0 +1,82 @@
+// `cpu` matmul: i-k-j loop order. The innermost loop runs along a row of b and a row of the output,
+// so with a row-major b it streams through memory (and vectorizes) instead of striding down columns.
+// Each output element still sums its products in k order, like the `ref` kernel.
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/element_ops.h"
+#include "backend/strided_loop.h"
+
+namespace needle {
+
+namespace {
+
+bool well_formed(const StridedView& out, const StridedView& a, const StridedView& b) {
+  const std::int64_t ndim = out.ndim();
+  if (ndim < 2 || a.ndim() != ndim || b.ndim() != ndim) return false;
+  if (a.dtype != out.dtype || b.dtype != out.dtype || out.dtype == DType::Bool) return false;
+  const auto row = static_cast<std::size_t>(ndim - 2);
+  const auto col = static_cast<std::size_t>(ndim - 1);
+  return a.shape[row] == out.shape[row] && b.shape[col] == out.shape[col] && a.shape[col] == b.shape[row] &&
+         a.strides.size() == a.shape.size() && b.strides.size() == b.shape.size() &&
+         out.strides.size() == out.shape.size();
+}
+
+}  // namespace
+
+void CpuBackend::matmul(const StridedView& out, const StridedView& a, const StridedView& b) {
+  if (!well_formed(out, a, b)) return ref::matmul(out, a, b);  // reports what is wrong
+
+  const std::int64_t ndim = out.ndim();
+  const auto row_axis = static_cast<std::size_t>(ndim - 2);
+  const auto col_axis = static_cast<std::size_t>(ndim - 1);
+  const std::int64_t rows = out.shape[row_axis];
+  const std::int64_t cols = out.shape[col_axis];
+  const std::int64_t inner = a.shape[col_axis];
+  const std::int64_t a_row = a.strides[row_axis];
+  const std::int64_t a_col = a.strides[col_axis];
+  const std::int64_t b_row = b.strides[row_axis];
+  const std::int64_t b_col = b.strides[col_axis];
+  const std::int64_t out_row = out.strides[row_axis];
+  const std::int64_t out_col = out.strides[col_axis];
+
+  const Shape batch_shape(out.shape.begin(), out.shape.begin() + ndim - 2);
+  const Strides out_batch(out.strides.begin(), out.strides.begin() + ndim - 2);
+  const Strides a_batch(a.strides.begin(), a.strides.begin() + ndim - 2);
+  const Strides b_batch(b.strides.begin(), b.strides.begin() + ndim - 2);
+
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, bool>) {
+      // Output rows that are not contiguous are accumulated here and then scattered.
+      std::vector<T> row_buffer(out_col == 1 ? 0 : static_cast<std::size_t>(cols));
+      kernels::for_each_offset(batch_shape, {&out_batch, &a_batch, &b_batch}, [&](const kernels::Offsets<3>& at) {
+        T* o = out.ptr<T>() + at[0];
+        const T* pa = a.ptr<T>() + at[1];
+        const T* pb = b.ptr<T>() + at[2];
+        for (std::int64_t m = 0; m < rows; ++m) {
+          T* acc = out_col == 1 ? o + m * out_row : row_buffer.data();
+          std::fill_n(acc, cols, T(0));
+          for (std::int64_t k = 0; k < inner; ++k) {
+            const T x = pa[m * a_row + k * a_col];
+            const T* b_k = pb + k * b_row;
+            if (b_col == 1) {
+              for (std::int64_t n = 0; n < cols; ++n) acc[n] = kernels::add(acc[n], kernels::multiply(x, b_k[n]));
+            } else {
+              for (std::int64_t n = 0; n < cols; ++n) {
+                acc[n] = kernels::add(acc[n], kernels::multiply(x, b_k[n * b_col]));
+              }
+            }
+          }
+          if (out_col != 1) {
+            for (std::int64_t n = 0; n < cols; ++n)
+              o[m * out_row + n * out_col] = row_buffer[static_cast<std::size_t>(n)];
+          }
+        }
+      });
+    }
+  });
+}
+
+}  // namespace needle

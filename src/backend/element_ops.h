@@ -1,0 +1,230 @@
+// The per-element arithmetic every host backend shares.
+//
+// Backends differ in how they walk memory, never in what they compute for one element: keeping the
+// scalar operations here makes the fast `cpu` kernels agree bit for bit with the `ref` ones, and puts
+// the NumPy corner cases (wrapping integers, NaN propagation, stable sigmoid) in one place.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+#include "needle/backend/backend.h"
+#include "needle/core/dtype.h"
+#include "needle/core/error.h"
+#include "needle/core/random.h"
+
+namespace needle::kernels {
+
+template <typename T>
+inline constexpr bool kIsInteger = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+
+// TypeError for an operation the dtype does not support, e.g. "exp: unsupported dtype int32".
+template <typename T>
+[[noreturn]] void throw_unsupported_dtype(std::string_view op) {
+  throw TypeError(str(op, ": unsupported dtype ", dtype_name(dtype_of<T>())));
+}
+
+template <typename T>
+bool is_nan(T x) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return std::isnan(x);
+  } else {
+    return false;
+  }
+}
+
+// Integer arithmetic wraps around on overflow like NumPy's; doing it in the unsigned type keeps it
+// defined behaviour (signed overflow is undefined in C++, and the sanitizer build rightly rejects it).
+template <typename T>
+T add(T a, T b) {
+  if constexpr (kIsInteger<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
+  } else {
+    return a + b;
+  }
+}
+
+template <typename T>
+T subtract(T a, T b) {
+  if constexpr (kIsInteger<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
+  } else {
+    return a - b;
+  }
+}
+
+template <typename T>
+T multiply(T a, T b) {
+  if constexpr (kIsInteger<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
+  } else {
+    return a * b;
+  }
+}
+
+template <typename T>
+T negate(T x) {
+  return subtract(T(0), x);
+}
+
+template <typename T>
+T divide(T a, T b) {
+  if constexpr (kIsInteger<T>) {
+    if (b == 0) throw ValueError("div: integer division by zero");
+    // The most negative value divided by -1 overflows (and traps on x86); it wraps like negation.
+    if (b == -1) return negate(a);
+  }
+  return a / b;
+}
+
+template <typename T>
+T power(T base, T exponent) {
+  if constexpr (kIsInteger<T>) {
+    if (exponent < 0) throw ValueError("pow: integers to negative integer powers are not allowed");
+    // Exponentiation by squaring: O(log exponent) wrapping multiplications.
+    T result = 1;
+    while (exponent > 0) {
+      if ((exponent & 1) != 0) result = multiply(result, base);
+      exponent /= 2;
+      if (exponent > 0) base = multiply(base, base);
+    }
+    return result;
+  } else {
+    return std::pow(base, exponent);
+  }
+}
+
+// np.maximum / np.minimum: a NaN in either operand wins. For bool these are logical or / and.
+template <typename T>
+T maximum(T a, T b) {
+  return (a >= b || is_nan(a)) ? a : b;
+}
+
+template <typename T>
+T minimum(T a, T b) {
+  return (a <= b || is_nan(a)) ? a : b;
+}
+
+template <typename T>
+T absolute(T x) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return std::abs(x);
+  } else {
+    return x < 0 ? negate(x) : x;
+  }
+}
+
+// Keeps NaN (like np.maximum(x, 0)) because the comparison is false for it.
+template <typename T>
+T relu(T x) {
+  return x < T(0) ? T(0) : x;
+}
+
+// exp() only ever sees a non-positive argument, so large |x| neither overflows nor produces inf/inf.
+template <typename T>
+T sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+// Calls fn(f) with f a callable T -> T computing `op`; throws TypeError when T does not support it.
+// Dispatching once per kernel call (not per element) lets the element loop inline f.
+template <typename T, typename Fn>
+void with_unary_op(UnaryOp op, Fn&& fn) {
+  if constexpr (std::is_same_v<T, bool>) {
+    throw_unsupported_dtype<T>(unary_op_name(op));
+  } else {
+    switch (op) {
+      case UnaryOp::Neg:
+        return fn([](T x) { return negate(x); });
+      case UnaryOp::Abs:
+        return fn([](T x) { return absolute(x); });
+      case UnaryOp::Relu:
+        return fn([](T x) { return relu(x); });
+      default:
+        break;
+    }
+    if constexpr (std::is_floating_point_v<T>) {
+      switch (op) {
+        case UnaryOp::Exp:
+          return fn([](T x) { return std::exp(x); });
+        case UnaryOp::Log:
+          return fn([](T x) { return std::log(x); });
+        case UnaryOp::Sqrt:
+          return fn([](T x) { return std::sqrt(x); });
+        case UnaryOp::Tanh:
+          return fn([](T x) { return std::tanh(x); });
+        case UnaryOp::Sigmoid:
+          return fn([](T x) { return sigmoid(x); });
+        default:
+          break;
+      }
+    }
+    throw_unsupported_dtype<T>(unary_op_name(op));
+  }
+}
+
+// Calls fn(f) with f a callable (T, T) -> R computing `op`, where R is bool for comparisons and T
+// otherwise; throws TypeError when T does not support the op (bool arithmetic).
+template <typename T, typename Fn>
+void with_binary_op(BinaryOp op, Fn&& fn) {
+  switch (op) {
+    case BinaryOp::Eq:
+      return fn([](T a, T b) { return a == b; });
+    case BinaryOp::Ne:
+      return fn([](T a, T b) { return a != b; });
+    case BinaryOp::Lt:
+      return fn([](T a, T b) { return a < b; });
+    case BinaryOp::Le:
+      return fn([](T a, T b) { return a <= b; });
+    case BinaryOp::Gt:
+      return fn([](T a, T b) { return a > b; });
+    case BinaryOp::Ge:
+      return fn([](T a, T b) { return a >= b; });
+    case BinaryOp::Maximum:
+      return fn([](T a, T b) { return maximum(a, b); });
+    case BinaryOp::Minimum:
+      return fn([](T a, T b) { return minimum(a, b); });
+    default:
+      break;
+  }
+  if constexpr (!std::is_same_v<T, bool>) {
+    switch (op) {
+      case BinaryOp::Add:
+        return fn([](T a, T b) { return add(a, b); });
+      case BinaryOp::Sub:
+        return fn([](T a, T b) { return subtract(a, b); });
+      case BinaryOp::Mul:
+        return fn([](T a, T b) { return multiply(a, b); });
+      case BinaryOp::Div:
+        return fn([](T a, T b) { return divide(a, b); });
+      case BinaryOp::Pow:
+        return fn([](T a, T b) { return power(a, b); });
+      default:
+        break;
+    }
+  }
+  throw_unsupported_dtype<T>(binary_op_name(op));
+}
+
+// Sample number `counter` of a random request, converted to T; the recipe every backend must follow.
+template <typename T>
+T random_sample(RandomDistribution dist, double p0, double p1, std::uint64_t seed, std::uint64_t counter) {
+  switch (dist) {
+    case RandomDistribution::Uniform:
+      return static_cast<T>(p0 + (p1 - p0) * random_bits::uniform01(seed, counter));
+    case RandomDistribution::Normal:
+      return static_cast<T>(p0 + p1 * random_bits::standard_normal(seed, counter));
+    case RandomDistribution::Bernoulli:
+      return static_cast<T>(random_bits::uniform01(seed, counter) < p0 ? 1 : 0);
+  }
+  throw RuntimeError("random: invalid distribution value");
+}
+
+}  // namespace needle::kernels

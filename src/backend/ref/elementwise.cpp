@@ -1,0 +1,80 @@
+// Element-wise `ref` kernels: one strided walk per call, one scalar operation per element.
+#include "backend/element_ops.h"
+#include "backend/ref/ref_kernels.h"
+#include "backend/strided_loop.h"
+#include "backend/view_checks.h"
+
+namespace needle::ref {
+
+using kernels::for_each_offset;
+using kernels::Offsets;
+
+void fill(const StridedView& out, const Scalar& value) {
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    const T v = value.to<T>();
+    T* o = out.ptr<T>();
+    for_each_offset(out.shape, {&out.strides}, [&](const Offsets<1>& at) { o[at[0]] = v; });
+  });
+}
+
+void copy(const StridedView& out, const StridedView& in) {
+  kernels::expect_shape("copy", "input", in, out.shape);
+  dispatch_dtype(out.dtype, [&]<typename To>() {
+    dispatch_dtype(in.dtype, [&]<typename From>() {
+      To* o = out.ptr<To>();
+      const From* i = in.ptr<From>();
+      // static_cast is astype: floats truncate toward zero, anything nonzero (NaN too) becomes true.
+      for_each_offset(out.shape, {&out.strides, &in.strides},
+                      [&](const Offsets<2>& at) { o[at[0]] = static_cast<To>(i[at[1]]); });
+    });
+  });
+}
+
+void unary(UnaryOp op, const StridedView& out, const StridedView& in) {
+  kernels::expect_shape(unary_op_name(op), "input", in, out.shape);
+  kernels::expect_dtype(unary_op_name(op), "output", out, in.dtype);
+  dispatch_dtype(in.dtype, [&]<typename T>() {
+    kernels::with_unary_op<T>(op, [&](auto f) {
+      T* o = out.ptr<T>();
+      const T* i = in.ptr<T>();
+      for_each_offset(out.shape, {&out.strides, &in.strides}, [&](const Offsets<2>& at) { o[at[0]] = f(i[at[1]]); });
+    });
+  });
+}
+
+void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) {
+  const std::string_view name = binary_op_name(op);
+  kernels::expect_shape(name, "first operand", a, out.shape);
+  kernels::expect_shape(name, "second operand", b, out.shape);
+  kernels::expect_dtype(name, "second operand", b, a.dtype);
+  dispatch_dtype(a.dtype, [&]<typename T>() {
+    kernels::with_binary_op<T>(op, [&](auto f) {
+      using R = decltype(f(T{}, T{}));
+      kernels::expect_dtype(name, "output", out, dtype_of<R>());
+      R* o = out.ptr<R>();
+      const T* pa = a.ptr<T>();
+      const T* pb = b.ptr<T>();
+      for_each_offset(out.shape, {&out.strides, &a.strides, &b.strides},
+                      [&](const Offsets<3>& at) { o[at[0]] = f(pa[at[1]], pb[at[2]]); });
+    });
+  });
+}
+
+void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) {
+  kernels::expect_shape("where", "condition", cond, out.shape);
+  kernels::expect_shape("where", "first operand", a, out.shape);
+  kernels::expect_shape("where", "second operand", b, out.shape);
+  kernels::expect_dtype("where", "condition", cond, DType::Bool);
+  kernels::expect_dtype("where", "first operand", a, out.dtype);
+  kernels::expect_dtype("where", "second operand", b, out.dtype);
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    T* o = out.ptr<T>();
+    const bool* c = cond.ptr<bool>();
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    for_each_offset(out.shape, {&out.strides, &cond.strides, &a.strides, &b.strides},
+                    [&](const Offsets<4>& at) { o[at[0]] = c[at[1]] ? pa[at[2]] : pb[at[3]]; });
+  });
+}
+
+}  // namespace needle::ref

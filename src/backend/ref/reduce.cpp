@@ -1,0 +1,109 @@
+// Reductions: for every output element, walk the block of input elements that collapses into it.
+#include <cstddef>
+
+#include "backend/element_ops.h"
+#include "backend/ref/ref_kernels.h"
+#include "backend/strided_loop.h"
+#include "backend/view_checks.h"
+
+namespace needle::ref {
+
+using kernels::for_each_offset;
+using kernels::Offsets;
+
+namespace {
+
+std::string_view reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum:
+      return "sum";
+    case ReduceOp::Max:
+      return "max";
+    case ReduceOp::Min:
+      return "min";
+  }
+  return "reduce";
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
+  const std::string_view name = reduce_op_name(op);
+  kernels::expect_rank(name, "output", out, in.ndim());
+  kernels::expect_dtype(name, "output", out, in.dtype);
+
+  // The input splits into the output's shape (walked together with the output; a reduced axis has
+  // extent 1 there, so only its first position is visited) and, for each output element, the block of
+  // reduced axes (walked from that element's first input element).
+  Shape block(in.shape.size(), 1);
+  for (std::size_t d = 0; d < in.shape.size(); ++d) {
+    const bool reduced = out.shape[d] == 1 && in.shape[d] != 1;
+    NEEDLE_CHECK(reduced || out.shape[d] == in.shape[d], RuntimeError, name, ": output shape ", shape_str(out.shape),
+                 " does not fit input shape ", shape_str(in.shape));
+    if (reduced) block[d] = in.shape[d];
+  }
+  NEEDLE_CHECK(op == ReduceOp::Sum || numel(block) > 0 || out.size() == 0, ValueError, name,
+               ": cannot reduce an empty set of elements");
+
+  dispatch_dtype(in.dtype, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, bool>) {
+      if (op == ReduceOp::Sum) kernels::throw_unsupported_dtype<T>(name);
+    }
+    T* o = out.ptr<T>();
+    const T* i = in.ptr<T>();
+    for_each_offset(out.shape, {&out.strides, &in.strides}, [&](const Offsets<2>& at) {
+      const T* first = i + at[1];
+      // Max/Min start from the block's first element; Sum from 0 so an empty block sums to 0.
+      T acc = op == ReduceOp::Sum ? T(0) : first[0];
+      for_each_offset(block, {&in.strides}, [&](const Offsets<1>& within) {
+        const T x = first[within[0]];
+        switch (op) {
+          case ReduceOp::Sum:
+            if constexpr (!std::is_same_v<T, bool>) acc = kernels::add(acc, x);
+            break;
+          case ReduceOp::Max:
+            acc = kernels::maximum(acc, x);
+            break;
+          case ReduceOp::Min:
+            acc = kernels::minimum(acc, x);
+            break;
+        }
+      });
+      o[at[0]] = acc;
+    });
+  });
+}
+
+void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) {
+  const std::string_view name = op == ArgReduceOp::Argmax ? "argmax" : "argmin";
+  kernels::expect_rank(name, "output", out, in.ndim());
+  kernels::expect_dtype(name, "output", out, DType::Int64);
+  NEEDLE_CHECK(axis >= 0 && axis < in.ndim(), RuntimeError, name, ": axis ", axis, " out of range for ", in.ndim(),
+               " dimensions");
+  const auto ax = static_cast<std::size_t>(axis);
+  const std::int64_t extent = in.shape[ax];
+  const std::int64_t stride = in.strides[ax];
+  NEEDLE_CHECK(extent >= 1 || out.size() == 0, ValueError, name, ": cannot reduce an empty set of elements");
+
+  dispatch_dtype(in.dtype, [&]<typename T>() {
+    auto* o = out.ptr<std::int64_t>();
+    const T* i = in.ptr<T>();
+    for_each_offset(out.shape, {&out.strides, &in.strides}, [&](const Offsets<2>& at) {
+      const T* first = i + at[1];
+      std::int64_t best_index = 0;
+      T best = first[0];
+      // The first NaN is the answer, so the scan stops there.
+      for (std::int64_t j = 1; j < extent && !kernels::is_nan(best); ++j) {
+        const T x = first[j * stride];
+        const bool better = op == ArgReduceOp::Argmax ? x > best : x < best;
+        if (better || kernels::is_nan(x)) {
+          best = x;
+          best_index = j;
+        }
+      }
+      o[at[0]] = best_index;
+    });
+  });
+}
+
+}  // namespace needle::ref

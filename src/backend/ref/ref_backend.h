@@ -1,0 +1,54 @@
+// The `ref` backend: plain scalar loops over strided memory, written to be obviously correct. It is
+// the baseline every other backend is tested against, not the one to make fast.
+#pragma once
+
+#include "backend/ref/ref_kernels.h"
+#include "needle/backend/backend.h"
+
+namespace needle {
+
+class RefBackend final : public Backend {
+ public:
+  [[nodiscard]] std::string_view name() const override { return "ref"; }
+
+  void* allocate(std::size_t nbytes) override { return ref::allocate(nbytes); }
+  void deallocate(void* data, std::size_t /*nbytes*/) override { ref::deallocate(data); }
+  void copy_from_host(void* device_dst, const void* host_src, std::size_t nbytes) override {
+    ref::copy_bytes(device_dst, host_src, nbytes);
+  }
+  void copy_to_host(void* host_dst, const void* device_src, std::size_t nbytes) override {
+    ref::copy_bytes(host_dst, device_src, nbytes);
+  }
+
+  void fill(const StridedView& out, const Scalar& value) override { ref::fill(out, value); }
+  void copy(const StridedView& out, const StridedView& in) override { ref::copy(out, in); }
+  void unary(UnaryOp op, const StridedView& out, const StridedView& in) override { ref::unary(op, out, in); }
+  void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override {
+    ref::binary(op, out, a, b);
+  }
+  void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) override {
+    ref::where(out, cond, a, b);
+  }
+
+  void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override { ref::reduce(op, out, in); }
+  void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
+    ref::arg_reduce(op, out, in, axis);
+  }
+
+  void matmul(const StridedView& out, const StridedView& a, const StridedView& b) override { ref::matmul(out, a, b); }
+
+  void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) override {
+    ref::gather(out, in, index, axis);
+  }
+  void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
+                   std::int64_t axis) override {
+    ref::scatter_add(out, index, src, axis);
+  }
+
+  void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
+              std::uint64_t offset) override {
+    ref::random(dist, out, p0, p1, seed, offset);
+  }
+};
+
+}  // namespace needle

@@ -1,0 +1,34 @@
+// The `ref` kernels as free functions, so that other host backends can fall back on them for the cases
+// they have no faster path for. Each does exactly what the Backend method of the same name documents.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "needle/backend/backend.h"
+
+namespace needle::ref {
+
+// Host memory: 64-byte aligned blocks from the C heap.
+void* allocate(std::size_t nbytes);
+void deallocate(void* data) noexcept;
+void copy_bytes(void* dst, const void* src, std::size_t nbytes);
+
+void fill(const StridedView& out, const Scalar& value);
+void copy(const StridedView& out, const StridedView& in);
+void unary(UnaryOp op, const StridedView& out, const StridedView& in);
+void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b);
+void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b);
+
+void reduce(ReduceOp op, const StridedView& out, const StridedView& in);
+void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis);
+
+void matmul(const StridedView& out, const StridedView& a, const StridedView& b);
+
+void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis);
+void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src, std::int64_t axis);
+
+void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
+            std::uint64_t offset);
+
+}  // namespace needle::ref
