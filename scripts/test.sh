@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every check: formatting and lint (C++ and Python), type checks, the C++
+# tests (also under AddressSanitizer + UndefinedBehaviorSanitizer) and the Python tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+JOBS=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "C++ build (Release, warnings are errors)"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DNEEDLE_WARNINGS_AS_ERRORS=ON \
+  -DNEEDLE_BUILD_TESTS=ON -DNEEDLE_BUILD_EXAMPLES=ON -DNEEDLE_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build build/release -j "$JOBS"
+
+step "lint and type checks"
+bash scripts/lint.sh build/release
+
+step "C++ tests"
+ctest --test-dir build/release --output-on-failure -j "$JOBS"
+
+step "C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEEDLE_SANITIZE=ON \
+  -DNEEDLE_WARNINGS_AS_ERRORS=ON -DNEEDLE_BUILD_TESTS=ON >/dev/null
+cmake --build build/sanitize -j "$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/sanitize --output-on-failure -j "$JOBS"
+
+step "Python tests"
+# pytest exits 5 when it collected no tests: that means something broke, so it fails here too.
+python -m pytest tests/python -q
