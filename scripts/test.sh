@@ -22,6 +22,12 @@ bash scripts/lint.sh build/release
 step "C++ tests"
 ctest --test-dir build/release --output-on-failure -j "$JOBS"
 
+step "find_package(needle) from an installed copy"
+cmake --install build/release --prefix build/install >/dev/null
+cmake -S tests/cmake_consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+cmake --build build/consumer -j "$JOBS" >/dev/null
+./build/consumer/consumer
+
 step "C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEEDLE_SANITIZE=ON \
   -DNEEDLE_WARNINGS_AS_ERRORS=ON -DNEEDLE_BUILD_TESTS=ON >/dev/null
