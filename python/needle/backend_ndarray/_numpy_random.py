@@ -1,0 +1,19 @@
+"""Needle's ``device.rand``/``device.randn``: samples from NumPy's global random state.
+
+Needle's initializers (``needle.init``) draw through these, so ``np.random.seed(s)`` reproduces Needle's numbers.
+The compiled ``Device.rand``/``Device.randn`` methods call these functions.
+"""
+
+import numpy as np
+
+from needle._core import Device, NDArray
+
+
+def rand(device: Device, shape: tuple[int, ...], dtype: str) -> NDArray:
+    """Uniform [0, 1) samples of ``shape`` (``numpy.random.rand``) as an NDArray of ``dtype`` on ``device``."""
+    return NDArray(np.random.rand(*shape),  # noqa: NPY002 (Needle draws from NumPy's global state) device=device, dtype=dtype)
+
+
+def randn(device: Device, shape: tuple[int, ...], dtype: str) -> NDArray:
+    """Standard normal samples of ``shape`` (``numpy.random.randn``) as an NDArray of ``dtype`` on ``device``."""
+    return NDArray(np.random.randn(*shape),  # noqa: NPY002 device=device, dtype=dtype)

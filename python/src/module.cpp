@@ -1,0 +1,41 @@
+// The compiled core of the `needle` Python package: NDArray, devices and the array functions.
+#include "bindings.h"
+
+namespace needle::python {
+
+void bind_errors(nb::module_& /*m*/) {
+  // needle::Error carries the Python exception type it stands for.
+  nb::register_exception_translator([](const std::exception_ptr& error, void* /*payload*/) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Error& e) {
+      switch (e.kind()) {
+        case ErrorKind::Value:
+          PyErr_SetString(PyExc_ValueError, e.what());
+          break;
+        case ErrorKind::Type:
+          PyErr_SetString(PyExc_TypeError, e.what());
+          break;
+        case ErrorKind::Index:
+          PyErr_SetString(PyExc_IndexError, e.what());
+          break;
+        case ErrorKind::Runtime:
+          PyErr_SetString(PyExc_RuntimeError, e.what());
+          break;
+      }
+    }
+  });
+}
+
+}  // namespace needle::python
+
+NB_MODULE(_core, m) {
+  using namespace needle::python;
+  m.doc() = "Needle's compiled core: NDArray, devices and the array functions (no autograd).";
+  init_numpy();
+  bind_errors(m);
+  bind_device(m);
+  bind_ndarray(m);
+  bind_array_ops(m);
+  bind_random(m);
+}
