@@ -11,9 +11,11 @@ from needle._core import Device, NDArray
 
 def rand(device: Device, shape: tuple[int, ...], dtype: str) -> NDArray:
     """Uniform [0, 1) samples of ``shape`` (``numpy.random.rand``) as an NDArray of ``dtype`` on ``device``."""
-    return NDArray(np.random.rand(*shape),  # noqa: NPY002 (Needle draws from NumPy's global state) device=device, dtype=dtype)
+    samples = np.random.rand(*shape)  # noqa: NPY002 (Needle draws from NumPy's global state on purpose)
+    return NDArray(samples, device=device, dtype=dtype)
 
 
 def randn(device: Device, shape: tuple[int, ...], dtype: str) -> NDArray:
     """Standard normal samples of ``shape`` (``numpy.random.randn``) as an NDArray of ``dtype`` on ``device``."""
-    return NDArray(np.random.randn(*shape),  # noqa: NPY002 device=device, dtype=dtype)
+    samples = np.random.randn(*shape)  # noqa: NPY002 (Needle draws from NumPy's global state on purpose)
+    return NDArray(samples, device=device, dtype=dtype)
