@@ -67,9 +67,14 @@ T multiply(T a, T b) {
   }
 }
 
+// -x, not 0 - x: negating 0.0 gives -0.0, like np.negative.
 template <typename T>
 T negate(T x) {
-  return subtract(T(0), x);
+  if constexpr (kIsInteger<T>) {
+    return subtract(T(0), x);
+  } else {
+    return -x;
+  }
 }
 
 template <typename T>

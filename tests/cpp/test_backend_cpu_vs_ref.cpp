@@ -181,7 +181,7 @@ bool run_both(const std::function<void(Backend&)>& kernel) {
   return !ref_error && !cpu_error;
 }
 
-// Element-by-element comparison; NaN matches NaN. With rtol > 0 floats may differ by
+// Element-by-element comparison; NaN matches NaN and zeros must agree in sign. With rtol > 0 floats may differ by
 // rtol * (1 + |expected|) (accumulation order).
 void expect_same(const StridedView& expected, const StridedView& actual, double rtol = 0.0) {
   ASSERT_EQ(expected.dtype, actual.dtype);
@@ -192,7 +192,7 @@ void expect_same(const StridedView& expected, const StridedView& actual, double 
     for (std::size_t i = 0; i < e.size(); ++i) {
       bool same = e[i] == a[i];
       if constexpr (std::is_floating_point_v<T>) {
-        same = same || (std::isnan(e[i]) && std::isnan(a[i])) ||
+        same = (same && std::signbit(e[i]) == std::signbit(a[i])) || (std::isnan(e[i]) && std::isnan(a[i])) ||
                (rtol > 0.0 && std::abs(double(e[i]) - double(a[i])) <= rtol * (1.0 + std::abs(double(e[i]))));
       }
       if (!same) {

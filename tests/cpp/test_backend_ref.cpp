@@ -215,6 +215,12 @@ TEST(BackendRef, UnaryFloats) {
 
   ref().unary(UnaryOp::Abs, out.view, a.view);
   EXPECT_EQ(values_of<double>(out.view)[0], 1.0);
+
+  ref().unary(UnaryOp::Neg, out.view, a.view);
+  r = values_of<double>(out.view);
+  EXPECT_EQ(r[0], 1.0);
+  EXPECT_TRUE(std::signbit(r[1]));  // -0.0, like np.negative
+  EXPECT_TRUE(std::isnan(r[4]));
 }
 
 TEST(BackendRef, SigmoidIsStableForLargeInputs) {

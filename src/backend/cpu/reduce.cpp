@@ -28,6 +28,17 @@ bool trailing_runs(const StridedView& out, const StridedView& in, std::int64_t& 
   return true;
 }
 
+// out[r] = combine(...combine(run[0], run[1])..., run[inner - 1]) for each of the non-empty runs.
+template <typename T, typename Combine>
+void fold_runs(T* out, const T* in, std::int64_t outer, std::int64_t inner, Combine combine) {
+  for (std::int64_t r = 0; r < outer; ++r) {
+    const T* run = in + r * inner;
+    T acc = run[0];
+    for (std::int64_t k = 1; k < inner; ++k) acc = combine(acc, run[k]);
+    out[r] = acc;
+  }
+}
+
 }  // namespace
 
 void CpuBackend::reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
@@ -38,31 +49,28 @@ void CpuBackend::reduce(ReduceOp op, const StridedView& out, const StridedView& 
     return ref::reduce(op, out, in);
   }
   dispatch_dtype(in.dtype, [&]<typename T>() {
-    if constexpr (std::is_same_v<T, bool>) {
-      if (op == ReduceOp::Sum) return ref::reduce(op, out, in);  // reports the unsupported dtype
-    }
     T* o = out.ptr<T>();
     const T* i = in.ptr<T>();
-    for (std::int64_t r = 0; r < outer; ++r) {
-      const T* run = i + r * inner;
-      T acc;
-      switch (op) {
-        case ReduceOp::Sum:
-          acc = T(0);
-          if constexpr (!std::is_same_v<T, bool>) {
+    switch (op) {
+      case ReduceOp::Sum:
+        if constexpr (std::is_same_v<T, bool>) {
+          return ref::reduce(op, out, in);  // reports the unsupported dtype
+        } else {
+          // Starting from 0 makes an empty run sum to 0.
+          for (std::int64_t r = 0; r < outer; ++r) {
+            const T* run = i + r * inner;
+            T acc = T(0);
             for (std::int64_t k = 0; k < inner; ++k) acc = kernels::add(acc, run[k]);
+            o[r] = acc;
           }
-          break;
-        case ReduceOp::Max:
-          acc = run[0];
-          for (std::int64_t k = 1; k < inner; ++k) acc = kernels::maximum(acc, run[k]);
-          break;
-        case ReduceOp::Min:
-          acc = run[0];
-          for (std::int64_t k = 1; k < inner; ++k) acc = kernels::minimum(acc, run[k]);
-          break;
-      }
-      o[r] = acc;
+        }
+        break;
+      case ReduceOp::Max:
+        fold_runs(o, i, outer, inner, [](T acc, T x) { return kernels::maximum(acc, x); });
+        break;
+      case ReduceOp::Min:
+        fold_runs(o, i, outer, inner, [](T acc, T x) { return kernels::minimum(acc, x); });
+        break;
     }
   });
 }
