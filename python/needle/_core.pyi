@@ -251,7 +251,14 @@ class NDArray:
     @overload
     def __add__(self, arg: bool | int | float, /) -> NDArray: ...
 
+    @overload
+    def __add__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
+
+    @overload
     def __radd__(self, arg: bool | int | float, /) -> NDArray: ...
+
+    @overload
+    def __radd__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
 
     @overload
     def __sub__(self, arg: NDArray, /) -> NDArray: ...
@@ -259,7 +266,14 @@ class NDArray:
     @overload
     def __sub__(self, arg: bool | int | float, /) -> NDArray: ...
 
+    @overload
+    def __sub__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
+
+    @overload
     def __rsub__(self, arg: bool | int | float, /) -> NDArray: ...
+
+    @overload
+    def __rsub__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
 
     @overload
     def __mul__(self, arg: NDArray, /) -> NDArray: ...
@@ -267,7 +281,14 @@ class NDArray:
     @overload
     def __mul__(self, arg: bool | int | float, /) -> NDArray: ...
 
+    @overload
+    def __mul__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
+
+    @overload
     def __rmul__(self, arg: bool | int | float, /) -> NDArray: ...
+
+    @overload
+    def __rmul__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
 
     @overload
     def __truediv__(self, arg: NDArray, /) -> NDArray: ...
@@ -275,7 +296,14 @@ class NDArray:
     @overload
     def __truediv__(self, arg: bool | int | float, /) -> NDArray: ...
 
+    @overload
+    def __truediv__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
+
+    @overload
     def __rtruediv__(self, arg: bool | int | float, /) -> NDArray: ...
+
+    @overload
+    def __rtruediv__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
 
     @overload
     def __pow__(self, arg: NDArray, /) -> NDArray: ...
@@ -283,7 +311,14 @@ class NDArray:
     @overload
     def __pow__(self, arg: bool | int | float, /) -> NDArray: ...
 
+    @overload
+    def __pow__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
+
+    @overload
     def __rpow__(self, arg: bool | int | float, /) -> NDArray: ...
+
+    @overload
+    def __rpow__(self, other: numpy.typing.NDArray[Any], /) -> NDArray: ...
 
     def __eq__(self, other: object, /) -> NDArray:  # type: ignore[override]
         """a == other, element-wise (bool)."""
@@ -291,29 +326,17 @@ class NDArray:
     def __ne__(self, other: object, /) -> NDArray:  # type: ignore[override]
         """a != other, element-wise (bool)."""
 
-    @overload
-    def __lt__(self, arg: NDArray, /) -> NDArray: ...
+    def __lt__(self, other: NDArray | bool | int | float, /) -> NDArray:
+        """Element-wise comparison (bool)."""
 
-    @overload
-    def __lt__(self, arg: bool | int | float, /) -> NDArray: ...
+    def __le__(self, other: NDArray | bool | int | float, /) -> NDArray:
+        """Element-wise comparison (bool)."""
 
-    @overload
-    def __le__(self, arg: NDArray, /) -> NDArray: ...
+    def __gt__(self, other: NDArray | bool | int | float, /) -> NDArray:
+        """Element-wise comparison (bool)."""
 
-    @overload
-    def __le__(self, arg: bool | int | float, /) -> NDArray: ...
-
-    @overload
-    def __gt__(self, arg: NDArray, /) -> NDArray: ...
-
-    @overload
-    def __gt__(self, arg: bool | int | float, /) -> NDArray: ...
-
-    @overload
-    def __ge__(self, arg: NDArray, /) -> NDArray: ...
-
-    @overload
-    def __ge__(self, arg: bool | int | float, /) -> NDArray: ...
+    def __ge__(self, other: NDArray | bool | int | float, /) -> NDArray:
+        """Element-wise comparison (bool)."""
 
     def __matmul__(self, arg: NDArray, /) -> NDArray: ...
 
@@ -327,6 +350,8 @@ class NDArray:
         """
 
     __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    __array_priority__: int = 1000
 
 def neg(a: NDArray) -> NDArray:
     """-a"""

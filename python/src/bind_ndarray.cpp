@@ -1,5 +1,7 @@
 // The NDArray class: metadata, views, copies, indexing, NumPy interop and operators.
+#include <deque>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bindings.h"
@@ -24,16 +26,42 @@ Scalar single_item(const NDArray& a, const char* what) {
   return a.item();
 }
 
-// __add__/__radd__ and friends: NDArray op NDArray, NDArray op scalar, scalar op NDArray.
+// A string that lives as long as the module (nanobind keeps pointers to signature strings).
+const char* persistent(std::string text) {
+  static std::deque<std::string> strings;
+  return strings.emplace_back(std::move(text)).c_str();
+}
+
+const char* numpy_operand_signature(const char* name) {
+  return persistent(str("def ", name, "(self, other: " NEEDLE_NUMPY_ARRAY ", /) -> NDArray"));
+}
+
+// NumPy arrays as operands of NDArray operators (both orders): converted onto the NDArray's device.
+// Anything else gives NotImplemented so that Python tries the other operand.
+template <BinaryOp Op>
+nb::object with_numpy_operand(const NDArray& a, nb::handle other, bool reflected) {
+  if (!nb::isinstance(other, numpy().attr("ndarray"))) return nb::borrow(Py_NotImplemented);
+  const NDArray b = to_ndarray(other, a.device(), std::nullopt);
+  return nb::cast(reflected ? binary(Op, b, a) : binary(Op, a, b));
+}
+
+// __add__/__radd__ and friends: NDArray op NDArray, NDArray op scalar, scalar op NDArray, and NumPy arrays
+// on either side (NDArray's __array_priority__ makes NumPy defer to these).
 template <BinaryOp Op>
 void def_binary_operator(nb::class_<NDArray>& cls, const char* name, const char* reflected_name) {
   cls.def(
       name, [](const NDArray& a, const NDArray& b) { return binary(Op, a, b); }, nb::is_operator());
   cls.def(
       name, [](const NDArray& a, const Scalar& s) { return binary(Op, a, s); }, nb::is_operator());
+  cls.def(
+      name, [](const NDArray& a, nb::handle other) { return with_numpy_operand<Op>(a, other, false); },
+      nb::is_operator(), nb::sig(numpy_operand_signature(name)));
   if (reflected_name != nullptr) {
     cls.def(
         reflected_name, [](const NDArray& a, const Scalar& s) { return binary(Op, a, s, true); }, nb::is_operator());
+    cls.def(
+        reflected_name, [](const NDArray& a, nb::handle other) { return with_numpy_operand<Op>(a, other, true); },
+        nb::is_operator(), nb::sig(numpy_operand_signature(reflected_name)));
   }
 }
 
@@ -240,6 +268,8 @@ void bind_ndarray(nb::module_& m) {
       "numpy", [](const NDArray& a) { return to_numpy(a); }, nb::sig("def numpy(self) -> " NEEDLE_NUMPY_ARRAY),
       "A NumPy array sharing this array's memory (host devices; other devices copy to the host).");
   cls.attr("__hash__") = nb::none();
+  // NumPy defers binary operators with an NDArray operand to NDArray's (so np.float32(2) * a is an NDArray).
+  cls.attr("__array_priority__") = 1000;
 }
 
 }  // namespace needle::python
