@@ -4,6 +4,7 @@
 // products whose accumulation order a backend may choose; errors must be of the same kind.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,8 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backend_test_util.h"
@@ -107,8 +110,10 @@ class Random {
   std::mt19937_64 engine_;
 };
 
-// An array of `shape` laid out as `layout`, its buffer filled with random values.
-HostArray random_array(Random& rng, DType dtype, const Shape& shape, Layout layout, const ValueRange& range) {
+// A zeroed array of `shape` laid out as `layout`; `fill_buffer` (if given) may write the underlying
+// contiguous buffer first.
+HostArray laid_out(DType dtype, const Shape& shape, Layout layout,
+                   const std::function<void(const StridedView&)>& fill_buffer = {}) {
   const std::size_t ndim = shape.size();
   if (ndim == 0 && layout != Layout::Scalar) layout = Layout::Contiguous;
   Shape base = shape;
@@ -129,7 +134,7 @@ HostArray random_array(Random& rng, DType dtype, const Shape& shape, Layout layo
       break;
   }
   HostArray a = zeros(dtype, base);
-  rng.fill(a.view.data, dtype, numel(base), range);
+  if (fill_buffer) fill_buffer(a.view);
   switch (layout) {
     case Layout::Contiguous:
       return a;
@@ -150,12 +155,13 @@ HostArray random_array(Random& rng, DType dtype, const Shape& shape, Layout layo
   return a;
 }
 
-// A zeroed output of `shape` laid out as `layout`.
-HostArray output_array(DType dtype, const Shape& shape, Layout layout) {
-  Random unused(0);
-  HostArray a = random_array(unused, dtype, shape, layout, ValueRange{0.0, 0.0});
-  return a;
+HostArray random_array(Random& rng, DType dtype, const Shape& shape, Layout layout, const ValueRange& range) {
+  return laid_out(dtype, shape, layout,
+                  [&](const StridedView& buffer) { rng.fill(buffer.data, dtype, numel(buffer.shape), range); });
 }
+
+// Outputs start zeroed.
+HostArray output_array(DType dtype, const Shape& shape, Layout layout) { return laid_out(dtype, shape, layout); }
 
 // Runs `kernel` on both backends. Both must succeed or both raise the same kind of error; returns
 // whether they succeeded (so the outputs are worth comparing).
