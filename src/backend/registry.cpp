@@ -10,15 +10,16 @@ namespace needle {
 
 namespace {
 
-// Function-local statics: created on first use (thread-safe), never before main() needs them.
+// Created on first use (thread-safe) and never destroyed: arrays that outlive main() (globals, objects
+// the Python interpreter frees late) still find their backend to release their storage.
 Backend& ref_backend() {
-  static RefBackend backend;
-  return backend;
+  static Backend* const backend = new RefBackend();
+  return *backend;
 }
 
 Backend& cpu_backend() {
-  static CpuBackend backend;
-  return backend;
+  static Backend* const backend = new CpuBackend();
+  return *backend;
 }
 
 }  // namespace
