@@ -222,8 +222,15 @@ void with_binary_op(BinaryOp op, Fn&& fn) {
 template <typename T>
 T random_sample(RandomDistribution dist, double p0, double p1, std::uint64_t seed, std::uint64_t counter) {
   switch (dist) {
-    case RandomDistribution::Uniform:
-      return static_cast<T>(p0 + (p1 - p0) * random_bits::uniform01(seed, counter));
+    case RandomDistribution::Uniform: {
+      const T value = static_cast<T>(p0 + (p1 - p0) * random_bits::uniform01(seed, counter));
+      if constexpr (std::is_floating_point_v<T>) {
+        // Rounding a double just below p1 to float32 can land on p1 itself: keep [p0, p1) half-open.
+        const T high = static_cast<T>(p1);
+        if (p1 > p0 && value >= high) return std::nextafter(high, static_cast<T>(p0));
+      }
+      return value;
+    }
     case RandomDistribution::Normal:
       return static_cast<T>(p0 + p1 * random_bits::standard_normal(seed, counter));
     case RandomDistribution::Bernoulli:
