@@ -47,9 +47,12 @@ def main() -> None:
     on_ref = nd.randn(3, device=nd.ref()).numpy()
     nd.manual_seed(0)
     on_cpu = nd.randn(3, device=nd.cpu()).numpy()
-    print(f"seeded randn is identical on both devices: {on_ref.tolist()} == {on_cpu.tolist()}: {bool((on_ref == on_cpu).all())}")
+    same = bool((on_ref == on_cpu).all())
+    print(f"seeded randn on ref {on_ref.tolist()} and on cpu {on_cpu.tolist()}: identical={same}")
 
-    print(f"256x256 matmul, one run: ref {matmul_speed(nd.ref()):.2f} GFLOP/s, cpu {matmul_speed(nd.cpu()):.2f} GFLOP/s")
+    print(
+        f"256x256 matmul, one run: ref {matmul_speed(nd.ref()):.2f} GFLOP/s, cpu {matmul_speed(nd.cpu()):.2f} GFLOP/s"
+    )
 
     try:
         nd.array(np.ones((2, 3))) @ nd.array(np.ones((2, 3)))
