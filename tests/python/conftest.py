@@ -9,8 +9,7 @@ from needle import backend_ndarray as nd
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> nd.Device:
-    dev: nd.Device = request.param
-    return dev
+    return nd.Device(request.param)
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ from ndarray_helpers import check
 import needle as ndl
 from needle import backend_ndarray as nd
 
-DEVICES = [ndl.ref(), ndl.cpu()]
+
+def devices() -> list[nd.Device]:
+    # Created per call: module-level device objects held by hypothesis outlive the extension at exit.
+    return [ndl.ref(), ndl.cpu()]
 
 
 @st.composite
@@ -96,7 +99,7 @@ def apply_needle(a: nd.NDArray, op: str, arg: object) -> nd.NDArray:
 def test_view_chains_match_numpy(chain: tuple[tuple[int, ...], list[tuple[str, object]]], dtype: str) -> None:
     shape, ops = chain
     x = (np.arange(int(np.prod(shape))).reshape(shape) % 7).astype(dtype)
-    for device in DEVICES:
+    for device in devices():
         expected = x
         a = nd.NDArray(x, device=device)
         for op, arg in ops:
@@ -115,7 +118,7 @@ def test_writes_through_view_chains(chain: tuple[tuple[int, ...], list[tuple[str
     stops = [i for i, (op, _) in enumerate(ops) if op in ("broadcast", "compact")]
     ops = ops[: stops[0]] if stops else ops  # the prefix of plain views
     x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
-    for device in DEVICES:
+    for device in devices():
         expected = x.copy()
         a = nd.NDArray(x, device=device)
         v, ev = a, expected
@@ -140,7 +143,7 @@ def test_reductions_over_random_axes(shape: tuple[int, ...], data: st.DataObject
     keepdims = data.draw(st.booleans())
     x = np.random.default_rng(len(shape)).standard_normal(shape)
     results = []
-    for device in DEVICES:
+    for device in devices():
         a = nd.NDArray(x, device=device)
         axis = axes if axes else None
         check(a.sum(axis=axis, keepdims=keepdims), np.sum(x, axis=axis, keepdims=keepdims))
