@@ -160,9 +160,8 @@ NDArray unary(UnaryOp op, const NDArray& a) {
   DType compute = a.dtype();
   if (is_float_only(op)) {
     compute = float_result_type(a.dtype());
-  } else if (a.dtype() == DType::Bool) {
-    NEEDLE_CHECK(op != UnaryOp::Neg, TypeError, name, ": not supported for bool arrays (use logical not)");
-    return a.copy();  // abs and relu leave booleans unchanged
+  } else {
+    NEEDLE_CHECK(a.dtype() != DType::Bool, TypeError, name, ": not supported for bool arrays");
   }
   NDArray out = NDArray::empty(a.shape(), compute, a.device());
   if (out.size() > 0) backend_of(a).unary(op, out.view(), a.astype(compute).view());
@@ -256,7 +255,13 @@ NDArray matmul(const NDArray& a, const NDArray& b) {
                " dim of b)");
   const Shape a_batch(lhs.shape().begin(), lhs.shape().end() - 2);
   const Shape b_batch(rhs.shape().begin(), rhs.shape().end() - 2);
-  Shape out_shape = broadcast_shapes(a_batch, b_batch, "matmul");
+  Shape out_shape;
+  try {
+    out_shape = broadcast_shapes(a_batch, b_batch, "matmul");
+  } catch (const ValueError&) {
+    throw ValueError(str("matmul: batch dimensions of shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
+                         " cannot be broadcast together"));
+  }
   Shape a_shape = out_shape;
   Shape b_shape = out_shape;
   a_shape.insert(a_shape.end(), {m, k});
