@@ -140,8 +140,6 @@ def test_binary_same_dtype(
 @pytest.mark.parametrize("name", ["+", "*", "/", "maximum"])
 def test_binary_promotion(device: nd.Device, rng: np.random.Generator, name: str, dtype_a: str, dtype_b: str) -> None:
     op, ref = BINARY[name]
-    if name in ("+", "*") and dtype_a == dtype_b == "bool":
-        pytest.skip("bool arithmetic is not defined")
     x = random_array((3, 4), dtype_a, rng)
     y = random_array((4,), dtype_b, rng, kind="positive")
     out = binary_result_dtype(name, dtype_a, dtype_b)
@@ -176,8 +174,10 @@ def test_binary_scalar(
     device: nd.Device, rng: np.random.Generator, name: str, dtype: str, layout: str, scalar: bool | int | float
 ) -> None:
     op, ref = BINARY[name]
-    if dtype == "bool" and (isinstance(scalar, bool) or name in ("-",)) and name not in ("maximum", "minimum"):
-        pytest.skip("bool arithmetic is not defined")
+    if dtype == "bool" and name == "-" and isinstance(scalar, bool):
+        with pytest.raises(TypeError, match="sub: not supported for bool arrays"):
+            op(nd.NDArray(np.array([True, False]), device=device), scalar)  # type: ignore[arg-type]
+        return
     kind = "positive" if name == "/" else "any"
     x, a = make_input(layout, (3, 5), dtype, rng, device, kind)
     out = promote_scalar(dtype, scalar)
@@ -187,6 +187,17 @@ def test_binary_scalar(
     check(op(a, scalar), ref(x.astype(out), s), out)  # type: ignore[arg-type]
     if name != "/" or scalar != 0:
         check(op(scalar, a), ref(s, x.astype(out)), out)  # type: ignore[arg-type]
+
+
+def test_bool_arithmetic_is_logical_or_refused(device: nd.Device) -> None:
+    t = nd.NDArray(np.array([True, True, False, False]), device=device)
+    u = nd.NDArray(np.array([True, False, True, False]), device=device)
+    check(t + u, np.array([True, True, True, False]), "bool")
+    check(t * u, np.array([True, False, False, False]), "bool")
+    with pytest.raises(TypeError, match="sub: not supported for bool arrays"):
+        _ = t - u
+    with pytest.raises(TypeError, match="neg: not supported for bool arrays"):
+        _ = -t
 
 
 @pytest.mark.parametrize("dtype", NUMERIC_DTYPES)
