@@ -11,12 +11,14 @@ from needle import backend_ndarray as nd
 
 
 def show(label: str, a: nd.NDArray) -> None:
-    print(f"  {label:<22} shape={a.shape!s:<10} strides={a.strides!s:<10} {a.numpy().tolist()}")
+    values = np.array2string(a.numpy(), precision=3, separator=", ").replace("\n", "")
+    print(f"  {label:<22} shape={a.shape!s:<10} strides={a.strides!s:<10} {values}")
 
 
 def tour(device: nd.Device) -> None:
     print(f"device {device} (enabled: {device.enabled()})")
     a = nd.array(np.arange(6, dtype=np.float32).reshape(2, 3), device=device)
+    print(repr(a))
     show("a", a)
     t = a.permute((1, 0))
     show("a.permute((1, 0))", t)
