@@ -21,6 +21,8 @@ std::string_view unary_op_name(UnaryOp op) {
       return "sigmoid";
     case UnaryOp::Relu:
       return "relu";
+    case UnaryOp::Erf:
+      return "erf";
   }
   return "unknown unary op";
 }

@@ -167,6 +167,8 @@ void with_unary_op(UnaryOp op, Fn&& fn) {
           return fn([](T x) { return std::tanh(x); });
         case UnaryOp::Sigmoid:
           return fn([](T x) { return sigmoid(x); });
+        case UnaryOp::Erf:
+          return fn([](T x) { return std::erf(x); });
         default:
           break;
       }

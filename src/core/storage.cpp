@@ -1,16 +1,48 @@
 #include "needle/core/storage.h"
 
+#include <array>
+#include <atomic>
+
 #include "needle/backend/backend.h"
 
 namespace needle {
 
+namespace {
+
+// Live storage per device type: what memory statistics and leak tests read. Relaxed atomics suffice:
+// the counters order nothing, they only have to add up.
+struct LiveCounters {
+  std::atomic<std::size_t> bytes{0};
+  std::atomic<std::size_t> count{0};
+};
+constexpr std::size_t kDeviceTypes = 3;
+
+LiveCounters& counters(Device device) {
+  static std::array<LiveCounters, kDeviceTypes> per_type;
+  return per_type.at(static_cast<std::size_t>(device.type));
+}
+
+}  // namespace
+
 std::shared_ptr<Storage> Storage::allocate(Device device, std::size_t nbytes) {
   Backend& backend = backend_for(device);  // throws for a disabled device
   void* data = backend.allocate(nbytes);
+  LiveCounters& live = counters(device);
+  live.bytes.fetch_add(nbytes, std::memory_order_relaxed);
+  live.count.fetch_add(1, std::memory_order_relaxed);
   // The constructor is private, so std::make_shared cannot be used.
   return std::shared_ptr<Storage>(new Storage(device, data, nbytes));
 }
 
-Storage::~Storage() { backend_for(device_).deallocate(data_, nbytes_); }
+Storage::~Storage() {
+  backend_for(device_).deallocate(data_, nbytes_);
+  LiveCounters& live = counters(device_);
+  live.bytes.fetch_sub(nbytes_, std::memory_order_relaxed);
+  live.count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::size_t Storage::live_bytes(Device device) { return counters(device).bytes.load(std::memory_order_relaxed); }
+
+std::size_t Storage::live_count(Device device) { return counters(device).count.load(std::memory_order_relaxed); }
 
 }  // namespace needle

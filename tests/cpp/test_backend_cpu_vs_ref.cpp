@@ -258,8 +258,8 @@ TEST(BackendCpuVsRef, CopyBetweenEveryDtypePair) {
 
 TEST(BackendCpuVsRef, Unary) {
   Random rng(2);
-  const std::vector<UnaryOp> ops = {UnaryOp::Neg,  UnaryOp::Abs,  UnaryOp::Exp,     UnaryOp::Log,
-                                    UnaryOp::Sqrt, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Relu};
+  const std::vector<UnaryOp> ops = {UnaryOp::Neg,  UnaryOp::Abs,     UnaryOp::Exp,  UnaryOp::Log, UnaryOp::Sqrt,
+                                    UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Relu, UnaryOp::Erf};
   for (UnaryOp op : ops) {
     for (DType dtype : kAllDtypes) {
       const ValueRange range = is_floating(dtype) ? ValueRange{-30.0, 30.0, true} : full_range(dtype);

@@ -36,7 +36,7 @@ struct StridedView {
   }
 };
 
-enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu };
+enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Erf };
 
 enum class BinaryOp : std::uint8_t {
   Add,
@@ -91,7 +91,7 @@ class Backend {
   // out[i] = in[i] converted to out.dtype (any dtype pair; same shape). Used for compact, astype,
   // setitem, flip (negative strides), pad and concat (copies into slices of the output).
   virtual void copy(const StridedView& out, const StridedView& in) = 0;
-  // out[i] = op(in[i]); in and out share a dtype. Exp/Log/Sqrt/Tanh/Sigmoid get floating dtypes only;
+  // out[i] = op(in[i]); in and out share a dtype. Exp/Log/Sqrt/Tanh/Sigmoid/Erf get floating dtypes only;
   // Neg/Abs/Relu get any numeric dtype (not bool).
   virtual void unary(UnaryOp op, const StridedView& out, const StridedView& in) = 0;
   // out[i] = op(a[i], b[i]); a and b share a dtype and out's shape (broadcast by zero strides).

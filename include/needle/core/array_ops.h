@@ -24,7 +24,7 @@ using Axes = std::vector<std::int64_t>;
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
 // `a op s` (or `s op a` when scalar_first): the scalar only lifts the dtype category (promote_with_scalar).
 NDArray binary(BinaryOp op, const NDArray& a, const Scalar& s, bool scalar_first = false);
-// Exp/Log/Sqrt/Tanh/Sigmoid promote integers and bool to float32; Neg/Abs/Relu keep integer dtypes and
+// Exp/Log/Sqrt/Tanh/Sigmoid/Erf promote integers and bool to float32; Neg/Abs/Relu keep integer dtypes and
 // refuse bool (TypeError).
 NDArray unary(UnaryOp op, const NDArray& a);
 
@@ -50,6 +50,7 @@ NDArray sqrt(const NDArray& a);
 NDArray tanh(const NDArray& a);
 NDArray sigmoid(const NDArray& a);
 NDArray relu(const NDArray& a);
+NDArray erf(const NDArray& a);
 
 // cond ? a : b with broadcasting of all three; cond is converted to bool; a and b are promoted.
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);

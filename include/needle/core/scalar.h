@@ -29,6 +29,12 @@ class Scalar {
     return static_cast<T>(i_);
   }
 
+  // -value, keeping the kind (a bool negates to the integer -1 or 0).
+  [[nodiscard]] Scalar negated() const {
+    if (kind_ == Kind::Floating) return Scalar(-f_);
+    return Scalar(-i_);
+  }
+
   // The dtype this scalar would have on its own: bool, int64 or float32 (PyTorch's defaults).
   [[nodiscard]] DType natural_dtype() const {
     switch (kind_) {

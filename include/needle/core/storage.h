@@ -10,6 +10,11 @@ namespace needle {
 
 class Storage {
  public:
+  // Bytes currently held by live Storage objects on devices of `device`'s type (all indices together).
+  static std::size_t live_bytes(Device device);
+  // Number of live Storage objects on devices of `device`'s type.
+  static std::size_t live_count(Device device);
+
   // Allocates `nbytes` on `device` through its backend (throws RuntimeError if the device is disabled).
   static std::shared_ptr<Storage> allocate(Device device, std::size_t nbytes);
 

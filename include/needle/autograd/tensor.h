@@ -1,0 +1,88 @@
+// Tensor: an NDArray value plus what autograd needs: whether it requires a gradient, the op that produced
+// it and that op's inputs (the graph), and its accumulated gradient.
+//
+// A Tensor is a cheap handle (a shared pointer): copies refer to the same tensor. Values are computed
+// eagerly when an op runs; the graph is recorded at the same time when grad mode is on and some input
+// requires a gradient. backward() walks that graph in reverse topological order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "needle/core/ndarray.h"
+
+namespace needle {
+
+class Op;
+struct TensorImpl;
+
+class Tensor {
+ public:
+  // An undefined tensor (no value): used for "no gradient".
+  Tensor() = default;
+  // A leaf. requires_grad is honoured only for floating dtypes (integer tensors never require grad).
+  explicit Tensor(NDArray value, bool requires_grad = false);
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // Runs `op` on the inputs' values; records the graph (op + inputs) when grad mode is on and an input
+  // requires a gradient. This is how every op creates its output.
+  static Tensor from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs);
+
+  [[nodiscard]] bool defined() const { return impl_ != nullptr; }
+  [[nodiscard]] const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+  [[nodiscard]] bool same(const Tensor& other) const { return impl_ == other.impl_; }
+
+  // ---- value ---------------------------------------------------------------------------------
+  [[nodiscard]] const NDArray& value() const;
+  // Replaces the value in place (Needle's `t.data = ...`): same dtype and device required.
+  void set_value(const NDArray& value);
+  [[nodiscard]] const Shape& shape() const { return value().shape(); }
+  [[nodiscard]] DType dtype() const { return value().dtype(); }
+  [[nodiscard]] Device device() const { return value().device(); }
+  [[nodiscard]] std::int64_t ndim() const { return value().ndim(); }
+  [[nodiscard]] std::int64_t size() const { return value().size(); }
+
+  // ---- graph ---------------------------------------------------------------------------------
+  [[nodiscard]] bool requires_grad() const;
+  // Throws TypeError when asked for a gradient of a non-floating tensor.
+  void set_requires_grad(bool requires_grad);
+  // True when no op produced this tensor (or its graph link was cut by detach()).
+  [[nodiscard]] bool is_leaf() const;
+  // The op that produced this tensor (null for leaves) and its inputs.
+  [[nodiscard]] const std::shared_ptr<const Op>& op() const;
+  [[nodiscard]] const std::vector<Tensor>& inputs() const;
+  // A new leaf sharing this tensor's value, outside the graph.
+  [[nodiscard]] Tensor detach() const;
+
+  // ---- gradients -----------------------------------------------------------------------------
+  // The accumulated gradient (undefined until a backward pass reaches this tensor).
+  [[nodiscard]] Tensor grad() const;
+  void set_grad(const Tensor& grad);
+  void reset_grad() { set_grad(Tensor()); }
+  // Reverse mode from this tensor. Without out_grad a tensor of ones is used (Needle's behaviour, also
+  // for non-scalar outputs). The gradients of every tensor that requires one are accumulated into its
+  // grad(). Unless retain_graph, the graph behind this tensor is released afterwards. With create_graph
+  // the backward pass itself is recorded, so gradients can be differentiated again.
+  void backward(const Tensor& out_grad = Tensor(), bool retain_graph = false, bool create_graph = false) const;
+
+  // "Tensor(shape=(2, 3), dtype=float32, device=cpu, requires_grad=true, op=add)".
+  [[nodiscard]] std::string describe() const;
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+// The state behind a Tensor handle. Exposed so bindings can hold it directly; use Tensor's methods.
+struct TensorImpl {
+  NDArray value;
+  bool requires_grad = false;
+  std::shared_ptr<const Op> op;  // null for leaves
+  std::vector<Tensor> inputs;
+  std::shared_ptr<TensorImpl> grad;
+  // Set when backward() released this node's graph links, so a second backward can say so.
+  std::string released_op_name;
+};
+
+}  // namespace needle

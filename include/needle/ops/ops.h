@@ -1,0 +1,141 @@
+// The op library: every differentiable operation on Tensors (Needle's names first).
+//
+// Each function checks its arguments (errors name the op and the shapes), then creates its output with
+// Tensor::from_op(<the op's class>, inputs). The classes live in src/ops/, one file per family, each
+// with its forward (compute, on NDArrays) and its backward (gradient, written with these functions).
+// Binary element-wise ops broadcast like NumPy; gradients of broadcast inputs are summed back to the
+// input's shape. Ops marked "no grad" return tensors that never require a gradient.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "needle/autograd/tensor.h"
+#include "needle/core/ndarray.h"
+#include "needle/core/scalar.h"
+
+namespace needle::ops {
+
+using Axes = std::vector<std::int64_t>;
+
+// ---- element-wise (src/ops/elementwise.cpp) -------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor add_scalar(const Tensor& a, const Scalar& scalar);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor multiply(const Tensor& a, const Tensor& b);
+Tensor mul_scalar(const Tensor& a, const Scalar& scalar);
+Tensor divide(const Tensor& a, const Tensor& b);
+Tensor divide_scalar(const Tensor& a, const Scalar& scalar);
+Tensor power(const Tensor& a, const Tensor& b);                // a ** b (elementwise; gradient for both)
+Tensor power_scalar(const Tensor& a, const Scalar& scalar);    // a ** scalar
+Tensor rpower_scalar(const Scalar& scalar, const Tensor& a);   // scalar ** a
+Tensor rdivide_scalar(const Scalar& scalar, const Tensor& a);  // scalar / a
+Tensor negate(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor abs(const Tensor& a);
+Tensor relu(const Tensor& a);
+Tensor leaky_relu(const Tensor& a, double negative_slope = 0.01);
+Tensor tanh(const Tensor& a);
+Tensor sigmoid(const Tensor& a);
+Tensor gelu(const Tensor& a);  // exact: x * Phi(x) with the error function (PyTorch's default)
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // no gradient for cond
+Tensor astype(const Tensor& a, DType dtype);                         // gradient converted back to a's dtype
+// Comparisons (no grad): bool tensors.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+
+// ---- shapes and views (src/ops/shape.cpp) ---------------------------------------------------------
+Tensor reshape(const Tensor& a, const Shape& shape);
+Tensor broadcast_to(const Tensor& a, const Shape& shape);
+// Sums `grad` over the axes that broadcasting added or stretched so it takes `shape` (the gradient of
+// broadcast_to). Returns grad unchanged when the shapes already match.
+Tensor sum_to_shape(const Tensor& grad, const Shape& shape);
+// Needle's transpose: swaps the last two axes when `axes` is empty, else the two given axes.
+Tensor transpose(const Tensor& a, std::optional<std::pair<std::int64_t, std::int64_t>> axes = std::nullopt);
+Tensor permute(const Tensor& a, const Axes& axes);
+Tensor squeeze(const Tensor& a, const Axes& axes = {});  // empty: every size-1 axis
+Tensor unsqueeze(const Tensor& a, std::int64_t axis);
+Tensor flip(const Tensor& a, const Axes& axes);
+Tensor pad(const Tensor& a, const std::vector<std::pair<std::int64_t, std::int64_t>>& pad_width, double value = 0.0);
+Tensor getitem(const Tensor& a, const Index& index);  // gradient scattered back into a's shape
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
+std::vector<Tensor> split(const Tensor& a, std::int64_t axis = 0);  // Needle's: slices with the axis removed
+// Needle's dilate: inserts `dilation` zeros between elements along each axis; undilate removes them.
+Tensor dilate(const Tensor& a, const Axes& axes, std::int64_t dilation);
+Tensor undilate(const Tensor& a, const Axes& axes, std::int64_t dilation);
+
+// ---- reductions (src/ops/reduce.cpp) --------------------------------------------------------------
+// Empty `axes` means every axis (Needle's axes=None).
+Tensor summation(const Tensor& a, const Axes& axes = {}, bool keepdims = false);
+Tensor mean(const Tensor& a, const Axes& axes = {}, bool keepdims = false);
+Tensor max(const Tensor& a, const Axes& axes = {}, bool keepdims = false);  // gradient shared among ties
+Tensor min(const Tensor& a, const Axes& axes = {}, bool keepdims = false);
+Tensor logsumexp(const Tensor& a, const Axes& axes = {}, bool keepdims = false);  // stable for large inputs
+Tensor argmax(const Tensor& a, std::optional<std::int64_t> axis = std::nullopt, bool keepdims = false);  // no grad
+
+// ---- linear algebra (src/ops/linalg.cpp) ----------------------------------------------------------
+Tensor matmul(const Tensor& a, const Tensor& b);  // batched, broadcasting batch dims, 1-d operands as in NumPy
+
+// ---- indexing (src/ops/index.cpp) -----------------------------------------------------------------
+Tensor gather(const Tensor& a, std::int64_t axis, const Tensor& index);  // gradient for a only
+// Rows of `weight` (num_embeddings, dim) picked by integer `indices` of any shape: indices.shape + (dim,).
+Tensor embedding(const Tensor& indices, const Tensor& weight);
+// One-hot encoding of integer `indices` (no grad): indices.shape + (num_classes,).
+Tensor one_hot(const Tensor& indices, std::int64_t num_classes, DType dtype = kDefaultFloat);
+
+// ---- neural-network functions (src/ops/nn.cpp, src/ops/attention.cpp) -----------------------------
+Tensor logsoftmax(const Tensor& a, std::int64_t axis = -1);  // stable
+Tensor softmax(const Tensor& a, std::int64_t axis = -1);     // stable
+// Mean over the batch of -log softmax(logits)[label]: logits (N, C), labels integer (N,).
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+Tensor mse_loss(const Tensor& prediction, const Tensor& target);  // mean of squared differences
+// Zeroes each element with probability p and scales the rest by 1 / (1 - p); identity when !training.
+Tensor dropout(const Tensor& a, double p, bool training = true);
+// Normalizes over the last axis; weight and bias (shape (dim,)) may be undefined.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// Normalizes over every axis but 1 (channels) of x (N, C) or (N, C, ...). In training, batch statistics
+// are used and running_mean/running_var (if defined) are updated in place with `momentum`
+// (running = (1 - momentum) * running + momentum * batch, unbiased variance); in eval, the running
+// statistics are used. weight and bias (shape (C,)) may be undefined.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes of q (..., L, d), k (..., S, d) and
+// v (..., S, dv); with `causal`, position i attends only to positions j <= i.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false);
+
+// ---- convolution (src/ops/conv.cpp) ---------------------------------------------------------------
+// Needle's conv: input a (N, H, W, C_in), weight b (K, K, C_in, C_out), zero padding on H and W, stride.
+// Output (N, (H + 2p - K) / s + 1, (W + 2p - K) / s + 1, C_out). The backward is exact for every stride
+// and padding.
+Tensor conv(const Tensor& a, const Tensor& b, std::int64_t stride = 1, std::int64_t padding = 0);
+
+}  // namespace needle::ops
+
+namespace needle {
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return ops::multiply(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return ops::divide(a, b); }
+inline Tensor operator+(const Tensor& a, const Scalar& s) { return ops::add_scalar(a, s); }
+inline Tensor operator-(const Tensor& a, const Scalar& s) { return ops::add_scalar(a, s.negated()); }
+inline Tensor operator*(const Tensor& a, const Scalar& s) { return ops::mul_scalar(a, s); }
+inline Tensor operator/(const Tensor& a, const Scalar& s) { return ops::divide_scalar(a, s); }
+inline Tensor operator+(const Scalar& s, const Tensor& a) { return ops::add_scalar(a, s); }
+inline Tensor operator-(const Scalar& s, const Tensor& a) { return ops::add_scalar(ops::negate(a), s); }
+inline Tensor operator*(const Scalar& s, const Tensor& a) { return ops::mul_scalar(a, s); }
+inline Tensor operator/(const Scalar& s, const Tensor& a) { return ops::rdivide_scalar(s, a); }
+inline Tensor operator-(const Tensor& a) { return ops::negate(a); }
+
+}  // namespace needle

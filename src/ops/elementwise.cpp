@@ -1,0 +1,376 @@
+// Element-wise ops: forward through the array layer (which broadcasts and promotes), backward with ops.
+// Gradients of broadcast inputs are summed back to the input's shape with sum_to_shape.
+#include <cmath>
+#include <numbers>
+
+#include "ops/op_helpers.h"
+
+namespace needle::ops {
+
+using detail::constant;
+using detail::input_value;
+using detail::make;
+using detail::scalar_like;
+
+namespace {
+
+// ---- tensor-tensor arithmetic ---------------------------------------------------------------------
+
+class AddOp final : public Op {
+ public:
+  std::string name() const override { return "add"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::add(in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {sum_to_shape(g, node.inputs()[0].shape()), sum_to_shape(g, node.inputs()[1].shape())};
+  }
+};
+
+class SubOp final : public Op {
+ public:
+  std::string name() const override { return "sub"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::sub(in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {sum_to_shape(g, node.inputs()[0].shape()), sum_to_shape(negate(g), node.inputs()[1].shape())};
+  }
+};
+
+class MultiplyOp final : public Op {
+ public:
+  std::string name() const override { return "multiply"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::mul(in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Tensor& a = node.inputs()[0];
+    const Tensor& b = node.inputs()[1];
+    return {sum_to_shape(multiply(g, b), a.shape()), sum_to_shape(multiply(g, a), b.shape())};
+  }
+};
+
+class DivideOp final : public Op {
+ public:
+  std::string name() const override { return "divide"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::div(in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Tensor& a = node.inputs()[0];
+    const Tensor& b = node.inputs()[1];
+    // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b
+    return {sum_to_shape(divide(g, b), a.shape()), sum_to_shape(negate(multiply(g, divide(node, b))), b.shape())};
+  }
+};
+
+class PowerOp final : public Op {
+ public:
+  std::string name() const override { return "power"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::pow(in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Tensor& a = node.inputs()[0];
+    const Tensor& b = node.inputs()[1];
+    // d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log(a)
+    const Tensor grad_a = multiply(g, multiply(b, power(a, add_scalar(b, Scalar(-1.0)))));
+    const Tensor grad_b = multiply(g, multiply(node, log(a)));
+    return {sum_to_shape(grad_a, a.shape()), sum_to_shape(grad_b, b.shape())};
+  }
+};
+
+// Maximum/minimum route the gradient to the chosen operand; ties share it equally.
+class ExtremumOp final : public Op {
+ public:
+  explicit ExtremumOp(bool is_max) : is_max_(is_max) {}
+  std::string name() const override { return is_max_ ? "maximum" : "minimum"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return is_max_ ? needle::maximum(in[0], in[1]) : needle::minimum(in[0], in[1]);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const NDArray& a = input_value(node, 0);
+    const NDArray& b = input_value(node, 1);
+    const DType dtype = g.dtype();
+    const NDArray wins = (is_max_ ? needle::gt(a, b) : needle::lt(a, b)).astype(dtype);
+    const NDArray ties = needle::eq(a, b).astype(dtype) * Scalar(0.5);
+    const Tensor share_a = constant(wins + ties);
+    const Tensor share_b = constant(Scalar(1.0) - (wins + ties));
+    return {sum_to_shape(multiply(g, share_a), node.inputs()[0].shape()),
+            sum_to_shape(multiply(g, share_b), node.inputs()[1].shape())};
+  }
+
+ private:
+  bool is_max_;
+};
+
+// ---- scalar arithmetic ----------------------------------------------------------------------------
+
+class AddScalarOp final : public Op {
+ public:
+  explicit AddScalarOp(Scalar s) : scalar_(s) {}
+  std::string name() const override { return "add_scalar"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return in[0] + scalar_; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {g}; }
+
+ private:
+  Scalar scalar_;
+};
+
+class MulScalarOp final : public Op {
+ public:
+  explicit MulScalarOp(Scalar s) : scalar_(s) {}
+  std::string name() const override { return "mul_scalar"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return in[0] * scalar_; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+    return {mul_scalar(g, scalar_)};
+  }
+
+ private:
+  Scalar scalar_;
+};
+
+class DivideScalarOp final : public Op {
+ public:
+  explicit DivideScalarOp(Scalar s) : scalar_(s) {}
+  std::string name() const override { return "divide_scalar"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return in[0] / scalar_; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+    return {divide_scalar(g, scalar_)};
+  }
+
+ private:
+  Scalar scalar_;
+};
+
+class PowerScalarOp final : public Op {
+ public:
+  explicit PowerScalarOp(Scalar s) : scalar_(s) {}
+  std::string name() const override { return "power_scalar"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return needle::binary(BinaryOp::Pow, in[0], scalar_);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Tensor& a = node.inputs()[0];
+    const double n = scalar_.to<double>();
+    return {multiply(g, mul_scalar(power_scalar(a, Scalar(n - 1.0)), Scalar(n)))};
+  }
+
+ private:
+  Scalar scalar_;
+};
+
+// scalar ** a
+class RPowerScalarOp final : public Op {
+ public:
+  explicit RPowerScalarOp(Scalar s) : scalar_(s) {}
+  std::string name() const override { return "rpower_scalar"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return needle::binary(BinaryOp::Pow, in[0], scalar_, /*scalar_first=*/true);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {multiply(g, mul_scalar(node, Scalar(std::log(scalar_.to<double>()))))};
+  }
+
+ private:
+  Scalar scalar_;
+};
+
+// scalar / a
+class RDivideScalarOp final : public Op {
+ public:
+  explicit RDivideScalarOp(Scalar s) : scalar_(s) {}
+  std::string name() const override { return "rdivide_scalar"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return scalar_ / in[0]; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    // d(s/a)/da = -s/a^2 = -(s/a)/a
+    return {negate(multiply(g, divide(node, node.inputs()[0])))};
+  }
+
+ private:
+  Scalar scalar_;
+};
+
+// ---- unary functions ------------------------------------------------------------------------------
+
+class NegateOp final : public Op {
+ public:
+  std::string name() const override { return "negate"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::neg(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {negate(g)}; }
+};
+
+class ExpOp final : public Op {
+ public:
+  std::string name() const override { return "exp"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::exp(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override { return {multiply(g, node)}; }
+};
+
+class LogOp final : public Op {
+ public:
+  std::string name() const override { return "log"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::log(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {divide(g, node.inputs()[0])};
+  }
+};
+
+class SqrtOp final : public Op {
+ public:
+  std::string name() const override { return "sqrt"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::sqrt(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {divide(g, mul_scalar(node, Scalar(2.0)))};
+  }
+};
+
+class AbsOp final : public Op {
+ public:
+  std::string name() const override { return "abs"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::abs(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const NDArray& a = input_value(node, 0);
+    const NDArray zero = NDArray::zeros({}, a.dtype(), a.device());
+    const NDArray sign = needle::gt(a, zero).astype(g.dtype()) - needle::lt(a, zero).astype(g.dtype());
+    return {multiply(g, constant(sign))};
+  }
+};
+
+class ReluOp final : public Op {
+ public:
+  std::string name() const override { return "relu"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::relu(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const NDArray& a = input_value(node, 0);
+    return {multiply(g, constant(needle::gt(a, NDArray::zeros({}, a.dtype(), a.device())).astype(g.dtype())))};
+  }
+};
+
+class LeakyReluOp final : public Op {
+ public:
+  explicit LeakyReluOp(double slope) : slope_(slope) {}
+  std::string name() const override { return "leaky_relu"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray positive = needle::gt(in[0], NDArray::zeros({}, in[0].dtype(), in[0].device()));
+    return needle::where(positive, in[0], in[0] * Scalar(slope_));
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const NDArray& a = input_value(node, 0);
+    const NDArray positive = needle::gt(a, NDArray::zeros({}, a.dtype(), a.device()));
+    const NDArray one = NDArray::ones({}, g.dtype(), a.device());
+    const NDArray slope = NDArray::full({}, Scalar(slope_), g.dtype(), a.device());
+    return {multiply(g, constant(needle::where(positive, one, slope)))};
+  }
+
+ private:
+  double slope_;
+};
+
+class TanhOp final : public Op {
+ public:
+  std::string name() const override { return "tanh"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::tanh(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    // 1 - tanh^2, from the output so the second derivative flows through it too.
+    return {multiply(g, add_scalar(negate(multiply(node, node)), Scalar(1.0)))};
+  }
+};
+
+class SigmoidOp final : public Op {
+ public:
+  std::string name() const override { return "sigmoid"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::sigmoid(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {multiply(g, multiply(node, Scalar(1.0) - node))};
+  }
+};
+
+// The error function; only gelu uses it, so it is not part of the public op list.
+class ErfOp final : public Op {
+ public:
+  std::string name() const override { return "erf"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::erf(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Tensor& x = node.inputs()[0];
+    const double scale = 2.0 / std::sqrt(std::numbers::pi);
+    return {multiply(g, mul_scalar(exp(negate(multiply(x, x))), Scalar(scale)))};
+  }
+};
+
+class AsTypeOp final : public Op {
+ public:
+  explicit AsTypeOp(DType dtype) : dtype_(dtype) {}
+  std::string name() const override { return "astype"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return in[0].astype(dtype_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {astype(g, node.inputs()[0].dtype())};
+  }
+
+ private:
+  DType dtype_;
+};
+
+class WhereOp final : public Op {
+ public:
+  std::string name() const override { return "where"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::where(in[0], in[1], in[2]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    // The condition enters as a constant mask, so the gradient stays differentiable in g.
+    const Tensor mask = constant(input_value(node, 0).astype(g.dtype()));
+    return {Tensor(), sum_to_shape(multiply(g, mask), node.inputs()[1].shape()),
+            sum_to_shape(multiply(g, constant(Scalar(1.0) - mask.value())), node.inputs()[2].shape())};
+  }
+};
+
+// Comparisons produce bool tensors, which never require a gradient: gradient() is never reached.
+class CompareOp final : public Op {
+ public:
+  explicit CompareOp(BinaryOp op) : op_(op) {}
+  std::string name() const override { return std::string(binary_op_name(op_)); }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::binary(op_, in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/) const override {
+    return {Tensor(), Tensor()};
+  }
+
+ private:
+  BinaryOp op_;
+};
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return make<AddOp>({a, b}); }
+Tensor sub(const Tensor& a, const Tensor& b) { return make<SubOp>({a, b}); }
+Tensor multiply(const Tensor& a, const Tensor& b) { return make<MultiplyOp>({a, b}); }
+Tensor divide(const Tensor& a, const Tensor& b) { return make<DivideOp>({a, b}); }
+Tensor power(const Tensor& a, const Tensor& b) { return make<PowerOp>({a, b}); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return make<ExtremumOp>({a, b}, true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return make<ExtremumOp>({a, b}, false); }
+
+Tensor add_scalar(const Tensor& a, const Scalar& scalar) { return make<AddScalarOp>({a}, scalar); }
+Tensor mul_scalar(const Tensor& a, const Scalar& scalar) { return make<MulScalarOp>({a}, scalar); }
+Tensor divide_scalar(const Tensor& a, const Scalar& scalar) { return make<DivideScalarOp>({a}, scalar); }
+Tensor power_scalar(const Tensor& a, const Scalar& scalar) { return make<PowerScalarOp>({a}, scalar); }
+Tensor rpower_scalar(const Scalar& scalar, const Tensor& a) { return make<RPowerScalarOp>({a}, scalar); }
+Tensor rdivide_scalar(const Scalar& scalar, const Tensor& a) { return make<RDivideScalarOp>({a}, scalar); }
+
+Tensor negate(const Tensor& a) { return make<NegateOp>({a}); }
+Tensor exp(const Tensor& a) { return make<ExpOp>({a}); }
+Tensor log(const Tensor& a) { return make<LogOp>({a}); }
+Tensor sqrt(const Tensor& a) { return make<SqrtOp>({a}); }
+Tensor abs(const Tensor& a) { return make<AbsOp>({a}); }
+Tensor relu(const Tensor& a) { return make<ReluOp>({a}); }
+Tensor leaky_relu(const Tensor& a, double negative_slope) { return make<LeakyReluOp>({a}, negative_slope); }
+Tensor tanh(const Tensor& a) { return make<TanhOp>({a}); }
+Tensor sigmoid(const Tensor& a) { return make<SigmoidOp>({a}); }
+
+Tensor gelu(const Tensor& a) {
+  detail::check_floating("gelu", a);
+  // x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2, composed so every piece has its gradient.
+  const Tensor phi =
+      mul_scalar(add_scalar(make<ErfOp>({mul_scalar(a, Scalar(std::numbers::sqrt2 / 2))}), Scalar(1.0)), Scalar(0.5));
+  return multiply(a, phi);
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) { return make<WhereOp>({cond, a, b}); }
+Tensor astype(const Tensor& a, DType dtype) { return a.dtype() == dtype ? a : make<AsTypeOp>({a}, dtype); }
+
+Tensor eq(const Tensor& a, const Tensor& b) { return make<CompareOp>({a, b}, BinaryOp::Eq); }
+Tensor ne(const Tensor& a, const Tensor& b) { return make<CompareOp>({a, b}, BinaryOp::Ne); }
+Tensor lt(const Tensor& a, const Tensor& b) { return make<CompareOp>({a, b}, BinaryOp::Lt); }
+Tensor le(const Tensor& a, const Tensor& b) { return make<CompareOp>({a, b}, BinaryOp::Le); }
+Tensor gt(const Tensor& a, const Tensor& b) { return make<CompareOp>({a, b}, BinaryOp::Gt); }
+Tensor ge(const Tensor& a, const Tensor& b) { return make<CompareOp>({a, b}, BinaryOp::Ge); }
+
+}  // namespace needle::ops

@@ -1,0 +1,34 @@
+// Matrix multiplication.
+#include "ops/op_helpers.h"
+
+namespace needle::ops {
+
+using detail::make;
+
+namespace {
+
+class MatmulOp final : public Op {
+ public:
+  std::string name() const override { return "matmul"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::matmul(in[0], in[1]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Tensor& a = node.inputs()[0];
+    const Tensor& b = node.inputs()[1];
+    // NumPy's vector rules: treat 1-d operands as a row (a) or a column (b), as the forward did.
+    const Tensor a2 = a.ndim() == 1 ? unsqueeze(a, 0) : a;
+    const Tensor b2 = b.ndim() == 1 ? unsqueeze(b, 1) : b;
+    Tensor g2 = g;
+    if (a.ndim() == 1) g2 = unsqueeze(g2, g2.ndim() - (b.ndim() == 1 ? 0 : 1));
+    if (b.ndim() == 1) g2 = unsqueeze(g2, g2.ndim());
+    // dA = dC B^T, dB = A^T dC, then summed over broadcast batch dimensions.
+    const Tensor grad_a = sum_to_shape(matmul(g2, transpose(b2)), a2.shape());
+    const Tensor grad_b = sum_to_shape(matmul(transpose(a2), g2), b2.shape());
+    return {reshape(grad_a, a.shape()), reshape(grad_b, b.shape())};
+  }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) { return make<MatmulOp>({a, b}); }
+
+}  // namespace needle::ops

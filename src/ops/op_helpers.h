@@ -1,0 +1,35 @@
+// Small helpers shared by the op families in src/ops/.
+#pragma once
+
+#include <string_view>
+
+#include "needle/autograd/op.h"
+#include "needle/core/array_ops.h"
+#include "needle/ops/ops.h"
+
+namespace needle::ops::detail {
+
+// A tensor outside the graph (masks, constants) wrapping an array.
+inline Tensor constant(const NDArray& value) { return Tensor(value, false); }
+
+// A 0-d constant of `like`'s dtype (or float32 for non-floating tensors) on its device.
+inline Tensor scalar_like(const Tensor& like, const Scalar& value) {
+  return constant(NDArray::full({}, value, float_result_type(like.dtype()), like.device()));
+}
+
+// The value of input `i` of `node`.
+inline const NDArray& input_value(const Tensor& node, std::size_t i) { return node.inputs()[i].value(); }
+
+// Creates the output of op `OpType` constructed from `args`.
+template <typename OpType, typename... Args>
+Tensor make(std::vector<Tensor> inputs, Args&&... args) {
+  return Tensor::from_op(std::make_shared<const OpType>(std::forward<Args>(args)...), std::move(inputs));
+}
+
+// Throws RuntimeError naming `op` unless every tensor is on the first one's device.
+void check_same_device(std::string_view op, const std::vector<Tensor>& tensors);
+
+// Throws TypeError naming `op` unless the tensor's dtype is floating point.
+void check_floating(std::string_view op, const Tensor& t);
+
+}  // namespace needle::ops::detail
