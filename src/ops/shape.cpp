@@ -49,6 +49,175 @@ class PermuteOp final : public Op {
   Axes axes_;  // normalized
 };
 
+class FlipOp final : public Op {
+ public:
+  explicit FlipOp(Axes axes) : axes_(std::move(axes)) {}
+  std::string name() const override { return "flip"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::flip(in[0], axes_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {flip(g, axes_)}; }
+
+ private:
+  Axes axes_;
+};
+
+class PadOp final : public Op {
+ public:
+  PadOp(std::vector<std::pair<std::int64_t, std::int64_t>> pad_width, double value)
+      : pad_width_(std::move(pad_width)), value_(value) {}
+  std::string name() const override { return "pad"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return needle::pad(in[0], pad_width_, Scalar(value_));
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    // The padding cells are constants: only the interior passes the gradient on.
+    const Shape& shape = node.inputs()[0].shape();
+    Index interior;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      interior.push_back(IndexItem::range(pad_width_[i].first, pad_width_[i].first + shape[i]));
+    }
+    return {getitem(g, interior)};
+  }
+
+ private:
+  std::vector<std::pair<std::int64_t, std::int64_t>> pad_width_;
+  double value_;
+};
+
+class GetitemOp final : public Op {
+ public:
+  explicit GetitemOp(Index index) : index_(std::move(index)) {}
+  std::string name() const override { return "getitem"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return in[0].index(index_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+
+ private:
+  Index index_;
+};
+
+// The adjoint of getitem: writes its input into the indexed cells of zeros of `shape`. Basic indexing
+// never selects a cell twice, so writing (rather than accumulating) is exact.
+class GetitemBackwardOp final : public Op {
+ public:
+  GetitemBackwardOp(Index index, Shape shape) : index_(std::move(index)), shape_(std::move(shape)) {}
+  std::string name() const override { return "getitem_backward"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    NDArray out = NDArray::zeros(shape_, in[0].dtype(), in[0].device());
+    out.assign(index_, in[0]);
+    return out;
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {getitem(g, index_)}; }
+
+ private:
+  Index index_;
+  Shape shape_;
+};
+
+std::vector<Tensor> GetitemOp::gradient(const Tensor& g, const Tensor& node) const {
+  return {make<GetitemBackwardOp>({g}, index_, node.inputs()[0].shape())};
+}
+
+// An index selecting [start, start + length) along `axis` and everything elsewhere.
+Index slab(std::int64_t ndim, std::int64_t axis, std::int64_t start, std::int64_t length) {
+  Index index(static_cast<std::size_t>(ndim), IndexItem::range());
+  index[static_cast<std::size_t>(axis)] = IndexItem::range(start, start + length);
+  return index;
+}
+
+// An index picking element `i` of `axis` (which it removes) and everything elsewhere.
+Index pick(std::int64_t axis, std::int64_t i) {
+  Index index(static_cast<std::size_t>(axis), IndexItem::range());
+  index.push_back(IndexItem::at(i));
+  return index;
+}
+
+class ConcatOp final : public Op {
+ public:
+  explicit ConcatOp(std::int64_t axis) : axis_(axis) {}
+  std::string name() const override { return "concat"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::concat(in, axis_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    std::vector<Tensor> grads;
+    std::int64_t start = 0;
+    for (const Tensor& input : node.inputs()) {
+      const std::int64_t length = input.shape()[static_cast<std::size_t>(axis_)];
+      grads.push_back(getitem(g, slab(g.ndim(), axis_, start, length)));
+      start += length;
+    }
+    return grads;
+  }
+
+ private:
+  std::int64_t axis_;  // normalized
+};
+
+class StackOp final : public Op {
+ public:
+  explicit StackOp(std::int64_t axis) : axis_(axis) {}
+  std::string name() const override { return "stack"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::stack(in, axis_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    std::vector<Tensor> grads;
+    for (std::size_t i = 0; i < node.inputs().size(); ++i) {
+      grads.push_back(getitem(g, pick(axis_, static_cast<std::int64_t>(i))));
+    }
+    return grads;
+  }
+
+ private:
+  std::int64_t axis_;  // normalized against the output's rank
+};
+
+// Every (dilation + 1)-th cell along each of `axes`, starting at 0: where dilate puts the elements.
+Index dilation_grid(std::int64_t ndim, const Axes& axes, std::int64_t dilation) {
+  Index index(static_cast<std::size_t>(ndim), IndexItem::range());
+  for (std::int64_t axis : axes)
+    index[static_cast<std::size_t>(axis)] = IndexItem::range(0, std::nullopt, dilation + 1);
+  return index;
+}
+
+class DilateOp final : public Op {
+ public:
+  DilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
+  std::string name() const override { return "dilate"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    Shape shape = in[0].shape();
+    for (std::int64_t axis : axes_) shape[static_cast<std::size_t>(axis)] *= dilation_ + 1;
+    NDArray out = NDArray::zeros(shape, in[0].dtype(), in[0].device());
+    out.assign(dilation_grid(out.ndim(), axes_, dilation_), in[0]);
+    return out;
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+    return {undilate(g, axes_, dilation_)};
+  }
+
+ private:
+  Axes axes_;  // normalized
+  std::int64_t dilation_;
+};
+
+class UndilateOp final : public Op {
+ public:
+  UndilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
+  std::string name() const override { return "undilate"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return in[0].index(dilation_grid(in[0].ndim(), axes_, dilation_));
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    // dilate(g) restores the input's layout, but when an axis's size is not a multiple of dilation + 1
+    // it is longer than the input by a tail of zeros (cells undilate never read): cut that off.
+    const Shape& shape = node.inputs()[0].shape();
+    const Tensor spread = dilate(g, axes_, dilation_);
+    if (spread.shape() == shape) return {spread};
+    Index crop;
+    for (std::int64_t length : shape) crop.push_back(IndexItem::range(0, length));
+    return {getitem(spread, crop)};
+  }
+
+ private:
+  Axes axes_;  // normalized
+  std::int64_t dilation_;
+};
+
 }  // namespace
 
 Tensor permute(const Tensor& a, const Axes& axes) {
@@ -101,6 +270,64 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   }
   const Tensor summed = axes.empty() ? grad : summation(grad, axes);
   return reshape(summed, shape);
+}
+
+Tensor flip(const Tensor& a, const Axes& axes) { return make<FlipOp>({a}, normalize_axes(axes, a.ndim(), "flip")); }
+
+Tensor pad(const Tensor& a, const std::vector<std::pair<std::int64_t, std::int64_t>>& pad_width, double value) {
+  NEEDLE_CHECK(static_cast<std::int64_t>(pad_width.size()) == a.ndim(), ValueError, "pad: expected ", a.ndim(),
+               " (before, after) pairs for a tensor of shape ", shape_str(a.shape()), ", got ", pad_width.size());
+  for (std::size_t i = 0; i < pad_width.size(); ++i) {
+    NEEDLE_CHECK(pad_width[i].first >= 0 && pad_width[i].second >= 0, ValueError,
+                 "pad: widths must be non-negative, got (", pad_width[i].first, ", ", pad_width[i].second,
+                 ") for axis ", i, " of shape ", shape_str(a.shape()));
+  }
+  return make<PadOp>({a}, pad_width, value);
+}
+
+Tensor getitem(const Tensor& a, const Index& index) {
+  try {
+    (void)a.value().index(index);  // validates before the graph records anything
+  } catch (const IndexError& e) {
+    throw IndexError(str("getitem: ", e.what()));
+  }
+  return make<GetitemOp>({a}, index);
+}
+
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
+  NEEDLE_CHECK(!tensors.empty(), ValueError, "concat: expected a non-empty list of tensors");
+  NEEDLE_CHECK(tensors.front().ndim() > 0, ValueError, "concat: zero-dimensional tensors cannot be concatenated");
+  detail::check_same_device("concat", tensors);
+  // Shapes are checked by the array layer's concat, which names both shapes.
+  return make<ConcatOp>(tensors, normalize_axis(axis, tensors.front().ndim(), "concat"));
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis) {
+  NEEDLE_CHECK(!tensors.empty(), ValueError, "stack: expected a non-empty list of tensors");
+  detail::check_same_device("stack", tensors);
+  for (const Tensor& t : tensors) {
+    NEEDLE_CHECK(t.shape() == tensors.front().shape(), ValueError, "stack: all tensors must have the same shape, got ",
+                 shape_str(tensors.front().shape()), " and ", shape_str(t.shape()));
+  }
+  return make<StackOp>(tensors, normalize_axis(axis, tensors.front().ndim() + 1, "stack"));
+}
+
+std::vector<Tensor> split(const Tensor& a, std::int64_t axis) {
+  const std::int64_t ax = normalize_axis(axis, a.ndim(), "split");
+  std::vector<Tensor> parts;
+  // Each piece is its own getitem, so its gradient flows back to its slice only.
+  for (std::int64_t i = 0; i < a.shape()[static_cast<std::size_t>(ax)]; ++i) parts.push_back(getitem(a, pick(ax, i)));
+  return parts;
+}
+
+Tensor dilate(const Tensor& a, const Axes& axes, std::int64_t dilation) {
+  NEEDLE_CHECK(dilation >= 0, ValueError, "dilate: dilation must be non-negative, got ", dilation);
+  return make<DilateOp>({a}, normalize_axes(axes, a.ndim(), "dilate"), dilation);
+}
+
+Tensor undilate(const Tensor& a, const Axes& axes, std::int64_t dilation) {
+  NEEDLE_CHECK(dilation >= 0, ValueError, "undilate: dilation must be non-negative, got ", dilation);
+  return make<UndilateOp>({a}, normalize_axes(axes, a.ndim(), "undilate"), dilation);
 }
 
 }  // namespace needle::ops
