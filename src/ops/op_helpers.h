@@ -23,7 +23,9 @@ inline const NDArray& input_value(const Tensor& node, std::size_t i) { return no
 // Creates the output of op `OpType` constructed from `args`.
 template <typename OpType, typename... Args>
 Tensor make(std::vector<Tensor> inputs, Args&&... args) {
-  return Tensor::from_op(std::make_shared<const OpType>(std::forward<Args>(args)...), std::move(inputs));
+  // Built apart from the call so that call does not depend on Args: clang-tidy then sees inputs moved.
+  std::shared_ptr<const Op> op = std::make_shared<const OpType>(std::forward<Args>(args)...);
+  return Tensor::from_op(std::move(op), std::move(inputs));
 }
 
 // Throws RuntimeError naming `op` unless every tensor is on the first one's device.
