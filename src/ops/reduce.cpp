@@ -1,8 +1,12 @@
 // Reductions. Their gradients broadcast the output gradient back over the reduced axes.
+#include <limits>
+
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
 
+using detail::constant;
+using detail::input_value;
 using detail::make;
 
 namespace {
@@ -35,10 +39,139 @@ class SummationOp final : public Op {
   bool keepdims_;
 };
 
+// The number of elements folded into each output of a reduction over `axes` (every axis when empty).
+std::int64_t reduced_count(const Shape& shape, const Axes& axes) {
+  if (axes.empty()) return numel(shape);
+  std::int64_t count = 1;
+  for (std::int64_t axis : axes) count *= shape[static_cast<std::size_t>(axis)];
+  return count;
+}
+
+// g (the gradient of a reduction's output) broadcast back over the reduced axes of `input_shape`.
+Tensor spread(const Tensor& g, const Shape& input_shape, const Axes& axes) {
+  return broadcast_to(reshape(g, kept_shape(input_shape, axes)), input_shape);
+}
+
+class MeanOp final : public Op {
+ public:
+  MeanOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
+  std::string name() const override { return "mean"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::mean(in[0], axes_, keepdims_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const Shape& input_shape = node.inputs()[0].shape();
+    const auto count = static_cast<double>(reduced_count(input_shape, axes_));
+    return {divide_scalar(spread(g, input_shape, axes_), Scalar(count))};
+  }
+
+ private:
+  Axes axes_;
+  bool keepdims_;
+};
+
+// Max and min: the gradient goes to the elements equal to the result; ties share it equally (so the
+// gradient is that of the average of the tied elements, and sums to the output gradient).
+class ExtremumReduceOp final : public Op {
+ public:
+  ExtremumReduceOp(Axes axes, bool keepdims, bool is_max)
+      : axes_(std::move(axes)), keepdims_(keepdims), is_max_(is_max) {}
+  std::string name() const override { return is_max_ ? "max" : "min"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return is_max_ ? needle::max(in[0], axes_, keepdims_) : needle::min(in[0], axes_, keepdims_);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    const NDArray& a = input_value(node, 0);
+    const NDArray hits = needle::eq(a, node.value().reshape(kept_shape(a.shape(), axes_))).astype(g.dtype());
+    // The mask is piecewise constant in a, so as a constant it also gives the right second derivative.
+    const NDArray share = hits / needle::sum(hits, axes_, /*keepdims=*/true);
+    return {multiply(spread(g, a.shape(), axes_), constant(share))};
+  }
+
+ private:
+  Axes axes_;
+  bool keepdims_;
+  bool is_max_;
+};
+
+// log(sum(exp(a))) computed as m + log(sum(exp(a - m))) with m the maximum, so exp never overflows.
+class LogSumExpOp final : public Op {
+ public:
+  LogSumExpOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
+  std::string name() const override { return "logsumexp"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray a = in[0].astype(float_result_type(in[0].dtype()));
+    const Shape kept = kept_shape(a.shape(), axes_);
+    NDArray result;
+    if (reduced_count(a.shape(), axes_) == 0) {
+      // The sum of no exponentials is 0 and its log -inf (max would refuse the empty reduction).
+      result = NDArray::full(kept, Scalar(-std::numeric_limits<double>::infinity()), a.dtype(), a.device());
+    } else {
+      const NDArray m = needle::max(a, axes_, /*keepdims=*/true);
+      // An infinite maximum (all -inf, or some +inf) would give inf - inf = nan in a - m; shifting by 0
+      // there yields the right answer (-inf or +inf) directly.
+      const NDArray zero = NDArray::zeros({}, a.dtype(), a.device());
+      const NDArray inf = NDArray::full({}, Scalar(std::numeric_limits<double>::infinity()), a.dtype(), a.device());
+      const NDArray shift = needle::where(needle::lt(needle::abs(m), inf), m, zero);
+      result = needle::log(needle::sum(needle::exp(a - shift), axes_, /*keepdims=*/true)) + shift;
+    }
+    return keepdims_ ? result : result.squeeze(axes_.empty() ? all_axes(a.ndim()) : axes_);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    // d lse / d a = exp(a - lse) (the softmax), written with the output so it differentiates again.
+    const Tensor& a = node.inputs()[0];
+    return {multiply(spread(g, a.shape(), axes_), exp(sub(a, spread(node, a.shape(), axes_))))};
+  }
+
+ private:
+  static Axes all_axes(std::int64_t ndim) {
+    Axes axes(static_cast<std::size_t>(ndim));
+    for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(i);
+    return axes;
+  }
+
+  Axes axes_;
+  bool keepdims_;
+};
+
+// Integer output: Tensor::from_op never records it, so gradient() is never reached.
+class ArgmaxOp final : public Op {
+ public:
+  ArgmaxOp(std::optional<std::int64_t> axis, bool keepdims) : axis_(axis), keepdims_(keepdims) {}
+  std::string name() const override { return "argmax"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::argmax(in[0], axis_, keepdims_); }
+  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/) const override { return {Tensor()}; }
+
+ private:
+  std::optional<std::int64_t> axis_;
+  bool keepdims_;
+};
+
 }  // namespace
 
 Tensor summation(const Tensor& a, const Axes& axes, bool keepdims) {
   return make<SummationOp>({a}, normalize_axes(axes, a.ndim(), "summation"), keepdims);
+}
+
+Tensor mean(const Tensor& a, const Axes& axes, bool keepdims) {
+  return make<MeanOp>({a}, normalize_axes(axes, a.ndim(), "mean"), keepdims);
+}
+
+Tensor max(const Tensor& a, const Axes& axes, bool keepdims) {
+  return make<ExtremumReduceOp>({a}, normalize_axes(axes, a.ndim(), "max"), keepdims, true);
+}
+
+Tensor min(const Tensor& a, const Axes& axes, bool keepdims) {
+  return make<ExtremumReduceOp>({a}, normalize_axes(axes, a.ndim(), "min"), keepdims, false);
+}
+
+Tensor logsumexp(const Tensor& a, const Axes& axes, bool keepdims) {
+  NEEDLE_CHECK(a.dtype() != DType::Bool, TypeError, "logsumexp: not supported for bool tensors (shape ",
+               shape_str(a.shape()), ")");
+  return make<LogSumExpOp>({a}, normalize_axes(axes, a.ndim(), "logsumexp"), keepdims);
+}
+
+Tensor argmax(const Tensor& a, std::optional<std::int64_t> axis, bool keepdims) {
+  if (axis) axis = normalize_axis(*axis, a.ndim(), "argmax");
+  return make<ArgmaxOp>({a}, axis, keepdims);
 }
 
 }  // namespace needle::ops
