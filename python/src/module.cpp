@@ -1,5 +1,5 @@
-// The compiled core of the `needle` Python package: NDArray, devices and the array functions.
-#include "bindings.h"
+// The compiled core of the `needle` Python package: NDArray, devices, the array functions, Tensor and autograd.
+#include "tensor_bindings.h"
 
 namespace needle::python {
 
@@ -31,11 +31,14 @@ void bind_errors(nb::module_& /*m*/) {
 
 NB_MODULE(_core, m) {
   using namespace needle::python;
-  m.doc() = "Needle's compiled core: NDArray, devices and the array functions (no autograd).";
+  m.doc() = "Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd and the ops.";
   init_numpy();
   bind_errors(m);
   bind_device(m);
   bind_ndarray(m);
   bind_array_ops(m);
   bind_random(m);
+  bind_tensor(m);
+  bind_autograd(m);
+  bind_tensor_ops(m);
 }
