@@ -51,9 +51,6 @@ class SoftmaxOp final : public Op {
   std::int64_t axis_;  // normalized
 };
 
-// Mean of every element, composed so its gradient is the uniform 1/n.
-Tensor mean_all(const Tensor& a) { return mul_scalar(summation(a), Scalar(1.0 / static_cast<double>(a.size()))); }
-
 void check_vector_param(std::string_view op, std::string_view what, const Tensor& param, const Tensor& x,
                         std::int64_t size) {
   if (!param.defined()) return;
@@ -113,7 +110,7 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
   detail::check_floating("mse_loss", prediction);
   detail::check_same_device("mse_loss", {prediction, target});
   const Tensor diff = prediction - target;
-  return mean_all(diff * diff);
+  return mean(diff * diff);
 }
 
 Tensor dropout(const Tensor& a, double p, bool training) {
@@ -132,10 +129,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   const std::int64_t dim = x.shape().back();
   check_vector_param("layer_norm", "weight", weight, x, dim);
   check_vector_param("layer_norm", "bias", bias, x, dim);
-  const Scalar inv_dim(1.0 / static_cast<double>(dim));
-  const Tensor centered = x - summation(x, {-1}, /*keepdims=*/true) * inv_dim;
+  const Tensor centered = x - mean(x, {-1}, /*keepdims=*/true);
   // Biased variance (divides by dim), as PyTorch does.
-  const Tensor var = summation(centered * centered, {-1}, /*keepdims=*/true) * inv_dim;
+  const Tensor var = mean(centered * centered, {-1}, /*keepdims=*/true);
   return scale_and_shift(centered / sqrt(var + Scalar(eps)), weight, bias, {dim});
 }
 
@@ -166,10 +162,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   if (training) {
     NEEDLE_CHECK(count > 1, ValueError, "batch_norm: training needs more than 1 value per channel, got input shape ",
                  shape_str(x.shape()));
-    const Scalar inv_count(1.0 / static_cast<double>(count));
-    mean_c = summation(x, axes, /*keepdims=*/true) * inv_count;
+    mean_c = mean(x, axes, /*keepdims=*/true);
     const Tensor centered = x - mean_c;
-    var_c = summation(centered * centered, axes, /*keepdims=*/true) * inv_count;  // biased: normalizes
+    var_c = mean(centered * centered, axes, /*keepdims=*/true);  // biased: normalizes
     if (running_mean.defined()) {
       // The running statistics are buffers, not part of the graph: update their values directly, with the
       // unbiased variance (PyTorch's convention).
