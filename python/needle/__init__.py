@@ -1,30 +1,93 @@
-"""Needle: a deep learning framework with a C++20 core (``import needle as ndl``)."""
+"""Needle: a deep learning framework with a C++20 core (``import needle as ndl``).
 
-from needle import backend_ndarray
+``ndl.Tensor`` with autograd, the functional ops of ``needle.ops`` (also available here), the devices, and
+``needle.init``. Everything heavy runs in the C++ core (``needle._core``).
+"""
+
+import numpy as _np
+
+from needle import _core, autograd, backend_ndarray, init, ops
+from needle.autograd import (
+    Op,
+    Tensor,
+    TensorOp,
+    TensorTuple,
+    Value,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from needle.backend_ndarray import (
     BackendDevice,
+    Device,
     NDArray,
     all_devices,
     cpu,
     cpu_numpy,
     cuda,
     default_device,
-    manual_seed,
     ref,
 )
+from needle.init import ones, ones_like, zeros, zeros_like
+from needle.ops import *  # noqa: F403 (every function of needle.ops, as in Needle)
+from needle.ops import __all__ as _ops_all
 
 __version__ = "0.1.0"
 
+_num_threads = 1
+
+
+def manual_seed(seed: int) -> None:
+    """Seeds Needle's C++ generator (dropout, ``needle.backend_ndarray.rand``...) and, for convenience,
+    NumPy's global random state that ``needle.init`` draws from (with ``seed % 2**32``)."""
+    _core.manual_seed(seed)
+    _np.random.seed(seed % 2**32)  # noqa: NPY002 (needle.init draws from NumPy's global state, as in Needle)
+
+
+def set_num_threads(n: int) -> None:
+    """Reserved: records the number of threads for the CPU backend (which has no thread pool yet)."""
+    global _num_threads
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    _num_threads = int(n)
+
+
+def get_num_threads() -> int:
+    """The number recorded by set_num_threads (1 by default)."""
+    return _num_threads
+
+
 __all__ = [
     "BackendDevice",
+    "Device",
     "NDArray",
+    "Op",
+    "Tensor",
+    "TensorOp",
+    "TensorTuple",
+    "Value",
     "__version__",
     "all_devices",
+    "autograd",
     "backend_ndarray",
     "cpu",
     "cpu_numpy",
     "cuda",
     "default_device",
+    "enable_grad",
+    "get_num_threads",
+    "init",
+    "is_grad_enabled",
     "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "ops",
     "ref",
+    "set_grad_enabled",
+    "set_num_threads",
+    "zeros",
+    "zeros_like",
+    *_ops_all,
 ]

@@ -1,5 +1,5 @@
 """
-Needle's compiled core: NDArray, devices and the array functions (no autograd).
+Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd and the ops.
 """
 
 from collections.abc import Iterator, Sequence
@@ -624,3 +624,746 @@ def randb(*shape: int, p: float = 0.5, dtype: str = 'bool', device: Device | str
     """
     1 with probability p, else 0 (bool by default), from Needle's generator.
     """
+
+class Tensor:
+    """
+    An NDArray value with autograd: the op that produced it, its inputs and its gradient. Values are computed eagerly; the graph is recorded when grad mode is on and an input requires grad.
+    """
+
+    def __init__(self, array: Tensor | NDArray | numpy.typing.ArrayLike, *, device: Device | str | None = None, dtype: str | None = None, requires_grad: bool = True) -> None:
+        """
+        A leaf tensor from a Tensor (its values shared unless device/dtype ask for a conversion), an NDArray (copied), a NumPy array (its dtype kept), a nested list or a scalar (float -> float32, int -> int64). requires_grad defaults to True as in Needle (honoured for floating dtypes only).
+        """
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The dimensions (a tuple)."""
+
+    @property
+    def dtype(self) -> str:
+        """The element type: "float32", "float64", "int32", "int64" or "bool"."""
+
+    @property
+    def device(self) -> Device:
+        """The device holding the values."""
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+
+    def numel(self) -> int:
+        """Number of elements (PyTorch's name)."""
+
+    @property
+    def data(self) -> Tensor:
+        """
+        A detached tensor sharing this tensor's values; assigning replaces the values (outside the graph).
+        """
+
+    @data.setter
+    def data(self, value: Tensor | NDArray | numpy.typing.ArrayLike, /) -> None: ...
+
+    @property
+    def grad(self) -> Tensor | None:
+        """
+        The accumulated gradient (None until a backward pass reaches this tensor).
+        """
+
+    @grad.setter
+    def grad(self, arg: Tensor | None, /) -> None: ...
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients are computed for this tensor (floating dtypes only)."""
+
+    @requires_grad.setter
+    def requires_grad(self, arg: bool, /) -> None: ...
+
+    @property
+    def is_leaf(self) -> bool:
+        """
+        True when no recorded op produced this tensor (created by the user, detached, or outside grad mode).
+        """
+
+    @property
+    def op(self, /) -> Op | None:
+        """The op that produced this tensor (None for leaves)."""
+
+    @property
+    def inputs(self) -> list[Tensor]:
+        """The op's input tensors (empty for leaves)."""
+
+    @property
+    def cached_data(self) -> NDArray:
+        """The NDArray holding the values (Needle's name)."""
+
+    @cached_data.setter
+    def cached_data(self, arg: NDArray, /) -> None: ...
+
+    def realize_cached_data(self) -> NDArray:
+        """The NDArray holding the values (values are computed eagerly)."""
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's values, outside the graph."""
+
+    def backward(self, out_grad: Tensor | NDArray | numpy.typing.ArrayLike | None = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """
+        Reverse mode from this tensor: accumulates d(self)/d(leaf) . out_grad into the .grad of every tensor that requires grad. Without out_grad, a tensor of ones (also for non-scalar outputs, as in Needle). The graph is released afterwards unless retain_graph; create_graph records the backward pass itself.
+        """
+
+    @staticmethod
+    def make_from_op(op: Op, inputs: Sequence[Tensor]) -> Tensor:
+        """
+        The output of `op` on `inputs`, recorded in the graph when grad mode is on and an input requires grad.
+        """
+
+    @staticmethod
+    def make_const(data: Tensor | NDArray | numpy.typing.ArrayLike, requires_grad: bool = False) -> Tensor:
+        """
+        A leaf holding `data` (a Tensor's or an NDArray's values are shared, not copied).
+        """
+
+    def __array__(self, dtype: object = None, copy: bool | None = None) -> numpy.typing.NDArray[Any]: ...
+
+    def item(self) -> bool | int | float:
+        """The single element as a Python number."""
+
+    def to(self, device: Device) -> Tensor:
+        """
+        This tensor on `device`: itself when already there, else a new leaf with the values copied (the copy is not differentiable; move parameters before building a graph).
+        """
+
+    def astype(self, dtype: str) -> Tensor:
+        """
+        This tensor converted to `dtype` (differentiable between floating dtypes).
+        """
+
+    def __float__(self) -> float: ...
+
+    def __int__(self) -> int: ...
+
+    def __bool__(self) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def __hash__(self) -> int: ...
+
+    def __repr__(self) -> str: ...
+
+    def __str__(self) -> str: ...
+
+    def __setitem__(self, key: int | slice | None | types.EllipsisType | tuple[int | slice | None | types.EllipsisType, ...], value: Tensor | NDArray | bool | int | float | numpy.typing.ArrayLike) -> None:
+        """
+        Writes `value` (broadcast, converted to this dtype) into the indexed elements, in place. Refused for tensors that require grad (except leaves under no_grad).
+        """
+
+    def __getitem__(self, key: int | slice | None | types.EllipsisType | tuple[int | slice | None | types.EllipsisType, ...]) -> Tensor:
+        """
+        Basic indexing (ints, slices with steps, None, ...); the gradient flows back into the indexed elements.
+        """
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The slices along the first axis."""
+
+    @overload
+    def __add__(self, arg: Tensor, /) -> Tensor: ...
+
+    @overload
+    def __add__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __add__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __radd__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __radd__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __sub__(self, arg: Tensor, /) -> Tensor: ...
+
+    @overload
+    def __sub__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __sub__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __rsub__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __rsub__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __mul__(self, arg: Tensor, /) -> Tensor: ...
+
+    @overload
+    def __mul__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __mul__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __rmul__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __rmul__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __truediv__(self, arg: Tensor, /) -> Tensor: ...
+
+    @overload
+    def __truediv__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __truediv__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __rtruediv__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __rtruediv__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __pow__(self, arg: Tensor, /) -> Tensor: ...
+
+    @overload
+    def __pow__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __pow__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __rpow__(self, arg: bool | int | float, /) -> Tensor: ...
+
+    @overload
+    def __rpow__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    @overload
+    def __matmul__(self, arg: Tensor, /) -> Tensor: ...
+
+    @overload
+    def __matmul__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    def __rmatmul__(self, other: NDArray | numpy.typing.NDArray[Any], /) -> Tensor: ...
+
+    def __eq__(self, other: object, /) -> Tensor:  # type: ignore[override]
+        """a == other, element-wise (bool; no grad)."""
+
+    def __ne__(self, other: object, /) -> Tensor:  # type: ignore[override]
+        """a != other, element-wise (bool; no grad)."""
+
+    def __lt__(self, other: Tensor | NDArray | bool | int | float, /) -> Tensor:
+        """Element-wise comparison (bool; no grad)."""
+
+    def __le__(self, other: Tensor | NDArray | bool | int | float, /) -> Tensor:
+        """Element-wise comparison (bool; no grad)."""
+
+    def __gt__(self, other: Tensor | NDArray | bool | int | float, /) -> Tensor:
+        """Element-wise comparison (bool; no grad)."""
+
+    def __ge__(self, other: Tensor | NDArray | bool | int | float, /) -> Tensor:
+        """Element-wise comparison (bool; no grad)."""
+
+    def __neg__(self) -> Tensor: ...
+
+    def __abs__(self) -> Tensor: ...
+
+    def sum(self, axes: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: int | Sequence[int] | None = None, keepdim: bool | None = None) -> Tensor:
+        """
+        Sum over `axes` (None: every axis); PyTorch's dim=/keepdim= are accepted.
+        """
+
+    def mean(self, axes: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: int | Sequence[int] | None = None, keepdim: bool | None = None) -> Tensor:
+        """Mean over `axes` (None: every axis)."""
+
+    def max(self, axes: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: int | Sequence[int] | None = None, keepdim: bool | None = None) -> Tensor:
+        """Maximum over `axes` (None: every axis; the values only, as in Needle)."""
+
+    def min(self, axes: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: int | Sequence[int] | None = None, keepdim: bool | None = None) -> Tensor:
+        """Minimum over `axes` (None: every axis)."""
+
+    def logsumexp(self, axes: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: int | Sequence[int] | None = None, keepdim: bool | None = None) -> Tensor:
+        """log(sum(exp(a))) over `axes`, computed stably (None: every axis)."""
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """
+        Index (int64) of the first maximum along `dim` (None: of the flattened tensor); no gradient.
+        """
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """
+        A tensor with the same values in a new shape (one entry may be -1): reshape((2, 3)) or reshape(2, 3).
+        """
+
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        """PyTorch's name for reshape."""
+
+    def transpose(self, *dims: int | Sequence[int] | None, axes: Sequence[int] | None = None) -> Tensor:
+        """
+        Needle's transpose: swaps the last two axes, or the two given ones (transpose((0, 2)), transpose(0, 2) or transpose(axes=(0, 2))).
+        """
+
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
+        """The axes reordered: permute((2, 0, 1)) or permute(2, 0, 1)."""
+
+    @property
+    def T(self) -> Tensor:
+        """The axes reversed."""
+
+    def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
+        """Broadcast to `shape` (NumPy rules)."""
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Axes start_dim..end_dim merged into one."""
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A size-1 axis inserted at `dim`."""
+
+    def squeeze(self, dim: int | Sequence[int] | None = None) -> Tensor:
+        """The given size-1 axes removed (every size-1 axis by default)."""
+
+    def exp(self) -> Tensor: ...
+
+    def log(self) -> Tensor: ...
+
+    def sqrt(self) -> Tensor: ...
+
+    def abs(self) -> Tensor: ...
+
+    def relu(self) -> Tensor: ...
+
+    def tanh(self) -> Tensor: ...
+
+    def sigmoid(self) -> Tensor: ...
+
+    def matmul(self, other: Tensor) -> Tensor:
+        """Matrix product (batched, broadcasting batch dimensions)."""
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        """Softmax along `dim`."""
+
+    def log_softmax(self, dim: int = -1) -> Tensor:
+        """Log-softmax along `dim`."""
+
+    def numpy(self) -> numpy.typing.NDArray[Any]:
+        """
+        The values as a NumPy array sharing this tensor's memory (host devices; other devices copy).
+        """
+
+    __array_priority__: int = 1001
+
+class Op:
+    """
+    A differentiable operation built into Needle's C++ core (the `op` of tensors it produced). Define new ops in Python by subclassing needle.autograd.TensorOp (which implements compute and gradient in Python).
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name: "add", "matmul", ..."""
+
+    def compute(self, *arrays: NDArray) -> NDArray:
+        """The forward computation on arrays."""
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor | tuple[Tensor | None, ...] | None:
+        """
+        The gradient of each input given the output's gradient: a Tensor for a one-input op, else a tuple (None where an input gets no gradient).
+        """
+
+    def gradient_as_tuple(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        """gradient() as a tuple with one entry per input."""
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        """Applies this op to new inputs."""
+
+    def __repr__(self) -> str: ...
+
+def grad_enabled() -> bool:
+    """True unless graph recording is disabled on this thread (no_grad)."""
+
+def set_grad_enabled(enabled: bool) -> None:
+    """Turns graph recording on or off for this thread."""
+
+def topological_order(outputs: Sequence[Tensor]) -> list[Tensor]:
+    """
+    Every tensor reachable from `outputs` through op inputs, each after all of its inputs (Needle's find_topo_sort).
+    """
+
+class Ops:
+    """
+    Needle's differentiable ops on Tensors, as static methods (use them through needle.ops).
+    """
+
+    @staticmethod
+    def add(a: Tensor, b: Tensor) -> Tensor:
+        """a + b (broadcasting)."""
+
+    @staticmethod
+    def add_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
+        """a + scalar."""
+
+    @staticmethod
+    def sub(a: Tensor, b: Tensor) -> Tensor:
+        """a - b (broadcasting)."""
+
+    @staticmethod
+    def multiply(a: Tensor, b: Tensor) -> Tensor:
+        """a * b (broadcasting)."""
+
+    @staticmethod
+    def mul_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
+        """a * scalar."""
+
+    @staticmethod
+    def divide(a: Tensor, b: Tensor) -> Tensor:
+        """a / b (broadcasting)."""
+
+    @staticmethod
+    def divide_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
+        """a / scalar."""
+
+    @staticmethod
+    def power(a: Tensor, b: Tensor) -> Tensor:
+        """a ** b element-wise (broadcasting)."""
+
+    @staticmethod
+    def power_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
+        """a ** scalar."""
+
+    @staticmethod
+    def rpower_scalar(scalar: bool | int | float, a: Tensor) -> Tensor:
+        """scalar ** a."""
+
+    @staticmethod
+    def rdivide_scalar(scalar: bool | int | float, a: Tensor) -> Tensor:
+        """scalar / a."""
+
+    @staticmethod
+    def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:
+        """a where a > 0, else negative_slope * a."""
+
+    @staticmethod
+    def astype(a: Tensor, dtype: str) -> Tensor:
+        """a converted to `dtype` (the gradient is converted back)."""
+
+    @staticmethod
+    def negate(a: Tensor) -> Tensor:
+        """-a."""
+
+    @staticmethod
+    def exp(a: Tensor) -> Tensor:
+        """e ** a."""
+
+    @staticmethod
+    def log(a: Tensor) -> Tensor:
+        """Natural logarithm (integers are computed in floating point)."""
+
+    @staticmethod
+    def sqrt(a: Tensor) -> Tensor:
+        """Square root."""
+
+    @staticmethod
+    def abs(a: Tensor) -> Tensor:
+        """|a|."""
+
+    @staticmethod
+    def relu(a: Tensor) -> Tensor:
+        """max(a, 0)."""
+
+    @staticmethod
+    def tanh(a: Tensor) -> Tensor:
+        """Hyperbolic tangent."""
+
+    @staticmethod
+    def sigmoid(a: Tensor) -> Tensor:
+        """1 / (1 + exp(-a))."""
+
+    @staticmethod
+    def gelu(a: Tensor) -> Tensor:
+        """x * Phi(x) (exact, with the error function)."""
+
+    @overload
+    @staticmethod
+    def maximum(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def maximum(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def maximum(a: bool | int | float, b: Tensor) -> Tensor:
+        """Element-wise maximum (broadcasting; ties share the gradient)."""
+
+    @overload
+    @staticmethod
+    def minimum(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def minimum(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def minimum(a: bool | int | float, b: Tensor) -> Tensor:
+        """Element-wise minimum (broadcasting; ties share the gradient)."""
+
+    @overload
+    @staticmethod
+    def eq(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def eq(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def eq(a: bool | int | float, b: Tensor) -> Tensor:
+        """a == b (bool; no gradient)."""
+
+    @overload
+    @staticmethod
+    def ne(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def ne(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def ne(a: bool | int | float, b: Tensor) -> Tensor:
+        """a != b (bool; no gradient)."""
+
+    @overload
+    @staticmethod
+    def lt(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def lt(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def lt(a: bool | int | float, b: Tensor) -> Tensor:
+        """a < b (bool; no gradient)."""
+
+    @overload
+    @staticmethod
+    def le(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def le(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def le(a: bool | int | float, b: Tensor) -> Tensor:
+        """a <= b (bool; no gradient)."""
+
+    @overload
+    @staticmethod
+    def gt(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def gt(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def gt(a: bool | int | float, b: Tensor) -> Tensor:
+        """a > b (bool; no gradient)."""
+
+    @overload
+    @staticmethod
+    def ge(a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def ge(a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def ge(a: bool | int | float, b: Tensor) -> Tensor:
+        """a >= b (bool; no gradient)."""
+
+    @overload
+    @staticmethod
+    def where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def where(cond: Tensor, a: Tensor, b: bool | int | float) -> Tensor: ...
+
+    @overload
+    @staticmethod
+    def where(cond: Tensor, a: bool | int | float, b: Tensor) -> Tensor:
+        """
+        cond ? a : b element-wise (broadcasting all three; no gradient for cond).
+        """
+
+    @staticmethod
+    def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+        """The same values in a new shape (one entry may be -1)."""
+
+    @staticmethod
+    def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+        """a broadcast to `shape` (NumPy rules); the gradient is summed back."""
+
+    @staticmethod
+    def sum_to_shape(grad: Tensor, shape: Sequence[int]) -> Tensor:
+        """
+        grad summed over the axes that broadcasting added or stretched, so that it takes `shape`.
+        """
+
+    @staticmethod
+    def transpose(a: Tensor, axes: Sequence[int] | None = None) -> Tensor:
+        """Needle's transpose: swaps the last two axes, or the two axes given."""
+
+    @staticmethod
+    def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
+        """The axes reordered."""
+
+    @staticmethod
+    def squeeze(a: Tensor, axes: int | Sequence[int] | None = None) -> Tensor:
+        """The given size-1 axes removed (None: every size-1 axis)."""
+
+    @staticmethod
+    def unsqueeze(a: Tensor, axis: int) -> Tensor:
+        """A size-1 axis inserted at `axis`."""
+
+    @staticmethod
+    def matmul(a: Tensor, b: Tensor) -> Tensor:
+        """
+        Matrix product (batched, broadcasting batch dimensions; 1-d operands as in NumPy).
+        """
+
+    @staticmethod
+    def flip(a: Tensor, axes: int | Sequence[int] | None = None) -> Tensor:
+        """The order of elements reversed along `axes` (None: every axis)."""
+
+    @staticmethod
+    def pad(a: Tensor, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
+        """
+        a padded by pad_width[d] = (before, after) cells of `value` on each axis d.
+        """
+
+    @staticmethod
+    def getitem(a: Tensor, key: int | slice | None | types.EllipsisType | tuple[int | slice | None | types.EllipsisType, ...]) -> Tensor:
+        """
+        a[key] with basic indexing; the gradient flows back into the indexed elements.
+        """
+
+    @staticmethod
+    def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+        """Joins tensors along `axis`."""
+
+    @staticmethod
+    def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+        """Joins tensors of one shape along a new axis."""
+
+    @staticmethod
+    def split(a: Tensor, axis: int = 0) -> list[Tensor]:
+        """Needle's split: the slices along `axis`, with that axis removed."""
+
+    @staticmethod
+    def dilate(a: Tensor, axes: Sequence[int], dilation: int) -> Tensor:
+        """`dilation` zeros inserted after each element along `axes`."""
+
+    @staticmethod
+    def undilate(a: Tensor, axes: Sequence[int], dilation: int) -> Tensor:
+        """The inverse of dilate."""
+
+    @staticmethod
+    def summation(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over `axes` (None: every axis; an empty tuple: none)."""
+
+    @staticmethod
+    def mean(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Mean over `axes` (None: every axis)."""
+
+    @staticmethod
+    def max(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over `axes` (None: every axis); ties share the gradient."""
+
+    @staticmethod
+    def min(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Minimum over `axes` (None: every axis); ties share the gradient."""
+
+    @staticmethod
+    def logsumexp(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """log(sum(exp(a))) over `axes`, computed stably (None: every axis)."""
+
+    @staticmethod
+    def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """
+        Index (int64) of the first maximum along `axis` (None: of the flattened tensor); no gradient.
+        """
+
+    @staticmethod
+    def gather(a: Tensor, axis: int, index: Tensor) -> Tensor:
+        """
+        Values of `a` at integer `index` along `axis` (torch.gather / numpy.take_along_axis).
+        """
+
+    @staticmethod
+    def embedding(indices: Tensor, weight: Tensor) -> Tensor:
+        """
+        Rows of weight (num_embeddings, dim) picked by integer indices: indices.shape + (dim,).
+        """
+
+    @staticmethod
+    def one_hot(indices: Tensor, num_classes: int, dtype: str = 'float32') -> Tensor:
+        """
+        One-hot rows for integer indices: indices.shape + (num_classes,); no gradient.
+        """
+
+    @staticmethod
+    def logsoftmax(a: Tensor, axis: int = -1) -> Tensor:
+        """log(softmax(a)) along `axis`."""
+
+    @staticmethod
+    def softmax(a: Tensor, axis: int = -1) -> Tensor:
+        """Softmax along `axis`."""
+
+    @staticmethod
+    def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+        """
+        Mean over the batch of -log softmax(logits)[label]: logits (N, C), integer labels (N,).
+        """
+
+    @staticmethod
+    def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
+        """Mean of squared differences."""
+
+    @staticmethod
+    def dropout(a: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+        """
+        Zeroes each element with probability p (Needle's generator) and scales the rest by 1 / (1 - p); the identity when not training.
+        """
+
+    @staticmethod
+    def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-05) -> Tensor:
+        """
+        Normalization over the last axis, then * weight + bias (each optional, shape (dim,)).
+        """
+
+    @staticmethod
+    def batch_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, running_mean: Tensor | None = None, running_var: Tensor | None = None, training: bool = True, momentum: float = 0.1, eps: float = 1e-05) -> Tensor:
+        """
+        Normalization over every axis but 1 of x (N, C, ...): batch statistics in training (updating the running ones in place), running statistics otherwise.
+        """
+
+    @staticmethod
+    def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
+        """softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes."""
+
+    @staticmethod
+    def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
+        """
+        Needle's conv: a (N, H, W, C_in), b (K, K, C_in, C_out), zero padding on H and W.
+        """

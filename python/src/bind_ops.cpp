@@ -107,7 +107,6 @@ void def_shapes(Cls& cls) {
       .def_static("unsqueeze", &ops::unsqueeze, nb::arg("a"), nb::arg("axis"), "A size-1 axis inserted at `axis`.")
       .def_static("matmul", &ops::matmul, nb::arg("a"), nb::arg("b"),
                   "Matrix product (batched, broadcasting batch dimensions; 1-d operands as in NumPy).");
-#if NEEDLE_PY_SHAPE_OPS
   cls.def_static(
          "flip",
          [](const Tensor& a, const AxisArg& axes) {
@@ -135,7 +134,6 @@ void def_shapes(Cls& cls) {
                   "`dilation` zeros inserted after each element along `axes`.")
       .def_static("undilate", &ops::undilate, nb::arg("a"), nb::arg("axes"), nb::arg("dilation"),
                   "The inverse of dilate.");
-#endif
 }
 
 void def_reductions(Cls& cls) {
@@ -150,7 +148,6 @@ void def_reductions(Cls& cls) {
   def_reduce(
       "summation", [](const Tensor& a, const Axes& axes, bool keepdims) { return ops::summation(a, axes, keepdims); },
       "Sum over `axes` (None: every axis; an empty tuple: none).");
-#if NEEDLE_PY_REDUCE_OPS
   def_reduce(
       "mean", [](const Tensor& a, const Axes& axes, bool keepdims) { return ops::mean(a, axes, keepdims); },
       "Mean over `axes` (None: every axis).");
@@ -165,11 +162,9 @@ void def_reductions(Cls& cls) {
       "log(sum(exp(a))) over `axes`, computed stably (None: every axis).");
   cls.def_static("argmax", &ops::argmax, nb::arg("a"), nb::arg("axis") = nb::none(), nb::arg("keepdims") = false,
                  "Index (int64) of the first maximum along `axis` (None: of the flattened tensor); no gradient.");
-#endif
 }
 
 void def_indexing_and_nn(Cls& cls) {
-#if NEEDLE_PY_INDEX_OPS
   cls.def_static("gather", &ops::gather, nb::arg("a"), nb::arg("axis"), nb::arg("index"),
                  "Values of `a` at integer `index` along `axis` (torch.gather / numpy.take_along_axis).")
       .def_static("embedding", &ops::embedding, nb::arg("indices"), nb::arg("weight"),
@@ -181,8 +176,6 @@ void def_indexing_and_nn(Cls& cls) {
           },
           nb::arg("indices"), nb::arg("num_classes"), nb::arg("dtype") = "float32",
           "One-hot rows for integer indices: indices.shape + (num_classes,); no gradient.");
-#endif
-#if NEEDLE_PY_NN_OPS
   cls.def_static("logsoftmax", &ops::logsoftmax, nb::arg("a"), nb::arg("axis") = -1, "log(softmax(a)) along `axis`.")
       .def_static("softmax", &ops::softmax, nb::arg("a"), nb::arg("axis") = -1, "Softmax along `axis`.")
       .def_static("cross_entropy", &ops::cross_entropy, nb::arg("logits"), nb::arg("labels"),
@@ -212,17 +205,11 @@ void def_indexing_and_nn(Cls& cls) {
           nb::arg("momentum") = 0.1, nb::arg("eps") = 1e-5,
           "Normalization over every axis but 1 of x (N, C, ...): batch statistics in training (updating the "
           "running ones in place), running statistics otherwise.");
-#endif
-#if NEEDLE_PY_ATTENTION_OPS
   cls.def_static("scaled_dot_product_attention", &ops::scaled_dot_product_attention, nb::arg("q"), nb::arg("k"),
                  nb::arg("v"), nb::arg("causal") = false,
                  "softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes.");
-#endif
-#if NEEDLE_PY_CONV_OPS
   cls.def_static("conv", &ops::conv, nb::arg("a"), nb::arg("b"), nb::arg("stride") = 1, nb::arg("padding") = 0,
                  "Needle's conv: a (N, H, W, C_in), b (K, K, C_in, C_out), zero padding on H and W.");
-#endif
-  (void)cls;
 }
 
 }  // namespace

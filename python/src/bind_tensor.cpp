@@ -345,7 +345,6 @@ void def_indexing(nb::class_<TensorImpl>& cls) {
                   ", value: Tensor | NDArray | bool | int | float | numpy.typing.ArrayLike) -> None"),
           "Writes `value` (broadcast, converted to this dtype) into the indexed elements, in place. Refused for "
           "tensors that require grad (except leaves under no_grad).");
-#if NEEDLE_PY_SHAPE_OPS
   cls.def(
          "__getitem__", [](const Tensor& a, nb::handle key) { return ops::getitem(a, to_index(key)); },
          nb::sig("def __getitem__(self, key: " NEEDLE_INDEX_KEY ") -> Tensor"),
@@ -357,7 +356,6 @@ void def_indexing(nb::class_<TensorImpl>& cls) {
             return nb::iter(nb::cast(ops::split(a, 0)));
           },
           nb::sig("def __iter__(self) -> typing.Iterator[Tensor]"), "The slices along the first axis.");
-#endif
 }
 
 void def_reductions(nb::class_<TensorImpl>& cls) {
@@ -372,7 +370,6 @@ void def_reductions(nb::class_<TensorImpl>& cls) {
   def_reduce(
       "sum", [](const Tensor& a, const Axes& axes, bool keepdims) { return ops::summation(a, axes, keepdims); },
       "Sum over `axes` (None: every axis); PyTorch's dim=/keepdim= are accepted.");
-#if NEEDLE_PY_REDUCE_OPS
   def_reduce(
       "mean", [](const Tensor& a, const Axes& axes, bool keepdims) { return ops::mean(a, axes, keepdims); },
       "Mean over `axes` (None: every axis).");
@@ -390,7 +387,6 @@ void def_reductions(nb::class_<TensorImpl>& cls) {
       [](const Tensor& a, std::optional<std::int64_t> dim, bool keepdim) { return ops::argmax(a, dim, keepdim); },
       nb::arg("dim") = nb::none(), nb::arg("keepdim") = false,
       "Index (int64) of the first maximum along `dim` (None: of the flattened tensor); no gradient.");
-#endif
 }
 
 void def_shape_methods(nb::class_<TensorImpl>& cls) {
@@ -446,14 +442,12 @@ void def_math_methods(nb::class_<TensorImpl>& cls) {
       .def(
           "matmul", [](const Tensor& a, const Tensor& b) { return ops::matmul(a, b); }, nb::arg("other"),
           "Matrix product (batched, broadcasting batch dimensions).");
-#if NEEDLE_PY_NN_OPS
   cls.def(
          "softmax", [](const Tensor& a, std::int64_t dim) { return ops::softmax(a, dim); }, nb::arg("dim") = -1,
          "Softmax along `dim`.")
       .def(
           "log_softmax", [](const Tensor& a, std::int64_t dim) { return ops::logsoftmax(a, dim); }, nb::arg("dim") = -1,
           "Log-softmax along `dim`.");
-#endif
 }
 
 }  // namespace

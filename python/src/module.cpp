@@ -33,6 +33,10 @@ NB_MODULE(_core, m) {
   using namespace needle::python;
   m.doc() = "Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd and the ops.";
   init_numpy();
+  // The autograd graph lives in C++ and holds Python objects (tensors created in Python, ops defined in
+  // Python); a graph still referenced from a module's globals at exit forms a cycle the garbage collector
+  // cannot see, so some instances are legitimately alive when the interpreter finalizes.
+  nb::set_leak_warnings(false);
   bind_errors(m);
   bind_device(m);
   bind_ndarray(m);

@@ -39,27 +39,6 @@ struct type_caster<needle::Tensor> {
 
 }  // namespace nanobind::detail
 
-// Op families bound only once their C++ implementation is in the library (a binding of a missing op
-// would leave an undefined symbol in the module). 1: bound.
-#ifndef NEEDLE_PY_SHAPE_OPS
-#define NEEDLE_PY_SHAPE_OPS 0  // flip, pad, getitem, concat, stack, split, dilate, undilate
-#endif
-#ifndef NEEDLE_PY_REDUCE_OPS
-#define NEEDLE_PY_REDUCE_OPS 0  // mean, max, min, logsumexp, argmax
-#endif
-#ifndef NEEDLE_PY_INDEX_OPS
-#define NEEDLE_PY_INDEX_OPS 0  // gather, embedding, one_hot
-#endif
-#ifndef NEEDLE_PY_NN_OPS
-#define NEEDLE_PY_NN_OPS 0  // logsoftmax, softmax, cross_entropy, mse_loss, dropout, layer_norm, batch_norm
-#endif
-#ifndef NEEDLE_PY_ATTENTION_OPS
-#define NEEDLE_PY_ATTENTION_OPS 0  // scaled_dot_product_attention
-#endif
-#ifndef NEEDLE_PY_CONV_OPS
-#define NEEDLE_PY_CONV_OPS 0  // conv
-#endif
-
 namespace needle::python {
 
 // A tensor outside the graph holding `value` (masks, constants, converted operands).

@@ -1,0 +1,195 @@
+"""Autograd: ``Tensor``, ops (built-in and defined in Python), grad mode and the graph's topological order.
+
+The graph, the backward pass and every built-in op live in Needle's C++ core; this module gives them
+Needle's Python names. ``TensorOp`` is the base class of ops written in Python: subclass it, implement
+``compute(self, *arrays)`` (NDArrays in, an NDArray out) and ``gradient(self, out_grad, node)`` (Tensors in,
+a Tensor or a tuple of Tensors/None out), and calling an instance creates a tensor that joins the C++
+graph like the output of any built-in op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import overload
+
+from needle import _core
+from needle._core import NDArray, Op, Tensor
+
+#: Needle's name for the graph node class (every value in the graph is a Tensor here).
+Value = Tensor
+
+
+class TensorOp(Op):
+    """Base class of ops defined in Python.
+
+    Subclasses implement ``compute`` and ``gradient``; they may define ``__init__`` to store parameters
+    (calling ``super().__init__()`` is optional). ``name`` defaults to the class name.
+    """
+
+    def __init__(self) -> None:
+        """Nothing to initialize: the op's state is whatever the subclass stores."""
+
+    def __call__(self, *args: Tensor) -> Tensor:
+        """The output of this op on ``args``, recorded in the graph when grad mode is on."""
+        return Tensor.make_from_op(self, args)
+
+    @property
+    def name(self) -> str:
+        """The op's name in errors and reprs: the class name."""
+        return type(self).__name__
+
+    def compute(self, *args: NDArray) -> NDArray:
+        """The forward computation on the inputs' arrays."""
+        raise NotImplementedError(f"{type(self).__name__}.compute is not implemented")
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor | tuple[Tensor | None, ...] | None:
+        """The gradient of each input (a Tensor for a one-input op, else a tuple; None: no gradient)."""
+        raise NotImplementedError(f"{type(self).__name__}.gradient is not implemented")
+
+    def gradient_as_tuple(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        """``gradient`` as a tuple with one entry per input."""
+        output = self.gradient(out_grad, node)
+        if isinstance(output, Tensor):
+            return (output,)
+        if output is None:
+            return (None,) * len(node.inputs)
+        return tuple(output)
+
+    def __repr__(self) -> str:
+        return f"<needle op '{self.name}'>"
+
+
+class TensorTuple(Sequence[Tensor]):
+    """A fixed sequence of Tensors (Needle's tuple value): the result of ``split`` and ``make_tuple``.
+
+    Its elements are ordinary Tensors, so gradients flow through each of them.
+    """
+
+    __slots__ = ("_tensors",)
+
+    def __init__(self, tensors: Iterable[Tensor] = ()) -> None:
+        self._tensors = tuple(tensors)
+        for t in self._tensors:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"TensorTuple: expected Tensors, got {type(t).__name__}")
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    @overload
+    def __getitem__(self, index: int) -> Tensor: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> TensorTuple: ...
+
+    def __getitem__(self, index: int | slice) -> Tensor | TensorTuple:
+        if isinstance(index, slice):
+            return TensorTuple(self._tensors[index])
+        return self._tensors[index]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter(self._tensors)
+
+    def tuple(self) -> tuple[Tensor, ...]:
+        """The elements as a Python tuple."""
+        return self._tensors
+
+    def __add__(self, other: TensorTuple) -> TensorTuple:
+        """Element-wise sum with another TensorTuple of the same length (Needle's ``+``)."""
+        if not isinstance(other, TensorTuple):
+            return NotImplemented
+        if len(other) != len(self):
+            raise ValueError(f"TensorTuple +: lengths differ ({len(self)} and {len(other)})")
+        return TensorTuple(a + b for a, b in zip(self._tensors, other._tensors, strict=True))
+
+    def detach(self) -> TensorTuple:
+        """The elements detached from the graph."""
+        return TensorTuple(t.detach() for t in self._tensors)
+
+    def __repr__(self) -> str:
+        return "TensorTuple(" + ", ".join(repr(t) for t in self._tensors) + ")"
+
+
+def find_topo_sort(node_list: Iterable[Tensor]) -> list[Tensor]:
+    """Every tensor reachable from ``node_list`` through op inputs, each after all of its inputs."""
+    return _core.topological_order(list(node_list))
+
+
+def compute_gradient_of_variables(output_tensor: Tensor, out_grad: Tensor | None = None) -> None:
+    """Needle's entry point of the backward pass: ``output_tensor.backward(out_grad)``."""
+    output_tensor.backward(out_grad)
+
+
+def is_grad_enabled() -> bool:
+    """True unless graph recording is disabled on this thread."""
+    return _core.grad_enabled()
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode for a ``with`` block (or a decorated function), restoring the previous mode after."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._previous.append(_core.grad_enabled())
+        _core.set_grad_enabled(self._enabled)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _core.set_grad_enabled(self._previous.pop())
+
+
+class no_grad(_GradMode):
+    """Disables graph recording in its scope: ops compute values only (``with needle.no_grad(): ...``)."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    """Enables graph recording in its scope (inside a ``no_grad`` block)."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Sets grad mode now; used as a context manager, restores the previous mode on exit."""
+
+    def __init__(self, mode: bool) -> None:
+        self._previous = _core.grad_enabled()
+        _core.set_grad_enabled(bool(mode))
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _core.set_grad_enabled(self._previous)
+
+
+__all__ = [
+    "Op",
+    "Tensor",
+    "TensorOp",
+    "TensorTuple",
+    "Value",
+    "compute_gradient_of_variables",
+    "enable_grad",
+    "find_topo_sort",
+    "is_grad_enabled",
+    "no_grad",
+    "set_grad_enabled",
+]

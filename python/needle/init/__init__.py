@@ -1,0 +1,234 @@
+"""Initializers (``needle.init``), as in Needle.
+
+As in Needle, the random ones draw from NumPy's global random state (through ``device.rand`` /
+``device.randn``), so ``np.random.seed(s)`` reproduces Needle's numbers; ``needle.manual_seed`` seeds that
+state too. Scaling and shifting of the samples run in the array layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from needle._core import Device, NDArray, Tensor, default_device
+
+DeviceLike = Device | str | None
+
+
+def _device(device: DeviceLike) -> Device:
+    if device is None:
+        return default_device()
+    if isinstance(device, str):
+        return Device(device)
+    return device
+
+
+def _shape(shape: tuple[int | Sequence[int], ...]) -> tuple[int, ...]:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        return tuple(int(d) for d in shape[0])
+    return tuple(int(d) for d in shape)  # type: ignore[arg-type]
+
+
+def _sample_dtype(dtype: str) -> str:
+    # float64 tensors get float64 samples; everything else is drawn in float32 as in Needle.
+    return "float64" if dtype == "float64" else "float32"
+
+
+def _tensor(array: NDArray, dtype: str, requires_grad: bool) -> Tensor:
+    return Tensor.make_const(array.astype(dtype), requires_grad=requires_grad)
+
+
+def rand(
+    *shape: int | Sequence[int],
+    low: float = 0.0,
+    high: float = 1.0,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """Uniform samples in [low, high) (``numpy.random.rand`` scaled)."""
+    dev = _device(device)
+    array = dev.rand(*_shape(shape), dtype=_sample_dtype(dtype)) * (high - low) + low
+    return _tensor(array, dtype, requires_grad)
+
+
+def randn(
+    *shape: int | Sequence[int],
+    mean: float = 0.0,
+    std: float = 1.0,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """Normal samples N(mean, std**2) (``numpy.random.randn`` scaled)."""
+    dev = _device(device)
+    array = dev.randn(*_shape(shape), dtype=_sample_dtype(dtype)) * std + mean
+    return _tensor(array, dtype, requires_grad)
+
+
+def constant(
+    *shape: int | Sequence[int],
+    c: float = 1.0,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """A tensor of ``shape`` filled with ``c``."""
+    array = _device(device).full(list(_shape(shape)), c, dtype=dtype)
+    return Tensor.make_const(array, requires_grad=requires_grad)
+
+
+def ones(
+    *shape: int | Sequence[int], device: DeviceLike = None, dtype: str = "float32", requires_grad: bool = False
+) -> Tensor:
+    """A tensor of ones."""
+    return constant(*shape, c=1.0, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros(
+    *shape: int | Sequence[int], device: DeviceLike = None, dtype: str = "float32", requires_grad: bool = False
+) -> Tensor:
+    """A tensor of zeros."""
+    return constant(*shape, c=0.0, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def randb(
+    *shape: int | Sequence[int],
+    p: float = 0.5,
+    device: DeviceLike = None,
+    dtype: str = "bool",
+    requires_grad: bool = False,
+) -> Tensor:
+    """True (1) with probability p: ``numpy.random.rand(*shape) <= p``."""
+    array = _device(device).rand(*_shape(shape)) <= p
+    return _tensor(array, dtype, requires_grad)
+
+
+def one_hot(
+    n: int,
+    i: int | Sequence[int] | NDArray | Tensor,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """Rows of the n x n identity picked by the indices ``i``: shape i.shape + (n,)."""
+    indices = i.cached_data if isinstance(i, Tensor) else i
+    array = _device(device).one_hot(n, indices, dtype=dtype)
+    return Tensor.make_const(array, requires_grad=requires_grad)
+
+
+def zeros_like(
+    array: Tensor, *, device: DeviceLike = None, dtype: str | None = None, requires_grad: bool = False
+) -> Tensor:
+    """Zeros of ``array``'s shape (and dtype and device unless given)."""
+    return zeros(
+        *array.shape,
+        device=array.device if device is None else device,
+        dtype=array.dtype if dtype is None else dtype,
+        requires_grad=requires_grad,
+    )
+
+
+def ones_like(
+    array: Tensor, *, device: DeviceLike = None, dtype: str | None = None, requires_grad: bool = False
+) -> Tensor:
+    """Ones of ``array``'s shape (and dtype and device unless given)."""
+    return ones(
+        *array.shape,
+        device=array.device if device is None else device,
+        dtype=array.dtype if dtype is None else dtype,
+        requires_grad=requires_grad,
+    )
+
+
+def xavier_uniform(
+    fan_in: int,
+    fan_out: int,
+    gain: float = 1.0,
+    *,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """Uniform in [-a, a] with a = gain * sqrt(6 / (fan_in + fan_out)), shape (fan_in, fan_out)."""
+    a = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return rand(fan_in, fan_out, low=-a, high=a, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def xavier_normal(
+    fan_in: int,
+    fan_out: int,
+    gain: float = 1.0,
+    *,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out)), shape (fan_in, fan_out)."""
+    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+    return randn(fan_in, fan_out, mean=0.0, std=std, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def _gain(nonlinearity: str) -> float:
+    gains = {
+        "relu": math.sqrt(2.0),
+        "linear": 1.0,
+        "sigmoid": 1.0,
+        "tanh": 5.0 / 3.0,
+        "leaky_relu": math.sqrt(2.0 / (1.0 + 0.01**2)),
+    }
+    if nonlinearity not in gains:
+        raise ValueError(f"kaiming: unsupported nonlinearity {nonlinearity!r} (expected one of {sorted(gains)})")
+    return gains[nonlinearity]
+
+
+def kaiming_uniform(
+    fan_in: int,
+    fan_out: int,
+    shape: Sequence[int] | None = None,
+    nonlinearity: str = "relu",
+    *,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """Uniform in [-b, b] with b = gain * sqrt(3 / fan_in) (gain sqrt(2) for relu); shape (fan_in, fan_out)
+    unless ``shape`` is given (convolution kernels)."""
+    bound = _gain(nonlinearity) * math.sqrt(3.0 / fan_in)
+    dims = (fan_in, fan_out) if shape is None else tuple(shape)
+    return rand(*dims, low=-bound, high=bound, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def kaiming_normal(
+    fan_in: int,
+    fan_out: int,
+    shape: Sequence[int] | None = None,
+    nonlinearity: str = "relu",
+    *,
+    device: DeviceLike = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
+    """N(0, std**2) with std = gain / sqrt(fan_in) (gain sqrt(2) for relu); shape (fan_in, fan_out) unless
+    ``shape`` is given."""
+    std = _gain(nonlinearity) / math.sqrt(fan_in)
+    dims = (fan_in, fan_out) if shape is None else tuple(shape)
+    return randn(*dims, mean=0.0, std=std, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+__all__ = [
+    "constant",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "one_hot",
+    "ones",
+    "ones_like",
+    "rand",
+    "randb",
+    "randn",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+    "zeros_like",
+]
