@@ -88,7 +88,10 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
     grads.erase(found);  // each node's gradient is complete once reached; free it as we go
     check_not_released(*node);
 
-    if (node->requires_grad()) {
+    // Non-leaf gradients are kept only when they carry no graph: a recorded gradient of an intermediate
+    // refers back to that intermediate, a reference cycle that would never be freed. (A leaf's recorded
+    // gradient also refers to the leaf, as in PyTorch: reset_grad() breaks that cycle.)
+    if (node->requires_grad() && (node->is_leaf() || !create_graph)) {
       const Tensor previous = node->grad();
       node->impl()->grad = (previous.defined() ? ops::add(previous, grad) : grad).impl();
     }

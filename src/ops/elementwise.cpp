@@ -10,7 +10,6 @@ namespace needle::ops {
 using detail::constant;
 using detail::input_value;
 using detail::make;
-using detail::scalar_like;
 
 namespace {
 

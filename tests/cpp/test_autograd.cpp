@@ -159,6 +159,18 @@ TEST_P(AutogradTest, DoubleBackwardOfTanh) {
   }
 }
 
+TEST_P(AutogradTest, CreateGraphLeavesNoCycleOnceTheLeafGradIsReset) {
+  const std::size_t before = Storage::live_count(GetParam());
+  {
+    const Tensor x = leaf({0.5, 1.5}, {2});
+    const Tensor e = ops::exp(x);
+    ops::summation(e * e).backward(Tensor(), false, /*create_graph=*/true);
+    EXPECT_FALSE(e.grad().defined());  // intermediates keep no recorded gradient
+    Tensor(x).reset_grad();
+  }
+  EXPECT_EQ(Storage::live_count(GetParam()), before);
+}
+
 TEST_P(AutogradTest, ElementwiseGradientsMatchFiniteDifferences) {
   const Device d = GetParam();
   const NDArray a = random_array({3, 4}, d, 10);
