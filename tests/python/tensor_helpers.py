@@ -108,7 +108,8 @@ def gradient_check(
     analytic = []
     for i, (t, expected) in enumerate(zip(tensors, numeric, strict=True)):
         assert t.grad is not None, f"input {i} received no gradient"
-        assert t.grad.shape == t.shape and t.grad.dtype == "float64"
+        assert t.grad.shape == t.shape
+        assert t.grad.dtype == "float64"
         assert t.grad.device == device
         got = t.grad.numpy()
         error = relative_error(got, expected)
