@@ -661,7 +661,7 @@ class Tensor:
     @property
     def data(self) -> Tensor:
         """
-        A detached tensor sharing this tensor's values; assigning replaces the values (outside the graph).
+        A detached tensor sharing this tensor's values; assigning a Tensor, NDArray or array of the same dtype and device replaces the values (outside the graph).
         """
 
     @data.setter

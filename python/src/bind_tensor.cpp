@@ -1,6 +1,5 @@
 // The Tensor class: construction, attributes, autograd entry points, NumPy interop, indexing, operators and
 // the methods that mirror ops (Needle's names with PyTorch's spellings accepted too).
-#include <algorithm>
 #include <deque>
 #include <functional>
 #include <string>
@@ -35,8 +34,6 @@ NDArray tensor_value(nb::handle array, const std::optional<Device>& device, std:
   }
   return to_ndarray(array, device, dtype);
 }
-
-Tensor ones_like_value(const Tensor& t) { return constant_tensor(NDArray::ones(t.shape(), t.dtype(), t.device())); }
 
 // ---- operators ------------------------------------------------------------------------------------
 
@@ -192,15 +189,20 @@ void def_attributes(nb::class_<TensorImpl>& cls) {
       .def_prop_rw(
           "data", [](const Tensor& t) { return t.detach(); },
           [](const Tensor& t, nb::handle value) {
+            // As in Needle: the same dtype (and device) is required; the shape may change.
+            NDArray array;
             if (nb::isinstance<TensorImpl>(value)) {
-              t.impl()->value = nb::cast<Tensor>(value).value();  // Needle: any tensor's values (shape may change)
-              return;
+              array = nb::cast<Tensor>(value).value();
+            } else if (nb::isinstance<NDArray>(value)) {
+              array = nb::cast<NDArray>(value);
+            } else {
+              array = to_ndarray(value, t.device(), t.dtype());
             }
-            Tensor(t.impl()).set_value(nb::isinstance<NDArray>(value) ? nb::cast<NDArray>(value)
-                                                                      : to_ndarray(value, t.device(), t.dtype()));
+            Tensor(t.impl()).set_value(array);
           },
           nb::for_setter(nb::sig("def data(self, value: Tensor | NDArray | numpy.typing.ArrayLike, /) -> None")),
-          "A detached tensor sharing this tensor's values; assigning replaces the values (outside the graph).")
+          "A detached tensor sharing this tensor's values; assigning a Tensor, NDArray or array of the same dtype and "
+          "device replaces the values (outside the graph).")
       .def_prop_rw(
           "grad",
           [](const Tensor& t) -> std::optional<Tensor> {

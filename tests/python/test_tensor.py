@@ -161,6 +161,10 @@ def test_data_setter_replaces_values_outside_the_graph(device: nd.Device) -> Non
     np.testing.assert_allclose(w.numpy(), [5, 6])
     with pytest.raises(TypeError):
         w.cached_data = nd.NDArray(np.array([1.0, 2.0]), device=device)
+    with pytest.raises(TypeError, match="float64"):
+        w.data = ndl.Tensor(np.array([1.0, 2.0]), device=device)
+    w.data = ndl.Tensor(np.zeros((2, 2), "float32"), device=device)
+    assert w.shape == (2, 2)
 
 
 def test_detach(device: nd.Device) -> None:
