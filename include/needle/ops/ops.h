@@ -120,6 +120,16 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // and padding.
 Tensor conv(const Tensor& a, const Tensor& b, std::int64_t stride = 1, std::int64_t padding = 0);
 
+// ---- pooling (src/ops/pool.cpp) -------------------------------------------------------------------
+// 2-d pooling of a (N, C, H, W) over K x K windows moved by `stride` (default K), with `padding` cells on
+// each side of H and W (at most K / 2): (N, C, (H + 2p - K) / s + 1, (W + 2p - K) / s + 1). max_pool2d
+// pads with -inf and sends the gradient to each window's maximum (ties share it); avg_pool2d pads with
+// zeros, which count in the average (PyTorch's count_include_pad).
+Tensor max_pool2d(const Tensor& a, std::int64_t kernel_size, std::optional<std::int64_t> stride = std::nullopt,
+                  std::int64_t padding = 0);
+Tensor avg_pool2d(const Tensor& a, std::int64_t kernel_size, std::optional<std::int64_t> stride = std::nullopt,
+                  std::int64_t padding = 0);
+
 }  // namespace needle::ops
 
 namespace needle {

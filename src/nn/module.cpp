@@ -1,0 +1,194 @@
+// Module: registration, recursive traversal (parameters, buffers, modes), state dicts and device moves.
+#include "needle/nn/module.h"
+
+#include <unordered_set>
+
+#include "needle/core/error.h"
+
+namespace needle::nn {
+
+Tensor Module::forward(const Tensor& /*input*/) {
+  throw RuntimeError(str(name(), ": this module takes a different call signature"));
+}
+
+void Module::check_new_name(const std::string& name) const {
+  NEEDLE_CHECK(!name.empty() && name.find('.') == std::string::npos, ValueError, this->name(),
+               ": a registered name must be non-empty and contain no '.', got '", name, "'");
+  const auto taken = [&](const auto& entries) {
+    for (const auto& entry : entries) {
+      if (entry.first == name) return true;
+    }
+    return false;
+  };
+  NEEDLE_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_), ValueError, this->name(), ": name '", name,
+               "' is already registered");
+}
+
+Tensor Module::register_parameter(const std::string& name, const NDArray& value) {
+  check_new_name(name);
+  NEEDLE_CHECK(is_floating(value.dtype()), TypeError, this->name(), ": parameter '", name,
+               "' must be floating point to be trained, got dtype ", dtype_name(value.dtype()));
+  order_.push_back({Kind::Parameter, parameters_.size()});
+  parameters_.emplace_back(name, Parameter(value));
+  return parameters_.back().second;
+}
+
+Tensor Module::register_buffer(const std::string& name, const NDArray& value) {
+  check_new_name(name);
+  order_.push_back({Kind::Buffer, buffers_.size()});
+  buffers_.emplace_back(name, Tensor(value, false));
+  return buffers_.back().second;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_new_name(name);
+  NEEDLE_CHECK(module != nullptr, ValueError, this->name(), ": cannot register a null module as '", name, "'");
+  order_.push_back({Kind::Child, children_.size()});
+  children_.emplace_back(name, std::move(module));
+}
+
+template <typename Fn>
+void Module::visit(Kind kind, const std::string& prefix, Fn&& fn) const {
+  for (const Slot& slot : order_) {
+    if (slot.kind == Kind::Child) {
+      const auto& [child_name, child] = children_[slot.index];
+      child->visit(kind, prefix + child_name + ".", fn);
+    } else if (slot.kind == kind) {
+      const auto& [own_name, tensor] = (kind == Kind::Parameter ? parameters_ : buffers_)[slot.index];
+      fn(prefix + own_name, tensor);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> result;
+  std::unordered_set<const TensorImpl*> seen;
+  visit(Kind::Parameter, "", [&](const std::string& name, const Tensor& t) {
+    if (seen.insert(t.impl().get()).second) result.emplace_back(name, t);
+  });
+  return result;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> result;
+  for (auto& entry : named_parameters()) result.push_back(std::move(entry.second));
+  return result;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> result;
+  std::unordered_set<const TensorImpl*> seen;
+  visit(Kind::Buffer, "", [&](const std::string& name, const Tensor& t) {
+    if (seen.insert(t.impl().get()).second) result.emplace_back(name, t);
+  });
+  return result;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_state() const {
+  std::vector<std::pair<std::string, Tensor>> result;
+  const auto add = [&](const std::string& name, const Tensor& t) { result.emplace_back(name, t); };
+  visit(Kind::Parameter, "", add);
+  visit(Kind::Buffer, "", add);
+  return result;
+}
+
+std::vector<std::shared_ptr<Module>> Module::children() const {
+  std::vector<std::shared_ptr<Module>> result;
+  result.reserve(children_.size());
+  for (const auto& entry : children_) result.push_back(entry.second);
+  return result;
+}
+
+namespace {
+
+template <typename Entries>
+auto find_entry(const Entries& entries, const std::string& name) -> decltype(&entries.front().second) {
+  for (const auto& entry : entries) {
+    if (entry.first == name) return &entry.second;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Tensor Module::parameter(const std::string& name) const {
+  const Tensor* found = find_entry(parameters_, name);
+  NEEDLE_CHECK(found != nullptr, ValueError, this->name(), ": no parameter named '", name, "'");
+  return *found;
+}
+
+Tensor Module::buffer(const std::string& name) const {
+  const Tensor* found = find_entry(buffers_, name);
+  NEEDLE_CHECK(found != nullptr, ValueError, this->name(), ": no buffer named '", name, "'");
+  return *found;
+}
+
+std::shared_ptr<Module> Module::child(const std::string& name) const {
+  const std::shared_ptr<Module>* found = find_entry(children_, name);
+  NEEDLE_CHECK(found != nullptr, ValueError, this->name(), ": no submodule named '", name, "'");
+  return *found;
+}
+
+void Module::train(bool training) {
+  training_ = training;
+  for (const auto& entry : children_) entry.second->train(training);
+}
+
+StateDict Module::state_dict() const {
+  StateDict state;
+  for (const auto& [name, tensor] : named_state()) state.emplace(name, tensor.value());
+  return state;
+}
+
+void Module::load_state_dict(const StateDict& state, bool strict) {
+  const std::vector<std::pair<std::string, Tensor>> entries = named_state();
+  // Validate everything first: an error must leave the module exactly as it was.
+  std::vector<std::pair<Tensor, const NDArray*>> updates;
+  std::unordered_set<std::string> known;
+  for (const auto& [key, tensor] : entries) {
+    known.insert(key);
+    const auto it = state.find(key);
+    if (it == state.end()) {
+      NEEDLE_CHECK(!strict, ValueError, name(), ".load_state_dict: missing key '", key, "'");
+      continue;
+    }
+    const NDArray& value = it->second;
+    NEEDLE_CHECK(value.shape() == tensor.shape(), ValueError, name(), ".load_state_dict: key '", key, "' has shape ",
+                 shape_str(value.shape()), ", expected ", shape_str(tensor.shape()));
+    NEEDLE_CHECK(value.dtype() == tensor.dtype(), ValueError, name(), ".load_state_dict: key '", key, "' has dtype ",
+                 dtype_name(value.dtype()), ", expected ", dtype_name(tensor.dtype()));
+    updates.emplace_back(tensor, &value);
+  }
+  if (strict) {
+    for (const auto& entry : state) {
+      NEEDLE_CHECK(known.count(entry.first) != 0, ValueError, name(), ".load_state_dict: unexpected key '", entry.first,
+                   "'");
+    }
+  }
+  // Copies, so later in-place writes to the module never reach the caller's arrays (and vice versa).
+  for (auto& [tensor, value] : updates) tensor.set_value(value->to(tensor.device()).copy());
+}
+
+void Module::to(Device device) {
+  std::unordered_set<const TensorImpl*> seen;
+  const auto move = [&](const std::string& /*name*/, const Tensor& t) {
+    TensorImpl* impl = t.impl().get();
+    if (!seen.insert(impl).second) return;
+    // Assigning the value inside the existing TensorImpl keeps every handle to the tensor valid.
+    impl->value = impl->value.to(device);
+    if (impl->grad != nullptr) impl->grad->value = impl->grad->value.to(device);
+  };
+  visit(Kind::Parameter, "", move);
+  visit(Kind::Buffer, "", move);
+}
+
+void Module::zero_grad() {
+  for (Tensor& p : parameters()) p.reset_grad();
+}
+
+void Module::check_device(const Tensor& input, Device device) const {
+  NEEDLE_CHECK(input.device() == device, RuntimeError, name(), ": input is on device ", input.device(),
+               " but the module's parameters are on device ", device);
+}
+
+}  // namespace needle::nn

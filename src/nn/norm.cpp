@@ -1,0 +1,60 @@
+// Normalization layers: BatchNorm1d/2d (with running statistics) and LayerNorm1d, on ops::batch_norm and
+// ops::layer_norm.
+#include "needle/core/array_ops.h"
+#include "needle/nn/init.h"
+#include "needle/nn/layers.h"
+#include "needle/ops/ops.h"
+#include "nn/layer_util.h"
+
+namespace needle::nn {
+
+BatchNorm::BatchNorm(std::int64_t num_features, double eps, double momentum, Device device, DType dtype,
+                     std::int64_t input_ndim)
+    : num_features_(num_features), eps_(eps), momentum_(momentum), input_ndim_(input_ndim) {
+  detail::expect_positive(input_ndim == 2 ? "BatchNorm1d" : "BatchNorm2d", "num_features", num_features);
+  weight_ = register_parameter("weight", init::ones({num_features}, dtype, device));
+  bias_ = register_parameter("bias", init::zeros({num_features}, dtype, device));
+  running_mean_ = register_buffer("running_mean", init::zeros({num_features}, dtype, device));
+  running_var_ = register_buffer("running_var", init::ones({num_features}, dtype, device));
+}
+
+Tensor BatchNorm::forward(const Tensor& x) {
+  detail::expect_ndim(name(), x, input_ndim_, input_ndim_ == 2 ? "(N, C)" : "(N, C, H, W)");
+  detail::expect_dim(name(), x, 1, num_features_, "channels (dimension 1)");
+  check_device(x, weight_.device());
+  if (!training()) {
+    return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, /*training=*/false, momentum_, eps_);
+  }
+  // The op normalizes with the batch statistics; the running statistics are updated here rather than by
+  // the op because Needle averages the biased batch variance into running_var (the op follows PyTorch's
+  // unbiased one).
+  const Tensor y = ops::batch_norm(x, weight_, bias_, Tensor(), Tensor(), /*training=*/true, momentum_, eps_);
+  Axes axes;
+  for (std::int64_t d = 0; d < x.ndim(); ++d) {
+    if (d != 1) axes.push_back(d);
+  }
+  const NDArray batch_mean = needle::mean(x.value(), axes);
+  const NDArray centered =
+      x.value() - batch_mean.reshape(input_ndim_ == 2 ? Shape{1, num_features_} : Shape{1, num_features_, 1, 1});
+  const NDArray batch_var = needle::mean(centered * centered, axes);
+  running_mean_.set_value(
+      (running_mean_.value() * Scalar(1.0 - momentum_) + batch_mean * Scalar(momentum_)).astype(running_mean_.dtype()));
+  running_var_.set_value(
+      (running_var_.value() * Scalar(1.0 - momentum_) + batch_var * Scalar(momentum_)).astype(running_var_.dtype()));
+  return y;
+}
+
+LayerNorm1d::LayerNorm1d(std::int64_t dim, double eps, Device device, DType dtype) : dim_(dim), eps_(eps) {
+  detail::expect_positive("LayerNorm1d", "dim", dim);
+  weight_ = register_parameter("weight", init::ones({dim}, dtype, device));
+  bias_ = register_parameter("bias", init::zeros({dim}, dtype, device));
+}
+
+Tensor LayerNorm1d::forward(const Tensor& x) {
+  NEEDLE_CHECK(x.ndim() >= 1 && x.shape().back() == dim_, ValueError,
+               "LayerNorm1d: expected input with last dimension ", dim_, ", got shape ", shape_str(x.shape()));
+  check_device(x, weight_.device());
+  return ops::layer_norm(x, weight_, bias_, eps_);
+}
+
+}  // namespace needle::nn
