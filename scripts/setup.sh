@@ -13,6 +13,7 @@ command -v clang-format >/dev/null || missing+=(clang-format)
 command -v clang-tidy >/dev/null || missing+=(clang-tidy)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev libgmock-dev)
 [ -f /usr/include/benchmark/benchmark.h ] || missing+=(libbenchmark-dev)
+[ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""

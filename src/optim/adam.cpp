@@ -1,0 +1,63 @@
+// Adam (Needle's, with bias correction and L2 weight decay) and AdamW (PyTorch's decoupled decay).
+#include <cmath>
+#include <utility>
+
+#include "needle/core/array_ops.h"
+#include "needle/optim/optimizer.h"
+
+namespace needle::optim {
+
+Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
+    : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, /*decoupled=*/false, "Adam") {}
+
+Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay,
+           bool decoupled, const char* name)
+    : Optimizer(std::move(params), lr, name),
+      beta1_(beta1),
+      beta2_(beta2),
+      eps_(eps),
+      weight_decay_(weight_decay),
+      decoupled_(decoupled) {
+  NEEDLE_CHECK(beta1 >= 0.0 && beta1 < 1.0, ValueError, name, ": invalid beta1 ", beta1, " (must be in [0, 1))");
+  NEEDLE_CHECK(beta2 >= 0.0 && beta2 < 1.0, ValueError, name, ": invalid beta2 ", beta2, " (must be in [0, 1))");
+  NEEDLE_CHECK(eps >= 0.0, ValueError, name, ": invalid eps ", eps, " (must be >= 0)");
+  NEEDLE_CHECK(weight_decay >= 0.0, ValueError, name, ": invalid weight_decay ", weight_decay, " (must be >= 0)");
+}
+
+void Adam::step() {
+  // One counter for the whole optimizer, as in Needle: a parameter that first gets a gradient late is
+  // corrected with the global t (PyTorch keeps one per parameter; they agree when all train together).
+  ++t_;
+  const double correction1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
+  const double correction2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
+  const std::vector<Tensor>& ps = params();
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    Tensor p = ps[i];
+    const Tensor grad = p.grad();
+    if (!grad.defined()) continue;
+    NDArray value = p.value();
+    NDArray g = grad.value().astype(value.dtype());
+    if (weight_decay_ != 0.0) {
+      if (decoupled_) {
+        value = value * (1.0 - lr() * weight_decay_);
+      } else {
+        g = g + value * weight_decay_;
+      }
+    }
+    auto m_found = m_.find(i);
+    auto v_found = v_.find(i);
+    // Both moments start at 0, so the first update is just (1 - beta) times the new term.
+    NDArray m = m_found == m_.end() ? g * (1.0 - beta1_) : m_found->second * beta1_ + g * (1.0 - beta1_);
+    const NDArray g2 = g * g;
+    NDArray v = v_found == v_.end() ? g2 * (1.0 - beta2_) : v_found->second * beta2_ + g2 * (1.0 - beta2_);
+    const NDArray update = (m / correction1) / (needle::sqrt(v / correction2) + eps_);
+    p.set_value(value - update * lr());
+    m_.insert_or_assign(i, std::move(m));
+    v_.insert_or_assign(i, std::move(v));
+  }
+}
+
+AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
+    : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, /*decoupled=*/true, "AdamW") {}
+
+}  // namespace needle::optim
