@@ -1363,6 +1363,18 @@ class Ops:
         """softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes."""
 
     @staticmethod
+    def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
+        """
+        Maximum over K x K windows of a (N, C, H, W) moved by `stride` (default K), padding with -inf; ties share the gradient.
+        """
+
+    @staticmethod
+    def avg_pool2d(a: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
+        """
+        Mean over K x K windows of a (N, C, H, W) moved by `stride` (default K); zero padding counts in the mean.
+        """
+
+    @staticmethod
     def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
         """
         Needle's conv: a (N, H, W, C_in), b (K, K, C_in, C_out), zero padding on H and W.

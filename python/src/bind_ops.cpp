@@ -208,6 +208,14 @@ void def_indexing_and_nn(Cls& cls) {
   cls.def_static("scaled_dot_product_attention", &ops::scaled_dot_product_attention, nb::arg("q"), nb::arg("k"),
                  nb::arg("v"), nb::arg("causal") = false,
                  "softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes.");
+  cls.def_static("max_pool2d", &ops::max_pool2d, nb::arg("a"), nb::arg("kernel_size"), nb::arg("stride") = nb::none(),
+                 nb::arg("padding") = 0,
+                 "Maximum over K x K windows of a (N, C, H, W) moved by `stride` (default K), padding with -inf; "
+                 "ties share the gradient.");
+  cls.def_static("avg_pool2d", &ops::avg_pool2d, nb::arg("a"), nb::arg("kernel_size"), nb::arg("stride") = nb::none(),
+                 nb::arg("padding") = 0,
+                 "Mean over K x K windows of a (N, C, H, W) moved by `stride` (default K); zero padding counts in "
+                 "the mean.");
   cls.def_static("conv", &ops::conv, nb::arg("a"), nb::arg("b"), nb::arg("stride") = 1, nb::arg("padding") = 0,
                  "Needle's conv: a (N, H, W, C_in), b (K, K, C_in, C_out), zero padding on H and W.");
 }

@@ -387,3 +387,24 @@ def test_conv(stride: int, padding: int, device: nd.Device, rng: np.random.Gener
     x, a = random_tensor((2, 5, 6, 3), rng, device, "float64", "permuted")
     w, b = random_tensor((3, 3, 3, 4), rng, device, "float64")
     check(ops.conv(a, b, stride=stride, padding=padding), np_conv(x, w, stride, padding))
+
+
+def np_pool(x: np.ndarray, k: int, stride: int, padding: int, kind: str) -> np.ndarray:
+    fill = -np.inf if kind == "max" else 0.0
+    x = np.pad(x, [(0, 0), (0, 0), (padding, padding), (padding, padding)], constant_values=fill)
+    oh = (x.shape[2] - k) // stride + 1
+    ow = (x.shape[3] - k) // stride + 1
+    out = np.zeros((*x.shape[:2], oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            window = x[:, :, i * stride : i * stride + k, j * stride : j * stride + k]
+            out[:, :, i, j] = window.max(axis=(2, 3)) if kind == "max" else window.mean(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize(("k", "stride", "padding"), [(2, None, 0), (3, 1, 1), (3, 2, 1), (2, 1, 0)])
+def test_pooling(k: int, stride: int | None, padding: int, device: nd.Device, rng: np.random.Generator) -> None:
+    x, a = random_tensor((2, 3, 5, 6), rng, device, "float64", "permuted")
+    s = k if stride is None else stride
+    check(ops.max_pool2d(a, k, stride, padding), np_pool(x, k, s, padding, "max"))
+    check(ops.avg_pool2d(a, k, stride, padding), np_pool(x, k, s, padding, "avg"))

@@ -126,6 +126,9 @@ CASES: dict[str, tuple[Callable[..., ndl.Tensor], list[tuple[int, ...]], Callabl
         [(3, 2), (3, 2), (3, 2)],
         normal,
     ),
+    "max_pool2d": (lambda a: ops.max_pool2d(a, 2), [(1, 2, 4, 4)], distinct),
+    "max_pool2d_padded": (lambda a: ops.max_pool2d(a, 3, 2, 1), [(1, 1, 5, 4)], distinct),
+    "avg_pool2d": (lambda a: ops.avg_pool2d(a, 3, 1, 1), [(1, 2, 3, 4)], normal),
     "conv": (ops.conv, [(1, 4, 4, 2), (3, 3, 2, 2)], normal),
     "conv_stride_padding": (lambda a, b: ops.conv(a, b, stride=2, padding=1), [(1, 5, 4, 1), (3, 3, 1, 2)], normal),
 }

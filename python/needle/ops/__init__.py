@@ -413,12 +413,25 @@ def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
     return _Ops.conv(a, b, stride, padding)
 
 
+def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
+    """Maximum over K x K windows of a (N, C, H, W) moved by ``stride`` (default K), padding with -inf (at
+    most K // 2 cells per side); ties share the gradient."""
+    return _Ops.max_pool2d(a, kernel_size, stride, padding)
+
+
+def avg_pool2d(a: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
+    """Mean over K x K windows of a (N, C, H, W) moved by ``stride`` (default K); zero padding counts in the
+    mean (PyTorch's count_include_pad)."""
+    return _Ops.avg_pool2d(a, kernel_size, stride, padding)
+
+
 __all__ = [
     "abs",
     "add",
     "add_scalar",
     "argmax",
     "astype",
+    "avg_pool2d",
     "batch_norm",
     "broadcast_to",
     "cat",
@@ -449,6 +462,7 @@ __all__ = [
     "make_tuple",
     "matmul",
     "max",
+    "max_pool2d",
     "maximum",
     "mean",
     "min",
