@@ -1,6 +1,7 @@
 #include "needle/autograd/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "needle/autograd/engine.h"
@@ -17,6 +18,16 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
 }
 
 }  // namespace
+
+namespace {
+std::atomic<std::size_t> live_tensors{0};
+}  // namespace
+
+TensorImpl::TensorImpl() { live_tensors.fetch_add(1, std::memory_order_relaxed); }
+
+TensorImpl::~TensorImpl() { live_tensors.fetch_sub(1, std::memory_order_relaxed); }
+
+std::size_t TensorImpl::live_count() { return live_tensors.load(std::memory_order_relaxed); }
 
 Tensor::Tensor(NDArray value, bool requires_grad) : impl_(std::make_shared<TensorImpl>()) {
   impl_->requires_grad = requires_grad && is_floating(value.dtype());

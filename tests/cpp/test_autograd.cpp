@@ -159,6 +159,26 @@ TEST_P(AutogradTest, DoubleBackwardOfTanh) {
   }
 }
 
+TEST_P(AutogradTest, ToDeviceIsDifferentiable) {
+  const Device other = GetParam() == cpu_device() ? ref_device() : cpu_device();
+  const Tensor a = leaf({1, 2}, {2});
+  const Tensor moved = ops::to_device(a, other);
+  EXPECT_EQ(moved.device(), other);
+  ops::summation(moved * moved).backward();
+  EXPECT_EQ(a.grad().device(), GetParam());
+  EXPECT_EQ(a.grad().value().to_vector<double>(), (std::vector<double>{2, 4}));
+}
+
+TEST_P(AutogradTest, LiveTensorCountReturnsToItsStart) {
+  const std::size_t before = TensorImpl::live_count();
+  {
+    const Tensor a = leaf({1, 2}, {2});
+    ops::summation(ops::exp(a) * a).backward();
+    EXPECT_GT(TensorImpl::live_count(), before);
+  }
+  EXPECT_EQ(TensorImpl::live_count(), before);
+}
+
 TEST_P(AutogradTest, CreateGraphLeavesNoCycleOnceTheLeafGradIsReset) {
   const std::size_t before = Storage::live_count(GetParam());
   {

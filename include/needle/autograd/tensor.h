@@ -76,6 +76,13 @@ class Tensor {
 
 // The state behind a Tensor handle. Exposed so bindings can hold it directly; use Tensor's methods.
 struct TensorImpl {
+  TensorImpl();
+  ~TensorImpl();
+  TensorImpl(const TensorImpl&) = delete;
+  TensorImpl& operator=(const TensorImpl&) = delete;
+  // Tensors alive right now in this process (Needle's TENSOR_COUNTER; memory statistics read it).
+  static std::size_t live_count();
+
   NDArray value;
   bool requires_grad = false;
   std::shared_ptr<const Op> op;  // null for leaves

@@ -46,6 +46,7 @@ Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // no gradient for cond
 Tensor astype(const Tensor& a, DType dtype);                         // gradient converted back to a's dtype
+Tensor to_device(const Tensor& a, Device device);                    // gradient moved back to a's device
 // Comparisons (no grad): bool tensors.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
