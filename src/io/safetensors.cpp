@@ -1,0 +1,324 @@
+// safetensors reading and writing. The reader validates the whole header against the file's size
+// before creating any array, so a damaged file raises one clear error and never yields partial data.
+#include "needle/io/safetensors.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "io/json.h"
+
+namespace needle::io {
+
+// The format is little-endian; the bytes are copied as they are.
+static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
+
+namespace {
+
+// The reference implementation refuses larger headers; so do we, before allocating one.
+constexpr std::uint64_t kMaxHeaderSize = 100'000'000;
+constexpr std::size_t kHeaderAlignment = 8;
+
+const char* format_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::Bool:
+      return "BOOL";
+    case DType::Int32:
+      return "I32";
+    case DType::Int64:
+      return "I64";
+    case DType::Float32:
+      return "F32";
+    case DType::Float64:
+      return "F64";
+  }
+  return "?";
+}
+
+std::optional<DType> parse_dtype(std::string_view name) {
+  for (DType dtype : {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64}) {
+    if (name == format_dtype(dtype)) return dtype;
+  }
+  return std::nullopt;
+}
+
+// The reader's errors: ValueError naming the file.
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw ValueError(str("load_safetensors: ", json::quote(path), ": ", what));
+}
+
+// True when `bytes` is well-formed UTF-8 (what the JSON header must be).
+bool valid_utf8(std::string_view bytes) {
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const auto lead = static_cast<unsigned char>(bytes[i]);
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((lead & 0xE0U) == 0xC0U) {
+      extra = 1;
+      code = lead & 0x1FU;
+    } else if ((lead & 0xF0U) == 0xE0U) {
+      extra = 2;
+      code = lead & 0x0FU;
+    } else if ((lead & 0xF8U) == 0xF0U) {
+      extra = 3;
+      code = lead & 0x07U;
+    } else {
+      return false;
+    }
+    if (i + extra >= bytes.size()) return false;  // the sequence runs past the end
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto cont = static_cast<unsigned char>(bytes[i + k]);
+      if ((cont & 0xC0U) != 0x80U) return false;
+      code = (code << 6U) | (cont & 0x3FU);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    static constexpr std::uint32_t kMinCode[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMinCode[extra] || code > 0x10FFFF || (code >= 0xD800 && code < 0xE000)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+struct Entry {
+  std::string name;
+  DType dtype = DType::Float32;
+  Shape shape;
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+struct Parsed {
+  std::vector<Entry> entries;
+  Metadata metadata;
+  std::string data;  // the bytes after the header
+};
+
+Entry parse_entry(const std::string& path, const std::string& name, const json::Value& info) {
+  const std::string where = str("tensor ", json::quote(name));
+  if (info.kind != json::Value::Kind::Object) {
+    fail(path, str(where, ": expected an object, found ", json::kind_name(info.kind)));
+  }
+  Entry entry;
+  entry.name = name;
+  for (const json::Member& member : info.object) {
+    if (member.key != "dtype" && member.key != "shape" && member.key != "data_offsets") {
+      fail(path, str(where, ": unexpected field ", json::quote(member.key)));
+    }
+  }
+  const json::Value* dtype = info.find("dtype");
+  const json::Value* shape = info.find("shape");
+  const json::Value* offsets = info.find("data_offsets");
+  if (dtype == nullptr || shape == nullptr || offsets == nullptr) {
+    fail(path, str(where, ": missing field ",
+                   dtype == nullptr   ? "\"dtype\""
+                   : shape == nullptr ? "\"shape\""
+                                      : "\"data_offsets\""));
+  }
+  if (dtype->kind != json::Value::Kind::String) fail(path, str(where, ": dtype must be a string"));
+  const std::optional<DType> parsed = parse_dtype(dtype->string);
+  if (!parsed) {
+    fail(path,
+         str(where, ": unsupported dtype ", json::quote(dtype->string), " (Needle reads F32, F64, I32, I64, BOOL)"));
+  }
+  entry.dtype = *parsed;
+  if (shape->kind != json::Value::Kind::Array) fail(path, str(where, ": shape must be an array"));
+  for (const json::Value& dim : shape->array) {
+    if (dim.kind != json::Value::Kind::Integer ||
+        dim.integer > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      fail(path, str(where, ": shape must hold non-negative integers"));
+    }
+    entry.shape.push_back(static_cast<std::int64_t>(dim.integer));
+  }
+  if (offsets->kind != json::Value::Kind::Array || offsets->array.size() != 2 ||
+      offsets->array[0].kind != json::Value::Kind::Integer || offsets->array[1].kind != json::Value::Kind::Integer) {
+    fail(path, str(where, ": data_offsets must be two non-negative integers [begin, end]"));
+  }
+  entry.begin = offsets->array[0].integer;
+  entry.end = offsets->array[1].integer;
+  if (entry.end < entry.begin) {
+    fail(path, str(where, ": data_offsets [", entry.begin, ", ", entry.end, "] end before they begin"));
+  }
+  // The byte count the shape and dtype imply, refusing products that overflow.
+  std::uint64_t bytes = itemsize(entry.dtype);
+  for (std::int64_t dim : entry.shape) {
+    const auto d = static_cast<std::uint64_t>(dim);
+    if (d != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / d) fail(path, str(where, ": shape is too large"));
+    bytes *= d;
+  }
+  if (entry.end - entry.begin != bytes) {
+    fail(path, str(where, ": shape ", shape_str(entry.shape), " of dtype ", dtype->string, " needs ", bytes,
+                   " bytes but data_offsets [", entry.begin, ", ", entry.end, "] span ", entry.end - entry.begin));
+  }
+  return entry;
+}
+
+Parsed read_and_validate(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open the file");
+  std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail(path, "read error");
+  if (file.size() < 8) fail(path, str("the file has ", file.size(), " bytes, fewer than the 8-byte header size"));
+  std::uint64_t header_size = 0;
+  std::memcpy(&header_size, file.data(), sizeof(header_size));
+  const std::uint64_t available = file.size() - 8;
+  if (header_size > kMaxHeaderSize)
+    fail(path, str("header size ", header_size, " is larger than the limit ", kMaxHeaderSize));
+  if (header_size > available) {
+    fail(path, str("header size ", header_size, " exceeds the ", available, " bytes after it (truncated file?)"));
+  }
+  const std::string_view header(file.data() + 8, header_size);
+  if (header.empty() || header.front() != '{') fail(path, "the header does not start with '{'");
+  if (!valid_utf8(header)) fail(path, "the header is not valid UTF-8");
+  json::Value root;
+  try {
+    root = json::parse(header);
+  } catch (const json::ParseError& e) {
+    fail(path, str("bad header: ", e.what()));
+  }
+  if (root.kind != json::Value::Kind::Object) fail(path, "the header is not a JSON object");
+
+  Parsed parsed;
+  for (const auto& [name, value] : root.object) {
+    if (name == "__metadata__") {
+      if (value.kind != json::Value::Kind::Object) fail(path, "__metadata__ must be an object of strings");
+      for (const auto& [key, item] : value.object) {
+        if (item.kind != json::Value::Kind::String) {
+          fail(path,
+               str("__metadata__ value of ", json::quote(key), " is ", json::kind_name(item.kind), ", not a string"));
+        }
+        parsed.metadata.emplace(key, item.string);
+      }
+      continue;
+    }
+    parsed.entries.push_back(parse_entry(path, name, value));
+  }
+
+  // The tensors must tile the data exactly: sorted by offset, each begins where the previous ended.
+  const std::uint64_t data_size = available - header_size;
+  std::vector<const Entry*> by_offset;
+  by_offset.reserve(parsed.entries.size());
+  for (const Entry& e : parsed.entries) by_offset.push_back(&e);
+  std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  std::uint64_t expected = 0;
+  const Entry* previous = nullptr;
+  for (const Entry* e : by_offset) {
+    if (e->end > data_size) {
+      fail(path, str("tensor ", json::quote(e->name), ": data_offsets [", e->begin, ", ", e->end,
+                     "] are out of range of the ", data_size, "-byte data section (truncated file?)"));
+    }
+    if (e->begin < expected) {
+      fail(path, str("tensor ", json::quote(e->name), ": data_offsets [", e->begin, ", ", e->end, "] overlap tensor ",
+                     json::quote(previous->name)));
+    }
+    if (e->begin > expected) {
+      fail(path, str("tensor ", json::quote(e->name), ": data_offsets begin at ", e->begin,
+                     ", leaving a gap after byte ", expected));
+    }
+    expected = e->end;
+    previous = e;
+  }
+  if (expected != data_size) {
+    fail(path, str("the tensors cover ", expected, " bytes but the data section has ", data_size));
+  }
+  parsed.data = file.substr(8 + header_size);
+  for (const Entry& e : parsed.entries) {
+    if (e.dtype != DType::Bool) continue;
+    for (std::uint64_t i = e.begin; i < e.end; ++i) {
+      const auto byte = static_cast<unsigned char>(parsed.data[i]);
+      if (byte > 1)
+        fail(path, str("tensor ", json::quote(e.name), ": BOOL byte ", static_cast<int>(byte), " is neither 0 nor 1"));
+    }
+  }
+  return parsed;
+}
+
+}  // namespace
+
+void save_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata) {
+  std::string header = "{";
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [key, value] : metadata) {
+      if (!first) header += ',';
+      first = false;
+      header += json::quote(key) + ':' + json::quote(value);
+    }
+    header += '}';
+  }
+  std::uint64_t offset = 0;
+  for (const auto& [name, array] : tensors) {
+    NEEDLE_CHECK(name != "__metadata__", ValueError, "save_safetensors: ", json::quote(path),
+                 ": \"__metadata__\" is reserved and cannot name a tensor");
+    const auto bytes = static_cast<std::uint64_t>(array.size()) * static_cast<std::uint64_t>(array.itemsize());
+    if (header.size() > 1) header += ',';
+    header += json::quote(name) + ":{\"dtype\":\"" + format_dtype(array.dtype()) + "\",\"shape\":[";
+    for (std::size_t d = 0; d < array.shape().size(); ++d) {
+      if (d > 0) header += ',';
+      header += std::to_string(array.shape()[d]);
+    }
+    header += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + bytes) + "]}";
+    offset += bytes;
+  }
+  header += '}';
+  // Spaces up to a multiple of 8, as the reference writer pads, so the data that follows is aligned.
+  header.append((kHeaderAlignment - header.size() % kHeaderAlignment) % kHeaderAlignment, ' ');
+
+  // Written beside the target and renamed over it, so a failed save never leaves a half-written file
+  // where a good checkpoint was.
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    NEEDLE_CHECK(out.good(), RuntimeError, "save_safetensors: cannot open ", json::quote(temporary), " for writing");
+    const std::uint64_t header_size = header.size();
+    out.write(reinterpret_cast<const char*>(&header_size), sizeof(header_size));
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    std::vector<char> buffer;
+    for (const auto& [name, array] : tensors) {
+      buffer.resize(static_cast<std::size_t>(array.size() * array.itemsize()));
+      if (!buffer.empty()) array.copy_to_host(buffer.data());
+      out.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    }
+    out.close();
+    if (!out.good()) {
+      std::error_code ignored;
+      std::filesystem::remove(temporary, ignored);
+      throw RuntimeError(str("save_safetensors: writing ", json::quote(temporary), " failed"));
+    }
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw RuntimeError(
+        str("save_safetensors: cannot move the written file to ", json::quote(path), ": ", error.message()));
+  }
+}
+
+TensorMap load_safetensors(const std::string& path, Device device) {
+  const Parsed parsed = read_and_validate(path);
+  TensorMap tensors;
+  for (const Entry& e : parsed.entries) {
+    tensors.emplace(e.name, NDArray::from_host(parsed.data.data() + e.begin, e.shape, e.dtype, device));
+  }
+  return tensors;
+}
+
+Metadata load_safetensors_metadata(const std::string& path) { return read_and_validate(path).metadata; }
+
+}  // namespace needle::io
