@@ -43,8 +43,8 @@ class Linear final : public Module {
   [[nodiscard]] std::string name() const override { return "Linear"; }
   [[nodiscard]] std::int64_t in_features() const { return in_features_; }
   [[nodiscard]] std::int64_t out_features() const { return out_features_; }
-  [[nodiscard]] const Tensor& weight() const { return weight_; }
-  [[nodiscard]] const Tensor& bias() const { return bias_; }  // undefined without bias
+  [[nodiscard]] Tensor weight() const { return weight_; }
+  [[nodiscard]] Tensor bias() const { return bias_; }  // undefined without bias
 
  private:
   std::int64_t in_features_;
@@ -164,7 +164,7 @@ class Embedding final : public Module {
   [[nodiscard]] std::string name() const override { return "Embedding"; }
   [[nodiscard]] std::int64_t num_embeddings() const { return num_embeddings_; }
   [[nodiscard]] std::int64_t embedding_dim() const { return embedding_dim_; }
-  [[nodiscard]] const Tensor& weight() const { return weight_; }
+  [[nodiscard]] Tensor weight() const { return weight_; }
 
  private:
   std::int64_t num_embeddings_;
@@ -183,10 +183,10 @@ class BatchNorm : public Module {
   [[nodiscard]] std::int64_t num_features() const { return num_features_; }
   [[nodiscard]] double eps() const { return eps_; }
   [[nodiscard]] double momentum() const { return momentum_; }
-  [[nodiscard]] const Tensor& weight() const { return weight_; }
-  [[nodiscard]] const Tensor& bias() const { return bias_; }
-  [[nodiscard]] const Tensor& running_mean() const { return running_mean_; }
-  [[nodiscard]] const Tensor& running_var() const { return running_var_; }
+  [[nodiscard]] Tensor weight() const { return weight_; }
+  [[nodiscard]] Tensor bias() const { return bias_; }
+  [[nodiscard]] Tensor running_mean() const { return running_mean_; }
+  [[nodiscard]] Tensor running_var() const { return running_var_; }
   Tensor forward(const Tensor& x) override;
 
  protected:
@@ -230,8 +230,8 @@ class LayerNorm1d final : public Module {
   [[nodiscard]] std::string name() const override { return "LayerNorm1d"; }
   [[nodiscard]] std::int64_t dim() const { return dim_; }
   [[nodiscard]] double eps() const { return eps_; }
-  [[nodiscard]] const Tensor& weight() const { return weight_; }
-  [[nodiscard]] const Tensor& bias() const { return bias_; }
+  [[nodiscard]] Tensor weight() const { return weight_; }
+  [[nodiscard]] Tensor bias() const { return bias_; }
 
  private:
   std::int64_t dim_;
@@ -258,8 +258,8 @@ class Conv : public Module {
   [[nodiscard]] std::int64_t kernel_size() const { return kernel_size_; }
   [[nodiscard]] std::int64_t stride() const { return stride_; }
   [[nodiscard]] std::int64_t padding() const { return padding_; }
-  [[nodiscard]] const Tensor& weight() const { return weight_; }
-  [[nodiscard]] const Tensor& bias() const { return bias_; }  // undefined without bias
+  [[nodiscard]] Tensor weight() const { return weight_; }
+  [[nodiscard]] Tensor bias() const { return bias_; }  // undefined without bias
 
  private:
   std::int64_t in_channels_;
@@ -326,10 +326,10 @@ class RNNCell final : public Module {
   [[nodiscard]] std::int64_t input_size() const { return input_size_; }
   [[nodiscard]] std::int64_t hidden_size() const { return hidden_size_; }
   [[nodiscard]] const std::string& nonlinearity() const { return nonlinearity_; }
-  [[nodiscard]] const Tensor& W_ih() const { return w_ih_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] const Tensor& W_hh() const { return w_hh_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] const Tensor& bias_ih() const { return bias_ih_; }
-  [[nodiscard]] const Tensor& bias_hh() const { return bias_hh_; }
+  [[nodiscard]] Tensor W_ih() const { return w_ih_; }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor W_hh() const { return w_hh_; }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor bias_ih() const { return bias_ih_; }
+  [[nodiscard]] Tensor bias_hh() const { return bias_hh_; }
 
  private:
   std::int64_t input_size_;
@@ -355,10 +355,10 @@ class LSTMCell final : public Module {
   [[nodiscard]] std::string name() const override { return "LSTMCell"; }
   [[nodiscard]] std::int64_t input_size() const { return input_size_; }
   [[nodiscard]] std::int64_t hidden_size() const { return hidden_size_; }
-  [[nodiscard]] const Tensor& W_ih() const { return w_ih_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] const Tensor& W_hh() const { return w_hh_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] const Tensor& bias_ih() const { return bias_ih_; }
-  [[nodiscard]] const Tensor& bias_hh() const { return bias_hh_; }
+  [[nodiscard]] Tensor W_ih() const { return w_ih_; }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor W_hh() const { return w_hh_; }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor bias_ih() const { return bias_ih_; }
+  [[nodiscard]] Tensor bias_hh() const { return bias_hh_; }
 
  private:
   std::int64_t input_size_;
