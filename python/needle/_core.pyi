@@ -734,7 +734,7 @@ class Tensor:
 
     def to(self, device: Device) -> Tensor:
         """
-        This tensor on `device`: itself when already there, else a new leaf with the values copied (the copy is not differentiable; move parameters before building a graph).
+        This tensor on `device`: itself when already there; a leaf becomes a new leaf there (the values copied); a computed tensor is moved differentiably (its gradient flows back).
         """
 
     def astype(self, dtype: str) -> Tensor:
@@ -992,6 +992,11 @@ def set_grad_enabled(enabled: bool) -> None:
 def topological_order(outputs: Sequence[Tensor]) -> list[Tensor]:
     """
     Every tensor reachable from `outputs` through op inputs, each after all of its inputs (Needle's find_topo_sort).
+    """
+
+def live_tensor_count() -> int:
+    """
+    Number of tensors alive in this process (Needle's autograd.TENSOR_COUNTER).
     """
 
 class Ops:

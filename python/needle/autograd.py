@@ -117,6 +117,18 @@ def find_topo_sort(node_list: Iterable[Tensor]) -> list[Tensor]:
     return _core.topological_order(list(node_list))
 
 
+def live_tensor_count() -> int:
+    """Number of tensors alive right now (what Needle's ``TENSOR_COUNTER`` tracks)."""
+    return _core.live_tensor_count()
+
+
+def __getattr__(name: str) -> int:
+    # Needle exposes the live-tensor count as a module attribute; keep it current on every read.
+    if name == "TENSOR_COUNTER":
+        return live_tensor_count()
+    raise AttributeError(f"module 'needle.autograd' has no attribute {name!r}")
+
+
 def compute_gradient_of_variables(output_tensor: Tensor, out_grad: Tensor | None = None) -> None:
     """Needle's entry point of the backward pass: ``output_tensor.backward(out_grad)``."""
     output_tensor.backward(out_grad)
@@ -190,6 +202,7 @@ __all__ = [
     "enable_grad",
     "find_topo_sort",
     "is_grad_enabled",
+    "live_tensor_count",
     "no_grad",
     "set_grad_enabled",
 ]

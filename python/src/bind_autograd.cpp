@@ -156,6 +156,8 @@ void bind_autograd(nb::module_& m) {
   m.def("topological_order", &autograd::topological_order, nb::arg("outputs"),
         "Every tensor reachable from `outputs` through op inputs, each after all of its inputs (Needle's "
         "find_topo_sort).");
+  m.def("live_tensor_count", &TensorImpl::live_count,
+        "Number of tensors alive in this process (Needle's autograd.TENSOR_COUNTER).");
 }
 
 }  // namespace needle::python

@@ -305,12 +305,15 @@ void def_conversions(nb::class_<TensorImpl>& cls) {
       .def(
           "to",
           [](const Tensor& t, const Device& device) {
+            // A leaf stays a leaf on the new device (moving parameters); anything else is moved by a
+            // differentiable op so gradients flow back to the original device.
             if (t.device() == device) return t;
-            return Tensor(t.value().to(device), t.requires_grad());
+            if (t.is_leaf()) return Tensor(t.value().to(device), t.requires_grad());
+            return ops::to_device(t, device);
           },
           nb::arg("device"),
-          "This tensor on `device`: itself when already there, else a new leaf with the values copied (the copy "
-          "is not differentiable; move parameters before building a graph).")
+          "This tensor on `device`: itself when already there; a leaf becomes a new leaf there (the values "
+          "copied); a computed tensor is moved differentiably (its gradient flows back).")
       .def(
           "astype", [](const Tensor& t, const DTypeLike& dtype) { return ops::astype(t, to_dtype(dtype)); },
           nb::arg("dtype"), "This tensor converted to `dtype` (differentiable between floating dtypes).")

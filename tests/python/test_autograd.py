@@ -269,3 +269,26 @@ def test_mlp_gradient_matches_finite_differences(device: nd.Device) -> None:
     bump[1, 2] = eps
     numeric = (loss(w1 + bump, w2)[0] - loss(w1 - bump, w2)[0]) / (2 * eps)
     np.testing.assert_allclose(a.grad.numpy()[1, 2], numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_live_tensor_count_returns_to_its_start() -> None:
+    import gc
+
+    gc.collect()
+    before = ndl.autograd.TENSOR_COUNTER
+    x = ndl.Tensor(np.ones((3, 3)), requires_grad=True)
+    (x * x).sum().backward()
+    assert ndl.autograd.live_tensor_count() > before
+    del x
+    gc.collect()
+    assert before == ndl.autograd.TENSOR_COUNTER
+
+
+def test_to_moves_a_computed_tensor_differentiably() -> None:
+    x = ndl.Tensor(np.array([1.0, 2.0]), device=ndl.cpu(), requires_grad=True)
+    y = (x * x).to(ndl.ref())
+    assert y.device == ndl.ref()
+    y.sum().backward()
+    assert x.grad is not None
+    assert x.grad.device == ndl.cpu()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
