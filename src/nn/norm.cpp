@@ -28,7 +28,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
   // The op normalizes with the batch statistics; the running statistics are updated here rather than by
   // the op because Needle averages the biased batch variance into running_var (the op follows PyTorch's
   // unbiased one).
-  const Tensor y = ops::batch_norm(x, weight_, bias_, Tensor(), Tensor(), /*training=*/true, momentum_, eps_);
+  Tensor y = ops::batch_norm(x, weight_, bias_, Tensor(), Tensor(), /*training=*/true, momentum_, eps_);
   Axes axes;
   for (std::int64_t d = 0; d < x.ndim(); ++d) {
     if (d != 1) axes.push_back(d);

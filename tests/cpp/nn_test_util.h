@@ -57,7 +57,9 @@ inline void expect_parameter_gradients_match(nn::Module& module, const std::func
     NoGradGuard no_grad;
     return sum(mul(f().value().astype(DType::Float64), weights)).item().to<double>();
   };
-  for (auto& [name, param] : module.named_parameters()) {
+  for (const auto& entry : module.named_parameters()) {
+    const std::string& name = entry.first;
+    Tensor param = entry.second;  // a handle: set_value below changes the module's parameter
     SCOPED_TRACE("parameter " + name);
     ASSERT_TRUE(param.grad().defined()) << "no gradient reached " << name;
     const std::vector<double> analytic = host(param.grad());

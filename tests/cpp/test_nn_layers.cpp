@@ -68,6 +68,7 @@ TEST_P(NnLayersTest, FlattenAndActivations) {
   const std::vector<double> xs = host(x);
   const auto apply = [&](nn::Module& m, double (*f)(double)) {
     std::vector<double> expected;
+    expected.reserve(xs.size());
     for (double v : xs) expected.push_back(f(v));
     expect_all_near(host(m(Tensor(x))), expected, 1e-12);
     expect_gradients_match([&](const V& in) { return m(in[0]); }, {x});

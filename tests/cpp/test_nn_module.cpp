@@ -35,6 +35,7 @@ class Mixed final : public Module {
 
 std::vector<std::string> names_of(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<std::string> names;
+  names.reserve(named.size());
   for (const auto& entry : named) names.push_back(entry.first);
   return names;
 }

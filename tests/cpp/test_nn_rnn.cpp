@@ -84,6 +84,7 @@ Vec slice(const Vec& v, std::size_t t, std::size_t size) {
 // All outputs of a sequence layer flattened into one tensor, so one gradient check covers them.
 Tensor flat_concat(const std::vector<Tensor>& parts) {
   std::vector<Tensor> flat;
+  flat.reserve(parts.size());
   for (const Tensor& t : parts) flat.push_back(ops::reshape(t, {t.size()}));
   return ops::concat(flat, 0);
 }
