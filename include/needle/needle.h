@@ -15,7 +15,7 @@
 #include "needle/core/scalar.h"
 #include "needle/core/shape.h"
 #include "needle/core/storage.h"
-#include "needle/ops/ops.h"
 #include "needle/nn/init.h"
 #include "needle/nn/layers.h"
 #include "needle/nn/module.h"
+#include "needle/ops/ops.h"
