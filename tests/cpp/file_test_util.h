@@ -17,7 +17,9 @@ class TempDir {
  public:
   TempDir() {
     const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string("needle_") + info->test_suite_name() + "_" + info->name();
+    static int counter = 0;  // tests run on one thread; the counter separates folders of one test
+    std::string name =
+        std::string("needle_") + info->test_suite_name() + "_" + info->name() + "_" + std::to_string(counter++);
     for (char& c : name) {
       if (c == '/') c = '_';
     }
