@@ -3,7 +3,9 @@
 // raising a ValueError that names the file.
 #include <gtest/gtest.h>
 #include <needle/io/safetensors.h>
+#include <needle/io/state_dict.h>
 #include <needle/needle.h>
+#include <needle/nn/layers.h>
 
 #include <cstdint>
 #include <string>
@@ -221,6 +223,32 @@ TEST(SafetensorsTest, SaveErrors) {
         io::save_safetensors(dir.file("no/such/folder/x.safetensors"), {{"a", NDArray::ones({1})}});
       },
       "cannot open");
+}
+
+std::shared_ptr<nn::Sequential> small_model() {
+  return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+      std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::BatchNorm1d>(4), std::make_shared<nn::Linear>(4, 2)});
+}
+
+TEST(SafetensorsTest, ModuleCheckpointsRoundTrip) {
+  const TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  const auto model = small_model();
+  io::save_state_dict(path, *model, {{"epoch", "3"}});
+  const nn::StateDict saved = model->state_dict();
+  EXPECT_EQ(io::load_safetensors(path).size(), saved.size());  // parameters and buffers
+  EXPECT_EQ(io::load_safetensors_metadata(path).at("epoch"), "3");
+  const auto other = small_model();  // different random initial weights
+  io::load_state_dict(path, *other);
+  for (const auto& [name, array] : other->state_dict()) {
+    SCOPED_TRACE(name);
+    expect_same(array, saved.at(name));
+  }
+  // A checkpoint of another architecture is refused by the module, which then stays unchanged.
+  const std::string wrong = dir.file("wrong.safetensors");
+  io::save_state_dict(wrong, nn::Linear(3, 4));
+  EXPECT_ANY_THROW(io::load_state_dict(wrong, *other));
+  expect_same(other->state_dict().begin()->second, saved.begin()->second);
 }
 
 }  // namespace
