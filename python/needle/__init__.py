@@ -1,12 +1,13 @@
 """Needle: a deep learning framework with a C++20 core (``import needle as ndl``).
 
 ``ndl.Tensor`` with autograd, the functional ops of ``needle.ops`` (also available here), the devices, and
-``needle.init``. Everything heavy runs in the C++ core (``needle._core``).
+``needle.init``, ``needle.nn``, ``needle.optim``, ``needle.data`` and checkpoints (``save``/``load``). Everything
+heavy runs in the C++ core (``needle._core``).
 """
 
 import numpy as _np
 
-from needle import _core, autograd, backend_ndarray, init, ops
+from needle import _core, autograd, backend_ndarray, data, init, nn, ops, optim
 from needle.autograd import (
     Op,
     Tensor,
@@ -29,6 +30,7 @@ from needle.backend_ndarray import (
     default_device,
     ref,
 )
+from needle.checkpoint import load, save
 from needle.init import ones, ones_like, zeros, zeros_like
 from needle.ops import *  # noqa: F403 (every function of needle.ops, as in Needle)
 from needle.ops import __all__ as _ops_all
@@ -74,17 +76,22 @@ __all__ = [
     "cpu",
     "cpu_numpy",
     "cuda",
+    "data",
     "default_device",
     "enable_grad",
     "get_num_threads",
     "init",
     "is_grad_enabled",
+    "load",
     "manual_seed",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",
     "ops",
+    "optim",
     "ref",
+    "save",
     "set_grad_enabled",
     "set_num_threads",
     "zeros",

@@ -1,8 +1,8 @@
 """
-Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd and the ops.
+Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd, the ops, nn, optim, data and checkpoints.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 import types
 from typing import Any, ClassVar, overload
 
@@ -1384,3 +1384,633 @@ class Ops:
         """
         Needle's conv: a (N, H, W, C_in), b (K, K, C_in, C_out), zero padding on H and W.
         """
+
+class Module:
+    """
+    A C++ module (needle::nn::Module): parameters, buffers and child modules with a forward computation. needle.nn's layers wrap these objects.
+    """
+
+    @property
+    def name(self) -> str:
+        """The layer's name ("Linear", ...)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The computation of a module with one input."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """forward(x)."""
+
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """
+        (dotted name, tensor) of every parameter, in registration order; shared tensors once.
+        """
+
+    def parameters(self) -> list[Tensor]:
+        """Every parameter, in registration order; shared tensors once."""
+
+    def named_buffers(self) -> list[tuple[str, Tensor]]:
+        """(dotted name, tensor) of every buffer (running statistics)."""
+
+    def named_children(self) -> list[tuple[str, Module]]:
+        """(name, module) of the direct children."""
+
+    def children(self) -> list[Module]:
+        """The direct children."""
+
+    def parameter(self, name: str) -> Tensor:
+        """This module's own parameter `name`."""
+
+    def buffer(self, name: str) -> Tensor:
+        """This module's own buffer `name`."""
+
+    def child(self, name: str) -> Module:
+        """This module's direct child `name`."""
+
+    def train(self, mode: bool = True) -> None:
+        """Sets training mode on this module and its descendants."""
+
+    def eval(self) -> None:
+        """train(False)."""
+
+    @property
+    def training(self) -> bool:
+        """Whether the module is in training mode."""
+
+    def state_dict(self) -> dict[str, NDArray]:
+        """
+        Parameters and buffers by dotted name, as NDArrays (the values, not copies).
+        """
+
+    def load_state_dict(self, state: Mapping[str, NDArray], strict: bool = True) -> None:
+        """
+        Replaces values by name (copied). Every entry is validated (names with strict, shapes, dtypes) before any value changes; errors are ValueErrors naming the key.
+        """
+
+    def to(self, device: Device) -> None:
+        """
+        Moves every parameter, buffer and gradient to `device`, keeping the Tensor objects.
+        """
+
+    def zero_grad(self) -> None:
+        """Drops every parameter's gradient."""
+
+    def adopt_parameters(self, cls: type[Tensor]) -> list[tuple[str, Tensor]]:
+        """
+        named_parameters(), each tensor's Python object made an instance of `cls` (a Tensor subclass) unless it already has one.
+        """
+
+    def __repr__(self) -> str: ...
+
+def move_tensor(tensor: Tensor, device: Device) -> None:
+    """
+    Moves a tensor's value and gradient to `device` in place (the Tensor object is kept).
+    """
+
+class Identity(Module):
+    def __init__(self) -> None: ...
+
+class Linear(Module):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    @property
+    def in_features(self) -> int: ...
+
+    @property
+    def out_features(self) -> int: ...
+
+    @property
+    def weight(self) -> Tensor:
+        """(in_features, out_features)."""
+
+    @property
+    def bias(self) -> Tensor:
+        """(1, out_features), or None."""
+
+class Flatten(Module):
+    def __init__(self) -> None: ...
+
+class ReLU(Module):
+    def __init__(self) -> None: ...
+
+class Tanh(Module):
+    def __init__(self) -> None: ...
+
+class Sigmoid(Module):
+    def __init__(self) -> None: ...
+
+class GELU(Module):
+    def __init__(self) -> None: ...
+
+class ModuleList(Module):
+    @overload
+    def __init__(self) -> None: ...
+
+    @overload
+    def __init__(self, modules: Sequence[Module]) -> None: ...
+
+    def append(self, module: Module) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Module: ...
+
+class Sequential(ModuleList):
+    @overload
+    def __init__(self) -> None: ...
+
+    @overload
+    def __init__(self, modules: Sequence[Module]) -> None: ...
+
+class Residual(Module):
+    def __init__(self, fn: Module) -> None: ...
+
+    @property
+    def fn(self) -> Module: ...
+
+class SoftmaxLoss(Module):
+    def __init__(self) -> None: ...
+
+    def __call__(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Mean cross entropy of logits (N, C) and integer labels (N,)."""
+
+class MSELoss(Module):
+    def __init__(self) -> None: ...
+
+    def __call__(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Mean of squared differences."""
+
+class Dropout(Module):
+    def __init__(self, p: float = 0.5) -> None: ...
+
+    @property
+    def p(self) -> float: ...
+
+class Embedding(Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    @property
+    def num_embeddings(self) -> int: ...
+
+    @property
+    def embedding_dim(self) -> int: ...
+
+    @property
+    def weight(self) -> Tensor:
+        """(num_embeddings, embedding_dim)."""
+
+class BatchNorm(Module):
+    @property
+    def num_features(self) -> int: ...
+
+    @property
+    def eps(self) -> float: ...
+
+    @property
+    def momentum(self) -> float: ...
+
+    @property
+    def weight(self) -> Tensor: ...
+
+    @property
+    def bias(self) -> Tensor: ...
+
+    @property
+    def running_mean(self) -> Tensor: ...
+
+    @property
+    def running_var(self) -> Tensor: ...
+
+class BatchNorm1d(BatchNorm):
+    def __init__(self, dim: int, eps: float = 1e-05, momentum: float = 0.1, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+class BatchNorm2d(BatchNorm):
+    def __init__(self, dim: int, eps: float = 1e-05, momentum: float = 0.1, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+class LayerNorm1d(Module):
+    def __init__(self, dim: int, eps: float = 1e-05, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def weight(self) -> Tensor: ...
+
+    @property
+    def bias(self) -> Tensor: ...
+
+class Conv(Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True, device: Device | None = None, dtype: str | None = None, padding: int | None = None) -> None: ...
+
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def out_channels(self) -> int: ...
+
+    @property
+    def kernel_size(self) -> int: ...
+
+    @property
+    def stride(self) -> int: ...
+
+    @property
+    def padding(self) -> int: ...
+
+    @property
+    def weight(self) -> Tensor:
+        """(kernel_size, kernel_size, in_channels, out_channels)."""
+
+    @property
+    def bias(self) -> Tensor:
+        """(out_channels,), or None."""
+
+class Conv2d(Conv):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None: ...
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None: ...
+
+class RNNCell(Module):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = 'tanh', device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    def __call__(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        """h' for x (batch, input_size) and h (batch, hidden_size) or None."""
+
+    @property
+    def nonlinearity(self) -> str: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def W_ih(self) -> Tensor: ...
+
+    @property
+    def W_hh(self) -> Tensor: ...
+
+    @property
+    def bias_ih(self) -> Tensor:
+        """None without bias."""
+
+    @property
+    def bias_hh(self) -> Tensor:
+        """None without bias."""
+
+class LSTMCell(Module):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    def __call__(self, x: Tensor, h: tuple[Tensor | None, Tensor | None] | None = None) -> tuple[Tensor, Tensor]:
+        """(h', c') for x and h = (h0, c0) (None or either None: zeros)."""
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def W_ih(self) -> Tensor: ...
+
+    @property
+    def W_hh(self) -> Tensor: ...
+
+    @property
+    def bias_ih(self) -> Tensor:
+        """None without bias."""
+
+    @property
+    def bias_hh(self) -> Tensor:
+        """None without bias."""
+
+class RNN(Module):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, nonlinearity: str = 'tanh', device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    def __call__(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """
+        (output (seq_len, batch, hidden_size), h_n (num_layers, batch, hidden_size)).
+        """
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def cell(self, layer: int) -> RNNCell: ...
+
+class LSTM(Module):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    def __call__(self, x: Tensor, h: tuple[Tensor | None, Tensor | None] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """(output, (h_n, c_n)) for x and h = (h0, c0) or None."""
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def cell(self, layer: int) -> LSTMCell: ...
+
+class MultiHeadAttention(Module):
+    def __init__(self, embed_dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0, bias: bool = False, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    def __call__(self, q: Tensor, k: Tensor | None = None, v: Tensor | None = None) -> Tensor:
+        """
+        Attention of q (batch, L, embed_dim) over k and v (batch, S, embed_dim); k defaults to q, v to k.
+        """
+
+    @property
+    def embed_dim(self) -> int: ...
+
+    @property
+    def num_heads(self) -> int: ...
+
+    @property
+    def causal(self) -> bool: ...
+
+    @property
+    def dropout(self) -> float: ...
+
+    @property
+    def q_projection(self) -> Linear: ...
+
+    @property
+    def k_projection(self) -> Linear: ...
+
+    @property
+    def v_projection(self) -> Linear: ...
+
+    @property
+    def out_projection(self) -> Linear: ...
+
+class TransformerLayer(Module):
+    def __init__(self, dim: int, num_heads: int, hidden_size: int, dropout: float = 0.0, causal: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    @property
+    def attn(self) -> MultiHeadAttention: ...
+
+class Transformer(Module):
+    def __init__(self, vocab_size: int, dim: int, num_layers: int, num_heads: int, hidden_size: int, max_seq_len: int = 2048, dropout: float = 0.0, causal: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_seq_len(self) -> int: ...
+
+class Optimizer:
+    """A C++ optimizer: updates its parameters in place from their gradients."""
+
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+
+    def reset_grad(self) -> None:
+        """Drops every parameter's gradient."""
+
+    def zero_grad(self) -> None:
+        """reset_grad()."""
+
+    @property
+    def lr(self) -> float:
+        """The learning rate (ValueError when set negative)."""
+
+    @lr.setter
+    def lr(self, arg: float, /) -> None: ...
+
+    @property
+    def params(self) -> list[Tensor]:
+        """The parameters, in the order given."""
+
+    @property
+    def name(self) -> str: ...
+
+class SGD(Optimizer):
+    def __init__(self, params: Sequence[Tensor], lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+        """
+        Needle's SGD: u <- momentum u + (1 - momentum) (grad + weight_decay p); p <- p - lr u.
+        """
+
+    @property
+    def momentum(self) -> float: ...
+
+    @property
+    def weight_decay(self) -> float: ...
+
+class Adam(Optimizer):
+    def __init__(self, params: Sequence[Tensor], lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-08, weight_decay: float = 0.0) -> None:
+        """
+        Needle's Adam with bias correction (weight decay added to the gradient).
+        """
+
+    @property
+    def steps(self) -> int:
+        """Calls to step() so far."""
+
+class AdamW(Adam):
+    def __init__(self, params: Sequence[Tensor], lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-08, weight_decay: float = 0.01) -> None:
+        """Adam with decoupled weight decay (PyTorch's AdamW)."""
+
+class LRScheduler:
+    """
+    A learning-rate schedule driving an optimizer: call step() after optimizer.step().
+    """
+
+    def step(self) -> None:
+        """Advances the schedule by one and sets the optimizer's learning rate."""
+
+    def get_lr(self) -> float:
+        """The learning rate of the current step."""
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate `epoch` steps after construction."""
+
+    @property
+    def last_epoch(self) -> int: ...
+
+    @property
+    def base_lr(self) -> float: ...
+
+class StepLR(LRScheduler):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        """base_lr * gamma ** (epoch // step_size)."""
+
+class CosineAnnealingLR(LRScheduler):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
+
+class LinearWarmup(LRScheduler):
+    def __init__(self, optimizer: Optimizer, warmup_steps: int, start_factor: float = 0.3333333333333333, then: LRScheduler | None = None) -> None:
+        """
+        base_lr * (start_factor + (1 - start_factor) * epoch / warmup_steps) during the warm-up, then base_lr or the schedule `then` (counting from the end of the warm-up).
+        """
+
+def clip_grad_norm(params: Sequence[Tensor], max_norm: float) -> float:
+    """
+    Scales the gradients so that their global 2-norm is at most max_norm; returns the norm before clipping.
+    """
+
+class Transform:
+    """A C++ image transform on one (H, W, C) image."""
+
+    def __call__(self, image: NDArray) -> NDArray:
+        """The transformed image (a new array)."""
+
+class RandomFlipHorizontal(Transform):
+    def __init__(self, p: float = 0.5) -> None:
+        """
+        Mirrors the image along W with probability p (Needle's generator: manual_seed).
+        """
+
+class RandomCrop(Transform):
+    def __init__(self, padding: int = 3) -> None:
+        """Zero-pads by `padding` and crops a window shifted by up to +-padding."""
+
+    def crop(self, image: NDArray, shift_x: int, shift_y: int) -> NDArray:
+        """The crop for given shifts (dx along H, dy along W)."""
+
+class Dataset:
+    """A C++ dataset: samples are tuples of NDArrays."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[NDArray, ...]:
+        """Sample `index` (negative counts from the end)."""
+
+    def apply_transforms(self, image: NDArray) -> NDArray:
+        """The dataset's transforms applied in order to one (H, W, C) image."""
+
+    @property
+    def transforms(self) -> list[Transform]: ...
+
+class NDArrayDataset(Dataset):
+    def __init__(self, arrays: Sequence[NDArray]) -> None:
+        """Sample i is the i-th row of every array."""
+
+class MNISTDataset(Dataset):
+    def __init__(self, image_filename: str, label_filename: str, transforms: Sequence[Transform] = []) -> None:
+        """
+        Gzipped (or plain) IDX images and labels: images (28, 28, 1) float32 in [0, 1], labels int64.
+        """
+
+    @property
+    def images(self) -> NDArray:
+        """(N, rows, cols, 1) float32, untransformed."""
+
+    @property
+    def labels(self) -> NDArray:
+        """(N,) int64."""
+
+class CIFAR10Dataset(Dataset):
+    def __init__(self, base_folder: str, train: bool, transforms: Sequence[Transform] = []) -> None:
+        """
+        The cifar-10-batches-py pickles (read without running code): images (3, 32, 32) float32 in [0, 1].
+        """
+
+    @property
+    def images(self) -> NDArray:
+        """(N, 3, 32, 32) float32, untransformed."""
+
+    @property
+    def labels(self) -> NDArray:
+        """(N,) int64."""
+
+class DataLoaderEpoch:
+    """One pass over a DataLoader's data."""
+
+    def __iter__(self) -> object: ...
+
+    def __next__(self) -> tuple[NDArray, ...]: ...
+
+    @property
+    def order(self) -> list[int]:
+        """The sample indices of this epoch, in batch order."""
+
+class DataLoader:
+    """
+    Batches of a C++ dataset, built on worker threads when num_workers > 0.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False, num_workers: int = 0, seed: int | None = None) -> None: ...
+
+    def __iter__(self) -> DataLoaderEpoch:
+        """Starts the next epoch (a new permutation when shuffling)."""
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def num_workers(self) -> int: ...
+
+    @property
+    def dataset(self) -> Dataset: ...
+
+class Dictionary:
+    """Words and their ids (Penn Treebank)."""
+
+    def __init__(self) -> None: ...
+
+    def add_word(self, word: str) -> int:
+        """The id of `word`, added when new."""
+
+    def index(self, word: str) -> int:
+        """The id of a known word (ValueError otherwise)."""
+
+    def word(self, id: int) -> str:
+        """The word of an id."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def word2idx(self) -> dict[str, int]:
+        """A copy of the word -> id map."""
+
+    @property
+    def idx2word(self) -> list[str]:
+        """A copy of the id -> word list."""
+
+class Corpus:
+    """The train/valid/test splits of a Penn Treebank folder as word ids."""
+
+    def __init__(self, base_dir: str, max_lines: int | None = None) -> None: ...
+
+    def tokenize(self, path: str, max_lines: int | None = None) -> list[int]:
+        """
+        Adds the words of `path` (each line then <eos>) to the dictionary and returns their ids.
+        """
+
+    @property
+    def dictionary(self) -> Dictionary: ...
+
+    @property
+    def train(self) -> list[int]: ...
+
+    @property
+    def valid(self) -> list[int]: ...
+
+    @property
+    def test(self) -> list[int]: ...
+
+def batchify(data: Sequence[int], batch_size: int, dtype: str = 'int64', device: Device | None = None) -> NDArray:
+    """
+    Needle's batchify: ids laid out as (len(data) // batch_size, batch_size), column j the j-th run.
+    """
+
+def get_batch(batches: NDArray, i: int, bptt: int) -> tuple[NDArray, NDArray]:
+    """
+    Needle's get_batch: (rows [i, i + L), rows [i + 1, i + 1 + L) flattened), L = min(bptt, nbatch - 1 - i).
+    """
+
+def save_safetensors(path: str, tensors: Mapping[str, NDArray], metadata: Mapping[str, str] = {}) -> None:
+    """Writes NDArrays by name (and string metadata) to a safetensors file."""
+
+def load_safetensors(path: str, device: Device | None = None) -> dict[str, NDArray]:
+    """
+    Every tensor of a safetensors file, as NDArrays on `device`. The whole file is validated first: a missing, truncated or malformed file raises ValueError naming it.
+    """
+
+def load_safetensors_metadata(path: str) -> dict[str, str]:
+    """The "__metadata__" of a safetensors file (empty when absent)."""

@@ -1,4 +1,5 @@
-// The compiled core of the `needle` Python package: NDArray, devices, the array functions, Tensor and autograd.
+// The compiled core of the `needle` Python package: NDArray, devices, the array functions, Tensor, autograd,
+// nn, optim, data and checkpoints.
 #include "tensor_bindings.h"
 
 namespace needle::python {
@@ -31,7 +32,9 @@ void bind_errors(nb::module_& /*m*/) {
 
 NB_MODULE(_core, m) {
   using namespace needle::python;
-  m.doc() = "Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd and the ops.";
+  m.doc() =
+      "Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd, the ops, nn, optim, data "
+      "and checkpoints.";
   init_numpy();
   // The autograd graph lives in C++ and holds Python objects (tensors created in Python, ops defined in
   // Python); a graph still referenced from a module's globals at exit forms a cycle the garbage collector
@@ -45,4 +48,8 @@ NB_MODULE(_core, m) {
   bind_tensor(m);
   bind_autograd(m);
   bind_tensor_ops(m);
+  bind_nn(m);
+  bind_optim(m);
+  bind_data(m);
+  bind_io(m);
 }

@@ -1,0 +1,134 @@
+"""Optimizers (``needle.optim``): Needle's ``Optimizer`` base class and SGD, Adam and AdamW, whose updates
+run in C++ kernels on the parameters' values, in place (the Tensor objects stay the same)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from needle import _core
+from needle._core import Tensor
+
+
+class Optimizer:
+    """Base class, as in Needle: holds ``params``; subclasses implement ``step()``.
+
+    A Python subclass may implement ``step`` itself (reading ``p.grad`` and assigning ``p.data``); the
+    built-in optimizers delegate to C++.
+    """
+
+    def __init__(self, params: Iterable[Tensor]) -> None:
+        self.params = list(params)
+        self._lr = 0.0
+
+    def step(self) -> None:
+        """One update of every parameter."""
+        raise NotImplementedError(f"{type(self).__name__}.step is not implemented")
+
+    def reset_grad(self) -> None:
+        """Drops every parameter's gradient (Needle's name)."""
+        for p in self.params:
+            p.grad = None
+
+    def zero_grad(self) -> None:
+        """PyTorch's name for ``reset_grad`` (gradients become None)."""
+        self.reset_grad()
+
+    @property
+    def lr(self) -> float:
+        """The learning rate."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = float(value)
+
+
+class CppOptimizer(Optimizer):
+    """An optimizer whose update runs in C++ (``_cpp``); the learning-rate schedulers drive these."""
+
+    _cpp: _core.Optimizer
+
+    def __init__(self, params: Iterable[Tensor], cpp: _core.Optimizer) -> None:
+        self.params = list(params)
+        self._cpp = cpp
+
+    def step(self) -> None:
+        """One update of every parameter that has a gradient (parameters without one are skipped)."""
+        self._cpp.step()
+
+    def reset_grad(self) -> None:
+        self._cpp.reset_grad()
+
+    @property
+    def lr(self) -> float:
+        """The learning rate (schedulers set it; ValueError when negative)."""
+        return self._cpp.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._cpp.lr = float(value)
+
+
+class SGD(CppOptimizer):
+    """Needle's SGD: with g = grad + weight_decay * p, u <- momentum * u + (1 - momentum) * g, p <- p - lr * u
+    (the velocity is an average of gradients, as in Needle's course code; PyTorch's differs when
+    momentum > 0)."""
+
+    def __init__(
+        self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0
+    ) -> None:
+        params = list(params)
+        super().__init__(params, _core.SGD(params, lr, momentum, weight_decay))
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+
+
+class Adam(CppOptimizer):
+    """Needle's Adam with bias correction; weight_decay adds weight_decay * p to the gradient."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 0.01,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        params = list(params)
+        super().__init__(params, _core.Adam(params, lr, beta1, beta2, eps, weight_decay))
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weight_decay = weight_decay
+
+
+class AdamW(CppOptimizer):
+    """Adam with decoupled weight decay (PyTorch's AdamW): p <- p - lr * weight_decay * p, then Adam's
+    update with the raw gradient."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 0.01,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        params = list(params)
+        super().__init__(params, _core.AdamW(params, lr, beta1, beta2, eps, weight_decay))
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weight_decay = weight_decay
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scales the gradients so that their global 2-norm is at most ``max_norm`` (factor
+    max_norm / (norm + 1e-6), as PyTorch's clip_grad_norm_); returns the norm before clipping."""
+    return _core.clip_grad_norm(list(params), max_norm)
+
+
+#: PyTorch's name.
+clip_grad_norm_ = clip_grad_norm
