@@ -81,7 +81,8 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
   const std::vector<Tensor> order = topological_order({output});
   std::unordered_map<const TensorImpl*, Tensor> grads;
   grads.emplace(output.impl().get(), seed);
-  for (auto node = order.rbegin(); node != order.rend(); ++node) {
+  for (std::size_t k = order.size(); k-- > 0;) {  // reverse topological order: outputs first
+    const Tensor* node = &order[k];
     const auto found = grads.find(node->impl().get());
     if (found == grads.end()) continue;
     const Tensor grad = std::move(found->second);
