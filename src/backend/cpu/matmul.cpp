@@ -51,23 +51,30 @@ void CpuBackend::matmul(const StridedView& out, const StridedView& a, const Stri
     if constexpr (!std::is_same_v<T, bool>) {
       // Output rows that are not contiguous are accumulated here and then scattered.
       std::vector<T> row_buffer(out_col == 1 ? 0 : static_cast<std::size_t>(cols));
+      // A b whose rows are not contiguous (a transposed weight in a backward pass) is packed row-major
+      // once per batch: an O(K N) copy that lets the O(M K N) inner loop stream through memory.
+      std::vector<T> packed_b(b_col == 1 ? 0 : static_cast<std::size_t>(inner * cols));
       kernels::for_each_offset(batch_shape, {&out_batch, &a_batch, &b_batch}, [&](const kernels::Offsets<3>& at) {
         T* o = out.ptr<T>() + at[0];
         const T* pa = a.ptr<T>() + at[1];
         const T* pb = b.ptr<T>() + at[2];
+        std::int64_t b_row_stride = b_row;
+        if (b_col != 1) {
+          for (std::int64_t k = 0; k < inner; ++k) {
+            for (std::int64_t n = 0; n < cols; ++n) {
+              packed_b[static_cast<std::size_t>(k * cols + n)] = pb[k * b_row + n * b_col];
+            }
+          }
+          pb = packed_b.data();
+          b_row_stride = cols;
+        }
         for (std::int64_t m = 0; m < rows; ++m) {
           T* acc = out_col == 1 ? o + m * out_row : row_buffer.data();
           std::fill_n(acc, cols, T(0));
           for (std::int64_t k = 0; k < inner; ++k) {
             const T x = pa[m * a_row + k * a_col];
-            const T* b_k = pb + k * b_row;
-            if (b_col == 1) {
-              for (std::int64_t n = 0; n < cols; ++n) acc[n] = kernels::add(acc[n], kernels::multiply(x, b_k[n]));
-            } else {
-              for (std::int64_t n = 0; n < cols; ++n) {
-                acc[n] = kernels::add(acc[n], kernels::multiply(x, b_k[n * b_col]));
-              }
-            }
+            const T* b_k = pb + k * b_row_stride;
+            for (std::int64_t n = 0; n < cols; ++n) acc[n] = kernels::add(acc[n], kernels::multiply(x, b_k[n]));
           }
           if (out_col != 1) {
             for (std::int64_t n = 0; n < cols; ++n)

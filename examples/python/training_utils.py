@@ -1,0 +1,119 @@
+"""What every training example shares: a progress bar, per-epoch metrics in CSV, checkpoints that resume,
+and an optional loss-curve picture. Plain Python around Needle; no math here."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import needle as ndl
+
+T = TypeVar("T")
+
+
+class Progress:
+    """A one-line progress bar with running loss and speed; plain periodic lines when not on a terminal."""
+
+    def __init__(self, items: Iterable[T], total: int, label: str, unit: str = "samples") -> None:
+        self._items = items
+        self._total = max(total, 1)
+        self._label = label
+        self._unit = unit
+        self._tty = sys.stdout.isatty()
+        self.loss_sum = 0.0
+        self.count = 0
+        self.samples = 0
+
+    def update(self, loss: float, samples: int) -> None:
+        self.loss_sum += loss * samples
+        self.samples += samples
+        self.count += 1
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.samples, 1)
+
+    def __iter__(self) -> Iterator[T]:
+        start = time.perf_counter()
+        last_line = -1
+        for i, item in enumerate(self._items):
+            yield item
+            elapsed = time.perf_counter() - start
+            speed = self.samples / elapsed if elapsed > 0 else 0.0
+            done = i + 1
+            width = 30
+            filled = int(width * done / self._total)
+            text = (
+                f"{self._label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self._total} "
+                f"loss {self.mean_loss:.4f} {speed:,.0f} {self._unit}/s"
+            )
+            if self._tty:
+                print("\r" + text, end="", flush=True)
+            elif (10 * done) // self._total != last_line:  # about ten lines per epoch in logs
+                last_line = (10 * done) // self._total
+                print(text, flush=True)
+        if self._tty:
+            print()
+
+
+class MetricsLog:
+    """Appends one row per epoch to a CSV file (kept across resumed runs)."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path = path
+        self.fields = fields
+        if not path.exists():
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(fields)
+
+    def append(self, row: dict[str, float | int]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([row[k] for k in self.fields])
+
+    def rows(self) -> list[dict[str, str]]:
+        with self.path.open() as f:
+            return list(csv.DictReader(f))
+
+
+def save_checkpoint(model: ndl.nn.Module, path: Path, epoch: int) -> None:
+    """Writes the model's state and the finished epoch (safetensors); atomically, so a crash never leaves a
+    half-written checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    ndl.save(model, tmp, metadata={"epoch": str(epoch)})
+    os.replace(tmp, path)
+
+
+def load_checkpoint(model: ndl.nn.Module, path: Path) -> int:
+    """Loads the model's state; returns the number of finished epochs."""
+    model.load_state_dict(ndl.load(path))
+    return int(ndl.checkpoint.load_metadata(path).get("epoch", "0"))
+
+
+def plot_losses(log: MetricsLog, png: Path, title: str) -> bool:
+    """Draws train/test loss per epoch to a PNG when matplotlib is installed; returns whether it did."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = log.rows()
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("train_loss", "test_loss"):
+        if rows and key in rows[0]:
+            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return True
