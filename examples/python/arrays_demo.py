@@ -1,6 +1,6 @@
 """A tour of Needle's array layer from Python: views, kernels on two devices, NumPy interop, errors.
 
-Run it with ``bash scripts/demo.sh`` (which sets everything up first) or ``python examples/python/arrays_demo.py``.
+Run it with ``python examples/python/arrays_demo.py`` after ``bash scripts/setup.sh``.
 """
 
 import time
