@@ -8,7 +8,7 @@ state too. Scaling and shifting of the samples run in the array layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from needle._core import Device, NDArray, Tensor, default_device
 
@@ -118,28 +118,30 @@ def one_hot(
     return Tensor.make_const(array, requires_grad=requires_grad)
 
 
-def zeros_like(
-    array: Tensor, *, device: DeviceLike = None, dtype: str | None = None, requires_grad: bool = False
+def _like(
+    make: Callable[..., Tensor], array: Tensor, device: DeviceLike, dtype: str | None, requires_grad: bool
 ) -> Tensor:
-    """Zeros of ``array``'s shape (and dtype and device unless given)."""
-    return zeros(
+    """``make(*array.shape, ...)`` with ``array``'s dtype and device unless given."""
+    return make(
         *array.shape,
         device=array.device if device is None else device,
         dtype=array.dtype if dtype is None else dtype,
         requires_grad=requires_grad,
     )
+
+
+def zeros_like(
+    array: Tensor, *, device: DeviceLike = None, dtype: str | None = None, requires_grad: bool = False
+) -> Tensor:
+    """Zeros of ``array``'s shape (and dtype and device unless given)."""
+    return _like(zeros, array, device, dtype, requires_grad)
 
 
 def ones_like(
     array: Tensor, *, device: DeviceLike = None, dtype: str | None = None, requires_grad: bool = False
 ) -> Tensor:
     """Ones of ``array``'s shape (and dtype and device unless given)."""
-    return ones(
-        *array.shape,
-        device=array.device if device is None else device,
-        dtype=array.dtype if dtype is None else dtype,
-        requires_grad=requires_grad,
-    )
+    return _like(ones, array, device, dtype, requires_grad)
 
 
 def xavier_uniform(
