@@ -1,57 +1,24 @@
 // Trains an MLP on Fashion-MNIST with Needle's C++ API: the same model, optimizer and schedule as
 // examples/python/train_mlp.py.
-//   train_mlp [--data DIR] [--epochs N] [--out DIR] [--resume]
+//   train_mlp [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--out DIR] [--seed N] [--resume]
 // Shows a progress line with the running loss and speed, prints a summary per epoch, appends metrics to
-// OUT/metrics.csv and saves OUT/checkpoint.safetensors after every epoch (--resume continues from it).
+// OUT/metrics.csv, saves OUT/checkpoint.safetensors after every epoch (--resume continues from it) and
+// draws OUT/loss.png.
 #include <needle/needle.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
+
+#include "training_utils.h"
 
 namespace fs = std::filesystem;
 using needle::Tensor;
 namespace nn = needle::nn;
 
 namespace {
-
-struct Options {
-  fs::path data = "/usr/share/datasets/fashion-mnist";
-  fs::path out = "out/mlp-cpp";
-  int epochs = 10;
-  bool resume = false;
-};
-
-Options parse(int argc, char** argv) {
-  Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--data" && has_value) {
-      options.data = argv[++i];
-    } else if (arg == "--out" && has_value) {
-      options.out = argv[++i];
-    } else if (arg == "--epochs" && has_value) {
-      options.epochs = std::stoi(argv[++i]);
-    } else if (arg == "--resume") {
-      options.resume = true;
-    } else {
-      throw needle::ValueError("train_mlp: unknown argument '" + arg +
-                               "' (expected --data DIR, --epochs N, --out DIR, --resume)");
-    }
-  }
-  return options;
-}
-
-// The .gz file of `name` in `folder`, or the uncompressed one.
-std::string idx_file(const fs::path& folder, const std::string& name) {
-  const fs::path gz = folder / (name + ".gz");
-  return fs::exists(gz) ? gz.string() : (folder / name).string();
-}
 
 std::shared_ptr<nn::Sequential> make_model() {
   const double dropout = 0.2;
@@ -71,68 +38,62 @@ std::int64_t count_correct(const Tensor& logits, const needle::NDArray& labels) 
 
 int main(int argc, char** argv) {
   try {
-    const Options options = parse(argc, argv);
-    if (!fs::is_directory(options.data)) {
-      std::cerr << options.data << " does not exist: install Debian's dataset-fashion-mnist or pass --data DIR\n";
+    const examples::Args args(
+        argc, argv, "train_mlp",
+        {"--data DIR", "--epochs N", "--batch-size N", "--lr X", "--out DIR", "--seed N", "--resume"});
+    const fs::path data = args.get("data", "/usr/share/datasets/fashion-mnist");
+    const fs::path out = args.get("out", "out/mlp-cpp");
+    const int epochs = args.get_int("epochs", 10);
+    const int batch_size = args.get_int("batch-size", 128);
+    if (!fs::is_directory(data)) {
+      std::cerr << data << " does not exist: install Debian's dataset-fashion-mnist or pass --data DIR\n";
       return 2;
     }
-    fs::create_directories(options.out);
-    needle::manual_seed(0);
+    fs::create_directories(out);
+    needle::manual_seed(static_cast<std::uint64_t>(args.get_int("seed", 0)));
 
-    auto train_set = std::make_shared<needle::data::MNISTDataset>(idx_file(options.data, "train-images-idx3-ubyte"),
-                                                                  idx_file(options.data, "train-labels-idx1-ubyte"));
-    auto test_set = std::make_shared<needle::data::MNISTDataset>(idx_file(options.data, "t10k-images-idx3-ubyte"),
-                                                                 idx_file(options.data, "t10k-labels-idx1-ubyte"));
-    needle::data::DataLoader train_loader(train_set, 128, /*shuffle=*/true, false, /*num_workers=*/1);
+    auto train_set = std::make_shared<needle::data::MNISTDataset>(examples::idx_file(data, "train-images-idx3-ubyte"),
+                                                                  examples::idx_file(data, "train-labels-idx1-ubyte"));
+    auto test_set = std::make_shared<needle::data::MNISTDataset>(examples::idx_file(data, "t10k-images-idx3-ubyte"),
+                                                                 examples::idx_file(data, "t10k-labels-idx1-ubyte"));
+    needle::data::DataLoader train_loader(train_set, batch_size, /*shuffle=*/true, false, /*num_workers=*/1);
     needle::data::DataLoader test_loader(test_set, 1000);
-    std::cout << "Fashion-MNIST from " << options.data << ": " << train_set->size() << " training and "
-              << test_set->size() << " test images\n";
+    std::cout << "Fashion-MNIST from " << data << ": " << train_set->size() << " training and " << test_set->size()
+              << " test images\n";
 
     const auto model = make_model();
     nn::SoftmaxLoss loss_fn;
-    needle::optim::Adam optimizer(model->parameters(), 1e-3);
-    needle::optim::CosineAnnealingLR scheduler(optimizer, options.epochs);
+    needle::optim::Adam optimizer(model->parameters(), args.get_double("lr", 1e-3));
+    needle::optim::CosineAnnealingLR scheduler(optimizer, epochs);
 
-    const fs::path checkpoint = options.out / "checkpoint.safetensors";
-    const fs::path metrics = options.out / "metrics.csv";
+    const fs::path checkpoint = out / "checkpoint.safetensors";
+    examples::MetricsCsv metrics(out / "metrics.csv",
+                                 {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"});
     int first_epoch = 0;
-    if (options.resume && fs::exists(checkpoint)) {
-      needle::io::load_state_dict(checkpoint.string(), *model);
-      first_epoch = std::stoi(needle::io::load_safetensors_metadata(checkpoint.string()).at("epoch"));
+    if (args.flag("resume") && fs::exists(checkpoint)) {
+      first_epoch = examples::load_checkpoint(*model, checkpoint);
       for (int e = 0; e < first_epoch; ++e) scheduler.step();
       std::cout << "resumed from " << checkpoint << " after epoch " << first_epoch << "\n";
     }
-    if (!fs::exists(metrics)) std::ofstream(metrics) << "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n";
 
     double test_acc = 0.0;
-    for (int epoch = first_epoch; epoch < options.epochs; ++epoch) {
+    for (int epoch = first_epoch; epoch < epochs; ++epoch) {
       model->train();
-      const auto start = std::chrono::steady_clock::now();
-      double loss_sum = 0.0;
-      std::int64_t seen = 0;
+      examples::Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs),
+                                  train_loader.size(), "images");
       std::int64_t correct = 0;
-      std::int64_t step = 0;
       for (const needle::data::Batch& batch : train_loader) {
-        const Tensor images(batch[0]);
-        const Tensor logits = (*model)(images);
+        const Tensor logits = (*model)(Tensor(batch[0]));
         const Tensor loss = loss_fn(logits, Tensor(batch[1]));
         optimizer.reset_grad();
         loss.backward();
         optimizer.step();
-        const std::int64_t n = batch[1].shape()[0];
-        loss_sum += loss.value().item().to<double>() * static_cast<double>(n);
-        seen += n;
         correct += count_correct(logits, batch[1]);
-        if (++step % 47 == 0 || step == train_loader.size()) {
-          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          std::printf("epoch %d/%d  %lld/%lld  loss %.4f  %.0f images/s\n", epoch + 1, options.epochs,
-                      static_cast<long long>(step), static_cast<long long>(train_loader.size()),
-                      loss_sum / static_cast<double>(seen), static_cast<double>(seen) / seconds);
-          std::fflush(stdout);
-        }
+        progress.update(loss.value().item().to<double>(), batch[1].shape()[0]);
       }
+      progress.finish();
       scheduler.step();
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds = progress.seconds();
 
       model->eval();
       needle::NoGradGuard no_grad;
@@ -144,21 +105,21 @@ int main(int argc, char** argv) {
             loss_fn(logits, Tensor(batch[1])).value().item().to<double>() * static_cast<double>(batch[1].shape()[0]);
         test_correct += count_correct(logits, batch[1]);
       }
-      const double train_loss = loss_sum / static_cast<double>(seen);
-      const double train_acc = static_cast<double>(correct) / static_cast<double>(seen);
+      const double train_loss = progress.mean_loss();
+      const double train_acc = static_cast<double>(correct) / static_cast<double>(progress.samples());
       const double test_loss = test_loss_sum / static_cast<double>(test_set->size());
       test_acc = static_cast<double>(test_correct) / static_cast<double>(test_set->size());
       std::printf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s\n", epoch + 1, train_loss,
                   100 * train_acc, test_loss, 100 * test_acc, seconds);
-      std::ofstream(metrics, std::ios::app) << epoch + 1 << ',' << train_loss << ',' << train_acc << ',' << test_loss
-                                            << ',' << test_acc << ',' << seconds << '\n';
-      needle::io::save_state_dict(checkpoint.string(), *model, {{"epoch", std::to_string(epoch + 1)}});
+      metrics.append({static_cast<double>(epoch + 1), train_loss, train_acc, test_loss, test_acc, seconds});
+      examples::save_checkpoint(*model, checkpoint, epoch + 1);
     }
-    std::cout << "metrics: " << metrics << "; checkpoint: " << checkpoint << "\n";
+    examples::plot_csv_png(metrics.path(), out / "loss.png", {"train_loss", "test_loss"}, "MLP on Fashion-MNIST");
+    std::cout << "metrics: " << metrics.path() << "; checkpoint: " << checkpoint << "\n";
     std::printf("final test accuracy: %.2f%%\n", 100 * test_acc);
     return 0;
   } catch (const needle::Error& e) {
-    std::cerr << "train_mlp: " << e.what() << "\n";
+    std::cerr << e.what() << "\n";
     return 1;
   }
 }
