@@ -1,0 +1,515 @@
+"""The standard workloads (../shared/spec/workloads.md) through Needle's Python API and through PyTorch,
+interleaved repetition by repetition in one run, at 1 thread and at 2 threads.
+
+    python benchmarks/workloads.py                       # every workload, 1 and 2 threads
+    python benchmarks/workloads.py --only sgemm,tiny     # workloads whose name starts with these
+    python benchmarks/workloads.py --threads 1 --reps 5  # quicker
+    python benchmarks/workloads.py --memory              # also peak memory of the gpt_mini_step loop
+
+PyTorch comes from whichever interpreter has it: this one, or the one named by --torch-python (default: the
+first of python3 on PATH and /usr/bin/python3 that can `import torch`, e.g. Debian's python3-torch). It
+runs in a worker process that this script drives over a pipe, so Needle and PyTorch take turns: Needle's
+repetition i, then PyTorch's repetition i, and so on; machine noise hits both alike. NumPy's `@` is the
+third column for sgemm.
+
+Each thread count runs in fresh processes whose thread pools are sized by NEEDLE_NUM_THREADS,
+OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (set before any library starts its threads). Inputs are random
+float32 (never zeros), 3 warm-ups, the median of --reps timed repetitions (default 10). The tables are
+Markdown, ready for BENCHMARKS.md; "ratio" is PyTorch's time / Needle's time (above 1: Needle is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+SGEMM_SIZES = (256, 512, 1024, 2048)
+WORKLOADS = [f"sgemm{n}" for n in SGEMM_SIZES] + [
+    "mlp_step",
+    "resnet9_step",
+    "lstm_lm_step",
+    "gpt_mini_step",
+    "tiny_add",
+    "tiny_graph",
+]
+TINY_OPS_PER_REP = 2000  # tiny workloads time a loop and report the time per op
+
+Step = Callable[[], None]
+
+
+# ---- the workloads, in Needle ------------------------------------------------------------------------
+
+
+def needle_workload(name: str) -> Step:
+    import needle as ndl
+    from needle import backend_ndarray as nd
+    from needle import nn
+
+    rng = np.random.default_rng(0)
+
+    def tensor(*shape: int) -> Any:
+        return ndl.Tensor(rng.standard_normal(shape).astype(np.float32))
+
+    def labels(n: int, classes: int) -> Any:
+        return ndl.Tensor(rng.integers(0, classes, n).astype(np.float32))
+
+    def train_step(model: Any, optimizer: Any, forward: Callable[[], Any]) -> Step:
+        def step() -> None:
+            optimizer.reset_grad()
+            loss = forward()
+            loss.backward()
+            optimizer.step()
+            loss.numpy()  # wait for the value, as a training loop reading the loss would
+
+        return step
+
+    if name.startswith("sgemm"):
+        n = int(name[len("sgemm") :])
+        a = nd.array(rng.random((n, n), dtype=np.float32), device=nd.cpu())
+        b = nd.array(rng.random((n, n), dtype=np.float32), device=nd.cpu())
+        return lambda: (a @ b, None)[1]
+    if name == "mlp_step":
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+        x, y = tensor(128, 784), labels(128, 10)
+        loss_fn = nn.SoftmaxLoss()
+        opt = ndl.optim.SGD(model.parameters(), lr=0.01)
+        return train_step(model, opt, lambda: loss_fn(model(x), y))
+    if name == "resnet9_step":
+
+        def conv_bn(cin: int, cout: int, k: int, s: int) -> Any:
+            return nn.Sequential(nn.Conv(cin, cout, k, stride=s), nn.BatchNorm2d(cout), nn.ReLU())
+
+        model = nn.Sequential(
+            conv_bn(3, 16, 7, 4),
+            conv_bn(16, 32, 3, 2),
+            nn.Residual(nn.Sequential(conv_bn(32, 32, 3, 1), conv_bn(32, 32, 3, 1))),
+            conv_bn(32, 64, 3, 2),
+            conv_bn(64, 128, 3, 2),
+            nn.Residual(nn.Sequential(conv_bn(128, 128, 3, 1), conv_bn(128, 128, 3, 1))),
+            nn.Flatten(),
+            nn.Linear(128, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+        x, y = tensor(32, 3, 32, 32), labels(32, 10)
+        loss_fn = nn.SoftmaxLoss()
+        opt = ndl.optim.SGD(model.parameters(), lr=0.01)
+        return train_step(model, opt, lambda: loss_fn(model(x), y))
+    if name == "lstm_lm_step":
+        seq, batch, vocab = 35, 20, 10000
+        embedding, lstm, decoder = nn.Embedding(vocab, 200), nn.LSTM(200, 200, num_layers=2), nn.Linear(200, vocab)
+        params = embedding.parameters() + lstm.parameters() + decoder.parameters()
+        tokens = ndl.Tensor(rng.integers(0, vocab, (seq, batch)).astype(np.float32))
+        targets = labels(seq * batch, vocab)
+        loss_fn = nn.SoftmaxLoss()
+        opt = ndl.optim.SGD(params, lr=0.01)
+
+        def lstm_forward() -> Any:
+            out, _ = lstm(embedding(tokens))
+            return loss_fn(decoder(out.reshape((seq * batch, 200))), targets)
+
+        return train_step(None, opt, lstm_forward)
+    if name == "gpt_mini_step":
+        vocab, batch, context = 65, 16, 128
+        model = nn.Transformer(vocab, 128, num_layers=4, num_heads=4, hidden_size=512, max_seq_len=context)
+        tokens = ndl.Tensor(rng.integers(0, vocab, (batch, context)).astype(np.float32))
+        targets = labels(batch * context, vocab)
+        loss_fn = nn.SoftmaxLoss()
+        opt = ndl.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        return train_step(model, opt, lambda: loss_fn(model(tokens).reshape((batch * context, vocab)), targets))
+    if name == "tiny_add":
+        a, b = tensor(1), tensor(1)
+
+        def adds() -> None:
+            for _ in range(TINY_OPS_PER_REP):
+                a + b
+
+        return adds
+    if name == "tiny_graph":
+        w = ndl.Tensor(rng.standard_normal(1).astype(np.float32), requires_grad=True)
+
+        def graphs() -> None:
+            for _ in range(TINY_OPS_PER_REP):
+                ((w * 2 + 1) * w).sum().backward()
+
+        return graphs
+    raise ValueError(f"unknown workload {name}")
+
+
+def numpy_workload(name: str) -> Step:
+    n = int(name[len("sgemm") :])
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    return lambda: (a @ b, None)[1]
+
+
+# ---- the same workloads in PyTorch (run inside the worker process) --------------------------------------
+
+
+def torch_workload(name: str) -> Step:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    gen = np.random.default_rng(0)
+
+    def tensor(*shape: int) -> Any:
+        return torch.from_numpy(gen.standard_normal(shape).astype(np.float32))
+
+    def labels(n: int, classes: int) -> Any:
+        return torch.from_numpy(gen.integers(0, classes, n))
+
+    def train_step(optimizer: Any, forward: Callable[[], Any]) -> Step:
+        def step() -> None:
+            optimizer.zero_grad()
+            loss = forward()
+            loss.backward()
+            optimizer.step()
+            loss.item()
+
+        return step
+
+    if name.startswith("sgemm"):
+        n = int(name[len("sgemm") :])
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        return lambda: (a @ b, None)[1]
+    if name == "mlp_step":
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+        x, y = tensor(128, 784), labels(128, 10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        return train_step(opt, lambda: nn.functional.cross_entropy(model(x), y))
+    if name == "resnet9_step":
+
+        def conv_bn(cin: int, cout: int, k: int, s: int) -> Any:
+            return nn.Sequential(nn.Conv2d(cin, cout, k, s, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU())
+
+        class Residual(nn.Module):
+            def __init__(self, fn: Any) -> None:
+                super().__init__()
+                self.fn = fn
+
+            def forward(self, x: Any) -> Any:
+                return self.fn(x) + x
+
+        model = nn.Sequential(
+            conv_bn(3, 16, 7, 4),
+            conv_bn(16, 32, 3, 2),
+            Residual(nn.Sequential(conv_bn(32, 32, 3, 1), conv_bn(32, 32, 3, 1))),
+            conv_bn(32, 64, 3, 2),
+            conv_bn(64, 128, 3, 2),
+            Residual(nn.Sequential(conv_bn(128, 128, 3, 1), conv_bn(128, 128, 3, 1))),
+            nn.Flatten(),
+            nn.Linear(128, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+        x, y = tensor(32, 3, 32, 32), labels(32, 10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        return train_step(opt, lambda: nn.functional.cross_entropy(model(x), y))
+    if name == "lstm_lm_step":
+        seq, batch, vocab = 35, 20, 10000
+        embedding, lstm, decoder = nn.Embedding(vocab, 200), nn.LSTM(200, 200, num_layers=2), nn.Linear(200, vocab)
+        params = [*embedding.parameters(), *lstm.parameters(), *decoder.parameters()]
+        tokens, targets = torch.from_numpy(gen.integers(0, vocab, (seq, batch))), labels(seq * batch, vocab)
+        opt = torch.optim.SGD(params, lr=0.01)
+
+        def lstm_forward() -> Any:
+            out, _ = lstm(embedding(tokens))
+            return nn.functional.cross_entropy(decoder(out.reshape(seq * batch, 200)), targets)
+
+        return train_step(opt, lstm_forward)
+    if name == "gpt_mini_step":
+        vocab, batch, context, dim, heads = 65, 16, 128, 128, 4
+
+        class Block(nn.Module):
+            """Pre-LayerNorm block like Needle's TransformerLayer (no projection biases in attention)."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+                self.qkv, self.out = nn.Linear(dim, 3 * dim, bias=False), nn.Linear(dim, dim, bias=False)
+                self.mlp = nn.Sequential(nn.Linear(dim, 512), nn.GELU(), nn.Linear(512, dim))
+                self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1))
+
+            def forward(self, x: Any) -> Any:
+                b, t, _ = x.shape
+                q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+                if hasattr(nn.functional, "scaled_dot_product_attention"):
+                    a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+                else:
+                    scores = (q @ k.transpose(-1, -2)) / (dim // heads) ** 0.5
+                    a = scores.masked_fill(self.mask[:t, :t], float("-inf")).softmax(-1) @ v
+                x = x + self.out(a.transpose(1, 2).reshape(b, t, dim))
+                return x + self.mlp(self.ln2(x))
+
+        class Gpt(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tok, self.pos = nn.Embedding(vocab, dim), nn.Embedding(context, dim)
+                self.blocks = nn.Sequential(*[Block() for _ in range(4)])
+                self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab)
+
+            def forward(self, idx: Any) -> Any:
+                x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+                return self.head(self.norm(self.blocks(x)))
+
+        model = Gpt()
+        tokens, targets = torch.from_numpy(gen.integers(0, vocab, (batch, context))), labels(batch * context, vocab)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        return train_step(opt, lambda: nn.functional.cross_entropy(model(tokens).reshape(-1, vocab), targets))
+    if name == "tiny_add":
+        a, b = tensor(1), tensor(1)
+
+        def adds() -> None:
+            for _ in range(TINY_OPS_PER_REP):
+                a + b
+
+        return adds
+    if name == "tiny_graph":
+        w = tensor(1).requires_grad_()
+
+        def graphs() -> None:
+            for _ in range(TINY_OPS_PER_REP):
+                ((w * 2 + 1) * w).sum().backward()
+
+        return graphs
+    raise ValueError(f"unknown workload {name}")
+
+
+def timed(step: Step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def torch_worker() -> None:
+    """Reads one JSON command per line: {"setup": name} builds a workload, {"run": true} times one
+    repetition of it; answers one JSON line each."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    step: Step | None = None
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "setup" in command:
+            step = torch_workload(command["setup"])
+            print(json.dumps({"ok": True}), flush=True)
+        elif step is not None:
+            print(json.dumps({"seconds": timed(step)}), flush=True)
+
+
+class TorchWorker:
+    def __init__(self, python: str, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [python, __file__, "--torch-worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.info = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch worker exited (see its error above)")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+def find_torch_python(requested: str | None) -> str | None:
+    candidates = [requested] if requested else [sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]
+    for python in candidates:
+        if python and subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+            return python
+    return None
+
+
+def run_thread_count(args: argparse.Namespace) -> None:
+    """Runs in a child process whose thread environment is already set: every selected workload, Needle
+    and PyTorch interleaved. Prints one JSON line per workload."""
+    import needle as ndl
+
+    torch_python = find_torch_python(args.torch_python)
+    worker = TorchWorker(torch_python, dict(os.environ)) if torch_python else None
+    threads = int(os.environ["NEEDLE_NUM_THREADS"])
+    if hasattr(ndl, "set_num_threads"):
+        ndl.set_num_threads(threads)
+    try:
+        for name in selected(args.only):
+            needle_step = needle_workload(name)
+            numpy_step = numpy_workload(name) if name.startswith("sgemm") else None
+            if worker is not None:
+                worker.ask({"setup": name})
+            times: dict[str, list[float]] = {"needle": [], "torch": [], "numpy": []}
+            for rep in range(args.warmups + args.reps):
+                results = {"needle": timed(needle_step)}
+                if worker is not None:
+                    results["torch"] = worker.ask({"run": True})["seconds"]
+                if numpy_step is not None:
+                    results["numpy"] = timed(numpy_step)
+                if rep >= args.warmups:
+                    for key, seconds in results.items():
+                        times[key].append(seconds)
+            medians = {k: statistics.median(v) for k, v in times.items() if v}
+            print(json.dumps({"workload": name, "threads": threads, "medians": medians}), flush=True)
+    finally:
+        if worker is not None:
+            print(json.dumps({"torch_version": worker.info["torch"]}), flush=True)
+            worker.close()
+
+
+def selected(only: str | None) -> list[str]:
+    if not only:
+        return WORKLOADS
+    prefixes = only.split(",")
+    return [w for w in WORKLOADS if any(w.startswith(p) for p in prefixes)]
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("NEEDLE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def format_cell(name: str, seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if name.startswith("sgemm"):
+        n = int(name[len("sgemm") :])
+        return f"{2 * n**3 / seconds / 1e9:.1f} GFLOP/s"
+    if name.startswith("tiny"):
+        return f"{seconds / TINY_OPS_PER_REP * 1e6:.2f} µs"
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def print_table(rows: list[dict[str, Any]], threads: int) -> None:
+    print(f"\n{threads} thread{'s' if threads > 1 else ''}:\n")
+    print("| workload | Needle | PyTorch | ratio (PyTorch time / Needle time) | NumPy |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        m = row["medians"]
+        name = row["workload"]
+        ratio = f"{m['torch'] / m['needle']:.2f}" if "torch" in m else "n/a"
+        print(
+            f"| {name} | {format_cell(name, m.get('needle'))} | {format_cell(name, m.get('torch'))} | {ratio} | "
+            f"{format_cell(name, m['numpy']) if 'numpy' in m else ''} |"
+        )
+
+
+# ---- peak memory of the gpt_mini_step loop ---------------------------------------------------------------
+
+
+def vm_rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_probe(framework: str) -> None:
+    """Runs 10 gpt_mini_step repetitions in this fresh process; prints the resident-set growth from just
+    before the first step to the process's peak (the loop's own working memory)."""
+    step = needle_workload("gpt_mini_step") if framework == "needle" else torch_workload("gpt_mini_step")
+    before = vm_rss_bytes()
+    for _ in range(10):
+        step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"framework": framework, "before": before, "peak": peak}))
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    print("\nPeak memory of 10 gpt_mini_step repetitions (1 thread; resident set growth over the model's):\n")
+    print("| framework | resident before the loop | peak | growth |")
+    print("| --- | --- | --- | --- |")
+    probes = [("needle", sys.executable)]
+    torch_python = find_torch_python(args.torch_python)
+    if torch_python:
+        probes.append(("torch", torch_python))
+    for framework, python in probes:
+        out = subprocess.run(
+            [python, __file__, "--memory-probe", framework], env=thread_env(1), capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            print(f"| {framework} | failed: {out.stderr.strip().splitlines()[-1:]} | | |")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        mib = 1024 * 1024
+        print(
+            f"| {framework} | {r['before'] / mib:.0f} MiB | {r['peak'] / mib:.0f} MiB | "
+            f"{(r['peak'] - r['before']) / mib:.0f} MiB |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated workload name prefixes")
+    parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--warmups", type=int, default=3)
+    parser.add_argument("--torch-python", help="interpreter that has PyTorch")
+    parser.add_argument("--memory", action="store_true", help="also measure the gpt_mini_step loop's peak memory")
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.torch_worker:
+        torch_worker()
+        return 0
+    if args.memory_probe:
+        memory_probe(args.memory_probe)
+        return 0
+    if args.child:
+        run_thread_count(args)
+        return 0
+
+    torch_python = find_torch_python(args.torch_python)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()}")
+    print(f"PyTorch: {torch_python or 'not found (install python3-torch or pass --torch-python)'}")
+    print(f"median of {args.reps} repetitions after {args.warmups} warm-ups, interleaved; tiny_*: time per op")
+    for threads in (int(t) for t in args.threads.split(",")):
+        child_args = [sys.executable, __file__, "--child", "--reps", str(args.reps), "--warmups", str(args.warmups)]
+        if args.only:
+            child_args += ["--only", args.only]
+        if args.torch_python:
+            child_args += ["--torch-python", args.torch_python]
+        out = subprocess.run(child_args, env=thread_env(threads), capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            return out.returncode
+        records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        for record in records:
+            if "torch_version" in record:
+                print(f"PyTorch version: {record['torch_version']}")
+        print_table([r for r in records if "workload" in r], threads)
+    if args.memory:
+        run_memory(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
