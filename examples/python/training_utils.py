@@ -4,6 +4,7 @@ and an optional loss-curve picture. Plain Python around Needle; no math here."""
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import sys
 import time
@@ -117,3 +118,65 @@ def plot_losses(log: MetricsLog, png: Path, title: str) -> bool:
     fig.savefig(png)
     plt.close(fig)
     return True
+
+
+# ---- image classifiers (train_cnn.py, train_resnet9.py) ---------------------------------------------
+
+
+def find_idx_files(folder: Path, split: str) -> tuple[Path, Path]:
+    """The image and label files of `split` ("train" or "t10k") in an MNIST-format folder, gzipped or not."""
+    for suffix in (".gz", ""):
+        images = folder / f"{split}-images-idx3-ubyte{suffix}"
+        labels = folder / f"{split}-labels-idx1-ubyte{suffix}"
+        if images.exists() and labels.exists():
+            return images, labels
+    raise SystemExit(f"no {split}-images-idx3-ubyte[.gz] / {split}-labels-idx1-ubyte[.gz] in {folder}")
+
+
+def count_correct(logits: ndl.Tensor, labels: ndl.Tensor) -> int:
+    """How many rows of `logits` (N, classes) have their largest value at the row's label."""
+    return int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
+
+
+def evaluate(
+    model: ndl.nn.Module, loader: ndl.data.DataLoader, loss_fn: ndl.nn.Module, max_batches: int = 0
+) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` in eval mode over `loader` (its first `max_batches` batches when
+    that is positive); leaves the model in eval mode."""
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    with ndl.no_grad():
+        for i, (images, labels) in enumerate(loader):
+            if 0 < max_batches <= i:
+                break
+            logits = model(images)
+            total_loss += loss_fn(logits, labels).item() * labels.shape[0]
+            correct += count_correct(logits, labels)
+            seen += labels.shape[0]
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def train_epoch(
+    model: ndl.nn.Module,
+    loader: ndl.data.DataLoader,
+    loss_fn: ndl.nn.Module,
+    optimizer: ndl.optim.Optimizer,
+    label: str,
+    max_steps: int = 0,
+) -> tuple[float, float, float]:
+    """One pass of training over `loader` (its first `max_steps` batches when that is positive) with a
+    progress bar; returns the mean training loss, the training accuracy and the seconds it took."""
+    model.train()
+    start = time.perf_counter()
+    steps = len(loader) if max_steps <= 0 else min(max_steps, len(loader))
+    progress = Progress(itertools.islice(loader, steps), steps, label, "images")
+    correct = 0
+    for images, labels in progress:
+        logits = model(images)
+        loss = loss_fn(logits, labels)
+        optimizer.reset_grad()
+        loss.backward()
+        optimizer.step()
+        progress.update(loss.item(), labels.shape[0])
+        correct += count_correct(logits, labels)
+    return progress.mean_loss, correct / max(progress.samples, 1), time.perf_counter() - start

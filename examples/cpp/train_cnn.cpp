@@ -1,0 +1,177 @@
+// Trains a small CNN on Fashion-MNIST with Needle's C++ API: the same model, optimizer, schedule and flags
+// as examples/python/train_cnn.py.
+//   train_cnn [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--out DIR] [--seed N] [--resume]
+//             [--max-steps N]
+// Model: Conv(1,16,3)-BatchNorm-ReLU-MaxPool(2), Conv(16,32,3)-BatchNorm-ReLU-MaxPool(2), Flatten,
+// Linear(1568,128)-ReLU-Dropout(0.3), Linear(128,10); Adam with a cosine schedule. Shows a progress line
+// with the running loss and speed, prints a summary per epoch, appends metrics to OUT/metrics.csv, saves
+// OUT/checkpoint.safetensors after every epoch (--resume continues from it) and draws OUT/loss.png.
+// --max-steps N trains on at most N batches per epoch and tests on at most N (quick checks).
+#include <needle/needle.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "training_utils.h"
+
+namespace fs = std::filesystem;
+using needle::Tensor;
+namespace nn = needle::nn;
+
+namespace {
+
+constexpr std::int64_t kChannels1 = 16;
+constexpr std::int64_t kChannels2 = 32;
+constexpr std::int64_t kHidden = 128;
+constexpr double kDropout = 0.3;
+
+// The dataset's (N, H, W, C) images as the (N, C, H, W) that nn::Conv and BatchNorm2d take.
+class ToNCHW final : public nn::Module {
+ public:
+  Tensor forward(const Tensor& x) override { return needle::ops::permute(x, {0, 3, 1, 2}); }
+  [[nodiscard]] std::string name() const override { return "ToNCHW"; }
+};
+
+std::shared_ptr<nn::Sequential> make_model() {
+  return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+      std::make_shared<ToNCHW>(),
+      std::make_shared<nn::Conv>(1, kChannels1, 3),  // "same" padding: 28x28
+      std::make_shared<nn::BatchNorm2d>(kChannels1),
+      std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(2),  // 14x14
+      std::make_shared<nn::Conv>(kChannels1, kChannels2, 3),
+      std::make_shared<nn::BatchNorm2d>(kChannels2),
+      std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(2),  // 7x7
+      std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(kChannels2 * 7 * 7, kHidden),
+      std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Dropout>(kDropout),
+      std::make_shared<nn::Linear>(kHidden, 10),
+  });
+}
+
+// Number of rows whose largest logit is at the label.
+std::int64_t count_correct(const Tensor& logits, const needle::NDArray& labels) {
+  const needle::NDArray predicted = needle::argmax(logits.value(), 1);
+  return needle::sum(needle::eq(predicted, labels.astype(needle::DType::Int64))).item().to<std::int64_t>();
+}
+
+// Mean loss and accuracy in eval mode over the first `max_batches` batches (all when 0).
+std::pair<double, double> evaluate(nn::Module& model, needle::data::DataLoader& loader, nn::SoftmaxLoss& loss_fn,
+                                   std::int64_t max_batches) {
+  model.eval();
+  const needle::NoGradGuard no_grad;
+  double loss_sum = 0.0;
+  std::int64_t correct = 0;
+  std::int64_t seen = 0;
+  std::int64_t batches = 0;
+  for (const needle::data::Batch& batch : loader) {
+    if (max_batches > 0 && batches++ >= max_batches) break;
+    const Tensor logits = model(Tensor(batch[0]));
+    const std::int64_t n = batch[1].shape()[0];
+    loss_sum += loss_fn(logits, Tensor(batch[1])).value().item().to<double>() * static_cast<double>(n);
+    correct += count_correct(logits, batch[1]);
+    seen += n;
+  }
+  const auto count = static_cast<double>(std::max<std::int64_t>(seen, 1));
+  return {loss_sum / count, static_cast<double>(correct) / count};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const examples::Args args(
+        argc, argv, "train_cnn",
+        {"--data DIR", "--epochs N", "--batch-size N", "--lr X", "--out DIR", "--seed N", "--resume", "--max-steps N"});
+    const fs::path data = args.get("data", "/usr/share/datasets/fashion-mnist");
+    const fs::path out = args.get("out", "out/cnn-cpp");
+    const int epochs = args.get_int("epochs", 5);
+    const int batch_size = args.get_int("batch-size", 128);
+    const double lr = args.get_double("lr", 2e-3);
+    const std::int64_t max_steps = args.get_int("max-steps", 0);
+    if (!fs::is_directory(data)) {
+      std::cerr << data << " does not exist: install Debian's dataset-fashion-mnist or pass --data DIR\n";
+      return 2;
+    }
+    fs::create_directories(out);
+    // Seeds the initial weights, the loader's shuffles and dropout.
+    needle::manual_seed(static_cast<std::uint64_t>(args.get_int("seed", 0)));
+
+    auto train_set = std::make_shared<needle::data::MNISTDataset>(examples::idx_file(data, "train-images-idx3-ubyte"),
+                                                                  examples::idx_file(data, "train-labels-idx1-ubyte"));
+    auto test_set = std::make_shared<needle::data::MNISTDataset>(examples::idx_file(data, "t10k-images-idx3-ubyte"),
+                                                                 examples::idx_file(data, "t10k-labels-idx1-ubyte"));
+    needle::data::DataLoader train_loader(train_set, batch_size, /*shuffle=*/true, false, /*num_workers=*/1);
+    needle::data::DataLoader test_loader(test_set, 1000);
+    std::cout << "Fashion-MNIST from " << data << ": " << train_set->size() << " training and " << test_set->size()
+              << " test images\n";
+
+    const auto model = make_model();
+    nn::SoftmaxLoss loss_fn;
+    needle::optim::Adam optimizer(model->parameters(), lr);
+    needle::optim::CosineAnnealingLR scheduler(optimizer, epochs);
+    std::int64_t n_params = 0;
+    for (const Tensor& p : model->parameters()) n_params += p.value().size();
+    std::printf("model: CNN %lld-%lld channels, %lld parameters, Adam lr %g\n", static_cast<long long>(kChannels1),
+                static_cast<long long>(kChannels2), static_cast<long long>(n_params), lr);
+
+    const fs::path checkpoint = out / "checkpoint.safetensors";
+    examples::MetricsCsv metrics(out / "metrics.csv",
+                                 {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"});
+    int first_epoch = 0;
+    if (args.flag("resume") && fs::exists(checkpoint)) {
+      first_epoch = examples::load_checkpoint(*model, checkpoint);
+      for (int e = 0; e < first_epoch; ++e) scheduler.step();
+      std::cout << "resumed from " << checkpoint << " after epoch " << first_epoch << " (Adam's moments restart)\n";
+    }
+
+    const std::int64_t steps =
+        max_steps > 0 ? std::min<std::int64_t>(max_steps, train_loader.size()) : train_loader.size();
+    double test_acc = 0.0;
+    for (int epoch = first_epoch; epoch < epochs; ++epoch) {
+      model->train();
+      examples::Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), steps, "images");
+      std::int64_t correct = 0;
+      std::int64_t step = 0;
+      for (const needle::data::Batch& batch : train_loader) {
+        if (step++ >= steps) break;
+        const Tensor logits = (*model)(Tensor(batch[0]));
+        const Tensor loss = loss_fn(logits, Tensor(batch[1]));
+        optimizer.reset_grad();
+        loss.backward();
+        optimizer.step();
+        correct += count_correct(logits, batch[1]);
+        progress.update(loss.value().item().to<double>(), batch[1].shape()[0]);
+      }
+      progress.finish();
+      scheduler.step();
+      const double seconds = progress.seconds();
+
+      const auto [test_loss, accuracy] = evaluate(*model, test_loader, loss_fn, max_steps);
+      test_acc = accuracy;
+      const double train_loss = progress.mean_loss();
+      const double train_acc = static_cast<double>(correct) / static_cast<double>(progress.samples());
+      std::printf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s\n", epoch + 1, train_loss,
+                  100 * train_acc, test_loss, 100 * test_acc, seconds);
+      metrics.append({static_cast<double>(epoch + 1), train_loss, train_acc, test_loss, test_acc, seconds});
+      examples::save_checkpoint(*model, checkpoint, epoch + 1);
+    }
+    if (first_epoch >= epochs) test_acc = evaluate(*model, test_loader, loss_fn, max_steps).second;  // nothing left
+
+    // Prints where the picture went (or why there is none).
+    examples::plot_csv_png(metrics.path(), out / "loss.png", {"train_loss", "test_loss"}, "CNN on Fashion-MNIST");
+    std::cout << "metrics: " << metrics.path() << "; checkpoint: " << checkpoint << "\n";
+    std::printf("final test accuracy: %.2f%%\n", 100 * test_acc);
+    return 0;
+  } catch (const needle::Error& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+}
