@@ -1,0 +1,355 @@
+// The cpu GEMM's driver: cache blocking, packing, the skinny paths, the kernel choice and the split over
+// threads. The layout is described in gemm.h; the AVX2 micro-kernels are in gemm_kernels_avx2.cpp.
+#include "backend/cpu/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+#include "needle/core/threads.h"
+
+namespace needle::cpu {
+
+namespace {
+
+// Cache blocks. A KC x NR panel of B (16 KiB for float) stays in the 32 KiB L1 while the kernel sweeps
+// the MC x KC block of A (144 KiB) that sits in the 512 KiB L2; the KC x NC block of B (3 MiB) sits in L3.
+template <typename T>
+struct Blocking;
+template <>
+struct Blocking<float> {
+  static constexpr std::int64_t mc = 144;
+  static constexpr std::int64_t kc = 256;
+  static constexpr std::int64_t nc = 3072;
+};
+template <>
+struct Blocking<double> {
+  static constexpr std::int64_t mc = 72;
+  static constexpr std::int64_t kc = 256;
+  static constexpr std::int64_t nc = 2048;
+};
+
+// Products smaller than this many multiply-adds stay on one thread: waking a worker costs microseconds.
+constexpr double kParallelMinWork = 1 << 20;
+
+// With at most this many rows of A, B's rows are read in place instead of packed: packing B would cost as
+// much as the arithmetic it feeds.
+constexpr std::int64_t kSkinnyMaxRows = 24;
+
+std::atomic<GemmKernel> g_kernel_choice{GemmKernel::Auto};
+std::atomic<std::int64_t> g_mc{0};
+std::atomic<std::int64_t> g_kc{0};
+std::atomic<std::int64_t> g_nc{0};
+
+template <typename T>
+struct BlockSizes {
+  std::int64_t mc;
+  std::int64_t kc;
+  std::int64_t nc;
+};
+
+template <typename T>
+BlockSizes<T> block_sizes() {
+  const std::int64_t mc = g_mc.load(std::memory_order_relaxed);
+  const std::int64_t kc = g_kc.load(std::memory_order_relaxed);
+  const std::int64_t nc = g_nc.load(std::memory_order_relaxed);
+  return {mc > 0 ? mc : Blocking<T>::mc, kc > 0 ? kc : Blocking<T>::kc, nc > 0 ? nc : Blocking<T>::nc};
+}
+
+// A 64-byte aligned scratch buffer per thread, grown on demand and kept for the thread's lifetime.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { release(); }
+
+  template <typename T>
+  T* get(std::int64_t count) {
+    const auto bytes = static_cast<std::size_t>(count) * sizeof(T);
+    if (bytes > capacity_) {
+      release();
+      data_ = ::operator new (bytes, std::align_val_t{64});
+      capacity_ = bytes;
+    }
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void release() {
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{64});
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+  void* data_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+thread_local Scratch t_pack_a;
+thread_local Scratch t_pack_b;
+
+// The portable micro-kernel: the same contract as the AVX2 ones, as loops the compiler vectorises for
+// whatever the target offers (SSE2, NEON).
+template <typename T>
+void micro_kernel_portable(std::int64_t kc, const T* a, const T* b, std::int64_t ldb, T* c, std::int64_t rsc,
+                           std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate) {
+  constexpr std::int64_t mr = GemmShape<T>::mr;
+  constexpr std::int64_t nr = GemmShape<T>::nr;
+  T tile[mr][nr] = {};
+  for (std::int64_t p = 0; p < kc; ++p) {
+    for (std::int64_t i = 0; i < mr; ++i) {
+      const T x = a[i];
+      for (std::int64_t j = 0; j < nr; ++j) tile[i][j] += x * b[j];
+    }
+    a += mr;
+    b += ldb;
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      T& out = c[i * rsc + j * csc];
+      out = accumulate ? out + tile[i][j] : tile[i][j];
+    }
+  }
+}
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__)
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+template <typename T>
+MicroKernel<T> choose_kernel() {
+#if defined(__x86_64__)
+  if (g_kernel_choice.load(std::memory_order_relaxed) == GemmKernel::Auto && cpu_has_avx2()) {
+    return static_cast<MicroKernel<T>>(&micro_kernel_avx2);
+  }
+#endif
+  return &micro_kernel_portable<T>;
+}
+
+// Packs rows x kc of A (element (i, p) at a[i * rs + p * cs]) into MR-high panels: panel q holds
+// a[q * MR + i, p] at dst[q * MR * kc + p * MR + i], zero-padded to a whole panel.
+template <typename T>
+void pack_a(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std::int64_t cs, T* dst) {
+  constexpr std::int64_t mr = GemmShape<T>::mr;
+  for (std::int64_t i0 = 0; i0 < rows; i0 += mr) {
+    const T* src = a + i0 * rs;
+    const std::int64_t height = std::min(mr, rows - i0);
+    if (height == mr && rs == 1) {  // a column-major A: each step of p is mr contiguous values
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = src[p * cs + i];
+      }
+    } else if (height == mr) {
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = src[i * rs + p * cs];
+      }
+    } else {
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = i < height ? src[i * rs + p * cs] : T(0);
+      }
+    }
+    dst += mr * kc;
+  }
+}
+
+// Packs kc x cols of B (element (p, j) at b[p * rs + j * cs]) into NR-wide panels: panel q holds
+// b[p, q * NR + j] at dst[q * NR * kc + p * NR + j], zero-padded to a whole panel.
+template <typename T>
+void pack_b(std::int64_t kc, std::int64_t cols, const T* b, std::int64_t rs, std::int64_t cs, T* dst) {
+  constexpr std::int64_t nr = GemmShape<T>::nr;
+  for (std::int64_t j0 = 0; j0 < cols; j0 += nr) {
+    const T* src = b + j0 * cs;
+    const std::int64_t width = std::min(nr, cols - j0);
+    if (width == nr && cs == 1) {  // a row-major B: each step of p is nr contiguous values
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t j = 0; j < nr; ++j) dst[p * nr + j] = src[p * rs + j];
+      }
+    } else if (width == nr) {
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t j = 0; j < nr; ++j) dst[p * nr + j] = src[p * rs + j * cs];
+      }
+    } else {
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t j = 0; j < nr; ++j) dst[p * nr + j] = j < width ? src[p * rs + j * cs] : T(0);
+      }
+    }
+    dst += nr * kc;
+  }
+}
+
+template <typename T>
+struct Operands {
+  const T* a;
+  std::int64_t rsa;
+  std::int64_t csa;
+  const T* b;
+  std::int64_t rsb;
+  std::int64_t csb;
+  T* c;
+  std::int64_t rsc;
+  std::int64_t csc;
+};
+
+// The blocked product on one thread: both operands packed.
+template <typename T>
+void gemm_packed(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, MicroKernel<T> kernel) {
+  constexpr std::int64_t mr = GemmShape<T>::mr;
+  constexpr std::int64_t nr = GemmShape<T>::nr;
+  const BlockSizes<T> block = block_sizes<T>();
+  const std::int64_t kc_max = std::min(block.kc, k);
+  T* packed_a = t_pack_a.get<T>(std::min(block.mc, (m + mr - 1) / mr * mr) * kc_max);
+  T* packed_b = t_pack_b.get<T>(std::min(block.nc, (n + nr - 1) / nr * nr) * kc_max);
+  for (std::int64_t jc = 0; jc < n; jc += block.nc) {
+    const std::int64_t nc = std::min(block.nc, n - jc);
+    for (std::int64_t pc = 0; pc < k; pc += block.kc) {
+      const std::int64_t kc = std::min(block.kc, k - pc);
+      const bool accumulate = pc > 0;  // the first block of k overwrites C
+      pack_b(kc, nc, x.b + pc * x.rsb + jc * x.csb, x.rsb, x.csb, packed_b);
+      for (std::int64_t ic = 0; ic < m; ic += block.mc) {
+        const std::int64_t mc = std::min(block.mc, m - ic);
+        pack_a(mc, kc, x.a + ic * x.rsa + pc * x.csa, x.rsa, x.csa, packed_a);
+        for (std::int64_t jr = 0; jr < nc; jr += nr) {
+          const T* b_panel = packed_b + jr * kc;
+          for (std::int64_t ir = 0; ir < mc; ir += mr) {
+            kernel(kc, packed_a + ir * kc, b_panel, nr, x.c + (ic + ir) * x.rsc + (jc + jr) * x.csc, x.rsc, x.csc,
+                   std::min(mr, mc - ir), std::min(nr, nc - jr), accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Few rows of A and a row-major B: only A is packed, and the kernel reads B's rows where they are. Each
+// NR-wide strip of B is used by every row panel of A before moving on, so it is read from memory once.
+template <typename T>
+void gemm_skinny(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, MicroKernel<T> kernel) {
+  constexpr std::int64_t mr = GemmShape<T>::mr;
+  constexpr std::int64_t nr = GemmShape<T>::nr;
+  const BlockSizes<T> block = block_sizes<T>();
+  const std::int64_t kc_max = std::min(block.kc, k);
+  T* packed_a = t_pack_a.get<T>((m + mr - 1) / mr * mr * kc_max);
+  T* edge_b = t_pack_b.get<T>(nr * kc_max);  // the last strip when n is not a multiple of NR
+  for (std::int64_t pc = 0; pc < k; pc += block.kc) {
+    const std::int64_t kc = std::min(block.kc, k - pc);
+    const bool accumulate = pc > 0;
+    pack_a(m, kc, x.a + pc * x.csa, x.rsa, x.csa, packed_a);
+    for (std::int64_t jr = 0; jr < n; jr += nr) {
+      const std::int64_t cols = std::min(nr, n - jr);
+      const T* strip = x.b + pc * x.rsb + jr;
+      std::int64_t ldb = x.rsb;
+      if (cols < nr) {
+        pack_b(kc, cols, strip, x.rsb, std::int64_t{1}, edge_b);
+        strip = edge_b;
+        ldb = nr;
+      }
+      for (std::int64_t ir = 0; ir < m; ir += mr) {
+        kernel(kc, packed_a + ir * kc, strip, ldb, x.c + ir * x.rsc + jr * x.csc, x.rsc, x.csc, std::min(mr, m - ir),
+               cols, accumulate);
+      }
+    }
+  }
+}
+
+// y[i] = sum_p a[i, p] * v[p] for rows of A that are contiguous (cs == 1). Eight partial sums per row,
+// combined at the end, give the compiler independent chains to vectorise.
+template <typename T>
+void gemv_rows(std::int64_t rows, std::int64_t k, const T* a, std::int64_t rs, const T* v, std::int64_t vs, T* y,
+               std::int64_t ys) {
+  constexpr std::int64_t lanes = 8;
+  const T* vec = v;
+  if (vs != 1) {
+    T* packed = t_pack_b.get<T>(k);
+    for (std::int64_t p = 0; p < k; ++p) packed[p] = v[p * vs];
+    vec = packed;
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const T* row = a + i * rs;
+    T partial[lanes] = {};
+    std::int64_t p = 0;
+    for (; p + lanes <= k; p += lanes) {
+      for (std::int64_t l = 0; l < lanes; ++l) partial[l] += row[p + l] * vec[p + l];
+    }
+    T sum = 0;
+    for (std::int64_t l = 0; l < lanes; ++l) sum += partial[l];
+    for (; p < k; ++p) sum += row[p] * vec[p];
+    y[i * ys] = sum;
+  }
+}
+
+// C = A @ B on the calling thread, through the cheapest path for its shape.
+template <typename T>
+void gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, MicroKernel<T> kernel) {
+  if (m == 0 || n == 0) return;
+  if (n == 1 && x.csa == 1) return gemv_rows(m, k, x.a, x.rsa, x.b, x.rsb, x.c, x.rsc);
+  // One row of C is Bᵀ times A's row: a gemv over B's columns when those are contiguous.
+  if (m == 1 && x.rsb == 1) return gemv_rows(n, k, x.b, x.csb, x.a, x.csa, x.c, x.csc);
+  if (m <= kSkinnyMaxRows && x.csb == 1) return gemm_skinny(m, n, k, x, kernel);
+  gemm_packed(m, n, k, x, kernel);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa, const T* b,
+          std::int64_t rsb, std::int64_t csb, T* c, std::int64_t rsc, std::int64_t csc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (std::int64_t i = 0; i < m; ++i) {
+      for (std::int64_t j = 0; j < n; ++j) c[i * rsc + j * csc] = T(0);
+    }
+    return;
+  }
+  const MicroKernel<T> kernel = choose_kernel<T>();
+  const Operands<T> x{a, rsa, csa, b, rsb, csb, c, rsc, csc};
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (get_num_threads() == 1 || in_parallel_region() || work < kParallelMinWork) {
+    return gemm_serial(m, n, k, x, kernel);
+  }
+  // Split the larger side of C: each thread then repacks all of the other operand, which costs least
+  // when that operand is the smaller one. Chunks are whole register panels.
+  constexpr std::int64_t mr = GemmShape<T>::mr;
+  constexpr std::int64_t nr = GemmShape<T>::nr;
+  if (m >= n) {
+    parallel_for(0, (m + mr - 1) / mr, 1, [&](std::int64_t q0, std::int64_t q1) {
+      const std::int64_t i0 = q0 * mr;
+      const std::int64_t i1 = std::min(m, q1 * mr);
+      Operands<T> part = x;
+      part.a += i0 * rsa;
+      part.c += i0 * rsc;
+      gemm_serial(i1 - i0, n, k, part, kernel);
+    });
+  } else {
+    parallel_for(0, (n + nr - 1) / nr, 1, [&](std::int64_t q0, std::int64_t q1) {
+      const std::int64_t j0 = q0 * nr;
+      const std::int64_t j1 = std::min(n, q1 * nr);
+      Operands<T> part = x;
+      part.b += j0 * csb;
+      part.c += j0 * csc;
+      gemm_serial(m, j1 - j0, k, part, kernel);
+    });
+  }
+}
+
+template void gemm<float>(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, std::int64_t,
+                          const float*, std::int64_t, std::int64_t, float*, std::int64_t, std::int64_t);
+template void gemm<double>(std::int64_t, std::int64_t, std::int64_t, const double*, std::int64_t, std::int64_t,
+                           const double*, std::int64_t, std::int64_t, double*, std::int64_t, std::int64_t);
+
+void set_gemm_kernel(GemmKernel kernel) { g_kernel_choice.store(kernel, std::memory_order_relaxed); }
+
+bool gemm_has_avx2() { return cpu_has_avx2(); }
+
+void set_gemm_blocking(std::int64_t mc, std::int64_t kc, std::int64_t nc) {
+  g_mc.store(std::max<std::int64_t>(mc, 0), std::memory_order_relaxed);
+  g_kc.store(std::max<std::int64_t>(kc, 0), std::memory_order_relaxed);
+  g_nc.store(std::max<std::int64_t>(nc, 0), std::memory_order_relaxed);
+}
+
+}  // namespace needle::cpu

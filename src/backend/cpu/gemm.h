@@ -1,0 +1,71 @@
+// The `cpu` backend's floating-point matrix product: C = A @ B for float32 and float64 with any strides.
+//
+// The layout follows BLIS. B is cut into KC x NC blocks (kept in L3) and packed into NR-wide column
+// panels; A into MC x KC blocks (kept in L2) packed into MR-high row panels; a micro-kernel multiplies one
+// A panel by one B panel into an MR x NR tile of C held in registers. Packing reads the operands through
+// their strides, so transposed, stepped, flipped and broadcast views cost no more than a copy into the
+// panels and are never materialised. Skinny products skip part of that work: with few rows of A the rows
+// of B are read in place (no B packing), and a product with one output column (or row) is a set of dot
+// products. Large products are split over threads by rows or columns of C, so each element of C is
+// computed by exactly one thread in the same order whatever the thread count.
+#pragma once
+
+#include <cstdint>
+
+namespace needle::cpu {
+
+// C (m x n) = A (m x k) @ B (k x n); element (i, j) of X is x[i * rsx + j * csx]. C is only written (its
+// old contents, NaN included, never matter); k == 0 gives zeros. C must not overlap A or B.
+template <typename T>
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa, const T* b,
+          std::int64_t rsb, std::int64_t csb, T* c, std::int64_t rsc, std::int64_t csc);
+
+extern template void gemm<float>(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, std::int64_t,
+                                 const float*, std::int64_t, std::int64_t, float*, std::int64_t, std::int64_t);
+extern template void gemm<double>(std::int64_t, std::int64_t, std::int64_t, const double*, std::int64_t, std::int64_t,
+                                  const double*, std::int64_t, std::int64_t, double*, std::int64_t, std::int64_t);
+
+// ---- micro-kernels --------------------------------------------------------------------------------
+
+// Register block of the micro-kernels, and the packed panel layout that goes with it.
+template <typename T>
+struct GemmShape;
+template <>
+struct GemmShape<float> {
+  static constexpr std::int64_t mr = 6;
+  static constexpr std::int64_t nr = 16;  // two 8-float AVX registers
+};
+template <>
+struct GemmShape<double> {
+  static constexpr std::int64_t mr = 6;
+  static constexpr std::int64_t nr = 8;  // two 4-double AVX registers
+};
+
+// tile = sum over p < kc of a[p * mr + i] * b[p * ldb + j] (i < mr, j < nr: a packed A panel, and
+// kc rows of nr readable values of B), accumulated in p order from zero; then the top-left rows x cols of
+// the tile is stored to c[i * rsc + j * csc], or added to it when `accumulate`.
+template <typename T>
+using MicroKernel = void (*)(std::int64_t kc, const T* a, const T* b, std::int64_t ldb, T* c, std::int64_t rsc,
+                             std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+
+#if defined(__x86_64__)
+// AVX2 + FMA kernels (gemm_kernels_avx2.cpp); call only where the CPU supports both.
+void micro_kernel_avx2(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
+                       std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+void micro_kernel_avx2(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c, std::int64_t rsc,
+                       std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+#endif
+
+// ---- controls for tests ---------------------------------------------------------------------------
+
+// Which micro-kernel gemm uses: the best the CPU supports, or the portable C++ one.
+enum class GemmKernel { Auto, Portable };
+void set_gemm_kernel(GemmKernel kernel);
+// Whether Auto picks the AVX2 + FMA kernels on this machine.
+bool gemm_has_avx2();
+
+// Overrides the MC, KC, NC cache blocks (0 restores the defaults), so tests can cross every block edge
+// with small matrices. mc must be a multiple of MR and nc of NR of both dtypes.
+void set_gemm_blocking(std::int64_t mc, std::int64_t kc, std::int64_t nc);
+
+}  // namespace needle::cpu

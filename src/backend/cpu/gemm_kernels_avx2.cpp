@@ -1,0 +1,184 @@
+// AVX2 + FMA micro-kernels of the cpu GEMM: a 6 x 16 float tile and a 6 x 8 double tile, each held in
+// twelve 256-bit accumulators. Per step of k the kernel loads two vectors of the B panel, broadcasts the
+// six values of the A panel and issues twelve FMAs: 12 of the 16 vector registers hold C, which is what
+// keeps both FMA units busy without spilling. These functions are compiled for AVX2 + FMA whatever the
+// project's flags say and are only called after a run-time check of the CPU (gemm.cpp).
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "backend/cpu/gemm.h"
+
+namespace needle::cpu {
+
+namespace {
+
+// Writes the first rows x cols of a row-major tile (ld elements per row) to C.
+template <typename T>
+void store_tile(const T* tile, std::int64_t ld, T* c, std::int64_t rsc, std::int64_t csc, std::int64_t rows,
+                std::int64_t cols, bool accumulate) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      T& out = c[i * rsc + j * csc];
+      out = accumulate ? out + tile[i * ld + j] : tile[i * ld + j];
+    }
+  }
+}
+
+}  // namespace
+
+// One row of the tile: acc_r0/acc_r1 += a[r] * (b0, b1).
+#define NEEDLE_FMA_ROW_PS(r)                        \
+  {                                                 \
+    const __m256 ar = _mm256_broadcast_ss(a + (r)); \
+    c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0);     \
+    c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1);     \
+  }
+
+#define NEEDLE_STORE_ROW_PS(r)                                    \
+  {                                                               \
+    float* row = c + (r)*rsc;                                     \
+    if (accumulate) {                                             \
+      c##r##0 = _mm256_add_ps(_mm256_loadu_ps(row), c##r##0);     \
+      c##r##1 = _mm256_add_ps(_mm256_loadu_ps(row + 8), c##r##1); \
+    }                                                             \
+    _mm256_storeu_ps(row, c##r##0);                               \
+    _mm256_storeu_ps(row + 8, c##r##1);                           \
+  }
+
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2(std::int64_t kc, const float* a, const float* b,
+                                                           std::int64_t ldb, float* c, std::int64_t rsc,
+                                                           std::int64_t csc, std::int64_t rows, std::int64_t cols,
+                                                           bool accumulate) {
+  __m256 c00 = _mm256_setzero_ps();
+  __m256 c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps();
+  __m256 c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps();
+  __m256 c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps();
+  __m256 c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps();
+  __m256 c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps();
+  __m256 c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    NEEDLE_FMA_ROW_PS(0)
+    NEEDLE_FMA_ROW_PS(1)
+    NEEDLE_FMA_ROW_PS(2)
+    NEEDLE_FMA_ROW_PS(3)
+    NEEDLE_FMA_ROW_PS(4)
+    NEEDLE_FMA_ROW_PS(5)
+    a += 6;
+    b += ldb;
+  }
+  if (rows == 6 && cols == 16 && csc == 1) {
+    NEEDLE_STORE_ROW_PS(0)
+    NEEDLE_STORE_ROW_PS(1)
+    NEEDLE_STORE_ROW_PS(2)
+    NEEDLE_STORE_ROW_PS(3)
+    NEEDLE_STORE_ROW_PS(4)
+    NEEDLE_STORE_ROW_PS(5)
+    return;
+  }
+  alignas(32) float tile[6 * 16];
+  _mm256_store_ps(tile + 0, c00);
+  _mm256_store_ps(tile + 8, c01);
+  _mm256_store_ps(tile + 16, c10);
+  _mm256_store_ps(tile + 24, c11);
+  _mm256_store_ps(tile + 32, c20);
+  _mm256_store_ps(tile + 40, c21);
+  _mm256_store_ps(tile + 48, c30);
+  _mm256_store_ps(tile + 56, c31);
+  _mm256_store_ps(tile + 64, c40);
+  _mm256_store_ps(tile + 72, c41);
+  _mm256_store_ps(tile + 80, c50);
+  _mm256_store_ps(tile + 88, c51);
+  store_tile(tile, 16, c, rsc, csc, rows, cols, accumulate);
+}
+
+#define NEEDLE_FMA_ROW_PD(r)                         \
+  {                                                  \
+    const __m256d ar = _mm256_broadcast_sd(a + (r)); \
+    c##r##0 = _mm256_fmadd_pd(ar, b0, c##r##0);      \
+    c##r##1 = _mm256_fmadd_pd(ar, b1, c##r##1);      \
+  }
+
+#define NEEDLE_STORE_ROW_PD(r)                                    \
+  {                                                               \
+    double* row = c + (r)*rsc;                                    \
+    if (accumulate) {                                             \
+      c##r##0 = _mm256_add_pd(_mm256_loadu_pd(row), c##r##0);     \
+      c##r##1 = _mm256_add_pd(_mm256_loadu_pd(row + 4), c##r##1); \
+    }                                                             \
+    _mm256_storeu_pd(row, c##r##0);                               \
+    _mm256_storeu_pd(row + 4, c##r##1);                           \
+  }
+
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2(std::int64_t kc, const double* a, const double* b,
+                                                           std::int64_t ldb, double* c, std::int64_t rsc,
+                                                           std::int64_t csc, std::int64_t rows, std::int64_t cols,
+                                                           bool accumulate) {
+  __m256d c00 = _mm256_setzero_pd();
+  __m256d c01 = _mm256_setzero_pd();
+  __m256d c10 = _mm256_setzero_pd();
+  __m256d c11 = _mm256_setzero_pd();
+  __m256d c20 = _mm256_setzero_pd();
+  __m256d c21 = _mm256_setzero_pd();
+  __m256d c30 = _mm256_setzero_pd();
+  __m256d c31 = _mm256_setzero_pd();
+  __m256d c40 = _mm256_setzero_pd();
+  __m256d c41 = _mm256_setzero_pd();
+  __m256d c50 = _mm256_setzero_pd();
+  __m256d c51 = _mm256_setzero_pd();
+#pragma GCC unroll 4
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const __m256d b0 = _mm256_loadu_pd(b);
+    const __m256d b1 = _mm256_loadu_pd(b + 4);
+    NEEDLE_FMA_ROW_PD(0)
+    NEEDLE_FMA_ROW_PD(1)
+    NEEDLE_FMA_ROW_PD(2)
+    NEEDLE_FMA_ROW_PD(3)
+    NEEDLE_FMA_ROW_PD(4)
+    NEEDLE_FMA_ROW_PD(5)
+    a += 6;
+    b += ldb;
+  }
+  if (rows == 6 && cols == 8 && csc == 1) {
+    NEEDLE_STORE_ROW_PD(0)
+    NEEDLE_STORE_ROW_PD(1)
+    NEEDLE_STORE_ROW_PD(2)
+    NEEDLE_STORE_ROW_PD(3)
+    NEEDLE_STORE_ROW_PD(4)
+    NEEDLE_STORE_ROW_PD(5)
+    return;
+  }
+  alignas(32) double tile[6 * 8];
+  _mm256_store_pd(tile + 0, c00);
+  _mm256_store_pd(tile + 4, c01);
+  _mm256_store_pd(tile + 8, c10);
+  _mm256_store_pd(tile + 12, c11);
+  _mm256_store_pd(tile + 16, c20);
+  _mm256_store_pd(tile + 20, c21);
+  _mm256_store_pd(tile + 24, c30);
+  _mm256_store_pd(tile + 28, c31);
+  _mm256_store_pd(tile + 32, c40);
+  _mm256_store_pd(tile + 36, c41);
+  _mm256_store_pd(tile + 40, c50);
+  _mm256_store_pd(tile + 44, c51);
+  store_tile(tile, 8, c, rsc, csc, rows, cols, accumulate);
+}
+
+#undef NEEDLE_FMA_ROW_PS
+#undef NEEDLE_STORE_ROW_PS
+#undef NEEDLE_FMA_ROW_PD
+#undef NEEDLE_STORE_ROW_PD
+
+}  // namespace needle::cpu
+
+#endif  // defined(__x86_64__)
