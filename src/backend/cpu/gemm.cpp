@@ -283,13 +283,11 @@ void gemv_rows(std::int64_t rows, std::int64_t k, const T* a, std::int64_t rs, c
   }
 }
 
-// C = A @ B on the calling thread, through the cheapest path for its shape.
+// C = A @ B (a block of rows or columns of the whole product) on the calling thread. Both paths give
+// every element the same arithmetic, so which one runs never changes a result.
 template <typename T>
 void gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, MicroKernel<T> kernel) {
   if (m == 0 || n == 0) return;
-  if (n == 1 && x.csa == 1) return gemv_rows(m, k, x.a, x.rsa, x.b, x.rsb, x.c, x.rsc);
-  // One row of C is Bᵀ times A's row: a gemv over B's columns when those are contiguous.
-  if (m == 1 && x.rsb == 1) return gemv_rows(n, k, x.b, x.csb, x.a, x.csa, x.c, x.csc);
   if (m <= kSkinnyMaxRows && x.csb == 1) return gemm_skinny(m, n, k, x, kernel);
   gemm_packed(m, n, k, x, kernel);
 }
@@ -306,12 +304,26 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
     }
     return;
   }
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const bool parallel = get_num_threads() > 1 && !in_parallel_region() && work >= kParallelMinWork;
+  // A single output column (matrix @ vector) or row (vector @ matrix, read as Bᵀ @ vector) with
+  // contiguous dot products: no packing at all.
+  if ((n == 1 && csa == 1) || (m == 1 && rsb == 1)) {
+    const bool column = n == 1 && csa == 1;
+    const std::int64_t rows = column ? m : n;
+    const T* matrix = column ? a : b;
+    const std::int64_t matrix_rs = column ? rsa : csb;
+    const T* vector = column ? b : a;
+    const std::int64_t vector_stride = column ? rsb : csa;
+    const std::int64_t out_stride = column ? rsc : csc;
+    parallel_for(0, rows, parallel ? 1 : rows, [&](std::int64_t i0, std::int64_t i1) {
+      gemv_rows(i1 - i0, k, matrix + i0 * matrix_rs, matrix_rs, vector, vector_stride, c + i0 * out_stride, out_stride);
+    });
+    return;
+  }
   const MicroKernel<T> kernel = choose_kernel<T>();
   const Operands<T> x{a, rsa, csa, b, rsb, csb, c, rsc, csc};
-  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  if (get_num_threads() == 1 || in_parallel_region() || work < kParallelMinWork) {
-    return gemm_serial(m, n, k, x, kernel);
-  }
+  if (!parallel) return gemm_serial(m, n, k, x, kernel);
   // Split the larger side of C: each thread then repacks all of the other operand, which costs least
   // when that operand is the smaller one. Chunks are whole register panels.
   constexpr std::int64_t mr = GemmShape<T>::mr;

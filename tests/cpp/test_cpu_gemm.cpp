@@ -1,0 +1,373 @@
+// The cpu backend's GEMM against the `ref` matmul: sizes around the register block (6 x 16 / 6 x 8) and
+// across the cache blocks (shrunk so small matrices cross MC, KC and NC many times, and at their real
+// sizes), every operand layout (transposed, stepped, flipped, broadcast batches), k = 0 and empty
+// dimensions, float32 and float64, the AVX2 and the portable micro-kernels, one and two threads. Sums are
+// reordered by blocking and FMA, so results are compared within a bound that grows with k; for a fixed
+// layout they must not depend on the thread count at all.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../src/backend/cpu/gemm.h"
+#include "backend_test_util.h"
+#include "needle/backend/backend.h"
+#include "needle/core/error.h"
+#include "needle/core/threads.h"
+
+namespace needle {
+namespace {
+
+using testing::HostArray;
+using testing::values_of;
+using testing::zeros;
+
+Backend& ref() { return backend_for(ref_device()); }
+Backend& cpu() { return backend_for(cpu_device()); }
+
+// Sets the GEMM's kernel, cache blocks and the thread count for a scope, and restores the defaults.
+class GemmSettings {
+ public:
+  GemmSettings(cpu::GemmKernel kernel, int threads, std::array<std::int64_t, 3> blocking = {0, 0, 0})
+      : previous_threads_(get_num_threads()) {
+    cpu::set_gemm_kernel(kernel);
+    cpu::set_gemm_blocking(blocking[0], blocking[1], blocking[2]);
+    set_num_threads(threads);
+  }
+  ~GemmSettings() {
+    cpu::set_gemm_kernel(cpu::GemmKernel::Auto);
+    cpu::set_gemm_blocking(0, 0, 0);
+    set_num_threads(previous_threads_);
+  }
+  GemmSettings(const GemmSettings&) = delete;
+  GemmSettings& operator=(const GemmSettings&) = delete;
+
+ private:
+  int previous_threads_;
+};
+
+enum class Layout { RowMajor, ColumnMajor, Stepped, Flipped, BatchBroadcast };
+const std::vector<Layout> kLayouts = {Layout::RowMajor, Layout::ColumnMajor, Layout::Stepped, Layout::Flipped,
+                                      Layout::BatchBroadcast};
+
+// A batch + (rows, cols) operand with random values in [-1, 1), laid out as `layout` says.
+HostArray operand(std::mt19937_64& rng, DType dtype, const Shape& batch, std::int64_t rows, std::int64_t cols,
+                  Layout layout) {
+  Shape shape = batch;
+  shape.push_back(rows);
+  shape.push_back(cols);
+  const std::size_t ndim = shape.size();
+  Shape base = shape;
+  if (layout == Layout::ColumnMajor) std::swap(base[ndim - 1], base[ndim - 2]);
+  if (layout == Layout::Stepped) {
+    base[ndim - 1] *= 3;
+    base[ndim - 2] *= 2;
+  }
+  if (layout == Layout::BatchBroadcast) {
+    for (std::size_t d = 0; d + 2 < ndim; ++d) base[d] = 1;
+  }
+  HostArray a = zeros(dtype, base);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  const std::int64_t count = numel(base);
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (dtype == DType::Float32) {
+      a.view.ptr<float>()[i] = static_cast<float>(uniform(rng));
+    } else {
+      a.view.ptr<double>()[i] = uniform(rng);
+    }
+  }
+  switch (layout) {
+    case Layout::RowMajor:
+      return a;
+    case Layout::ColumnMajor: {
+      std::vector<std::size_t> perm(ndim);
+      for (std::size_t d = 0; d < ndim; ++d) perm[d] = d;
+      std::swap(perm[ndim - 1], perm[ndim - 2]);
+      return testing::permuted(a, perm);
+    }
+    case Layout::Stepped:
+      return testing::stepped(testing::stepped(a, ndim - 1, 3), ndim - 2, 2);
+    case Layout::Flipped:
+      return testing::flipped(testing::flipped(a, ndim - 1), ndim - 2);
+    case Layout::BatchBroadcast:
+      return testing::broadcast_to(a, shape);
+  }
+  return a;
+}
+
+// An output filled with NaN, so that an element the kernel forgets to write is caught.
+HostArray output(DType dtype, const Shape& batch, std::int64_t rows, std::int64_t cols, bool column_major) {
+  Shape shape = batch;
+  shape.push_back(rows);
+  shape.push_back(cols);
+  const std::size_t ndim = shape.size();
+  Shape base = shape;
+  if (column_major) std::swap(base[ndim - 1], base[ndim - 2]);
+  HostArray out = zeros(dtype, base);
+  for (std::int64_t i = 0; i < numel(base); ++i) {
+    if (dtype == DType::Float32) {
+      out.view.ptr<float>()[i] = std::numeric_limits<float>::quiet_NaN();
+    } else {
+      out.view.ptr<double>()[i] = std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+  if (!column_major) return out;
+  std::vector<std::size_t> perm(ndim);
+  for (std::size_t d = 0; d < ndim; ++d) perm[d] = d;
+  std::swap(perm[ndim - 1], perm[ndim - 2]);
+  return testing::permuted(out, perm);
+}
+
+// A copy of `a` with every value replaced by its absolute value (same layout).
+HostArray absolute(const HostArray& a) {
+  HostArray copy = a;
+  copy.buffer = std::make_shared<std::vector<std::int64_t>>(*a.buffer);
+  const auto shift = static_cast<char*>(a.view.data) - reinterpret_cast<char*>(a.buffer->data());
+  copy.view.data = reinterpret_cast<char*>(copy.buffer->data()) + shift;
+  const auto cells = static_cast<std::int64_t>(copy.buffer->size() * sizeof(std::int64_t) / itemsize(a.view.dtype));
+  for (std::int64_t i = 0; i < cells; ++i) {
+    if (a.view.dtype == DType::Float32) {
+      float& x = reinterpret_cast<float*>(copy.buffer->data())[i];
+      x = std::abs(x);
+    } else {
+      double& x = reinterpret_cast<double*>(copy.buffer->data())[i];
+      x = std::abs(x);
+    }
+  }
+  return copy;
+}
+
+// |cpu - ref| <= k * eps * 4 * (|A| @ |B|), the classic bound for a reordered sum of k products.
+void expect_close(const HostArray& a, const HostArray& b, const StridedView& expected, const StridedView& actual,
+                  std::int64_t k) {
+  const DType dtype = expected.dtype;
+  HostArray magnitude = zeros(dtype, expected.shape);
+  ref().matmul(magnitude.view, absolute(a).view, absolute(b).view);
+  const double eps =
+      dtype == DType::Float32 ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
+  const double scale = 4.0 * static_cast<double>(k + 1) * eps;
+  const auto compare = [&](const auto& e, const auto& got, const auto& mag) {
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      const double bound = scale * static_cast<double>(mag[i]) + std::numeric_limits<double>::min();
+      if (!(std::abs(static_cast<double>(e[i]) - static_cast<double>(got[i])) <= bound)) {
+        ADD_FAILURE() << "element " << i << " of " << e.size() << ": ref " << e[i] << ", cpu " << got[i]
+                      << ", allowed error " << bound;
+        return;
+      }
+    }
+  };
+  if (dtype == DType::Float32) {
+    compare(values_of<float>(expected), values_of<float>(actual), values_of<float>(magnitude.view));
+  } else {
+    compare(values_of<double>(expected), values_of<double>(actual), values_of<double>(magnitude.view));
+  }
+}
+
+// Runs one product on both backends and compares; returns the cpu result's values (row-major).
+std::vector<double> check_product(std::mt19937_64& rng, DType dtype, const Shape& batch, std::int64_t m, std::int64_t k,
+                                  std::int64_t n, Layout layout_a, Layout layout_b, bool out_column_major) {
+  SCOPED_TRACE(str(dtype_name(dtype), " batch ", shape_str(batch), " m ", m, " k ", k, " n ", n, " layouts ",
+                   static_cast<int>(layout_a), static_cast<int>(layout_b), out_column_major ? " C col-major" : ""));
+  const HostArray a = operand(rng, dtype, batch, m, k, layout_a);
+  const HostArray b = operand(rng, dtype, batch, k, n, layout_b);
+  HostArray expected = output(dtype, batch, m, n, false);
+  HostArray actual = output(dtype, batch, m, n, out_column_major);
+  ref().matmul(expected.view, a.view, b.view);
+  cpu().matmul(actual.view, a.view, b.view);
+  expect_close(a, b, expected.view, actual.view, k);
+  std::vector<double> result;
+  if (dtype == DType::Float32) {
+    for (float x : values_of<float>(actual.view)) result.push_back(x);
+  } else {
+    result = values_of<double>(actual.view);
+  }
+  return result;
+}
+
+std::vector<cpu::GemmKernel> kernels() {
+  std::vector<cpu::GemmKernel> list = {cpu::GemmKernel::Portable};
+  if (cpu::gemm_has_avx2()) list.push_back(cpu::GemmKernel::Auto);
+  return list;
+}
+
+const char* kernel_name(cpu::GemmKernel kernel) {
+  return kernel == cpu::GemmKernel::Auto ? "best kernel" : "portable kernel";
+}
+
+// Small cache blocks: MC = 12 (two A panels), KC = 16, NC = 48 (three float or six double B panels).
+constexpr std::array<std::int64_t, 3> kTinyBlocks = {12, 16, 48};
+
+TEST(CpuGemm, EdgesOfEveryBlock) {
+  const std::vector<std::int64_t> sizes = {1, 7, 8, 9, 15, 16, 17, 63, 64, 65};
+  std::mt19937_64 rng(11);
+  std::uniform_int_distribution<std::size_t> pick(0, sizes.size() - 1);
+  for (cpu::GemmKernel kernel : kernels()) {
+    for (int threads : {1, 2}) {
+      const GemmSettings settings(kernel, threads, kTinyBlocks);
+      SCOPED_TRACE(str(kernel_name(kernel), ", ", threads, " threads"));
+      for (DType dtype : {DType::Float32, DType::Float64}) {
+        for (int trial = 0; trial < 40; ++trial) {
+          const std::int64_t m = sizes[pick(rng)];
+          const std::int64_t k = sizes[pick(rng)];
+          const std::int64_t n = sizes[pick(rng)];
+          const Layout la = kLayouts[static_cast<std::size_t>(trial) % 4];
+          const Layout lb = kLayouts[static_cast<std::size_t>(trial / 4) % 4];
+          check_product(rng, dtype, {}, m, k, n, la, lb, trial % 3 == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuGemm, EverySizePairAroundTheRegisterBlock) {
+  // Every (m, n) combination near MR and NR, with k crossing the tiny KC.
+  const std::vector<std::int64_t> sizes = {1, 5, 6, 7, 8, 9, 15, 16, 17, 25};
+  std::mt19937_64 rng(12);
+  for (cpu::GemmKernel kernel : kernels()) {
+    const GemmSettings settings(kernel, 1, kTinyBlocks);
+    SCOPED_TRACE(kernel_name(kernel));
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      for (std::int64_t m : sizes) {
+        for (std::int64_t n : sizes) {
+          check_product(rng, dtype, {}, m, 33, n, Layout::RowMajor,
+                        (m + n) % 2 == 0 ? Layout::RowMajor : Layout::ColumnMajor, false);
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuGemm, RealBlockSizes) {
+  // Straddles the default MC (144 float / 72 double), KC (256) and NC (3072 float / 2048 double).
+  struct Case {
+    std::int64_t m, k, n;
+  };
+  const std::vector<Case> cases = {{145, 257, 40}, {73, 257, 33}, {257, 257, 100}, {20, 300, 70},
+                                   {30, 5, 3073},  {30, 3, 2049}, {1, 513, 65},    {65, 513, 1}};
+  std::mt19937_64 rng(13);
+  for (cpu::GemmKernel kernel : kernels()) {
+    for (int threads : {1, 2}) {
+      const GemmSettings settings(kernel, threads);
+      SCOPED_TRACE(str(kernel_name(kernel), ", ", threads, " threads"));
+      for (DType dtype : {DType::Float32, DType::Float64}) {
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+          const Layout la = kLayouts[i % 4];
+          const Layout lb = kLayouts[(i + 1) % 4];
+          check_product(rng, dtype, {}, cases[i].m, cases[i].k, cases[i].n, la, lb, i % 2 == 1);
+          check_product(rng, dtype, {}, cases[i].m, cases[i].k, cases[i].n, Layout::RowMajor, Layout::RowMajor, false);
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuGemm, EveryLayoutPair) {
+  std::mt19937_64 rng(14);
+  for (int threads : {1, 2}) {
+    const GemmSettings settings(cpu::GemmKernel::Auto, threads, kTinyBlocks);
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      for (Layout la : kLayouts) {
+        for (Layout lb : kLayouts) {
+          for (const auto& [m, k, n] :
+               std::vector<std::array<std::int64_t, 3>>{{9, 17, 33}, {30, 20, 7}, {1, 20, 9}, {9, 20, 1}}) {
+            check_product(rng, dtype, {2}, m, k, n, la, lb, (m + n) % 2 == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuGemm, Batches) {
+  // Many small matrices (spread over threads by matrix), a few large ones (each split over threads),
+  // broadcast on either side, and batch axes of several dimensions.
+  std::mt19937_64 rng(15);
+  for (int threads : {1, 2}) {
+    const GemmSettings settings(cpu::GemmKernel::Auto, threads);
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      check_product(rng, dtype, {37}, 5, 9, 17, Layout::RowMajor, Layout::BatchBroadcast, false);
+      check_product(rng, dtype, {2, 3}, 7, 8, 9, Layout::BatchBroadcast, Layout::ColumnMajor, true);
+      check_product(rng, dtype, {3}, 130, 70, 120, Layout::RowMajor, Layout::BatchBroadcast, false);
+      check_product(rng, dtype, {2}, 128, 128, 128, Layout::BatchBroadcast, Layout::Flipped, false);
+    }
+  }
+}
+
+TEST(CpuGemm, EmptyAndZeroInner) {
+  std::mt19937_64 rng(16);
+  for (int threads : {1, 2}) {
+    const GemmSettings settings(cpu::GemmKernel::Auto, threads);
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      for (const auto& [m, k, n] : std::vector<std::array<std::int64_t, 3>>{
+               {0, 3, 4}, {3, 0, 4}, {3, 4, 0}, {0, 0, 0}, {65, 0, 17}, {1, 0, 1}}) {
+        // k = 0 must write zeros over the NaN the output starts with.
+        check_product(rng, dtype, {2}, m, k, n, Layout::RowMajor, Layout::ColumnMajor, m % 2 == 1);
+      }
+      check_product(rng, dtype, {0}, 4, 5, 6, Layout::RowMajor, Layout::RowMajor, false);
+    }
+  }
+}
+
+TEST(CpuGemm, DeterministicAcrossRunsAndThreadCounts) {
+  struct Case {
+    std::int64_t m, k, n;
+    Layout la, lb;
+  };
+  const std::vector<Case> cases = {{200, 300, 150, Layout::RowMajor, Layout::RowMajor},
+                                   {20, 300, 400, Layout::RowMajor, Layout::RowMajor},
+                                   {300, 100, 50, Layout::ColumnMajor, Layout::ColumnMajor},
+                                   {700, 300, 1, Layout::RowMajor, Layout::RowMajor},
+                                   {1, 300, 700, Layout::RowMajor, Layout::ColumnMajor}};
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Case& c : cases) {
+      std::vector<std::vector<double>> results;
+      for (int threads : {1, 2, 2, 3}) {
+        const GemmSettings settings(cpu::GemmKernel::Auto, threads);
+        std::mt19937_64 rng(17);  // the same inputs every time
+        results.push_back(check_product(rng, dtype, {}, c.m, c.k, c.n, c.la, c.lb, false));
+      }
+      for (std::size_t i = 1; i < results.size(); ++i) {
+        EXPECT_TRUE(results[i] == results[0]) << "m " << c.m << " k " << c.k << " n " << c.n << ", run " << i;
+      }
+    }
+  }
+}
+
+TEST(CpuGemm, NonFiniteValuesPropagate) {
+  // A NaN or infinity in A or B reaches exactly the outputs it should (padding must not leak it).
+  const GemmSettings settings(cpu::GemmKernel::Auto, 1, kTinyBlocks);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    std::mt19937_64 rng(18);
+    HostArray a = operand(rng, dtype, {}, 13, 20, Layout::RowMajor);
+    HostArray b = operand(rng, dtype, {}, 20, 19, Layout::RowMajor);
+    if (dtype == DType::Float32) {
+      a.view.ptr<float>()[5 * 20 + 3] = std::numeric_limits<float>::infinity();
+      b.view.ptr<float>()[7 * 19 + 18] = std::numeric_limits<float>::quiet_NaN();
+    } else {
+      a.view.ptr<double>()[5 * 20 + 3] = std::numeric_limits<double>::infinity();
+      b.view.ptr<double>()[7 * 19 + 18] = std::numeric_limits<double>::quiet_NaN();
+    }
+    HostArray expected = output(dtype, {}, 13, 19, false);
+    HostArray actual = output(dtype, {}, 13, 19, false);
+    ref().matmul(expected.view, a.view, b.view);
+    cpu().matmul(actual.view, a.view, b.view);
+    dispatch_dtype(dtype, [&]<typename T>() {
+      if constexpr (std::is_floating_point_v<T>) {
+        const std::vector<T> e = values_of<T>(expected.view);
+        const std::vector<T> got = values_of<T>(actual.view);
+        for (std::size_t i = 0; i < e.size(); ++i) {
+          ASSERT_EQ(std::isnan(e[i]), std::isnan(got[i])) << i;
+          ASSERT_EQ(std::isinf(e[i]), std::isinf(got[i])) << i;
+        }
+      }
+    });
+  }
+}
+
+}  // namespace
+}  // namespace needle
