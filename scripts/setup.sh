@@ -14,6 +14,7 @@ command -v clang-tidy >/dev/null || missing+=(clang-tidy)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev libgmock-dev)
 [ -f /usr/include/benchmark/benchmark.h ] || missing+=(libbenchmark-dev)
 [ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+command -v dot >/dev/null || missing+=(graphviz)  # renders needle.viz graphs; its DOT test uses it
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""

@@ -9,6 +9,7 @@
 
 #include "needle/autograd/grad_mode.h"
 #include "needle/autograd/op.h"
+#include "needle/debug/hooks.h"
 #include "needle/ops/ops.h"
 
 namespace needle::autograd {
@@ -64,6 +65,7 @@ Tensor checked_input_grad(const Op& op, const Tensor& grad, const Tensor& input,
 }  // namespace
 
 void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, bool create_graph) {
+  const debug::detail::BackwardScope debug_scope;  // tracing and anomaly mode see the whole backward pass
   NEEDLE_CHECK(output.defined(), RuntimeError, "backward: called on an undefined tensor");
   check_not_released(output);
   NEEDLE_CHECK(output.requires_grad(), RuntimeError, "backward: tensor of shape ", shape_str(output.shape()),
@@ -99,7 +101,8 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
     if (node->is_leaf()) continue;
     const Op& op = *node->op();
     const std::vector<Tensor>& inputs = node->inputs();
-    const std::vector<Tensor> input_grads = op.gradient(grad, *node);
+    const std::vector<Tensor> input_grads =
+        debug::detail::enabled() ? debug::detail::compute_gradient(op, grad, *node) : op.gradient(grad, *node);
     NEEDLE_CHECK(input_grads.size() == inputs.size(), RuntimeError, op.name(), ": gradient returned ",
                  input_grads.size(), " gradients for ", inputs.size(), " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {

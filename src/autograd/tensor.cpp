@@ -7,6 +7,7 @@
 #include "needle/autograd/engine.h"
 #include "needle/autograd/grad_mode.h"
 #include "needle/autograd/op.h"
+#include "needle/debug/hooks.h"
 
 namespace needle {
 
@@ -23,9 +24,17 @@ namespace {
 std::atomic<std::size_t> live_tensors{0};
 }  // namespace
 
-TensorImpl::TensorImpl() { live_tensors.fetch_add(1, std::memory_order_relaxed); }
+TensorImpl::TensorImpl() {
+  live_tensors.fetch_add(1, std::memory_order_relaxed);
+  if (debug::detail::enabled()) [[unlikely]] {
+    debug::detail::on_tensor_created(*this);
+  }
+}
 
-TensorImpl::~TensorImpl() { live_tensors.fetch_sub(1, std::memory_order_relaxed); }
+TensorImpl::~TensorImpl() {
+  live_tensors.fetch_sub(1, std::memory_order_relaxed);
+  if (tracked) debug::detail::on_tensor_destroyed(*this);
+}
 
 std::size_t TensorImpl::live_count() { return live_tensors.load(std::memory_order_relaxed); }
 
@@ -39,7 +48,11 @@ Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs)
   values.reserve(inputs.size());
   for (const Tensor& input : inputs) values.push_back(input.value());
   auto impl = std::make_shared<TensorImpl>();
-  impl->value = op->compute(values);
+  if (debug::detail::enabled()) [[unlikely]] {
+    impl->value = debug::detail::compute_op(*op, inputs, values, *impl);
+  } else {
+    impl->value = op->compute(values);
+  }
   const bool any_input_requires_grad =
       std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
   // Only floating results carry gradients; comparisons, argmax and friends never do.

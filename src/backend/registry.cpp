@@ -1,5 +1,8 @@
 // Which backend runs the kernels of each device. A new device type adds its case here (behind its
 // build option) and nowhere else.
+#include <array>
+#include <atomic>
+
 #include "backend/cpu/cpu_backend.h"
 #include "backend/ref/ref_backend.h"
 #include "needle/backend/backend.h"
@@ -22,9 +25,26 @@ Backend& cpu_backend() {
   return *backend;
 }
 
+// Overrides installed by set_backend_override, per device type (debugging tools and tests).
+std::array<std::atomic<Backend*>, 3> backend_overrides{};
+
 }  // namespace
 
 Backend& backend_for(Device device) {
+  // Acquire pairs with the release in set_backend_override, so the override is seen fully constructed.
+  Backend* const interposed =
+      backend_overrides.at(static_cast<std::size_t>(device.type)).load(std::memory_order_acquire);
+  if (interposed != nullptr) [[unlikely]] {
+    return *interposed;
+  }
+  return builtin_backend_for(device);
+}
+
+Backend* set_backend_override(DeviceType type, Backend* backend) {
+  return backend_overrides.at(static_cast<std::size_t>(type)).exchange(backend, std::memory_order_acq_rel);
+}
+
+Backend& builtin_backend_for(Device device) {
   switch (device.type) {
     case DeviceType::Ref:
       return ref_backend();

@@ -14,6 +14,7 @@ namespace {
 struct LiveCounters {
   std::atomic<std::size_t> bytes{0};
   std::atomic<std::size_t> count{0};
+  std::atomic<std::size_t> peak{0};
 };
 constexpr std::size_t kDeviceTypes = 3;
 
@@ -28,8 +29,12 @@ std::shared_ptr<Storage> Storage::allocate(Device device, std::size_t nbytes) {
   Backend& backend = backend_for(device);  // throws for a disabled device
   void* data = backend.allocate(nbytes);
   LiveCounters& live = counters(device);
-  live.bytes.fetch_add(nbytes, std::memory_order_relaxed);
+  const std::size_t now_live = live.bytes.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;
   live.count.fetch_add(1, std::memory_order_relaxed);
+  // Raise the peak unless another thread already raised it further.
+  std::size_t peak = live.peak.load(std::memory_order_relaxed);
+  while (now_live > peak && !live.peak.compare_exchange_weak(peak, now_live, std::memory_order_relaxed)) {
+  }
   // The constructor is private, so std::make_shared cannot be used.
   return std::shared_ptr<Storage>(new Storage(device, data, nbytes));
 }
@@ -44,5 +49,12 @@ Storage::~Storage() {
 std::size_t Storage::live_bytes(Device device) { return counters(device).bytes.load(std::memory_order_relaxed); }
 
 std::size_t Storage::live_count(Device device) { return counters(device).count.load(std::memory_order_relaxed); }
+
+std::size_t Storage::peak_bytes(Device device) { return counters(device).peak.load(std::memory_order_relaxed); }
+
+void Storage::reset_peak_bytes(Device device) {
+  LiveCounters& live = counters(device);
+  live.peak.store(live.bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
 
 }  // namespace needle

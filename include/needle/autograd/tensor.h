@@ -90,6 +90,11 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;
   // Set when backward() released this node's graph links, so a second backward can say so.
   std::string released_op_name;
+  // Where this tensor was created: an id for debug::call_site_name(), recorded only while a debugging tool
+  // (trace, anomaly mode, check_against_ref, memory tracking) is on; 0 when not recorded.
+  std::uint32_t call_site = 0;
+  // Registered with memory tracking (debug::memory_summary), which must hear of its destruction.
+  bool tracked = false;
 };
 
 }  // namespace needle

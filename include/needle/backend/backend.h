@@ -138,4 +138,13 @@ class Backend {
 // The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.
 Backend& backend_for(Device device);
 
+// The backend compiled in for `device`, ignoring any override below.
+Backend& builtin_backend_for(Device device);
+// Puts `backend` in front of the built-in backend of every device of type `type` (nullptr removes it) and
+// returns the override it replaces. This is the hook of the debugging tools (the tracer wraps each device's
+// backend to time its kernels) and of tests (a backend with one deliberately wrong kernel). The override
+// must outlive its installation and hand allocate/deallocate to builtin_backend_for(): storage it
+// allocates may be freed after it is removed. While none is installed, backend_for pays one load.
+Backend* set_backend_override(DeviceType type, Backend* backend);
+
 }  // namespace needle

@@ -14,6 +14,10 @@ class Storage {
   static std::size_t live_bytes(Device device);
   // Number of live Storage objects on devices of `device`'s type.
   static std::size_t live_count(Device device);
+  // The most live_bytes(device) reached since reset_peak_bytes(device) (or since the process started).
+  static std::size_t peak_bytes(Device device);
+  // Restarts the peak at the current live bytes.
+  static void reset_peak_bytes(Device device);
 
   // Allocates `nbytes` on `device` through its backend (throws RuntimeError if the device is disabled).
   static std::shared_ptr<Storage> allocate(Device device, std::size_t nbytes);
