@@ -7,6 +7,7 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backend/cpu/gemm.h"
@@ -24,6 +25,19 @@ void store_tile(const T* tile, std::int64_t ld, T* c, std::int64_t rsc, std::int
       T& out = c[i * rsc + j * csc];
       out = accumulate ? out + tile[i * ld + j] : tile[i * ld + j];
     }
+  }
+}
+
+// Starts fetching the tile of C the kernel will write, so that its (strided) rows arrive while the
+// kernel computes.
+void prefetch_tile(const void* c, std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols,
+                   std::size_t itemsize) {
+  const auto* base = static_cast<const char*>(c);
+  const auto row_bytes = static_cast<std::ptrdiff_t>(rsc) * static_cast<std::ptrdiff_t>(itemsize);
+  const auto last = static_cast<std::ptrdiff_t>((cols - 1) * csc) * static_cast<std::ptrdiff_t>(itemsize);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    _mm_prefetch(base + i * row_bytes, _MM_HINT_T0);
+    _mm_prefetch(base + i * row_bytes + last, _MM_HINT_T0);
   }
 }
 
@@ -52,6 +66,7 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(std::int64_t kc, cons
                                                            std::int64_t ldb, float* c, std::int64_t rsc,
                                                            std::int64_t csc, std::int64_t rows, std::int64_t cols,
                                                            bool accumulate) {
+  prefetch_tile(c, rsc, csc, rows, cols, sizeof(float));
   __m256 c00 = _mm256_setzero_ps();
   __m256 c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps();
@@ -124,6 +139,7 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(std::int64_t kc, cons
                                                            std::int64_t ldb, double* c, std::int64_t rsc,
                                                            std::int64_t csc, std::int64_t rows, std::int64_t cols,
                                                            bool accumulate) {
+  prefetch_tile(c, rsc, csc, rows, cols, sizeof(double));
   __m256d c00 = _mm256_setzero_pd();
   __m256d c01 = _mm256_setzero_pd();
   __m256d c10 = _mm256_setzero_pd();
