@@ -1,16 +1,23 @@
 // The thread pool: parallel_for covers every index exactly once, splits deterministically, runs nested
-// calls inline, propagates exceptions, and keeps working when several threads use it at once.
+// calls inline, propagates exceptions, and keeps working when several threads use it at once. Then the
+// cpu kernels that split large arrays over threads (element-wise, reductions) against `ref`, at 1 and
+// 2 threads.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "backend_test_util.h"
+#include "needle/backend/backend.h"
 #include "needle/core/error.h"
 #include "needle/core/threads.h"
 
@@ -66,7 +73,7 @@ TEST(Threads, EveryIndexExactlyOnce) {
     const ThreadCount guard(threads);
     for (std::int64_t size : {0, 1, 2, 7, 64, 1000, 100003}) {
       for (std::int64_t grain : {1, 3, 64, 5000}) {
-        SCOPED_TRACE(testing::Message() << threads << " threads, size " << size << ", grain " << grain);
+        SCOPED_TRACE(::testing::Message() << threads << " threads, size " << size << ", grain " << grain);
         std::vector<std::atomic<int>> hits(static_cast<std::size_t>(size));
         const std::int64_t offset = -17;  // ranges need not start at 0
         parallel_for(offset, offset + size, grain, [&](std::int64_t b, std::int64_t e) {
@@ -157,7 +164,7 @@ TEST(Threads, ExceptionsPropagate) {
   for (int threads : {1, 2}) {
     const ThreadCount guard(threads);
     for (std::int64_t bad : {0, 499, 999}) {
-      SCOPED_TRACE(testing::Message() << threads << " threads, failing index " << bad);
+      SCOPED_TRACE(::testing::Message() << threads << " threads, failing index " << bad);
       EXPECT_THROW(parallel_for(0, 1000, 1,
                                 [&](std::int64_t b, std::int64_t e) {
                                   if (b <= bad && bad < e) throw ValueError("chunk failed");
@@ -194,6 +201,129 @@ TEST(Threads, ManyCallersAtOnce) {
   }
   for (std::thread& t : callers) t.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// ---- kernels split over threads -------------------------------------------------------------------
+
+Backend& ref_backend() { return backend_for(ref_device()); }
+Backend& cpu_backend() { return backend_for(cpu_device()); }
+
+// A contiguous array of `shape` with random values in [lo, hi) (integers: whole numbers in that range).
+testing::HostArray random_array(std::mt19937_64& rng, DType dtype, const Shape& shape, double lo, double hi) {
+  testing::HostArray a = testing::zeros(dtype, shape);
+  std::uniform_real_distribution<double> uniform(lo, hi);
+  dispatch_dtype(dtype, [&]<typename T>() {
+    T* data = a.view.ptr<T>();
+    for (std::int64_t i = 0; i < numel(shape); ++i) data[i] = static_cast<T>(uniform(rng));
+  });
+  return a;
+}
+
+// Exact equality (NaN equal to NaN, zeros of the same sign), or within `tolerance`
+// for float sums.
+void expect_equal(const StridedView& expected, const StridedView& actual, double tolerance = 0.0) {
+  ASSERT_EQ(expected.dtype, actual.dtype);
+  dispatch_dtype(expected.dtype, [&]<typename T>() {
+    const std::vector<T> e = testing::values_of<T>(expected);
+    const std::vector<T> a = testing::values_of<T>(actual);
+    ASSERT_EQ(e.size(), a.size());
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      bool same = e[i] == a[i];
+      if constexpr (std::is_floating_point_v<T>) {
+        same = (same && std::signbit(e[i]) == std::signbit(a[i])) || (std::isnan(e[i]) && std::isnan(a[i])) ||
+               (tolerance > 0.0 && std::abs(double(e[i]) - double(a[i])) <= tolerance);
+      }
+      if (!same) {
+        ADD_FAILURE() << "element " << i << " of " << e.size() << ": ref " << e[i] << ", cpu " << a[i];
+        return;
+      }
+    }
+  });
+}
+
+const std::vector<Shape> kLargeShapes = {{32769}, {2, 40001}};
+
+TEST(ParallelKernels, UnaryAndBinaryMatchRef) {
+  std::mt19937_64 rng(21);
+  for (int threads : {1, 2}) {
+    const ThreadCount guard(threads);
+    for (DType dtype : {DType::Float32, DType::Float64, DType::Int32}) {
+      for (const Shape& shape : kLargeShapes) {
+        SCOPED_TRACE(::testing::Message() << threads << " threads, " << dtype_name(dtype) << " " << shape_str(shape));
+        const testing::HostArray a = random_array(rng, dtype, shape, -50.0, 50.0);
+        const testing::HostArray b = random_array(rng, dtype, shape, -50.0, 50.0);
+        const testing::HostArray scalar =
+            testing::broadcast_to(random_array(rng, dtype, Shape(shape.size(), 1), 1.0, 9.0), shape);
+        for (UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Exp}) {
+          if (!is_floating(dtype) && op != UnaryOp::Neg && op != UnaryOp::Abs) continue;
+          testing::HostArray out_ref = testing::zeros(dtype, shape);
+          testing::HostArray out_cpu = testing::zeros(dtype, shape);
+          ref_backend().unary(op, out_ref.view, a.view);
+          cpu_backend().unary(op, out_cpu.view, a.view);
+          expect_equal(out_ref.view, out_cpu.view);
+        }
+        for (BinaryOp op : {BinaryOp::Add, BinaryOp::Mul, BinaryOp::Maximum}) {
+          for (const auto& [x, y] : {std::pair{&a, &b}, std::pair{&scalar, &b}, std::pair{&a, &scalar}}) {
+            testing::HostArray out_ref = testing::zeros(dtype, shape);
+            testing::HostArray out_cpu = testing::zeros(dtype, shape);
+            ref_backend().binary(op, out_ref.view, x->view, y->view);
+            cpu_backend().binary(op, out_cpu.view, x->view, y->view);
+            expect_equal(out_ref.view, out_cpu.view);
+          }
+        }
+        testing::HostArray cast_ref = testing::zeros(DType::Float64, shape);
+        testing::HostArray cast_cpu = testing::zeros(DType::Float64, shape);
+        ref_backend().copy(cast_ref.view, a.view);
+        cpu_backend().copy(cast_cpu.view, a.view);
+        expect_equal(cast_ref.view, cast_cpu.view);
+      }
+    }
+  }
+}
+
+TEST(ParallelKernels, ReductionsMatchRef) {
+  std::mt19937_64 rng(22);
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (const Shape& shape : {Shape{300007}, Shape{3, 70001}, Shape{1000, 67}, Shape{40000, 2}}) {
+      const testing::HostArray in = random_array(rng, dtype, shape, -1000.0, 1000.0);
+      // Reduce the last axis, and every axis.
+      for (bool everything : {false, true}) {
+        Shape reduced = shape;
+        reduced.back() = 1;
+        if (everything) std::fill(reduced.begin(), reduced.end(), 1);
+        const std::int64_t count = numel(shape) / numel(reduced);
+        std::vector<std::vector<double>> sums;
+        for (int threads : {1, 2}) {
+          const ThreadCount guard(threads);
+          SCOPED_TRACE(::testing::Message() << threads << " threads, " << dtype_name(dtype) << " " << shape_str(shape)
+                                            << " -> " << shape_str(reduced));
+          for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min}) {
+            testing::HostArray out_ref = testing::zeros(dtype, reduced);
+            testing::HostArray out_cpu = testing::zeros(dtype, reduced);
+            ref_backend().reduce(op, out_ref.view, in.view);
+            cpu_backend().reduce(op, out_cpu.view, in.view);
+            // Float sums are reordered. Both orders stay within a few eps * max|x| * count of the exact sum
+            // (errors of random signs grow like a random walk); one lost element (|x| ~ 500) would not.
+            const double eps = dtype == DType::Float32 ? 1.2e-7 : 2.3e-16;
+            const double tolerance =
+                is_floating(dtype) && op == ReduceOp::Sum ? 4.0 * eps * 1000.0 * static_cast<double>(count) : 0.0;
+            expect_equal(out_ref.view, out_cpu.view, tolerance);
+            if (op == ReduceOp::Sum && is_floating(dtype)) {
+              std::vector<double> values;
+              dispatch_dtype(dtype, [&]<typename T>() {
+                for (T v : testing::values_of<T>(out_cpu.view)) values.push_back(static_cast<double>(v));
+              });
+              sums.push_back(values);
+            }
+          }
+        }
+        // The blocks of a long sum do not depend on the thread count.
+        if (sums.size() == 2) {
+          EXPECT_TRUE(sums[0] == sums[1]);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // Element-wise `cpu` kernels: flat loops when every operand is contiguous (or a broadcast scalar),
-// which the compiler can vectorize; any other layout goes to the strided `ref` walk.
+// which the compiler can vectorize, split over threads from kParallelGrain elements on; any other
+// layout goes to the strided `ref` walk. Each element is computed alone, so the split changes nothing.
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/element_ops.h"
 #include "backend/view_checks.h"
+#include "needle/core/threads.h"
 
 namespace needle {
 
@@ -32,6 +35,15 @@ void binary_flat(R* out, const T* a, const T* b, std::int64_t n, F f) {
   for (std::int64_t i = 0; i < n; ++i) out[i] = f(a[i * StepA], b[i * StepB]);
 }
 
+// Below this many elements a flat loop takes a few microseconds: not worth waking a thread.
+constexpr std::int64_t kParallelGrain = 32768;
+
+// fn(begin, end) over [0, n), split over threads in chunks of at least kParallelGrain elements.
+template <typename Fn>
+void flat_for(std::int64_t n, Fn&& fn) {
+  parallel_for(0, n, kParallelGrain, std::forward<Fn>(fn));
+}
+
 }  // namespace
 
 void CpuBackend::fill(const StridedView& out, const Scalar& value) {
@@ -53,7 +65,9 @@ void CpuBackend::copy(const StridedView& out, const StridedView& in) {
     dispatch_dtype(in.dtype, [&]<typename From>() {
       To* o = out.ptr<To>();
       const From* i = in.ptr<From>();
-      for (std::int64_t k = 0; k < n; ++k) o[k] = static_cast<To>(i[k]);
+      flat_for(n, [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t k = first; k < last; ++k) o[k] = static_cast<To>(i[k]);
+      });
     });
   });
 }
@@ -67,7 +81,9 @@ void CpuBackend::unary(UnaryOp op, const StridedView& out, const StridedView& in
     kernels::with_unary_op<T>(op, [&](auto f) {
       T* o = out.ptr<T>();
       const T* i = in.ptr<T>();
-      for (std::int64_t k = 0; k < n; ++k) o[k] = f(i[k]);
+      flat_for(n, [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t k = first; k < last; ++k) o[k] = f(i[k]);
+      });
     });
   });
 }
@@ -91,13 +107,16 @@ void CpuBackend::binary(BinaryOp op, const StridedView& out, const StridedView& 
       R* o = out.ptr<R>();
       const T* pa = a.ptr<T>();
       const T* pb = b.ptr<T>();
-      if (layout_a == FlatLayout::Broadcast) {
-        binary_flat<0, 1>(o, pa, pb, n, f);
-      } else if (layout_b == FlatLayout::Broadcast) {
-        binary_flat<1, 0>(o, pa, pb, n, f);
-      } else {
-        binary_flat<1, 1>(o, pa, pb, n, f);
-      }
+      flat_for(n, [&](std::int64_t first, std::int64_t last) {
+        const std::int64_t count = last - first;
+        if (layout_a == FlatLayout::Broadcast) {
+          binary_flat<0, 1>(o + first, pa, pb + first, count, f);
+        } else if (layout_b == FlatLayout::Broadcast) {
+          binary_flat<1, 0>(o + first, pa + first, pb, count, f);
+        } else {
+          binary_flat<1, 1>(o + first, pa + first, pb + first, count, f);
+        }
+      });
     });
   });
 }
