@@ -1,7 +1,10 @@
-// 2-d convolution in NHWC layout (Needle's conv): the forward is an im2col (a strided view of the padded
-// input) followed by one matmul; the backward is written with conv itself, flip, dilate, permute, pad
-// and getitem, so it is differentiable again.
-#include <algorithm>
+// 2-d convolution in NHWC layout (Needle's conv) as three ops that are each other's gradients:
+//   conv(a, b)               forward: im2col (a strided view of the padded input) and one matmul;
+//   conv_input_grad(g, b)    d/da: one matmul back to columns, then col2im (K*K strided adds);
+//   conv_weight_grad(a, g)   d/db: one matmul of the input's columns with the output gradient.
+// Writing the backward this way costs the same as the forward for every stride (a convolution with a
+// dilated gradient would multiply by stride^2 with zeros), and since <conv(a, b), g> is bilinear in all
+// three, each op's gradient is one of the other two: gradients of gradients come for free.
 #include <array>
 
 #include "ops/op_helpers.h"
@@ -12,99 +15,127 @@ using detail::make;
 
 namespace {
 
-Tensor conv2d(const Tensor& a, const Tensor& b, std::int64_t stride, std::int64_t padding);
+// Geometry shared by the three ops: input (N, H, W, C_in), kernel K x K, output (N, H_out, W_out, C_out).
+struct ConvGeometry {
+  std::int64_t n, h, w, c_in, k, c_out, stride, padding;
+  [[nodiscard]] std::int64_t h_out() const { return (h + 2 * padding - k) / stride + 1; }
+  [[nodiscard]] std::int64_t w_out() const { return (w + 2 * padding - k) / stride + 1; }
+  [[nodiscard]] std::int64_t rows() const { return n * h_out() * w_out(); }  // one per output cell
+  [[nodiscard]] std::int64_t patch() const { return k * k * c_in; }          // one column per kernel tap
+  [[nodiscard]] Shape input_shape() const { return {n, h, w, c_in}; }
+  [[nodiscard]] Shape weight_shape() const { return {k, k, c_in, c_out}; }
+  [[nodiscard]] Shape output_shape() const { return {n, h_out(), w_out(), c_out}; }
+};
 
-// Cells [lo[i], hi[i]) of t along axes 1 and 2 (H and W), reading zeros outside the tensor: negative
-// starts and ends past the size are zero padding, the rest is cropped away.
-Tensor window_hw(const Tensor& t, std::array<std::int64_t, 2> lo, std::array<std::int64_t, 2> hi) {
-  std::vector<std::pair<std::int64_t, std::int64_t>> widths(static_cast<std::size_t>(t.ndim()), {0, 0});
-  Index crop(static_cast<std::size_t>(t.ndim()), IndexItem::range());
-  bool padded = false;
-  bool cropped = false;
-  for (std::size_t i = 0; i < 2; ++i) {
-    const std::int64_t size = t.shape()[i + 1];
-    const std::int64_t before = std::max<std::int64_t>(0, -lo[i]);
-    const std::int64_t after = std::max<std::int64_t>(0, hi[i] - size);
-    widths[i + 1] = {before, after};
-    padded = padded || before > 0 || after > 0;
-    // In the padded tensor the window starts at lo + before and has hi - lo cells.
-    const std::int64_t start = lo[i] + before;
-    const std::int64_t stop = hi[i] + before;
-    crop[i + 1] = IndexItem::range(start, stop);
-    cropped = cropped || start > 0 || stop < size + before + after;
-  }
-  const Tensor grown = padded ? pad(t, widths) : t;
-  return cropped ? getitem(grown, crop) : grown;
+// The (N, H_out, W_out, K, K, C_in) view of a padded, compact input: cell (n, y, x, i, j, c) is
+// padded[n, y * stride + i, x * stride + j, c]. Used for reading (im2col) and for writing (col2im).
+NDArray patches_of(const NDArray& padded, const ConvGeometry& geo) {
+  const Strides& st = padded.strides();
+  return padded.as_strided({geo.n, geo.h_out(), geo.w_out(), geo.k, geo.k, geo.c_in},
+                           {st[0], st[1] * geo.stride, st[2] * geo.stride, st[1], st[2], st[3]}, padded.offset());
 }
 
-// Output size of a valid convolution of `size` (already padded) with a kernel of `kernel` and `stride`.
-std::int64_t out_size(std::int64_t size, std::int64_t kernel, std::int64_t stride) {
-  return (size - kernel) / stride + 1;
+NDArray pad_hw(const NDArray& a, std::int64_t p) {
+  // as_strided needs the padded input's own layout, so it is made compact.
+  return (p > 0 ? needle::pad(a, {{0, 0}, {p, p}, {p, p}, {0, 0}}) : a).compact();
 }
 
-// a (N, H, W, C_in) * b (KH, KW, C_in, C_out). Kernels may be rectangular here: the weight gradient is a
-// convolution whose kernel is the (dilated) output gradient, H_out by W_out.
+// im2col: the input's patches as a (rows, patch) matrix.
+NDArray columns_of(const NDArray& a, const ConvGeometry& geo) {
+  return patches_of(pad_hw(a, geo.padding), geo).compact().reshape({geo.rows(), geo.patch()});
+}
+
+Tensor conv2d(const Tensor& a, const Tensor& b, const ConvGeometry& geo);
+Tensor conv_input_grad(const Tensor& g, const Tensor& b, const ConvGeometry& geo);
+Tensor conv_weight_grad(const Tensor& a, const Tensor& g, const ConvGeometry& geo);
+
+// a (N, H, W, C_in) * b (K, K, C_in, C_out) -> (N, H_out, W_out, C_out).
 class ConvOp final : public Op {
  public:
-  ConvOp(std::int64_t stride, std::int64_t padding) : stride_(stride), padding_(padding) {}
+  explicit ConvOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv"; }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const Shape& as = in[0].shape();
-    const Shape& bs = in[1].shape();
-    const std::int64_t n = as[0];
-    const std::int64_t c_in = as[3];
-    const std::int64_t kh = bs[0];
-    const std::int64_t kw = bs[1];
-    const std::int64_t c_out = bs[3];
-    const std::int64_t p = padding_;
-    // as_strided needs the padded input's own layout, so make it compact first.
-    const NDArray padded = (p > 0 ? needle::pad(in[0], {{0, 0}, {p, p}, {p, p}, {0, 0}}) : in[0]).compact();
-    const std::int64_t h_out = out_size(padded.shape()[1], kh, stride_);
-    const std::int64_t w_out = out_size(padded.shape()[2], kw, stride_);
-    const Strides& st = padded.strides();
-    // im2col without copying: cell (n, y, x, i, j, c) is padded[n, y * stride + i, x * stride + j, c].
-    const NDArray patches =
-        padded.as_strided({n, h_out, w_out, kh, kw, c_in},
-                          {st[0], st[1] * stride_, st[2] * stride_, st[1], st[2], st[3]}, padded.offset());
-    const NDArray columns = patches.compact().reshape({n * h_out * w_out, kh * kw * c_in});
-    return needle::matmul(columns, in[1].reshape({kh * kw * c_in, c_out})).reshape({n, h_out, w_out, c_out});
+    return needle::matmul(columns_of(in[0], geo_), in[1].reshape({geo_.patch(), geo_.c_out}))
+        .reshape(geo_.output_shape());
   }
 
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
-    const Tensor& a = node.inputs()[0];
-    const Tensor& b = node.inputs()[1];
-    const std::int64_t p = padding_;
-    const std::array<std::int64_t, 2> size = {a.shape()[1], a.shape()[2]};
-    const std::array<std::int64_t, 2> kernel = {b.shape()[0], b.shape()[1]};
-    // The output gradient spread back to stride 1: output cell y sits at padded row y * stride.
-    const Tensor spread = stride_ > 1 ? dilate(g, {1, 2}, stride_ - 1) : g;
-
-    // d/da: a full correlation of `spread` with the flipped kernel (channels swapped), keeping only the
-    // rows of the unpadded input. Input row h gets spread rows h + p - (K - 1) ... h + p; rows outside
-    // `spread` are zeros (they include padded rows never read when (H + 2p - K) % stride != 0, which
-    // dilate may or may not have produced), and when p > K - 1 the window starts inside it (a crop).
-    const Tensor flipped = permute(flip(b, {0, 1}), {0, 1, 3, 2});
-    const Tensor rows_for_a = window_hw(spread, {p - kernel[0] + 1, p - kernel[1] + 1}, {p + size[0], p + size[1]});
-    const Tensor grad_a = conv2d(rows_for_a, flipped, 1, 0);
-
-    // d/db[i, j, c, o] = sum over n and output cells of padded_a[n, y*s + i, x*s + j, c] g[n, y, x, o]: a
-    // stride-1 convolution of the padded input (batch as channels) with the spread gradient as kernel,
-    // cut or zero-extended to H + 2p - K + 1 rows so the result has exactly K rows.
-    const Tensor kernel_for_b =
-        window_hw(spread, {0, 0}, {size[0] + 2 * p - kernel[0] + 1, size[1] + 2 * p - kernel[1] + 1});
-    const Tensor grad_b =
-        permute(conv2d(permute(a, {3, 1, 2, 0}), permute(kernel_for_b, {1, 2, 0, 3}), 1, p), {1, 2, 0, 3});
-    return {grad_a, grad_b};
+    return {conv_input_grad(g, node.inputs()[1], geo_), conv_weight_grad(node.inputs()[0], g, geo_)};
   }
 
  private:
-  std::int64_t stride_;
-  std::int64_t padding_;
+  ConvGeometry geo_;
 };
 
-Tensor conv2d(const Tensor& a, const Tensor& b, std::int64_t stride, std::int64_t padding) {
-  return make<ConvOp>({a, b}, stride, padding);
+// g (N, H_out, W_out, C_out), b (K, K, C_in, C_out) -> (N, H, W, C_in): the adjoint of conv in its input.
+class ConvInputGradOp final : public Op {
+ public:
+  explicit ConvInputGradOp(const ConvGeometry& geo) : geo_(geo) {}
+  std::string name() const override { return "conv_input_grad"; }
+
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    // Each output cell's gradient spread over its patch: (rows, C_out) @ (C_out, patch).
+    const NDArray columns = needle::matmul(in[0].reshape({geo_.rows(), geo_.c_out}),
+                                           in[1].reshape({geo_.patch(), geo_.c_out}).swapaxes(0, 1))
+                                .reshape({geo_.n, geo_.h_out(), geo_.w_out(), geo_.k, geo_.k, geo_.c_in});
+    // col2im: add every kernel tap's slice into the padded input gradient. Within one tap the output cells
+    // hit distinct input cells, so each add is a plain strided add; overlaps between taps are summed.
+    const std::int64_t p = geo_.padding;
+    NDArray padded = NDArray::zeros({geo_.n, geo_.h + 2 * p, geo_.w + 2 * p, geo_.c_in}, in[0].dtype(), in[0].device());
+    const NDArray windows = patches_of(padded, geo_);
+    const auto all = IndexItem::range();
+    for (std::int64_t i = 0; i < geo_.k; ++i) {
+      for (std::int64_t j = 0; j < geo_.k; ++j) {
+        const Index tap = {all, all, all, IndexItem::at(i), IndexItem::at(j), all};
+        NDArray target = windows.index(tap);
+        target.assign(needle::add(target, columns.index(tap)));
+      }
+    }
+    if (p == 0) return padded;
+    return padded.index({all, IndexItem::range(p, p + geo_.h), IndexItem::range(p, p + geo_.w), all}).compact();
+  }
+
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+    // <input_grad(g, b), h> = <conv(h, b), g>.
+    const Tensor& g = node.inputs()[0];
+    const Tensor& b = node.inputs()[1];
+    return {conv2d(h, b, geo_), conv_weight_grad(h, g, geo_)};
+  }
+
+ private:
+  ConvGeometry geo_;
+};
+
+// a (N, H, W, C_in), g (N, H_out, W_out, C_out) -> (K, K, C_in, C_out): the adjoint of conv in its weight.
+class ConvWeightGradOp final : public Op {
+ public:
+  explicit ConvWeightGradOp(const ConvGeometry& geo) : geo_(geo) {}
+  std::string name() const override { return "conv_weight_grad"; }
+
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    // (patch, rows) @ (rows, C_out): the transposed columns are a view, read by the matmul as they are.
+    return needle::matmul(columns_of(in[0], geo_).swapaxes(0, 1), in[1].reshape({geo_.rows(), geo_.c_out}))
+        .reshape(geo_.weight_shape());
+  }
+
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+    // <weight_grad(a, g), h> = <conv(a, h), g>.
+    const Tensor& a = node.inputs()[0];
+    const Tensor& g = node.inputs()[1];
+    return {conv_input_grad(g, h, geo_), conv2d(a, h, geo_)};
+  }
+
+ private:
+  ConvGeometry geo_;
+};
+
+Tensor conv2d(const Tensor& a, const Tensor& b, const ConvGeometry& geo) { return make<ConvOp>({a, b}, geo); }
+Tensor conv_input_grad(const Tensor& g, const Tensor& b, const ConvGeometry& geo) {
+  return make<ConvInputGradOp>({g, b}, geo);
+}
+Tensor conv_weight_grad(const Tensor& a, const Tensor& g, const ConvGeometry& geo) {
+  return make<ConvWeightGradOp>({a, g}, geo);
 }
 
 }  // namespace
@@ -127,7 +158,8 @@ Tensor conv(const Tensor& a, const Tensor& b, std::int64_t stride, std::int64_t 
   NEEDLE_CHECK(a.dtype() == b.dtype(), TypeError, "conv: input and weight dtypes differ: ", dtype_name(a.dtype()),
                " and ", dtype_name(b.dtype()), " (shapes ", shapes(), ")");
   detail::check_same_device("conv", {a, b});
-  return conv2d(a, b, stride, padding);
+  const ConvGeometry geo{a.shape()[0], a.shape()[1], a.shape()[2], a.shape()[3], k, b.shape()[3], stride, padding};
+  return conv2d(a, b, geo);
 }
 
 }  // namespace needle::ops

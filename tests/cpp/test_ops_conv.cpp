@@ -120,8 +120,8 @@ TEST_P(ConvOpsTest, GradientsMatchFiniteDifferences) {
 }
 
 TEST_P(ConvOpsTest, GradientsAreThemselvesDifferentiable) {
-  // Stride 2 with a never-read last row, so the second derivative runs through dilate, the window
-  // padding/cropping and the flipped kernel.
+  // Stride 2 with a never-read last row: the second derivative runs through conv_input_grad (col2im) and
+  // conv_weight_grad, whose own gradients are conv and each other.
   const ConvCase c{1, 4, 3, 2, 2, 2, 2, 1};
   const NDArray a = random_array({c.n, c.h, c.w, c.c_in}, GetParam(), 300);
   const NDArray b = random_array({c.k, c.k, c.c_in, c.c_out}, GetParam(), 301);
