@@ -7,7 +7,7 @@ heavy runs in the C++ core (``needle._core``).
 
 import numpy as _np
 
-from needle import _core, autograd, backend_ndarray, data, init, nn, ops, optim
+from needle import _core, autograd, backend_ndarray, data, debug, init, nn, ops, optim, viz
 from needle.autograd import (
     Op,
     Tensor,
@@ -31,6 +31,16 @@ from needle.backend_ndarray import (
     ref,
 )
 from needle.checkpoint import load, save
+from needle.debug import (
+    check_against_ref,
+    detect_anomaly,
+    empty_cache,
+    memory_stats,
+    memory_summary,
+    reset_peak_memory_stats,
+    trace,
+    track_memory,
+)
 from needle.init import ones, ones_like, zeros, zeros_like
 from needle.ops import *  # noqa: F403 (every function of needle.ops, as in Needle)
 from needle.ops import __all__ as _ops_all
@@ -73,17 +83,23 @@ __all__ = [
     "all_devices",
     "autograd",
     "backend_ndarray",
+    "check_against_ref",
     "cpu",
     "cpu_numpy",
     "cuda",
     "data",
+    "debug",
     "default_device",
+    "detect_anomaly",
+    "empty_cache",
     "enable_grad",
     "get_num_threads",
     "init",
     "is_grad_enabled",
     "load",
     "manual_seed",
+    "memory_stats",
+    "memory_summary",
     "nn",
     "no_grad",
     "ones",
@@ -91,9 +107,13 @@ __all__ = [
     "ops",
     "optim",
     "ref",
+    "reset_peak_memory_stats",
     "save",
     "set_grad_enabled",
     "set_num_threads",
+    "trace",
+    "track_memory",
+    "viz",
     "zeros",
     "zeros_like",
     *_ops_all,

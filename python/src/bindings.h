@@ -83,6 +83,7 @@ void bind_nn(nb::module_& m);
 void bind_optim(nb::module_& m);
 void bind_data(nb::module_& m);
 void bind_io(nb::module_& m);
+void bind_debug(nb::module_& m);
 
 }  // namespace needle::python
 

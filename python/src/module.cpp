@@ -52,4 +52,5 @@ NB_MODULE(_core, m) {
   bind_optim(m);
   bind_data(m);
   bind_io(m);
+  bind_debug(m);
 }

@@ -145,6 +145,12 @@ void pack_a(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std
       for (std::int64_t p = 0; p < kc; ++p) {
         for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = src[p * cs + i];
       }
+    } else if (height == mr && cs == 1) {  // a row-major A: mr rows read side by side
+      const T* row[mr];
+      for (std::int64_t i = 0; i < mr; ++i) row[i] = src + i * rs;
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = row[i][p];
+      }
     } else if (height == mr) {
       for (std::int64_t p = 0; p < kc; ++p) {
         for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = src[i * rs + p * cs];
@@ -277,7 +283,7 @@ void gemv_rows(std::int64_t rows, std::int64_t k, const T* a, std::int64_t rs, c
       for (std::int64_t l = 0; l < lanes; ++l) partial[l] += row[p + l] * vec[p + l];
     }
     T sum = 0;
-    for (std::int64_t l = 0; l < lanes; ++l) sum += partial[l];
+    for (const T part : partial) sum += part;
     for (; p < k; ++p) sum += row[p] * vec[p];
     y[i * ys] = sum;
   }
