@@ -2014,3 +2014,97 @@ def load_safetensors(path: str, device: Device | None = None) -> dict[str, NDArr
 
 def load_safetensors_metadata(path: str) -> dict[str, str]:
     """The "__metadata__" of a safetensors file (empty when absent)."""
+
+def debug_set_package_dir(package: str, cwd: str) -> None:
+    """
+    Frames under `package` are skipped when naming call sites; paths under `cwd` are shown relative.
+    """
+
+class TraceSession:
+    """The recorder behind needle.trace(): start(), stop(), then read it."""
+
+    def __init__(self) -> None: ...
+
+    def start(self) -> None:
+        """Starts recording (RuntimeError when another trace records)."""
+
+    def stop(self) -> None:
+        """Stops recording."""
+
+    def events(self) -> list[dict[str, Any]]:
+        """
+        The recorded events as dicts (times in microseconds from the start of the trace).
+        """
+
+    def chrome_json(self) -> str:
+        """The recording in Chrome's trace event format."""
+
+    def save(self, path: str) -> None:
+        """Writes the Chrome trace JSON to `path`."""
+
+    def summary(self) -> str:
+        """
+        Time per op, backward node and kernel, share of the traced time, GFLOP/s and GB/s.
+        """
+
+    def duration_us(self) -> float:
+        """Wall time of the trace in microseconds."""
+
+def trace_is_recording() -> bool:
+    """True while some trace records."""
+
+def debug_enable_anomaly_mode() -> None:
+    """Turns anomaly mode on (calls nest)."""
+
+def debug_disable_anomaly_mode() -> None:
+    """Undoes one debug_enable_anomaly_mode()."""
+
+def anomaly_mode_enabled() -> bool:
+    """True while anomaly mode is on."""
+
+def debug_push_check_against_ref(rtol: float, atol: float) -> None:
+    """
+    Starts checking every op against the ref device with these tolerances (calls nest).
+    """
+
+def debug_pop_check_against_ref() -> None:
+    """Undoes one debug_push_check_against_ref()."""
+
+def check_against_ref_enabled() -> bool:
+    """True while ops are checked against ref."""
+
+def memory_stats(device: Device | None = None) -> dict[str, int]:
+    """
+    live_bytes, cached_bytes (0: no caching allocator), peak_bytes, live_arrays (of the device's type) and live_tensors (all devices).
+    """
+
+def reset_peak_memory_stats(device: Device | None = None) -> None:
+    """Restarts the peak at the current live bytes."""
+
+def empty_cache() -> int:
+    """Releases the allocator's cache; returns the bytes released (always 0)."""
+
+def memory_summary() -> str:
+    """Per-device statistics and live tensors grouped by call site."""
+
+def memory_by_call_site() -> list[tuple[str, int, int]]:
+    """
+    (call site, live tensors, bytes) for tensors created while tracked, largest first.
+    """
+
+def debug_enable_memory_tracking() -> None:
+    """Records tensors' call sites (calls nest)."""
+
+def debug_disable_memory_tracking() -> None:
+    """Undoes one debug_enable_memory_tracking()."""
+
+def graph_dot(tensor: Tensor) -> str:
+    """The autograd graph behind `tensor` as Graphviz DOT."""
+
+def set_num_threads(n: int) -> None:
+    """
+    Sets how many threads the cpu kernels use, the calling thread included (1 to 1024; ValueError otherwise). The default comes from the NEEDLE_NUM_THREADS environment variable, else the number of hardware threads.
+    """
+
+def get_num_threads() -> int:
+    """The number of threads the cpu kernels use."""

@@ -2,11 +2,13 @@
 // trace spans of ops and backward nodes.
 #include "needle/debug/hooks.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -272,12 +274,14 @@ void check_against_ref(const Op& op, const std::vector<NDArray>& values, const N
     if (!tolerance_stack().empty()) std::tie(rtol, atol) = tolerance_stack().back();
   }
   NDArray expected;
-  {
+  try {
     const Suppress quiet;
     std::vector<NDArray> on_ref;
     on_ref.reserve(values.size());
     for (const NDArray& v : values) on_ref.push_back(v.to(ref_device()));
     expected = op.compute(on_ref);
+  } catch (const Error&) {
+    return;  // an op that cannot run on ref (arrays it holds live elsewhere) has nothing to compare with
   }
   compare_with_ref(op, values, result, expected, rtol, atol);
 }
