@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 import needle as ndl
 
 T = TypeVar("T")
@@ -95,8 +97,9 @@ def load_checkpoint(model: ndl.nn.Module, path: Path) -> int:
     return int(ndl.checkpoint.load_metadata(path).get("epoch", "0"))
 
 
-def plot_losses(log: MetricsLog, png: Path, title: str) -> bool:
-    """Draws train/test loss per epoch to a PNG when matplotlib is installed; returns whether it did."""
+def plot_losses(log: MetricsLog, png: Path, title: str, keys: tuple[str, ...] = ("train_loss", "test_loss")) -> bool:
+    """Draws the loss columns ``keys`` per epoch to a PNG when matplotlib is installed; returns whether it
+    did."""
     try:
         import matplotlib
 
@@ -107,7 +110,7 @@ def plot_losses(log: MetricsLog, png: Path, title: str) -> bool:
     rows = log.rows()
     epochs = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("train_loss", "test_loss"):
+    for key in keys:
         if rows and key in rows[0]:
             ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key.replace("_", " "))
     ax.set_xlabel("epoch")
@@ -118,6 +121,54 @@ def plot_losses(log: MetricsLog, png: Path, title: str) -> bool:
     fig.savefig(png)
     plt.close(fig)
     return True
+
+
+# ---- language models (train_lstm_lm.py, train_transformer_lm.py) ------------------------------------
+
+
+class LanguageSplits:
+    """Which word-id sequences a language model trains on, evaluates on each epoch and is tested on.
+
+    With the full Penn Treebank (ptb.train.txt, ptb.valid.txt, ptb.test.txt) it trains on train, evaluates
+    on valid and tests on test. A folder holding only ptb.valid.txt and ptb.test.txt (as the shared copy
+    does) gives valid as the training text and test for both evaluations; ``note`` says so."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} is not a folder with ptb.train.txt / ptb.valid.txt / ptb.test.txt")
+        corpus = ndl.data.Corpus(folder)
+        self.vocab_size = len(corpus.dictionary)
+        if corpus.train:
+            self.train, self.train_name = corpus.train, "train"
+            self.eval, self.eval_name = (corpus.valid, "valid") if corpus.valid else (corpus.test, "test")
+            self.test = corpus.test or corpus.valid
+            self.note = ""
+        elif corpus.valid and corpus.test:
+            self.train, self.train_name = corpus.valid, "valid"
+            self.eval, self.eval_name = corpus.test, "test"
+            self.test = corpus.test
+            self.note = (
+                f"no ptb.train.txt in {folder}: training on ptb.valid.txt and evaluating on ptb.test.txt "
+                "(pass --data DIR with the full corpus for the standard split)"
+            )
+        else:
+            raise SystemExit(f"{folder} needs ptb.train.txt, or both ptb.valid.txt and ptb.test.txt")
+        if not self.test:
+            raise SystemExit(f"{folder} has no test text (ptb.test.txt or ptb.valid.txt)")
+
+    def describe(self) -> str:
+        return (
+            f"vocabulary {self.vocab_size:,} words; {self.train_name} {len(self.train):,} tokens (training), "
+            f"{self.eval_name} {len(self.eval):,} (per-epoch evaluation), test {len(self.test):,}"
+        )
+
+
+def unigram_perplexity(train: list[int], test: list[int], vocab_size: int) -> float:
+    """Perplexity on ``test`` of the unigram model fitted on ``train``'s word counts, add-one smoothed over
+    the whole vocabulary: the baseline a language model has to beat."""
+    counts = np.bincount(np.asarray(train, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1.0
+    log_p = np.log(counts / counts.sum())
+    return float(np.exp(-log_p[np.asarray(test, dtype=np.int64)].mean()))
 
 
 # ---- image classifiers (train_cnn.py, train_resnet9.py) ---------------------------------------------
