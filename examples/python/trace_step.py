@@ -47,7 +47,7 @@ def main() -> None:
 
     ndl.manual_seed(0)
     rng = np.random.default_rng(0)
-    images = ndl.Tensor(rng.standard_normal((args.batch, 784)).astype(np.float32))
+    images = ndl.Tensor(rng.standard_normal((args.batch, 784)).astype(np.float32), requires_grad=False)
     labels = ndl.Tensor(rng.integers(0, 10, args.batch), dtype="int64")
     model = nn.Sequential(nn.Linear(784, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10))
     loss_fn = nn.SoftmaxLoss()
