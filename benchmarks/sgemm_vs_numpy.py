@@ -41,7 +41,14 @@ def main() -> None:
         b = rng.random((n, n), dtype=np.float32)
         a_nd = nd.array(a, device=nd.cpu())
         b_nd = nd.array(b, device=nd.cpu())
-        t_needle, t_numpy = median_times([lambda a_nd=a_nd, b_nd=b_nd: a_nd @ b_nd, lambda a=a, b=b: a @ b])
+
+        def run_needle(a_nd: nd.NDArray = a_nd, b_nd: nd.NDArray = b_nd) -> object:
+            return a_nd @ b_nd
+
+        def run_numpy(a: np.ndarray = a, b: np.ndarray = b) -> object:
+            return a @ b
+
+        t_needle, t_numpy = median_times([run_needle, run_numpy])
         flops = 2 * n**3
         print(
             f"| sgemm{n} | {threads} | {flops / t_needle / 1e9:.1f} | {flops / t_numpy / 1e9:.1f} "

@@ -8,6 +8,7 @@ heavy runs in the C++ core (``needle._core``).
 import numpy as _np
 
 from needle import _core, autograd, backend_ndarray, data, debug, init, nn, ops, optim, viz
+from needle._core import get_num_threads, set_num_threads
 from needle.autograd import (
     Op,
     Tensor,
@@ -47,27 +48,12 @@ from needle.ops import __all__ as _ops_all
 
 __version__ = "0.1.0"
 
-_num_threads = 1
-
 
 def manual_seed(seed: int) -> None:
     """Seeds Needle's C++ generator (dropout, ``needle.backend_ndarray.rand``...) and, for convenience,
     NumPy's global random state that ``needle.init`` draws from (with ``seed % 2**32``)."""
     _core.manual_seed(seed)
     _np.random.seed(seed % 2**32)  # noqa: NPY002 (needle.init draws from NumPy's global state, as in Needle)
-
-
-def set_num_threads(n: int) -> None:
-    """Reserved: records the number of threads for the CPU backend (which has no thread pool yet)."""
-    global _num_threads
-    if n < 1:
-        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
-    _num_threads = int(n)
-
-
-def get_num_threads() -> int:
-    """The number recorded by set_num_threads (1 by default)."""
-    return _num_threads
 
 
 __all__ = [

@@ -84,6 +84,7 @@ void bind_optim(nb::module_& m);
 void bind_data(nb::module_& m);
 void bind_io(nb::module_& m);
 void bind_debug(nb::module_& m);
+void bind_threads(nb::module_& m);
 
 }  // namespace needle::python
 

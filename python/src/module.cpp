@@ -53,4 +53,5 @@ NB_MODULE(_core, m) {
   bind_data(m);
   bind_io(m);
   bind_debug(m);
+  bind_threads(m);
 }

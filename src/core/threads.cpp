@@ -210,8 +210,8 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int n) {
-  NEEDLE_CHECK(n >= 1 && n <= kMaxThreads, ValueError, "set_num_threads: the number of threads must be in [1, ",
-               kMaxThreads, "], got ", n);
+  NEEDLE_CHECK(n >= 1 && n <= kMaxThreads, ValueError,
+               "set_num_threads: expected a positive number of threads, at most ", kMaxThreads, ", got ", n);
   num_threads_setting().store(n, std::memory_order_relaxed);
 }
 
