@@ -5,7 +5,11 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/ref/ref_backend.h"
+#ifdef NEEDLE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "needle/backend/backend.h"
+#include "needle/backend/cuda.h"
 #include "needle/core/device.h"
 #include "needle/core/error.h"
 
@@ -51,7 +55,11 @@ Backend& builtin_backend_for(Device device) {
     case DeviceType::Cpu:
       return cpu_backend();
     case DeviceType::Cuda:
+#ifdef NEEDLE_HAS_CUDA
+      return cuda_backend(device.index);
+#else
       throw RuntimeError("cuda: Needle was built without CUDA support (NEEDLE_ENABLE_CUDA=OFF)");
+#endif
   }
   throw RuntimeError("backend_for: invalid device type");
 }
@@ -62,7 +70,7 @@ bool Device::enabled() const {
     case DeviceType::Cpu:
       return true;
     case DeviceType::Cuda:
-      return false;
+      return index >= 0 && index < cuda_device_count();
   }
   return false;
 }

@@ -1,0 +1,90 @@
+// gather and scatter_add: element-wise launches where one coordinate comes from the index array.
+// scatter_add accumulates with atomics, so colliding float additions happen in an unspecified order
+// (the result can differ from ref's row-major order by rounding); integer results are exact.
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/view_checks.h"
+
+namespace needle::cuda {
+
+namespace {
+
+// The strides of `view` with the `axis` one zeroed: the walk stays on coordinate 0 of that axis, and
+// the kernel adds index * stride itself.
+Strides without_axis(const StridedView& view, std::size_t axis) {
+  Strides strides = view.strides;
+  strides[axis] = 0;
+  return strides;
+}
+
+void check_axis(std::string_view op, std::int64_t axis, std::int64_t ndim) {
+  NEEDLE_CHECK(axis >= 0 && axis < ndim, RuntimeError, op, ": axis ", axis, " out of range for ", ndim, " dimensions");
+}
+
+template <typename T>
+struct GatherFn {
+  T* out;
+  const T* in;
+  const std::int64_t* index;
+  std::int64_t axis_stride;
+  __device__ void operator()(const std::int64_t (&at)[3]) const { out[at[0]] = in[at[2] + index[at[1]] * axis_stride]; }
+};
+
+template <typename T>
+__device__ __forceinline__ void atomic_add(T* target, T value) {
+  if constexpr (std::is_same_v<T, std::int64_t>) {
+    // Two's complement: unsigned addition wraps exactly like the host's wrapping int64 add.
+    atomicAdd(reinterpret_cast<unsigned long long*>(target), static_cast<unsigned long long>(value));
+  } else if constexpr (std::is_same_v<T, std::int32_t>) {
+    atomicAdd(reinterpret_cast<unsigned int*>(target), static_cast<unsigned int>(value));
+  } else {
+    atomicAdd(target, value);
+  }
+}
+
+template <typename T>
+struct ScatterAddFn {
+  T* out;
+  const T* src;
+  const std::int64_t* index;
+  std::int64_t axis_stride;
+  __device__ void operator()(const std::int64_t (&at)[3]) const {
+    atomic_add(out + at[2] + index[at[1]] * axis_stride, src[at[0]]);
+  }
+};
+
+}  // namespace
+
+void gather(Context& ctx, const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) {
+  kernels::expect_shape("gather", "index", index, out.shape);
+  kernels::expect_dtype("gather", "index", index, DType::Int64);
+  kernels::expect_rank("gather", "input", in, out.ndim());
+  kernels::expect_dtype("gather", "input", in, out.dtype);
+  check_axis("gather", axis, out.ndim());
+  const auto ax = static_cast<std::size_t>(axis);
+  const Strides in_strides = without_axis(in, ax);
+  dispatch(out.dtype, [&]<typename T>() {
+    launch_elementwise<3>(ctx, "gather", out.shape, {&out.strides, &index.strides, &in_strides},
+                          GatherFn<T>{out.ptr<T>(), in.ptr<T>(), index.ptr<std::int64_t>(), in.strides[ax]});
+  });
+}
+
+void scatter_add(Context& ctx, const StridedView& out, const StridedView& index, const StridedView& src,
+                 std::int64_t axis) {
+  kernels::expect_shape("scatter_add", "index", index, src.shape);
+  kernels::expect_dtype("scatter_add", "index", index, DType::Int64);
+  kernels::expect_rank("scatter_add", "output", out, src.ndim());
+  kernels::expect_dtype("scatter_add", "source", src, out.dtype);
+  check_axis("scatter_add", axis, src.ndim());
+  const auto ax = static_cast<std::size_t>(axis);
+  const Strides out_strides = without_axis(out, ax);
+  dispatch(out.dtype, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, bool>) {
+      throw_unsupported_dtype<T>("scatter_add");
+    } else {
+      launch_elementwise<3>(ctx, "scatter_add", src.shape, {&src.strides, &index.strides, &out_strides},
+                            ScatterAddFn<T>{out.ptr<T>(), src.ptr<T>(), index.ptr<std::int64_t>(), out.strides[ax]});
+    }
+  });
+}
+
+}  // namespace needle::cuda
