@@ -19,11 +19,7 @@ inline bool cuda_available() noexcept { return cuda_device_count() > 0; }
 // insufficient for CUDA runtime version"). Part of the error raised when a missing device is asked for.
 std::string cuda_unavailable_reason();
 
-}  // namespace needle
-
-namespace needle {
-
-// The caching allocator of device cuda:`index` (all zero without CUDA or for a device never used).
+// What the caching allocator of device cuda:`index` holds (all zero without CUDA or for a missing device).
 struct CudaMemoryStats {
   std::size_t bytes_in_use = 0;        // held by live arrays (rounded block sizes)
   std::size_t bytes_cached = 0;        // freed by arrays, kept for reuse
