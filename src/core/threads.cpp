@@ -24,6 +24,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 namespace needle {
 
@@ -202,9 +205,36 @@ class Pool {
   bool stop_ = false;
 };
 
+// The process's pool, created on first use. A child process created by fork() has none of its parent's
+// workers (and maybe a mutex some worker held mid-fork), so it starts over with a pool of its own; the
+// parent's is left untouched.
+std::atomic<Pool*> g_pool{nullptr};
+std::vector<Pool*> g_abandoned_pools;  // kept reachable: their threads exist only in the parent
+
+#if defined(__unix__) || defined(__APPLE__)
+void start_over_after_fork() {
+  g_abandoned_pools.push_back(g_pool.load(std::memory_order_relaxed));
+  g_pool.store(nullptr, std::memory_order_relaxed);
+}
+#endif
+
 Pool& pool() {
-  static Pool instance;
-  return instance;
+  Pool* current = g_pool.load(std::memory_order_acquire);
+  if (current != nullptr) return *current;
+  static std::mutex creation;
+  const std::lock_guard<std::mutex> lock(creation);
+  current = g_pool.load(std::memory_order_acquire);
+  if (current == nullptr) {
+#if defined(__unix__) || defined(__APPLE__)
+    static const bool registered = [] { return pthread_atfork(nullptr, nullptr, &start_over_after_fork) == 0; }();
+    static_cast<void>(registered);
+#endif
+    // Never destroyed: joining workers during static destruction would race with other threads still
+    // using kernels at exit, and the process's end stops the workers anyway.
+    current = new Pool();
+    g_pool.store(current, std::memory_order_release);
+  }
+  return *current;
 }
 
 }  // namespace

@@ -16,6 +16,11 @@
 #include <utility>
 #include <vector>
 
+#if defined(__unix__)
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
 #include "backend_test_util.h"
 #include "needle/backend/backend.h"
 #include "needle/core/error.h"
@@ -202,6 +207,29 @@ TEST(Threads, ManyCallersAtOnce) {
   for (std::thread& t : callers) t.join();
   EXPECT_EQ(failures.load(), 0);
 }
+
+#if defined(__unix__)
+TEST(Threads, WorksInAForkedChild) {
+  const ThreadCount guard(2);
+  std::atomic<std::int64_t> warm{0};
+  parallel_for(0, 1000, 1, [&](std::int64_t b, std::int64_t e) { warm.fetch_add(e - b); });  // workers exist
+  ASSERT_EQ(warm.load(), 1000);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The parent's workers do not exist here: the child must neither hang nor lose work.
+    std::atomic<std::int64_t> sum{0};
+    parallel_for(0, 100000, 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) sum.fetch_add(i, std::memory_order_relaxed);
+    });
+    _exit(sum.load() == std::int64_t{99999} * 100000 / 2 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+#endif
 
 // ---- kernels split over threads -------------------------------------------------------------------
 
