@@ -103,23 +103,21 @@ std::uint32_t intern_site(std::string name) {
   return it->second;
 }
 
-thread_local const std::source_location* scope_location = nullptr;
+thread_local const CallSiteScope* innermost_scope = nullptr;
 std::atomic<CallSiteHook> call_site_hook{nullptr};
 
 }  // namespace
 
-CallSiteScope::CallSiteScope(std::source_location location) : location_(location), previous_(scope_location) {
-  scope_location = &location_;
+CallSiteScope::CallSiteScope(const char* file, int line) : file_(file), line_(line), previous_(innermost_scope) {
+  innermost_scope = this;
 }
 
-CallSiteScope::~CallSiteScope() { scope_location = previous_; }
+CallSiteScope::~CallSiteScope() { innermost_scope = previous_; }
 
 void set_call_site_hook(CallSiteHook hook) { call_site_hook.store(hook, std::memory_order_release); }
 
 std::uint32_t current_call_site() {
-  if (scope_location != nullptr) {
-    return intern_site(str(scope_location->file_name(), ":", scope_location->line()));
-  }
+  if (innermost_scope != nullptr) return intern_site(str(innermost_scope->file(), ":", innermost_scope->line()));
   if (const CallSiteHook hook = call_site_hook.load(std::memory_order_acquire); hook != nullptr) {
     std::string name = hook();
     if (!name.empty()) return intern_site(std::move(name));

@@ -10,25 +10,28 @@
 #pragma once
 
 #include <cstdint>
-#include <source_location>
 #include <string>
 
 namespace needle::debug {
 
-// Marks the ops and tensors created on this thread while it lives with `location` (default: where it is
-// constructed). Scopes nest; the innermost one wins.
+// Marks the ops and tensors created on this thread while it lives with `file`:`line` (NEEDLE_CALL_SITE()
+// passes its own). Scopes nest; the innermost one wins.
 class CallSiteScope {
  public:
-  explicit CallSiteScope(std::source_location location = std::source_location::current());
+  CallSiteScope(const char* file, int line);
   ~CallSiteScope();
   CallSiteScope(const CallSiteScope&) = delete;
   CallSiteScope& operator=(const CallSiteScope&) = delete;
   CallSiteScope(CallSiteScope&&) = delete;
   CallSiteScope& operator=(CallSiteScope&&) = delete;
 
+  [[nodiscard]] const char* file() const { return file_; }
+  [[nodiscard]] int line() const { return line_; }
+
  private:
-  std::source_location location_;
-  const std::source_location* previous_;
+  const char* file_;
+  int line_;
+  const CallSiteScope* previous_;
 };
 
 // A function that names the current call site ("file.py:12"), or returns "" when it cannot. Called only
@@ -46,4 +49,5 @@ std::string call_site_name(std::uint32_t id);
 #define NEEDLE_DEBUG_CONCAT_INNER(a, b) a##b
 #define NEEDLE_DEBUG_CONCAT(a, b) NEEDLE_DEBUG_CONCAT_INNER(a, b)
 // Marks the rest of the enclosing scope as the call site of the ops created in it (see above).
-#define NEEDLE_CALL_SITE() const ::needle::debug::CallSiteScope NEEDLE_DEBUG_CONCAT(needle_call_site_, __LINE__)
+#define NEEDLE_CALL_SITE() \
+  const ::needle::debug::CallSiteScope NEEDLE_DEBUG_CONCAT(needle_call_site_, __LINE__)(__FILE__, __LINE__)
