@@ -3,7 +3,7 @@
 //   train_cnn [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--out DIR] [--seed N] [--resume]
 //             [--max-steps N]
 // Model: Conv(1,16,3)-BatchNorm-ReLU-MaxPool(2), Conv(16,32,3)-BatchNorm-ReLU-MaxPool(2), Flatten,
-// Linear(1568,128)-ReLU-Dropout(0.3), Linear(128,10); Adam with a cosine schedule. Shows a progress line
+// Linear(1568,128)-ReLU-Dropout(0.2), Linear(128,10); Adam with a cosine schedule. Shows a progress line
 // with the running loss and speed, prints a summary per epoch, appends metrics to OUT/metrics.csv, saves
 // OUT/checkpoint.safetensors after every epoch (--resume continues from it) and draws OUT/loss.png.
 // --max-steps N trains on at most N batches per epoch and tests on at most N (quick checks).
@@ -28,7 +28,7 @@ namespace {
 constexpr std::int64_t kChannels1 = 16;
 constexpr std::int64_t kChannels2 = 32;
 constexpr std::int64_t kHidden = 128;
-constexpr double kDropout = 0.3;
+constexpr double kDropout = 0.2;
 
 // The dataset's (N, H, W, C) images as the (N, C, H, W) that nn::Conv and BatchNorm2d take.
 class ToNCHW final : public nn::Module {
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
         {"--data DIR", "--epochs N", "--batch-size N", "--lr X", "--out DIR", "--seed N", "--resume", "--max-steps N"});
     const fs::path data = args.get("data", "/usr/share/datasets/fashion-mnist");
     const fs::path out = args.get("out", "out/cnn-cpp");
-    const int epochs = args.get_int("epochs", 5);
+    const int epochs = args.get_int("epochs", 4);
     const int batch_size = args.get_int("batch-size", 128);
     const double lr = args.get_double("lr", 2e-3);
     const std::int64_t max_steps = args.get_int("max-steps", 0);

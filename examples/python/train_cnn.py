@@ -5,7 +5,7 @@
     python examples/python/train_cnn.py --resume             # continue from out/cnn/checkpoint.safetensors
 
 The model: Conv(1,16,3)-BatchNorm-ReLU-MaxPool(2), Conv(16,32,3)-BatchNorm-ReLU-MaxPool(2), Flatten,
-Linear(1568,128)-ReLU-Dropout(0.3), Linear(128,10); Adam with a cosine schedule. Shows a progress bar with
+Linear(1568,128)-ReLU-Dropout(0.2), Linear(128,10); Adam with a cosine schedule. Shows a progress bar with
 the running loss and speed, prints a summary per epoch, writes metrics to out/cnn/metrics.csv, saves a
 checkpoint after every epoch, and draws out/cnn/loss.png when matplotlib is installed. The same training
 from C++ is examples/cpp/train_cnn.cpp.
@@ -34,7 +34,7 @@ from needle import nn
 DEFAULT_DATA = Path("/usr/share/datasets/fashion-mnist")
 CHANNELS = (16, 32)
 HIDDEN = 128
-DROPOUT = 0.3
+DROPOUT = 0.2
 
 
 class ToNCHW(nn.Module):
@@ -67,7 +67,7 @@ def make_model() -> nn.Module:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with MNIST-format IDX files")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default="cpu", help="cpu or ref")
