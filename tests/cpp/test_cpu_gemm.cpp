@@ -266,6 +266,29 @@ TEST(CpuGemm, RealBlockSizes) {
   }
 }
 
+TEST(CpuGemm, DotPathForFewRowsAndTransposedB) {
+  // Few rows of a row-major A times a B with contiguous columns read both in place: tiles of 3 x 4
+  // dot products, k in vector steps plus a tail.
+  std::mt19937_64 rng(19);
+  for (cpu::GemmKernel kernel : kernels()) {
+    for (int threads : {1, 2}) {
+      const GemmSettings settings(kernel, threads);
+      SCOPED_TRACE(str(kernel_name(kernel), ", ", threads, " threads"));
+      for (DType dtype : {DType::Float32, DType::Float64}) {
+        for (std::int64_t m : {2, 3, 4, 5, 7, 24}) {
+          for (std::int64_t n : {2, 3, 4, 5, 9}) {
+            for (std::int64_t k : {1, 3, 4, 7, 8, 9, 17}) {
+              check_product(rng, dtype, {}, m, k, n, Layout::RowMajor, Layout::ColumnMajor, (m + k) % 2 == 0);
+            }
+          }
+        }
+        check_product(rng, dtype, {}, 20, 300, 700, Layout::RowMajor, Layout::ColumnMajor, false);
+        check_product(rng, dtype, {3}, 24, 129, 65, Layout::RowMajor, Layout::ColumnMajor, true);
+      }
+    }
+  }
+}
+
 TEST(CpuGemm, EveryLayoutPair) {
   std::mt19937_64 rng(14);
   for (int threads : {1, 2}) {
@@ -318,11 +341,10 @@ TEST(CpuGemm, DeterministicAcrossRunsAndThreadCounts) {
     std::int64_t m, k, n;
     Layout la, lb;
   };
-  const std::vector<Case> cases = {{200, 300, 150, Layout::RowMajor, Layout::RowMajor},
-                                   {20, 300, 400, Layout::RowMajor, Layout::RowMajor},
-                                   {300, 100, 50, Layout::ColumnMajor, Layout::ColumnMajor},
-                                   {700, 300, 1, Layout::RowMajor, Layout::RowMajor},
-                                   {1, 300, 700, Layout::RowMajor, Layout::ColumnMajor}};
+  const std::vector<Case> cases = {
+      {200, 300, 150, Layout::RowMajor, Layout::RowMajor},      {20, 300, 400, Layout::RowMajor, Layout::RowMajor},
+      {300, 100, 50, Layout::ColumnMajor, Layout::ColumnMajor}, {700, 300, 1, Layout::RowMajor, Layout::RowMajor},
+      {1, 300, 700, Layout::RowMajor, Layout::ColumnMajor},     {20, 300, 700, Layout::RowMajor, Layout::ColumnMajor}};
   for (DType dtype : {DType::Float32, DType::Float64}) {
     for (const Case& c : cases) {
       std::vector<std::vector<double>> results;

@@ -133,6 +133,38 @@ MicroKernel<T> choose_kernel() {
   return &micro_kernel_portable<T>;
 }
 
+// The portable dot-product tile: eight partial sums per output, the same contract as dot_kernel_avx2.
+template <typename T>
+void dot_kernel_portable(std::int64_t k, const T* a, std::int64_t rsa, const T* b, std::int64_t csb, T* c,
+                         std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols) {
+  constexpr std::int64_t lanes = 8;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const T* x = a + i * rsa;
+      const T* y = b + j * csb;
+      T partial[lanes] = {};
+      std::int64_t p = 0;
+      for (; p + lanes <= k; p += lanes) {
+        for (std::int64_t l = 0; l < lanes; ++l) partial[l] += x[p + l] * y[p + l];
+      }
+      T sum = 0;
+      for (const T part : partial) sum += part;
+      for (; p < k; ++p) sum += x[p] * y[p];
+      c[i * rsc + j * csc] = sum;
+    }
+  }
+}
+
+template <typename T>
+DotKernel<T> choose_dot_kernel() {
+#if defined(__x86_64__)
+  if (g_kernel_choice.load(std::memory_order_relaxed) == GemmKernel::Auto && cpu_has_avx2()) {
+    return static_cast<DotKernel<T>>(&dot_kernel_avx2);
+  }
+#endif
+  return &dot_kernel_portable<T>;
+}
+
 // Packs rows x kc of A (element (i, p) at a[i * rs + p * cs]) into MR-high panels: panel q holds
 // a[q * MR + i, p] at dst[q * MR * kc + p * MR + i], zero-padded to a whole panel.
 template <typename T>
@@ -289,6 +321,19 @@ void gemv_rows(std::int64_t rows, std::int64_t k, const T* a, std::int64_t rs, c
   }
 }
 
+// Few rows of A (contiguous rows) against a B with contiguous columns: nothing is packed, every output is
+// a dot product of two contiguous runs. A KDotCols-wide group of B's columns stays in L1 while every row
+// group of A passes over it, so B is read from memory once.
+template <typename T>
+void gemm_dot(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, DotKernel<T> kernel) {
+  for (std::int64_t j = 0; j < n; j += kDotCols) {
+    for (std::int64_t i = 0; i < m; i += kDotRows) {
+      kernel(k, x.a + i * x.rsa, x.rsa, x.b + j * x.csb, x.csb, x.c + i * x.rsc + j * x.csc, x.rsc, x.csc,
+             std::min(kDotRows, m - i), std::min(kDotCols, n - j));
+    }
+  }
+}
+
 // C = A @ B (a block of rows or columns of the whole product) on the calling thread. Both paths give
 // every element the same arithmetic, so which one runs never changes a result.
 template <typename T>
@@ -327,8 +372,22 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
     });
     return;
   }
-  const MicroKernel<T> kernel = choose_kernel<T>();
   const Operands<T> x{a, rsa, csa, b, rsb, csb, c, rsc, csc};
+  // Few rows times a B with contiguous columns (A @ Wᵀ, a linear layer's input gradient): packing B
+  // would cost as much as the product. Chosen for the whole product, so the thread split never changes
+  // which arithmetic an element gets.
+  if (m <= kSkinnyMaxRows && csa == 1 && rsb == 1 && csb != 1) {
+    const DotKernel<T> dot = choose_dot_kernel<T>();
+    parallel_for(0, (n + kDotCols - 1) / kDotCols, parallel ? 1 : n, [&](std::int64_t q0, std::int64_t q1) {
+      const std::int64_t j0 = q0 * kDotCols;
+      Operands<T> part = x;
+      part.b += j0 * csb;
+      part.c += j0 * csc;
+      gemm_dot(m, std::min(n, q1 * kDotCols) - j0, k, part, dot);
+    });
+    return;
+  }
+  const MicroKernel<T> kernel = choose_kernel<T>();
   if (!parallel) return gemm_serial(m, n, k, x, kernel);
   // Split the larger side of C: each thread then repacks all of the other operand, which costs least
   // when that operand is the smaller one. Chunks are whole register panels.

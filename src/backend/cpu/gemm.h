@@ -5,9 +5,10 @@
 // A panel by one B panel into an MR x NR tile of C held in registers. Packing reads the operands through
 // their strides, so transposed, stepped, flipped and broadcast views cost no more than a copy into the
 // panels and are never materialised. Skinny products skip part of that work: with few rows of A the rows
-// of B are read in place (no B packing), and a product with one output column (or row) is a set of dot
-// products. Large products are split over threads by rows or columns of C, so each element of C is
-// computed by exactly one thread in the same order whatever the thread count.
+// of B are read in place (no B packing), or, when B's columns are contiguous, each output is a dot
+// product of two contiguous runs; a product with one output column (or row) is a set of dot products. Large products
+// are split over threads by rows or columns of C, so each element of C is computed by exactly one thread in the same
+// order whatever the thread count.
 #pragma once
 
 #include <cstdint>
@@ -48,8 +49,21 @@ template <typename T>
 using MicroKernel = void (*)(std::int64_t kc, const T* a, const T* b, std::int64_t ldb, T* c, std::int64_t rsc,
                              std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 
+// Dot-product tile for few rows of A against a B whose columns are contiguous (A @ Wᵀ with a row-major W):
+// c[i * rsc + j * csc] = sum over p < k of a[i * rsa + p] * b[j * csb + p] for i < rows <= 3 and
+// j < cols <= 4, reading both operands in place.
+template <typename T>
+using DotKernel = void (*)(std::int64_t k, const T* a, std::int64_t rsa, const T* b, std::int64_t csb, T* c,
+                           std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols);
+constexpr std::int64_t kDotRows = 3;
+constexpr std::int64_t kDotCols = 4;
+
 #if defined(__x86_64__)
 // AVX2 + FMA kernels (gemm_kernels_avx2.cpp); call only where the CPU supports both.
+void dot_kernel_avx2(std::int64_t k, const float* a, std::int64_t rsa, const float* b, std::int64_t csb, float* c,
+                     std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols);
+void dot_kernel_avx2(std::int64_t k, const double* a, std::int64_t rsa, const double* b, std::int64_t csb, double* c,
+                     std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols);
 void micro_kernel_avx2(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
                        std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 void micro_kernel_avx2(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c, std::int64_t rsc,

@@ -7,6 +7,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -188,6 +189,80 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(std::int64_t kc, cons
   _mm256_store_pd(tile + 40, c50);
   _mm256_store_pd(tile + 44, c51);
   store_tile(tile, 8, c, rsc, csc, rows, cols, accumulate);
+}
+
+namespace {
+
+__attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  sum = _mm_hadd_ps(sum, sum);
+  sum = _mm_hadd_ps(sum, sum);
+  return _mm_cvtss_f32(sum);
+}
+
+__attribute__((target("avx2,fma"))) double horizontal_sum(__m256d v) {
+  __m128d sum = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  sum = _mm_hadd_pd(sum, sum);
+  return _mm_cvtsd_f64(sum);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 load(const float* x) { return _mm256_loadu_ps(x); }
+__attribute__((target("avx2,fma"))) inline __m256d load(const double* x) { return _mm256_loadu_pd(x); }
+__attribute__((target("avx2,fma"))) inline __m256 fma(__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); }
+__attribute__((target("avx2,fma"))) inline __m256d fma(__m256d x, __m256d y, __m256d z) {
+  return _mm256_fmadd_pd(x, y, z);
+}
+
+// The 3 x 4 dot-product tile for float or double (V: its 256-bit vector): twelve vector accumulators
+// over k, then horizontal sums and the scalar tail of k. Rows and columns past the tile's edge read the
+// last valid row or column (their results are dropped), so the loop never branches.
+template <typename T, typename V>
+__attribute__((target("avx2,fma"))) inline void dot_tile(std::int64_t k, const T* a, std::int64_t rsa, const T* b,
+                                                         std::int64_t csb, T* c, std::int64_t rsc, std::int64_t csc,
+                                                         std::int64_t rows, std::int64_t cols) {
+  constexpr std::int64_t lanes = sizeof(V) / sizeof(T);
+  const T* ar[kDotRows];
+  const T* bc[kDotCols];
+  for (std::int64_t i = 0; i < kDotRows; ++i) ar[i] = a + std::min(i, rows - 1) * rsa;
+  for (std::int64_t j = 0; j < kDotCols; ++j) bc[j] = b + std::min(j, cols - 1) * csb;
+  V acc[kDotRows][kDotCols];
+  for (auto& row : acc) {
+    for (V& v : row) v = V{};
+  }
+  std::int64_t p = 0;
+  for (; p + lanes <= k; p += lanes) {
+    const V x0 = load(ar[0] + p);
+    const V x1 = load(ar[1] + p);
+    const V x2 = load(ar[2] + p);
+#pragma GCC unroll 4
+    for (std::int64_t j = 0; j < kDotCols; ++j) {
+      const V y = load(bc[j] + p);
+      acc[0][j] = fma(x0, y, acc[0][j]);
+      acc[1][j] = fma(x1, y, acc[1][j]);
+      acc[2][j] = fma(x2, y, acc[2][j]);
+    }
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      T sum = horizontal_sum(acc[i][j]);
+      for (std::int64_t q = p; q < k; ++q) sum += ar[i][q] * bc[j][q];
+      c[i * rsc + j * csc] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+__attribute__((target("avx2,fma"))) void dot_kernel_avx2(std::int64_t k, const float* a, std::int64_t rsa,
+                                                         const float* b, std::int64_t csb, float* c, std::int64_t rsc,
+                                                         std::int64_t csc, std::int64_t rows, std::int64_t cols) {
+  dot_tile<float, __m256>(k, a, rsa, b, csb, c, rsc, csc, rows, cols);
+}
+
+__attribute__((target("avx2,fma"))) void dot_kernel_avx2(std::int64_t k, const double* a, std::int64_t rsa,
+                                                         const double* b, std::int64_t csb, double* c, std::int64_t rsc,
+                                                         std::int64_t csc, std::int64_t rows, std::int64_t cols) {
+  dot_tile<double, __m256d>(k, a, rsa, b, csb, c, rsc, csc, rows, cols);
 }
 
 #undef NEEDLE_FMA_ROW_PS
