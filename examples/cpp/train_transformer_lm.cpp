@@ -123,8 +123,8 @@ int main(int argc, char** argv) {
                                "--dropout P", "--clip NORM", "--max-steps N", "--out DIR", "--resume", "--seed N"});
     const fs::path data_dir = args.get("data", "/work/shared/data/ptb");
     const fs::path out = args.get("out", "out/transformer_lm-cpp");
-    const int epochs = args.get_int("epochs", 4);
-    const std::int64_t batch_size = args.get_int("batch-size", 16);
+    const int epochs = args.get_int("epochs", 6);
+    const std::int64_t batch_size = args.get_int("batch-size", 8);
     const std::int64_t seq_len = args.get_int("seq-len", args.get_int("bptt", 64));
     const double lr = args.get_double("lr", 2e-3);
     const double weight_decay = args.get_double("weight-decay", 0.1);
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     const std::int64_t layers = args.get_int("layers", 2);
     const std::int64_t heads = args.get_int("heads", 4);
     const std::int64_t mlp = args.get_int("mlp", 512);
-    const double dropout = args.get_double("dropout", 0.2);
+    const double dropout = args.get_double("dropout", 0.1);
     const double clip = args.get_double("clip", 1.0);
     const int max_steps = args.get_int("max-steps", 0);
     fs::create_directories(out);
