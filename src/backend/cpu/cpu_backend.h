@@ -52,6 +52,13 @@ class CpuBackend final : public Backend {
               std::uint64_t offset) override {
     ref::random(dist, out, p0, p1, seed, offset);
   }
+
+ private:
+  // binary() for layouts whose last axis is contiguous or broadcast in every operand (elementwise.cpp).
+  void binary_rows(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b);
+  // reduce() over a block of axes followed by kept axes, e.g. a sum over the batch axis (reduce.cpp).
+  void reduce_middle(ReduceOp op, const StridedView& out, const StridedView& in, std::int64_t outer,
+                     std::int64_t reduced, std::int64_t inner);
 };
 
 }  // namespace needle

@@ -44,6 +44,29 @@ void flat_for(std::int64_t n, Fn&& fn) {
   parallel_for(0, n, kParallelGrain, std::forward<Fn>(fn));
 }
 
+// Offset (in elements) of row `row` of a view whose last axis is walked separately: the row-major
+// unravelling of `row` over shape[0..ndim-1) dotted with the strides.
+std::int64_t row_offset(std::int64_t row, const Shape& shape, const Strides& strides) {
+  std::int64_t offset = 0;
+  for (std::size_t d = shape.size() - 1; d-- > 0;) {
+    offset += (row % shape[d]) * strides[d];
+    row /= shape[d];
+  }
+  return offset;
+}
+
+// Rows shorter than this are walked by `ref`: the per-row bookkeeping would cost more than it saves.
+constexpr std::int64_t kMinRowLength = 8;
+
+// True when a binary kernel can run row by row: a contiguous last axis in `out`, and each operand's last
+// axis either contiguous or broadcast (stride 0). This is how bias adds, per-row scales and most
+// broadcast gradients look: (rows, n) op (n,) or (rows, n) op (rows, 1).
+bool rows_layout(const StridedView& out, const StridedView& a, const StridedView& b) {
+  if (out.ndim() < 2 || out.shape.back() < kMinRowLength || out.strides.back() != 1) return false;
+  const auto unit_or_zero = [](std::int64_t s) { return s == 0 || s == 1; };
+  return unit_or_zero(a.strides.back()) && unit_or_zero(b.strides.back());
+}
+
 }  // namespace
 
 void CpuBackend::fill(const StridedView& out, const Scalar& value) {
@@ -95,7 +118,10 @@ void CpuBackend::binary(BinaryOp op, const StridedView& out, const StridedView& 
   const FlatLayout layout_a = flat_layout(a);
   const FlatLayout layout_b = flat_layout(b);
   const bool both_broadcast = layout_a == FlatLayout::Broadcast && layout_b == FlatLayout::Broadcast;
-  if (!out.is_contiguous() || layout_a == FlatLayout::Strided || layout_b == FlatLayout::Strided || both_broadcast) {
+  const bool flat =
+      out.is_contiguous() && layout_a != FlatLayout::Strided && layout_b != FlatLayout::Strided && !both_broadcast;
+  if (!flat) {
+    if (out.size() > 0 && rows_layout(out, a, b)) return binary_rows(op, out, a, b);
     return ref::binary(op, out, a, b);
   }
   kernels::expect_dtype(name, "second operand", b, a.dtype);
@@ -115,6 +141,43 @@ void CpuBackend::binary(BinaryOp op, const StridedView& out, const StridedView& 
           binary_flat<1, 0>(o + first, pa + first, pb, count, f);
         } else {
           binary_flat<1, 1>(o + first, pa + first, pb + first, count, f);
+        }
+      });
+    });
+  });
+}
+
+}  // namespace needle
+
+namespace needle {
+
+// Broadcast and strided layouts whose last axis is contiguous or broadcast: one flat loop per row, rows
+// split over threads. Each element is still computed alone, so the result equals ref's.
+void CpuBackend::binary_rows(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) {
+  kernels::expect_dtype(binary_op_name(op), "second operand", b, a.dtype);
+  const std::int64_t length = out.shape.back();
+  const std::int64_t rows = out.size() / length;
+  const std::int64_t step_a = a.strides.back();
+  const std::int64_t step_b = b.strides.back();
+  dispatch_dtype(a.dtype, [&]<typename T>() {
+    kernels::with_binary_op<T>(op, [&](auto f) {
+      using R = decltype(f(T{}, T{}));
+      kernels::expect_dtype(binary_op_name(op), "output", out, dtype_of<R>());
+      const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / length);
+      parallel_for(0, rows, grain, [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t r = first; r < last; ++r) {
+          R* o = out.ptr<R>() + row_offset(r, out.shape, out.strides);
+          const T* pa = a.ptr<T>() + row_offset(r, a.shape, a.strides);
+          const T* pb = b.ptr<T>() + row_offset(r, b.shape, b.strides);
+          if (step_a == 1 && step_b == 1) {
+            binary_flat<1, 1>(o, pa, pb, length, f);
+          } else if (step_a == 1) {
+            binary_flat<1, 0>(o, pa, pb, length, f);
+          } else if (step_b == 1) {
+            binary_flat<0, 1>(o, pa, pb, length, f);
+          } else {
+            std::fill_n(o, length, f(pa[0], pb[0]));
+          }
         }
       });
     });
