@@ -116,7 +116,7 @@ def track_memory() -> Iterator[None]:
 
 
 def memory_stats(device: Device | None = None) -> dict[str, int]:
-    """``live_bytes``, ``cached_bytes`` (0: Needle has no caching allocator yet), ``peak_bytes`` (since
+    """``live_bytes``, ``cached_bytes`` (freed memory the backend keeps for reuse), ``peak_bytes`` (since
     ``reset_peak_memory_stats``), ``live_arrays`` (on the device's type) and ``live_tensors`` (all)."""
     stats: dict[str, int] = _core.memory_stats(device)
     return stats

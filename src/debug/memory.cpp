@@ -11,6 +11,7 @@
 
 #include "debug/debug_internal.h"
 #include "needle/autograd/tensor.h"
+#include "needle/backend/backend.h"
 #include "needle/core/storage.h"
 #include "needle/debug/call_site.h"
 
@@ -64,7 +65,7 @@ void on_tensor_destroyed(TensorImpl& impl) {
 MemoryStats memory_stats(Device device) {
   MemoryStats stats;
   stats.live_bytes = Storage::live_bytes(device);
-  stats.cached_bytes = 0;  // no caching allocator: memory goes back to the backend when freed
+  stats.cached_bytes = device.enabled() ? backend_for(device).cached_bytes() : 0;
   stats.peak_bytes = std::max(Storage::peak_bytes(device), stats.live_bytes);
   stats.live_arrays = Storage::live_count(device);
   stats.live_tensors = TensorImpl::live_count();
@@ -73,7 +74,13 @@ MemoryStats memory_stats(Device device) {
 
 void reset_peak_memory_stats(Device device) { Storage::reset_peak_bytes(device); }
 
-std::size_t empty_cache() { return 0; }
+std::size_t empty_cache() {
+  std::size_t released = 0;
+  for (const Device device : {cpu_device(), ref_device(), cuda_device()}) {
+    if (device.enabled()) released += backend_for(device).release_cache();
+  }
+  return released;
+}
 
 void enable_memory_tracking() { detail::acquire_tool(detail::kTrackMemoryBit); }
 void disable_memory_tracking() { detail::release_tool(detail::kTrackMemoryBit); }

@@ -84,6 +84,10 @@ class Backend {
   virtual void copy_to_host(void* host_dst, const void* device_src, std::size_t nbytes) = 0;
   // Waits until every kernel launched so far has finished (no-op on synchronous devices).
   virtual void synchronize() {}
+  // Bytes of freed memory the backend keeps for reuse instead of returning it (0 without a cache), and
+  // a way to return them; release_cache returns how many bytes it released.
+  [[nodiscard]] virtual std::size_t cached_bytes() const { return 0; }
+  virtual std::size_t release_cache() { return 0; }
 
   // ---- element-wise -------------------------------------------------------------------------
   // out[i] = value converted to out.dtype.

@@ -1,9 +1,9 @@
 // Memory accounting: what is allocated per device, the peak, and which call sites created the tensors
 // that are alive.
 //
-// Needle allocates straight from each backend (no caching allocator yet), so cached_bytes is always 0 and
-// empty_cache() has nothing to release; both exist so code written against them keeps working when a
-// caching allocator arrives.
+// cached_bytes is what the device's backend keeps of freed memory for reuse (the `cpu` backend caches
+// blocks of 64 KiB and more, see src/backend/cpu/block_cache.h; `ref` caches nothing); empty_cache()
+// returns those blocks to the system.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,7 @@ namespace needle::debug {
 
 struct MemoryStats {
   std::size_t live_bytes = 0;    // bytes held by live arrays on devices of this type
-  std::size_t cached_bytes = 0;  // bytes kept by the allocator's cache (0: there is no cache yet)
+  std::size_t cached_bytes = 0;  // freed bytes the backend keeps for reuse
   std::size_t peak_bytes = 0;    // the most live_bytes since reset_peak_memory_stats (or the start)
   std::size_t live_arrays = 0;   // live storage blocks on devices of this type
   std::size_t live_tensors = 0;  // live autograd tensors, all devices together

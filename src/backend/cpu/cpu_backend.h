@@ -3,6 +3,7 @@
 // on the `ref` kernels for everything else, so both always compute the same per-element arithmetic.
 #pragma once
 
+#include "backend/cpu/block_cache.h"
 #include "backend/ref/ref_kernels.h"
 #include "needle/backend/backend.h"
 
@@ -12,9 +13,11 @@ class CpuBackend final : public Backend {
  public:
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
 
-  // Both are host devices: same memory, same copies.
-  void* allocate(std::size_t nbytes) override { return ref::allocate(nbytes); }
-  void deallocate(void* data, std::size_t /*nbytes*/) override { ref::deallocate(data); }
+  // Both are host devices: same memory, same copies; cpu keeps freed large blocks for reuse.
+  void* allocate(std::size_t nbytes) override { return blocks_.allocate(nbytes); }
+  void deallocate(void* data, std::size_t nbytes) override { blocks_.deallocate(data, nbytes); }
+  [[nodiscard]] std::size_t cached_bytes() const override { return blocks_.cached_bytes(); }
+  std::size_t release_cache() override { return blocks_.release(); }
   void copy_from_host(void* device_dst, const void* host_src, std::size_t nbytes) override {
     ref::copy_bytes(device_dst, host_src, nbytes);
   }
@@ -59,6 +62,8 @@ class CpuBackend final : public Backend {
   // reduce() over a block of axes followed by kept axes, e.g. a sum over the batch axis (reduce.cpp).
   void reduce_middle(ReduceOp op, const StridedView& out, const StridedView& in, std::int64_t outer,
                      std::int64_t reduced, std::int64_t inner);
+
+  BlockCache blocks_;
 };
 
 }  // namespace needle
