@@ -10,8 +10,8 @@ PyTorch comes from whichever interpreter has it: this one, or the one named by -
 first of python3 on PATH and /usr/bin/python3 that can `import torch`, e.g. Debian's python3-torch). It
 runs in a worker process that this script drives over a pipe (Debian's build multiplies matrices with
 whatever `libblas.so.3` points to: install `libopenblas0-pthread`, or it is the slow reference BLAS), so
-Needle and PyTorch take turns: Needle's repetition i, then PyTorch's repetition i, and so on; machine noise hits both alike. NumPy's `@` is the
-third column for sgemm.
+Needle and PyTorch take turns: Needle's repetition i, then PyTorch's repetition i, and so on; machine
+noise hits both alike. NumPy's `@` is the third column for sgemm.
 
 Each thread count runs in fresh processes whose thread pools are sized by NEEDLE_NUM_THREADS,
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (set before any library starts its threads). Inputs are random
