@@ -23,6 +23,10 @@ std::string_view unary_op_name(UnaryOp op) {
       return "relu";
     case UnaryOp::Erf:
       return "erf";
+    case UnaryOp::Gelu:
+      return "gelu";
+    case UnaryOp::GeluGrad:
+      return "gelu_grad";
   }
   return "unknown unary op";
 }

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <numbers>
 #include <string_view>
 #include <type_traits>
 
@@ -138,6 +139,20 @@ T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
+// x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2. erfc, not 1 + erf: for very negative x, Phi is tiny and
+// 1 + erf(..) would lose every significant digit to cancellation.
+template <typename T>
+T gelu(T x) {
+  return x * T(0.5) * std::erfc(-x * T(std::numbers::sqrt2 / 2));
+}
+
+// d/dx [x Phi(x)] = Phi(x) + x phi(x), phi the standard normal density.
+template <typename T>
+T gelu_grad(T x) {
+  const T phi = std::exp(T(-0.5) * x * x) * T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+  return T(0.5) * std::erfc(-x * T(std::numbers::sqrt2 / 2)) + x * phi;
+}
+
 // Calls fn(f) with f a callable T -> T computing `op`; throws TypeError when T does not support it.
 // Dispatching once per kernel call (not per element) lets the element loop inline f.
 template <typename T, typename Fn>
@@ -169,6 +184,10 @@ void with_unary_op(UnaryOp op, Fn&& fn) {
           return fn([](T x) { return sigmoid(x); });
         case UnaryOp::Erf:
           return fn([](T x) { return std::erf(x); });
+        case UnaryOp::Gelu:
+          return fn([](T x) { return gelu(x); });
+        case UnaryOp::GeluGrad:
+          return fn([](T x) { return gelu_grad(x); });
         default:
           break;
       }

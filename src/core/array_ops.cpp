@@ -20,7 +20,7 @@ void check_same_device(std::string_view op, const std::vector<const NDArray*>& a
 
 bool is_float_only(UnaryOp op) {
   return op == UnaryOp::Exp || op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Tanh ||
-         op == UnaryOp::Sigmoid || op == UnaryOp::Erf;
+         op == UnaryOp::Sigmoid || op == UnaryOp::Erf || op == UnaryOp::Gelu || op == UnaryOp::GeluGrad;
 }
 
 // The dtype the kernel computes in for `op` on operands promoted to `common`.
@@ -191,6 +191,8 @@ NDArray tanh(const NDArray& a) { return unary(UnaryOp::Tanh, a); }
 NDArray sigmoid(const NDArray& a) { return unary(UnaryOp::Sigmoid, a); }
 NDArray relu(const NDArray& a) { return unary(UnaryOp::Relu, a); }
 NDArray erf(const NDArray& a) { return unary(UnaryOp::Erf, a); }
+NDArray gelu(const NDArray& a) { return unary(UnaryOp::Gelu, a); }
+NDArray gelu_grad(const NDArray& a) { return unary(UnaryOp::GeluGrad, a); }
 
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
   check_same_device("where", {&cond, &a, &b});

@@ -276,15 +276,27 @@ class SigmoidOp final : public Op {
   }
 };
 
-// The error function; only gelu uses it, so it is not part of the public op list.
-class ErfOp final : public Op {
+// GELU and its derivative are single kernels (one pass each way); the second derivative, needed only for
+// gradients of gradients, is composed: d/dx [Phi(x) + x phi(x)] = phi(x) (2 - x^2).
+class GeluGradOp final : public Op {
  public:
-  std::string name() const override { return "erf"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::erf(in[0]); }
+  std::string name() const override { return "gelu_grad"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::gelu_grad(in[0]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
     const Tensor& x = node.inputs()[0];
-    const double scale = 2.0 / std::sqrt(std::numbers::pi);
-    return {multiply(g, mul_scalar(exp(negate(multiply(x, x))), Scalar(scale)))};
+    const Tensor x2 = multiply(x, x);
+    const Tensor phi =
+        mul_scalar(exp(mul_scalar(x2, Scalar(-0.5))), Scalar(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2));
+    return {multiply(g, multiply(phi, add_scalar(negate(x2), Scalar(2.0))))};
+  }
+};
+
+class GeluOp final : public Op {
+ public:
+  std::string name() const override { return "gelu"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::gelu(in[0]); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+    return {multiply(g, make<GeluGradOp>({node.inputs()[0]}))};
   }
 };
 
@@ -356,10 +368,7 @@ Tensor sigmoid(const Tensor& a) { return make<SigmoidOp>({a}); }
 
 Tensor gelu(const Tensor& a) {
   detail::check_floating("gelu", a);
-  // x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2, composed so every piece has its gradient.
-  const Tensor phi =
-      mul_scalar(add_scalar(make<ErfOp>({mul_scalar(a, Scalar(std::numbers::sqrt2 / 2))}), Scalar(1.0)), Scalar(0.5));
-  return multiply(a, phi);
+  return make<GeluOp>({a});
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) { return make<WhereOp>({cond, a, b}); }

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <needle/needle.h>
 
+#include <cmath>
+#include <numbers>
+
 #include "gradcheck.h"
 
 namespace needle {
@@ -156,6 +159,25 @@ TEST_P(AutogradTest, DoubleBackwardOfTanh) {
     const double v = std::vector<double>{0.3, -1.2}[i];
     const double t = std::tanh(v);
     EXPECT_NEAR(second[i], -2 * t * (1 - t * t), 1e-12);
+  }
+}
+
+// GELU's first derivative is a kernel of its own (gelu_grad); its second is composed from ops: phi(x) (2 - x^2).
+TEST_P(AutogradTest, DoubleBackwardOfGelu) {
+  const std::vector<double> values = {0.3, -1.2, 2.5, -4.0};
+  const Tensor x = leaf(values, {4});
+  ops::summation(ops::gelu(x)).backward(Tensor(), false, /*create_graph=*/true);
+  const Tensor first = x.grad();
+  ASSERT_TRUE(first.requires_grad());
+  const std::vector<double> first_values = first.value().to_vector<double>();
+  Tensor(x).reset_grad();
+  ops::summation(first).backward();
+  const std::vector<double> second = x.grad().value().to_vector<double>();
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double v = values[i];
+    const double phi = std::exp(-0.5 * v * v) / std::sqrt(2.0 * std::numbers::pi);
+    EXPECT_NEAR(first_values[i], 0.5 * std::erfc(-v / std::sqrt(2.0)) + v * phi, 1e-12);
+    EXPECT_NEAR(second[i], phi * (2.0 - v * v), 1e-12);
   }
 }
 

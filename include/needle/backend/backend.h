@@ -36,7 +36,10 @@ struct StridedView {
   }
 };
 
-enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Erf };
+// Gelu is x * Phi(x) with Phi the standard normal CDF (exact, PyTorch's default); GeluGrad is its
+// derivative Phi(x) + x * phi(x). They are kernels of their own so that a GELU layer costs one pass over
+// memory forward and one backward instead of a chain of five.
+enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Erf, Gelu, GeluGrad };
 
 enum class BinaryOp : std::uint8_t {
   Add,

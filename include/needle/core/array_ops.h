@@ -51,6 +51,8 @@ NDArray tanh(const NDArray& a);
 NDArray sigmoid(const NDArray& a);
 NDArray relu(const NDArray& a);
 NDArray erf(const NDArray& a);
+NDArray gelu(const NDArray& a);       // x * Phi(x), Phi the standard normal CDF
+NDArray gelu_grad(const NDArray& a);  // d gelu / dx = Phi(x) + x * phi(x)
 
 // cond ? a : b with broadcasting of all three; cond is converted to bool; a and b are promoted.
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);

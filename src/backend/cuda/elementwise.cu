@@ -67,6 +67,19 @@ struct ErfOp {
   __device__ float operator()(float x) const { return erff(x); }
   __device__ double operator()(double x) const { return erf(x); }
 };
+// x * Phi(x) through erfc (accurate where Phi is tiny), and its derivative Phi(x) + x * phi(x).
+struct GeluOp {
+  __device__ float operator()(float x) const { return x * 0.5F * erfcf(-x * 0.70710678F); }
+  __device__ double operator()(double x) const { return x * 0.5 * erfc(-x * 0.7071067811865476); }
+};
+struct GeluGradOp {
+  __device__ float operator()(float x) const {
+    return 0.5F * erfcf(-x * 0.70710678F) + x * expf(-0.5F * x * x) * 0.39894228F;
+  }
+  __device__ double operator()(double x) const {
+    return 0.5 * erfc(-x * 0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+  }
+};
 // exp() only sees a non-positive argument, so large |x| neither overflows nor gives inf/inf.
 struct SigmoidOp {
   __device__ float operator()(float x) const {
@@ -125,6 +138,10 @@ void unary_typed(Context& ctx, UnaryOp op, const StridedView& out, const Strided
           return launch_unary<T, SigmoidOp>(ctx, name, out, in);
         case UnaryOp::Erf:
           return launch_unary<T, ErfOp>(ctx, name, out, in);
+        case UnaryOp::Gelu:
+          return launch_unary<T, GeluOp>(ctx, name, out, in);
+        case UnaryOp::GeluGrad:
+          return launch_unary<T, GeluGradOp>(ctx, name, out, in);
         default:
           break;
       }

@@ -1,0 +1,22 @@
+// Float32 exp, sigmoid, GELU and GELU's derivative over contiguous arrays, eight lanes at a time with
+// AVX2 + FMA. These are the unary kernels whose time is all in the scalar libm call (expf, erfcf): a
+// training step of a transformer spends a fifth of its time there. The vector versions follow the
+// textbook recipes (range reduction plus a polynomial for exp, a Chebyshev fit for erfc) and agree with the
+// scalar element_ops.h versions to a few units in the last place; tests/cpp/test_backend_cpu_vs_ref.cpp
+// holds them to that.
+#pragma once
+
+#include <cstdint>
+
+#include "needle/backend/backend.h"
+
+namespace needle::cpu {
+
+// out[i] = op(in[i]) for i < n; `out` may be `in`.
+using FloatArrayFn = void (*)(float* out, const float* in, std::int64_t n);
+
+// The vector kernel for `op`, or nullptr when there is none for it or the CPU lacks AVX2 + FMA (the caller
+// then runs the scalar loop).
+FloatArrayFn vector_unary_f32(UnaryOp op);
+
+}  // namespace needle::cpu
