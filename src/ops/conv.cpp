@@ -61,7 +61,10 @@ class ConvOp final : public Op {
   }
 
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
-    return {conv_input_grad(g, node.inputs()[1], geo_), conv_weight_grad(node.inputs()[0], g, geo_)};
+    const Tensor& a = node.inputs()[0];
+    const Tensor& b = node.inputs()[1];
+    return {detail::grad_if_needed(a, [&] { return conv_input_grad(g, b, geo_); }),
+            detail::grad_if_needed(b, [&] { return conv_weight_grad(a, g, geo_); })};
   }
 
  private:
@@ -100,7 +103,8 @@ class ConvInputGradOp final : public Op {
     // <input_grad(g, b), h> = <conv(h, b), g>.
     const Tensor& g = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
-    return {conv2d(h, b, geo_), conv_weight_grad(h, g, geo_)};
+    return {detail::grad_if_needed(g, [&] { return conv2d(h, b, geo_); }),
+            detail::grad_if_needed(b, [&] { return conv_weight_grad(h, g, geo_); })};
   }
 
  private:
@@ -123,7 +127,8 @@ class ConvWeightGradOp final : public Op {
     // <weight_grad(a, g), h> = <conv(a, h), g>.
     const Tensor& a = node.inputs()[0];
     const Tensor& g = node.inputs()[1];
-    return {conv_input_grad(g, h, geo_), conv2d(a, h, geo_)};
+    return {detail::grad_if_needed(a, [&] { return conv_input_grad(g, h, geo_); }),
+            detail::grad_if_needed(g, [&] { return conv2d(a, h, geo_); })};
   }
 
  private:

@@ -21,9 +21,10 @@ class MatmulOp final : public Op {
     if (a.ndim() == 1) g2 = unsqueeze(g2, g2.ndim() - (b.ndim() == 1 ? 0 : 1));
     if (b.ndim() == 1) g2 = unsqueeze(g2, g2.ndim());
     // dA = dC B^T, dB = A^T dC, then summed over broadcast batch dimensions.
-    const Tensor grad_a = sum_to_shape(matmul(g2, transpose(b2)), a2.shape());
-    const Tensor grad_b = sum_to_shape(matmul(transpose(a2), g2), b2.shape());
-    return {reshape(grad_a, a.shape()), reshape(grad_b, b.shape())};
+    return {detail::grad_if_needed(
+                a, [&] { return reshape(sum_to_shape(matmul(g2, transpose(b2)), a2.shape()), a.shape()); }),
+            detail::grad_if_needed(
+                b, [&] { return reshape(sum_to_shape(matmul(transpose(a2), g2), b2.shape()), b.shape()); })};
   }
 };
 

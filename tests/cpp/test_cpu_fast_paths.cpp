@@ -78,14 +78,17 @@ TEST(CpuFastPaths, ResultsDoNotDependOnTheThreadCount) {
   const NDArray row = random({600}, 10);
   std::vector<std::vector<float>> sums;
   std::vector<std::vector<float>> products;
+  std::vector<std::vector<float>> gelus;  // the vectorised float32 kernels, split over threads
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     sums.push_back(sum(batch, {0}).to_vector<float>());
     products.push_back(mul(batch, row).to_vector<float>());
+    gelus.push_back(gelu(batch).to_vector<float>());
   }
   set_num_threads(saved);
   EXPECT_EQ(sums[0], sums[1]);
   EXPECT_EQ(products[0], products[1]);
+  EXPECT_EQ(gelus[0], gelus[1]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ThreadCountTest, ::testing::Values(1, 2));
