@@ -187,9 +187,12 @@ int main(int argc, char** argv) {
                                                        "lr", "seconds", "tokens_per_s"});
     int first_epoch = 0;
     if (args.flag("resume") && fs::exists(checkpoint)) {
-      first_epoch = examples::load_checkpoint(model, checkpoint);
-      for (int e = 0; e < first_epoch; ++e) scheduler.step();
-      std::printf("resumed from %s after epoch %d (Adam's moments restart)\n", checkpoint.c_str(), first_epoch);
+      const examples::Resumed resumed = examples::load_checkpoint(model, optimizer, scheduler, checkpoint);
+      first_epoch = resumed.epoch;
+      if (!resumed.training_state_restored) {
+        for (int e = 0; e < first_epoch; ++e) scheduler.step();
+      }
+      std::printf("resumed from %s after epoch %d\n", checkpoint.c_str(), first_epoch);
     }
 
     double eval_loss = std::numeric_limits<double>::quiet_NaN();
@@ -222,7 +225,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       metrics.append({static_cast<double>(epoch + 1), train_loss, std::exp(train_loss), eval_loss, std::exp(eval_loss),
                       epoch_lr, seconds, speed});
-      examples::save_checkpoint(model, checkpoint, epoch + 1);
+      examples::save_checkpoint(model, optimizer, scheduler, checkpoint, epoch + 1);
     }
 
     const fs::path png = out / "loss.png";

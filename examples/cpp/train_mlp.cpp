@@ -71,8 +71,11 @@ int main(int argc, char** argv) {
                                  {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"});
     int first_epoch = 0;
     if (args.flag("resume") && fs::exists(checkpoint)) {
-      first_epoch = examples::load_checkpoint(*model, checkpoint);
-      for (int e = 0; e < first_epoch; ++e) scheduler.step();
+      const examples::Resumed resumed = examples::load_checkpoint(*model, optimizer, scheduler, checkpoint);
+      first_epoch = resumed.epoch;
+      if (!resumed.training_state_restored) {
+        for (int e = 0; e < first_epoch; ++e) scheduler.step();
+      }
       std::cout << "resumed from " << checkpoint << " after epoch " << first_epoch << "\n";
     }
 
@@ -112,7 +115,7 @@ int main(int argc, char** argv) {
       std::printf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s\n", epoch + 1, train_loss,
                   100 * train_acc, test_loss, 100 * test_acc, seconds);
       metrics.append({static_cast<double>(epoch + 1), train_loss, train_acc, test_loss, test_acc, seconds});
-      examples::save_checkpoint(*model, checkpoint, epoch + 1);
+      examples::save_checkpoint(*model, optimizer, scheduler, checkpoint, epoch + 1);
     }
     examples::plot_csv_png(metrics.path(), out / "loss.png", {"train_loss", "test_loss"}, "MLP on Fashion-MNIST");
     std::cout << "metrics: " << metrics.path() << "; checkpoint: " << checkpoint << "\n";

@@ -141,10 +141,12 @@ int main(int argc, char** argv) {
                                  {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"});
     int first_epoch = 0;
     if (args.flag("resume") && fs::exists(checkpoint)) {
-      first_epoch = examples::load_checkpoint(*model, checkpoint);
-      for (int e = 0; e < first_epoch; ++e) scheduler.step();
-      std::cout << "resumed from " << checkpoint << " after epoch " << first_epoch
-                << " (the optimizer's state restarts)\n";
+      const examples::Resumed resumed = examples::load_checkpoint(*model, *optimizer, scheduler, checkpoint);
+      first_epoch = resumed.epoch;
+      if (!resumed.training_state_restored) {
+        for (int e = 0; e < first_epoch; ++e) scheduler.step();
+      }
+      std::cout << "resumed from " << checkpoint << " after epoch " << first_epoch << "\n";
     }
 
     const std::int64_t steps =
@@ -176,7 +178,7 @@ int main(int argc, char** argv) {
       std::printf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s\n", epoch + 1, train_loss,
                   100 * train_acc, test_loss, 100 * test_acc, seconds);
       metrics.append({static_cast<double>(epoch + 1), train_loss, train_acc, test_loss, test_acc, seconds});
-      examples::save_checkpoint(*model, checkpoint, epoch + 1);
+      examples::save_checkpoint(*model, *optimizer, scheduler, checkpoint, epoch + 1);
     }
     if (first_epoch >= epochs) test_acc = evaluate(*model, test_loader, loss_fn, max_steps).second;  // nothing left
 

@@ -176,9 +176,12 @@ int main(int argc, char** argv) {
                                                        "lr", "seconds", "tokens_per_s"});
     int first_epoch = 0;
     if (args.flag("resume") && fs::exists(checkpoint)) {
-      first_epoch = examples::load_checkpoint(model, checkpoint);
-      for (std::int64_t s = 0; s < first_epoch * steps_per_epoch; ++s) scheduler.step();
-      std::printf("resumed from %s after epoch %d (AdamW's moments restart)\n", checkpoint.c_str(), first_epoch);
+      const examples::Resumed resumed = examples::load_checkpoint(model, optimizer, scheduler, checkpoint);
+      first_epoch = resumed.epoch;
+      if (!resumed.training_state_restored) {
+        for (std::int64_t s = 0; s < first_epoch * steps_per_epoch; ++s) scheduler.step();
+      }
+      std::printf("resumed from %s after epoch %d\n", checkpoint.c_str(), first_epoch);
     }
 
     double eval_loss = std::numeric_limits<double>::quiet_NaN();
@@ -209,7 +212,7 @@ int main(int argc, char** argv) {
       // The learning rate at the end of the epoch, as the Python example logs it.
       metrics.append({static_cast<double>(epoch + 1), train_loss, std::exp(train_loss), eval_loss, std::exp(eval_loss),
                       optimizer.lr(), seconds, speed});
-      examples::save_checkpoint(model, checkpoint, epoch + 1);
+      examples::save_checkpoint(model, optimizer, scheduler, checkpoint, epoch + 1);
     }
 
     const fs::path png = out / "loss.png";

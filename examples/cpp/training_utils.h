@@ -179,21 +179,70 @@ class MetricsCsv {
   std::vector<std::string> fields_;
 };
 
-// Saves the model's state and the number of finished epochs (safetensors, readable by other frameworks).
-// Written to a temporary file and renamed, so a crash never leaves a half-written checkpoint.
-inline void save_checkpoint(const needle::nn::Module& model, const std::filesystem::path& file, int epoch) {
+// What a checkpoint holds: the model's state under "model.", the optimizer's under "optim." and the
+// learning-rate schedule's under "scheduler." (so a resumed run continues with the same Adam moments,
+// momentum buffers and step counts), and the number of finished epochs in the metadata.
+inline const std::string kCheckpointContents = "model+optim+scheduler";
+
+// Saves model, optimizer and schedule in one safetensors file (readable by other frameworks). Written to
+// a temporary file and renamed, so a crash never leaves a half-written checkpoint.
+inline void save_checkpoint(const needle::nn::Module& model, const needle::optim::Optimizer& optimizer,
+                            const needle::optim::LRScheduler& scheduler, const std::filesystem::path& file, int epoch) {
+  needle::io::TensorMap tensors;
+  for (const auto& [name, value] : model.state_dict()) tensors.emplace("model." + name, value);
+  for (const auto& [name, value] : optimizer.state_dict()) tensors.emplace("optim." + name, value);
+  for (const auto& [name, value] : scheduler.state_dict()) tensors.emplace("scheduler." + name, value);
   std::filesystem::path tmp = file;
   tmp += ".tmp";
-  needle::io::save_state_dict(tmp.string(), model, {{"epoch", std::to_string(epoch)}});
+  needle::io::save_safetensors(tmp.string(), tensors,
+                               {{"epoch", std::to_string(epoch)}, {"contents", kCheckpointContents}});
   std::filesystem::rename(tmp, file);
 }
 
-// Loads the model's state (validated before anything is changed); returns the number of finished epochs.
-inline int load_checkpoint(needle::nn::Module& model, const std::filesystem::path& file) {
-  needle::io::load_state_dict(file.string(), model);
+struct Resumed {
+  int epoch = 0;                         // finished epochs
+  bool training_state_restored = false;  // false for a model-only checkpoint: replay the schedule
+};
+
+// Loads a checkpoint of save_checkpoint. Each part is validated before it is changed. An older,
+// model-only checkpoint (no "contents" metadata) still loads: the optimizer and the schedule then start
+// fresh, which is printed, and the caller advances the schedule itself.
+inline Resumed load_checkpoint(needle::nn::Module& model, needle::optim::Optimizer& optimizer,
+                               needle::optim::LRScheduler& scheduler, const std::filesystem::path& file) {
   const auto metadata = needle::io::load_safetensors_metadata(file.string());
-  const auto it = metadata.find("epoch");
-  return it == metadata.end() ? 0 : std::stoi(it->second);
+  Resumed resumed;
+  const auto epoch = metadata.find("epoch");
+  if (epoch != metadata.end()) resumed.epoch = std::stoi(epoch->second);
+  const auto contents = metadata.find("contents");
+  if (contents == metadata.end()) {
+    needle::io::load_state_dict(file.string(), model);
+    std::cout << "note: " << file.string()
+              << " holds the model only (an older checkpoint): the optimizer's state and the schedule start fresh\n";
+    return resumed;
+  }
+  if (contents->second != kCheckpointContents) {
+    throw needle::ValueError(file.string() + ": unknown checkpoint contents '" + contents->second + "'");
+  }
+  const std::vector<needle::Tensor> params = optimizer.params();
+  const needle::Device device = params.empty() ? needle::default_device() : params.front().device();
+  needle::nn::StateDict model_state;
+  needle::optim::OptimizerState optim_state;
+  needle::optim::OptimizerState scheduler_state;
+  for (const auto& entry : needle::io::load_safetensors(file.string(), device)) {
+    const auto take = [&entry](const std::string& prefix, std::map<std::string, needle::NDArray>& part) {
+      if (entry.first.rfind(prefix, 0) != 0) return false;
+      part.emplace(entry.first.substr(prefix.size()), entry.second);
+      return true;
+    };
+    if (!take("model.", model_state) && !take("optim.", optim_state) && !take("scheduler.", scheduler_state)) {
+      throw needle::ValueError(file.string() + ": unexpected key '" + entry.first + "' in a checkpoint");
+    }
+  }
+  model.load_state_dict(model_state);
+  optimizer.load_state_dict(optim_state);
+  scheduler.load_state_dict(scheduler_state);
+  resumed.training_state_restored = true;
+  return resumed;
 }
 
 // The .gz file of `name` in `folder` when there is one, else the uncompressed file.

@@ -129,10 +129,11 @@ def main() -> int:
     log = MetricsLog(args.out / "metrics.csv", fields)
     first_epoch = 0
     if args.resume and checkpoint.exists():
-        first_epoch = load_checkpoint(model, checkpoint)
-        for _ in range(first_epoch):
-            scheduler.step()
-        print(f"resumed from {checkpoint} after epoch {first_epoch} (Adam's moments restart)")
+        first_epoch, restored = load_checkpoint(model, optimizer, scheduler, checkpoint)
+        if not restored:
+            for _ in range(first_epoch):
+                scheduler.step()
+        print(f"resumed from {checkpoint} after epoch {first_epoch}")
 
     eval_loss = math.nan
     for epoch in range(first_epoch, args.epochs):
@@ -171,7 +172,7 @@ def main() -> int:
                 "tokens_per_s": round(progress.samples / seconds, 1),
             }
         )
-        save_checkpoint(model, checkpoint, epoch + 1)
+        save_checkpoint(model, optimizer, scheduler, checkpoint, epoch + 1)
 
     if plot_losses(log, args.out / "loss.png", "2-layer LSTM on PTB", ("train_loss", "eval_loss")):
         print(f"loss curve: {args.out / 'loss.png'}")

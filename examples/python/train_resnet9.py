@@ -103,10 +103,11 @@ def main() -> int:
     log = MetricsLog(args.out / "metrics.csv", ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
     first_epoch = 0
     if args.resume and checkpoint.exists():
-        first_epoch = load_checkpoint(model, checkpoint)
-        for _ in range(first_epoch):
-            scheduler.step()
-        print(f"resumed from {checkpoint} after epoch {first_epoch} (the optimizer's state restarts)")
+        first_epoch, restored = load_checkpoint(model, optimizer, scheduler, checkpoint)
+        if not restored:
+            for _ in range(first_epoch):
+                scheduler.step()
+        print(f"resumed from {checkpoint} after epoch {first_epoch}")
 
     test_acc = 0.0
     for epoch in range(first_epoch, args.epochs):
@@ -128,7 +129,7 @@ def main() -> int:
                 "seconds": round(seconds, 2),
             }
         )
-        save_checkpoint(model, checkpoint, epoch + 1)
+        save_checkpoint(model, optimizer, scheduler, checkpoint, epoch + 1)
     if first_epoch >= args.epochs:  # resumed after the last epoch: nothing trained, report the checkpoint
         test_acc = evaluate(model, test_loader, loss_fn, args.max_steps)[1]
 

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -83,18 +83,60 @@ class MetricsLog:
             return list(csv.DictReader(f))
 
 
-def save_checkpoint(model: ndl.nn.Module, path: Path, epoch: int) -> None:
-    """Writes the model's state and the finished epoch (safetensors); atomically, so a crash never leaves a
-    half-written checkpoint."""
+#: What a checkpoint holds: the model's state under "model.", the optimizer's under "optim." and the
+#: learning-rate schedule's under "scheduler." (so a resumed run continues with the same Adam moments,
+#: momentum buffers and step counts); the number of finished epochs is in the metadata.
+CHECKPOINT_CONTENTS = "model+optim+scheduler"
+_CHECKPOINT_PARTS = ("model.", "optim.", "scheduler.")
+
+
+def save_checkpoint(
+    model: ndl.nn.Module,
+    optimizer: ndl.optim.Optimizer,
+    scheduler: ndl.optim.LRScheduler,
+    path: Path,
+    epoch: int,
+) -> None:
+    """Writes model, optimizer and schedule and the finished epoch to one safetensors file; atomically, so a
+    crash never leaves a half-written checkpoint."""
+    states = (model.state_dict(), optimizer.state_dict(), scheduler.state_dict())
+    tensors: dict[str, Any] = {}
+    for prefix, state in zip(_CHECKPOINT_PARTS, states, strict=True):
+        tensors.update({prefix + name: value for name, value in state.items()})
     tmp = path.with_suffix(".tmp")
-    ndl.save(model, tmp, metadata={"epoch": str(epoch)})
+    ndl.save(tensors, tmp, metadata={"epoch": str(epoch), "contents": CHECKPOINT_CONTENTS})
     os.replace(tmp, path)
 
 
-def load_checkpoint(model: ndl.nn.Module, path: Path) -> int:
-    """Loads the model's state; returns the number of finished epochs."""
-    model.load_state_dict(ndl.load(path))
-    return int(ndl.checkpoint.load_metadata(path).get("epoch", "0"))
+def load_checkpoint(
+    model: ndl.nn.Module, optimizer: ndl.optim.Optimizer, scheduler: ndl.optim.LRScheduler, path: Path
+) -> tuple[int, bool]:
+    """Loads a checkpoint of ``save_checkpoint``; returns the number of finished epochs and whether the
+    optimizer and the schedule were restored. An older, model-only checkpoint (no "contents" metadata) still
+    loads: the optimizer and the schedule then start fresh, which is printed, and the caller advances the
+    schedule itself."""
+    metadata = ndl.checkpoint.load_metadata(path)
+    epoch = int(metadata.get("epoch", "0"))
+    contents = metadata.get("contents")
+    if contents is None:
+        model.load_state_dict(ndl.load(path))
+        print(
+            f"note: {path} holds the model only (an older checkpoint): "
+            "the optimizer's state and the schedule start fresh"
+        )
+        return epoch, False
+    if contents != CHECKPOINT_CONTENTS:
+        raise ValueError(f"{path}: unknown checkpoint contents {contents!r}")
+    parts: dict[str, dict[str, Any]] = {prefix: {} for prefix in _CHECKPOINT_PARTS}
+    for name, value in ndl.load(path).items():
+        prefix = next((p for p in _CHECKPOINT_PARTS if name.startswith(p)), None)
+        if prefix is None:
+            raise ValueError(f"{path}: unexpected key {name!r} in a checkpoint")
+        parts[prefix][name[len(prefix) :]] = value
+    model.load_state_dict(parts["model."])
+    optimizer.load_state_dict(parts["optim."])
+    scheduler.load_state_dict(parts["scheduler."])
+    return epoch, True
 
 
 def plot_losses(log: MetricsLog, png: Path, title: str, keys: tuple[str, ...] = ("train_loss", "test_loss")) -> bool:

@@ -1782,6 +1782,16 @@ class Optimizer:
     def params(self) -> list[Tensor]:
         """The parameters, in the order given."""
 
+    def state_dict(self) -> dict[str, NDArray]:
+        """
+        The state a resumed run needs, as NDArrays by name: 'lr', 'param_count' and the buffers 'state.<index>.<field>' (plus 'step' for Adam and AdamW).
+        """
+
+    def load_state_dict(self, state: Mapping[str, NDArray]) -> None:
+        """
+        Restores a state_dict() of the same kind of optimizer over parameters of the same count, shapes and dtypes; ValueError, changing nothing, when it does not match.
+        """
+
     @property
     def name(self) -> str: ...
 
@@ -1824,6 +1834,14 @@ class LRScheduler:
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate `epoch` steps after construction."""
+
+    def state_dict(self) -> dict[str, NDArray]:
+        """'last_epoch' and 'base_lr' as 0-d NDArrays."""
+
+    def load_state_dict(self, state: Mapping[str, NDArray]) -> None:
+        """
+        Restores a state_dict() and sets the optimizer's learning rate to that step's; ValueError, changing nothing, when it does not match.
+        """
 
     @property
     def last_epoch(self) -> int: ...

@@ -1,5 +1,7 @@
 // needle.optim's C++ side: the optimizers (updates in C++, in place), the learning-rate schedulers and
 // gradient clipping (include/needle/optim).
+#include <nanobind/stl/map.h>
+
 #include <memory>
 #include <vector>
 
@@ -22,6 +24,12 @@ void bind_optimizers(nb::module_& m) {
       .def("zero_grad", &Optimizer::zero_grad, "reset_grad().")
       .def_prop_rw("lr", &Optimizer::lr, &Optimizer::set_lr, "The learning rate (ValueError when set negative).")
       .def_prop_ro("params", &Optimizer::params, "The parameters, in the order given.")
+      .def("state_dict", &Optimizer::state_dict,
+           "The state a resumed run needs, as NDArrays by name: 'lr', 'param_count' and the buffers "
+           "'state.<index>.<field>' (plus 'step' for Adam and AdamW).")
+      .def("load_state_dict", &Optimizer::load_state_dict, nb::arg("state"),
+           "Restores a state_dict() of the same kind of optimizer over parameters of the same count, shapes and "
+           "dtypes; ValueError, changing nothing, when it does not match.")
       .def_prop_ro("name", [](const Optimizer& o) { return std::string(o.name()); });
   nb::class_<optim::SGD, Optimizer>(m, "SGD")
       .def(nb::init<std::vector<Tensor>, double, double, double>(), nb::arg("params"), nb::arg("lr") = 0.01,
@@ -46,6 +54,10 @@ void bind_schedulers(nb::module_& m) {
       .def("step", &LRScheduler::step, "Advances the schedule by one and sets the optimizer's learning rate.")
       .def("get_lr", &LRScheduler::get_lr, "The learning rate of the current step.")
       .def("lr_at", &LRScheduler::lr_at, nb::arg("epoch"), "The learning rate `epoch` steps after construction.")
+      .def("state_dict", &LRScheduler::state_dict, "'last_epoch' and 'base_lr' as 0-d NDArrays.")
+      .def("load_state_dict", &LRScheduler::load_state_dict, nb::arg("state"),
+           "Restores a state_dict() and sets the optimizer's learning rate to that step's; ValueError, changing "
+           "nothing, when it does not match.")
       .def_prop_ro("last_epoch", &LRScheduler::last_epoch)
       .def_prop_ro("base_lr", &LRScheduler::base_lr);
   // The schedulers hold a reference to their optimizer: keep it alive as long as they live.

@@ -1,5 +1,6 @@
 // Adam (Needle's, with bias correction and L2 weight decay) and AdamW (PyTorch's decoupled decay).
 #include <cmath>
+#include <string>
 #include <utility>
 
 #include "needle/core/array_ops.h"
@@ -55,6 +56,37 @@ void Adam::step() {
     m_.insert_or_assign(i, std::move(m));
     v_.insert_or_assign(i, std::move(v));
   }
+}
+
+OptimizerState Adam::state_dict() const {
+  OptimizerState state = base_state();
+  state.emplace("step", state_scalar(t_));
+  for (const auto& [index, moment] : m_) state.emplace("state." + std::to_string(index) + ".exp_avg", moment);
+  for (const auto& [index, moment] : v_) state.emplace("state." + std::to_string(index) + ".exp_avg_sq", moment);
+  return state;
+}
+
+void Adam::load_state_dict(const OptimizerState& state) {
+  const std::string owner = std::string(name()) + ".load_state_dict";
+  CheckedState checked = check_state(state, {"exp_avg", "exp_avg_sq"}, {"step"});
+  const auto steps = read_state_scalar(checked.scalars, "step", /*integral=*/true, owner).to<std::int64_t>();
+  NEEDLE_CHECK(steps >= 0, ValueError, owner, ": invalid step count ", steps, " (must be >= 0)");
+  std::map<std::size_t, NDArray>& m = checked.buffers["exp_avg"];
+  std::map<std::size_t, NDArray>& v = checked.buffers["exp_avg_sq"];
+  // step() updates both moments together: one without the other is a damaged state.
+  for (const auto& entry : m) {
+    NEEDLE_CHECK(v.count(entry.first) != 0, ValueError, owner, ": key 'state.", entry.first,
+                 ".exp_avg' without 'state.", entry.first, ".exp_avg_sq'");
+  }
+  for (const auto& entry : v) {
+    NEEDLE_CHECK(m.count(entry.first) != 0, ValueError, owner, ": key 'state.", entry.first,
+                 ".exp_avg_sq' without 'state.", entry.first, ".exp_avg'");
+  }
+  NEEDLE_CHECK(steps > 0 || m.empty(), ValueError, owner, ": moments saved before the first step");
+  set_lr(checked.lr);
+  t_ = steps;
+  m_ = std::move(m);
+  v_ = std::move(v);
 }
 
 AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)

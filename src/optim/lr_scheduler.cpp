@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <utility>
 
 namespace needle::optim {
@@ -12,6 +13,25 @@ LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer), base_lr_
 
 void LRScheduler::step() {
   ++last_epoch_;
+  apply();
+}
+
+OptimizerState LRScheduler::state_dict() const {
+  return {{"last_epoch", state_scalar(last_epoch_)}, {"base_lr", state_scalar(base_lr_)}};
+}
+
+void LRScheduler::load_state_dict(const OptimizerState& state) {
+  const std::string owner = "LRScheduler.load_state_dict";
+  for (const auto& entry : state) {
+    NEEDLE_CHECK(entry.first == "last_epoch" || entry.first == "base_lr", ValueError, owner, ": unexpected key '",
+                 entry.first, "'");
+  }
+  const auto epoch = read_state_scalar(state, "last_epoch", /*integral=*/true, owner).to<std::int64_t>();
+  const auto base_lr = read_state_scalar(state, "base_lr", /*integral=*/false, owner).to<double>();
+  NEEDLE_CHECK(epoch >= 0, ValueError, owner, ": invalid last_epoch ", epoch, " (must be >= 0)");
+  NEEDLE_CHECK(base_lr >= 0.0, ValueError, owner, ": invalid base_lr ", base_lr, " (must be >= 0)");
+  last_epoch_ = epoch;
+  base_lr_ = base_lr;
   apply();
 }
 

@@ -1,4 +1,5 @@
 // SGD with Needle's momentum (an exponential moving average of the gradient) and L2 weight decay.
+#include <string>
 #include <utility>
 
 #include "needle/core/array_ops.h"
@@ -32,6 +33,20 @@ void SGD::step() {
     }
     p.set_value(value - g * lr());
   }
+}
+
+OptimizerState SGD::state_dict() const {
+  OptimizerState state = base_state();
+  for (const auto& [index, buffer] : velocity_) {
+    state.emplace("state." + std::to_string(index) + ".momentum_buffer", buffer);
+  }
+  return state;
+}
+
+void SGD::load_state_dict(const OptimizerState& state) {
+  CheckedState checked = check_state(state, {"momentum_buffer"}, {});
+  set_lr(checked.lr);
+  velocity_ = std::move(checked.buffers["momentum_buffer"]);
 }
 
 }  // namespace needle::optim

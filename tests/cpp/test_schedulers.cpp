@@ -74,6 +74,30 @@ TEST(SchedulerTest, SchedulersDriveTheOptimizersUpdate) {
   EXPECT_EQ(p.value().to_vector<double>(), (std::vector<double>{-1.75}));
 }
 
+TEST(SchedulerTest, StateDictResumesTheSchedule) {
+  optim::SGD opt({some_param()}, 0.4);
+  optim::CosineAnnealingLR scheduler(opt, 8);
+  for (int i = 0; i < 3; ++i) scheduler.step();
+  const optim::OptimizerState state = scheduler.state_dict();
+
+  optim::SGD fresh_opt({some_param()}, 0.4);
+  optim::CosineAnnealingLR resumed(fresh_opt, 8);
+  resumed.load_state_dict(state);
+  EXPECT_EQ(resumed.last_epoch(), 3);
+  EXPECT_EQ(fresh_opt.lr(), opt.lr());  // the restored step's rate is applied at once
+  scheduler.step();
+  resumed.step();
+  EXPECT_EQ(fresh_opt.lr(), opt.lr());
+
+  optim::OptimizerState extra = state;
+  extra.emplace("T_max", optim::state_scalar(std::int64_t{8}));
+  expect_error<ValueError>([&] { resumed.load_state_dict(extra); }, "unexpected key 'T_max'");
+  optim::OptimizerState missing = state;
+  missing.erase("base_lr");
+  expect_error<ValueError>([&] { resumed.load_state_dict(missing); }, "missing key 'base_lr'");
+  EXPECT_EQ(resumed.last_epoch(), 4);
+}
+
 TEST(SchedulerTest, RejectsBadArguments) {
   optim::SGD opt({some_param()}, 0.1);
   optim::SGD other({some_param()}, 0.1);

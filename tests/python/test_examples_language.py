@@ -72,4 +72,5 @@ def test_trains_writes_metrics_and_resumes(
 
     second = run(script, *common, *model_args, "--epochs", "3", "--resume")
     assert "after epoch 2" in second
+    assert "holds the model only" not in second  # the optimizer and the schedule were restored too
     assert [r["epoch"] for r in rows(out / "metrics.csv")] == ["1", "2", "3"]

@@ -75,6 +75,7 @@ def test_trains_writes_metrics_and_resumes(tmp_path: Path, script: str) -> None:
 
     second = run(script, *common, "--epochs", "2", "--resume")
     assert "after epoch 1" in second
+    assert "holds the model only" not in second  # the optimizer and the schedule were restored too
     assert "epoch 1: train loss" not in second  # the finished epoch is not trained again
     assert "epoch 2: train loss" in second
     assert [r["epoch"] for r in rows(out / "metrics.csv")] == ["1", "2"]

@@ -30,6 +30,13 @@ class LRScheduler {
   [[nodiscard]] double base_lr() const { return base_lr_; }
   [[nodiscard]] Optimizer& optimizer() const { return optimizer_; }
 
+  // "last_epoch" (int64) and "base_lr" (float64) as 0-d arrays: the schedule's parameters are the
+  // constructor's, so these two decide every later learning rate.
+  [[nodiscard]] OptimizerState state_dict() const;
+  // Restores a state_dict() and sets the optimizer's learning rate to the restored step's. ValueError,
+  // changing nothing, for a missing, unknown or malformed entry.
+  void load_state_dict(const OptimizerState& state);
+
  protected:
   // Writes lr_at(last_epoch) into the optimizer. Derived constructors call it once, because the
   // schedule's first value (a warm-up's start) applies before the first step.

@@ -8,11 +8,26 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "needle/autograd/tensor.h"
 
 namespace needle::optim {
+
+// An optimizer's (or scheduler's) state as flat named arrays, so that it fits a safetensors file next to
+// a model's state dict. Scalars are 0-d arrays. Per-parameter entries are "state.<index>.<field>", the
+// index being the parameter's position in params().
+using OptimizerState = std::map<std::string, NDArray>;
+
+// A 0-d array holding `value`: how state dicts store scalars (float64 and int64 keep them exact).
+[[nodiscard]] NDArray state_scalar(double value);
+[[nodiscard]] NDArray state_scalar(std::int64_t value);
+// The value of state[key], a 0-d or one-element array, integral when `integral` (a step count) and
+// floating otherwise. ValueError starting with `owner` ("Adam.load_state_dict") when it is missing or
+// not such an array.
+[[nodiscard]] Scalar read_state_scalar(const OptimizerState& state, const std::string& key, bool integral,
+                                       const std::string& owner);
 
 class Optimizer {
  public:
@@ -37,6 +52,32 @@ class Optimizer {
   [[nodiscard]] const std::vector<Tensor>& params() const { return params_; }
   [[nodiscard]] const char* name() const { return name_; }
 
+  // Everything a resumed run needs to continue exactly where this one stopped: the learning rate
+  // ("lr", float64), the number of parameters ("param_count", int64) and the subclass's buffers. The
+  // arrays are the optimizer's own (never written in place), so the map stays valid after more steps.
+  [[nodiscard]] virtual OptimizerState state_dict() const;
+  // Restores a state_dict() of an optimizer of the same kind over parameters of the same count, shapes
+  // and dtypes. Everything is validated first: a ValueError (unknown, missing or malformed key, wrong
+  // shape or dtype) leaves the optimizer exactly as it was. The arrays are copied onto the parameters'
+  // devices.
+  virtual void load_state_dict(const OptimizerState& state);
+
+ protected:
+  // A validated state: the common scalars, and the per-parameter arrays by field, then by parameter
+  // index, already copied to the parameter's device.
+  struct CheckedState {
+    double lr = 0.0;
+    std::map<std::string, std::map<std::size_t, NDArray>> buffers;
+    std::map<std::string, NDArray> scalars;
+  };
+  // Checks `state` against this optimizer: "lr" and "param_count" as state_dict() writes them, every
+  // name in `scalar_keys` present as a 0-d or one-element array, and every other key of the form
+  // "state.<index>.<field>" with a field from `buffer_fields` and the shape and dtype of that parameter.
+  [[nodiscard]] CheckedState check_state(const OptimizerState& state, const std::vector<std::string>& buffer_fields,
+                                         const std::vector<std::string>& scalar_keys) const;
+  // The common entries of state_dict().
+  [[nodiscard]] OptimizerState base_state() const;
+
  private:
   std::vector<Tensor> params_;
   double lr_;
@@ -53,6 +94,9 @@ class SGD final : public Optimizer {
   // ValueError unless 0 <= momentum < 1 and weight_decay >= 0.
   explicit SGD(std::vector<Tensor> params, double lr = 0.01, double momentum = 0.0, double weight_decay = 0.0);
   void step() override;
+  // Adds the momentum buffers, "state.<i>.momentum_buffer", of the parameters updated so far.
+  [[nodiscard]] OptimizerState state_dict() const override;
+  void load_state_dict(const OptimizerState& state) override;
 
   [[nodiscard]] double momentum() const { return momentum_; }
   [[nodiscard]] double weight_decay() const { return weight_decay_; }
@@ -73,6 +117,10 @@ class Adam : public Optimizer {
   explicit Adam(std::vector<Tensor> params, double lr = 0.01, double beta1 = 0.9, double beta2 = 0.999,
                 double eps = 1e-8, double weight_decay = 0.0);
   void step() override;
+  // Adds the step count "step" (int64) and the moments "state.<i>.exp_avg" and "state.<i>.exp_avg_sq" of
+  // the parameters updated so far.
+  [[nodiscard]] OptimizerState state_dict() const override;
+  void load_state_dict(const OptimizerState& state) override;
 
   [[nodiscard]] std::int64_t steps() const { return t_; }
 

@@ -3,8 +3,12 @@ schedule is a closed form of the number of ``step()`` calls, computed in C++."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from needle import _core
-from needle.optim.optimizer import CppOptimizer, Optimizer
+from needle._core import NDArray
+from needle.optim.optimizer import CppOptimizer, Optimizer, _state_array
 
 
 def _cpp_optimizer(optimizer: Optimizer) -> _core.Optimizer:
@@ -35,6 +39,18 @@ class LRScheduler:
     def lr_at(self, epoch: int) -> float:
         """The learning rate ``epoch`` steps after construction."""
         return self._cpp.lr_at(epoch)
+
+    def state_dict(self) -> dict[str, NDArray]:
+        """``last_epoch`` and ``base_lr`` as 0-d NDArrays (with the constructor's arguments they decide every
+        later learning rate)."""
+        return dict(self._cpp.state_dict())
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores a ``state_dict()`` and sets the optimizer's learning rate to that step's; ValueError,
+        changing nothing, when an entry is missing, unknown or malformed."""
+        self._cpp.load_state_dict(
+            {str(key): _state_array("LRScheduler", str(key), value) for key, value in state.items()}
+        )
 
     @property
     def last_epoch(self) -> int:

@@ -3,10 +3,23 @@ run in C++ kernels on the parameters' values, in place (the Tensor objects stay 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
 
 from needle import _core
-from needle._core import Tensor
+from needle._core import NDArray, Tensor
+
+
+def _state_array(owner: str, name: str, value: Any) -> NDArray:
+    if isinstance(value, Tensor):
+        return value.cached_data
+    if isinstance(value, NDArray):
+        return value
+    if isinstance(value, np.ndarray | np.generic | int | float):
+        return _core.array(np.asarray(value))
+    raise TypeError(f"{owner}.load_state_dict: '{name}' is a {type(value).__name__}, expected an NDArray or an array")
 
 
 class Optimizer:
@@ -42,6 +55,14 @@ class Optimizer:
     def lr(self, value: float) -> None:
         self._lr = float(value)
 
+    def state_dict(self) -> dict[str, NDArray]:
+        """The state a resumed run needs, as NDArrays by name (a Python subclass with state implements it)."""
+        raise NotImplementedError(f"{type(self).__name__}.state_dict is not implemented")
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores a ``state_dict()`` (a Python subclass with state implements it)."""
+        raise NotImplementedError(f"{type(self).__name__}.load_state_dict is not implemented")
+
 
 class CppOptimizer(Optimizer):
     """An optimizer whose update runs in C++ (``_cpp``); the learning-rate schedulers drive these."""
@@ -58,6 +79,21 @@ class CppOptimizer(Optimizer):
 
     def reset_grad(self) -> None:
         self._cpp.reset_grad()
+
+    def state_dict(self) -> dict[str, NDArray]:
+        """Everything a resumed run needs to continue exactly where this one stopped, as NDArrays by name
+        (so it fits a safetensors file, e.g. ``needle.save(opt.state_dict(), path)``): ``lr`` and
+        ``param_count``, the per-parameter buffers ``state.<index>.<field>`` (SGD's ``momentum_buffer``,
+        Adam's ``exp_avg`` and ``exp_avg_sq``, for the parameters updated so far) and Adam's ``step``.
+        The arrays are never changed in place by later steps."""
+        return dict(self._cpp.state_dict())
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores a ``state_dict()`` of the same kind of optimizer over parameters of the same count,
+        shapes and dtypes (values may be NDArrays, Tensors or NumPy arrays, e.g. from ``needle.load``).
+        Raises ValueError, leaving the optimizer unchanged, when the state does not match."""
+        name = type(self).__name__
+        self._cpp.load_state_dict({str(key): _state_array(name, str(key), value) for key, value in state.items()})
 
     @property
     def lr(self) -> float:
