@@ -1,7 +1,9 @@
 // Kernel timings on the ref and cpu devices, through the array layer:
 //   build/release/benchmarks/bench_kernels --benchmark_filter=matmul
 //   build/release/benchmarks/bench_kernels --benchmark_filter=sgemm
+//   build/release/benchmarks/bench_kernels --benchmark_filter='softmax|layer_norm'
 #include <benchmark/benchmark.h>
+#include <needle/backend/backend.h>
 #include <needle/core/threads.h>
 #include <needle/needle.h>
 
@@ -63,6 +65,97 @@ BENCHMARK(BM_sgemm)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Softmax, log-softmax and layer norm on float32 cpu rows, "composed" (mode 0: the chain of array
+// functions the ops used before the fused kernels, one pass over memory each) against "fused" (mode 1:
+// the backend's fused kernel, as the ops now run it). Args: mode, rows, cols. Bytes processed count one
+// read of each input and one write of the output.
+namespace nd = needle;
+
+nd::NDArray composed_softmax(const nd::NDArray& x, bool log) {
+  const nd::NDArray shifted = x - nd::max(x, {1}, /*keepdims=*/true);
+  if (log) return shifted - nd::log(nd::sum(nd::exp(shifted), {1}, /*keepdims=*/true));
+  const nd::NDArray e = nd::exp(shifted);
+  return e / nd::sum(e, {1}, /*keepdims=*/true);
+}
+
+void softmax_forward(benchmark::State& state, bool log) {
+  const std::int64_t rows = state.range(1);
+  const std::int64_t cols = state.range(2);
+  const nd::NDArray x = nd::randn({rows, cols}, 0.0, 1.0, nd::DType::Float32, nd::cpu_device());
+  for (auto _ : state) {
+    if (state.range(0) == 0) {
+      benchmark::DoNotOptimize(composed_softmax(x, log));
+    } else {
+      nd::NDArray out = nd::NDArray::empty(x.shape(), x.dtype(), x.device());
+      nd::backend_for(x.device()).softmax(out.view(), x.view(), log);
+      benchmark::DoNotOptimize(out);
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * rows * cols * 2 * 4);
+}
+void BM_softmax(benchmark::State& state) { softmax_forward(state, false); }
+void BM_logsoftmax(benchmark::State& state) { softmax_forward(state, true); }
+
+// dx from the output gradient g and the output y, as the softmax gradient computes it.
+void BM_softmax_backward(benchmark::State& state) {
+  const std::int64_t rows = state.range(1);
+  const std::int64_t cols = state.range(2);
+  const nd::NDArray y =
+      composed_softmax(nd::randn({rows, cols}, 0.0, 1.0, nd::DType::Float32, nd::cpu_device()), false);
+  const nd::NDArray g = nd::randn({rows, cols}, 0.0, 1.0, nd::DType::Float32, nd::cpu_device());
+  for (auto _ : state) {
+    if (state.range(0) == 0) {
+      benchmark::DoNotOptimize(y * (g - nd::sum(g * y, {1}, /*keepdims=*/true)));
+    } else {
+      nd::NDArray dx = nd::NDArray::empty(y.shape(), y.dtype(), y.device());
+      nd::backend_for(y.device()).softmax_backward(dx.view(), g.view(), y.view(), false);
+      benchmark::DoNotOptimize(dx);
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * rows * cols * 3 * 4);
+}
+
+const std::vector<std::vector<std::int64_t>> kSoftmaxShapes = {{16 * 4 * 128, 128}, {700, 10000}};
+
+void softmax_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"fused", "rows", "cols"});
+  for (const auto& shape : kSoftmaxShapes) {
+    for (std::int64_t mode : {0, 1}) b->Args({mode, shape[0], shape[1]});
+  }
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+BENCHMARK(BM_softmax)->Apply(softmax_args);
+BENCHMARK(BM_logsoftmax)->Apply(softmax_args);
+BENCHMARK(BM_softmax_backward)->Apply(softmax_args);
+
+// Layer norm forward and backward (no affine) through the ops with autograd: mode 0 composes it from ops
+// as layer_norm did before (mean, subtract, square, mean, add, sqrt, divide), mode 1 is ops::layer_norm.
+void BM_layer_norm_train(benchmark::State& state) {
+  const std::int64_t rows = state.range(1);
+  const std::int64_t cols = state.range(2);
+  const nd::NDArray x0 = nd::randn({rows, cols}, 0.0, 1.0, nd::DType::Float32, nd::cpu_device());
+  const nd::Tensor g(nd::randn({rows, cols}, 0.0, 1.0, nd::DType::Float32, nd::cpu_device()));
+  for (auto _ : state) {
+    nd::Tensor x(x0, true);
+    nd::Tensor y;
+    if (state.range(0) == 0) {
+      const nd::Tensor centered = x - nd::ops::mean(x, {-1}, /*keepdims=*/true);
+      const nd::Tensor var = nd::ops::mean(centered * centered, {-1}, /*keepdims=*/true);
+      y = centered / nd::ops::sqrt(var + nd::Scalar(1e-5));
+    } else {
+      y = nd::ops::layer_norm(x, nd::Tensor(), nd::Tensor(), 1e-5);
+    }
+    y.backward(g);
+    benchmark::DoNotOptimize(x.grad());
+  }
+  state.SetBytesProcessed(state.iterations() * rows * cols * 5 * 4);
+}
+BENCHMARK(BM_layer_norm_train)
+    ->ArgNames({"fused", "rows", "cols"})
+    ->ArgsProduct({{0, 1}, {2048}, {128}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 #if defined(__x86_64__)
 // The FMA peak of one core as this machine delivers it now (clock, turbo, sharing): twelve independent
 // chains of 8-float FMAs, enough to fill both FMA pipes through their latency. The sgemm GFLOP/s above are
@@ -94,6 +187,34 @@ __attribute__((target("avx2,fma"))) void BM_fma_peak(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_fma_peak)->Unit(benchmark::kMillisecond);
+
+// The same with 16-float zmm FMAs, the peak the AVX-512 sgemm kernel is measured against (some CPUs run
+// 512-bit FMAs on one pipe, or at a lower clock, so it is not simply twice the AVX2 figure).
+__attribute__((target("avx512f"))) void BM_fma_peak_avx512(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("no AVX-512F");
+    return;
+  }
+  constexpr int kChains = 12;
+  constexpr std::int64_t kSteps = 1 << 20;
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001F * static_cast<float>(i));
+  const __m512 scale = _mm512_set1_ps(0.9999F);
+  const __m512 shift = _mm512_set1_ps(0.0001F);
+  for (auto _ : state) {
+    for (std::int64_t k = 0; k < kSteps; ++k) {
+#pragma GCC unroll 12
+      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(scale, acc[i], shift);
+    }
+  }
+  __m512 total = acc[0];
+  for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
+  benchmark::DoNotOptimize(_mm512_reduce_add_ps(total));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(kSteps * kChains * 32), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_fma_peak_avx512)->Unit(benchmark::kMillisecond);
 #endif
 
 }  // namespace

@@ -225,6 +225,26 @@ class TracingBackend final : public Backend {
     run(kernel(str("random.", random_name(dist)), out.dtype, {}, out.size(), 0, view_bytes(out)),
         [&](Backend& b) { b.random(dist, out, p0, p1, seed, offset); });
   }
+  // The fused row kernels; flops count the arithmetic of one straightforward pass per formula term.
+  void softmax(const StridedView& out, const StridedView& in, bool log) override {
+    run(kernel(log ? "logsoftmax" : "softmax", out.dtype, {in.shape}, out.size(), 4 * out.size(),
+               view_bytes(out) + view_bytes(in)),
+        [&](Backend& b) { b.softmax(out, in, log); });
+  }
+  void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
+    run(kernel(log ? "logsoftmax_backward" : "softmax_backward", dx.dtype, {g.shape, y.shape}, dx.size(), 4 * dx.size(),
+               view_bytes(dx) + view_bytes(g) + view_bytes(y)),
+        [&](Backend& b) { b.softmax_backward(dx, g, y, log); });
+  }
+  void layer_norm(const StridedView& out, const StridedView& x, double eps) override {
+    run(kernel("layer_norm", out.dtype, {x.shape}, out.size(), 5 * out.size(), view_bytes(out) + view_bytes(x)),
+        [&](Backend& b) { b.layer_norm(out, x, eps); });
+  }
+  void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override {
+    run(kernel("layer_norm_backward", dx.dtype, {g.shape, x.shape}, dx.size(), 10 * dx.size(),
+               view_bytes(dx) + view_bytes(g) + view_bytes(x)),
+        [&](Backend& b) { b.layer_norm_backward(dx, g, x, eps); });
+  }
 
  private:
   [[nodiscard]] Backend& inner_backend() const { return *inner.load(std::memory_order_acquire); }

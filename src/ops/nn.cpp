@@ -1,8 +1,11 @@
-// Neural-network functions: (log-)softmax as primitive ops with stable forwards, and the losses,
-// dropout and normalizations composed from ops (so their gradients, and the gradients of those, come
-// from the pieces).
+// Neural-network functions: (log-)softmax and layer normalization as primitive ops whose forwards and
+// backwards run the backend's fused row kernels, and the losses, dropout and batch normalization
+// composed from ops (so their gradients, and the gradients of those, come from the pieces). The
+// gradients of the fused ops are ops too, written with differentiable expressions, so gradients of
+// gradients still work.
 #include <algorithm>
 
+#include "needle/backend/backend.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -12,44 +15,130 @@ using detail::make;
 
 namespace {
 
-// a - max(a) along `axis`: the largest entry becomes 0, so exp() below cannot overflow for any finite
-// logits (softmax and logsoftmax are invariant under this shift).
-NDArray shift_by_max(const NDArray& a, std::int64_t axis) { return a - needle::max(a, {axis}, /*keepdims=*/true); }
+// The fused kernels read contiguous rows along the last axis. These move `axis` there (a view), compact,
+// and move it back in the result (a view again), so any axis and any layout work.
+NDArray rows_along(const NDArray& a, std::int64_t axis) {
+  const std::int64_t last = a.ndim() - 1;
+  return (a.ndim() > 1 && axis != last ? a.swapaxes(axis, last) : a).compact();
+}
+NDArray restore_axis(const NDArray& rows, std::int64_t axis) {
+  const std::int64_t last = rows.ndim() - 1;
+  return rows.ndim() > 1 && axis != last ? rows.swapaxes(axis, last) : rows;
+}
 
-class LogSoftmaxOp final : public Op {
- public:
-  explicit LogSoftmaxOp(std::int64_t axis) : axis_(axis) {}
-  std::string name() const override { return "logsoftmax"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray shifted = shift_by_max(in[0], axis_);
-    // The sum includes exp(0) = 1, so the log is finite and >= 0.
-    return shifted - needle::log(needle::sum(needle::exp(shifted), {axis_}, /*keepdims=*/true));
-  }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
-    // d/dx: g - softmax(x) * sum(g); softmax from the output so the expression stays differentiable.
-    return {g - exp(node) * summation(g, {axis_}, /*keepdims=*/true)};
-  }
+// softmax (or log-softmax) of `a` along `axis` by the backend's fused kernel.
+NDArray fused_softmax(const NDArray& a, std::int64_t axis, bool log) {
+  const NDArray in = rows_along(a, axis);
+  NDArray out = NDArray::empty(in.shape(), in.dtype(), in.device());
+  if (out.size() > 0) backend_for(out.device()).softmax(out.view(), in.view(), log);
+  return restore_axis(out, axis);
+}
 
- private:
-  std::int64_t axis_;  // normalized
-};
-
+// Stable softmax: the fused kernel shifts every row by its maximum, so exp() cannot overflow.
 class SoftmaxOp final : public Op {
  public:
-  explicit SoftmaxOp(std::int64_t axis) : axis_(axis) {}
-  std::string name() const override { return "softmax"; }
+  SoftmaxOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
+  std::string name() const override { return log_ ? "logsoftmax" : "softmax"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return fused_softmax(in[0], axis_, log_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+
+ private:
+  std::int64_t axis_;  // normalized
+  bool log_;
+};
+
+// The vector-Jacobian product of (log-)softmax from its output: inputs g (the output's gradient) and
+// y (the output). softmax: y * (g - sum(g * y)); log-softmax: g - exp(y) * sum(g), sums along the axis.
+class SoftmaxGradOp final : public Op {
+ public:
+  SoftmaxGradOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
+  std::string name() const override { return log_ ? "logsoftmax_backward" : "softmax_backward"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray e = needle::exp(shift_by_max(in[0], axis_));
-    return e / needle::sum(e, {axis_}, /*keepdims=*/true);
+    const NDArray g = rows_along(in[0], axis_);
+    const NDArray y = rows_along(in[1].astype(in[0].dtype()), axis_);
+    NDArray dx = NDArray::empty(g.shape(), g.dtype(), g.device());
+    if (dx.size() > 0) backend_for(dx.device()).softmax_backward(dx.view(), g.view(), y.view(), log_);
+    return restore_axis(dx, axis_);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
-    // s * (g - sum(g * s)), with s the output.
-    return {node * (g - summation(g * node, {axis_}, /*keepdims=*/true))};
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+    const Tensor& g = node.inputs()[0];
+    const Tensor& y = node.inputs()[1];
+    const Axes axis{axis_};
+    if (log_) {
+      // f = g - exp(y) * sum(g): df/dg^T h = h - sum(h * exp(y)); df/dy^T h = -h * exp(y) * sum(g).
+      const Tensor p = exp(y);
+      return {h - summation(h * p, axis, /*keepdims=*/true), negate(h * p * summation(g, axis, /*keepdims=*/true))};
+    }
+    // f = y * (g - sum(g * y)): its Jacobian in g is symmetric, so df/dg^T h = f(h, y);
+    // df/dy^T h = h * (g - sum(g * y)) - g * sum(h * y).
+    return {make<SoftmaxGradOp>({h, y}, axis_, false),
+            h * (g - summation(g * y, axis, /*keepdims=*/true)) - g * summation(h * y, axis, /*keepdims=*/true)};
   }
 
  private:
   std::int64_t axis_;  // normalized
+  bool log_;
 };
+
+std::vector<Tensor> SoftmaxOp::gradient(const Tensor& g, const Tensor& node) const {
+  return {make<SoftmaxGradOp>({g, node}, axis_, log_)};
+}
+
+// (x - mean) / sqrt(var + eps) along the last axis (biased variance, as PyTorch), by the fused kernel.
+class NormalizeOp final : public Op {
+ public:
+  explicit NormalizeOp(double eps) : eps_(eps) {}
+  std::string name() const override { return "normalize"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray x = in[0].compact();
+    NDArray out = NDArray::empty(x.shape(), x.dtype(), x.device());
+    if (out.size() > 0) backend_for(out.device()).layer_norm(out.view(), x.view(), eps_);
+    return out;
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+
+ private:
+  double eps_;
+};
+
+// The vector-Jacobian product of NormalizeOp: inputs g (the output's gradient) and x (its input);
+// rstd * (g - mean(g) - xhat * mean(g * xhat)) along the last axis, by the fused kernel.
+class NormalizeGradOp final : public Op {
+ public:
+  explicit NormalizeGradOp(double eps) : eps_(eps) {}
+  std::string name() const override { return "normalize_backward"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray g = in[0].compact();
+    const NDArray x = in[1].astype(in[0].dtype()).compact();
+    NDArray dx = NDArray::empty(g.shape(), g.dtype(), g.device());
+    if (dx.size() > 0) backend_for(dx.device()).layer_norm_backward(dx.view(), g.view(), x.view(), eps_);
+    return dx;
+  }
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+    // f(g, x) = J(x)^T g with J the Jacobian of normalize, which is symmetric: df/dg^T h = f(h, x).
+    // With n the row length, s = rstd, xhat = (x - mean) * s, a = mean(g * xhat), b = mean(h * xhat):
+    // d<h, f>/dx = -s * (s * xhat * (mean(h * g) - mean(h) * mean(g) - a * b) + b * f(g, x) + a * f(h, x)).
+    const Tensor& g = node.inputs()[0];
+    const Tensor& x = node.inputs()[1];
+    const Axes last{-1};
+    const Tensor centered = x - mean(x, last, /*keepdims=*/true);
+    const Tensor rstd = Scalar(1.0) / sqrt(mean(centered * centered, last, /*keepdims=*/true) + Scalar(eps_));
+    const Tensor xhat = centered * rstd;
+    const Tensor a = mean(g * xhat, last, /*keepdims=*/true);
+    const Tensor b = mean(h * xhat, last, /*keepdims=*/true);
+    const Tensor f_h = make<NormalizeGradOp>({h, x}, eps_);
+    const Tensor covariance =
+        mean(h * g, last, /*keepdims=*/true) - mean(h, last, /*keepdims=*/true) * mean(g, last, /*keepdims=*/true);
+    return {f_h, negate(rstd * (rstd * xhat * (covariance - a * b) + b * node + a * f_h))};
+  }
+
+ private:
+  double eps_;
+};
+
+std::vector<Tensor> NormalizeOp::gradient(const Tensor& g, const Tensor& node) const {
+  return {make<NormalizeGradOp>({g, node.inputs()[0]}, eps_)};
+}
 
 void check_vector_param(std::string_view op, std::string_view what, const Tensor& param, const Tensor& x,
                         std::int64_t size) {
@@ -71,12 +160,12 @@ Tensor scale_and_shift(Tensor y, const Tensor& weight, const Tensor& bias, const
 
 Tensor logsoftmax(const Tensor& a, std::int64_t axis) {
   detail::check_floating("logsoftmax", a);
-  return make<LogSoftmaxOp>({a}, normalize_axis(axis, a.ndim(), "logsoftmax"));
+  return make<SoftmaxOp>({a}, normalize_axis(axis, a.ndim(), "logsoftmax"), true);
 }
 
 Tensor softmax(const Tensor& a, std::int64_t axis) {
   detail::check_floating("softmax", a);
-  return make<SoftmaxOp>({a}, normalize_axis(axis, a.ndim(), "softmax"));
+  return make<SoftmaxOp>({a}, normalize_axis(axis, a.ndim(), "softmax"), false);
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
@@ -95,12 +184,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
     NEEDLE_CHECK(lowest >= 0 && highest < classes, IndexError, "cross_entropy: labels must lie in [0, ", classes,
                  ") for logits of shape ", shape_str(logits.shape()), ", got ", lowest < 0 ? lowest : highest);
   }
-  // A one-hot mask picks -log p[label]; `where` (not a product) keeps the other entries out even if
-  // they are -inf.
-  const NDArray classes_row = NDArray::arange(classes, labels.dtype(), labels.device()).reshape({1, classes});
-  const Tensor picked = constant(needle::eq(labels.value().reshape({n, 1}), classes_row));
-  const Tensor zero = detail::scalar_like(logits, Scalar(0.0));
-  return negate(summation(where(picked, logsoftmax(logits, 1), zero))) * Scalar(1.0 / static_cast<double>(n));
+  // Gathering log p[label] reads one entry per row (its gradient scatters into zeros), however many
+  // classes there are, and never touches the other entries even if they are -inf.
+  const Tensor label_column = constant(labels.value().astype(DType::Int64).reshape({n, 1}));
+  const Tensor picked = gather(logsoftmax(logits, 1), 1, label_column);
+  return negate(summation(picked)) * Scalar(1.0 / static_cast<double>(n));
 }
 
 Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
@@ -129,10 +217,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   const std::int64_t dim = x.shape().back();
   check_vector_param("layer_norm", "weight", weight, x, dim);
   check_vector_param("layer_norm", "bias", bias, x, dim);
-  const Tensor centered = x - mean(x, {-1}, /*keepdims=*/true);
-  // Biased variance (divides by dim), as PyTorch does.
-  const Tensor var = mean(centered * centered, {-1}, /*keepdims=*/true);
-  return scale_and_shift(centered / sqrt(var + Scalar(eps)), weight, bias, {dim});
+  return scale_and_shift(make<NormalizeOp>({x}, eps), weight, bias, {dim});
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

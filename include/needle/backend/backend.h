@@ -140,6 +140,29 @@ class Backend {
   // for the same generator state. See core/random.h for the exact bit recipe every backend follows.
   virtual void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
                       std::uint64_t offset) = 0;
+
+  // ---- fused neural-network kernels ---------------------------------------------------------
+  // Row-wise kernels that replace chains of the primitives above with one or two passes over memory.
+  // Unlike the primitives, every operand is contiguous (the op layer moves the normalized axis last and
+  // compacts), all share one shape and one floating dtype (float32 or float64), and each is read as
+  // rows x cols with cols = the last dimension (rows = 1 for 0-d arrays). Shapes with 0 rows or 0 cols
+  // are allowed (nothing to write, or empty rows). Outputs never alias inputs. The defaults here
+  // compose the primitives above (fused_defaults.cpp), so a backend that does not override them still
+  // computes the right thing, only with more passes and temporaries.
+  //
+  // Per row: m = max(in), out = exp(in - m) / sum(exp(in - m)) (softmax), or
+  // out = in - m - log(sum(exp(in - m))) (log-softmax, when `log`).
+  virtual void softmax(const StridedView& out, const StridedView& in, bool log);
+  // The vector-Jacobian product of softmax given its output y and the gradient g of the output, per row:
+  // dx = y * (g - sum(g * y)) (softmax), or dx = g - exp(y) * sum(g) (log-softmax, y = log-probabilities).
+  virtual void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log);
+  // Per row: out = (x - mean(x)) / sqrt(var(x) + eps), with the biased variance mean((x - mean)^2) as
+  // PyTorch uses; no affine weight or bias.
+  virtual void layer_norm(const StridedView& out, const StridedView& x, double eps);
+  // The vector-Jacobian product of layer_norm given its input x and the gradient g of its output, per row
+  // (mean, rstd = 1 / sqrt(var + eps) and xhat = (x - mean) * rstd recomputed from x):
+  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+  virtual void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 };
 
 // The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.

@@ -56,6 +56,12 @@ class CpuBackend final : public Backend {
     ref::random(dist, out, p0, p1, seed, offset);
   }
 
+  // nn.cpp: fused softmax and layer norm (contiguous rows; see backend.h).
+  void softmax(const StridedView& out, const StridedView& in, bool log) override;
+  void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override;
+  void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
+  void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
+
  private:
   // binary() for layouts whose last axis is contiguous or broadcast in every operand (elementwise.cpp).
   void binary_rows(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b);
@@ -65,5 +71,13 @@ class CpuBackend final : public Backend {
 
   BlockCache blocks_;
 };
+
+namespace cpu {
+
+// Makes the fused kernels of nn.cpp use their baseline build even where the CPU has AVX2 + FMA (for tests
+// of both builds); false restores the run-time choice.
+void set_fused_nn_portable(bool portable);
+
+}  // namespace cpu
 
 }  // namespace needle

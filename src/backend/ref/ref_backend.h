@@ -49,6 +49,15 @@ class RefBackend final : public Backend {
               std::uint64_t offset) override {
     ref::random(dist, out, p0, p1, seed, offset);
   }
+
+  void softmax(const StridedView& out, const StridedView& in, bool log) override { ref::softmax(out, in, log); }
+  void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
+    ref::softmax_backward(dx, g, y, log);
+  }
+  void layer_norm(const StridedView& out, const StridedView& x, double eps) override { ref::layer_norm(out, x, eps); }
+  void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override {
+    ref::layer_norm_backward(dx, g, x, eps);
+  }
 };
 
 }  // namespace needle

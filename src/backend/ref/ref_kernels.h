@@ -28,6 +28,12 @@ void matmul(const StridedView& out, const StridedView& a, const StridedView& b);
 void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis);
 void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src, std::int64_t axis);
 
+// nn.cpp: the fused neural-network kernels (contiguous rows; see backend.h).
+void softmax(const StridedView& out, const StridedView& in, bool log);
+void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log);
+void layer_norm(const StridedView& out, const StridedView& x, double eps);
+void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
+
 void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
             std::uint64_t offset);
 

@@ -1,0 +1,341 @@
+// The cpu backend's fused neural-network kernels: softmax, log-softmax, layer norm and their backward
+// passes, each one to four passes over a row that stays in cache between passes, rows split over the
+// thread pool. Every row is computed by one thread in a fixed order, so results do not depend on the
+// thread count. The inner loops are written so the compiler vectorises them: sums and maxima keep
+// kLanes independent partial results, and exp() is a branch-free polynomial instead of a libm call.
+// Each kernel is compiled twice: for the baseline instruction set and, on x86-64, for AVX2 + FMA,
+// picked at run time when the CPU has them.
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/fused_rows.h"
+#include "needle/core/threads.h"
+
+namespace needle {
+
+namespace {
+
+// Rows per parallel chunk are chosen so each chunk has at least this many elements.
+constexpr std::int64_t kParallelGrain = 32768;
+// Independent partial sums (or maxima) per row: enough for two AVX2 vectors of float.
+constexpr int kLanes = 16;
+
+std::atomic<bool> g_force_portable{false};
+
+// exp(x) for float: Cephes' expf (x = n ln2 + r with |r| <= ln2 / 2, a degree-7 polynomial in r, then
+// times 2^n built in the exponent bits), about 1 ulp. Branch-free so that loops calling it vectorise:
+// the integer n is read from the mantissa after adding 1.5 * 2^23, with no float-to-int conversion.
+// Below the smallest normal result it returns 0; NaN stays NaN.
+[[gnu::always_inline]] inline float vector_exp(float x) {
+  constexpr float kLog2e = 1.44269504088896341F;
+  constexpr float kLn2Hi = 0.693359375F;
+  constexpr float kLn2Lo = -2.12194440e-4F;
+  constexpr float kMax = 88.3762626647949F;
+  constexpr float kMin = -87.3365478515625F;  // ln(2^-126)
+  constexpr float kRoundMagic = 12582912.0F;  // 1.5 * 2^23
+  float clamped = x > kMax ? kMax : x;
+  clamped = clamped < kMin ? kMin : clamped;
+  const float rounded = clamped * kLog2e + kRoundMagic;
+  const float n = rounded - kRoundMagic;
+  const float r = (clamped - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.9875691500E-4F;
+  p = p * r + 1.3981999507E-3F;
+  p = p * r + 8.3334519073E-3F;
+  p = p * r + 4.1665795894E-2F;
+  p = p * r + 1.6666665459E-1F;
+  p = p * r + 5.0000001201E-1F;
+  p = p * (r * r) + r + 1.0F;
+  const std::uint32_t exponent =
+      (std::bit_cast<std::uint32_t>(rounded) - std::bit_cast<std::uint32_t>(kRoundMagic) + 127U) << 23U;
+  const float result = p * std::bit_cast<float>(exponent);
+  const float low = x < kMin ? 0.0F : result;
+  return x > kMax ? std::numeric_limits<float>::infinity() : low;
+}
+
+// exp(x) for double: Cephes' exp (a Pade approximant 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)) on the reduced
+// argument), about 1 ulp, with the same branch-free reduction as the float version.
+[[gnu::always_inline]] inline double vector_exp(double x) {
+  constexpr double kLog2e = 1.4426950408889634073599;
+  constexpr double kLn2Hi = 6.93145751953125E-1;
+  constexpr double kLn2Lo = 1.42860682030941723212E-6;
+  constexpr double kMax = 709.0;
+  constexpr double kMin = -708.39641853226410622;     // ln(2^-1022)
+  constexpr double kRoundMagic = 6755399441055744.0;  // 1.5 * 2^52
+  double clamped = x > kMax ? kMax : x;
+  clamped = clamped < kMin ? kMin : clamped;
+  const double rounded = clamped * kLog2e + kRoundMagic;
+  const double n = rounded - kRoundMagic;
+  const double r = (clamped - n * kLn2Hi) - n * kLn2Lo;
+  const double rr = r * r;
+  const double px = r * ((1.26177193074810590878E-4 * rr + 3.02994407707441961300E-2) * rr + 9.99999999999999999910E-1);
+  const double qx =
+      ((3.00198505138664455042E-6 * rr + 2.52448340349684104192E-3) * rr + 2.27265548208155028766E-1) * rr +
+      2.00000000000000000009E0;
+  const double p = 1.0 + 2.0 * px / (qx - px);
+  const std::uint64_t exponent =
+      (std::bit_cast<std::uint64_t>(rounded) - std::bit_cast<std::uint64_t>(kRoundMagic) + 1023U) << 52U;
+  const double result = p * std::bit_cast<double>(exponent);
+  const double low = x < kMin ? 0.0 : result;
+  return x > kMax ? std::numeric_limits<double>::infinity() : low;
+}
+
+// sum of term(j) over j in [0, n), in kLanes partial sums combined pairwise.
+template <typename T, typename Term>
+[[gnu::always_inline]] inline T lane_sum(std::int64_t n, Term&& term) {
+  T partial[kLanes] = {};
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) partial[lane] += term(j + lane);
+  }
+  T tail = 0;
+  for (; j < n; ++j) tail += term(j);
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int lane = 0; lane < width; ++lane) partial[lane] += partial[lane + width];
+  }
+  return partial[0] + tail;
+}
+
+// Signed integers whose order is the order of the floats they are read from: the bits of a negative
+// float with all but the sign bit flipped. The map is its own inverse. Integer maxima vectorise where
+// float ones do not (a float select must keep NaN semantics); NaN with a clear sign bit orders above +inf.
+template <typename T>
+using OrderedBits = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+
+template <typename Bits>
+[[gnu::always_inline]] inline Bits flip_negative(Bits bits) {
+  constexpr Bits kMagnitude = std::numeric_limits<Bits>::max();
+  return bits ^ ((bits >> (sizeof(Bits) * 8 - 1)) & kMagnitude);
+}
+
+// The largest of x[0..n), n >= 1, found on ordered integer keys in kLanes partial maxima. A row holding
+// NaN gives NaN (or a value that the NaN then turns into NaN through exp), so the softmax is NaN either way.
+template <typename T>
+[[gnu::always_inline]] inline T lane_max(const T* x, std::int64_t n) {
+  using Bits = OrderedBits<T>;
+  const auto key = [&](std::int64_t j) { return flip_negative(std::bit_cast<Bits>(x[j])); };
+  Bits partial[kLanes];
+  for (Bits& p : partial) p = key(0);
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const Bits k = key(j + lane);
+      partial[lane] = k > partial[lane] ? k : partial[lane];
+    }
+  }
+  Bits largest = key(0);
+  for (; j < n; ++j) largest = std::max(largest, key(j));
+  for (const Bits p : partial) largest = std::max(largest, p);
+  return std::bit_cast<T>(flip_negative(largest));
+}
+
+// Rows [first, last) of softmax (or log-softmax) of contiguous rows of `cols` entries.
+template <typename T>
+[[gnu::always_inline]] inline void softmax_rows(const T* in, T* out, std::int64_t first, std::int64_t last,
+                                                std::int64_t cols, bool log) {
+  for (std::int64_t row = first; row < last; ++row) {
+    const T* x = in + row * cols;
+    T* y = out + row * cols;
+    const T largest = lane_max(x, cols);
+    for (std::int64_t j = 0; j < cols; ++j) y[j] = vector_exp(x[j] - largest);
+    const T sum = lane_sum<T>(cols, [&](std::int64_t j) { return y[j]; });
+    if (log) {
+      const T log_sum = std::log(sum);
+      for (std::int64_t j = 0; j < cols; ++j) y[j] = (x[j] - largest) - log_sum;
+    } else {
+      const T inverse = T(1) / sum;
+      for (std::int64_t j = 0; j < cols; ++j) y[j] *= inverse;
+    }
+  }
+}
+
+// Rows [first, last) of the softmax (or log-softmax) vector-Jacobian product.
+template <typename T>
+[[gnu::always_inline]] inline void softmax_backward_rows(T* dx, const T* g, const T* y, std::int64_t first,
+                                                         std::int64_t last, std::int64_t cols, bool log) {
+  for (std::int64_t row = first; row < last; ++row) {
+    const T* gr = g + row * cols;
+    const T* yr = y + row * cols;
+    T* out = dx + row * cols;
+    if (log) {
+      const T sum = lane_sum<T>(cols, [&](std::int64_t j) { return gr[j]; });
+      for (std::int64_t j = 0; j < cols; ++j) out[j] = gr[j] - vector_exp(yr[j]) * sum;
+    } else {
+      const T sum = lane_sum<T>(cols, [&](std::int64_t j) { return gr[j] * yr[j]; });
+      for (std::int64_t j = 0; j < cols; ++j) out[j] = yr[j] * (gr[j] - sum);
+    }
+  }
+}
+
+// The mean and 1 / sqrt(biased variance + eps) of a row, the variance from a second, centred pass.
+template <typename T>
+[[gnu::always_inline]] inline void row_statistics(const T* x, std::int64_t cols, double eps, T& mean, T& rstd) {
+  mean = lane_sum<T>(cols, [&](std::int64_t j) { return x[j]; }) / static_cast<T>(cols);
+  const T m = mean;
+  const T squares = lane_sum<T>(cols, [&](std::int64_t j) { return (x[j] - m) * (x[j] - m); });
+  rstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(squares) / static_cast<double>(cols) + eps));
+}
+
+template <typename T>
+[[gnu::always_inline]] inline void layer_norm_rows(T* out, const T* x, std::int64_t first, std::int64_t last,
+                                                   std::int64_t cols, double eps) {
+  for (std::int64_t row = first; row < last; ++row) {
+    const T* xr = x + row * cols;
+    T* y = out + row * cols;
+    T mean = 0;
+    T rstd = 0;
+    row_statistics(xr, cols, eps, mean, rstd);
+    for (std::int64_t j = 0; j < cols; ++j) y[j] = (xr[j] - mean) * rstd;
+  }
+}
+
+template <typename T>
+[[gnu::always_inline]] inline void layer_norm_backward_rows(T* dx, const T* g, const T* x, std::int64_t first,
+                                                            std::int64_t last, std::int64_t cols, double eps) {
+  const auto n = static_cast<T>(cols);
+  for (std::int64_t row = first; row < last; ++row) {
+    const T* gr = g + row * cols;
+    const T* xr = x + row * cols;
+    T* out = dx + row * cols;
+    T mean = 0;
+    T rstd = 0;
+    row_statistics(xr, cols, eps, mean, rstd);
+    const T mean_g = lane_sum<T>(cols, [&](std::int64_t j) { return gr[j]; }) / n;
+    const T mean_g_xhat = lane_sum<T>(cols, [&](std::int64_t j) { return gr[j] * ((xr[j] - mean) * rstd); }) / n;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      out[j] = rstd * (gr[j] - mean_g - ((xr[j] - mean) * rstd) * mean_g_xhat);
+    }
+  }
+}
+
+// The same four kernels compiled for the baseline instruction set and for AVX2 + FMA.
+template <typename T>
+struct RowKernels {
+  void (*softmax)(const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool);
+  void (*softmax_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, bool);
+  void (*layer_norm)(T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
+  void (*layer_norm_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
+};
+
+template <typename T>
+void softmax_portable(const T* in, T* out, std::int64_t first, std::int64_t last, std::int64_t cols, bool log) {
+  softmax_rows(in, out, first, last, cols, log);
+}
+template <typename T>
+void softmax_backward_portable(T* dx, const T* g, const T* y, std::int64_t first, std::int64_t last, std::int64_t cols,
+                               bool log) {
+  softmax_backward_rows(dx, g, y, first, last, cols, log);
+}
+template <typename T>
+void layer_norm_portable(T* out, const T* x, std::int64_t first, std::int64_t last, std::int64_t cols, double eps) {
+  layer_norm_rows(out, x, first, last, cols, eps);
+}
+template <typename T>
+void layer_norm_backward_portable(T* dx, const T* g, const T* x, std::int64_t first, std::int64_t last,
+                                  std::int64_t cols, double eps) {
+  layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
+}
+
+#if defined(__x86_64__)
+template <typename T>
+__attribute__((target("avx2,fma"))) void softmax_avx2(const T* in, T* out, std::int64_t first, std::int64_t last,
+                                                      std::int64_t cols, bool log) {
+  softmax_rows(in, out, first, last, cols, log);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void softmax_backward_avx2(T* dx, const T* g, const T* y, std::int64_t first,
+                                                               std::int64_t last, std::int64_t cols, bool log) {
+  softmax_backward_rows(dx, g, y, first, last, cols, log);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void layer_norm_avx2(T* out, const T* x, std::int64_t first, std::int64_t last,
+                                                         std::int64_t cols, double eps) {
+  layer_norm_rows(out, x, first, last, cols, eps);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void layer_norm_backward_avx2(T* dx, const T* g, const T* x, std::int64_t first,
+                                                                  std::int64_t last, std::int64_t cols, double eps) {
+  layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
+}
+
+bool cpu_has_avx2_fma() {
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+}
+#endif
+
+// The AVX2 + FMA build of the kernels where the CPU has both (and no test asked for the portable one).
+template <typename T>
+RowKernels<T> row_kernels() {
+#if defined(__x86_64__)
+  if (!g_force_portable.load(std::memory_order_relaxed) && cpu_has_avx2_fma()) {
+    return {&softmax_avx2<T>, &softmax_backward_avx2<T>, &layer_norm_avx2<T>, &layer_norm_backward_avx2<T>};
+  }
+#endif
+  return {&softmax_portable<T>, &softmax_backward_portable<T>, &layer_norm_portable<T>,
+          &layer_norm_backward_portable<T>};
+}
+
+// fn(first, last) over the rows, split over threads once there are kParallelGrain elements per chunk.
+template <typename Fn>
+void parallel_rows(const kernels::RowLayout& layout, Fn&& fn) {
+  if (layout.size() == 0) return;
+  const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / layout.cols);
+  parallel_for(0, layout.rows, grain, std::forward<Fn>(fn));
+}
+
+}  // namespace
+
+namespace cpu {
+
+void set_fused_nn_portable(bool portable) { g_force_portable.store(portable, std::memory_order_relaxed); }
+
+}  // namespace cpu
+
+void CpuBackend::softmax(const StridedView& out, const StridedView& in, bool log) {
+  const kernels::RowLayout layout = kernels::row_layout("softmax", out, {&in});
+  dispatch_floating(layout.dtype, "softmax", [&]<typename T>() {
+    const auto kernel = row_kernels<T>().softmax;
+    parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
+      kernel(in.ptr<T>(), out.ptr<T>(), first, last, layout.cols, log);
+    });
+  });
+}
+
+void CpuBackend::softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
+  const kernels::RowLayout layout = kernels::row_layout("softmax_backward", dx, {&g, &y});
+  dispatch_floating(layout.dtype, "softmax_backward", [&]<typename T>() {
+    const auto kernel = row_kernels<T>().softmax_backward;
+    parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
+      kernel(dx.ptr<T>(), g.ptr<T>(), y.ptr<T>(), first, last, layout.cols, log);
+    });
+  });
+}
+
+void CpuBackend::layer_norm(const StridedView& out, const StridedView& x, double eps) {
+  const kernels::RowLayout layout = kernels::row_layout("layer_norm", out, {&x});
+  dispatch_floating(layout.dtype, "layer_norm", [&]<typename T>() {
+    const auto kernel = row_kernels<T>().layer_norm;
+    parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
+      kernel(out.ptr<T>(), x.ptr<T>(), first, last, layout.cols, eps);
+    });
+  });
+}
+
+void CpuBackend::layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) {
+  const kernels::RowLayout layout = kernels::row_layout("layer_norm_backward", dx, {&g, &x});
+  dispatch_floating(layout.dtype, "layer_norm_backward", [&]<typename T>() {
+    const auto kernel = row_kernels<T>().layer_norm_backward;
+    parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
+      kernel(dx.ptr<T>(), g.ptr<T>(), x.ptr<T>(), first, last, layout.cols, eps);
+    });
+  });
+}
+
+}  // namespace needle

@@ -1,0 +1,147 @@
+// The Backend base class's versions of the fused neural-network kernels, composed from the primitive
+// kernels (reduce, binary, unary, fill) on memory from allocate(). They exist so that a device without
+// fused kernels of its own (CUDA today, any new one tomorrow) still runs softmax and layer norm through
+// the same op-layer code; they make several passes and use temporaries, the fused overrides do not.
+// Some steps update a small per-row array in place (output and input the same view), which every
+// element-wise kernel supports since each output element depends only on the same element of its inputs.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "backend/fused_rows.h"
+#include "needle/backend/backend.h"
+
+namespace needle {
+
+namespace {
+
+using kernels::row_layout;
+using kernels::RowLayout;
+
+// Device memory for a temporary, returned to the backend when it goes out of scope.
+class Scratch {
+ public:
+  Scratch(Backend& backend, std::int64_t elements, DType dtype)
+      : backend_(backend), nbytes_(static_cast<std::size_t>(elements) * itemsize(dtype)) {
+    data_ = backend_.allocate(nbytes_);
+  }
+  ~Scratch() { backend_.deallocate(data_, nbytes_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  Scratch(Scratch&&) = delete;
+  Scratch& operator=(Scratch&&) = delete;
+
+  [[nodiscard]] void* data() const { return data_; }
+
+ private:
+  Backend& backend_;
+  std::size_t nbytes_;
+  void* data_ = nullptr;
+};
+
+// Writes mean(x) and sqrt(var(x) + eps) of each row of x into `mean` and `std_dev` (one value per row),
+// using `centered` (rows x cols) as the scratch that ends up holding x - mean.
+void row_mean_and_std(Backend& backend, const RowLayout& layout, const StridedView& x, void* mean, void* std_dev,
+                      void* centered, double eps) {
+  Scratch constants(backend, 2, layout.dtype);  // 1 / cols and eps
+  const StridedView inv_cols{constants.data(), layout.dtype, {1}, {1}};
+  void* const eps_data = static_cast<char*>(constants.data()) + itemsize(layout.dtype);
+  backend.fill(inv_cols, Scalar(1.0 / static_cast<double>(layout.cols)));
+  backend.fill({eps_data, layout.dtype, {1}, {1}}, Scalar(eps));
+
+  backend.reduce(ReduceOp::Sum, layout.per_row(mean), layout.full(x.data));
+  backend.binary(BinaryOp::Mul, layout.per_row(mean), layout.per_row(mean), layout.scalar_per_row(constants.data()));
+  backend.binary(BinaryOp::Sub, layout.full(centered), layout.full(x.data), layout.row_broadcast(mean));
+  Scratch squares(backend, layout.size(), layout.dtype);
+  backend.binary(BinaryOp::Mul, layout.full(squares.data()), layout.full(centered), layout.full(centered));
+  backend.reduce(ReduceOp::Sum, layout.per_row(std_dev), layout.full(squares.data()));
+  backend.binary(BinaryOp::Mul, layout.per_row(std_dev), layout.per_row(std_dev),
+                 layout.scalar_per_row(constants.data()));
+  backend.binary(BinaryOp::Add, layout.per_row(std_dev), layout.per_row(std_dev), layout.scalar_per_row(eps_data));
+  backend.unary(UnaryOp::Sqrt, layout.per_row(std_dev), layout.per_row(std_dev));
+}
+
+}  // namespace
+
+// Composed: max-reduce, subtract, exp, sum-reduce, then divide (softmax) or log and subtract (log).
+void Backend::softmax(const StridedView& out, const StridedView& in, bool log) {
+  const RowLayout layout = row_layout("softmax", out, {&in});
+  if (layout.size() == 0) return;
+  Scratch row_max(*this, layout.rows, layout.dtype);
+  Scratch row_sum(*this, layout.rows, layout.dtype);
+  Scratch shifted(*this, layout.size(), layout.dtype);
+  Scratch exps(*this, layout.size(), layout.dtype);
+  reduce(ReduceOp::Max, layout.per_row(row_max.data()), layout.full(in.data));
+  binary(BinaryOp::Sub, layout.full(shifted.data()), layout.full(in.data), layout.row_broadcast(row_max.data()));
+  unary(UnaryOp::Exp, layout.full(exps.data()), layout.full(shifted.data()));
+  reduce(ReduceOp::Sum, layout.per_row(row_sum.data()), layout.full(exps.data()));
+  if (log) {
+    // The sum includes exp(0) = 1, so its log is finite.
+    Scratch log_sum(*this, layout.rows, layout.dtype);
+    unary(UnaryOp::Log, layout.per_row(log_sum.data()), layout.per_row(row_sum.data()));
+    binary(BinaryOp::Sub, layout.full(out.data), layout.full(shifted.data()), layout.row_broadcast(log_sum.data()));
+  } else {
+    binary(BinaryOp::Div, layout.full(out.data), layout.full(exps.data()), layout.row_broadcast(row_sum.data()));
+  }
+}
+
+// Composed: softmax: dx = y * (g - sum(g * y)); log-softmax: dx = g - exp(y) * sum(g).
+void Backend::softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
+  const RowLayout layout = row_layout("softmax_backward", dx, {&g, &y});
+  if (layout.size() == 0) return;
+  Scratch row_sum(*this, layout.rows, layout.dtype);
+  Scratch temp(*this, layout.size(), layout.dtype);
+  if (log) {
+    reduce(ReduceOp::Sum, layout.per_row(row_sum.data()), layout.full(g.data));
+    unary(UnaryOp::Exp, layout.full(dx.data), layout.full(y.data));
+    binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(dx.data), layout.row_broadcast(row_sum.data()));
+    binary(BinaryOp::Sub, layout.full(dx.data), layout.full(g.data), layout.full(temp.data()));
+  } else {
+    binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(g.data), layout.full(y.data));
+    reduce(ReduceOp::Sum, layout.per_row(row_sum.data()), layout.full(temp.data()));
+    binary(BinaryOp::Sub, layout.full(temp.data()), layout.full(g.data), layout.row_broadcast(row_sum.data()));
+    binary(BinaryOp::Mul, layout.full(dx.data), layout.full(y.data), layout.full(temp.data()));
+  }
+}
+
+// Composed: row mean and standard deviation, then (x - mean) / std.
+void Backend::layer_norm(const StridedView& out, const StridedView& x, double eps) {
+  const RowLayout layout = row_layout("layer_norm", out, {&x});
+  if (layout.size() == 0) return;
+  Scratch mean(*this, layout.rows, layout.dtype);
+  Scratch std_dev(*this, layout.rows, layout.dtype);
+  Scratch centered(*this, layout.size(), layout.dtype);
+  row_mean_and_std(*this, layout, x, mean.data(), std_dev.data(), centered.data(), eps);
+  binary(BinaryOp::Div, layout.full(out.data), layout.full(centered.data()), layout.row_broadcast(std_dev.data()));
+}
+
+// Composed: xhat from the row statistics, then dx = (g - mean(g) - xhat * mean(g * xhat)) / std.
+void Backend::layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) {
+  const RowLayout layout = row_layout("layer_norm_backward", dx, {&g, &x});
+  if (layout.size() == 0) return;
+  Scratch mean(*this, layout.rows, layout.dtype);
+  Scratch std_dev(*this, layout.rows, layout.dtype);
+  Scratch xhat(*this, layout.size(), layout.dtype);
+  row_mean_and_std(*this, layout, x, mean.data(), std_dev.data(), xhat.data(), eps);
+  binary(BinaryOp::Div, layout.full(xhat.data()), layout.full(xhat.data()), layout.row_broadcast(std_dev.data()));
+
+  Scratch inv_cols(*this, 1, layout.dtype);
+  fill({inv_cols.data(), layout.dtype, {1}, {1}}, Scalar(1.0 / static_cast<double>(layout.cols)));
+  Scratch mean_g(*this, layout.rows, layout.dtype);
+  Scratch mean_g_xhat(*this, layout.rows, layout.dtype);
+  Scratch temp(*this, layout.size(), layout.dtype);
+  reduce(ReduceOp::Sum, layout.per_row(mean_g.data()), layout.full(g.data));
+  binary(BinaryOp::Mul, layout.per_row(mean_g.data()), layout.per_row(mean_g.data()),
+         layout.scalar_per_row(inv_cols.data()));
+  binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(g.data), layout.full(xhat.data()));
+  reduce(ReduceOp::Sum, layout.per_row(mean_g_xhat.data()), layout.full(temp.data()));
+  binary(BinaryOp::Mul, layout.per_row(mean_g_xhat.data()), layout.per_row(mean_g_xhat.data()),
+         layout.scalar_per_row(inv_cols.data()));
+
+  binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(xhat.data()), layout.row_broadcast(mean_g_xhat.data()));
+  binary(BinaryOp::Sub, layout.full(dx.data), layout.full(g.data), layout.row_broadcast(mean_g.data()));
+  binary(BinaryOp::Sub, layout.full(xhat.data()), layout.full(dx.data), layout.full(temp.data()));
+  binary(BinaryOp::Div, layout.full(dx.data), layout.full(xhat.data()), layout.row_broadcast(std_dev.data()));
+}
+
+}  // namespace needle

@@ -1,0 +1,53 @@
+// What the fused neural-network kernels (softmax, layer_norm and their backward passes) share: the
+// check of the op layer's promise (contiguous operands of one shape and one floating dtype) and the
+// rows x cols reading of those operands, with cols the last dimension.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string_view>
+
+#include "backend/view_checks.h"
+#include "needle/backend/backend.h"
+
+namespace needle::kernels {
+
+struct RowLayout {
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  DType dtype = DType::Float32;
+
+  [[nodiscard]] std::int64_t size() const { return rows * cols; }
+  // A rows x cols view of contiguous memory at `data`.
+  [[nodiscard]] StridedView full(void* data) const { return {data, dtype, {rows, cols}, {cols, 1}}; }
+  // A per-row statistic (`data` holds one value per row) repeated along each row by a zero stride.
+  [[nodiscard]] StridedView row_broadcast(void* data) const { return {data, dtype, {rows, cols}, {1, 0}}; }
+  // The keepdims shape a row reduction writes: one value per row.
+  [[nodiscard]] StridedView per_row(void* data) const { return {data, dtype, {rows, 1}, {1, 1}}; }
+  // One value (`data` holds a single element) seen as a rows x 1 array by zero strides.
+  [[nodiscard]] StridedView scalar_per_row(void* data) const { return {data, dtype, {rows, 1}, {0, 0}}; }
+};
+
+// Checks that `out` and every input are contiguous with out's shape and one floating dtype, and returns
+// their rows x cols layout (a 0-d array is one row of one column). A failure is a bug above the backend,
+// hence RuntimeError.
+inline RowLayout row_layout(std::string_view op, const StridedView& out,
+                            std::initializer_list<const StridedView*> inputs) {
+  NEEDLE_CHECK(out.dtype == DType::Float32 || out.dtype == DType::Float64, RuntimeError, op,
+               ": expected float32 or float64, got ", dtype_name(out.dtype));
+  NEEDLE_CHECK(out.is_contiguous(), RuntimeError, op, ": output of shape ", shape_str(out.shape),
+               " must be contiguous");
+  for (const StridedView* in : inputs) {
+    expect_shape(op, "input", *in, out.shape);
+    expect_dtype(op, "input", *in, out.dtype);
+    NEEDLE_CHECK(in->is_contiguous(), RuntimeError, op, ": input of shape ", shape_str(in->shape),
+                 " must be contiguous");
+  }
+  RowLayout layout;
+  layout.dtype = out.dtype;
+  layout.cols = out.shape.empty() ? 1 : out.shape.back();
+  layout.rows = layout.cols == 0 ? 0 : out.size() / layout.cols;
+  return layout;
+}
+
+}  // namespace needle::kernels

@@ -1,0 +1,116 @@
+// The fused neural-network kernels as plain loops over each row, every sum and statistic accumulated in
+// double: the reading of the formulas in backend.h that the faster backends are tested against.
+#include <cmath>
+#include <cstdint>
+
+#include "backend/fused_rows.h"
+#include "backend/ref/ref_kernels.h"
+
+namespace needle::ref {
+
+namespace {
+
+// Runs fn.template operator()<T>(row) for every row index, T the operands' element type.
+template <typename Fn>
+void for_each_row(const kernels::RowLayout& layout, Fn&& fn) {
+  dispatch_floating(layout.dtype, "fused kernel", [&]<typename T>() {
+    for (std::int64_t row = 0; row < layout.rows; ++row) fn.template operator()<T>(row);
+  });
+}
+
+}  // namespace
+
+void softmax(const StridedView& out, const StridedView& in, bool log) {
+  const kernels::RowLayout layout = kernels::row_layout("softmax", out, {&in});
+  const std::int64_t cols = layout.cols;
+  for_each_row(layout, [&]<typename T>(std::int64_t row) {
+    const T* x = in.ptr<T>() + row * cols;
+    T* y = out.ptr<T>() + row * cols;
+    // Shifting by the row's largest entry keeps every exp() in (0, 1].
+    double largest = x[0];
+    for (std::int64_t j = 1; j < cols; ++j) largest = std::fmax(largest, static_cast<double>(x[j]));
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(x[j]) - largest);
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double shifted = static_cast<double>(x[j]) - largest;
+      y[j] = static_cast<T>(log ? shifted - std::log(sum) : std::exp(shifted) / sum);
+    }
+  });
+}
+
+void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
+  const kernels::RowLayout layout = kernels::row_layout("softmax_backward", dx, {&g, &y});
+  const std::int64_t cols = layout.cols;
+  for_each_row(layout, [&]<typename T>(std::int64_t row) {
+    const T* gr = g.ptr<T>() + row * cols;
+    const T* yr = y.ptr<T>() + row * cols;
+    T* out = dx.ptr<T>() + row * cols;
+    double sum = 0.0;  // sum(g) for log-softmax, sum(g * y) for softmax
+    for (std::int64_t j = 0; j < cols; ++j) {
+      sum += log ? static_cast<double>(gr[j]) : static_cast<double>(gr[j]) * static_cast<double>(yr[j]);
+    }
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double gj = gr[j];
+      const double yj = yr[j];
+      out[j] = static_cast<T>(log ? gj - std::exp(yj) * sum : yj * (gj - sum));
+    }
+  });
+}
+
+namespace {
+
+// The mean and 1 / sqrt(biased variance + eps) of one row, from two passes in double.
+template <typename T>
+void row_statistics(const T* x, std::int64_t cols, double eps, double& mean, double& rstd) {
+  double sum = 0.0;
+  for (std::int64_t j = 0; j < cols; ++j) sum += x[j];
+  mean = sum / static_cast<double>(cols);
+  double squares = 0.0;
+  for (std::int64_t j = 0; j < cols; ++j) {
+    const double centered = static_cast<double>(x[j]) - mean;
+    squares += centered * centered;
+  }
+  rstd = 1.0 / std::sqrt(squares / static_cast<double>(cols) + eps);
+}
+
+}  // namespace
+
+void layer_norm(const StridedView& out, const StridedView& x, double eps) {
+  const kernels::RowLayout layout = kernels::row_layout("layer_norm", out, {&x});
+  const std::int64_t cols = layout.cols;
+  for_each_row(layout, [&]<typename T>(std::int64_t row) {
+    const T* xr = x.ptr<T>() + row * cols;
+    T* y = out.ptr<T>() + row * cols;
+    double mean = 0.0;
+    double rstd = 0.0;
+    row_statistics(xr, cols, eps, mean, rstd);
+    for (std::int64_t j = 0; j < cols; ++j) y[j] = static_cast<T>((static_cast<double>(xr[j]) - mean) * rstd);
+  });
+}
+
+void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) {
+  const kernels::RowLayout layout = kernels::row_layout("layer_norm_backward", dx, {&g, &x});
+  const std::int64_t cols = layout.cols;
+  const auto n = static_cast<double>(cols);
+  for_each_row(layout, [&]<typename T>(std::int64_t row) {
+    const T* gr = g.ptr<T>() + row * cols;
+    const T* xr = x.ptr<T>() + row * cols;
+    T* out = dx.ptr<T>() + row * cols;
+    double mean = 0.0;
+    double rstd = 0.0;
+    row_statistics(xr, cols, eps, mean, rstd);
+    double sum_g = 0.0;
+    double sum_g_xhat = 0.0;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+      sum_g += gr[j];
+      sum_g_xhat += static_cast<double>(gr[j]) * xhat;
+    }
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+      out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) - sum_g / n - xhat * (sum_g_xhat / n)));
+    }
+  });
+}
+
+}  // namespace needle::ref
