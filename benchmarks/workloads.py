@@ -339,6 +339,31 @@ class TorchWorker:
         self.process.wait()
 
 
+def openblas_coretype() -> str | None:
+    """The OpenBLAS kernel family for this CPU, to hand PyTorch's worker as OPENBLAS_CORETYPE. Debian's OpenBLAS
+    (which Debian's PyTorch multiplies with) picks its kernels from the CPU model, and falls back to the SSE3
+    "Prescott" kernels on models newer than itself: a third of the speed, which would flatter Needle. The
+    ISA flags say what the CPU can do whatever its model number."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return None
+    if "avx512f" in flags and "avx512bw" in flags:
+        return "SkylakeX"
+    if "avx2" in flags and "fma" in flags:
+        return "Haswell"
+    return None
+
+
+def torch_env() -> dict[str, str]:
+    env = dict(os.environ)
+    coretype = openblas_coretype()
+    if coretype and "OPENBLAS_CORETYPE" not in env:
+        env["OPENBLAS_CORETYPE"] = coretype
+    return env
+
+
 def find_torch_python(requested: str | None) -> str | None:
     candidates = [requested] if requested else [sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]
     for python in candidates:
@@ -353,7 +378,7 @@ def run_thread_count(args: argparse.Namespace) -> None:
     import needle as ndl
 
     torch_python = find_torch_python(args.torch_python)
-    worker = TorchWorker(torch_python, dict(os.environ)) if torch_python else None
+    worker = TorchWorker(torch_python, torch_env()) if torch_python else None
     threads = int(os.environ["NEEDLE_NUM_THREADS"])
     if hasattr(ndl, "set_num_threads"):
         ndl.set_num_threads(threads)
@@ -491,6 +516,7 @@ def main() -> int:
     torch_python = find_torch_python(args.torch_python)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()}")
     print(f"PyTorch: {torch_python or 'not found (install python3-torch or pass --torch-python)'}")
+    print(f"PyTorch's OpenBLAS kernels: OPENBLAS_CORETYPE={torch_env().get('OPENBLAS_CORETYPE', '(its own choice)')}")
     print(f"median of {args.reps} repetitions after {args.warmups} warm-ups, interleaved; tiny_*: time per op")
     for threads in (int(t) for t in args.threads.split(",")):
         child_args = [sys.executable, __file__, "--child", "--reps", str(args.reps), "--warmups", str(args.warmups)]

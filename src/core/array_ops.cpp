@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 namespace needle {
 
@@ -40,12 +41,23 @@ BinaryOp bool_equivalent(BinaryOp op, DType compute) {
   return op;
 }
 
+// A binary operand converted to `compute` and broadcast to `shape`, kept in `holder`; or `a` itself when
+// neither step would change anything, which is the common case: for tiny arrays the copies of shape and
+// strides those steps make cost more than the arithmetic.
+const NDArray& as_operand(const NDArray& a, DType compute, const Shape& shape, std::optional<NDArray>& holder) {
+  if (a.dtype() == compute && a.shape() == shape) return a;
+  holder = a.astype(compute).broadcast_to(shape);
+  return *holder;
+}
+
 NDArray run_binary(BinaryOp op, const NDArray& a, const NDArray& b, DType compute, const Shape& out_shape) {
   const DType out_dtype = is_comparison(op) ? DType::Bool : compute;
   NDArray out = NDArray::empty(out_shape, out_dtype, a.device());
   if (out.size() == 0) return out;
-  const NDArray lhs = a.astype(compute).broadcast_to(out_shape);
-  const NDArray rhs = b.astype(compute).broadcast_to(out_shape);
+  std::optional<NDArray> lhs_holder;
+  std::optional<NDArray> rhs_holder;
+  const NDArray& lhs = as_operand(a, compute, out_shape, lhs_holder);
+  const NDArray& rhs = as_operand(b, compute, out_shape, rhs_holder);
   backend_of(a).binary(bool_equivalent(op, compute), out.view(), lhs.view(), rhs.view());
   return out;
 }
