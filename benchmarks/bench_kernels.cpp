@@ -187,34 +187,6 @@ __attribute__((target("avx2,fma"))) void BM_fma_peak(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_fma_peak)->Unit(benchmark::kMillisecond);
-
-// The same with 16-float zmm FMAs, the peak the AVX-512 sgemm kernel is measured against (some CPUs run
-// 512-bit FMAs on one pipe, or at a lower clock, so it is not simply twice the AVX2 figure).
-__attribute__((target("avx512f"))) void BM_fma_peak_avx512(benchmark::State& state) {
-  if (!__builtin_cpu_supports("avx512f")) {
-    state.SkipWithError("no AVX-512F");
-    return;
-  }
-  constexpr int kChains = 12;
-  constexpr std::int64_t kSteps = 1 << 20;
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001F * static_cast<float>(i));
-  const __m512 scale = _mm512_set1_ps(0.9999F);
-  const __m512 shift = _mm512_set1_ps(0.0001F);
-  for (auto _ : state) {
-    for (std::int64_t k = 0; k < kSteps; ++k) {
-#pragma GCC unroll 12
-      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(scale, acc[i], shift);
-    }
-  }
-  __m512 total = acc[0];
-  for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
-  benchmark::DoNotOptimize(_mm512_reduce_add_ps(total));
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(static_cast<double>(kSteps * kChains * 32), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
-}
-BENCHMARK(BM_fma_peak_avx512)->Unit(benchmark::kMillisecond);
 #endif
 
 }  // namespace
