@@ -60,11 +60,16 @@ def needle_workload(name: str) -> Step:
 
     rng = np.random.default_rng(0)
 
+    # Data as a DataLoader yields it and as the PyTorch side makes it: no gradient (Needle's Tensor(...)
+    # defaults to requires_grad=True, which would make every step also compute the input batch's gradient).
     def tensor(*shape: int) -> Any:
-        return ndl.Tensor(rng.standard_normal(shape).astype(np.float32))
+        return ndl.Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=False)
+
+    def labels_like(values: Any) -> Any:
+        return ndl.Tensor(values.astype(np.float32), requires_grad=False)
 
     def labels(n: int, classes: int) -> Any:
-        return ndl.Tensor(rng.integers(0, classes, n).astype(np.float32))
+        return labels_like(rng.integers(0, classes, n))
 
     def train_step(model: Any, optimizer: Any, forward: Callable[[], Any]) -> Step:
         def step() -> None:
@@ -112,7 +117,7 @@ def needle_workload(name: str) -> Step:
         seq, batch, vocab = 35, 20, 10000
         embedding, lstm, decoder = nn.Embedding(vocab, 200), nn.LSTM(200, 200, num_layers=2), nn.Linear(200, vocab)
         params = embedding.parameters() + lstm.parameters() + decoder.parameters()
-        tokens = ndl.Tensor(rng.integers(0, vocab, (seq, batch)).astype(np.float32))
+        tokens = labels_like(rng.integers(0, vocab, (seq, batch)))
         targets = labels(seq * batch, vocab)
         loss_fn = nn.SoftmaxLoss()
         opt = ndl.optim.SGD(params, lr=0.01)
@@ -125,7 +130,7 @@ def needle_workload(name: str) -> Step:
     if name == "gpt_mini_step":
         vocab, batch, context = 65, 16, 128
         model = nn.Transformer(vocab, 128, num_layers=4, num_heads=4, hidden_size=512, max_seq_len=context)
-        tokens = ndl.Tensor(rng.integers(0, vocab, (batch, context)).astype(np.float32))
+        tokens = labels_like(rng.integers(0, vocab, (batch, context)))
         targets = labels(batch * context, vocab)
         loss_fn = nn.SoftmaxLoss()
         opt = ndl.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
