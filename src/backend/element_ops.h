@@ -153,6 +153,38 @@ T gelu_grad(T x) {
   return T(0.5) * std::erfc(-x * T(std::numbers::sqrt2 / 2)) + x * phi;
 }
 
+// One Adam step's coefficients in the parameter's dtype, computed once per kernel call.
+template <typename T>
+struct AdamCoefficients {
+  explicit AdamCoefficients(const AdamStep& s)
+      : lr(T(s.lr)),
+        beta1(T(s.beta1)),
+        one_minus_beta1(T(1.0 - s.beta1)),
+        beta2(T(s.beta2)),
+        one_minus_beta2(T(1.0 - s.beta2)),
+        eps(T(s.eps)),
+        weight_decay(T(s.weight_decay)),
+        decay(T(1.0 - s.lr * s.weight_decay)),
+        correction1(T(s.correction1)),
+        correction2(T(s.correction2)),
+        decoupled(s.decoupled) {}
+  T lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, decay, correction1, correction2;
+  bool decoupled;
+};
+
+// Backend::adam_update for one element: the formula of backend.h, in this order in every backend.
+template <typename T>
+void adam_element(T& p, T g, T& m, T& v, const AdamCoefficients<T>& c) {
+  if (c.decoupled) {
+    p = p * c.decay;
+  } else {
+    g = g + c.weight_decay * p;
+  }
+  m = c.beta1 * m + c.one_minus_beta1 * g;
+  v = c.beta2 * v + c.one_minus_beta2 * (g * g);
+  p = p - c.lr * ((m / c.correction1) / (std::sqrt(v / c.correction2) + c.eps));
+}
+
 // Calls fn(f) with f a callable T -> T computing `op`; throws TypeError when T does not support it.
 // Dispatching once per kernel call (not per element) lets the element loop inline f.
 template <typename T, typename Fn>

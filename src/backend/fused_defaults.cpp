@@ -144,4 +144,77 @@ void Backend::layer_norm_backward(const StridedView& dx, const StridedView& g, c
   binary(BinaryOp::Div, layout.full(dx.data), layout.full(xhat.data()), layout.row_broadcast(std_dev.data()));
 }
 
+// Composed: the formula of backend.h one primitive at a time, in the order kernels::adam_element uses, on
+// the flat n-element views of the four arrays and three temporaries.
+void Backend::adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                          const StridedView& exp_avg_sq, const AdamStep& step) {
+  const RowLayout layout = row_layout("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
+  const std::int64_t n = layout.size();
+  if (n == 0) return;
+  const DType dtype = layout.dtype;
+  const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
+  // The constants, each read as an n-element array by a zero stride.
+  const double values[] = {1.0 - step.lr * step.weight_decay,
+                           step.weight_decay,
+                           step.beta1,
+                           1.0 - step.beta1,
+                           step.beta2,
+                           1.0 - step.beta2,
+                           step.correction1,
+                           step.correction2,
+                           step.eps,
+                           step.lr};
+  constexpr std::int64_t kConstants = 10;
+  Scratch constants(*this, kConstants, dtype);
+  const auto constant = [&](std::int64_t i) {
+    return StridedView{
+        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
+  };
+  for (std::int64_t i = 0; i < kConstants; ++i) {
+    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
+  }
+  enum : std::int64_t {
+    kDecay,
+    kWeightDecay,
+    kBeta1,
+    kOneMinusBeta1,
+    kBeta2,
+    kOneMinusBeta2,
+    kCorrection1,
+    kCorrection2,
+    kEps,
+    kLr
+  };
+  const StridedView p = flat(param.data);
+  const StridedView m = flat(exp_avg.data);
+  const StridedView v = flat(exp_avg_sq.data);
+  Scratch g_scratch(*this, n, dtype);
+  Scratch t_scratch(*this, n, dtype);
+  Scratch u_scratch(*this, n, dtype);
+  const StridedView g = flat(g_scratch.data());
+  const StridedView t = flat(t_scratch.data());
+  const StridedView u = flat(u_scratch.data());
+  if (step.decoupled) {
+    binary(BinaryOp::Mul, p, p, constant(kDecay));
+    copy(g, flat(grad.data));
+  } else {
+    binary(BinaryOp::Mul, t, constant(kWeightDecay), p);
+    binary(BinaryOp::Add, g, flat(grad.data), t);
+  }
+  binary(BinaryOp::Mul, m, constant(kBeta1), m);
+  binary(BinaryOp::Mul, t, constant(kOneMinusBeta1), g);
+  binary(BinaryOp::Add, m, m, t);
+  binary(BinaryOp::Mul, v, constant(kBeta2), v);
+  binary(BinaryOp::Mul, t, g, g);
+  binary(BinaryOp::Mul, t, constant(kOneMinusBeta2), t);
+  binary(BinaryOp::Add, v, v, t);
+  binary(BinaryOp::Div, t, v, constant(kCorrection2));
+  unary(UnaryOp::Sqrt, t, t);
+  binary(BinaryOp::Add, t, t, constant(kEps));
+  binary(BinaryOp::Div, u, m, constant(kCorrection1));
+  binary(BinaryOp::Div, u, u, t);
+  binary(BinaryOp::Mul, u, constant(kLr), u);
+  binary(BinaryOp::Sub, p, p, u);
+}
+
 }  // namespace needle

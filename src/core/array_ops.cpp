@@ -206,6 +206,28 @@ NDArray erf(const NDArray& a) { return unary(UnaryOp::Erf, a); }
 NDArray gelu(const NDArray& a) { return unary(UnaryOp::Gelu, a); }
 NDArray gelu_grad(const NDArray& a) { return unary(UnaryOp::GeluGrad, a); }
 
+void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step) {
+  check_same_device("adam_update", {&param, &grad, &exp_avg, &exp_avg_sq});
+  NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "adam_update: parameters must be floating point, got dtype ",
+               dtype_name(param.dtype()));
+  for (const NDArray* a : {&grad, static_cast<const NDArray*>(&exp_avg), static_cast<const NDArray*>(&exp_avg_sq)}) {
+    NEEDLE_CHECK(a->shape() == param.shape(), ValueError, "adam_update: expected shape ", shape_str(param.shape()),
+                 " like the parameter, got ", shape_str(a->shape()));
+  }
+  for (const NDArray* a : {static_cast<const NDArray*>(&exp_avg), static_cast<const NDArray*>(&exp_avg_sq)}) {
+    NEEDLE_CHECK(a->dtype() == param.dtype(), TypeError, "adam_update: optimizer state of dtype ",
+                 dtype_name(a->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
+  }
+  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(&exp_avg),
+                           static_cast<const NDArray*>(&exp_avg_sq)}) {
+    NEEDLE_CHECK(a->is_compact(), ValueError, "adam_update: the updated arrays must be contiguous, got strides ",
+                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
+  }
+  if (param.size() == 0) return;
+  const NDArray g = grad.astype(param.dtype()).compact();
+  backend_of(param).adam_update(param.view(), g.view(), exp_avg.view(), exp_avg_sq.view(), step);
+}
+
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
   check_same_device("where", {&cond, &a, &b});
   const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");

@@ -245,6 +245,12 @@ class TracingBackend final : public Backend {
                view_bytes(dx) + view_bytes(g) + view_bytes(x)),
         [&](Backend& b) { b.layer_norm_backward(dx, g, x, eps); });
   }
+  void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                   const StridedView& exp_avg_sq, const AdamStep& step) override {
+    run(kernel("adam_update", param.dtype, {grad.shape}, param.size(), 12 * param.size(),
+               2 * view_bytes(param) + view_bytes(grad) + 2 * view_bytes(exp_avg) + 2 * view_bytes(exp_avg_sq)),
+        [&](Backend& b) { b.adam_update(param, grad, exp_avg, exp_avg_sq, step); });
+  }
 
  private:
   [[nodiscard]] Backend& inner_backend() const { return *inner.load(std::memory_order_acquire); }

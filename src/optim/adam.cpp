@@ -1,5 +1,6 @@
 // Adam (Needle's, with bias correction and L2 weight decay) and AdamW (PyTorch's decoupled decay).
 #include <cmath>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -29,40 +30,50 @@ void Adam::step() {
   // One counter for the whole optimizer, as in Needle: a parameter that first gets a gradient late is
   // corrected with the global t (PyTorch keeps one per parameter; they agree when all train together).
   ++t_;
-  const double correction1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
-  const double correction2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
+  AdamStep hyper;
+  hyper.lr = lr();
+  hyper.beta1 = beta1_;
+  hyper.beta2 = beta2_;
+  hyper.eps = eps_;
+  hyper.weight_decay = weight_decay_;
+  hyper.correction1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
+  hyper.correction2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
+  hyper.decoupled = decoupled_;
   const std::vector<Tensor>& ps = params();
   for (std::size_t i = 0; i < ps.size(); ++i) {
     Tensor p = ps[i];
     const Tensor grad = p.grad();
     if (!grad.defined()) continue;
+    // The update runs in place, in one pass (needle::adam_update); a parameter that is a strided view (rare)
+    // is updated in a compact copy that then replaces it.
     NDArray value = p.value();
-    NDArray g = grad.value().astype(value.dtype());
-    if (weight_decay_ != 0.0) {
-      if (decoupled_) {
-        value = value * (1.0 - lr() * weight_decay_);
-      } else {
-        g = g + value * weight_decay_;
+    const bool in_place = value.is_compact();
+    if (!in_place) value = value.compact();
+    // Both moments start at 0, as in the paper; a loaded moment may be any view, so it is made compact.
+    const auto moment = [&](std::map<std::size_t, NDArray>& moments) -> NDArray& {
+      auto found = moments.find(i);
+      if (found == moments.end()) {
+        found = moments.emplace(i, NDArray::zeros(value.shape(), value.dtype(), value.device())).first;
+      } else if (!found->second.is_compact()) {
+        found->second = found->second.compact();
       }
-    }
-    auto m_found = m_.find(i);
-    auto v_found = v_.find(i);
-    // Both moments start at 0, so the first update is just (1 - beta) times the new term.
-    NDArray m = m_found == m_.end() ? g * (1.0 - beta1_) : m_found->second * beta1_ + g * (1.0 - beta1_);
-    const NDArray g2 = g * g;
-    NDArray v = v_found == v_.end() ? g2 * (1.0 - beta2_) : v_found->second * beta2_ + g2 * (1.0 - beta2_);
-    const NDArray update = (m / correction1) / (needle::sqrt(v / correction2) + eps_);
-    p.set_value(value - update * lr());
-    m_.insert_or_assign(i, std::move(m));
-    v_.insert_or_assign(i, std::move(v));
+      return found->second;
+    };
+    NDArray& m = moment(m_);
+    NDArray& v = moment(v_);
+    adam_update(value, grad.value(), m, v, hyper);
+    if (!in_place) p.set_value(value);
   }
 }
 
 OptimizerState Adam::state_dict() const {
   OptimizerState state = base_state();
   state.emplace("step", state_scalar(t_));
-  for (const auto& [index, moment] : m_) state.emplace("state." + std::to_string(index) + ".exp_avg", moment);
-  for (const auto& [index, moment] : v_) state.emplace("state." + std::to_string(index) + ".exp_avg_sq", moment);
+  // Copies: step() updates the moments in place, and a saved state must not change with later steps.
+  for (const auto& [index, moment] : m_) state.emplace("state." + std::to_string(index) + ".exp_avg", moment.copy());
+  for (const auto& [index, moment] : v_) {
+    state.emplace("state." + std::to_string(index) + ".exp_avg_sq", moment.copy());
+  }
   return state;
 }
 

@@ -69,6 +69,19 @@ std::string_view unary_op_name(UnaryOp op);    // "exp", ...
 std::string_view binary_op_name(BinaryOp op);  // "add", "maximum", "lt", ...
 bool is_comparison(BinaryOp op);
 
+// The hyper-parameters of one Adam or AdamW step (Backend::adam_update); correction1 and correction2 are
+// the bias corrections 1 - beta1^t and 1 - beta2^t of step t.
+struct AdamStep {
+  double lr = 0.0;
+  double beta1 = 0.0;
+  double beta2 = 0.0;
+  double eps = 0.0;
+  double weight_decay = 0.0;
+  double correction1 = 1.0;
+  double correction2 = 1.0;
+  bool decoupled = false;  // AdamW: decay the parameter itself instead of adding wd * p to the gradient
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -163,6 +176,17 @@ class Backend {
   // (mean, rstd = 1 / sqrt(var + eps) and xhat = (x - mean) * rstd recomputed from x):
   // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
   virtual void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
+
+  // ---- fused optimizer updates ----------------------------------------------------------------
+  // One Adam step for one parameter, in place and element by element, instead of a dozen passes that
+  // each allocate an array. param, grad, exp_avg (m) and exp_avg_sq (v) are contiguous, share a shape and
+  // a floating dtype, and do not overlap:
+  //   decoupled (AdamW): p = p * (1 - lr * wd); otherwise g = g + wd * p
+  //   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+  //   p = p - lr * (m / correction1) / (sqrt(v / correction2) + eps)
+  // The default composes the primitives above (fused_defaults.cpp).
+  virtual void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                           const StridedView& exp_avg_sq, const AdamStep& step);
 };
 
 // The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.

@@ -54,6 +54,11 @@ NDArray erf(const NDArray& a);
 NDArray gelu(const NDArray& a);       // x * Phi(x), Phi the standard normal CDF
 NDArray gelu_grad(const NDArray& a);  // d gelu / dx = Phi(x) + x * phi(x)
 
+// One Adam or AdamW step in place (the formula is Backend::adam_update's): param, exp_avg and exp_avg_sq
+// are overwritten. All four share a shape, a floating dtype and a device; the three updated arrays must be
+// contiguous (grad may be any view).
+void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step);
+
 // cond ? a : b with broadcasting of all three; cond is converted to bool; a and b are promoted.
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);
 

@@ -62,6 +62,10 @@ class CpuBackend final : public Backend {
   void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
 
+  // optim.cpp: the fused optimizer updates (in place; see backend.h).
+  void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                   const StridedView& exp_avg_sq, const AdamStep& step) override;
+
  private:
   // binary() for layouts whose last axis is contiguous or broadcast in every operand (elementwise.cpp).
   void binary_rows(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b);

@@ -58,6 +58,11 @@ class RefBackend final : public Backend {
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override {
     ref::layer_norm_backward(dx, g, x, eps);
   }
+
+  void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                   const StridedView& exp_avg_sq, const AdamStep& step) override {
+    ref::adam_update(param, grad, exp_avg, exp_avg_sq, step);
+  }
 };
 
 }  // namespace needle

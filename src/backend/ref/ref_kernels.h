@@ -34,6 +34,10 @@ void softmax_backward(const StridedView& dx, const StridedView& g, const Strided
 void layer_norm(const StridedView& out, const StridedView& x, double eps);
 void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
+// optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
+void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                 const StridedView& exp_avg_sq, const AdamStep& step);
+
 void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
             std::uint64_t offset);
 

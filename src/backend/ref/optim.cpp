@@ -1,0 +1,22 @@
+// The `ref` optimizer updates: one plain loop over the elements, each updated by the shared per-element
+// formula of element_ops.h.
+#include "backend/element_ops.h"
+#include "backend/fused_rows.h"
+#include "backend/ref/ref_kernels.h"
+
+namespace needle::ref {
+
+void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
+                 const StridedView& exp_avg_sq, const AdamStep& step) {
+  const kernels::RowLayout layout = kernels::row_layout("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
+  dispatch_floating(layout.dtype, "adam_update", [&]<typename T>() {
+    const kernels::AdamCoefficients<T> c(step);
+    T* p = param.ptr<T>();
+    const T* g = grad.ptr<T>();
+    T* m = exp_avg.ptr<T>();
+    T* v = exp_avg_sq.ptr<T>();
+    for (std::int64_t i = 0; i < layout.size(); ++i) kernels::adam_element(p[i], g[i], m[i], v[i], c);
+  });
+}
+
+}  // namespace needle::ref
