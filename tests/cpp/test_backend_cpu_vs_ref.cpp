@@ -263,10 +263,11 @@ TEST(BackendCpuVsRef, Unary) {
                                     UnaryOp::Erf,  UnaryOp::Gelu, UnaryOp::GeluGrad};
   for (UnaryOp op : ops) {
     for (DType dtype : kAllDtypes) {
-      // float32 exp, sigmoid and GELU run vectorised on the cpu device (backend/cpu/vector_math.h): a few units
+      // float32 exp, sigmoid, tanh and GELU run vectorised on the cpu device (backend/cpu/vector_math.h): a few units
       // in the last place from libm; everything else is computed by the same scalar code in both backends.
-      const bool vectorised = dtype == DType::Float32 && (op == UnaryOp::Exp || op == UnaryOp::Sigmoid ||
-                                                          op == UnaryOp::Gelu || op == UnaryOp::GeluGrad);
+      const bool vectorised =
+          dtype == DType::Float32 && (op == UnaryOp::Exp || op == UnaryOp::Sigmoid || op == UnaryOp::Tanh ||
+                                      op == UnaryOp::Gelu || op == UnaryOp::GeluGrad);
       const double rtol = vectorised ? 1e-6 : 0.0;
       const ValueRange range = is_floating(dtype) ? ValueRange{-30.0, 30.0, true} : full_range(dtype);
       for (const Shape& shape : kShapes) {

@@ -90,6 +90,15 @@ TEST(CpuVectorMath, SigmoidWithinThreeUlps) {
                {3.6e-7, 1.5e-45});
 }
 
+TEST(CpuVectorMath, TanhWithinFourUlps) {
+  std::vector<float> xs = sweep(-12.0F, 12.0F, 400001);
+  for (float x : {0.6249F, 0.625F, 0.6251F, -0.6249F, -0.625F, 1e-20F, -1e-20F, 50.0F, -50.0F}) xs.push_back(x);
+  xs.push_back(std::numeric_limits<float>::infinity());
+  xs.push_back(-std::numeric_limits<float>::infinity());
+  xs.push_back(std::numeric_limits<float>::quiet_NaN());
+  expect_close(UnaryOp::Tanh, xs, [](float x) { return std::tanh(static_cast<double>(x)); }, {4.8e-7, 0.0});
+}
+
 TEST(CpuVectorMath, GeluMatchesErfcFormula) {
   std::vector<float> xs = sweep(-20.0F, 20.0F, 400001);
   xs.push_back(std::numeric_limits<float>::infinity());
@@ -122,7 +131,7 @@ TEST(CpuVectorMath, EveryTailLength) {
 }
 
 TEST(CpuVectorMath, OnlyTheVectorisedOpsHaveKernels) {
-  for (UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Relu}) {
+  for (UnaryOp op : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Relu, UnaryOp::Erf}) {
     EXPECT_EQ(cpu::vector_unary_f32(op), nullptr) << unary_op_name(op);
   }
 }

@@ -102,7 +102,7 @@ void CpuBackend::unary(UnaryOp op, const StridedView& out, const StridedView& in
   if (!out.is_contiguous() || !in.is_contiguous()) return ref::unary(op, out, in);
   const std::int64_t n = out.size();
   if (in.dtype == DType::Float32) {
-    // exp, sigmoid and GELU: eight lanes at a time instead of one libm call per element (vector_math.h).
+    // exp, sigmoid, tanh and GELU: eight lanes at a time instead of one libm call per element (vector_math.h).
     if (const cpu::FloatArrayFn vector_fn = cpu::vector_unary_f32(op)) {
       float* o = out.ptr<float>();
       const float* i = in.ptr<float>();

@@ -1,4 +1,4 @@
-// Float32 exp, sigmoid, GELU and GELU's derivative over contiguous arrays, eight lanes at a time with
+// Float32 exp, sigmoid, tanh, GELU and GELU's derivative over contiguous arrays, eight lanes at a time with
 // AVX2 + FMA. These are the unary kernels whose time is all in the scalar libm call (expf, erfcf): a
 // training step of a transformer spends a fifth of its time there. The vector versions follow the
 // textbook recipes (range reduction plus a polynomial for exp, a Chebyshev fit for erfc) and agree with the

@@ -67,6 +67,25 @@ NEEDLE_AVX2 inline __m256 sigmoid8(__m256 x) {
   return _mm256_div_ps(numerator, _mm256_add_ps(one, e));
 }
 
+// tanh: near 0, the odd polynomial x + x^3 P(x^2) of Cephes' tanhf (where 1 - 2 / (e^2x + 1) would cancel);
+// beyond |x| = 0.625, 1 - 2 / (e^(2|x|) + 1) with x's sign, which saturates to 1 when the exponential
+// overflows.
+NEEDLE_AVX2 inline __m256 tanh8(__m256 x) {
+  const __m256 sign_mask = splat(-0.0F);
+  const __m256 a = _mm256_andnot_ps(sign_mask, x);
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 p = splat(-5.70498872745e-3F);
+  p = _mm256_fmadd_ps(p, z, splat(2.06390887954e-2F));
+  p = _mm256_fmadd_ps(p, z, splat(-5.37397155531e-2F));
+  p = _mm256_fmadd_ps(p, z, splat(1.33314422036e-1F));
+  p = _mm256_fmadd_ps(p, z, splat(-3.33332819422e-1F));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+  const __m256 e = exp8(_mm256_add_ps(a, a));
+  const __m256 large_abs = _mm256_sub_ps(splat(1.0F), _mm256_div_ps(splat(2.0F), _mm256_add_ps(e, splat(1.0F))));
+  const __m256 large = _mm256_or_ps(large_abs, _mm256_and_ps(x, sign_mask));
+  return _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, splat(0.625F), _CMP_LT_OQ));
+}
+
 // For z = -x / sqrt 2 (rounded exactly as element_ops.h rounds it) and a = |z|: t = 1 / (1 + a/2), and
 // erfc(a) = t exp(-a^2 + P(t)) with P the Chebyshev fit of Numerical Recipes' erfcc (relative error below
 // 1.2e-7 for every a >= 0). The square a^2 is carried as a2 plus its exact rounding error, so that the
@@ -142,6 +161,8 @@ FloatArrayFn vector_unary_f32(UnaryOp op) {
       return &map8<exp8>;
     case UnaryOp::Sigmoid:
       return &map8<sigmoid8>;
+    case UnaryOp::Tanh:
+      return &map8<tanh8>;
     case UnaryOp::Gelu:
       return &map8<gelu8>;
     case UnaryOp::GeluGrad:
