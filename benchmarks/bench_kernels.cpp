@@ -11,6 +11,8 @@
 #include <immintrin.h>
 #endif
 
+#include "../src/backend/cpu/gemm.h"
+
 namespace {
 
 needle::Device device_arg(const benchmark::State& state) {
@@ -62,6 +64,34 @@ BENCHMARK(BM_sgemm)
     ->ArgNames({"n", "threads", "bT"})
     ->ArgsProduct({{256, 512, 1024, 2048}, {1, 2}, {0}})
     ->ArgsProduct({{1024}, {1, 2}, {1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// BM_sgemm with the micro-kernel forced (arg kernel: 0 AVX-512, 1 AVX2 + FMA, 2 portable), to compare the
+// kernels on one machine. A kernel the CPU lacks is skipped.
+void BM_sgemm_kernel(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const needle::cpu::GemmKernel kernels[] = {needle::cpu::GemmKernel::Avx512, needle::cpu::GemmKernel::Avx2,
+                                             needle::cpu::GemmKernel::Portable};
+  const needle::cpu::GemmKernel kernel = kernels[state.range(2)];
+  if (!needle::cpu::gemm_supports(kernel)) {
+    state.SkipWithError("the CPU lacks this kernel");
+    return;
+  }
+  const int previous_threads = needle::get_num_threads();
+  needle::set_num_threads(static_cast<int>(state.range(1)));
+  needle::cpu::set_gemm_kernel(kernel);
+  const needle::NDArray a = needle::randn({n, n}, 0.0, 1.0, needle::DType::Float32, needle::cpu_device());
+  const needle::NDArray b = needle::randn({n, n}, 0.0, 1.0, needle::DType::Float32, needle::cpu_device());
+  for (auto _ : state) benchmark::DoNotOptimize(needle::matmul(a, b));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(2 * n * n * n), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  needle::cpu::set_gemm_kernel(needle::cpu::GemmKernel::Auto);
+  needle::set_num_threads(previous_threads);
+}
+BENCHMARK(BM_sgemm_kernel)
+    ->ArgNames({"n", "threads", "kernel"})
+    ->ArgsProduct({{512, 1024, 2048}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -187,6 +217,36 @@ __attribute__((target("avx2,fma"))) void BM_fma_peak(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_fma_peak)->Unit(benchmark::kMillisecond);
+
+// The same with 16-float zmm FMAs, the peak the AVX-512 sgemm kernel is measured against (some CPUs run
+// 512-bit FMAs on one pipe, or at a lower clock, so it is not simply twice the AVX2 figure).
+__attribute__((target("avx512f"))) void BM_fma_peak_avx512(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("no AVX-512F");
+    return;
+  }
+  constexpr int kChains = 12;
+  constexpr std::int64_t kSteps = 1 << 20;
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001F * static_cast<float>(i));
+  const __m512 scale = _mm512_set1_ps(0.9999F);
+  const __m512 shift = _mm512_set1_ps(0.0001F);
+  for (auto _ : state) {
+    for (std::int64_t k = 0; k < kSteps; ++k) {
+#pragma GCC unroll 12
+      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(scale, acc[i], shift);
+    }
+  }
+  __m512 total = acc[0];
+  for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
+  float sink[16];
+  _mm512_storeu_ps(sink, total);
+  benchmark::DoNotOptimize(sink[0]);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(kSteps * kChains * 32), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_fma_peak_avx512)->Unit(benchmark::kMillisecond);
 #endif
 
 }  // namespace

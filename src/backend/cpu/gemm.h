@@ -28,23 +28,39 @@ extern template void gemm<double>(std::int64_t, std::int64_t, std::int64_t, cons
 
 // ---- micro-kernels --------------------------------------------------------------------------------
 
-// Register block of the micro-kernels, and the packed panel layout that goes with it.
+// Register blocks (MR x NR) of the micro-kernels. The packed panels take the shape of the kernel that
+// reads them, so the shape is chosen at run time together with the kernel. The AVX2 tile (also used by
+// the portable kernel) fills 12 of the 16 ymm registers with C; the AVX-512 tile fills 28 of the 32 zmm
+// registers (two vectors per row), which leaves room for the two B vectors, and each B vector loaded
+// then feeds MR FMAs.
 template <typename T>
-struct GemmShape;
+struct Avx2Tile;
 template <>
-struct GemmShape<float> {
+struct Avx2Tile<float> {
   static constexpr std::int64_t mr = 6;
-  static constexpr std::int64_t nr = 16;  // two 8-float AVX registers
+  static constexpr std::int64_t nr = 16;  // two 8-float ymm registers
 };
 template <>
-struct GemmShape<double> {
+struct Avx2Tile<double> {
   static constexpr std::int64_t mr = 6;
-  static constexpr std::int64_t nr = 8;  // two 4-double AVX registers
+  static constexpr std::int64_t nr = 8;  // two 4-double ymm registers
+};
+template <typename T>
+struct Avx512Tile;
+template <>
+struct Avx512Tile<float> {
+  static constexpr std::int64_t mr = 14;
+  static constexpr std::int64_t nr = 32;  // two 16-float zmm registers
+};
+template <>
+struct Avx512Tile<double> {
+  static constexpr std::int64_t mr = 14;
+  static constexpr std::int64_t nr = 16;  // two 8-double zmm registers
 };
 
-// tile = sum over p < kc of a[p * mr + i] * b[p * ldb + j] (i < mr, j < nr: a packed A panel, and
-// kc rows of nr readable values of B), accumulated in p order from zero; then the top-left rows x cols of
-// the tile is stored to c[i * rsc + j * csc], or added to it when `accumulate`.
+// tile = sum over p < kc of a[p * mr + i] * b[p * ldb + j] (i < mr, j < nr of the kernel's tile: a packed
+// A panel, and kc rows of nr readable values of B), accumulated in p order from zero; then the top-left
+// rows x cols of the tile is stored to c[i * rsc + j * csc], or added to it when `accumulate`.
 template <typename T>
 using MicroKernel = void (*)(std::int64_t kc, const T* a, const T* b, std::int64_t ldb, T* c, std::int64_t rsc,
                              std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
@@ -59,7 +75,7 @@ constexpr std::int64_t kDotRows = 3;
 constexpr std::int64_t kDotCols = 4;
 
 #if defined(__x86_64__)
-// AVX2 + FMA kernels (gemm_kernels_avx2.cpp); call only where the CPU supports both.
+// AVX2 + FMA kernels (gemm_kernels_avx2.cpp), on Avx2Tile panels; call only where the CPU supports both.
 void dot_kernel_avx2(std::int64_t k, const float* a, std::int64_t rsa, const float* b, std::int64_t csb, float* c,
                      std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols);
 void dot_kernel_avx2(std::int64_t k, const double* a, std::int64_t rsa, const double* b, std::int64_t csb, double* c,
@@ -68,18 +84,31 @@ void micro_kernel_avx2(std::int64_t kc, const float* a, const float* b, std::int
                        std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 void micro_kernel_avx2(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c, std::int64_t rsc,
                        std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+// AVX-512F kernels (gemm_kernels_avx512.cpp), on Avx512Tile panels; call only where the CPU has AVX-512F.
+void micro_kernel_avx512(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
+                         std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+void micro_kernel_avx512(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c,
+                         std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+// Packs one whole Avx512Tile<float> panel of a row-major A (element (i, p) at a[i * rs + p]):
+// dst[p * mr + i] = a[i * rs + p] for i < mr, p < kc.
+void pack_a_rows_avx512(std::int64_t kc, const float* a, std::int64_t rs, float* dst);
 #endif
 
-// ---- controls for tests ---------------------------------------------------------------------------
+// ---- controls for tests and benchmarks ------------------------------------------------------------
 
-// Which micro-kernel gemm uses: the best the CPU supports, or the portable C++ one.
-enum class GemmKernel { Auto, Portable };
+// Which micro-kernel gemm uses. Auto takes the best the CPU supports (AVX-512, then AVX2 + FMA, then the
+// portable C++ one); the others force one, so that tests and benchmarks reach every kernel on a machine
+// that has them all. A forced kernel the CPU lacks falls back to Auto's choice (gemm_supports says which
+// are real). The dot-product paths use AVX2 under every choice but Portable.
+enum class GemmKernel { Auto, Avx512, Avx2, Portable };
 void set_gemm_kernel(GemmKernel kernel);
-// Whether Auto picks the AVX2 + FMA kernels on this machine.
+// Whether this machine can run `kernel` (Auto and Portable always can).
+bool gemm_supports(GemmKernel kernel);
+// Whether Auto picks the AVX2 + FMA kernels (or better) on this machine.
 bool gemm_has_avx2();
 
-// Overrides the MC, KC, NC cache blocks (0 restores the defaults), so tests can cross every block edge
-// with small matrices. mc must be a multiple of MR and nc of NR of both dtypes.
+// Overrides the MC, KC, NC cache blocks (0 restores the kernel's defaults), so tests can cross every block
+// edge with small matrices. MC and NC are rounded down to whole panels of the kernel in use (at least one).
 void set_gemm_blocking(std::int64_t mc, std::int64_t kc, std::int64_t nc);
 
 }  // namespace needle::cpu
