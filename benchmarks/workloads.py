@@ -387,6 +387,23 @@ def run_thread_count(args: argparse.Namespace) -> None:
     threads = int(os.environ["NEEDLE_NUM_THREADS"])
     if hasattr(ndl, "set_num_threads"):
         ndl.set_num_threads(threads)
+    # With several threads, the library that just ran leaves its threads spinning for a while (OpenBLAS and
+    # OpenMP busy-wait before they sleep) and they would take cores from the next one. So each turn pauses
+    # until they sleep, then runs the step untimed for 0.1 s, and then once timed. The untimed runs matter on
+    # a virtual machine: a vCPU that went idle can take milliseconds to come back, and until it does a
+    # library's second thread misses its share (measured here: Needle and NumPy both reach full two-thread
+    # speed on sgemm512 only after 50-100 ms of work, as they are in a training loop's steady state).
+    settle = args.settle if args.settle is not None else (0.25 if threads > 1 else 0.0)
+
+    def turn(run: Callable[[], float]) -> float:
+        if settle > 0:
+            time.sleep(settle)
+            warm_until = time.perf_counter() + 0.1
+            run()
+            while time.perf_counter() < warm_until:
+                run()
+        return run()
+
     try:
         for name in selected(args.only):
             needle_step = needle_workload(name)
@@ -395,11 +412,11 @@ def run_thread_count(args: argparse.Namespace) -> None:
                 worker.ask({"setup": name})
             times: dict[str, list[float]] = {"needle": [], "torch": [], "numpy": []}
             for rep in range(args.warmups + args.reps):
-                results = {"needle": timed(needle_step)}
+                results = {"needle": turn(lambda step=needle_step: timed(step))}
                 if worker is not None:
-                    results["torch"] = worker.ask({"run": True})["seconds"]
+                    results["torch"] = turn(lambda w=worker: float(w.ask({"run": True})["seconds"]))
                 if numpy_step is not None:
-                    results["numpy"] = timed(numpy_step)
+                    results["numpy"] = turn(lambda step=numpy_step: timed(step))
                 if rep >= args.warmups:
                     for key, seconds in results.items():
                         times[key].append(seconds)
@@ -498,6 +515,9 @@ def run_memory(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated workload name prefixes")
+    parser.add_argument(
+        "--settle", type=float, help="seconds to pause before each timed turn (default 0.25 with 2+ threads, else 0)"
+    )
     parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--warmups", type=int, default=3)
@@ -529,6 +549,8 @@ def main() -> int:
             child_args += ["--only", args.only]
         if args.torch_python:
             child_args += ["--torch-python", args.torch_python]
+        if args.settle is not None:
+            child_args += ["--settle", str(args.settle)]
         out = subprocess.run(child_args, env=thread_env(threads), capture_output=True, text=True)
         if out.returncode != 0:
             sys.stderr.write(out.stderr)
