@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_prefetch.h"
 
 namespace needle::cpu {
 
@@ -57,19 +58,6 @@ typename Ops::Mask first_lanes(std::int64_t count) {
   if (count >= Ops::lanes) return static_cast<typename Ops::Mask>(~0U);
   if (count <= 0) return 0;
   return static_cast<typename Ops::Mask>((1U << count) - 1U);
-}
-
-// Starts fetching the tile of C the kernel will write, so that its (strided) rows arrive while the
-// kernel computes.
-void prefetch_tile(const void* c, std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols,
-                   std::size_t itemsize) {
-  const auto* base = static_cast<const char*>(c);
-  const auto row_bytes = static_cast<std::ptrdiff_t>(rsc) * static_cast<std::ptrdiff_t>(itemsize);
-  const auto last = static_cast<std::ptrdiff_t>((cols - 1) * csc) * static_cast<std::ptrdiff_t>(itemsize);
-  for (std::int64_t i = 0; i < rows; ++i) {
-    _mm_prefetch(base + i * row_bytes, _MM_HINT_T0);
-    _mm_prefetch(base + i * row_bytes + last, _MM_HINT_T0);
-  }
 }
 
 // The MR x (2 * lanes) tile. The accumulator array is indexed only by constants after full unrolling,

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/fast_exp.h"
+
 #define NEEDLE_AVX2 __attribute__((target("avx2,fma")))
 
 namespace needle::cpu {
@@ -25,9 +27,9 @@ NEEDLE_AVX2 inline __m256 pow2(__m256i k) {
 
 // e^(hi + lo), where lo carries low-order bits that do not fit in hi (e.g. the rounding error of a square).
 // Range reduction: n = round((hi + lo) / ln 2), r = hi + lo - n ln 2 with ln 2 split into a part whose
-// product with n is exact and a small correction, so r keeps full precision; e^r is a degree-6 polynomial
-// on |r| <= ln(2) / 2 (the classic Cephes coefficients, error about one unit in the last place), and 2^n is
-// applied in two halves so that results down to the subnormal range need no special case.
+// product with n is exact and a small correction, so r keeps full precision; e^r is Cephes' polynomial
+// on |r| <= ln(2) / 2 (CephesExpf in fast_exp.h, shared with the scalar exp; about one unit in the last place), and 2^n
+// is applied in two halves so that results down to the subnormal range need no special case.
 NEEDLE_AVX2 inline __m256 exp_hilo(__m256 hi, __m256 lo) {
   const __m256 x = _mm256_add_ps(hi, lo);
   // Below -104 the result rounds to 0; above ln(FLT_MAX) it is +inf (patched below). NaN is patched too.
@@ -36,17 +38,13 @@ NEEDLE_AVX2 inline __m256 exp_hilo(__m256 hi, __m256 lo) {
   const __m256 clamped_hi = _mm256_min_ps(_mm256_max_ps(hi, lowest), highest);
   const __m256 clamped_lo = _mm256_and_ps(lo, _mm256_cmp_ps(hi, clamped_hi, _CMP_EQ_OQ));
   const __m256 clamped = _mm256_add_ps(clamped_hi, clamped_lo);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(clamped, splat(1.44269504088896341F)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, splat(0.693359375F), clamped_hi);
-  r = _mm256_fnmadd_ps(n, splat(-2.12194440e-4F), r);
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(clamped, splat(CephesExpf::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, splat(CephesExpf::kLn2Hi), clamped_hi);
+  r = _mm256_fnmadd_ps(n, splat(CephesExpf::kLn2Lo), r);
   r = _mm256_add_ps(r, clamped_lo);
-  __m256 p = splat(1.9875691500e-4F);
-  p = _mm256_fmadd_ps(p, r, splat(1.3981999507e-3F));
-  p = _mm256_fmadd_ps(p, r, splat(8.3334519073e-3F));
-  p = _mm256_fmadd_ps(p, r, splat(4.1665795894e-2F));
-  p = _mm256_fmadd_ps(p, r, splat(1.6666665459e-1F));
-  p = _mm256_fmadd_ps(p, r, splat(5.0000001201e-1F));
+  __m256 p = splat(CephesExpf::kP[0]);
+  for (int i = 1; i < CephesExpf::kDegree; ++i) p = _mm256_fmadd_ps(p, r, splat(CephesExpf::kP[i]));
   __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, splat(1.0F)));
   const __m256i k = _mm256_cvtps_epi32(n);
   const __m256i k_half = _mm256_srai_epi32(k, 1);
