@@ -28,12 +28,6 @@ std::shared_ptr<nn::Sequential> make_model() {
       std::make_shared<nn::Dropout>(dropout), std::make_shared<nn::Linear>(256, 10)});
 }
 
-// Number of rows whose largest logit is at the label.
-std::int64_t count_correct(const Tensor& logits, const needle::NDArray& labels) {
-  const needle::NDArray predicted = needle::argmax(logits.value(), 1);
-  return needle::sum(needle::eq(predicted, labels.astype(needle::DType::Int64))).item().to<std::int64_t>();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,27 +85,17 @@ int main(int argc, char** argv) {
         optimizer.reset_grad();
         loss.backward();
         optimizer.step();
-        correct += count_correct(logits, batch[1]);
+        correct += examples::count_correct(logits, batch[1]);
         progress.update(loss.value().item().to<double>(), batch[1].shape()[0]);
       }
       progress.finish();
       scheduler.step();
       const double seconds = progress.seconds();
 
-      model->eval();
-      needle::NoGradGuard no_grad;
-      double test_loss_sum = 0.0;
-      std::int64_t test_correct = 0;
-      for (const needle::data::Batch& batch : test_loader) {
-        const Tensor logits = (*model)(Tensor(batch[0]));
-        test_loss_sum +=
-            loss_fn(logits, Tensor(batch[1])).value().item().to<double>() * static_cast<double>(batch[1].shape()[0]);
-        test_correct += count_correct(logits, batch[1]);
-      }
+      const auto [test_loss, accuracy] = examples::evaluate_classifier(*model, test_loader, loss_fn, /*max_batches=*/0);
+      test_acc = accuracy;
       const double train_loss = progress.mean_loss();
       const double train_acc = static_cast<double>(correct) / static_cast<double>(progress.samples());
-      const double test_loss = test_loss_sum / static_cast<double>(test_set->size());
-      test_acc = static_cast<double>(test_correct) / static_cast<double>(test_set->size());
       std::printf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s\n", epoch + 1, train_loss,
                   100 * train_acc, test_loss, 100 * test_acc, seconds);
       metrics.append({static_cast<double>(epoch + 1), train_loss, train_acc, test_loss, test_acc, seconds});

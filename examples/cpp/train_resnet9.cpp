@@ -67,33 +67,6 @@ std::unique_ptr<needle::optim::Optimizer> make_optimizer(const std::string& name
   throw needle::ValueError("train_resnet9: --optimizer must be adam or sgd, got '" + name + "'");
 }
 
-// Number of rows whose largest logit is at the label.
-std::int64_t count_correct(const Tensor& logits, const needle::NDArray& labels) {
-  const needle::NDArray predicted = needle::argmax(logits.value(), 1);
-  return needle::sum(needle::eq(predicted, labels.astype(needle::DType::Int64))).item().to<std::int64_t>();
-}
-
-// Mean loss and accuracy in eval mode over the first `max_batches` batches (all when 0).
-std::pair<double, double> evaluate(nn::Module& model, needle::data::DataLoader& loader, nn::SoftmaxLoss& loss_fn,
-                                   std::int64_t max_batches) {
-  model.eval();
-  const needle::NoGradGuard no_grad;
-  double loss_sum = 0.0;
-  std::int64_t correct = 0;
-  std::int64_t seen = 0;
-  std::int64_t batches = 0;
-  for (const needle::data::Batch& batch : loader) {
-    if (max_batches > 0 && batches++ >= max_batches) break;
-    const Tensor logits = model(Tensor(batch[0]));
-    const std::int64_t n = batch[1].shape()[0];
-    loss_sum += loss_fn(logits, Tensor(batch[1])).value().item().to<double>() * static_cast<double>(n);
-    correct += count_correct(logits, batch[1]);
-    seen += n;
-  }
-  const auto count = static_cast<double>(std::max<std::int64_t>(seen, 1));
-  return {loss_sum / count, static_cast<double>(correct) / count};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -164,14 +137,14 @@ int main(int argc, char** argv) {
         optimizer->reset_grad();
         loss.backward();
         optimizer->step();
-        correct += count_correct(logits, batch[1]);
+        correct += examples::count_correct(logits, batch[1]);
         progress.update(loss.value().item().to<double>(), batch[1].shape()[0]);
       }
       progress.finish();
       scheduler.step();
       const double seconds = progress.seconds();
 
-      const auto [test_loss, accuracy] = evaluate(*model, test_loader, loss_fn, max_steps);
+      const auto [test_loss, accuracy] = examples::evaluate_classifier(*model, test_loader, loss_fn, max_steps);
       test_acc = accuracy;
       const double train_loss = progress.mean_loss();
       const double train_acc = static_cast<double>(correct) / static_cast<double>(progress.samples());
@@ -180,7 +153,8 @@ int main(int argc, char** argv) {
       metrics.append({static_cast<double>(epoch + 1), train_loss, train_acc, test_loss, test_acc, seconds});
       examples::save_checkpoint(*model, *optimizer, scheduler, checkpoint, epoch + 1);
     }
-    if (first_epoch >= epochs) test_acc = evaluate(*model, test_loader, loss_fn, max_steps).second;  // nothing left
+    if (first_epoch >= epochs)
+      test_acc = examples::evaluate_classifier(*model, test_loader, loss_fn, max_steps).second;  // nothing left
 
     // Prints where the picture went (or why there is none).
     examples::plot_csv_png(metrics.path(), out / "loss.png", {"train_loss", "test_loss"}, "ResNet-9 on CIFAR-10");

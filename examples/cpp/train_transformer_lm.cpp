@@ -34,55 +34,6 @@ namespace {
 
 constexpr std::int64_t kEvalBatchSize = 10;
 
-// Which word ids the model trains on, is evaluated on each epoch, and is tested on (see the header).
-struct Splits {
-  std::int64_t vocab_size = 0;
-  std::vector<std::int64_t> train, eval, test;
-  std::string train_name, eval_name, note;
-  bool eval_is_test = false;
-};
-
-Splits language_splits(const fs::path& folder) {
-  if (!fs::is_directory(folder)) {
-    throw needle::ValueError(folder.string() + " is not a folder with ptb.train.txt / ptb.valid.txt / ptb.test.txt");
-  }
-  data::Corpus corpus(folder.string());
-  Splits s;
-  s.vocab_size = corpus.dictionary.size();
-  if (!corpus.train.empty()) {
-    s.train = corpus.train;
-    s.train_name = "train";
-    s.eval_is_test = corpus.valid.empty();
-    s.eval = s.eval_is_test ? corpus.test : corpus.valid;
-    s.eval_name = s.eval_is_test ? "test" : "valid";
-    s.test = corpus.test.empty() ? corpus.valid : corpus.test;
-  } else if (!corpus.valid.empty() && !corpus.test.empty()) {
-    s.train = corpus.valid;
-    s.train_name = "valid";
-    s.eval = s.test = corpus.test;
-    s.eval_name = "test";
-    s.eval_is_test = true;
-    s.note = "no ptb.train.txt in " + folder.string() +
-             ": training on ptb.valid.txt and evaluating on ptb.test.txt (pass --data DIR with the full corpus "
-             "for the standard split)";
-  } else {
-    throw needle::ValueError(folder.string() + " needs ptb.train.txt, or both ptb.valid.txt and ptb.test.txt");
-  }
-  return s;
-}
-
-// Perplexity on `test` of the unigram model fitted on `train`'s word counts, add-one smoothed over the
-// whole vocabulary: the baseline a language model has to beat.
-double unigram_perplexity(const std::vector<std::int64_t>& train, const std::vector<std::int64_t>& test,
-                          std::int64_t vocab_size) {
-  std::vector<double> counts(static_cast<std::size_t>(vocab_size), 1.0);
-  for (const std::int64_t id : train) counts[static_cast<std::size_t>(id)] += 1.0;
-  const double total = static_cast<double>(train.size()) + static_cast<double>(vocab_size);
-  double nll = 0.0;
-  for (const std::int64_t id : test) nll -= std::log(counts[static_cast<std::size_t>(id)] / total);
-  return std::exp(nll / static_cast<double>(test.size()));
-}
-
 // get_batch's (seq, batch) window turned into the transformer's (batch, seq) input, and the targets in the
 // same order as the logits reshaped to (batch * seq, vocab).
 std::pair<Tensor, Tensor> batch_first(const NDArray& batches, std::int64_t i, std::int64_t seq_len) {
@@ -138,7 +89,7 @@ int main(int argc, char** argv) {
     fs::create_directories(out);
     needle::manual_seed(static_cast<std::uint64_t>(args.get_int("seed", 0)));
 
-    const Splits splits = language_splits(data_dir);
+    const examples::LanguageSplits splits = examples::language_splits(data_dir);
     std::printf(
         "PTB from %s: vocabulary %lld words; %s %zu tokens (training), %s %zu (per-epoch evaluation), "
         "test %zu\n",
@@ -223,8 +174,11 @@ int main(int argc, char** argv) {
     const double test_loss =
         splits.eval_is_test && !std::isnan(eval_loss) ? eval_loss : evaluate(model, splits.test, seq_len);
     const double test_ppl = std::exp(test_loss);
-    const double unigram = unigram_perplexity(splits.train, splits.test, splits.vocab_size);
-    std::printf("test perplexity: %.1f (unigram baseline %.1f, %.2fx higher)\n", test_ppl, unigram, unigram / test_ppl);
+    const double unigram = examples::unigram_perplexity(splits.train, splits.test, splits.vocab_size);
+    // Lower perplexity is better: say by what factor the model beats (or trails) the baseline.
+    const bool beats = test_ppl <= unigram;
+    std::printf("test perplexity: %.1f (unigram baseline %.1f: %.2fx %s)\n", test_ppl, unigram,
+                beats ? unigram / test_ppl : test_ppl / unigram, beats ? "lower" : "higher");
     return 0;
   } catch (const needle::Error& e) {
     std::cerr << "train_transformer_lm: " << e.what() << "\n";

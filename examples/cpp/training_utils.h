@@ -1,5 +1,6 @@
 // What every C++ training example shares: command-line flags, a progress bar, per-epoch metrics in CSV,
-// checkpoints that resume, and a loss-curve picture. Plain C++ around Needle; no math here.
+// checkpoints that resume, a loss-curve picture, the evaluation of the classifiers and the text splits
+// and baseline of the language models. Plain C++ around Needle; no math here.
 // The Python examples have the same helpers in examples/python/training_utils.py.
 #pragma once
 
@@ -249,6 +250,86 @@ inline Resumed load_checkpoint(needle::nn::Module& model, needle::optim::Optimiz
 inline std::string idx_file(const std::filesystem::path& folder, const std::string& name) {
   const std::filesystem::path gz = folder / (name + ".gz");
   return std::filesystem::exists(gz) ? gz.string() : (folder / name).string();
+}
+
+// ---- classification (train_mlp, train_cnn, train_resnet9) ----
+
+// Number of rows whose largest logit is at the label.
+inline std::int64_t count_correct(const needle::Tensor& logits, const needle::NDArray& labels) {
+  const needle::NDArray predicted = needle::argmax(logits.value(), 1);
+  return needle::sum(needle::eq(predicted, labels.astype(needle::DType::Int64))).item().to<std::int64_t>();
+}
+
+// Mean loss and accuracy in eval mode over the first `max_batches` batches (all when 0).
+inline std::pair<double, double> evaluate_classifier(needle::nn::Module& model, needle::data::DataLoader& loader,
+                                                     needle::nn::SoftmaxLoss& loss_fn, std::int64_t max_batches) {
+  model.eval();
+  const needle::NoGradGuard no_grad;
+  double loss_sum = 0.0;
+  std::int64_t correct = 0;
+  std::int64_t seen = 0;
+  std::int64_t batches = 0;
+  for (const needle::data::Batch& batch : loader) {
+    if (max_batches > 0 && batches++ >= max_batches) break;
+    const needle::Tensor logits = model(needle::Tensor(batch[0]));
+    const std::int64_t n = batch[1].shape()[0];
+    loss_sum += loss_fn(logits, needle::Tensor(batch[1])).value().item().to<double>() * static_cast<double>(n);
+    correct += count_correct(logits, batch[1]);
+    seen += n;
+  }
+  const auto count = static_cast<double>(std::max<std::int64_t>(seen, 1));
+  return {loss_sum / count, static_cast<double>(correct) / count};
+}
+
+// ---- language modelling (train_lstm_lm, train_transformer_lm) ----
+
+// Which word ids the model trains on, is evaluated on each epoch, and is tested on (see the examples' headers).
+struct LanguageSplits {
+  std::int64_t vocab_size = 0;
+  std::vector<std::int64_t> train, eval, test;
+  std::string train_name, eval_name, note;
+  bool eval_is_test = false;
+};
+
+inline LanguageSplits language_splits(const std::filesystem::path& folder) {
+  if (!std::filesystem::is_directory(folder)) {
+    throw needle::ValueError(folder.string() + " is not a folder with ptb.train.txt / ptb.valid.txt / ptb.test.txt");
+  }
+  needle::data::Corpus corpus(folder.string());
+  LanguageSplits s;
+  s.vocab_size = corpus.dictionary.size();
+  if (!corpus.train.empty()) {
+    s.train = corpus.train;
+    s.train_name = "train";
+    s.eval_is_test = corpus.valid.empty();
+    s.eval = s.eval_is_test ? corpus.test : corpus.valid;
+    s.eval_name = s.eval_is_test ? "test" : "valid";
+    s.test = corpus.test.empty() ? corpus.valid : corpus.test;
+  } else if (!corpus.valid.empty() && !corpus.test.empty()) {
+    s.train = corpus.valid;
+    s.train_name = "valid";
+    s.eval = s.test = corpus.test;
+    s.eval_name = "test";
+    s.eval_is_test = true;
+    s.note = "no ptb.train.txt in " + folder.string() +
+             ": training on ptb.valid.txt and evaluating on ptb.test.txt (pass --data DIR with the full corpus "
+             "for the standard split)";
+  } else {
+    throw needle::ValueError(folder.string() + " needs ptb.train.txt, or both ptb.valid.txt and ptb.test.txt");
+  }
+  return s;
+}
+
+// Perplexity on `test` of the unigram model fitted on `train`'s word counts, add-one smoothed over the
+// whole vocabulary: the baseline a language model has to beat.
+inline double unigram_perplexity(const std::vector<std::int64_t>& train, const std::vector<std::int64_t>& test,
+                                 std::int64_t vocab_size) {
+  std::vector<double> counts(static_cast<std::size_t>(vocab_size), 1.0);
+  for (const std::int64_t id : train) counts[static_cast<std::size_t>(id)] += 1.0;
+  const double total = static_cast<double>(train.size()) + static_cast<double>(vocab_size);
+  double nll = 0.0;
+  for (const std::int64_t id : test) nll -= std::log(counts[static_cast<std::size_t>(id)] / total);
+  return std::exp(nll / static_cast<double>(test.size()));
 }
 
 namespace detail {

@@ -181,7 +181,9 @@ def main() -> int:
         test_loss = evaluate(model, splits.test, args.seq_len, vocab, device)
     test_ppl = math.exp(test_loss)
     unigram = unigram_perplexity(splits.train, splits.test, splits.vocab_size)
-    print(f"test perplexity: {test_ppl:.1f} (unigram baseline {unigram:.1f}, {unigram / test_ppl:.2f}x higher)")
+    # Lower perplexity is better: say by what factor the model beats (or trails) the baseline.
+    factor, word = (unigram / test_ppl, "lower") if test_ppl <= unigram else (test_ppl / unigram, "higher")
+    print(f"test perplexity: {test_ppl:.1f} (unigram baseline {unigram:.1f}: {factor:.2f}x {word})")
     return 0
 
 
