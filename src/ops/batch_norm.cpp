@@ -1,0 +1,145 @@
+// Training-mode batch normalization as one op whose forward is the backend's fused batch_norm kernel and
+// whose gradient is its fused batch_norm_backward kernel, instead of a chain of mean, subtract, multiply,
+// sqrt, divide and add ops (each a pass over the data, and as many again backward).
+#include "ops/batch_norm.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "needle/autograd/grad_mode.h"
+#include "needle/backend/backend.h"
+#include "ops/op_helpers.h"
+
+namespace needle::ops::detail {
+
+namespace {
+
+// The per-channel mean and biased variance the forward computed, kept for the backward kernel (which
+// would otherwise recompute them from x).
+struct BatchStatistics {
+  NDArray mean;
+  NDArray var;
+  bool computed = false;
+};
+
+// x (N, C, ...) as the (N, C, S) shape the kernels read, S the product of the remaining dimensions.
+Shape channel_major(const Shape& shape) {
+  std::int64_t spatial = 1;
+  for (std::size_t d = 2; d < shape.size(); ++d) spatial *= shape[d];
+  return {shape[0], shape[1], spatial};
+}
+
+// The axes every statistic is taken over (all but 1), and the (1, C, 1, ...) shape it broadcasts as.
+Axes reduced_axes(std::int64_t ndim) {
+  Axes axes;
+  for (std::int64_t d = 0; d < ndim; ++d) {
+    if (d != 1) axes.push_back(d);
+  }
+  return axes;
+}
+Shape channel_shape(const Shape& shape) {
+  Shape out(shape.size(), 1);
+  out[1] = shape[1];
+  return out;
+}
+
+// Inputs: x (N, C, ...), weight (C,), bias (C,), all of one floating dtype.
+class BatchNormOp final : public Op {
+ public:
+  BatchNormOp(double eps, std::shared_ptr<BatchStatistics> statistics)
+      : eps_(eps), statistics_(std::move(statistics)) {}
+  std::string name() const override { return "batch_norm"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const Shape shape = channel_major(in[0].shape());
+    const NDArray x = in[0].compact().reshape(shape);
+    const NDArray weight = in[1].compact();
+    const NDArray bias = in[2].compact();
+    NDArray y = NDArray::empty(shape, x.dtype(), x.device());
+    NDArray mean = NDArray::empty({shape[1]}, x.dtype(), x.device());
+    NDArray var = NDArray::empty({shape[1]}, x.dtype(), x.device());
+    backend_for(x.device()).batch_norm(y.view(), mean.view(), var.view(), x.view(), weight.view(), bias.view(), eps_);
+    statistics_->mean = mean;
+    statistics_->var = var;
+    statistics_->computed = true;
+    return y.reshape(in[0].shape());
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+
+ private:
+  double eps_;
+  std::shared_ptr<BatchStatistics> statistics_;
+};
+
+std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node) const {
+  const Tensor& x = node.inputs()[0];
+  const Tensor& weight = node.inputs()[1];
+  const Tensor& bias = node.inputs()[2];
+  if (grad_enabled()) {
+    // A graph of the gradient is being recorded (create_graph): the formula of batch_norm_backward in
+    // differentiable ops, so that gradients of this gradient work.
+    const Axes axes = reduced_axes(x.ndim());
+    const Shape param_shape = channel_shape(x.shape());
+    const Tensor centered = x - mean(x, axes, /*keepdims=*/true);
+    const Tensor invstd = Scalar(1.0) / sqrt(mean(centered * centered, axes, /*keepdims=*/true) + Scalar(eps_));
+    const Tensor xhat = centered * invstd;
+    const Tensor g_xhat = g * xhat;
+    const auto dx = [&] {
+      return reshape(weight, param_shape) * invstd *
+             (g - mean(g, axes, /*keepdims=*/true) - xhat * mean(g_xhat, axes, /*keepdims=*/true));
+    };
+    return {grad_if_needed(x, dx), grad_if_needed(weight, [&] { return summation(g_xhat, axes); }),
+            grad_if_needed(bias, [&] { return summation(g, axes); })};
+  }
+  // Plain backward: one fused kernel gives all three gradients from the saved statistics.
+  const NDArray& x_value = x.value();
+  const Shape shape = channel_major(x_value.shape());
+  const NDArray xv = x_value.compact().reshape(shape);
+  const NDArray gv = g.value().astype(x_value.dtype()).compact().reshape(shape);
+  const NDArray weight_value = weight.value().compact();
+  NEEDLE_CHECK(statistics_->computed, RuntimeError, "batch_norm: backward before forward");
+  NDArray dx = NDArray::empty(shape, xv.dtype(), xv.device());
+  NDArray dweight = NDArray::empty({shape[1]}, xv.dtype(), xv.device());
+  NDArray dbias = NDArray::empty({shape[1]}, xv.dtype(), xv.device());
+  backend_for(xv.device())
+      .batch_norm_backward(dx.view(), dweight.view(), dbias.view(), gv.view(), xv.view(), statistics_->mean.view(),
+                           statistics_->var.view(), weight_value.view(), eps_);
+  return {grad_if_needed(x, [&] { return constant(dx.reshape(x_value.shape())); }),
+          grad_if_needed(weight, [&] { return constant(dweight); }),
+          grad_if_needed(bias, [&] { return constant(dbias); })};
+}
+
+}  // namespace
+
+Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, NDArray& batch_mean,
+                        NDArray& batch_var) {
+  const std::int64_t channels = x.shape()[1];
+  const std::int64_t count = x.size() / std::max<std::int64_t>(channels, 1);
+  NEEDLE_CHECK(count > 1, ValueError, "batch_norm: training needs more than 1 value per channel, got input shape ",
+               shape_str(x.shape()));
+  const DType dtype = x.dtype();
+  const bool same_dtype = (!weight.defined() || weight.dtype() == dtype) && (!bias.defined() || bias.dtype() == dtype);
+  if (!same_dtype) {
+    // Mixed dtypes promote like the element-wise ops they stand for; the fused kernel takes one dtype.
+    const Axes axes = reduced_axes(x.ndim());
+    const Shape param_shape = channel_shape(x.shape());
+    const Tensor mean_c = mean(x, axes, /*keepdims=*/true);
+    const Tensor centered = x - mean_c;
+    const Tensor var_c = mean(centered * centered, axes, /*keepdims=*/true);
+    batch_mean = mean_c.value().reshape({channels});
+    batch_var = var_c.value().reshape({channels});
+    Tensor y = centered / sqrt(var_c + Scalar(eps));
+    if (weight.defined()) y = y * reshape(weight, param_shape);
+    if (bias.defined()) y = y + reshape(bias, param_shape);
+    return y;
+  }
+  // The kernel always applies weight and bias: absent ones are the identity, as constants.
+  const Tensor w = weight.defined() ? weight : constant(NDArray::ones({channels}, dtype, x.device()));
+  const Tensor b = bias.defined() ? bias : constant(NDArray::zeros({channels}, dtype, x.device()));
+  auto statistics = std::make_shared<BatchStatistics>();
+  Tensor y = make<BatchNormOp>({x, w, b}, eps, statistics);
+  batch_mean = statistics->mean;
+  batch_var = statistics->var;
+  return y;
+}
+
+}  // namespace needle::ops::detail
