@@ -15,19 +15,57 @@ namespace needle::ops::detail {
 namespace {
 
 // The per-channel mean and biased variance the forward computed, kept for the backward kernel (which
-// would otherwise recompute them from x).
+// would otherwise recompute them from x), with x as the kernel read it (no second copy when x had to be
+// made contiguous).
 struct BatchStatistics {
   NDArray mean;
   NDArray var;
+  NDArray x;
   bool computed = false;
 };
 
-// x (N, C, ...) as the (N, C, S) shape the kernels read, S the product of the remaining dimensions.
-Shape channel_major(const Shape& shape) {
-  std::int64_t spatial = 1;
-  for (std::size_t d = 2; d < shape.size(); ++d) spatial *= shape[d];
-  return {shape[0], shape[1], spatial};
-}
+// How x (N, C, ...) is handed to the kernels, which read contiguous (N', C, S) memory. A channels-last
+// array (the convolution layer's NHWC output seen as NCHW) is already (N * H * W, C, 1) in memory and goes
+// as it is; anything else is made contiguous as (N, C, S), S the product of the remaining dimensions. The
+// gradient g and the kernels' outputs take the same layout.
+class KernelLayout {
+ public:
+  explicit KernelLayout(const NDArray& x) : shape_(x.shape()) {
+    const auto ndim = static_cast<std::int64_t>(shape_.size());
+    // to_last_: (0, 2, ..., ndim - 1, 1) moves the channels last; from_last_ moves them back.
+    to_last_.push_back(0);
+    for (std::int64_t d = 2; d < ndim; ++d) to_last_.push_back(d);
+    to_last_.push_back(1);
+    from_last_ = {0, ndim - 1};
+    for (std::int64_t d = 1; d < ndim - 1; ++d) from_last_.push_back(d);
+    channels_last_ = ndim > 2 && !x.is_compact() && x.permute(to_last_).is_compact();
+  }
+
+  // `a` (x's shape) as the kernels read it: a view when its layout allows, else a contiguous copy.
+  [[nodiscard]] NDArray to_kernel(const NDArray& a) const {
+    const std::int64_t channels = shape_[1];
+    if (channels_last_) {
+      const NDArray last = a.permute(to_last_).compact();
+      return last.reshape({last.size() / std::max<std::int64_t>(channels, 1), channels, 1});
+    }
+    std::int64_t spatial = 1;
+    for (std::size_t d = 2; d < shape_.size(); ++d) spatial *= shape_[d];
+    return a.compact().reshape({shape_[0], channels, spatial});
+  }
+  // A kernel output back in x's shape (a view).
+  [[nodiscard]] NDArray from_kernel(const NDArray& k) const {
+    if (!channels_last_) return k.reshape(shape_);
+    Shape last_shape;
+    for (const std::int64_t d : to_last_) last_shape.push_back(shape_[static_cast<std::size_t>(d)]);
+    return k.reshape(last_shape).permute(from_last_);
+  }
+
+ private:
+  Shape shape_;
+  Axes to_last_;
+  Axes from_last_;
+  bool channels_last_ = false;
+};
 
 // The axes every statistic is taken over (all but 1), and the (1, C, 1, ...) shape it broadcasts as.
 Axes reduced_axes(std::int64_t ndim) {
@@ -50,18 +88,20 @@ class BatchNormOp final : public Op {
       : eps_(eps), statistics_(std::move(statistics)) {}
   std::string name() const override { return "batch_norm"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const Shape shape = channel_major(in[0].shape());
-    const NDArray x = in[0].compact().reshape(shape);
+    const KernelLayout layout(in[0]);
+    const NDArray x = layout.to_kernel(in[0]);
     const NDArray weight = in[1].compact();
     const NDArray bias = in[2].compact();
-    NDArray y = NDArray::empty(shape, x.dtype(), x.device());
-    NDArray mean = NDArray::empty({shape[1]}, x.dtype(), x.device());
-    NDArray var = NDArray::empty({shape[1]}, x.dtype(), x.device());
+    const std::int64_t channels = x.shape()[1];
+    NDArray y = NDArray::empty(x.shape(), x.dtype(), x.device());
+    NDArray mean = NDArray::empty({channels}, x.dtype(), x.device());
+    NDArray var = NDArray::empty({channels}, x.dtype(), x.device());
     backend_for(x.device()).batch_norm(y.view(), mean.view(), var.view(), x.view(), weight.view(), bias.view(), eps_);
     statistics_->mean = mean;
     statistics_->var = var;
+    statistics_->x = x;
     statistics_->computed = true;
-    return y.reshape(in[0].shape());
+    return layout.from_kernel(y);
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
 
@@ -91,19 +131,19 @@ std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node) c
             grad_if_needed(bias, [&] { return summation(g, axes); })};
   }
   // Plain backward: one fused kernel gives all three gradients from the saved statistics.
-  const NDArray& x_value = x.value();
-  const Shape shape = channel_major(x_value.shape());
-  const NDArray xv = x_value.compact().reshape(shape);
-  const NDArray gv = g.value().astype(x_value.dtype()).compact().reshape(shape);
-  const NDArray weight_value = weight.value().compact();
   NEEDLE_CHECK(statistics_->computed, RuntimeError, "batch_norm: backward before forward");
-  NDArray dx = NDArray::empty(shape, xv.dtype(), xv.device());
-  NDArray dweight = NDArray::empty({shape[1]}, xv.dtype(), xv.device());
-  NDArray dbias = NDArray::empty({shape[1]}, xv.dtype(), xv.device());
+  const KernelLayout layout(x.value());
+  const NDArray& xv = statistics_->x;
+  const NDArray gv = layout.to_kernel(g.value().astype(xv.dtype()));
+  const NDArray weight_value = weight.value().compact();
+  const std::int64_t channels = xv.shape()[1];
+  NDArray dx = NDArray::empty(xv.shape(), xv.dtype(), xv.device());
+  NDArray dweight = NDArray::empty({channels}, xv.dtype(), xv.device());
+  NDArray dbias = NDArray::empty({channels}, xv.dtype(), xv.device());
   backend_for(xv.device())
       .batch_norm_backward(dx.view(), dweight.view(), dbias.view(), gv.view(), xv.view(), statistics_->mean.view(),
                            statistics_->var.view(), weight_value.view(), eps_);
-  return {grad_if_needed(x, [&] { return constant(dx.reshape(x_value.shape())); }),
+  return {grad_if_needed(x, [&] { return constant(layout.from_kernel(dx)); }),
           grad_if_needed(weight, [&] { return constant(dweight); }),
           grad_if_needed(bias, [&] { return constant(dbias); })};
 }

@@ -218,9 +218,11 @@ std::vector<Case> kernel_cases() {
       }
     }
   }
-  cases.push_back({5, 0, 4});      // no channels: nothing to compute
-  cases.push_back({32, 128, 64});  // several chunks of channels per thread
-  cases.push_back({64, 100, 1});   // BatchNorm1d-like, channels split over threads
+  cases.push_back({5, 0, 4});       // no channels: nothing to compute
+  cases.push_back({32, 128, 64});   // several chunks of channels per thread
+  cases.push_back({64, 100, 1});    // BatchNorm1d-like, channels split over threads
+  cases.push_back({9, 130, 1});     // more channels than one tile of the column kernels
+  cases.push_back({2048, 128, 1});  // a channels-last (32, 128, 8, 8) input, split over threads
   return cases;
 }
 
@@ -436,6 +438,31 @@ TEST_P(FusedBatchNormOpsTest, GradientsAndSecondGradientsMatchFiniteDifferences)
     expect_gradients_match(squared, {x, w});
     expect_second_gradients_match(squared, {x, w}, 1e-5, 1e-5);
   }
+}
+
+// The convolution layer's output is an NHWC array seen as NCHW: the op reads it in place as (N * H * W, C, 1)
+// and returns its result (and the input gradient) in the same layout.
+TEST_P(FusedBatchNormOpsTest, ChannelsLastInputsMatchTheComposedFormulaAndFiniteDifferences) {
+  const Device d = GetParam();
+  const NDArray nhwc = random_array({3, 2, 4, 5}, d, 61, -2.0, 2.0);
+  const NDArray x = nhwc.permute({0, 3, 1, 2});
+  const NDArray w = random_array({5}, d, 62, 0.5, 1.5);
+  const NDArray b = random_array({5}, d, 63);
+  const Tensor y = ops::batch_norm(Tensor(x), Tensor(w), Tensor(b), Tensor(), Tensor(), true, 0.1, 1e-3);
+  EXPECT_EQ(y.shape(), x.shape());
+  expect_close(host(y.value()), host(composed_batch_norm(x.compact(), w, b, 1e-3)), 1e-12, "y");
+  const auto channels_last = [](const V& t) {
+    return ops::batch_norm(ops::permute(t[0], {0, 3, 1, 2}), t[1], t[2], Tensor(), Tensor(), true, 0.1, 1e-3);
+  };
+  expect_gradients_match(channels_last, {nhwc, w, b});
+  expect_second_gradients_match(channels_last, {nhwc, w, b}, 1e-5, 1e-5);
+  // The output squared: the output gradient then comes back in y's layout.
+  const auto squared = [](const V& t) {
+    const Tensor y =
+        ops::batch_norm(ops::permute(t[0], {0, 3, 1, 2}), t[1], Tensor(), Tensor(), Tensor(), true, 0.1, 1e-3);
+    return ops::multiply(y, y);
+  };
+  expect_gradients_match(squared, {nhwc, w});
 }
 
 TEST_P(FusedBatchNormOpsTest, LayerUpdatesRunningStatisticsFromTheKernelsStatistics) {

@@ -7,8 +7,9 @@
 // Sums are kept in double, in kLanes independent partial sums per quantity so the compiler vectorises the
 // inner loops over a run. The variance comes from sums of x - shift with shift = the channel's first value:
 // one pass instead of two, and, since the shift is a sample of the channel, sum((x - shift)^2) / M -
-// (sum(x - shift) / M)^2 does not suffer the cancellation of the plain sum of squares. Each kernel is
-// compiled for the baseline instruction set and, on x86-64, for AVX2 + FMA, picked at run time.
+// (sum(x - shift) / M)^2 does not suffer the cancellation of the plain sum of squares. When S = 1 the runs
+// are single values, so those shapes take column kernels that vectorise across channels instead. Each
+// kernel is compiled for the baseline instruction set and, on x86-64, for AVX2 + FMA, picked at run time.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -164,6 +165,125 @@ template <typename T>
   }
 }
 
+// With S = 1 (BatchNorm1d, or a channels-last input read as (N * H * W, C, 1)) a channel's values are a
+// column: these kernels walk the rows and keep the statistics of a tile of kTile adjacent channels, so the
+// inner loops run along the contiguous channels and vectorise. Each channel's sums still run over the rows
+// in order, so the result does not depend on how channels are split.
+constexpr std::int64_t kTile = 64;
+
+template <typename T>
+[[gnu::always_inline]] inline void batch_norm_columns(T* y, T* mean, T* var, const T* x, const T* weight, const T* bias,
+                                                      const Channels& part, double eps) {
+  const std::int64_t channels = part.channels;
+  const auto count = static_cast<double>(part.batch);
+  for (std::int64_t c0 = part.first; c0 < part.last; c0 += kTile) {
+    const std::int64_t width = std::min(kTile, part.last - c0);
+    double shift[kTile];
+    double sum[kTile] = {};
+    double squares[kTile] = {};
+    for (std::int64_t k = 0; k < width; ++k) shift[k] = x[c0 + k];
+    for (std::int64_t n = 0; n < part.batch; ++n) {
+      const T* row = x + n * channels + c0;
+      for (std::int64_t k = 0; k < width; ++k) {
+        const double d = static_cast<double>(row[k]) - shift[k];
+        sum[k] += d;
+        squares[k] += d * d;
+      }
+    }
+    // The per-channel constants of y = ((x - sample) - center) * scale + shift_out (see batch_norm_channels).
+    T sample[kTile];
+    T center[kTile];
+    T scale[kTile];
+    T shift_out[kTile];
+    for (std::int64_t k = 0; k < width; ++k) {
+      const double offset = sum[k] / count;
+      const double v = std::max(squares[k] / count - offset * offset, 0.0);
+      mean[c0 + k] = static_cast<T>(shift[k] + offset);
+      var[c0 + k] = static_cast<T>(v);
+      sample[k] = x[c0 + k];
+      center[k] = static_cast<T>(offset);
+      scale[k] = static_cast<T>(static_cast<double>(weight[c0 + k]) / std::sqrt(v + eps));
+      shift_out[k] = bias[c0 + k];
+    }
+    for (std::int64_t n = 0; n < part.batch; ++n) {
+      const T* row = x + n * channels + c0;
+      T* out = y + n * channels + c0;
+      for (std::int64_t k = 0; k < width; ++k) out[k] = ((row[k] - sample[k]) - center[k]) * scale[k] + shift_out[k];
+    }
+  }
+}
+
+template <typename T>
+[[gnu::always_inline]] inline void batch_norm_backward_columns(T* dx, T* dweight, T* dbias, const T* g, const T* x,
+                                                               const T* mean, const T* var, const T* weight,
+                                                               const Channels& part, double eps) {
+  const std::int64_t channels = part.channels;
+  const auto count = static_cast<double>(part.batch);
+  for (std::int64_t c0 = part.first; c0 < part.last; c0 += kTile) {
+    const std::int64_t width = std::min(kTile, part.last - c0);
+    double m[kTile];
+    double sum_g[kTile] = {};
+    double sum_g_centered[kTile] = {};
+    for (std::int64_t k = 0; k < width; ++k) m[k] = mean[c0 + k];
+    for (std::int64_t n = 0; n < part.batch; ++n) {
+      const T* gr = g + n * channels + c0;
+      const T* xr = x + n * channels + c0;
+      for (std::int64_t k = 0; k < width; ++k) {
+        const double gj = gr[k];
+        sum_g[k] += gj;
+        sum_g_centered[k] += gj * (static_cast<double>(xr[k]) - m[k]);
+      }
+    }
+    // The per-channel constants of dx = g_scale * g + slope * ((x - sample) - center) + offset.
+    T g_scale[kTile];
+    T slope[kTile];
+    T offset[kTile];
+    T sample[kTile];
+    T center[kTile];
+    for (std::int64_t k = 0; k < width; ++k) {
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c0 + k]) + eps);
+      const double sum_g_xhat = sum_g_centered[k] * invstd;
+      dbias[c0 + k] = static_cast<T>(sum_g[k]);
+      dweight[c0 + k] = static_cast<T>(sum_g_xhat);
+      const double scale = static_cast<double>(weight[c0 + k]) * invstd;
+      g_scale[k] = static_cast<T>(scale);
+      slope[k] = static_cast<T>(-scale * invstd * sum_g_xhat / count);
+      offset[k] = static_cast<T>(-scale * sum_g[k] / count);
+      sample[k] = x[c0 + k];
+      center[k] = static_cast<T>(m[k] - static_cast<double>(sample[k]));
+    }
+    for (std::int64_t n = 0; n < part.batch; ++n) {
+      const T* gr = g + n * channels + c0;
+      const T* xr = x + n * channels + c0;
+      T* out = dx + n * channels + c0;
+      for (std::int64_t k = 0; k < width; ++k) {
+        out[k] = g_scale[k] * gr[k] + slope[k] * ((xr[k] - sample[k]) - center[k]) + offset[k];
+      }
+    }
+  }
+}
+
+// One entry point per direction for both layouts: columns when S = 1, runs otherwise.
+template <typename T>
+[[gnu::always_inline]] inline void batch_norm_any(T* y, T* mean, T* var, const T* x, const T* weight, const T* bias,
+                                                  const Channels& part, double eps) {
+  if (part.spatial == 1) {
+    batch_norm_columns(y, mean, var, x, weight, bias, part, eps);
+  } else {
+    batch_norm_channels(y, mean, var, x, weight, bias, part, eps);
+  }
+}
+template <typename T>
+[[gnu::always_inline]] inline void batch_norm_backward_any(T* dx, T* dweight, T* dbias, const T* g, const T* x,
+                                                           const T* mean, const T* var, const T* weight,
+                                                           const Channels& part, double eps) {
+  if (part.spatial == 1) {
+    batch_norm_backward_columns(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+  } else {
+    batch_norm_backward_channels(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+  }
+}
+
 template <typename T>
 using ForwardKernel = void (*)(T*, T*, T*, const T*, const T*, const T*, const Channels&, double);
 template <typename T>
@@ -172,25 +292,25 @@ using BackwardKernel = void (*)(T*, T*, T*, const T*, const T*, const T*, const 
 template <typename T>
 void batch_norm_portable(T* y, T* mean, T* var, const T* x, const T* weight, const T* bias, const Channels& part,
                          double eps) {
-  batch_norm_channels(y, mean, var, x, weight, bias, part, eps);
+  batch_norm_any(y, mean, var, x, weight, bias, part, eps);
 }
 template <typename T>
 void batch_norm_backward_portable(T* dx, T* dweight, T* dbias, const T* g, const T* x, const T* mean, const T* var,
                                   const T* weight, const Channels& part, double eps) {
-  batch_norm_backward_channels(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+  batch_norm_backward_any(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
 }
 
 #if defined(__x86_64__)
 template <typename T>
 __attribute__((target("avx2,fma"))) void batch_norm_avx2(T* y, T* mean, T* var, const T* x, const T* weight,
                                                          const T* bias, const Channels& part, double eps) {
-  batch_norm_channels(y, mean, var, x, weight, bias, part, eps);
+  batch_norm_any(y, mean, var, x, weight, bias, part, eps);
 }
 template <typename T>
 __attribute__((target("avx2,fma"))) void batch_norm_backward_avx2(T* dx, T* dweight, T* dbias, const T* g, const T* x,
                                                                   const T* mean, const T* var, const T* weight,
                                                                   const Channels& part, double eps) {
-  batch_norm_backward_channels(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+  batch_norm_backward_any(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
 }
 
 bool cpu_has_avx2_fma() {
