@@ -27,7 +27,8 @@ struct BatchStatistics {
 // How x (N, C, ...) is handed to the kernels, which read contiguous (N', C, S) memory. A channels-last
 // array (the convolution layer's NHWC output seen as NCHW) is already (N * H * W, C, 1) in memory and goes
 // as it is; anything else is made contiguous as (N, C, S), S the product of the remaining dimensions. The
-// gradient g and the kernels' outputs take the same layout.
+// gradient g and the kernels' outputs take the same layout, so the input gradient of a channels-last x is
+// channels-last too, the layout the convolution's backward reads.
 class KernelLayout {
  public:
   explicit KernelLayout(const NDArray& x) : shape_(x.shape()) {
@@ -101,7 +102,10 @@ class BatchNormOp final : public Op {
     statistics_->var = var;
     statistics_->x = x;
     statistics_->computed = true;
-    return layout.from_kernel(y);
+    // Handed on contiguous in x's own (N, C, ...) order even when read channels-last: the element-wise ops
+    // that follow (ReLU and its gradient) take a strided path on a permuted view that costs several times
+    // this one copy.
+    return layout.from_kernel(y).compact();
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
 

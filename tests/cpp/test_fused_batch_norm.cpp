@@ -441,7 +441,7 @@ TEST_P(FusedBatchNormOpsTest, GradientsAndSecondGradientsMatchFiniteDifferences)
 }
 
 // The convolution layer's output is an NHWC array seen as NCHW: the op reads it in place as (N * H * W, C, 1)
-// and returns its result (and the input gradient) in the same layout.
+// and returns the input gradient in that layout.
 TEST_P(FusedBatchNormOpsTest, ChannelsLastInputsMatchTheComposedFormulaAndFiniteDifferences) {
   const Device d = GetParam();
   const NDArray nhwc = random_array({3, 2, 4, 5}, d, 61, -2.0, 2.0);
@@ -456,7 +456,7 @@ TEST_P(FusedBatchNormOpsTest, ChannelsLastInputsMatchTheComposedFormulaAndFinite
   };
   expect_gradients_match(channels_last, {nhwc, w, b});
   expect_second_gradients_match(channels_last, {nhwc, w, b}, 1e-5, 1e-5);
-  // The output squared: the output gradient then comes back in y's layout.
+  // The output squared: an output gradient that depends on y, read channels-last like x.
   const auto squared = [](const V& t) {
     const Tensor y =
         ops::batch_norm(ops::permute(t[0], {0, 3, 1, 2}), t[1], Tensor(), Tensor(), Tensor(), true, 0.1, 1e-3);
