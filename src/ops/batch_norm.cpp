@@ -98,10 +98,14 @@ class BatchNormOp final : public Op {
     NDArray mean = NDArray::empty({channels}, x.dtype(), x.device());
     NDArray var = NDArray::empty({channels}, x.dtype(), x.device());
     backend_for(x.device()).batch_norm(y.view(), mean.view(), var.view(), x.view(), weight.view(), bias.view(), eps_);
-    statistics_->mean = mean;
-    statistics_->var = var;
-    statistics_->x = x;
-    statistics_->computed = true;
+    // The first computation is the one the graph holds; check_against_ref computes the op a second time on
+    // the ref device, and that copy's statistics must not replace the ones the backward reads.
+    if (!statistics_->computed) {
+      statistics_->mean = mean;
+      statistics_->var = var;
+      statistics_->x = x;
+      statistics_->computed = true;
+    }
     // Handed on contiguous in x's own (N, C, ...) order even when read channels-last: the element-wise ops
     // that follow (ReLU and its gradient) take a strided path on a permuted view that costs several times
     // this one copy.

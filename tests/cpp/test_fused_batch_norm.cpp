@@ -4,6 +4,7 @@
 // bad operands, and the op built on them (2-d and 4-d inputs, with and without weight and bias, gradients
 // and second gradients) against the composed formula and finite differences.
 #include <gtest/gtest.h>
+#include <needle/debug/debug.h>
 #include <needle/needle.h>
 
 #include <cmath>
@@ -484,6 +485,28 @@ TEST_P(FusedBatchNormOpsTest, LayerUpdatesRunningStatisticsFromTheKernelsStatist
     const NDArray expected =
         name == "running_mean" ? needle::mean(x, axes) * Scalar(0.2) : biased * Scalar(0.2) + Scalar(0.8);
     expect_close(host(tensor.value()), host(expected), 1e-12, name);
+  }
+}
+
+// check_against_ref computes the op again on ref: the gradients must still come from the first computation,
+// on the device of the input.
+TEST(FusedBatchNormOps, GradientsAreUnchangedUnderCheckAgainstRef) {
+  const NDArray nhwc = random_array({4, 3, 3, 5}, cpu_device(), 71, -2.0, 2.0);
+  const NDArray w = random_array({5}, cpu_device(), 72, 0.5, 1.5);
+  const NDArray g = random_array({4, 5, 3, 3}, cpu_device(), 73);
+  const auto gradients = [&] {
+    Tensor x(nhwc.copy(), true);
+    Tensor weight(w.copy(), true);
+    ops::batch_norm(ops::permute(x, {0, 3, 1, 2}), weight, Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5)
+        .backward(Tensor(g));
+    return std::vector<NDArray>{x.grad().value(), weight.grad().value()};
+  };
+  const std::vector<NDArray> expected = gradients();
+  const debug::CheckAgainstRefGuard check;
+  const std::vector<NDArray> checked = gradients();
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(checked[i].device(), cpu_device());
+    expect_close(host(checked[i]), host(expected[i]), 1e-12, str("gradient ", i));
   }
 }
 
