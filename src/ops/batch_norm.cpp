@@ -1,6 +1,7 @@
 // Training-mode batch normalization as one op whose forward is the backend's fused batch_norm kernel and
-// whose gradient is its fused batch_norm_backward kernel, instead of a chain of mean, subtract, multiply,
-// sqrt, divide and add ops (each a pass over the data, and as many again backward).
+// whose gradient is its fused batch_norm_backward kernel (or, while a graph of the gradient is recorded,
+// the same formula in differentiable ops), instead of a chain of mean, subtract, multiply, sqrt, divide
+// and add ops (each a pass over the data, and as many again backward).
 #include "ops/batch_norm.h"
 
 #include <algorithm>
