@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "backend/batch_norm_layout.h"
 #include "backend/fused_rows.h"
 #include "needle/backend/backend.h"
 
@@ -215,6 +216,84 @@ void Backend::adam_update(const StridedView& param, const StridedView& grad, con
   binary(BinaryOp::Div, u, u, t);
   binary(BinaryOp::Mul, u, constant(kLr), u);
   binary(BinaryOp::Sub, p, p, u);
+}
+
+// Composed batch norm: per-channel sums over N and S by reductions, then broadcast element-wise steps.
+// Writes mean and var, and into `std_dev` (C values) sqrt(var + eps); `centered` ((N, C, S)) ends up
+// holding x - mean.
+namespace {
+
+void channel_statistics(Backend& backend, const kernels::ChannelLayout& layout, const StridedView& x,
+                        const StridedView& mean, const StridedView& var, void* std_dev, void* centered, double eps) {
+  Scratch constants(backend, 2, layout.dtype);  // 1 / M and eps
+  void* const inv_count = constants.data();
+  void* const eps_data = static_cast<char*>(constants.data()) + itemsize(layout.dtype);
+  backend.fill({inv_count, layout.dtype, {1}, {1}}, Scalar(1.0 / static_cast<double>(layout.per_channel())));
+  backend.fill({eps_data, layout.dtype, {1}, {1}}, Scalar(eps));
+
+  backend.reduce(ReduceOp::Sum, layout.per_channel_view(mean.data), layout.full(x.data));
+  backend.binary(BinaryOp::Mul, layout.vector(mean.data), layout.vector(mean.data), layout.scalar_vector(inv_count));
+  backend.binary(BinaryOp::Sub, layout.full(centered), layout.full(x.data), layout.channel_broadcast(mean.data));
+  Scratch squares(backend, layout.size(), layout.dtype);
+  backend.binary(BinaryOp::Mul, layout.full(squares.data()), layout.full(centered), layout.full(centered));
+  backend.reduce(ReduceOp::Sum, layout.per_channel_view(var.data), layout.full(squares.data()));
+  backend.binary(BinaryOp::Mul, layout.vector(var.data), layout.vector(var.data), layout.scalar_vector(inv_count));
+  backend.binary(BinaryOp::Add, layout.vector(std_dev), layout.vector(var.data), layout.scalar_vector(eps_data));
+  backend.unary(UnaryOp::Sqrt, layout.vector(std_dev), layout.vector(std_dev));
+}
+
+}  // namespace
+
+// Composed: statistics, then (x - mean) / std * weight + bias.
+void Backend::batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
+                         const StridedView& weight, const StridedView& bias, double eps) {
+  const kernels::ChannelLayout layout = kernels::channel_layout("batch_norm", {&x, &y}, {&mean, &var, &weight, &bias});
+  if (layout.size() == 0) return;
+  Scratch std_dev(*this, layout.channels, layout.dtype);
+  Scratch centered(*this, layout.size(), layout.dtype);
+  channel_statistics(*this, layout, x, mean, var, std_dev.data(), centered.data(), eps);
+  binary(BinaryOp::Div, layout.full(y.data), layout.full(centered.data()), layout.channel_broadcast(std_dev.data()));
+  binary(BinaryOp::Mul, layout.full(y.data), layout.full(y.data), layout.channel_broadcast(weight.data));
+  binary(BinaryOp::Add, layout.full(y.data), layout.full(y.data), layout.channel_broadcast(bias.data));
+}
+
+// Composed: xhat from the given statistics, the two per-channel sums, then
+// dx = weight / std * (g - dbias / M - xhat * dweight / M).
+void Backend::batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
+                                  const StridedView& g, const StridedView& x, const StridedView& mean,
+                                  const StridedView& var, const StridedView& weight, double eps) {
+  const kernels::ChannelLayout layout =
+      kernels::channel_layout("batch_norm_backward", {&dx, &g, &x}, {&dweight, &dbias, &mean, &var, &weight});
+  if (layout.channels == 0) return;
+  Scratch constants(*this, 2, layout.dtype);  // 1 / M and eps
+  void* const inv_count = constants.data();
+  void* const eps_data = static_cast<char*>(constants.data()) + itemsize(layout.dtype);
+  fill({inv_count, layout.dtype, {1}, {1}}, Scalar(1.0 / static_cast<double>(layout.per_channel())));
+  fill({eps_data, layout.dtype, {1}, {1}}, Scalar(eps));
+  Scratch std_dev(*this, layout.channels, layout.dtype);
+  binary(BinaryOp::Add, layout.vector(std_dev.data()), layout.vector(var.data), layout.scalar_vector(eps_data));
+  unary(UnaryOp::Sqrt, layout.vector(std_dev.data()), layout.vector(std_dev.data()));
+
+  Scratch xhat(*this, layout.size(), layout.dtype);
+  Scratch temp(*this, layout.size(), layout.dtype);
+  binary(BinaryOp::Sub, layout.full(xhat.data()), layout.full(x.data), layout.channel_broadcast(mean.data));
+  binary(BinaryOp::Div, layout.full(xhat.data()), layout.full(xhat.data()), layout.channel_broadcast(std_dev.data()));
+  reduce(ReduceOp::Sum, layout.per_channel_view(dbias.data), layout.full(g.data));
+  binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(g.data), layout.full(xhat.data()));
+  reduce(ReduceOp::Sum, layout.per_channel_view(dweight.data), layout.full(temp.data()));
+
+  Scratch mean_g(*this, layout.channels, layout.dtype);
+  Scratch mean_g_xhat(*this, layout.channels, layout.dtype);
+  Scratch scale(*this, layout.channels, layout.dtype);
+  binary(BinaryOp::Mul, layout.vector(mean_g.data()), layout.vector(dbias.data), layout.scalar_vector(inv_count));
+  binary(BinaryOp::Mul, layout.vector(mean_g_xhat.data()), layout.vector(dweight.data),
+         layout.scalar_vector(inv_count));
+  binary(BinaryOp::Div, layout.vector(scale.data()), layout.vector(weight.data), layout.vector(std_dev.data()));
+  binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(xhat.data()),
+         layout.channel_broadcast(mean_g_xhat.data()));
+  binary(BinaryOp::Sub, layout.full(dx.data), layout.full(g.data), layout.channel_broadcast(mean_g.data()));
+  binary(BinaryOp::Sub, layout.full(dx.data), layout.full(dx.data), layout.full(temp.data()));
+  binary(BinaryOp::Mul, layout.full(dx.data), layout.full(dx.data), layout.channel_broadcast(scale.data()));
 }
 
 }  // namespace needle

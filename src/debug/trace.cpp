@@ -245,6 +245,21 @@ class TracingBackend final : public Backend {
                view_bytes(dx) + view_bytes(g) + view_bytes(x)),
         [&](Backend& b) { b.layer_norm_backward(dx, g, x, eps); });
   }
+  void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
+                  const StridedView& weight, const StridedView& bias, double eps) override {
+    run(kernel("batch_norm", y.dtype, {x.shape}, y.size(), 7 * y.size(),
+               view_bytes(y) + 2 * view_bytes(x) + view_bytes(mean) + view_bytes(var) + view_bytes(weight) +
+                   view_bytes(bias)),
+        [&](Backend& b) { b.batch_norm(y, mean, var, x, weight, bias, eps); });
+  }
+  void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
+                           const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
+                           const StridedView& weight, double eps) override {
+    run(kernel("batch_norm_backward", dx.dtype, {g.shape, x.shape}, dx.size(), 10 * dx.size(),
+               view_bytes(dx) + 2 * view_bytes(g) + 2 * view_bytes(x) + view_bytes(dweight) + view_bytes(dbias) +
+                   view_bytes(mean) + view_bytes(var) + view_bytes(weight)),
+        [&](Backend& b) { b.batch_norm_backward(dx, dweight, dbias, g, x, mean, var, weight, eps); });
+  }
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {
     run(kernel("adam_update", param.dtype, {grad.shape}, param.size(), 12 * param.size(),

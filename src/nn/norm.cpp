@@ -5,6 +5,7 @@
 #include "needle/nn/layers.h"
 #include "needle/ops/ops.h"
 #include "nn/layer_util.h"
+#include "ops/batch_norm.h"
 
 namespace needle::nn {
 
@@ -25,18 +26,12 @@ Tensor BatchNorm::forward(const Tensor& x) {
   if (!training()) {
     return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, /*training=*/false, momentum_, eps_);
   }
-  // The op normalizes with the batch statistics; the running statistics are updated here rather than by
-  // the op because Needle averages the biased batch variance into running_var (the op follows PyTorch's
-  // unbiased one).
-  Tensor y = ops::batch_norm(x, weight_, bias_, Tensor(), Tensor(), /*training=*/true, momentum_, eps_);
-  Axes axes;
-  for (std::int64_t d = 0; d < x.ndim(); ++d) {
-    if (d != 1) axes.push_back(d);
-  }
-  const NDArray batch_mean = needle::mean(x.value(), axes);
-  const NDArray centered =
-      x.value() - batch_mean.reshape(input_ndim_ == 2 ? Shape{1, num_features_} : Shape{1, num_features_, 1, 1});
-  const NDArray batch_var = needle::mean(centered * centered, axes);
+  // The op normalizes with the batch statistics and hands them back; the running statistics are updated
+  // here rather than by ops::batch_norm because Needle averages the biased batch variance into running_var
+  // (the op follows PyTorch's unbiased one).
+  NDArray batch_mean;
+  NDArray batch_var;
+  Tensor y = ops::detail::batch_norm_train(x, weight_, bias_, eps_, batch_mean, batch_var);
   running_mean_.set_value(
       (running_mean_.value() * Scalar(1.0 - momentum_) + batch_mean * Scalar(momentum_)).astype(running_mean_.dtype()));
   running_var_.set_value(

@@ -7,6 +7,7 @@
 // three, each op's gradient is one of the other two: gradients of gradients come for free.
 #include <array>
 
+#include "needle/backend/backend.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -83,16 +84,19 @@ class ConvInputGradOp final : public Op {
                                            in[1].reshape({geo_.patch(), geo_.c_out}).swapaxes(0, 1))
                                 .reshape({geo_.n, geo_.h_out(), geo_.w_out(), geo_.k, geo_.k, geo_.c_in});
     // col2im: add every kernel tap's slice into the padded input gradient. Within one tap the output cells
-    // hit distinct input cells, so each add is a plain strided add; overlaps between taps are summed.
+    // hit distinct input cells, so each add is a plain strided add, done in place (an element-wise kernel
+    // may write the operand it reads) instead of into a temporary copied back; overlaps between taps are
+    // summed.
     const std::int64_t p = geo_.padding;
     NDArray padded = NDArray::zeros({geo_.n, geo_.h + 2 * p, geo_.w + 2 * p, geo_.c_in}, in[0].dtype(), in[0].device());
     const NDArray windows = patches_of(padded, geo_);
     const auto all = IndexItem::range();
+    Backend& backend = backend_for(padded.device());
     for (std::int64_t i = 0; i < geo_.k; ++i) {
       for (std::int64_t j = 0; j < geo_.k; ++j) {
         const Index tap = {all, all, all, IndexItem::at(i), IndexItem::at(j), all};
-        NDArray target = windows.index(tap);
-        target.assign(needle::add(target, columns.index(tap)));
+        const NDArray target = windows.index(tap);
+        if (target.size() > 0) backend.binary(BinaryOp::Add, target.view(), target.view(), columns.index(tap).view());
       }
     }
     if (p == 0) return padded;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "needle/backend/backend.h"
+#include "ops/batch_norm.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -236,31 +237,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   // Per-channel statistics broadcast as (1, C, 1, ...).
   Shape channel_shape(static_cast<std::size_t>(x.ndim()), 1);
   channel_shape[1] = channels;
-  Axes axes;
-  for (std::int64_t d = 0; d < x.ndim(); ++d) {
-    if (d != 1) axes.push_back(d);
-  }
-  const std::int64_t count = x.size() / std::max<std::int64_t>(channels, 1);
 
-  Tensor mean_c;
-  Tensor var_c;
   if (training) {
-    NEEDLE_CHECK(count > 1, ValueError, "batch_norm: training needs more than 1 value per channel, got input shape ",
-                 shape_str(x.shape()));
-    mean_c = mean(x, axes, /*keepdims=*/true);
-    const Tensor centered = x - mean_c;
-    var_c = mean(centered * centered, axes, /*keepdims=*/true);  // biased: normalizes
+    NDArray batch_mean;
+    NDArray batch_var;  // biased: normalizes
+    Tensor y = detail::batch_norm_train(x, weight, bias, eps, batch_mean, batch_var);
     if (running_mean.defined()) {
       // The running statistics are buffers, not part of the graph: update their values directly, with the
       // unbiased variance (PyTorch's convention).
-      const NDArray batch_mean = mean_c.value().reshape({channels}).astype(running_mean.dtype());
-      const NDArray batch_var =
-          (var_c.value().reshape({channels}) * Scalar(static_cast<double>(count) / static_cast<double>(count - 1)))
-              .astype(running_var.dtype());
-      Tensor(running_mean).set_value(running_mean.value() * Scalar(1.0 - momentum) + batch_mean * Scalar(momentum));
-      Tensor(running_var).set_value(running_var.value() * Scalar(1.0 - momentum) + batch_var * Scalar(momentum));
+      const std::int64_t count = x.size() / std::max<std::int64_t>(channels, 1);
+      const NDArray mean_value = batch_mean.astype(running_mean.dtype());
+      const NDArray var_value =
+          (batch_var * Scalar(static_cast<double>(count) / static_cast<double>(count - 1))).astype(running_var.dtype());
+      Tensor(running_mean).set_value(running_mean.value() * Scalar(1.0 - momentum) + mean_value * Scalar(momentum));
+      Tensor(running_var).set_value(running_var.value() * Scalar(1.0 - momentum) + var_value * Scalar(momentum));
     }
-    return scale_and_shift(centered / sqrt(var_c + Scalar(eps)), weight, bias, channel_shape);
+    return y;
   }
   NEEDLE_CHECK(running_mean.defined(), ValueError,
                "batch_norm: eval mode needs running_mean and running_var, got undefined tensors for input of shape ",

@@ -177,6 +177,21 @@ class Backend {
   // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
   virtual void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
+  // Batch normalization of x read as (N, C, S): every axis but the channel axis C is normalized over
+  // (S = the product of the spatial dimensions, 1 for BatchNorm1d). x and y have shape (N, C, S); mean,
+  // var, weight and bias have shape (C,); all are contiguous and share x's floating dtype, and N * S >= 1
+  // when C >= 1. Per channel c, with M = N * S: mean[c] = sum(x[:, c, :]) / M, var[c] = the biased
+  // variance sum((x - mean)^2) / M (both written), and y = (x - mean) / sqrt(var + eps) * weight + bias.
+  virtual void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
+                          const StridedView& weight, const StridedView& bias, double eps);
+  // The vector-Jacobian product of batch_norm given the gradient g of y, its input x and the mean and var
+  // it wrote (shapes as above; dx has x's shape, dweight and dbias are (C,)). Per channel, with
+  // invstd = 1 / sqrt(var + eps) and xhat = (x - mean) * invstd:
+  // dbias = sum(g), dweight = sum(g * xhat), dx = weight * invstd * (g - dbias / M - xhat * dweight / M).
+  virtual void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
+                                   const StridedView& g, const StridedView& x, const StridedView& mean,
+                                   const StridedView& var, const StridedView& weight, double eps);
+
   // ---- fused optimizer updates ----------------------------------------------------------------
   // One Adam step for one parameter, in place and element by element, instead of a dozen passes that
   // each allocate an array. param, grad, exp_avg (m) and exp_avg_sq (v) are contiguous, share a shape and

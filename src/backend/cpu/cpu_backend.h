@@ -62,6 +62,13 @@ class CpuBackend final : public Backend {
   void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
 
+  // batch_norm.cpp: fused batch norm over N and S of contiguous (N, C, S) data (see backend.h).
+  void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
+                  const StridedView& weight, const StridedView& bias, double eps) override;
+  void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
+                           const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
+                           const StridedView& weight, double eps) override;
+
   // optim.cpp: the fused optimizer updates (in place; see backend.h).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;
@@ -81,6 +88,8 @@ namespace cpu {
 // Makes the fused kernels of nn.cpp use their baseline build even where the CPU has AVX2 + FMA (for tests
 // of both builds); false restores the run-time choice.
 void set_fused_nn_portable(bool portable);
+// Makes the batch-norm kernels use their baseline build even on a CPU with AVX2 + FMA (for tests).
+void set_batch_norm_portable(bool portable);
 
 }  // namespace cpu
 

@@ -58,6 +58,15 @@ class RefBackend final : public Backend {
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override {
     ref::layer_norm_backward(dx, g, x, eps);
   }
+  void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
+                  const StridedView& weight, const StridedView& bias, double eps) override {
+    ref::batch_norm(y, mean, var, x, weight, bias, eps);
+  }
+  void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
+                           const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
+                           const StridedView& weight, double eps) override {
+    ref::batch_norm_backward(dx, dweight, dbias, g, x, mean, var, weight, eps);
+  }
 
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {

@@ -34,6 +34,13 @@ void softmax_backward(const StridedView& dx, const StridedView& g, const Strided
 void layer_norm(const StridedView& out, const StridedView& x, double eps);
 void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
+// batch_norm.cpp: batch normalization over N and S of contiguous (N, C, S) data (see backend.h).
+void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
+                const StridedView& weight, const StridedView& bias, double eps);
+void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
+                         const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
+                         const StridedView& weight, double eps);
+
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);
