@@ -34,6 +34,12 @@ void softmax_backward(const StridedView& dx, const StridedView& g, const Strided
 void layer_norm(const StridedView& out, const StridedView& x, double eps);
 void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
+void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
+               const StridedView& v, double scale, bool causal);
+void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
+                        const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
+                        const StridedView& logsumexp, double scale, bool causal);
+
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);
