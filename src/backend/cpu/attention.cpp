@@ -55,6 +55,42 @@ void product(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::in
   if (m > 0 && n > 0) cpu::gemm<T>(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, 1);
 }
 
+// Independent partial results per row reduction, so the compiler vectorises the sums and maxima (a single
+// running value would chain every addition to the one before).
+constexpr int kLanes = 16;
+
+// The largest of x[0..n), n >= 1, in kLanes partial maxima (a NaN is passed over; it still turns the row's
+// exponentials into NaN).
+template <typename T>
+T lane_max(const T* x, std::int64_t n) {
+  T partial[kLanes];
+  std::fill(partial, partial + kLanes, -std::numeric_limits<T>::infinity());
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) partial[lane] = x[j + lane] > partial[lane] ? x[j + lane] : partial[lane];
+  }
+  T largest = -std::numeric_limits<T>::infinity();
+  for (; j < n; ++j) largest = x[j] > largest ? x[j] : largest;
+  for (const T value : partial) largest = value > largest ? value : largest;
+  return largest;
+}
+
+// The sum of x[0..n) in kLanes partial sums combined pairwise.
+template <typename T>
+T lane_sum(const T* x, std::int64_t n) {
+  T partial[kLanes] = {};
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) partial[lane] += x[j + lane];
+  }
+  T tail = 0;
+  for (; j < n; ++j) tail += x[j];
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int lane = 0; lane < width; ++lane) partial[lane] += partial[lane + width];
+  }
+  return partial[0] + tail;
+}
+
 // dst[i] += src[i] for i < n.
 template <typename T>
 void add_to(T* dst, const T* src, std::int64_t n) {
@@ -73,14 +109,16 @@ void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, 
   const std::int64_t d = n.dim;
   const std::int64_t dv = n.value_dim;
   const std::int64_t nq = std::min(kBlock, n.queries - i0);
-  scratch.resize(static_cast<std::size_t>(kBlock * kBlock + kBlock * dv + 3 * kBlock));
+  scratch.resize(static_cast<std::size_t>(kBlock * kBlock + kBlock * dv + kBlock * d + 3 * kBlock));
   T* scores = scratch.data();
   T* partial = scores + kBlock * kBlock;  // exp(s - m) v of one tile
-  T* row_max = partial + kBlock * dv;
+  T* qb = partial + kBlock * dv;          // scale * q of the block: the products then give the scores
+  T* row_max = qb + kBlock * d;
   T* row_sum = row_max + kBlock;
   T* rescale = row_sum + kBlock;
 
-  const T* qb = q + (b * n.queries + i0) * d;
+  const T* q_rows = q + (b * n.queries + i0) * d;
+  for (std::int64_t e = 0; e < nq * d; ++e) qb[e] = q_rows[e] * scale;
   const T* kb = k + b * n.keys * d;
   const T* vb = v + b * n.keys * dv;
   T* ob = out + (b * n.queries + i0) * dv;  // the running output, owned by this block
@@ -91,7 +129,7 @@ void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, 
   const std::int64_t key_end = causal ? std::min(n.keys, i0 + nq) : n.keys;
   for (std::int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
     const std::int64_t nk = std::min(kBlock, key_end - j0);
-    product(nq, nk, d, qb, d, 1, kb + j0 * d, 1, d, scores, nk);  // q k^T: k read transposed in place
+    product(nq, nk, d, qb, d, 1, kb + j0 * d, 1, d, scores, nk);  // scale q k^T: k read transposed in place
     for (std::int64_t r = 0; r < nq; ++r) {
       T* s = scores + r * nk;
       const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
@@ -100,11 +138,7 @@ void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, 
         std::fill(s, s + nk, T(0));  // becomes 1 under exp, zeroed below
         continue;
       }
-      T largest = -std::numeric_limits<T>::infinity();
-      for (std::int64_t j = 0; j < visible; ++j) {
-        s[j] *= scale;
-        largest = std::max(largest, s[j]);
-      }
+      const T largest = lane_max(s, visible);
       const T new_max = std::max(row_max[r], largest);
       // exp(-inf) = 0 on the first visible tile: nothing accumulated yet to rescale.
       rescale[r] = std::exp(row_max[r] - new_max);
@@ -117,9 +151,7 @@ void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, 
       T* s = scores + r * nk;
       const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
       std::fill(s + visible, s + nk, T(0));  // masked keys weigh exactly 0
-      T sum = 0;
-      for (std::int64_t j = 0; j < visible; ++j) sum += s[j];
-      row_sum[r] = row_sum[r] * rescale[r] + sum;
+      row_sum[r] = row_sum[r] * rescale[r] + lane_sum(s, visible);
       if (rescale[r] != T(1)) {
         for (std::int64_t c = 0; c < dv; ++c) ob[r * dv + c] *= rescale[r];
       }
