@@ -6,8 +6,11 @@
 // element-wise kernel supports since each output element depends only on the same element of its inputs.
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string_view>
+#include <vector>
 
+#include "backend/attention_layout.h"
 #include "backend/batch_norm_layout.h"
 #include "backend/fused_rows.h"
 #include "needle/backend/backend.h"
@@ -60,6 +63,30 @@ void row_mean_and_std(Backend& backend, const RowLayout& layout, const StridedVi
                  layout.scalar_per_row(constants.data()));
   backend.binary(BinaryOp::Add, layout.per_row(std_dev), layout.per_row(std_dev), layout.scalar_per_row(eps_data));
   backend.unary(UnaryOp::Sqrt, layout.per_row(std_dev), layout.per_row(std_dev));
+}
+
+// Writes the (B, L, S) scores scale * q k^T of every attention problem into `scores`, with -inf above the
+// diagonal (key j > query i) when causal: a host-built (L, S) bias of 0 and -inf added to every problem.
+void attention_scores(Backend& backend, const kernels::AttentionLayout& n, const StridedView& q, const StridedView& k,
+                      double scale, bool causal, void* scores) {
+  const StridedView all{scores, n.dtype, {n.batch, n.queries, n.keys}, {n.queries * n.keys, n.keys, 1}};
+  const StridedView k_transposed{k.data, n.dtype, {n.batch, n.dim, n.keys}, {n.keys * n.dim, 1, n.dim}};
+  backend.matmul(all, q, k_transposed);
+  Scratch factor(backend, 1, n.dtype);
+  backend.fill({factor.data(), n.dtype, {1}, {1}}, Scalar(scale));
+  backend.binary(BinaryOp::Mul, all, all, {factor.data(), n.dtype, all.shape, {0, 0, 0}});
+  if (!causal) return;
+  Scratch bias(backend, n.queries * n.keys, n.dtype);
+  dispatch_floating(n.dtype, "attention", [&]<typename T>() {
+    std::vector<T> host(static_cast<std::size_t>(n.queries * n.keys), T(0));
+    for (std::int64_t i = 0; i < n.queries; ++i) {
+      for (std::int64_t j = kernels::visible_keys(i, n.keys, true); j < n.keys; ++j) {
+        host[static_cast<std::size_t>(i * n.keys + j)] = -std::numeric_limits<T>::infinity();
+      }
+    }
+    backend.copy_from_host(bias.data(), host.data(), host.size() * sizeof(T));
+  });
+  backend.binary(BinaryOp::Add, all, all, {bias.data(), n.dtype, all.shape, {0, n.keys, 1}});
 }
 
 }  // namespace
@@ -143,6 +170,86 @@ void Backend::layer_norm_backward(const StridedView& dx, const StridedView& g, c
   binary(BinaryOp::Sub, layout.full(dx.data), layout.full(g.data), layout.row_broadcast(mean_g.data()));
   binary(BinaryOp::Sub, layout.full(xhat.data()), layout.full(dx.data), layout.full(temp.data()));
   binary(BinaryOp::Div, layout.full(dx.data), layout.full(xhat.data()), layout.row_broadcast(std_dev.data()));
+}
+
+// Composed: the full (B, L, S) scores, their row logsumexp (max, subtract, exp, sum, log, add back), the
+// probabilities exp(s - logsumexp), and out = p v by matmul.
+void Backend::attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q,
+                        const StridedView& k, const StridedView& v, double scale, bool causal) {
+  const kernels::AttentionLayout n =
+      kernels::attention_layout("attention", q, k, v, {{&out, kernels::kLikeOut}, {&logsumexp, kernels::kLogsumexp}});
+  if (n.batch * n.queries == 0) return;
+  if (n.keys == 0) {  // no key to see: softmax over nothing
+    if (out.size() > 0) fill(out, Scalar(0.0));
+    fill(logsumexp, Scalar(-std::numeric_limits<double>::infinity()));
+    return;
+  }
+  const RowLayout rows{n.batch * n.queries, n.keys, n.dtype};
+  Scratch scores(*this, rows.size(), n.dtype);
+  attention_scores(*this, n, q, k, scale, causal, scores.data());
+  // Key 0 is visible to every query, so each row's maximum is finite.
+  Scratch row_max(*this, rows.rows, n.dtype);
+  Scratch row_sum(*this, rows.rows, n.dtype);
+  Scratch probs(*this, rows.size(), n.dtype);
+  reduce(ReduceOp::Max, rows.per_row(row_max.data()), rows.full(scores.data()));
+  binary(BinaryOp::Sub, rows.full(probs.data()), rows.full(scores.data()), rows.row_broadcast(row_max.data()));
+  unary(UnaryOp::Exp, rows.full(probs.data()), rows.full(probs.data()));
+  reduce(ReduceOp::Sum, rows.per_row(row_sum.data()), rows.full(probs.data()));
+  unary(UnaryOp::Log, rows.per_row(row_sum.data()), rows.per_row(row_sum.data()));
+  binary(BinaryOp::Add, rows.per_row(logsumexp.data), rows.per_row(row_max.data()), rows.per_row(row_sum.data()));
+  binary(BinaryOp::Sub, rows.full(probs.data()), rows.full(scores.data()), rows.row_broadcast(logsumexp.data));
+  unary(UnaryOp::Exp, rows.full(probs.data()), rows.full(probs.data()));
+  matmul(out, {probs.data(), n.dtype, {n.batch, n.queries, n.keys}, {n.queries * n.keys, n.keys, 1}}, v);
+}
+
+// Composed: p recomputed from the scores and logsumexp, then dv = p^T g, ds = scale * p * (g v^T - D) with
+// D = rowsum(g * out), dq = ds k and dk = ds^T q, each product one batched matmul.
+void Backend::attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv,
+                                 const StridedView& g, const StridedView& q, const StridedView& k, const StridedView& v,
+                                 const StridedView& out, const StridedView& logsumexp, double scale, bool causal) {
+  const kernels::AttentionLayout n = kernels::attention_layout("attention_backward", q, k, v,
+                                                               {{&dq, kernels::kLikeQ},
+                                                                {&dk, kernels::kLikeK},
+                                                                {&dv, kernels::kLikeV},
+                                                                {&g, kernels::kLikeOut},
+                                                                {&out, kernels::kLikeOut},
+                                                                {&logsumexp, kernels::kLogsumexp}});
+  if (n.batch * n.queries * n.keys == 0) {  // no (query, key) pair: every gradient is 0
+    for (const StridedView* grad : {&dq, &dk, &dv}) {
+      if (grad->size() > 0) fill(*grad, Scalar(0.0));
+    }
+    return;
+  }
+  const RowLayout rows{n.batch * n.queries, n.keys, n.dtype};
+  const Shape square{n.batch, n.queries, n.keys};
+  const auto as_scores = [&](void* data) {
+    return StridedView{data, n.dtype, square, {n.queries * n.keys, n.keys, 1}};
+  };
+  const auto transposed = [&](void* data) {
+    return StridedView{data, n.dtype, {n.batch, n.keys, n.queries}, {n.queries * n.keys, 1, n.keys}};
+  };
+  Scratch probs(*this, rows.size(), n.dtype);
+  attention_scores(*this, n, q, k, scale, causal, probs.data());
+  binary(BinaryOp::Sub, rows.full(probs.data()), rows.full(probs.data()), rows.row_broadcast(logsumexp.data));
+  unary(UnaryOp::Exp, rows.full(probs.data()), rows.full(probs.data()));  // masked: exp(-inf) = 0
+  matmul(dv, transposed(probs.data()), g);
+
+  const RowLayout out_rows{n.batch * n.queries, n.value_dim, n.dtype};
+  Scratch row_dot(*this, rows.rows, n.dtype);
+  Scratch products(*this, out_rows.size(), n.dtype);
+  binary(BinaryOp::Mul, out_rows.full(products.data()), out_rows.full(g.data), out_rows.full(out.data));
+  reduce(ReduceOp::Sum, out_rows.per_row(row_dot.data()), out_rows.full(products.data()));
+  Scratch dscores(*this, rows.size(), n.dtype);
+  matmul(as_scores(dscores.data()), g,
+         {v.data, n.dtype, {n.batch, n.value_dim, n.keys}, {n.keys * n.value_dim, 1, n.value_dim}});
+  binary(BinaryOp::Sub, rows.full(dscores.data()), rows.full(dscores.data()), rows.row_broadcast(row_dot.data()));
+  binary(BinaryOp::Mul, rows.full(dscores.data()), rows.full(dscores.data()), rows.full(probs.data()));
+  Scratch factor(*this, 1, n.dtype);
+  fill({factor.data(), n.dtype, {1}, {1}}, Scalar(scale));
+  binary(BinaryOp::Mul, rows.full(dscores.data()), rows.full(dscores.data()),
+         {factor.data(), n.dtype, {rows.rows, rows.cols}, {0, 0}});
+  matmul(dq, as_scores(dscores.data()), k);
+  matmul(dk, transposed(dscores.data()), q);
 }
 
 // Composed: the formula of backend.h one primitive at a time, in the order kernels::adam_element uses, on

@@ -260,6 +260,26 @@ class TracingBackend final : public Backend {
                    view_bytes(mean) + view_bytes(var) + view_bytes(weight)),
         [&](Backend& b) { b.batch_norm_backward(dx, dweight, dbias, g, x, mean, var, weight, eps); });
   }
+
+  // Attention's flops: every (query, key) pair costs a dot product of q and k and a product with v's row
+  // forward (2 * (d + dv)); backward recomputes the first and adds dv, dp, dq and dk (2 * (3 * d + 2 * dv)).
+  void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
+                 const StridedView& v, double scale, bool causal) override {
+    const std::int64_t pair_flops = 2 * attention_pairs(q, k) * (last_dim(q) + last_dim(v));
+    run(kernel(causal ? "attention.causal" : "attention", out.dtype, {q.shape, k.shape, v.shape}, out.size(),
+               pair_flops, view_bytes(out) + view_bytes(logsumexp) + view_bytes(q) + view_bytes(k) + view_bytes(v)),
+        [&](Backend& b) { b.attention(out, logsumexp, q, k, v, scale, causal); });
+  }
+  void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
+                          const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
+                          const StridedView& logsumexp, double scale, bool causal) override {
+    const std::int64_t pair_flops = 2 * attention_pairs(q, k) * (3 * last_dim(q) + 2 * last_dim(v));
+    run(kernel(causal ? "attention_backward.causal" : "attention_backward", dq.dtype,
+               {g.shape, q.shape, k.shape, v.shape}, dq.size() + dk.size() + dv.size(), pair_flops,
+               view_bytes(dq) + view_bytes(dk) + view_bytes(dv) + view_bytes(g) + view_bytes(q) + view_bytes(k) +
+                   view_bytes(v) + view_bytes(out) + view_bytes(logsumexp)),
+        [&](Backend& b) { b.attention_backward(dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal); });
+  }
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {
     run(kernel("adam_update", param.dtype, {grad.shape}, param.size(), 12 * param.size(),
@@ -278,6 +298,12 @@ class TracingBackend final : public Backend {
     std::int64_t flops;
     std::int64_t bytes;
   };
+  // B * L * S (query, key) pairs of an attention kernel's q (B, L, d) and k (B, S, d); 0 for other ranks.
+  static std::int64_t attention_pairs(const StridedView& q, const StridedView& k) {
+    return q.ndim() == 3 && k.ndim() == 3 ? q.shape[0] * q.shape[1] * k.shape[1] : 0;
+  }
+  static std::int64_t last_dim(const StridedView& view) { return view.shape.empty() ? 0 : view.shape.back(); }
+
   static Kernel kernel(std::string name, DType dtype, std::vector<Shape> inputs, std::int64_t elements,
                        std::int64_t flops, std::int64_t bytes) {
     return {std::move(name), dtype, std::move(inputs), elements, flops, bytes};

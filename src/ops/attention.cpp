@@ -1,14 +1,127 @@
-// Scaled dot-product attention, composed from matmul, transpose, where and softmax: every piece has its
-// gradient, so the composition is differentiable (twice, too) without a backward of its own.
+// Scaled dot-product attention. When q, k and v share their batch dimensions and dtype (what a multi-head
+// layer hands over), one fused op runs the backend's attention kernel, which never stores the L x S
+// probabilities: the forward keeps only each row's logsumexp, and the backward recomputes the
+// probabilities from it. Other operands (batch dimensions that broadcast, mixed dtypes) take the
+// composition of matmul, transpose, where and softmax, where every piece has its gradient.
 #include <cmath>
 #include <limits>
+#include <optional>
 
+#include "needle/autograd/grad_mode.h"
+#include "needle/backend/backend.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
 
+using detail::constant;
+using detail::make;
+
+namespace {
+
+constexpr std::string_view kOp = "scaled_dot_product_attention";
+
+Shape batch_shape(const Shape& shape) { return {shape.begin(), shape.end() - 2}; }
+
+// softmax(scale * q k^T [masked]) by ops, differentiable (twice, too). Masked scores become -inf before
+// the softmax, so their weights are exactly exp(-inf) = 0 (never merely small); row i always keeps
+// j = 0, so no row is entirely masked.
+Tensor composed_probabilities(const Tensor& q, const Tensor& k, double scale, bool causal) {
+  Tensor scores = matmul(q, transpose(k)) * Scalar(scale);
+  if (causal) {
+    // Position i sees j <= i.
+    const std::int64_t length = q.shape()[q.shape().size() - 2];
+    const std::int64_t source_length = k.shape()[k.shape().size() - 2];
+    const NDArray rows = NDArray::arange(length, DType::Int64, q.device()).reshape({length, 1});
+    const NDArray cols = NDArray::arange(source_length, DType::Int64, q.device()).reshape({1, source_length});
+    const Tensor visible = constant(needle::le(cols, rows));
+    scores = where(visible, scores, detail::scalar_like(scores, Scalar(-std::numeric_limits<double>::infinity())));
+  }
+  return softmax(scores, -1);
+}
+
+// q (..., L, d) as the (B, L, d) array the kernels read, B the product of the batch dimensions.
+NDArray flat_batch(const NDArray& a) {
+  const Shape& shape = a.shape();
+  const std::int64_t rows = shape[shape.size() - 2];
+  const std::int64_t cols = shape.back();
+  const std::int64_t batch = numel(batch_shape(shape));
+  return a.compact().reshape({batch, rows, cols});
+}
+
+// The fused attention of q (..., L, d), k (..., S, d), v (..., S, dv) with equal batch dimensions and one
+// floating dtype: out (..., L, dv) by Backend::attention.
+class AttentionOp final : public Op {
+ public:
+  AttentionOp(double scale, bool causal) : scale_(scale), causal_(causal) {}
+  std::string name() const override { return std::string(kOp); }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray q = flat_batch(in[0]);
+    const NDArray k = flat_batch(in[1]);
+    const NDArray v = flat_batch(in[2]);
+    const std::int64_t batch = q.shape()[0];
+    const std::int64_t length = q.shape()[1];
+    NDArray out = NDArray::empty({batch, length, v.shape()[2]}, q.dtype(), q.device());
+    NDArray logsumexp = NDArray::empty({batch, length}, q.dtype(), q.device());
+    if (batch * length > 0) {
+      backend_for(q.device()).attention(out.view(), logsumexp.view(), q.view(), k.view(), v.view(), scale_, causal_);
+    }
+    // Only the first compute() is this node's forward: debugging tools may run compute() again on copies
+    // of the inputs (check_against_ref, on the ref device), and those results must not replace it.
+    if (!logsumexp_) logsumexp_ = logsumexp;
+    Shape shape = batch_shape(in[0].shape());
+    shape.push_back(length);
+    shape.push_back(v.shape()[2]);
+    return out.reshape(shape);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+
+ private:
+  double scale_;
+  bool causal_;
+  // The per-row logsumexp (B, L) of the scaled, masked scores, from compute(). An op yields one array, but
+  // the backward needs this second output to recompute the probabilities tile by tile, so compute() keeps
+  // it here. Every node owns its own op object (made by make<> per call), and backward releases the op
+  // with the node once its gradient is handed on, so this lives exactly as long as the node's saved inputs.
+  mutable std::optional<NDArray> logsumexp_;
+};
+
+std::vector<Tensor> AttentionOp::gradient(const Tensor& g, const Tensor& node) const {
+  const Tensor& q = node.inputs()[0];
+  const Tensor& k = node.inputs()[1];
+  const Tensor& v = node.inputs()[2];
+  if (grad_enabled() || !logsumexp_) {
+    // backward(create_graph=true): the gradients must themselves be differentiable, so they are written
+    // with ops (FlashAttention's backward formulas on the full probabilities p, recomputed from q and k).
+    const Tensor p = composed_probabilities(q, k, scale_, causal_);
+    const Tensor dp = matmul(g, transpose(v));
+    const Tensor ds = p * (dp - summation(dp * p, {-1}, /*keepdims=*/true)) * Scalar(scale_);
+    return {detail::grad_if_needed(q, [&] { return matmul(ds, k); }),
+            detail::grad_if_needed(k, [&] { return matmul(transpose(ds), q); }),
+            detail::grad_if_needed(v, [&] { return matmul(transpose(p), g); })};
+  }
+  // A plain backward records nothing (grad mode is off), so the gradients are plain arrays from the fused
+  // kernel, which recomputes the probabilities tile by tile from the saved logsumexp.
+  const NDArray qf = flat_batch(q.value());
+  const NDArray kf = flat_batch(k.value());
+  const NDArray vf = flat_batch(v.value());
+  const NDArray gf = flat_batch(g.dtype() == q.dtype() ? g.value() : g.value().astype(q.dtype()));
+  const NDArray out = flat_batch(node.value());
+  NDArray dq = NDArray::empty(qf.shape(), qf.dtype(), qf.device());
+  NDArray dk = NDArray::empty(kf.shape(), kf.dtype(), kf.device());
+  NDArray dv = NDArray::empty(vf.shape(), vf.dtype(), vf.device());
+  if (dq.size() + dk.size() + dv.size() > 0) {
+    backend_for(qf.device())
+        .attention_backward(dq.view(), dk.view(), dv.view(), gf.view(), qf.view(), kf.view(), vf.view(), out.view(),
+                            logsumexp_->view(), scale_, causal_);
+  }
+  return {detail::grad_if_needed(q, [&] { return constant(dq.reshape(q.shape())); }),
+          detail::grad_if_needed(k, [&] { return constant(dk.reshape(k.shape())); }),
+          detail::grad_if_needed(v, [&] { return constant(dv.reshape(v.shape())); })};
+}
+
+}  // namespace
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-  constexpr std::string_view kOp = "scaled_dot_product_attention";
   NEEDLE_CHECK(q.ndim() >= 2 && k.ndim() >= 2 && v.ndim() >= 2, ValueError, kOp,
                ": q, k and v need at least 2 dimensions (..., L, d), got shapes ", shape_str(q.shape()), ", ",
                shape_str(k.shape()), " and ", shape_str(v.shape()));
@@ -16,26 +129,21 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   detail::check_floating(kOp, k);
   detail::check_floating(kOp, v);
   detail::check_same_device(kOp, {q, k, v});
-  const std::int64_t length = q.shape()[q.shape().size() - 2];
   const std::int64_t dim = q.shape().back();
   const std::int64_t source_length = k.shape()[k.shape().size() - 2];
   NEEDLE_CHECK(k.shape().back() == dim && v.shape()[v.shape().size() - 2] == source_length, ValueError, kOp,
                ": expected q (..., L, d), k (..., S, d) and v (..., S, dv), got shapes ", shape_str(q.shape()), ", ",
                shape_str(k.shape()), " and ", shape_str(v.shape()));
   // The batch dimensions must broadcast together (checked here so the error names this op).
-  const auto batch = [](const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); };
-  (void)broadcast_shapes(broadcast_shapes(batch(q), batch(k), kOp), batch(v), kOp);
+  const Shape batch = batch_shape(q.shape());
+  (void)broadcast_shapes(broadcast_shapes(batch, batch_shape(k.shape()), kOp), batch_shape(v.shape()), kOp);
 
-  Tensor scores = matmul(q, transpose(k)) * Scalar(1.0 / std::sqrt(static_cast<double>(dim)));
-  if (causal) {
-    // Position i sees j <= i. Masked scores become -inf before the softmax, so their weights are exactly
-    // exp(-inf) = 0 (never merely small); row i always keeps j = 0, so no row is entirely masked.
-    const NDArray rows = NDArray::arange(length, DType::Int64, q.device()).reshape({length, 1});
-    const NDArray cols = NDArray::arange(source_length, DType::Int64, q.device()).reshape({1, source_length});
-    const Tensor visible = detail::constant(needle::le(cols, rows));
-    scores = where(visible, scores, detail::scalar_like(scores, Scalar(-std::numeric_limits<double>::infinity())));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
+  if (batch == batch_shape(k.shape()) && batch == batch_shape(v.shape()) && q.dtype() == k.dtype() &&
+      q.dtype() == v.dtype()) {
+    return make<AttentionOp>({q, k, v}, scale, causal);
   }
-  return matmul(softmax(scores, -1), v);
+  return matmul(composed_probabilities(q, k, scale, causal), v);
 }
 
 }  // namespace needle::ops

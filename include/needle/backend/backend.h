@@ -192,6 +192,28 @@ class Backend {
                                    const StridedView& g, const StridedView& x, const StridedView& mean,
                                    const StridedView& var, const StridedView& weight, double eps);
 
+  // ---- fused attention ------------------------------------------------------------------------
+  // Scaled dot-product attention over a flat batch of B = batch * heads independent problems, without the
+  // L x S score matrix ever being stored whole (the cpu kernel walks it in tiles with an online softmax).
+  // Operands are contiguous and share a floating dtype (float32 or float64): q (B, L, d), k (B, S, d),
+  // v (B, S, dv), out (B, L, dv), logsumexp (B, L); any of B, L, S, d, dv may be 0. Per problem, with
+  // s[i][j] = scale * q[i] . k[j] for the visible keys (all, or j <= i when `causal`, top-left aligned
+  // also when L != S):
+  //   logsumexp[i] = log(sum_j exp(s[i][j])) (-inf when no key is visible),
+  //   out[i] = sum_j exp(s[i][j] - logsumexp[i]) v[j] (0 when no key is visible).
+  // The default composes the primitives above (fused_defaults.cpp) on full score matrices.
+  virtual void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q,
+                         const StridedView& k, const StridedView& v, double scale, bool causal);
+  // The vector-Jacobian product of attention given the gradient g (B, L, dv) of out, and the forward's out
+  // and logsumexp (FlashAttention-2's backward): with p[i][j] = exp(s[i][j] - logsumexp[i]) (0 if masked),
+  // D[i] = g[i] . out[i] and ds[i][j] = p[i][j] * (g[i] . v[j] - D[i]):
+  //   dv[j] = sum_i p[i][j] g[i],  dq[i] = scale * sum_j ds[i][j] k[j],  dk[j] = scale * sum_i ds[i][j] q[i].
+  // dq, dk, dv have the shapes of q, k, v, and are only written.
+  virtual void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv,
+                                  const StridedView& g, const StridedView& q, const StridedView& k,
+                                  const StridedView& v, const StridedView& out, const StridedView& logsumexp,
+                                  double scale, bool causal);
+
   // ---- fused optimizer updates ----------------------------------------------------------------
   // One Adam step for one parameter, in place and element by element, instead of a dozen passes that
   // each allocate an array. param, grad, exp_avg (m) and exp_avg_sq (v) are contiguous, share a shape and

@@ -69,6 +69,13 @@ class CpuBackend final : public Backend {
                            const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
                            const StridedView& weight, double eps) override;
 
+  // attention.cpp: fused scaled dot-product attention, tiled (see backend.h).
+  void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
+                 const StridedView& v, double scale, bool causal) override;
+  void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
+                          const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
+                          const StridedView& logsumexp, double scale, bool causal) override;
+
   // optim.cpp: the fused optimizer updates (in place; see backend.h).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;

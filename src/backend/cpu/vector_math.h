@@ -1,9 +1,9 @@
 // Float32 exp, sigmoid, tanh, GELU and GELU's derivative over contiguous arrays, eight lanes at a time with
 // AVX2 + FMA. These are the unary kernels whose time is all in the scalar libm call (expf, erfcf): a
 // training step of a transformer spends a fifth of its time there. The vector versions follow the
-// textbook recipes (range reduction plus a polynomial for exp, a Chebyshev fit for erfc) and agree with the
-// scalar element_ops.h versions to a few units in the last place; tests/cpp/test_backend_cpu_vs_ref.cpp
-// holds them to that.
+// textbook recipes (range reduction plus a polynomial for exp; for erfc, a fitted polynomial times the
+// Gaussian) and agree with the scalar element_ops.h versions to a few units in the last place;
+// tests/cpp/test_backend_cpu_vs_ref.cpp holds them to that.
 #pragma once
 
 #include <cstdint>

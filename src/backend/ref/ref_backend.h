@@ -67,6 +67,15 @@ class RefBackend final : public Backend {
                            const StridedView& weight, double eps) override {
     ref::batch_norm_backward(dx, dweight, dbias, g, x, mean, var, weight, eps);
   }
+  void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
+                 const StridedView& v, double scale, bool causal) override {
+    ref::attention(out, logsumexp, q, k, v, scale, causal);
+  }
+  void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
+                          const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
+                          const StridedView& logsumexp, double scale, bool causal) override {
+    ref::attention_backward(dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal);
+  }
 
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {

@@ -40,6 +40,11 @@ void batch_norm(const StridedView& y, const StridedView& mean, const StridedView
 void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
                          const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
                          const StridedView& weight, double eps);
+void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
+               const StridedView& v, double scale, bool causal);
+void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
+                        const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
+                        const StridedView& logsumexp, double scale, bool causal);
 
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,

@@ -1,0 +1,290 @@
+// The cpu backend's fused scaled dot-product attention (FlashAttention-2's schedule on the CPU). The L x S
+// score matrix of a problem is never stored whole: queries and keys are cut into kBlock-sized blocks and
+// each pair of blocks is one tile, so a thread needs only a few kBlock x kBlock scratch tiles whatever L
+// and S are. Causal tiles entirely above the diagonal are skipped.
+//
+// Forward, per query block: for each key block, the tile of scores q k^T comes from cpu::gemm, then an
+// online softmax keeps each row's running maximum m and sum l and rescales the partial output
+// by exp(m_old - m_new) before adding exp(s - m_new) v. The work items are (problem, query block)
+// pairs, split over the thread pool.
+// Backward, per problem: the keys' blocks in turn, each visiting the query blocks that can see it and
+// recomputing its probabilities from the saved logsumexp (no L x S matrix here either); dk and dv of the
+// key block and dq of every query row are accumulated in place. Problems are split over the thread pool.
+//
+// Every output element is computed by one thread in a fixed order (nested gemm calls run on their caller's
+// thread, and gemm's own results never depend on the thread count), so results do not depend on the
+// thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "backend/attention_layout.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/vector_math.h"
+#include "needle/core/threads.h"
+
+namespace needle {
+
+namespace {
+
+// Queries and keys per tile: a 64 x 64 tile of float scores is 16 KiB, so the scores, the probabilities'
+// gradient and the partial products of a tile stay in L1/L2 while gemm streams q, k and v through them.
+constexpr std::int64_t kBlock = 64;
+
+// x[i] = exp(x[i]) for i < n, with the AVX2 array kernel for float when the CPU has it.
+template <typename T>
+void exp_in_place(T* x, std::int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    static const cpu::FloatArrayFn vector_exp = cpu::vector_unary_f32(UnaryOp::Exp);
+    if (vector_exp != nullptr) {
+      vector_exp(x, x, n);
+      return;
+    }
+  }
+  for (std::int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+}
+
+// C (m x n) = A (m x k) @ B (k x n) with the strides of gemm.h; empty products write nothing.
+template <typename T>
+void product(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa, const T* b,
+             std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc) {
+  if (m > 0 && n > 0) cpu::gemm<T>(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, 1);
+}
+
+// Independent partial results per row reduction, so the compiler vectorises the sums and maxima (a single
+// running value would chain every addition to the one before).
+constexpr int kLanes = 16;
+
+// The largest of x[0..n), n >= 1, in kLanes partial maxima (a NaN is passed over; it still turns the row's
+// exponentials into NaN).
+template <typename T>
+T lane_max(const T* x, std::int64_t n) {
+  T partial[kLanes];
+  std::fill(partial, partial + kLanes, -std::numeric_limits<T>::infinity());
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) partial[lane] = x[j + lane] > partial[lane] ? x[j + lane] : partial[lane];
+  }
+  T largest = -std::numeric_limits<T>::infinity();
+  for (; j < n; ++j) largest = x[j] > largest ? x[j] : largest;
+  for (const T value : partial) largest = value > largest ? value : largest;
+  return largest;
+}
+
+// The sum of x[0..n) in kLanes partial sums combined pairwise.
+template <typename T>
+T lane_sum(const T* x, std::int64_t n) {
+  T partial[kLanes] = {};
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) partial[lane] += x[j + lane];
+  }
+  T tail = 0;
+  for (; j < n; ++j) tail += x[j];
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int lane = 0; lane < width; ++lane) partial[lane] += partial[lane + width];
+  }
+  return partial[0] + tail;
+}
+
+// dst[i] += src[i] for i < n.
+template <typename T>
+void add_to(T* dst, const T* src, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+// How many keys of the tile starting at key j0 (nk keys) query i sees.
+std::int64_t visible_in_tile(std::int64_t i, std::int64_t j0, std::int64_t nk, bool causal) {
+  return causal ? std::clamp<std::int64_t>(i + 1 - j0, 0, nk) : nk;
+}
+
+// The forward of one query block [i0, i0 + nq) of problem b: out rows and logsumexp entries of that block.
+template <typename T>
+void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, const T* v, T* out, T* logsumexp,
+                     T scale, bool causal, std::int64_t b, std::int64_t i0, std::vector<T>& scratch) {
+  const std::int64_t d = n.dim;
+  const std::int64_t dv = n.value_dim;
+  const std::int64_t nq = std::min(kBlock, n.queries - i0);
+  scratch.resize(static_cast<std::size_t>(kBlock * kBlock + kBlock * dv + kBlock * d + 3 * kBlock));
+  T* scores = scratch.data();
+  T* partial = scores + kBlock * kBlock;  // exp(s - m) v of one tile
+  T* qb = partial + kBlock * dv;          // scale * q of the block: the products then give the scores
+  T* row_max = qb + kBlock * d;
+  T* row_sum = row_max + kBlock;
+  T* rescale = row_sum + kBlock;
+
+  const T* q_rows = q + (b * n.queries + i0) * d;
+  for (std::int64_t e = 0; e < nq * d; ++e) qb[e] = q_rows[e] * scale;
+  const T* kb = k + b * n.keys * d;
+  const T* vb = v + b * n.keys * dv;
+  T* ob = out + (b * n.queries + i0) * dv;  // the running output, owned by this block
+  std::fill(ob, ob + nq * dv, T(0));
+  std::fill(row_max, row_max + nq, -std::numeric_limits<T>::infinity());
+  std::fill(row_sum, row_sum + nq, T(0));
+
+  const std::int64_t key_end = causal ? std::min(n.keys, i0 + nq) : n.keys;
+  for (std::int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
+    const std::int64_t nk = std::min(kBlock, key_end - j0);
+    product(nq, nk, d, qb, d, 1, kb + j0 * d, 1, d, scores, nk);  // scale q k^T: k read transposed in place
+    for (std::int64_t r = 0; r < nq; ++r) {
+      T* s = scores + r * nk;
+      const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
+      rescale[r] = T(1);
+      if (visible == 0) {
+        std::fill(s, s + nk, T(0));  // becomes 1 under exp, zeroed below
+        continue;
+      }
+      const T largest = lane_max(s, visible);
+      const T new_max = std::max(row_max[r], largest);
+      // exp(-inf) = 0 on the first visible tile: nothing accumulated yet to rescale.
+      rescale[r] = std::exp(row_max[r] - new_max);
+      row_max[r] = new_max;
+      for (std::int64_t j = 0; j < visible; ++j) s[j] -= new_max;
+      std::fill(s + visible, s + nk, T(0));
+    }
+    exp_in_place(scores, nq * nk);
+    for (std::int64_t r = 0; r < nq; ++r) {
+      T* s = scores + r * nk;
+      const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
+      std::fill(s + visible, s + nk, T(0));  // masked keys weigh exactly 0
+      row_sum[r] = row_sum[r] * rescale[r] + lane_sum(s, visible);
+      if (rescale[r] != T(1)) {
+        for (std::int64_t c = 0; c < dv; ++c) ob[r * dv + c] *= rescale[r];
+      }
+    }
+    product(nq, dv, nk, scores, nk, 1, vb + j0 * dv, dv, 1, partial, dv);
+    add_to(ob, partial, nq * dv);
+  }
+  for (std::int64_t r = 0; r < nq; ++r) {
+    T* lse = logsumexp + b * n.queries + i0 + r;
+    if (row_sum[r] == T(0)) {  // no visible key: the output stays 0
+      *lse = -std::numeric_limits<T>::infinity();
+      continue;
+    }
+    const T inverse = T(1) / row_sum[r];
+    for (std::int64_t c = 0; c < dv; ++c) ob[r * dv + c] *= inverse;
+    *lse = row_max[r] + std::log(row_sum[r]);
+  }
+}
+
+// The backward of problem b: its rows of dq, dk and dv.
+template <typename T>
+void attention_backward_problem(const kernels::AttentionLayout& n, T* dq, T* dk, T* dv, const T* g, const T* q,
+                                const T* k, const T* v, const T* out, const T* logsumexp, T scale, bool causal,
+                                std::int64_t b, std::vector<T>& scratch) {
+  const std::int64_t d = n.dim;
+  const std::int64_t dvn = n.value_dim;
+  const std::int64_t widest = std::max(d, dvn);
+  scratch.resize(static_cast<std::size_t>(2 * kBlock * kBlock + kBlock * widest + n.queries));
+  T* probs = scratch.data();
+  T* dscores = probs + kBlock * kBlock;
+  T* partial = dscores + kBlock * kBlock;
+  T* row_dot = partial + kBlock * widest;  // D[i] = g[i] . out[i]
+
+  const T* qb = q + b * n.queries * d;
+  const T* kb = k + b * n.keys * d;
+  const T* vb = v + b * n.keys * dvn;
+  const T* gb = g + b * n.queries * dvn;
+  const T* lse = logsumexp + b * n.queries;
+  T* dqb = dq + b * n.queries * d;
+  T* dkb = dk + b * n.keys * d;
+  T* dvb = dv + b * n.keys * dvn;
+  for (std::int64_t i = 0; i < n.queries; ++i) {
+    const T* gi = gb + i * dvn;
+    const T* oi = out + (b * n.queries + i) * dvn;
+    T sum = 0;
+    for (std::int64_t c = 0; c < dvn; ++c) sum += gi[c] * oi[c];
+    row_dot[i] = sum;
+  }
+  std::fill(dqb, dqb + n.queries * d, T(0));
+  std::fill(dkb, dkb + n.keys * d, T(0));
+  std::fill(dvb, dvb + n.keys * dvn, T(0));
+
+  for (std::int64_t j0 = 0; j0 < n.keys; j0 += kBlock) {
+    const std::int64_t nk = std::min(kBlock, n.keys - j0);
+    const T* kj = kb + j0 * d;
+    const T* vj = vb + j0 * dvn;
+    // Query i sees key j0 only from i = j0 on; blocks of queries and keys share one grid.
+    for (std::int64_t i0 = causal ? j0 : 0; i0 < n.queries; i0 += kBlock) {
+      const std::int64_t nq = std::min(kBlock, n.queries - i0);
+      const T* qi = qb + i0 * d;
+      const T* gi = gb + i0 * dvn;
+      // p = exp(scale * q k^T - logsumexp), 0 where masked.
+      product(nq, nk, d, qi, d, 1, kj, 1, d, probs, nk);
+      for (std::int64_t r = 0; r < nq; ++r) {
+        T* p = probs + r * nk;
+        const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
+        for (std::int64_t j = 0; j < visible; ++j) p[j] = p[j] * scale - lse[i0 + r];
+        std::fill(p + visible, p + nk, T(0));
+      }
+      exp_in_place(probs, nq * nk);
+      for (std::int64_t r = 0; r < nq; ++r) {
+        const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
+        std::fill(probs + r * nk + visible, probs + (r + 1) * nk, T(0));
+      }
+      // dv_j += p^T g_i.
+      product(nk, dvn, nq, probs, 1, nk, gi, dvn, 1, partial, dvn);
+      add_to(dvb + j0 * dvn, partial, nk * dvn);
+      // ds = scale * p * (g_i v_j^T - D).
+      product(nq, nk, dvn, gi, dvn, 1, vj, 1, dvn, dscores, nk);
+      for (std::int64_t r = 0; r < nq; ++r) {
+        const T* p = probs + r * nk;
+        T* ds = dscores + r * nk;
+        const T row = row_dot[i0 + r];
+        for (std::int64_t j = 0; j < nk; ++j) ds[j] = scale * p[j] * (ds[j] - row);
+      }
+      // dq_i += ds k_j; dk_j += ds^T q_i.
+      product(nq, d, nk, dscores, nk, 1, kj, d, 1, partial, d);
+      add_to(dqb + i0 * d, partial, nq * d);
+      product(nk, d, nq, dscores, 1, nk, qi, d, 1, partial, d);
+      add_to(dkb + j0 * d, partial, nk * d);
+    }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q,
+                           const StridedView& k, const StridedView& v, double scale, bool causal) {
+  const kernels::AttentionLayout n =
+      kernels::attention_layout("attention", q, k, v, {{&out, kernels::kLikeOut}, {&logsumexp, kernels::kLogsumexp}});
+  const std::int64_t blocks = (n.queries + kBlock - 1) / kBlock;
+  dispatch_floating(n.dtype, "attention", [&]<typename T>() {
+    parallel_for(0, n.batch * blocks, 1, [&](std::int64_t first, std::int64_t last) {
+      std::vector<T> scratch;
+      for (std::int64_t item = first; item < last; ++item) {
+        attention_block<T>(n, q.ptr<T>(), k.ptr<T>(), v.ptr<T>(), out.ptr<T>(), logsumexp.ptr<T>(),
+                           static_cast<T>(scale), causal, item / blocks, (item % blocks) * kBlock, scratch);
+      }
+    });
+  });
+}
+
+void CpuBackend::attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv,
+                                    const StridedView& g, const StridedView& q, const StridedView& k,
+                                    const StridedView& v, const StridedView& out, const StridedView& logsumexp,
+                                    double scale, bool causal) {
+  const kernels::AttentionLayout n = kernels::attention_layout("attention_backward", q, k, v,
+                                                               {{&dq, kernels::kLikeQ},
+                                                                {&dk, kernels::kLikeK},
+                                                                {&dv, kernels::kLikeV},
+                                                                {&g, kernels::kLikeOut},
+                                                                {&out, kernels::kLikeOut},
+                                                                {&logsumexp, kernels::kLogsumexp}});
+  dispatch_floating(n.dtype, "attention_backward", [&]<typename T>() {
+    parallel_for(0, n.batch, 1, [&](std::int64_t first, std::int64_t last) {
+      std::vector<T> scratch;
+      for (std::int64_t b = first; b < last; ++b) {
+        attention_backward_problem<T>(n, dq.ptr<T>(), dk.ptr<T>(), dv.ptr<T>(), g.ptr<T>(), q.ptr<T>(), k.ptr<T>(),
+                                      v.ptr<T>(), out.ptr<T>(), logsumexp.ptr<T>(), static_cast<T>(scale), causal, b,
+                                      scratch);
+      }
+    });
+  });
+}
+
+}  // namespace needle
