@@ -34,6 +34,13 @@ void softmax_backward(const StridedView& dx, const StridedView& g, const Strided
 void layer_norm(const StridedView& out, const StridedView& x, double eps);
 void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
+// lstm.cpp: the fused LSTM cell and its backward pass (see backend.h).
+void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
+               const StridedView& c_prev);
+void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
+                        const StridedView& dc, const StridedView& gates, const StridedView& gates2,
+                        const StridedView& c_prev);
+
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);
