@@ -129,17 +129,19 @@ std::pair<Tensor, Tensor> RNN::forward(const Tensor& x, const Tensor& h0) {
   check_sequence("RNN", x, input_size_);
   check_device(x, cells_.front()->W_ih().device());
   const std::vector<Tensor> initial = layer_states("RNN", h0, "h0", x, num_layers(), hidden_size_);
-  std::vector<Tensor> steps = ops::split(x, 0);  // layer 0 reads x; layer l reads layer l - 1's outputs
+  // As LSTM::forward: one input projection per layer for the whole sequence, then the recurrence as one op.
+  const std::int64_t steps = x.shape()[0];
+  const std::int64_t batch = x.shape()[1];
+  Tensor input = x;
   std::vector<Tensor> finals;
-  for (std::size_t l = 0; l < cells_.size(); ++l) {
-    Tensor h = initial[l];
-    for (Tensor& step : steps) {
-      h = cells_[l]->forward(step, h);
-      step = h;
-    }
-    finals.push_back(h);
+  for (const auto& cell : cells_) {
+    Tensor xproj = ops::matmul(ops::reshape(input, {steps * batch, input.shape()[2]}), cell->W_ih());
+    if (cell->bias_ih().defined()) xproj = xproj + (cell->bias_ih() + cell->bias_hh());
+    input = ops::rnn_sequence(ops::reshape(xproj, {steps, batch, hidden_size_}), cell->W_hh(), initial[finals.size()],
+                              cell->nonlinearity());
+    finals.push_back(ops::getitem(input, {IndexItem::at(steps - 1)}));
   }
-  return {ops::stack(steps, 0), ops::stack(finals, 0)};
+  return {input, ops::stack(finals, 0)};
 }
 
 LSTM::LSTM(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers, bool bias, Device device,

@@ -1,7 +1,8 @@
-// The fused LSTM as ops: one cell step (lstm_cell) and a whole layer's recurrence (lstm_sequence).
+// The fused LSTM as ops: one cell step (lstm_cell) and a whole layer's recurrence (lstm_sequence); and the
+// Elman RNN's recurrence (rnn_sequence) the same way, from primitive kernels.
 //
 // An op yields one array, so each packs its outputs into one flat array ([h | c]; [h_0..h_T-1 | c_0..c_T-1])
-// whose halves are returned as views. lstm_sequence exists because a per-step graph cannot use a hoisted
+// whose halves are returned as views. The sequence ops exist because a per-step graph cannot use a hoisted
 // input projection well: slicing the (T, B, 4H) projection per step makes every slice's gradient a full
 // zero-filled (T, B, 4H) array, summed T times. As one op, the layer keeps per step only h @ W_hh and the
 // fused cell, forward and backward, and its weight gradient is one product over the sequence.
@@ -9,6 +10,7 @@
 // The gradients run the backend's fused backward kernel (the *GradOp ops) when no graph of the gradient is
 // being recorded, the ordinary backward() case; under create_graph they are written with differentiable ops
 // instead, so gradients of gradients work without a hand-written second derivative.
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -346,6 +348,140 @@ std::vector<Tensor> LstmSequenceOp::gradient(const Tensor& g, const Tensor& node
   if (c0.defined()) grads.push_back(dc_next);
   return grads;
 }
+
+// Every step of one Elman RNN layer, h_t = act(xproj_t + h_{t-1} @ W_hh) with act tanh or relu, the input
+// projection xproj (T, B, H) given for the whole sequence (x @ W_ih + biases, one product) as for
+// LstmSequenceOp. The output is every step's h, (T, B, H).
+class RnnSequenceOp final : public Op {
+ public:
+  RnnSequenceOp(bool has_h0, bool relu) : has_h0_(has_h0), relu_(relu) {}
+  std::string name() const override { return "rnn_sequence"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray xproj = in[0].compact();
+    const NDArray& w_hh = in[1];
+    const std::int64_t steps = xproj.shape()[0];
+    NDArray out = NDArray::empty(xproj.shape(), xproj.dtype(), xproj.device());
+    if (out.size() == 0) return out;
+    Backend& backend = backend_for(out.device());
+    for (std::int64_t t = 0; t < steps; ++t) {
+      const StridedView h_t = out.index({IndexItem::at(t)}).view();
+      const NDArray x_t = xproj.index({IndexItem::at(t)});
+      if (t > 0 || has_h0_) {
+        const NDArray h_prev = t > 0 ? out.index({IndexItem::at(t - 1)}) : in[2];
+        backend.binary(BinaryOp::Add, h_t, x_t.view(), matmul(h_prev, w_hh).view());
+      } else {
+        backend.copy(h_t, x_t.view());
+      }
+      backend.unary(relu_ ? UnaryOp::Relu : UnaryOp::Tanh, h_t, h_t);
+    }
+    return out;
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+
+ private:
+  bool has_h0_;
+  bool relu_;
+};
+
+// The derivative of the activation read from its output h: 1 - h^2 (tanh) or [h > 0] (relu).
+NDArray activation_slope(const NDArray& h, bool relu) {
+  return relu ? binary(BinaryOp::Gt, h, Scalar(0.0)).astype(h.dtype()) : Scalar(1.0) - h * h;
+}
+Tensor activation_slope(const Tensor& h, bool relu) {
+  // relu's slope is a constant of h's sign; no gradient flows through it.
+  return relu ? detail::constant(activation_slope(h.value(), true)) : Scalar(1.0) - h * h;
+}
+
+// Back-propagation through time for RnnSequenceOp: inputs g (T, B, H), w_hh, [h0] and the forward output
+// hs. The result is packed as [dxproj (T, B, H) | dh0 (B, H)]; dW_hh is formed by RnnSequenceOp::gradient.
+class RnnSequenceGradOp final : public Op {
+ public:
+  RnnSequenceGradOp(bool has_h0, bool relu) : has_h0_(has_h0), relu_(relu) {}
+  std::string name() const override { return "rnn_sequence_backward"; }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    const NDArray& hs = in.back();
+    const NDArray g = in[0].astype(hs.dtype());
+    const NDArray w_hh_t = in[1].swapaxes(0, 1);
+    const std::int64_t steps = hs.shape()[0];
+    const Shape state{hs.shape()[1], hs.shape()[2]};
+    const std::int64_t n = numel(state);
+    // Every dxproj step is written; dh0 only when the state was given (otherwise unread).
+    NDArray out = NDArray::empty({(steps + 1) * n}, hs.dtype(), hs.device());
+    if (n == 0) return out;
+    Backend& backend = backend_for(out.device());
+    NDArray dh_next;
+    for (std::int64_t t = steps - 1; t >= 0; --t) {
+      const NDArray g_t = g.index({IndexItem::at(t)});
+      const NDArray dh = t < steps - 1 ? add(g_t, dh_next) : g_t;
+      const NDArray dz = mul(dh, activation_slope(hs.index({IndexItem::at(t)}), relu_));
+      backend.copy(array_block(out, t * n, state).view(), dz.view());
+      if (t > 0) {
+        dh_next = matmul(dz, w_hh_t);
+      } else if (has_h0_) {
+        backend.copy(array_block(out, steps * n, state).view(), matmul(dz, w_hh_t).view());
+      }
+    }
+    return out;
+  }
+  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/) const override {
+    // RnnSequenceOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
+    throw RuntimeError(
+        "rnn_sequence_backward: not differentiable; differentiate rnn_sequence with create_graph instead");
+  }
+
+ private:
+  bool has_h0_;
+  bool relu_;
+};
+
+std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node) const {
+  const std::vector<Tensor>& in = node.inputs();
+  const Tensor& xproj = in[0];
+  const Tensor& w_hh = in[1];
+  const Tensor h0 = has_h0_ ? in[2] : Tensor();
+  const std::int64_t steps = xproj.shape()[0];
+  const std::int64_t batch = xproj.shape()[1];
+  const std::int64_t hidden = xproj.shape()[2];
+  const std::int64_t rows = steps * batch;
+  std::vector<Tensor> grads;
+  if (!grad_enabled()) {
+    // Plain backward(): the loop of RnnSequenceGradOp, then dW_hh = sum_t h_{t-1}^T dz_t as two products.
+    std::vector<Tensor> operands{g, w_hh};
+    if (has_h0_) operands.push_back(h0);
+    operands.push_back(node);
+    const Tensor packed = make<RnnSequenceGradOp>(std::move(operands), has_h0_, relu_);
+    const Tensor dz = block(packed, 0, rows, hidden);
+    Tensor dw_hh = detail::constant(NDArray::zeros({hidden, hidden}, xproj.dtype(), xproj.device()));
+    if (steps > 1) {
+      const Tensor h_prev = reshape(getitem(node, {IndexItem::range(0, steps - 1)}), {rows - batch, hidden});
+      dw_hh = matmul(transpose(h_prev), getitem(dz, {IndexItem::range(batch, rows), IndexItem::range()}));
+    }
+    if (h0.defined()) {
+      dw_hh = dw_hh + matmul(transpose(h0), getitem(dz, {IndexItem::range(0, batch), IndexItem::range()}));
+    }
+    grads = {reshape(dz, xproj.shape()), dw_hh};
+    if (h0.defined()) grads.push_back(block(packed, rows * hidden, batch, hidden));
+    return grads;
+  }
+  // create_graph: the same recursion from differentiable ops (the output's values enter through `node`).
+  const auto at = [](const Tensor& a, std::int64_t t) { return getitem(a, {IndexItem::at(t)}); };
+  std::vector<Tensor> dzs(static_cast<std::size_t>(steps));
+  Tensor dw_hh = detail::constant(NDArray::zeros({hidden, hidden}, xproj.dtype(), xproj.device()));
+  Tensor dh_next;
+  for (std::int64_t t = steps - 1; t >= 0; --t) {
+    const Tensor dh = dh_next.defined() ? at(g, t) + dh_next : at(g, t);
+    const Tensor dz = dh * activation_slope(at(node, t), relu_);
+    const Tensor h_prev = t > 0 ? at(node, t - 1) : h0;
+    if (h_prev.defined()) {
+      dw_hh = dw_hh + matmul(transpose(h_prev), dz);
+      dh_next = matmul(dz, transpose(w_hh));
+    }
+    dzs[static_cast<std::size_t>(t)] = dz;
+  }
+  grads = {stack(dzs, 0), dw_hh};
+  if (h0.defined()) grads.push_back(dh_next);
+  return grads;
+}
 }  // namespace
 
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, const Tensor& gates2) {
@@ -409,6 +545,36 @@ std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh,
     return reshape(getitem(packed, {IndexItem::range(start, start + n)}), {steps, batch, hidden});
   };
   return {half(0), half(n)};
+}
+
+}  // namespace needle::ops
+
+namespace needle::ops {
+
+Tensor rnn_sequence(const Tensor& xproj, const Tensor& w_hh, const Tensor& h0, const std::string& nonlinearity) {
+  NEEDLE_CHECK(xproj.ndim() == 3, ValueError, "rnn_sequence: xproj must have shape (seq_len, batch, hidden), got ",
+               shape_str(xproj.shape()));
+  detail::check_floating("rnn_sequence", xproj);
+  NEEDLE_CHECK(nonlinearity == "tanh" || nonlinearity == "relu", ValueError,
+               "rnn_sequence: nonlinearity must be 'tanh' or 'relu', got '", nonlinearity, "'");
+  const std::int64_t batch = xproj.shape()[1];
+  const std::int64_t hidden = xproj.shape()[2];
+  NEEDLE_CHECK(w_hh.ndim() == 2 && w_hh.shape()[0] == hidden && w_hh.shape()[1] == hidden, ValueError,
+               "rnn_sequence: w_hh must have shape (", hidden, ", ", hidden, ") for xproj of shape ",
+               shape_str(xproj.shape()), ", got ", shape_str(w_hh.shape()));
+  std::vector<Tensor> inputs{xproj, w_hh};
+  if (h0.defined()) {
+    NEEDLE_CHECK(h0.ndim() == 2 && h0.shape()[0] == batch && h0.shape()[1] == hidden, ValueError,
+                 "rnn_sequence: h0 must have shape (", batch, ", ", hidden, ") for xproj of shape ",
+                 shape_str(xproj.shape()), ", got ", shape_str(h0.shape()));
+    inputs.push_back(h0);
+  }
+  for (const Tensor& t : inputs) {
+    NEEDLE_CHECK(t.dtype() == xproj.dtype(), TypeError, "rnn_sequence: every operand must have the dtype of xproj (",
+                 dtype_name(xproj.dtype()), "), got ", dtype_name(t.dtype()));
+  }
+  detail::check_same_device("rnn_sequence", inputs);
+  return make<RnnSequenceOp>(std::move(inputs), h0.defined(), nonlinearity == "relu");
 }
 
 }  // namespace needle::ops

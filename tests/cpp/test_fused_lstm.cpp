@@ -1,9 +1,9 @@
-// The fused LSTM cell kernels and op: the ref kernels against the formulas composed from array functions,
-// the cpu kernels (1 and 2 threads) and the Backend base-class defaults against the ref kernels on many
-// shapes (batch sizes 0, 1, 7, 20, 33; hidden sizes 1 to 200, odd tails included; with and without the
-// second summand and the previous state; row-strided and broadcast operands), bad operands, and the op's
-// gradients and second gradients against finite differences, and the LSTM layers against a cell composed
-// from ops.
+// The fused LSTM cell kernels and the recurrent ops: the ref kernels against the formulas composed from array
+// functions, the cpu kernels (1 and 2 threads) and the Backend base-class defaults against the ref kernels on
+// many shapes (batch sizes 0, 1, 7, 20, 33; hidden sizes 1 to 200, odd tails included; with and without the
+// second summand and the previous state; row-strided and broadcast operands), bad operands; lstm_cell,
+// lstm_sequence and rnn_sequence against step-by-step formulas, their gradients and second gradients against
+// finite differences; and the LSTM and RNN layers against their cells composed from ops.
 #include <gtest/gtest.h>
 #include <needle/needle.h>
 
@@ -609,6 +609,137 @@ TEST_P(FusedLstmOpsTest, SequenceHandlesEmptyBatchesAndRejectsBadOperands) {
         (void)ops::lstm_sequence(x, w32, Tensor(), Tensor(NDArray::zeros({2, 2}, DType::Float64, device)));
       },
       "dtype");
+}
+
+// ---- the Elman RNN's sequence op ----------------------------------------------------------------
+
+TEST_P(FusedLstmOpsTest, RnnSequenceMatchesStepByStepFormula) {
+  const Device device = GetParam();
+  const NDArray xproj = random_array({4, 3, 5}, device, 101, -2.0, 2.0);
+  const NDArray w_hh = random_array({5, 5}, device, 102);
+  const NDArray h0 = random_array({3, 5}, device, 103);
+  for (const std::string nonlinearity : {"tanh", "relu"}) {
+    for (const bool with_h0 : {false, true}) {
+      SCOPED_TRACE(str(nonlinearity, with_h0 ? " with h0" : " zero state"));
+      const Tensor hs = ops::rnn_sequence(Tensor(xproj), Tensor(w_hh), with_h0 ? Tensor(h0) : Tensor(), nonlinearity);
+      EXPECT_EQ(hs.shape(), (Shape{4, 3, 5}));
+      NDArray h = with_h0 ? h0 : NDArray();
+      for (std::int64_t t = 0; t < 4; ++t) {
+        NDArray z = xproj.index({IndexItem::at(t)});
+        if (t > 0 || with_h0) z = z + matmul(h, w_hh);
+        h = nonlinearity == "tanh" ? tanh(z) : binary(BinaryOp::Maximum, z, Scalar(0.0));
+        expect_close(host(hs.value().index({IndexItem::at(t)})), host(h), 1e-14, str("h step ", t));
+      }
+    }
+  }
+}
+
+TEST_P(FusedLstmOpsTest, RnnSequenceGradientsAndSecondGradientsMatchFiniteDifferences) {
+  const Device device = GetParam();
+  const NDArray xproj = random_array({3, 2, 4}, device, 105, -2.0, 2.0);
+  const NDArray w_hh = random_array({4, 4}, device, 106);
+  const NDArray h0 = random_array({2, 4}, device, 107);
+  for (const std::string nonlinearity : {"tanh", "relu"}) {
+    SCOPED_TRACE(nonlinearity);
+    const auto full = [&](const V& t) { return ops::rnn_sequence(t[0], t[1], t[2], nonlinearity); };
+    const auto no_state = [&](const V& t) { return ops::rnn_sequence(t[0], t[1], Tensor(), nonlinearity); };
+    const auto weights_first = [&](const V& t) { return ops::rnn_sequence(t[1], t[0], t[2], nonlinearity); };
+    const auto h0_first = [&](const V& t) { return ops::rnn_sequence(t[1], t[2], t[0], nonlinearity); };
+    // Squared, so the second derivative depends on the output gradient (relu's own is zero).
+    const auto squared = [&](const V& t) {
+      const Tensor y = full(t);
+      return y * y;
+    };
+    expect_gradients_match(full, {xproj, w_hh, h0});
+    expect_gradients_match(no_state, {xproj, w_hh});
+    expect_second_gradients_match(full, {xproj, w_hh, h0}, 1e-5, 1e-5);
+    expect_second_gradients_match(weights_first, {w_hh, xproj, h0}, 1e-5, 1e-5);
+    expect_second_gradients_match(h0_first, {h0, xproj, w_hh}, 1e-5, 1e-5);
+    expect_second_gradients_match(squared, {xproj, w_hh, h0}, 1e-5, 1e-5);
+  }
+}
+
+TEST_P(FusedLstmOpsTest, RnnSequenceHandlesEmptyBatchesAndRejectsBadOperands) {
+  const Device device = GetParam();
+  Tensor empty_x(NDArray::zeros({3, 0, 4}, DType::Float64, device), true);
+  Tensor w(NDArray::zeros({4, 4}, DType::Float64, device), true);
+  ops::summation(ops::rnn_sequence(empty_x, w)).backward();
+  EXPECT_EQ(empty_x.grad().shape(), (Shape{3, 0, 4}));
+  EXPECT_EQ(host(w.grad().value()), std::vector<double>(16, 0.0));
+
+  const Tensor x(NDArray::zeros({3, 2, 4}, DType::Float32, device));
+  const Tensor w32(NDArray::zeros({4, 4}, DType::Float32, device));
+  testing::expect_error<ValueError>([&] { (void)ops::rnn_sequence(x, w32, Tensor(), "sigmoid"); },
+                                    "rnn_sequence: nonlinearity must be 'tanh' or 'relu', got 'sigmoid'");
+  testing::expect_error<ValueError>(
+      [&] {
+        (void)ops::rnn_sequence(x, Tensor(NDArray::zeros({4, 3}, DType::Float32, device)));
+      },
+      "rnn_sequence: w_hh must have shape (4, 4) for xproj of shape (3, 2, 4), got (4, 3)");
+  testing::expect_error<ValueError>(
+      [&] {
+        (void)ops::rnn_sequence(x, w32, Tensor(NDArray::zeros({3, 4}, DType::Float32, device)));
+      },
+      "rnn_sequence: h0 must have shape (2, 4)");
+  testing::expect_error<TypeError>(
+      [&] {
+        (void)ops::rnn_sequence(x, Tensor(NDArray::zeros({4, 4}, DType::Float64, device)));
+      },
+      "dtype");
+}
+
+// A 2-layer RNN's output, final state and every gradient against its cells unrolled by hand (RNNCell::forward
+// is still the composed cell).
+void expect_rnn_matches_cells(Device device, DType dtype, const std::string& nonlinearity, bool with_state) {
+  SCOPED_TRACE(str(dtype_name(dtype), " ", nonlinearity, with_state ? " with state" : " zero state"));
+  manual_seed(6);
+  nn::RNN rnn(6, 5, 2, true, nonlinearity, device, dtype);
+  const NDArray x_value = (random_array({4, 3, 6}, device, 111) * Scalar(2.0)).astype(dtype);
+  const NDArray h0_value = random_array({2, 3, 5}, device, 112).astype(dtype);
+  const NDArray w_value = random_array({4, 3, 5}, device, 113).astype(dtype);
+
+  Tensor x(x_value.copy(), true);
+  Tensor h0(h0_value.copy(), true);
+  const auto [out, h_n] = rnn.forward(x, with_state ? h0 : Tensor());
+  (ops::summation(out * Tensor(w_value)) + ops::summation(h_n * h_n)).backward();
+  std::vector<std::vector<double>> layer_grads;
+  for (const Tensor& p : rnn.parameters()) layer_grads.push_back(grad_or_zeros(p));
+  rnn.zero_grad();
+
+  Tensor xr(x_value.copy(), true);
+  Tensor h0r(h0_value.copy(), true);
+  std::vector<Tensor> steps = ops::split(xr, 0);
+  const std::vector<Tensor> hs = ops::split(h0r, 0);
+  std::vector<Tensor> finals;
+  for (std::int64_t l = 0; l < 2; ++l) {
+    Tensor h = with_state ? hs[static_cast<std::size_t>(l)] : Tensor();
+    for (Tensor& step : steps) {
+      h = rnn.cell(l)->forward(step, h);
+      step = h;
+    }
+    finals.push_back(h);
+  }
+  const Tensor out_r = ops::stack(steps, 0);
+  const Tensor hn_r = ops::stack(finals, 0);
+  (ops::summation(out_r * Tensor(w_value)) + ops::summation(hn_r * hn_r)).backward();
+
+  const double tol = dtype == DType::Float32 ? 2e-5 : 1e-12;
+  expect_close(host(out.value()), host(out_r.value()), tol, "output");
+  expect_close(host(h_n.value()), host(hn_r.value()), tol, "h_n");
+  expect_close(host(x.grad().value()), host(xr.grad().value()), tol, "dx");
+  if (with_state) expect_close(host(h0.grad().value()), host(h0r.grad().value()), tol, "dh0");
+  std::size_t k = 0;
+  for (const Tensor& p : rnn.parameters()) {
+    expect_close(layer_grads[k++], grad_or_zeros(p), tol, "parameter gradient");
+  }
+}
+
+TEST_P(FusedLstmOpsTest, RnnLayerMatchesItsCellsInValueAndGradient) {
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    for (const std::string nonlinearity : {"tanh", "relu"}) {
+      for (const bool with_state : {true, false}) expect_rnn_matches_cells(GetParam(), dtype, nonlinearity, with_state);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, FusedLstmOpsTest, ::testing::Values(ref_device(), cpu_device()),

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -127,6 +128,11 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, c
 // backward, and dW_hh is one product over the sequence.
 std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh, const Tensor& h0 = Tensor(),
                                         const Tensor& c0 = Tensor());
+// Every step of one Elman RNN layer, h_t = nonlinearity(xproj_t + h_{t-1} @ w_hh) with nonlinearity "tanh"
+// or "relu": xproj (T, B, H) the whole sequence's input projection with the biases, w_hh (H, H), h0 (B, H)
+// (undefined: zeros). Returns every step's h, (T, B, H).
+Tensor rnn_sequence(const Tensor& xproj, const Tensor& w_hh, const Tensor& h0 = Tensor(),
+                    const std::string& nonlinearity = "tanh");
 
 // ---- convolution (src/ops/conv.cpp) ---------------------------------------------------------------
 // Needle's conv: input a (N, H, W, C_in), weight b (K, K, C_in, C_out), zero padding on H and W, stride.
