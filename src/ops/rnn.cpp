@@ -173,6 +173,14 @@ struct LstmStates {
   bool has_c0 = false;
 
   [[nodiscard]] std::size_t c0_index() const { return has_h0 ? 3 : 2; }
+  // The backward's packed result [dgates (T, B, 4H) | dh0 | dc0], dh0 and dc0 present only with their state.
+  [[nodiscard]] std::int64_t dh0_offset(std::int64_t steps, std::int64_t n) const { return 4 * steps * n; }
+  [[nodiscard]] std::int64_t dc0_offset(std::int64_t steps, std::int64_t n) const {
+    return dh0_offset(steps, n) + (has_h0 ? n : 0);
+  }
+  [[nodiscard]] std::int64_t packed_size(std::int64_t steps, std::int64_t n) const {
+    return dc0_offset(steps, n) + (has_c0 ? n : 0);
+  }
 };
 
 // The sizes of a sequence: xproj (T, B, 4H).
@@ -237,8 +245,8 @@ class LstmSequenceGradOp final : public Op {
     const SequenceSizes size = sequence_sizes(xproj.shape());
     const std::int64_t steps = size.steps;
     const std::int64_t n = size.n();
-    // Every dgates row is written; dh0 and dc0 only when the state was given (otherwise unread).
-    NDArray out = NDArray::empty({(4 * steps + 2) * n}, xproj.dtype(), xproj.device());
+    // Every element is written: all dgates rows, and dh0 / dc0 exactly when that state was given.
+    NDArray out = NDArray::empty({states_.packed_size(steps, n)}, xproj.dtype(), xproj.device());
     if (n == 0) return out;
     Backend& backend = backend_for(out.device());
     const Shape state{size.batch, size.hidden};
@@ -259,8 +267,10 @@ class LstmSequenceGradOp final : public Op {
       const bool has_h = t > 0 || states_.has_h0;
       const bool has_c = t > 0 || states_.has_c0;
       const NDArray c_prev = t > 0 ? array_block(y, (steps + t - 1) * n, state) : c0;
-      const NDArray dc_prev =
-          t > 0 ? NDArray::empty(state, xproj.dtype(), xproj.device()) : array_block(out, (4 * steps + 1) * n, state);
+      // Step 0 writes dc_prev straight into dc0's place, which exists only with a c0.
+      const NDArray dc_prev = t > 0            ? NDArray::empty(state, xproj.dtype(), xproj.device())
+                              : states_.has_c0 ? array_block(out, states_.dc0_offset(steps, n), state)
+                                               : NDArray();
       const NDArray recurrent_t =
           t > 0 ? array_block(recurrent, (t - 1) * 4 * n, {size.batch, 4 * size.hidden}) : recurrent0;
       const NDArray dgates = array_block(out, t * 4 * n, {size.batch, 4 * size.hidden});
@@ -272,7 +282,7 @@ class LstmSequenceGradOp final : public Op {
         dh_next = matmul(dgates, w_hh_t);
       } else if (states_.has_h0) {
         const NDArray dh0 = matmul(dgates, w_hh_t);
-        backend.copy(array_block(out, 4 * steps * n, state).view(), dh0.view());
+        backend.copy(array_block(out, states_.dh0_offset(steps, n), state).view(), dh0.view());
       }
     }
     return out;
@@ -315,8 +325,8 @@ std::vector<Tensor> LstmSequenceOp::gradient(const Tensor& g, const Tensor& node
       dw_hh = dw_hh + matmul(transpose(h0), getitem(dgates, {IndexItem::range(0, size.batch), IndexItem::range()}));
     }
     grads = {reshape(dgates, xproj.shape()), dw_hh};
-    if (h0.defined()) grads.push_back(block(packed, 4 * steps * n, size.batch, hidden));
-    if (c0.defined()) grads.push_back(block(packed, (4 * steps + 1) * n, size.batch, hidden));
+    if (h0.defined()) grads.push_back(block(packed, states_.dh0_offset(steps, n), size.batch, hidden));
+    if (c0.defined()) grads.push_back(block(packed, states_.dc0_offset(steps, n), size.batch, hidden));
     return grads;
   }
   // create_graph: the same recursion from differentiable ops (the output's values enter through `node`).
@@ -405,8 +415,8 @@ class RnnSequenceGradOp final : public Op {
     const std::int64_t steps = hs.shape()[0];
     const Shape state{hs.shape()[1], hs.shape()[2]};
     const std::int64_t n = numel(state);
-    // Every dxproj step is written; dh0 only when the state was given (otherwise unread).
-    NDArray out = NDArray::empty({(steps + 1) * n}, hs.dtype(), hs.device());
+    // Every element is written: all dxproj steps, and dh0 exactly when h0 was given.
+    NDArray out = NDArray::empty({(steps + (has_h0_ ? 1 : 0)) * n}, hs.dtype(), hs.device());
     if (n == 0) return out;
     Backend& backend = backend_for(out.device());
     NDArray dh_next;
