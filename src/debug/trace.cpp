@@ -125,6 +125,7 @@ void close_span(std::int64_t id, const std::vector<Shape>* output_shapes) noexce
 namespace {
 
 std::int64_t view_bytes(const StridedView& v) { return v.size() * static_cast<std::int64_t>(itemsize(v.dtype)); }
+std::int64_t present_bytes(const StridedView& v) { return v.data == nullptr ? 0 : view_bytes(v); }
 
 std::string_view reduce_name(ReduceOp op) {
   switch (op) {
@@ -279,6 +280,22 @@ class TracingBackend final : public Backend {
                view_bytes(dq) + view_bytes(dk) + view_bytes(dv) + view_bytes(g) + view_bytes(q) + view_bytes(k) +
                    view_bytes(v) + view_bytes(out) + view_bytes(logsumexp)),
         [&](Backend& b) { b.attention_backward(dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal); });
+  }
+
+  // The fused LSTM cell; an absent operand (data == nullptr) has no bytes to move.
+  void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
+                 const StridedView& c_prev) override {
+    run(kernel("lstm_cell", h.dtype, {gates.shape}, gates.size(), 6 * gates.size(),
+               view_bytes(h) + view_bytes(c) + view_bytes(gates) + present_bytes(gates2) + present_bytes(c_prev)),
+        [&](Backend& b) { b.lstm_cell(h, c, gates, gates2, c_prev); });
+  }
+  void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
+                          const StridedView& dc, const StridedView& gates, const StridedView& gates2,
+                          const StridedView& c_prev) override {
+    run(kernel("lstm_cell_backward", dgates.dtype, {gates.shape}, dgates.size(), 10 * dgates.size(),
+               view_bytes(dgates) + present_bytes(dc_prev) + view_bytes(dh) + view_bytes(dc) + view_bytes(gates) +
+                   present_bytes(gates2) + present_bytes(c_prev)),
+        [&](Backend& b) { b.lstm_cell_backward(dgates, dc_prev, dh, dc, gates, gates2, c_prev); });
   }
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {

@@ -101,17 +101,10 @@ std::pair<Tensor, Tensor> LSTMCell::forward(const Tensor& x, const std::pair<Ten
   check_step("LSTMCell", x, input_size_, h, "h", hidden_size_);
   check_step("LSTMCell", x, input_size_, c, "c", hidden_size_);
   check_device(x, w_ih_.device());
-  const Tensor z = pre_activation(x, h, w_ih_, w_hh_, bias_ih_, bias_hh_);
-  const auto gate = [&](std::int64_t k) {
-    return ops::getitem(z, {IndexItem::range(), IndexItem::range(k * hidden_size_, (k + 1) * hidden_size_)});
-  };
-  const Tensor i = ops::sigmoid(gate(0));
-  const Tensor f = ops::sigmoid(gate(1));
-  const Tensor g = ops::tanh(gate(2));
-  const Tensor o = ops::sigmoid(gate(3));
-  // An undefined c is the zero state: f * 0 drops out.
-  const Tensor c_next = c.defined() ? f * c + i * g : i * g;
-  return {o * ops::tanh(c_next), c_next};
+  // The recurrent product is the kernel's second summand, so the cell adds it while activating.
+  Tensor gates = ops::matmul(x, w_ih_);
+  if (bias_ih_.defined()) gates = gates + (bias_ih_ + bias_hh_);  // (4 * hidden,) broadcasts over the batch
+  return ops::lstm_cell(gates, c, h.defined() ? ops::matmul(h, w_hh_) : Tensor());
 }
 
 RNN::RNN(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers, bool bias,
@@ -136,17 +129,19 @@ std::pair<Tensor, Tensor> RNN::forward(const Tensor& x, const Tensor& h0) {
   check_sequence("RNN", x, input_size_);
   check_device(x, cells_.front()->W_ih().device());
   const std::vector<Tensor> initial = layer_states("RNN", h0, "h0", x, num_layers(), hidden_size_);
-  std::vector<Tensor> steps = ops::split(x, 0);  // layer 0 reads x; layer l reads layer l - 1's outputs
+  // As LSTM::forward: one input projection per layer for the whole sequence, then the recurrence as one op.
+  const std::int64_t steps = x.shape()[0];
+  const std::int64_t batch = x.shape()[1];
+  Tensor input = x;
   std::vector<Tensor> finals;
-  for (std::size_t l = 0; l < cells_.size(); ++l) {
-    Tensor h = initial[l];
-    for (Tensor& step : steps) {
-      h = cells_[l]->forward(step, h);
-      step = h;
-    }
-    finals.push_back(h);
+  for (const auto& cell : cells_) {
+    Tensor xproj = ops::matmul(ops::reshape(input, {steps * batch, input.shape()[2]}), cell->W_ih());
+    if (cell->bias_ih().defined()) xproj = xproj + (cell->bias_ih() + cell->bias_hh());
+    input = ops::rnn_sequence(ops::reshape(xproj, {steps, batch, hidden_size_}), cell->W_hh(), initial[finals.size()],
+                              cell->nonlinearity());
+    finals.push_back(ops::getitem(input, {IndexItem::at(steps - 1)}));
   }
-  return {ops::stack(steps, 0), ops::stack(finals, 0)};
+  return {input, ops::stack(finals, 0)};
 }
 
 LSTM::LSTM(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers, bool bias, Device device,
@@ -171,19 +166,25 @@ std::pair<Tensor, std::pair<Tensor, Tensor>> LSTM::forward(const Tensor& x, cons
   check_device(x, cells_.front()->W_ih().device());
   const std::vector<Tensor> h_initial = layer_states("LSTM", state.first, "h0", x, num_layers(), hidden_size_);
   const std::vector<Tensor> c_initial = layer_states("LSTM", state.second, "c0", x, num_layers(), hidden_size_);
-  std::vector<Tensor> steps = ops::split(x, 0);
+  // Each layer projects its whole input sequence at once, (T * B, in) @ (in, 4H) plus both biases, and
+  // hands the recurrence to lstm_sequence, which runs only h @ W_hh and the fused cell per step; the cells'
+  // parameters are used as they are, so the layer computes what unrolling LSTMCell::forward would.
+  const std::int64_t steps = x.shape()[0];
+  const std::int64_t batch = x.shape()[1];
+  Tensor input = x;
   std::vector<Tensor> h_finals;
   std::vector<Tensor> c_finals;
   for (std::size_t l = 0; l < cells_.size(); ++l) {
-    std::pair<Tensor, Tensor> hc{h_initial[l], c_initial[l]};
-    for (Tensor& step : steps) {
-      hc = cells_[l]->forward(step, hc);
-      step = hc.first;
-    }
-    h_finals.push_back(hc.first);
-    c_finals.push_back(hc.second);
+    const LSTMCell& cell = *cells_[l];
+    Tensor xproj = ops::matmul(ops::reshape(input, {steps * batch, input.shape()[2]}), cell.W_ih());
+    if (cell.bias_ih().defined()) xproj = xproj + (cell.bias_ih() + cell.bias_hh());
+    auto [hs, cs] = ops::lstm_sequence(ops::reshape(xproj, {steps, batch, 4 * hidden_size_}), cell.W_hh(), h_initial[l],
+                                       c_initial[l]);
+    h_finals.push_back(ops::getitem(hs, {IndexItem::at(steps - 1)}));
+    c_finals.push_back(ops::getitem(cs, {IndexItem::at(steps - 1)}));
+    input = hs;
   }
-  return {ops::stack(steps, 0), {ops::stack(h_finals, 0), ops::stack(c_finals, 0)}};
+  return {input, {ops::stack(h_finals, 0), ops::stack(c_finals, 0)}};
 }
 
 }  // namespace needle::nn

@@ -214,6 +214,27 @@ class Backend {
                                   const StridedView& v, const StridedView& out, const StridedView& logsumexp,
                                   double scale, bool causal);
 
+  // ---- fused recurrent kernels --------------------------------------------------------------------
+  // One LSTM cell step, element by element along the rows of a batch, instead of a dozen kernels that each
+  // allocate an array. With z = gates (+ gates2 when given), read as four blocks of H columns in the order
+  // i, f, g, o:
+  //   c = sigmoid(z_f) * c_prev + sigmoid(z_i) * tanh(z_g);  h = sigmoid(z_o) * tanh(c)
+  // h, c, c_prev are (B, H) and gates, gates2 are (B, 4H). Every operand is 2-D with a column stride of 1
+  // and any row stride (0 for an input reads one row for the whole batch, e.g. a bias); all share one
+  // floating dtype (float32 or float64); outputs do not overlap each other or the inputs. An absent
+  // gates2 or c_prev (data == nullptr, as StridedView{} is) is no second summand and the zero state.
+  // The defaults compose the primitives above (fused_defaults.cpp).
+  virtual void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates,
+                         const StridedView& gates2, const StridedView& c_prev);
+  // The vector-Jacobian product of lstm_cell given the gradients dh and dc of its outputs (same operand
+  // rules; dgates is (B, 4H), dc_prev (B, H) and absent exactly when c_prev is). The activations and c are
+  // recomputed from the pre-activations; with tc = tanh(c) and dc' = dc + dh * o * (1 - tc^2):
+  //   dz_i = dc' * g * i (1 - i);  dz_f = dc' * c_prev * f (1 - f);  dz_g = dc' * i * (1 - g^2);
+  //   dz_o = dh * tc * o (1 - o);  dc_prev = dc' * f
+  virtual void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
+                                  const StridedView& dc, const StridedView& gates, const StridedView& gates2,
+                                  const StridedView& c_prev);
+
   // ---- fused optimizer updates ----------------------------------------------------------------
   // One Adam step for one parameter, in place and element by element, instead of a dozen passes that
   // each allocate an array. param, grad, exp_avg (m) and exp_avg_sq (v) are contiguous, share a shape and

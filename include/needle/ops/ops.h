@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -114,6 +115,24 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
 // softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes of q (..., L, d), k (..., S, d) and
 // v (..., S, dv); with `causal`, position i attends only to positions j <= i.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false);
+
+// ---- recurrent cells (src/ops/rnn.cpp) ------------------------------------------------------------
+// One LSTM step by the backend's fused kernel: gates (B, 4H) are the pre-activations in the order i, f, g,
+// o (plus gates2 of the same shape when defined: e.g. the input and the recurrent projection, summed in
+// the kernel); c_prev (B, H) may be undefined (the zero state). Returns (h, c) with
+// c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g) and h = sigmoid(o) * tanh(c).
+std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, const Tensor& gates2 = Tensor());
+// Every step of one LSTM layer: xproj (T, B, 4H) is the input projection of the whole sequence (x @ W_ih
+// plus the biases, one big product), w_hh (H, 4H), h0 and c0 (B, H) the initial state (undefined: zeros).
+// Returns (h, c) of every step, each (T, B, H). Per step only h @ W_hh and the fused cell run, forward and
+// backward, and dW_hh is one product over the sequence.
+std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh, const Tensor& h0 = Tensor(),
+                                        const Tensor& c0 = Tensor());
+// Every step of one Elman RNN layer, h_t = nonlinearity(xproj_t + h_{t-1} @ w_hh) with nonlinearity "tanh"
+// or "relu": xproj (T, B, H) the whole sequence's input projection with the biases, w_hh (H, H), h0 (B, H)
+// (undefined: zeros). Returns every step's h, (T, B, H).
+Tensor rnn_sequence(const Tensor& xproj, const Tensor& w_hh, const Tensor& h0 = Tensor(),
+                    const std::string& nonlinearity = "tanh");
 
 // ---- convolution (src/ops/conv.cpp) ---------------------------------------------------------------
 // Needle's conv: input a (N, H, W, C_in), weight b (K, K, C_in, C_out), zero padding on H and W, stride.

@@ -76,6 +76,13 @@ class CpuBackend final : public Backend {
                           const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
                           const StridedView& logsumexp, double scale, bool causal) override;
 
+  // lstm.cpp: the fused LSTM cell (see backend.h).
+  void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
+                 const StridedView& c_prev) override;
+  void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
+                          const StridedView& dc, const StridedView& gates, const StridedView& gates2,
+                          const StridedView& c_prev) override;
+
   // optim.cpp: the fused optimizer updates (in place; see backend.h).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;

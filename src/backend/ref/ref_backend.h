@@ -76,6 +76,15 @@ class RefBackend final : public Backend {
                           const StridedView& logsumexp, double scale, bool causal) override {
     ref::attention_backward(dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal);
   }
+  void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
+                 const StridedView& c_prev) override {
+    ref::lstm_cell(h, c, gates, gates2, c_prev);
+  }
+  void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
+                          const StridedView& dc, const StridedView& gates, const StridedView& gates2,
+                          const StridedView& c_prev) override {
+    ref::lstm_cell_backward(dgates, dc_prev, dh, dc, gates, gates2, c_prev);
+  }
 
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {

@@ -40,11 +40,19 @@ void batch_norm(const StridedView& y, const StridedView& mean, const StridedView
 void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
                          const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
                          const StridedView& weight, double eps);
+// attention.cpp: scaled dot-product attention and its backward pass (see backend.h).
 void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
                const StridedView& v, double scale, bool causal);
 void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
                         const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
                         const StridedView& logsumexp, double scale, bool causal);
+
+// lstm.cpp: the fused LSTM cell and its backward pass (see backend.h).
+void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
+               const StridedView& c_prev);
+void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
+                        const StridedView& dc, const StridedView& gates, const StridedView& gates2,
+                        const StridedView& c_prev);
 
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
