@@ -3,8 +3,10 @@
 // A parallel_for publishes one Job: its range cut into fixed chunks, and an atomic counter from which
 // every participating thread claims the next chunk. The caller claims chunks too, so the job finishes even
 // when every worker is busy elsewhere (another thread's parallel_for) or missing: progress never depends
-// on the pool. Workers that finish spin for a few microseconds before sleeping, because kernels issue
-// parallel_for calls back to back and a futex wake-up costs more than a small chunk of work.
+// on the pool. Workers that finish spin for up to a millisecond before sleeping: a training step issues
+// parallel_for calls with tens to hundreds of microseconds of framework work in between, and waking a
+// sleeping worker (a futex wake-up, and on a VM the wake-up of an idle vCPU) costs more than splitting a
+// small kernel saves.
 #include "needle/core/threads.h"
 
 #include <algorithm>
@@ -35,8 +37,9 @@ namespace {
 // More threads than this is a typo, not a machine.
 constexpr int kMaxThreads = 1024;
 
-// How long an idle worker, or a caller waiting for workers, polls before blocking.
-constexpr std::chrono::microseconds kSpin{50};
+// How long an idle worker, or a caller waiting for workers, polls before blocking. Measured on the
+// 2-vCPU VM of BENCHMARKS.md: resnet9_step at 2 threads took 6.2 ms with 50 us and 5.4 ms with 1 ms.
+constexpr std::chrono::microseconds kSpin{1000};
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
