@@ -41,6 +41,10 @@ void batch_norm_backward(const StridedView& dx, const StridedView& dweight, cons
                          const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
                          const StridedView& weight, double eps);
 
+// conv.cpp: the convolution's data movements (see backend.h).
+void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding);
+void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding);
+
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);
