@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "backend/conv_layout.h"
 #include "backend/cpu/cpu_backend.h"
@@ -30,34 +31,43 @@ void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image
                  std::int64_t last) {
   const T* in = image.ptr<T>();
   const Strides& is = image.strides;
-  // Channels-last with dense rows: a kernel row's taps inside the image are one run of memory.
+  // Channels-last with dense rows: a kernel row's taps inside the image are one run of memory. Other
+  // layouts (the NCHW array the Conv layer permutes) have each image row the kernel rows read gathered
+  // once into `row` in that order, a W x C transpose that reads the image contiguously along W.
   const bool dense_rows = is[3] == 1 && is[2] == l.c;
+  std::vector<T> row(dense_rows ? 0 : static_cast<std::size_t>(l.w * l.c));
   const std::int64_t kc = l.k * l.c;
-  for (std::int64_t row = first; row < last; ++row) {
-    const std::int64_t n = row / l.h_out;
-    const std::int64_t y = row % l.h_out;
-    T* out = cols + row * l.w_out * l.k * kc;
-    for (std::int64_t x = 0; x < l.w_out; ++x) {
-      const kernels::ConvLayout::Taps js = l.taps(x, l.w);
-      const std::int64_t x0 = x * l.stride - l.padding;
-      for (std::int64_t i = 0; i < l.k; ++i, out += kc) {
-        const std::int64_t iy = y * l.stride + i - l.padding;
-        if (iy < 0 || iy >= l.h || js.first >= js.last) {
+  const std::int64_t cell = l.k * kc;  // column entries of one output cell
+  for (std::int64_t r = first; r < last; ++r) {
+    const std::int64_t n = r / l.h_out;
+    const std::int64_t y = r % l.h_out;
+    T* const cells = cols + r * l.w_out * cell;
+    for (std::int64_t i = 0; i < l.k; ++i) {
+      const std::int64_t iy = y * l.stride + i - l.padding;
+      if (iy < 0 || iy >= l.h) {
+        for (std::int64_t x = 0; x < l.w_out; ++x) {
+          std::memset(cells + x * cell + i * kc, 0, sizeof(T) * static_cast<std::size_t>(kc));
+        }
+        continue;
+      }
+      const T* src = in + n * is[0] + iy * is[1];
+      if (!dense_rows) {
+        for (std::int64_t c = 0; c < l.c; ++c) {
+          for (std::int64_t ix = 0; ix < l.w; ++ix)
+            row[static_cast<std::size_t>(ix * l.c + c)] = src[c * is[3] + ix * is[2]];
+        }
+        src = row.data();
+      }
+      for (std::int64_t x = 0; x < l.w_out; ++x) {
+        T* out = cells + x * cell + i * kc;
+        const kernels::ConvLayout::Taps js = l.taps(x, l.w);
+        if (js.first >= js.last) {
           std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(kc));
           continue;
         }
         std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(js.first * l.c));
-        const T* src = in + n * is[0] + iy * is[1];
-        if (dense_rows) {
-          std::memcpy(out + js.first * l.c, src + (x0 + js.first) * l.c,
-                      sizeof(T) * static_cast<std::size_t>((js.last - js.first) * l.c));
-        } else {
-          for (std::int64_t j = js.first; j < js.last; ++j) {
-            const T* cell = src + (x0 + j) * is[2];
-            T* dst = out + j * l.c;
-            for (std::int64_t c = 0; c < l.c; ++c) dst[c] = cell[c * is[3]];
-          }
-        }
+        std::memcpy(out + js.first * l.c, src + (x * l.stride - l.padding + js.first) * l.c,
+                    sizeof(T) * static_cast<std::size_t>((js.last - js.first) * l.c));
         std::memset(out + js.last * l.c, 0, sizeof(T) * static_cast<std::size_t>((l.k - js.last) * l.c));
       }
     }
