@@ -42,10 +42,14 @@ void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image
     const std::int64_t n = r / l.h_out;
     const std::int64_t y = r % l.h_out;
     T* const cells = cols + r * l.w_out * cell;
+    // With padding, zero the whole row of cells once (one call instead of up to three small ones per
+    // cell and kernel row) and copy only the taps inside the image over it.
+    const bool zeroed = l.padding > 0;
+    if (zeroed) std::memset(cells, 0, sizeof(T) * static_cast<std::size_t>(l.w_out * cell));
     for (std::int64_t i = 0; i < l.k; ++i) {
       const std::int64_t iy = y * l.stride + i - l.padding;
       if (iy < 0 || iy >= l.h) {
-        for (std::int64_t x = 0; x < l.w_out; ++x) {
+        for (std::int64_t x = 0; x < l.w_out && !zeroed; ++x) {
           std::memset(cells + x * cell + i * kc, 0, sizeof(T) * static_cast<std::size_t>(kc));
         }
         continue;
@@ -62,13 +66,15 @@ void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image
         T* out = cells + x * cell + i * kc;
         const kernels::ConvLayout::Taps js = l.taps(x, l.w);
         if (js.first >= js.last) {
-          std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(kc));
+          if (!zeroed) std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(kc));
           continue;
         }
-        std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(js.first * l.c));
+        if (!zeroed) {
+          std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(js.first * l.c));
+          std::memset(out + js.last * l.c, 0, sizeof(T) * static_cast<std::size_t>((l.k - js.last) * l.c));
+        }
         std::memcpy(out + js.first * l.c, src + (x * l.stride - l.padding + js.first) * l.c,
                     sizeof(T) * static_cast<std::size_t>((js.last - js.first) * l.c));
-        std::memset(out + js.last * l.c, 0, sizeof(T) * static_cast<std::size_t>((l.k - js.last) * l.c));
       }
     }
   }
