@@ -32,10 +32,14 @@ void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image
   const T* in = image.ptr<T>();
   const Strides& is = image.strides;
   // Channels-last with dense rows: a kernel row's taps inside the image are one run of memory. Other
-  // layouts (the NCHW array the Conv layer permutes) have each image row the kernel rows read gathered
-  // once into `row` in that order, a W x C transpose that reads the image contiguously along W.
+  // layouts (the NCHW array the Conv layer permutes) have each image row gathered into that order, a
+  // W x C transpose that reads the image contiguously along W, kept in a ring of K rows: the K image rows
+  // one output row reads are consecutive, hence in distinct slots, and the next output row reuses the
+  // ones it shares, so each image row is transposed once per chunk.
   const bool dense_rows = is[3] == 1 && is[2] == l.c;
-  std::vector<T> row(dense_rows ? 0 : static_cast<std::size_t>(l.w * l.c));
+  const std::int64_t row_size = l.w * l.c;
+  std::vector<T> ring(dense_rows ? 0 : static_cast<std::size_t>(l.k * row_size));
+  std::vector<std::int64_t> ring_row(dense_rows ? 0 : static_cast<std::size_t>(l.k), -1);  // n * H + iy held
   const std::int64_t kc = l.k * l.c;
   const std::int64_t cell = l.k * kc;  // column entries of one output cell
   for (std::int64_t r = first; r < last; ++r) {
@@ -56,11 +60,15 @@ void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image
       }
       const T* src = in + n * is[0] + iy * is[1];
       if (!dense_rows) {
-        for (std::int64_t c = 0; c < l.c; ++c) {
-          for (std::int64_t ix = 0; ix < l.w; ++ix)
-            row[static_cast<std::size_t>(ix * l.c + c)] = src[c * is[3] + ix * is[2]];
+        const auto slot = static_cast<std::size_t>(iy % l.k);
+        T* row = ring.data() + static_cast<std::int64_t>(slot) * row_size;
+        if (ring_row[slot] != n * l.h + iy) {
+          ring_row[slot] = n * l.h + iy;
+          for (std::int64_t c = 0; c < l.c; ++c) {
+            for (std::int64_t ix = 0; ix < l.w; ++ix) row[ix * l.c + c] = src[c * is[3] + ix * is[2]];
+          }
         }
-        src = row.data();
+        src = row;
       }
       for (std::int64_t x = 0; x < l.w_out; ++x) {
         T* out = cells + x * cell + i * kc;
