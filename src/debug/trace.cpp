@@ -297,6 +297,14 @@ class TracingBackend final : public Backend {
                    present_bytes(gates2) + present_bytes(c_prev)),
         [&](Backend& b) { b.lstm_cell_backward(dgates, dc_prev, dh, dc, gates, gates2, c_prev); });
   }
+  void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) override {
+    run(kernel("im2col", cols.dtype, {image.shape}, cols.size(), 0, view_bytes(cols) + view_bytes(image)),
+        [&](Backend& b) { b.im2col(cols, image, stride, padding); });
+  }
+  void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) override {
+    run(kernel("col2im", image.dtype, {cols.shape}, image.size(), cols.size(), view_bytes(image) + view_bytes(cols)),
+        [&](Backend& b) { b.col2im(image, cols, stride, padding); });
+  }
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {
     run(kernel("adam_update", param.dtype, {grad.shape}, param.size(), 12 * param.size(),

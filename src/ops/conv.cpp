@@ -1,12 +1,10 @@
 // 2-d convolution in NHWC layout (Needle's conv) as three ops that are each other's gradients:
-//   conv(a, b)               forward: im2col (a strided view of the padded input) and one matmul;
-//   conv_input_grad(g, b)    d/da: one matmul back to columns, then col2im (K*K strided adds);
+//   conv(a, b)               forward: im2col (the input's patches, zeros for the padding) and one matmul;
+//   conv_input_grad(g, b)    d/da: one matmul back to columns, then col2im;
 //   conv_weight_grad(a, g)   d/db: one matmul of the input's columns with the output gradient.
 // Writing the backward this way costs the same as the forward for every stride (a convolution with a
 // dilated gradient would multiply by stride^2 with zeros), and since <conv(a, b), g> is bilinear in all
 // three, each op's gradient is one of the other two: gradients of gradients come for free.
-#include <array>
-
 #include "needle/backend/backend.h"
 #include "ops/op_helpers.h"
 
@@ -28,22 +26,12 @@ struct ConvGeometry {
   [[nodiscard]] Shape output_shape() const { return {n, h_out(), w_out(), c_out}; }
 };
 
-// The (N, H_out, W_out, K, K, C_in) view of a padded, compact input: cell (n, y, x, i, j, c) is
-// padded[n, y * stride + i, x * stride + j, c]. Used for reading (im2col) and for writing (col2im).
-NDArray patches_of(const NDArray& padded, const ConvGeometry& geo) {
-  const Strides& st = padded.strides();
-  return padded.as_strided({geo.n, geo.h_out(), geo.w_out(), geo.k, geo.k, geo.c_in},
-                           {st[0], st[1] * geo.stride, st[2] * geo.stride, st[1], st[2], st[3]}, padded.offset());
-}
-
-NDArray pad_hw(const NDArray& a, std::int64_t p) {
-  // as_strided needs the padded input's own layout, so it is made compact.
-  return (p > 0 ? needle::pad(a, {{0, 0}, {p, p}, {p, p}, {0, 0}}) : a).compact();
-}
-
-// im2col: the input's patches as a (rows, patch) matrix.
+// im2col: the input's patches as a (rows, patch) matrix, zeros where a patch reaches into the padding. The
+// backend reads the input through its strides, so neither a padded nor a compact copy is made first.
 NDArray columns_of(const NDArray& a, const ConvGeometry& geo) {
-  return patches_of(pad_hw(a, geo.padding), geo).compact().reshape({geo.rows(), geo.patch()});
+  NDArray cols = NDArray::empty({geo.n, geo.h_out(), geo.w_out(), geo.k, geo.k, geo.c_in}, a.dtype(), a.device());
+  backend_for(a.device()).im2col(cols.view(), a.view(), geo.stride, geo.padding);
+  return cols.reshape({geo.rows(), geo.patch()});
 }
 
 Tensor conv2d(const Tensor& a, const Tensor& b, const ConvGeometry& geo);
@@ -83,24 +71,10 @@ class ConvInputGradOp final : public Op {
     const NDArray columns = needle::matmul(in[0].reshape({geo_.rows(), geo_.c_out}),
                                            in[1].reshape({geo_.patch(), geo_.c_out}).swapaxes(0, 1))
                                 .reshape({geo_.n, geo_.h_out(), geo_.w_out(), geo_.k, geo_.k, geo_.c_in});
-    // col2im: add every kernel tap's slice into the padded input gradient. Within one tap the output cells
-    // hit distinct input cells, so each add is a plain strided add, done in place (an element-wise kernel
-    // may write the operand it reads) instead of into a temporary copied back; overlaps between taps are
-    // summed.
-    const std::int64_t p = geo_.padding;
-    NDArray padded = NDArray::zeros({geo_.n, geo_.h + 2 * p, geo_.w + 2 * p, geo_.c_in}, in[0].dtype(), in[0].device());
-    const NDArray windows = patches_of(padded, geo_);
-    const auto all = IndexItem::range();
-    Backend& backend = backend_for(padded.device());
-    for (std::int64_t i = 0; i < geo_.k; ++i) {
-      for (std::int64_t j = 0; j < geo_.k; ++j) {
-        const Index tap = {all, all, all, IndexItem::at(i), IndexItem::at(j), all};
-        const NDArray target = windows.index(tap);
-        if (target.size() > 0) backend.binary(BinaryOp::Add, target.view(), target.view(), columns.index(tap).view());
-      }
-    }
-    if (p == 0) return padded;
-    return padded.index({all, IndexItem::range(p, p + geo_.h), IndexItem::range(p, p + geo_.w), all}).compact();
+    // col2im: every column entry added back at the input cell it was read from.
+    NDArray grad = NDArray::empty(geo_.input_shape(), in[0].dtype(), in[0].device());
+    backend_for(grad.device()).col2im(grad.view(), columns.compact().view(), geo_.stride, geo_.padding);
+    return grad;
   }
 
   std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {

@@ -235,6 +235,18 @@ class Backend {
                                   const StridedView& dc, const StridedView& gates, const StridedView& gates2,
                                   const StridedView& c_prev);
 
+  // ---- convolution ---------------------------------------------------------------------------
+  // The two data movements of a K x K convolution over an (N, H, W, C) image (stride >= 1, padding >= 0),
+  // whose columns are (N, H_out, W_out, K, K, C) with H_out = (H + 2 * padding - K) / stride + 1 (likewise
+  // W_out). Columns are contiguous; image and columns share a floating dtype (float32 or float64).
+  // im2col: cols[n, y, x, i, j, c] = image[n, y * stride + i - padding, x * stride + j - padding, c], 0 where
+  // that position is outside the image (the padding), so no padded copy of the image is made. The image
+  // may have any strides (a permuted NCHW array is read in place).
+  virtual void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding);
+  // col2im, the adjoint: image (contiguous, overwritten) = the sum over every column entry of its value
+  // added at the image cell im2col read it from; entries in the padding are dropped.
+  virtual void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding);
+
   // ---- fused optimizer updates ----------------------------------------------------------------
   // One Adam step for one parameter, in place and element by element, instead of a dozen passes that
   // each allocate an array. param, grad, exp_avg (m) and exp_avg_sq (v) are contiguous, share a shape and

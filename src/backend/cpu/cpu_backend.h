@@ -83,6 +83,10 @@ class CpuBackend final : public Backend {
                           const StridedView& dc, const StridedView& gates, const StridedView& gates2,
                           const StridedView& c_prev) override;
 
+  // conv.cpp: the convolution's data movements, one pass over the columns (see backend.h).
+  void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) override;
+  void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) override;
+
   // optim.cpp: the fused optimizer updates (in place; see backend.h).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;

@@ -86,6 +86,13 @@ class RefBackend final : public Backend {
     ref::lstm_cell_backward(dgates, dc_prev, dh, dc, gates, gates2, c_prev);
   }
 
+  void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) override {
+    ref::im2col(cols, image, stride, padding);
+  }
+  void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) override {
+    ref::col2im(image, cols, stride, padding);
+  }
+
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {
     ref::adam_update(param, grad, exp_avg, exp_avg_sq, step);

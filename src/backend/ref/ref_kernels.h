@@ -54,6 +54,10 @@ void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, c
                         const StridedView& dc, const StridedView& gates, const StridedView& gates2,
                         const StridedView& c_prev);
 
+// conv.cpp: the convolution's data movements (see backend.h).
+void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding);
+void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding);
+
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);

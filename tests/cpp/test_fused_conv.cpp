@@ -1,0 +1,230 @@
+// The convolution's data-movement kernels (Backend::im2col and col2im): the ref kernels against the
+// patches formula built from array functions (a padded copy read through a strided window view) and
+// against each other (col2im is im2col's adjoint), the cpu kernels (1 and 2 threads) and the Backend
+// base-class defaults against the ref kernels on shapes with sizes 1, odd sizes, strides 1/2/4, padding
+// 0/1/3, kernels 1/3/7, channels-last and permuted (NCHW-read) images, and bad operands. The conv ops built
+// on them (gradients and second gradients against finite differences) are tested in test_ops_conv.cpp.
+#include <gtest/gtest.h>
+#include <needle/needle.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gradcheck.h"
+#include "needle/backend/backend.h"
+#include "needle/core/threads.h"
+#include "ops_test_util.h"
+
+namespace needle {
+namespace {
+
+using testing::random_array;
+
+Backend& ref_backend() { return builtin_backend_for(ref_device()); }
+Backend& cpu_backend() { return builtin_backend_for(cpu_device()); }
+
+std::vector<double> host(const NDArray& a) { return a.astype(DType::Float64).to_vector<double>(); }
+
+void expect_close(const std::vector<double>& actual, const std::vector<double>& expected, double tolerance,
+                  const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  std::size_t failures = 0;
+  for (std::size_t i = 0; i < actual.size() && failures < 5; ++i) {
+    if (std::abs(actual[i] - expected[i]) > tolerance * (1.0 + std::abs(expected[i]))) {
+      ++failures;
+      ADD_FAILURE() << what << ": element " << i << " is " << actual[i] << ", expected " << expected[i];
+    }
+  }
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double total = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) total += a[i] * b[i];
+  return total;
+}
+
+double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
+
+// Restores the thread count a test changes.
+class ThreadsGuard {
+ public:
+  ThreadsGuard() : saved_(get_num_threads()) {}
+  ~ThreadsGuard() { set_num_threads(saved_); }
+  ThreadsGuard(const ThreadsGuard&) = delete;
+  ThreadsGuard& operator=(const ThreadsGuard&) = delete;
+  ThreadsGuard(ThreadsGuard&&) = delete;
+  ThreadsGuard& operator=(ThreadsGuard&&) = delete;
+
+ private:
+  int saved_;
+};
+
+struct Case {
+  std::int64_t n, h, w, c, k, stride, padding;
+  [[nodiscard]] std::int64_t h_out() const { return (h + 2 * padding - k) / stride + 1; }
+  [[nodiscard]] std::int64_t w_out() const { return (w + 2 * padding - k) / stride + 1; }
+  [[nodiscard]] Shape image_shape() const { return {n, h, w, c}; }
+  [[nodiscard]] Shape cols_shape() const { return {n, h_out(), w_out(), k, k, c}; }
+  [[nodiscard]] std::string str() const {
+    return needle::str("N=", n, " H=", h, " W=", w, " C=", c, " K=", k, " stride=", stride, " padding=", padding);
+  }
+};
+
+std::vector<Case> cases() {
+  return {
+      {1, 1, 1, 1, 1, 1, 0},     // every size 1
+      {1, 1, 1, 1, 3, 1, 1},     // a 3x3 kernel over one pixel: all but the centre tap in the padding
+      {2, 5, 7, 3, 3, 1, 1},     // odd sizes, same-size output
+      {2, 5, 7, 3, 3, 2, 1},     // stride 2 over odd sizes
+      {3, 9, 6, 1, 7, 4, 3},     // C = 1, the resnet9 stem's kernel, stride and padding
+      {2, 8, 8, 16, 7, 4, 3},    // the resnet9 stem with more channels
+      {1, 6, 5, 4, 1, 1, 0},     // 1x1 kernel
+      {2, 6, 5, 4, 1, 2, 0},     // 1x1 kernel with stride 2
+      {1, 4, 4, 2, 1, 1, 3},     // padding larger than the kernel: whole rows of zeros
+      {2, 7, 3, 5, 3, 4, 0},     // stride larger than the kernel: skipped image cells
+      {1, 2, 3, 2, 7, 2, 3},     // a kernel larger than the image
+      {4, 16, 16, 32, 3, 1, 1},  // a resnet9 block, large enough to be split over threads
+      {32, 8, 8, 16, 3, 2, 1},
+  };
+}
+
+// The reading of backend.h's formula built from array functions: pad, then a strided window view of the
+// padded copy, compacted.
+NDArray formula_columns(const NDArray& image, const Case& c) {
+  const std::int64_t p = c.padding;
+  const NDArray padded = (p > 0 ? pad(image, {{0, 0}, {p, p}, {p, p}, {0, 0}}) : image).compact();
+  const Strides& st = padded.strides();
+  return padded
+      .as_strided(c.cols_shape(), {st[0], st[1] * c.stride, st[2] * c.stride, st[1], st[2], st[3]}, padded.offset())
+      .compact();
+}
+
+NDArray run_im2col(Backend& backend, const NDArray& image, const Case& c, bool composed = false) {
+  NDArray cols = NDArray::full(c.cols_shape(), 7.0, image.dtype(), image.device());  // garbage to overwrite
+  if (composed) {
+    backend.Backend::im2col(cols.view(), image.view(), c.stride, c.padding);
+  } else {
+    backend.im2col(cols.view(), image.view(), c.stride, c.padding);
+  }
+  return cols;
+}
+
+NDArray run_col2im(Backend& backend, const NDArray& cols, const Case& c, bool composed = false) {
+  NDArray image = NDArray::full(c.image_shape(), 7.0, cols.dtype(), cols.device());
+  if (composed) {
+    backend.Backend::col2im(image.view(), cols.view(), c.stride, c.padding);
+  } else {
+    backend.col2im(image.view(), cols.view(), c.stride, c.padding);
+  }
+  return image;
+}
+
+// An (N, H, W, C) image on `device`, either compact or the permuted view of a compact (N, C, H, W) array
+// (what the Conv layer hands to the op).
+NDArray make_image(const Case& c, DType dtype, Device device, bool channels_first, std::uint64_t seed) {
+  if (!channels_first) return random_array(c.image_shape(), device, seed).astype(dtype);
+  return random_array({c.n, c.c, c.h, c.w}, device, seed).astype(dtype).permute({0, 2, 3, 1});
+}
+
+TEST(ConvKernelsRef, Im2colMatchesThePaddedWindowFormula) {
+  std::uint64_t seed = 10;
+  for (const Case& c : cases()) {
+    for (const DType dtype : {DType::Float32, DType::Float64}) {
+      for (const bool channels_first : {false, true}) {
+        const NDArray image = make_image(c, dtype, ref_device(), channels_first, seed++);
+        EXPECT_EQ(host(run_im2col(ref_backend(), image, c)), host(formula_columns(image, c))) << c.str();
+      }
+    }
+  }
+}
+
+TEST(ConvKernelsRef, Col2imIsTheAdjointOfIm2col) {
+  // <im2col(x), cols> = <x, col2im(cols)> for every x and cols, in float64.
+  std::uint64_t seed = 20;
+  for (const Case& c : cases()) {
+    const NDArray image = random_array(c.image_shape(), ref_device(), seed++);
+    const NDArray cols = random_array(c.cols_shape(), ref_device(), seed++);
+    const double lhs = dot(host(run_im2col(ref_backend(), image, c)), host(cols));
+    const double rhs = dot(host(image), host(run_col2im(ref_backend(), cols, c)));
+    EXPECT_NEAR(lhs, rhs, 1e-10 * (1.0 + std::abs(lhs))) << c.str();
+  }
+}
+
+TEST(ConvKernelsCpu, MatchRefOnEveryShapeDtypeLayoutAndThreadCount) {
+  const ThreadsGuard restore;
+  std::uint64_t seed = 30;
+  for (const Case& c : cases()) {
+    for (const DType dtype : {DType::Float32, DType::Float64}) {
+      for (const bool channels_first : {false, true}) {
+        const NDArray image = make_image(c, dtype, cpu_device(), channels_first, seed++);
+        const NDArray cols = random_array(c.cols_shape(), cpu_device(), seed++).astype(dtype);
+        const std::vector<double> expected_cols = host(run_im2col(ref_backend(), image.to(ref_device()), c));
+        const std::vector<double> expected_image = host(run_col2im(ref_backend(), cols.to(ref_device()), c));
+        std::vector<double> first_image;
+        for (const int threads : {1, 2}) {
+          set_num_threads(threads);
+          const std::string what =
+              str(c.str(), " ", dtype_name(dtype), channels_first ? " permuted" : " compact", " threads ", threads);
+          // im2col only moves values, so it is exact.
+          EXPECT_EQ(host(run_im2col(cpu_backend(), image, c)), expected_cols) << what;
+          const std::vector<double> summed = host(run_col2im(cpu_backend(), cols, c));
+          expect_close(summed, expected_image, tolerance_for(dtype), what);
+          if (threads == 1) {
+            first_image = summed;
+          } else {
+            EXPECT_EQ(summed, first_image) << what << ": col2im differs from the 1-thread result";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(ConvKernelsDefault, ComposedDefaultsMatchRef) {
+  // The base-class versions (what CUDA runs) through the cpu backend's primitives.
+  std::uint64_t seed = 40;
+  for (const Case& c : cases()) {
+    for (const DType dtype : {DType::Float32, DType::Float64}) {
+      for (const bool channels_first : {false, true}) {
+        const NDArray image = make_image(c, dtype, cpu_device(), channels_first, seed++);
+        const NDArray cols = random_array(c.cols_shape(), cpu_device(), seed++).astype(dtype);
+        const std::string what = str(c.str(), " ", dtype_name(dtype), channels_first ? " permuted" : " compact");
+        EXPECT_EQ(host(run_im2col(cpu_backend(), image, c, true)),
+                  host(run_im2col(ref_backend(), image.to(ref_device()), c)))
+            << what;
+        expect_close(host(run_col2im(cpu_backend(), cols, c, true)),
+                     host(run_col2im(ref_backend(), cols.to(ref_device()), c)), tolerance_for(dtype), what);
+      }
+    }
+  }
+}
+
+TEST(ConvKernels, RejectBadOperandsWithTheKernelName) {
+  for (const Device device : {ref_device(), cpu_device()}) {
+    Backend& backend = builtin_backend_for(device);
+    const NDArray image = NDArray::zeros({1, 4, 4, 2}, DType::Float32, device);
+    const NDArray cols = NDArray::zeros({1, 4, 4, 3, 3, 2}, DType::Float32, device);
+    testing::expect_error<RuntimeError>(
+        [&] {
+          backend.im2col(NDArray::zeros({1, 3, 4, 3, 3, 2}, DType::Float32, device).view(), image.view(), 1, 1);
+        },
+        "im2col");
+    testing::expect_error<RuntimeError>([&] { backend.im2col(cols.astype(DType::Float64).view(), image.view(), 1, 1); },
+                                        "im2col");
+    testing::expect_error<RuntimeError>([&] { backend.col2im(image.view(), cols.swapaxes(1, 2).view(), 1, 1); },
+                                        "col2im");
+    testing::expect_error<RuntimeError>([&] { backend.col2im(image.astype(DType::Int32).view(), cols.view(), 1, 1); },
+                                        "col2im");
+    testing::expect_error<RuntimeError>(
+        [&] {
+          backend.im2col(cols.view(), image.reshape({4, 4, 2}).view(), 1, 1);
+        },
+        "im2col");
+  }
+}
+
+}  // namespace
+}  // namespace needle
