@@ -441,6 +441,51 @@ void Backend::adam_update(const StridedView& param, const StridedView& grad, con
   binary(BinaryOp::Sub, p, p, u);
 }
 
+// Composed: the formula of backend.h one primitive at a time, in the order kernels::sgd_momentum_element
+// uses, on the flat n-element views of the arrays and two temporaries.
+void Backend::sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                         const SgdStep& step) {
+  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+  if (n == 0) return;
+  const DType dtype = param.dtype;
+  const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
+  // The constants, each read as an n-element array by a zero stride.
+  const double values[] = {step.weight_decay, step.momentum, 1.0 - step.momentum, step.lr};
+  enum : std::int64_t { kWeightDecay, kMomentum, kOneMinusMomentum, kLr, kConstants };
+  Scratch constants(*this, kConstants, dtype);
+  const auto constant = [&](std::int64_t i) {
+    return StridedView{
+        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
+  };
+  for (std::int64_t i = 0; i < kConstants; ++i) {
+    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
+  }
+  const StridedView p = flat(param.data);
+  Scratch g_scratch(*this, n, dtype);
+  Scratch t_scratch(*this, n, dtype);
+  const StridedView t = flat(t_scratch.data());
+  StridedView g = flat(grad.data);
+  if (step.weight_decay != 0.0) {
+    binary(BinaryOp::Mul, t, p, constant(kWeightDecay));
+    binary(BinaryOp::Add, flat(g_scratch.data()), g, t);
+    g = flat(g_scratch.data());
+  }
+  StridedView delta = g;  // what lr scales: the momentum buffer, or the gradient without one
+  if (momentum_buffer.data != nullptr) {
+    const StridedView u = flat(momentum_buffer.data);
+    if (step.first) {
+      binary(BinaryOp::Mul, u, g, constant(kOneMinusMomentum));
+    } else {
+      binary(BinaryOp::Mul, u, u, constant(kMomentum));
+      binary(BinaryOp::Mul, t, g, constant(kOneMinusMomentum));
+      binary(BinaryOp::Add, u, u, t);
+    }
+    delta = u;
+  }
+  binary(BinaryOp::Mul, t, delta, constant(kLr));
+  binary(BinaryOp::Sub, p, p, t);
+}
+
 // Composed batch norm: per-channel sums over N and S by reductions, then broadcast element-wise steps.
 // Writes mean and var, and into `std_dev` (C values) sqrt(var + eps); `centered` ((N, C, S)) ends up
 // holding x - mean.

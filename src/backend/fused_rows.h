@@ -50,4 +50,16 @@ inline RowLayout row_layout(std::string_view op, const StridedView& out,
   return layout;
 }
 
+// The checks of Backend::sgd_update: row_layout's over param, grad and (when present) the momentum buffer,
+// which may be absent only without momentum. Returns the number of elements.
+inline std::int64_t sgd_layout(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                               const SgdStep& step) {
+  const bool buffered = momentum_buffer.data != nullptr;
+  NEEDLE_CHECK(buffered || step.momentum == 0.0, RuntimeError, "sgd_update: momentum ", step.momentum,
+               " needs a momentum buffer");
+  const RowLayout layout =
+      buffered ? row_layout("sgd_update", param, {&grad, &momentum_buffer}) : row_layout("sgd_update", param, {&grad});
+  return layout.size();
+}
+
 }  // namespace needle::kernels

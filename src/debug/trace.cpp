@@ -311,6 +311,13 @@ class TracingBackend final : public Backend {
                2 * view_bytes(param) + view_bytes(grad) + 2 * view_bytes(exp_avg) + 2 * view_bytes(exp_avg_sq)),
         [&](Backend& b) { b.adam_update(param, grad, exp_avg, exp_avg_sq, step); });
   }
+  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                  const SgdStep& step) override {
+    const std::int64_t flops_per_element = momentum_buffer.data != nullptr ? 6 : 4;
+    run(kernel("sgd_update", param.dtype, {grad.shape}, param.size(), flops_per_element * param.size(),
+               2 * view_bytes(param) + view_bytes(grad) + 2 * present_bytes(momentum_buffer)),
+        [&](Backend& b) { b.sgd_update(param, grad, momentum_buffer, step); });
+  }
 
  private:
   [[nodiscard]] Backend& inner_backend() const { return *inner.load(std::memory_order_acquire); }

@@ -82,6 +82,15 @@ struct AdamStep {
   bool decoupled = false;  // AdamW: decay the parameter itself instead of adding wd * p to the gradient
 };
 
+// The hyper-parameters of one SGD step (Backend::sgd_update). `first` marks a parameter's first step with
+// momentum: its buffer holds nothing yet and is only written.
+struct SgdStep {
+  double lr = 0.0;
+  double momentum = 0.0;
+  double weight_decay = 0.0;
+  bool first = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -257,6 +266,16 @@ class Backend {
   // The default composes the primitives above (fused_defaults.cpp).
   virtual void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                            const StridedView& exp_avg_sq, const AdamStep& step);
+  // One SGD step for one parameter, in place and element by element. param, grad and momentum_buffer (u)
+  // are contiguous, share a shape and a floating dtype, and do not overlap; momentum_buffer may be absent
+  // (data == nullptr) only when momentum is 0. Needle's momentum is a moving average of the gradient:
+  //   g = g + p * wd (only when wd != 0)
+  //   with a buffer: u = g * (1 - momentum) on the first step, else u = u * momentum + g * (1 - momentum);
+  //                  p = p - u * lr
+  //   without one:   p = p - g * lr
+  // The default composes the primitives above (fused_defaults.cpp).
+  virtual void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                          const SgdStep& step);
 };
 
 // The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.

@@ -90,6 +90,8 @@ class CpuBackend final : public Backend {
   // optim.cpp: the fused optimizer updates (in place; see backend.h).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;
+  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                  const SgdStep& step) override;
 
  private:
   // binary() for layouts whose last axis is contiguous or broadcast in every operand (elementwise.cpp).

@@ -97,6 +97,10 @@ class RefBackend final : public Backend {
                    const StridedView& exp_avg_sq, const AdamStep& step) override {
     ref::adam_update(param, grad, exp_avg, exp_avg_sq, step);
   }
+  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                  const SgdStep& step) override {
+    ref::sgd_update(param, grad, momentum_buffer, step);
+  }
 };
 
 }  // namespace needle

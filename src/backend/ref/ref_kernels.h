@@ -61,6 +61,8 @@ void col2im(const StridedView& image, const StridedView& cols, std::int64_t stri
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);
+void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                const SgdStep& step);
 
 void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
             std::uint64_t offset);
