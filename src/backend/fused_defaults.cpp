@@ -114,6 +114,39 @@ void Backend::softmax(const StridedView& out, const StridedView& in, bool log) {
   }
 }
 
+// Composed: max-reduce, replace an infinite maximum by 0, subtract, exp, sum-reduce, log, add the shift.
+void Backend::logsumexp(const StridedView& out, const StridedView& in) {
+  const RowLayout layout = kernels::logsumexp_layout(out, in);
+  if (layout.rows == 0) return;
+  const StridedView out_rows = layout.per_row(out.data);
+  if (layout.cols == 0) {  // the log of an empty sum
+    fill(out_rows, Scalar(-std::numeric_limits<double>::infinity()));
+    return;
+  }
+  Scratch constants(*this, 2, layout.dtype);  // +inf and 0
+  void* const inf = constants.data();
+  void* const zero = static_cast<char*>(constants.data()) + itemsize(layout.dtype);
+  fill({inf, layout.dtype, {1}, {1}}, Scalar(std::numeric_limits<double>::infinity()));
+  fill({zero, layout.dtype, {1}, {1}}, Scalar(0.0));
+  Scratch row_max(*this, layout.rows, layout.dtype);
+  Scratch magnitude(*this, layout.rows, layout.dtype);
+  Scratch finite(*this, layout.rows, DType::Bool);
+  Scratch shift(*this, layout.rows, layout.dtype);
+  Scratch exps(*this, layout.size(), layout.dtype);
+  reduce(ReduceOp::Max, layout.per_row(row_max.data()), layout.full(in.data));
+  // inf - inf would be NaN in the shifted row; shifting by 0 there gives -inf or +inf directly.
+  unary(UnaryOp::Abs, layout.per_row(magnitude.data()), layout.per_row(row_max.data()));
+  binary(BinaryOp::Lt, {finite.data(), DType::Bool, {layout.rows, 1}, {1, 1}}, layout.per_row(magnitude.data()),
+         layout.scalar_per_row(inf));
+  where(layout.per_row(shift.data()), {finite.data(), DType::Bool, {layout.rows, 1}, {1, 1}},
+        layout.per_row(row_max.data()), layout.scalar_per_row(zero));
+  binary(BinaryOp::Sub, layout.full(exps.data()), layout.full(in.data), layout.row_broadcast(shift.data()));
+  unary(UnaryOp::Exp, layout.full(exps.data()), layout.full(exps.data()));
+  reduce(ReduceOp::Sum, out_rows, layout.full(exps.data()));
+  unary(UnaryOp::Log, out_rows, out_rows);
+  binary(BinaryOp::Add, out_rows, out_rows, layout.per_row(shift.data()));
+}
+
 // Composed: softmax: dx = y * (g - sum(g * y)); log-softmax: dx = g - exp(y) * sum(g).
 void Backend::softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
   const RowLayout layout = row_layout("softmax_backward", dx, {&g, &y});

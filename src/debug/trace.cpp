@@ -232,6 +232,10 @@ class TracingBackend final : public Backend {
                view_bytes(out) + view_bytes(in)),
         [&](Backend& b) { b.softmax(out, in, log); });
   }
+  void logsumexp(const StridedView& out, const StridedView& in) override {
+    run(kernel("logsumexp", in.dtype, {in.shape}, out.size(), 3 * in.size(), view_bytes(out) + view_bytes(in)),
+        [&](Backend& b) { b.logsumexp(out, in); });
+  }
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
     run(kernel(log ? "logsoftmax_backward" : "softmax_backward", dx.dtype, {g.shape, y.shape}, dx.size(), 4 * dx.size(),
                view_bytes(dx) + view_bytes(g) + view_bytes(y)),

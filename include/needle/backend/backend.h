@@ -178,6 +178,11 @@ class Backend {
   // The vector-Jacobian product of softmax given its output y and the gradient g of the output, per row:
   // dx = y * (g - sum(g * y)) (softmax), or dx = g - exp(y) * sum(g) (log-softmax, y = log-probabilities).
   virtual void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log);
+  // Per row of the contiguous rows x cols `in`: out = log(sum(exp(in))), computed as m + log(sum(exp(in - m)))
+  // with m the row's maximum, or 0 where that maximum is infinite (so a row of -inf gives -inf, one with
+  // +inf gives +inf, and NaN gives NaN). `out` is contiguous with in's shape less the last axis (a 0-d `in`
+  // is one row of one column); a row of no columns gives -inf.
+  virtual void logsumexp(const StridedView& out, const StridedView& in);
   // Per row: out = (x - mean(x)) / sqrt(var(x) + eps), with the biased variance mean((x - mean)^2) as
   // PyTorch uses; no affine weight or bias.
   virtual void layer_norm(const StridedView& out, const StridedView& x, double eps);

@@ -59,6 +59,7 @@ class CpuBackend final : public Backend {
   // nn.cpp: fused softmax and layer norm (contiguous rows; see backend.h).
   void softmax(const StridedView& out, const StridedView& in, bool log) override;
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override;
+  void logsumexp(const StridedView& out, const StridedView& in) override;
   void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
 

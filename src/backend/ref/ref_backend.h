@@ -51,6 +51,7 @@ class RefBackend final : public Backend {
   }
 
   void softmax(const StridedView& out, const StridedView& in, bool log) override { ref::softmax(out, in, log); }
+  void logsumexp(const StridedView& out, const StridedView& in) override { ref::logsumexp(out, in); }
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
     ref::softmax_backward(dx, g, y, log);
   }

@@ -31,6 +31,7 @@ void scatter_add(const StridedView& out, const StridedView& index, const Strided
 // nn.cpp: the fused neural-network kernels (contiguous rows; see backend.h).
 void softmax(const StridedView& out, const StridedView& in, bool log);
 void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log);
+void logsumexp(const StridedView& out, const StridedView& in);
 void layer_norm(const StridedView& out, const StridedView& x, double eps);
 void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
