@@ -1,7 +1,8 @@
 // The fused logsumexp row kernel (Backend::logsumexp): ref against the formula written out in double
 // precision, the cpu kernel (both instruction-set builds, 1 and 2 threads) and the Backend base-class
 // default against ref on many shapes and on extreme rows, the operand checks, and ops::logsumexp on each
-// axis against a naive loop, with its gradient against finite differences.
+// axis against a naive loop (through the fused kernel for one axis, the composed path for several), with
+// its gradient against finite differences.
 #include <gtest/gtest.h>
 #include <needle/needle.h>
 
@@ -10,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -242,6 +244,67 @@ TEST(FusedLogSumExp, OpOnEachAxisMatchesNaiveLoop) {
   const Tensor lse_ints = ops::logsumexp(ints, {1});
   EXPECT_TRUE(is_floating(lse_ints.dtype()));
   expect_close(host(lse_ints.value()), {lse_formula({1.0, 2.0}), lse_formula({3.0, 4.0})}, 1e-6, "int32");
+}
+
+// The cpu backend with its logsumexp calls counted, to see which path ops::logsumexp takes.
+class CountingCpu final : public Backend {
+ public:
+  [[nodiscard]] std::string_view name() const override { return "cpu-counting-logsumexp"; }
+  void* allocate(std::size_t nbytes) override { return real_.allocate(nbytes); }
+  void deallocate(void* data, std::size_t nbytes) override { real_.deallocate(data, nbytes); }
+  void copy_from_host(void* dst, const void* src, std::size_t nbytes) override {
+    real_.copy_from_host(dst, src, nbytes);
+  }
+  void copy_to_host(void* dst, const void* src, std::size_t nbytes) override { real_.copy_to_host(dst, src, nbytes); }
+  void fill(const StridedView& out, const Scalar& value) override { real_.fill(out, value); }
+  void copy(const StridedView& out, const StridedView& in) override { real_.copy(out, in); }
+  void unary(UnaryOp op, const StridedView& out, const StridedView& in) override { real_.unary(op, out, in); }
+  void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override {
+    real_.binary(op, out, a, b);
+  }
+  void where(const StridedView& out, const StridedView& c, const StridedView& a, const StridedView& b) override {
+    real_.where(out, c, a, b);
+  }
+  void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override { real_.reduce(op, out, in); }
+  void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
+    real_.arg_reduce(op, out, in, axis);
+  }
+  void matmul(const StridedView& out, const StridedView& a, const StridedView& b) override { real_.matmul(out, a, b); }
+  void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) override {
+    real_.gather(out, in, index, axis);
+  }
+  void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
+                   std::int64_t axis) override {
+    real_.scatter_add(out, index, src, axis);
+  }
+  void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
+              std::uint64_t offset) override {
+    real_.random(dist, out, p0, p1, seed, offset);
+  }
+  void logsumexp(const StridedView& out, const StridedView& in) override {
+    ++calls;
+    real_.logsumexp(out, in);
+  }
+
+  int calls = 0;
+
+ private:
+  Backend& real_ = builtin_backend_for(cpu_device());
+};
+
+TEST(FusedLogSumExp, OneAxisRunsTheFusedKernelSeveralAxesDoNot) {
+  CountingCpu counting;
+  Backend* const previous = set_backend_override(DeviceType::Cpu, &counting);
+  const Tensor a(random_rows(6, 4, DType::Float32, 9).reshape({2, 3, 4}));
+  const std::vector<double> one_axis = host(ops::logsumexp(a, {1}).value());
+  const int after_one_axis = counting.calls;
+  const std::vector<double> two_axes = host(ops::logsumexp(a, {0, 2}).value());
+  const int after_two_axes = counting.calls;
+  set_backend_override(DeviceType::Cpu, previous);
+  EXPECT_EQ(after_one_axis, 1);
+  EXPECT_EQ(after_two_axes, 1);  // several axes keep the composed path
+  EXPECT_EQ(one_axis.size(), 8U);
+  EXPECT_EQ(two_axes.size(), 3U);
 }
 
 TEST(FusedLogSumExp, GradientMatchesFiniteDifferences) {
