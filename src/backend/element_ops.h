@@ -185,6 +185,36 @@ void adam_element(T& p, T g, T& m, T& v, const AdamCoefficients<T>& c) {
   p = p - c.lr * ((m / c.correction1) / (std::sqrt(v / c.correction2) + c.eps));
 }
 
+// One SGD step's coefficients in the parameter's dtype, computed once per kernel call.
+template <typename T>
+struct SgdCoefficients {
+  explicit SgdCoefficients(const SgdStep& s)
+      : lr(T(s.lr)),
+        momentum(T(s.momentum)),
+        one_minus_momentum(T(1.0 - s.momentum)),
+        weight_decay(T(s.weight_decay)),
+        decay(s.weight_decay != 0.0),
+        first(s.first) {}
+  T lr, momentum, one_minus_momentum, weight_decay;
+  bool decay;  // wd * p is added only for a nonzero wd, so an infinite p alone does not make g NaN
+  bool first;
+};
+
+// Backend::sgd_update for one element with a momentum buffer, in the order of backend.h in every backend.
+template <typename T>
+void sgd_momentum_element(T& p, T g, T& u, const SgdCoefficients<T>& c) {
+  if (c.decay) g = g + p * c.weight_decay;
+  u = c.first ? g * c.one_minus_momentum : u * c.momentum + g * c.one_minus_momentum;
+  p = p - u * c.lr;
+}
+
+// Backend::sgd_update for one element without a momentum buffer.
+template <typename T>
+void sgd_element(T& p, T g, const SgdCoefficients<T>& c) {
+  if (c.decay) g = g + p * c.weight_decay;
+  p = p - g * c.lr;
+}
+
 // Calls fn(f) with f a callable T -> T computing `op`; throws TypeError when T does not support it.
 // Dispatching once per kernel call (not per element) lets the element loop inline f.
 template <typename T, typename Fn>

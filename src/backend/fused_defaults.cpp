@@ -114,6 +114,39 @@ void Backend::softmax(const StridedView& out, const StridedView& in, bool log) {
   }
 }
 
+// Composed: max-reduce, replace an infinite maximum by 0, subtract, exp, sum-reduce, log, add the shift.
+void Backend::logsumexp(const StridedView& out, const StridedView& in) {
+  const RowLayout layout = kernels::logsumexp_layout(out, in);
+  if (layout.rows == 0) return;
+  const StridedView out_rows = layout.per_row(out.data);
+  if (layout.cols == 0) {  // the log of an empty sum
+    fill(out_rows, Scalar(-std::numeric_limits<double>::infinity()));
+    return;
+  }
+  Scratch constants(*this, 2, layout.dtype);  // +inf and 0
+  void* const inf = constants.data();
+  void* const zero = static_cast<char*>(constants.data()) + itemsize(layout.dtype);
+  fill({inf, layout.dtype, {1}, {1}}, Scalar(std::numeric_limits<double>::infinity()));
+  fill({zero, layout.dtype, {1}, {1}}, Scalar(0.0));
+  Scratch row_max(*this, layout.rows, layout.dtype);
+  Scratch magnitude(*this, layout.rows, layout.dtype);
+  Scratch finite(*this, layout.rows, DType::Bool);
+  Scratch shift(*this, layout.rows, layout.dtype);
+  Scratch exps(*this, layout.size(), layout.dtype);
+  reduce(ReduceOp::Max, layout.per_row(row_max.data()), layout.full(in.data));
+  // inf - inf would be NaN in the shifted row; shifting by 0 there gives -inf or +inf directly.
+  unary(UnaryOp::Abs, layout.per_row(magnitude.data()), layout.per_row(row_max.data()));
+  binary(BinaryOp::Lt, {finite.data(), DType::Bool, {layout.rows, 1}, {1, 1}}, layout.per_row(magnitude.data()),
+         layout.scalar_per_row(inf));
+  where(layout.per_row(shift.data()), {finite.data(), DType::Bool, {layout.rows, 1}, {1, 1}},
+        layout.per_row(row_max.data()), layout.scalar_per_row(zero));
+  binary(BinaryOp::Sub, layout.full(exps.data()), layout.full(in.data), layout.row_broadcast(shift.data()));
+  unary(UnaryOp::Exp, layout.full(exps.data()), layout.full(exps.data()));
+  reduce(ReduceOp::Sum, out_rows, layout.full(exps.data()));
+  unary(UnaryOp::Log, out_rows, out_rows);
+  binary(BinaryOp::Add, out_rows, out_rows, layout.per_row(shift.data()));
+}
+
 // Composed: softmax: dx = y * (g - sum(g * y)); log-softmax: dx = g - exp(y) * sum(g).
 void Backend::softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
   const RowLayout layout = row_layout("softmax_backward", dx, {&g, &y});
@@ -439,6 +472,51 @@ void Backend::adam_update(const StridedView& param, const StridedView& grad, con
   binary(BinaryOp::Div, u, u, t);
   binary(BinaryOp::Mul, u, constant(kLr), u);
   binary(BinaryOp::Sub, p, p, u);
+}
+
+// Composed: the formula of backend.h one primitive at a time, in the order kernels::sgd_momentum_element
+// uses, on the flat n-element views of the arrays and two temporaries.
+void Backend::sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                         const SgdStep& step) {
+  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+  if (n == 0) return;
+  const DType dtype = param.dtype;
+  const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
+  // The constants, each read as an n-element array by a zero stride.
+  const double values[] = {step.weight_decay, step.momentum, 1.0 - step.momentum, step.lr};
+  enum : std::int64_t { kWeightDecay, kMomentum, kOneMinusMomentum, kLr, kConstants };
+  Scratch constants(*this, kConstants, dtype);
+  const auto constant = [&](std::int64_t i) {
+    return StridedView{
+        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
+  };
+  for (std::int64_t i = 0; i < kConstants; ++i) {
+    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
+  }
+  const StridedView p = flat(param.data);
+  Scratch g_scratch(*this, n, dtype);
+  Scratch t_scratch(*this, n, dtype);
+  const StridedView t = flat(t_scratch.data());
+  StridedView g = flat(grad.data);
+  if (step.weight_decay != 0.0) {
+    binary(BinaryOp::Mul, t, p, constant(kWeightDecay));
+    binary(BinaryOp::Add, flat(g_scratch.data()), g, t);
+    g = flat(g_scratch.data());
+  }
+  StridedView delta = g;  // what lr scales: the momentum buffer, or the gradient without one
+  if (momentum_buffer.data != nullptr) {
+    const StridedView u = flat(momentum_buffer.data);
+    if (step.first) {
+      binary(BinaryOp::Mul, u, g, constant(kOneMinusMomentum));
+    } else {
+      binary(BinaryOp::Mul, u, u, constant(kMomentum));
+      binary(BinaryOp::Mul, t, g, constant(kOneMinusMomentum));
+      binary(BinaryOp::Add, u, u, t);
+    }
+    delta = u;
+  }
+  binary(BinaryOp::Mul, t, delta, constant(kLr));
+  binary(BinaryOp::Sub, p, p, t);
 }
 
 // Composed batch norm: per-channel sums over N and S by reductions, then broadcast element-wise steps.

@@ -50,4 +50,33 @@ inline RowLayout row_layout(std::string_view op, const StridedView& out,
   return layout;
 }
 
+// Checks Backend::logsumexp's operands (contiguous, one floating dtype, out of in's shape less the last
+// axis) and returns the rows x cols layout of `in`; unlike row_layout, rows stay counted when cols is 0.
+inline RowLayout logsumexp_layout(const StridedView& out, const StridedView& in) {
+  NEEDLE_CHECK(in.dtype == DType::Float32 || in.dtype == DType::Float64, RuntimeError,
+               "logsumexp: expected float32 or float64, got ", dtype_name(in.dtype));
+  expect_dtype("logsumexp", "output", out, in.dtype);
+  const Shape rows_shape = in.shape.empty() ? Shape{} : Shape(in.shape.begin(), in.shape.end() - 1);
+  expect_shape("logsumexp", "output", out, rows_shape);
+  NEEDLE_CHECK(in.is_contiguous() && out.is_contiguous(), RuntimeError, "logsumexp: input of shape ",
+               shape_str(in.shape), " and output of shape ", shape_str(out.shape), " must be contiguous");
+  RowLayout layout;
+  layout.dtype = in.dtype;
+  layout.cols = in.shape.empty() ? 1 : in.shape.back();
+  layout.rows = numel(rows_shape);
+  return layout;
+}
+
+// The checks of Backend::sgd_update: row_layout's over param, grad and (when present) the momentum buffer,
+// which may be absent only without momentum. Returns the number of elements.
+inline std::int64_t sgd_layout(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                               const SgdStep& step) {
+  const bool buffered = momentum_buffer.data != nullptr;
+  NEEDLE_CHECK(buffered || step.momentum == 0.0, RuntimeError, "sgd_update: momentum ", step.momentum,
+               " needs a momentum buffer");
+  const RowLayout layout =
+      buffered ? row_layout("sgd_update", param, {&grad, &momentum_buffer}) : row_layout("sgd_update", param, {&grad});
+  return layout.size();
+}
+
 }  // namespace needle::kernels

@@ -228,6 +228,33 @@ void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray&
   backend_of(param).adam_update(param.view(), g.view(), exp_avg.view(), exp_avg_sq.view(), step);
 }
 
+void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step) {
+  NEEDLE_CHECK(momentum_buffer != nullptr || step.momentum == 0.0, ValueError, "sgd_update: momentum ", step.momentum,
+               " needs a momentum buffer");
+  std::vector<const NDArray*> operands = {&param, &grad};
+  if (momentum_buffer != nullptr) operands.push_back(momentum_buffer);
+  check_same_device("sgd_update", operands);
+  NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "sgd_update: parameters must be floating point, got dtype ",
+               dtype_name(param.dtype()));
+  for (std::size_t k = 1; k < operands.size(); ++k) {
+    NEEDLE_CHECK(operands[k]->shape() == param.shape(), ValueError, "sgd_update: expected shape ",
+                 shape_str(param.shape()), " like the parameter, got ", shape_str(operands[k]->shape()));
+  }
+  if (momentum_buffer != nullptr) {
+    NEEDLE_CHECK(momentum_buffer->dtype() == param.dtype(), TypeError, "sgd_update: momentum buffer of dtype ",
+                 dtype_name(momentum_buffer->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
+  }
+  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(momentum_buffer)}) {
+    if (a == nullptr) continue;
+    NEEDLE_CHECK(a->is_compact(), ValueError, "sgd_update: the updated arrays must be contiguous, got strides ",
+                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
+  }
+  if (param.size() == 0) return;
+  const NDArray g = grad.astype(param.dtype()).compact();
+  const StridedView u = momentum_buffer != nullptr ? momentum_buffer->view() : StridedView{};
+  backend_of(param).sgd_update(param.view(), g.view(), u, step);
+}
+
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
   check_same_device("where", {&cond, &a, &b});
   const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");

@@ -232,6 +232,10 @@ class TracingBackend final : public Backend {
                view_bytes(out) + view_bytes(in)),
         [&](Backend& b) { b.softmax(out, in, log); });
   }
+  void logsumexp(const StridedView& out, const StridedView& in) override {
+    run(kernel("logsumexp", in.dtype, {in.shape}, out.size(), 3 * in.size(), view_bytes(out) + view_bytes(in)),
+        [&](Backend& b) { b.logsumexp(out, in); });
+  }
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
     run(kernel(log ? "logsoftmax_backward" : "softmax_backward", dx.dtype, {g.shape, y.shape}, dx.size(), 4 * dx.size(),
                view_bytes(dx) + view_bytes(g) + view_bytes(y)),
@@ -310,6 +314,13 @@ class TracingBackend final : public Backend {
     run(kernel("adam_update", param.dtype, {grad.shape}, param.size(), 12 * param.size(),
                2 * view_bytes(param) + view_bytes(grad) + 2 * view_bytes(exp_avg) + 2 * view_bytes(exp_avg_sq)),
         [&](Backend& b) { b.adam_update(param, grad, exp_avg, exp_avg_sq, step); });
+  }
+  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                  const SgdStep& step) override {
+    const std::int64_t flops_per_element = momentum_buffer.data != nullptr ? 6 : 4;
+    run(kernel("sgd_update", param.dtype, {grad.shape}, param.size(), flops_per_element * param.size(),
+               2 * view_bytes(param) + view_bytes(grad) + 2 * present_bytes(momentum_buffer)),
+        [&](Backend& b) { b.sgd_update(param, grad, momentum_buffer, step); });
   }
 
  private:

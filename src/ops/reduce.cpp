@@ -1,6 +1,9 @@
 // Reductions. Their gradients broadcast the output gradient back over the reduced axes.
 #include <limits>
+#include <optional>
+#include <vector>
 
+#include "needle/backend/backend.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -104,6 +107,18 @@ class LogSumExpOp final : public Op {
     if (reduced_count(a.shape(), axes_) == 0) {
       // The sum of no exponentials is 0 and its log -inf (max would refuse the empty reduction).
       result = NDArray::full(kept, Scalar(-std::numeric_limits<double>::infinity()), a.dtype(), a.device());
+    } else if (const std::optional<std::int64_t> axis = single_axis(a.ndim())) {
+      // One axis: the backend's fused row kernel, one pass for the maximum and one for the sum, with the
+      // axis moved last (the other axes keep their order) and the rows made contiguous.
+      std::vector<std::int64_t> order;
+      for (std::int64_t i = 0; i < a.ndim(); ++i) {
+        if (i != *axis) order.push_back(i);
+      }
+      order.push_back(*axis);
+      const NDArray rows = a.permute(order).compact();
+      NDArray out = NDArray::empty(Shape(rows.shape().begin(), rows.shape().end() - 1), a.dtype(), a.device());
+      backend_for(out.device()).logsumexp(out.view(), rows.view());
+      return keepdims_ ? out.reshape(kept) : out;
     } else {
       const NDArray m = needle::max(a, axes_, /*keepdims=*/true);
       // An infinite maximum (all -inf, or some +inf) would give inf - inf = nan in a - m; shifting by 0
@@ -122,6 +137,12 @@ class LogSumExpOp final : public Op {
   }
 
  private:
+  // The one reduced axis (axes_ is normalized), or none when several are (or a 0-d input).
+  std::optional<std::int64_t> single_axis(std::int64_t ndim) const {
+    if (axes_.size() == 1) return axes_[0];
+    if (axes_.empty() && ndim == 1) return 0;
+    return std::nullopt;
+  }
   static Axes all_axes(std::int64_t ndim) {
     Axes axes(static_cast<std::size_t>(ndim));
     for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(i);

@@ -20,25 +20,37 @@ void SGD::step() {
     Tensor p = ps[i];
     const Tensor grad = p.grad();
     if (!grad.defined()) continue;
-    const NDArray& value = p.value();
-    // Scalars are weak operands, so every product stays in the parameter's dtype.
-    NDArray g = grad.value().astype(value.dtype());
-    if (weight_decay_ != 0.0) g = g + value * weight_decay_;
+    SgdStep hyper;
+    hyper.lr = lr();
+    hyper.momentum = momentum_;
+    hyper.weight_decay = weight_decay_;
+    // The update runs in place, in one pass (needle::sgd_update); a parameter that is a strided view (rare)
+    // is updated in a compact copy that then replaces it.
+    NDArray value = p.value();
+    const bool in_place = value.is_compact();
+    if (!in_place) value = value.compact();
+    NDArray* buffer = nullptr;
     if (momentum_ != 0.0) {
       auto found = velocity_.find(i);
-      // u starts at 0, so the first update is (1 - momentum) * g.
-      NDArray u = found == velocity_.end() ? g * (1.0 - momentum_) : found->second * momentum_ + g * (1.0 - momentum_);
-      g = u;
-      velocity_.insert_or_assign(i, std::move(u));
+      if (found == velocity_.end()) {
+        // u starts at 0, so the first update writes (1 - momentum) * g without reading the buffer.
+        found = velocity_.emplace(i, NDArray::empty(value.shape(), value.dtype(), value.device())).first;
+        hyper.first = true;
+      } else if (!found->second.is_compact()) {
+        found->second = found->second.compact();  // a loaded buffer may be any view
+      }
+      buffer = &found->second;
     }
-    p.set_value(value - g * lr());
+    sgd_update(value, grad.value(), buffer, hyper);
+    if (!in_place) p.set_value(value);
   }
 }
 
 OptimizerState SGD::state_dict() const {
   OptimizerState state = base_state();
   for (const auto& [index, buffer] : velocity_) {
-    state.emplace("state." + std::to_string(index) + ".momentum_buffer", buffer);
+    // A copy: step() updates the buffers in place, and a saved state must not change with later steps.
+    state.emplace("state." + std::to_string(index) + ".momentum_buffer", buffer.copy());
   }
   return state;
 }

@@ -1,11 +1,12 @@
-// The fused optimizer update (Backend::adam_update): the cpu kernel and the Backend base class's composed
-// default against the ref kernel, ref against the formula written out in double precision, and the
-// array-level checks of needle::adam_update.
+// The fused optimizer updates (Backend::adam_update, Backend::sgd_update): the cpu kernels and the Backend
+// base class's composed defaults against the ref kernels, ref against the formulas written out in double
+// precision, and the array-level checks of needle::adam_update and needle::sgd_update.
 #include <gtest/gtest.h>
 #include <needle/needle.h>
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -149,6 +150,148 @@ TEST(FusedOptim, ArrayFunctionChecksItsOperands) {
   adam_update(param, grad, m, v, step);
   const std::vector<float> moved = param.to_vector<float>();
   for (const float x : moved) EXPECT_LT(x, 0.0F);  // each parameter moves against its (positive) gradient
+}
+
+// The three arrays of one SGD update; the momentum buffer is absent without momentum.
+struct SgdArrays {
+  NDArray param, grad, buffer;
+  bool buffered = false;
+
+  // On a first step the buffer holds NaN: the kernel must overwrite it without reading it.
+  static SgdArrays random(std::int64_t n, DType dtype, const SgdStep& step, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    const auto draw = [&]() {
+      std::vector<double> values(static_cast<std::size_t>(n));
+      for (double& v : values) v = normal(rng);
+      return NDArray::from_vector(values, {n}, cpu_device()).astype(dtype);
+    };
+    SgdArrays arrays{draw(), draw(), NDArray(), step.momentum != 0.0};
+    if (arrays.buffered) {
+      arrays.buffer =
+          step.first ? NDArray::full({n}, std::numeric_limits<double>::quiet_NaN(), dtype, cpu_device()) : draw();
+    }
+    return arrays;
+  }
+  [[nodiscard]] SgdArrays copy() const { return {param.copy(), grad.copy(), buffer.copy(), buffered}; }
+  [[nodiscard]] StridedView buffer_view() const { return buffered ? buffer.view() : StridedView{}; }
+  void run(Backend& backend, const SgdStep& step) const {
+    backend.sgd_update(param.view(), grad.view(), buffer_view(), step);
+  }
+};
+
+SgdStep make_sgd_step(double momentum, double weight_decay, bool first) {
+  SgdStep step;
+  step.lr = 0.05;
+  step.momentum = momentum;
+  step.weight_decay = weight_decay;
+  step.first = first;
+  return step;
+}
+
+std::vector<double> values_of(const NDArray& a) { return a.astype(DType::Float64).to_vector<double>(); }
+
+TEST(FusedOptim, SgdRefFollowsTheFormula) {
+  for (const double momentum : {0.0, 0.9}) {
+    for (const double weight_decay : {0.0, 0.1}) {
+      for (const bool first : {false, true}) {
+        if (momentum == 0.0 && first) continue;  // without a buffer there is no first step
+        SCOPED_TRACE(::testing::Message() << "momentum=" << momentum << " wd=" << weight_decay << " first=" << first);
+        const SgdStep step = make_sgd_step(momentum, weight_decay, first);
+        const SgdArrays arrays = SgdArrays::random(9, DType::Float64, step, 3);
+        const SgdArrays before = arrays.copy();
+        arrays.run(ref_backend(), step);
+        const std::vector<double> p0 = values_of(before.param);
+        const std::vector<double> g0 = values_of(before.grad);
+        const std::vector<double> u0 = values_of(before.buffer);
+        const std::vector<double> p1 = values_of(arrays.param);
+        const std::vector<double> u1 = values_of(arrays.buffer);
+        for (std::size_t i = 0; i < p0.size(); ++i) {
+          const double g = g0[i] + weight_decay * p0[i];
+          double delta = g;
+          if (momentum != 0.0) {
+            delta = first ? (1.0 - momentum) * g : momentum * u0[i] + (1.0 - momentum) * g;
+            EXPECT_NEAR(u1[i], delta, 1e-14);
+          }
+          EXPECT_NEAR(p1[i], p0[i] - step.lr * delta, 1e-14);
+        }
+      }
+    }
+  }
+}
+
+TEST(FusedOptim, SgdCpuAndDefaultMatchRef) {
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    for (const std::int64_t n : {0, 1, 7, 8, 9, 17, 65, 1000, 100003}) {
+      for (const double momentum : {0.0, 0.9}) {
+        for (const double weight_decay : {0.0, 0.05}) {
+          for (const bool first : {false, true}) {
+            if (momentum == 0.0 && first) continue;
+            SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " n=" << n << " momentum=" << momentum
+                                              << " wd=" << weight_decay << " first=" << first);
+            const SgdStep step = make_sgd_step(momentum, weight_decay, first);
+            const SgdArrays ref = SgdArrays::random(n, dtype, step, 11);
+            const SgdArrays cpu1 = ref.copy();
+            const SgdArrays cpu2 = ref.copy();
+            const SgdArrays composed = ref.copy();
+            ref.run(ref_backend(), step);
+            const int saved = get_num_threads();
+            set_num_threads(1);
+            cpu1.run(cpu_backend(), step);
+            set_num_threads(2);
+            cpu2.run(cpu_backend(), step);
+            set_num_threads(saved);
+            // The base class's composition, called past the cpu backend's override.
+            cpu_backend().Backend::sgd_update(composed.param.view(), composed.grad.view(), composed.buffer_view(),
+                                              step);
+            // cpu runs ref's per-element code, on any number of threads: identical.
+            EXPECT_EQ(values_of(ref.param), values_of(cpu1.param));
+            EXPECT_EQ(values_of(ref.buffer), values_of(cpu1.buffer));
+            EXPECT_EQ(values_of(cpu1.param), values_of(cpu2.param));
+            EXPECT_EQ(values_of(cpu1.buffer), values_of(cpu2.buffer));
+            // The composition rounds in the same order, one primitive at a time.
+            const double rtol = dtype == DType::Float32 ? 1e-6 : 1e-14;
+            expect_close(ref.param, composed.param, rtol, "param");
+            if (ref.buffered) expect_close(ref.buffer, composed.buffer, rtol, "momentum_buffer");
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(FusedOptim, SgdBackendNeedsABufferForMomentum) {
+  const NDArray param = NDArray::zeros({4}, DType::Float32, cpu_device());
+  const SgdStep step = make_sgd_step(0.9, 0.0, false);
+  for (Backend* backend : {&ref_backend(), &cpu_backend()}) {
+    EXPECT_THROW(backend->sgd_update(param.view(), param.view(), StridedView{}, step), RuntimeError);
+  }
+  EXPECT_THROW(cpu_backend().Backend::sgd_update(param.view(), param.view(), StridedView{}, step), RuntimeError);
+}
+
+TEST(FusedOptim, SgdArrayFunctionChecksItsOperands) {
+  NDArray param = NDArray::zeros({2, 3}, DType::Float32, cpu_device());
+  NDArray u = NDArray::zeros({2, 3}, DType::Float32, cpu_device());
+  const SgdStep step = make_sgd_step(0.9, 0.0, false);
+  NDArray wrong_shape = NDArray::zeros({3, 2}, DType::Float32, cpu_device());
+  EXPECT_THROW(sgd_update(param, wrong_shape, &u, step), ValueError);
+  EXPECT_THROW(sgd_update(param, param, &wrong_shape, step), ValueError);
+  NDArray wrong_dtype = NDArray::zeros({2, 3}, DType::Float64, cpu_device());
+  EXPECT_THROW(sgd_update(param, param, &wrong_dtype, step), TypeError);
+  NDArray transposed = NDArray::zeros({3, 2}, DType::Float32, cpu_device()).swapaxes(0, 1);
+  EXPECT_THROW(sgd_update(transposed, param, &u, step), ValueError);
+  EXPECT_THROW(sgd_update(param, param, &transposed, step), ValueError);
+  NDArray on_ref = NDArray::zeros({2, 3}, DType::Float32, ref_device());
+  EXPECT_THROW(sgd_update(param, on_ref, &u, step), RuntimeError);
+  NDArray integers = NDArray::zeros({2, 3}, DType::Int32, cpu_device());
+  EXPECT_THROW(sgd_update(integers, integers, nullptr, make_sgd_step(0.0, 0.0, false)), TypeError);
+  EXPECT_THROW(sgd_update(param, param, nullptr, step), ValueError);  // momentum without a buffer
+  // A transposed float64 gradient is fine: it is read through a compact float32 copy.
+  NDArray grad = NDArray::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}, cpu_device()).swapaxes(0, 1);
+  sgd_update(param, grad, &u, make_sgd_step(0.5, 0.0, true));
+  const std::vector<float> moved = param.to_vector<float>();
+  const std::vector<float> expected = {-0.025F, -0.075F, -0.125F, -0.05F, -0.1F, -0.15F};
+  for (std::size_t i = 0; i < moved.size(); ++i) EXPECT_FLOAT_EQ(moved[i], expected[i]) << i;
 }
 
 }  // namespace

@@ -82,6 +82,15 @@ struct AdamStep {
   bool decoupled = false;  // AdamW: decay the parameter itself instead of adding wd * p to the gradient
 };
 
+// The hyper-parameters of one SGD step (Backend::sgd_update). `first` marks a parameter's first step with
+// momentum: its buffer holds nothing yet and is only written.
+struct SgdStep {
+  double lr = 0.0;
+  double momentum = 0.0;
+  double weight_decay = 0.0;
+  bool first = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -169,6 +178,11 @@ class Backend {
   // The vector-Jacobian product of softmax given its output y and the gradient g of the output, per row:
   // dx = y * (g - sum(g * y)) (softmax), or dx = g - exp(y) * sum(g) (log-softmax, y = log-probabilities).
   virtual void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log);
+  // Per row of the contiguous rows x cols `in`: out = log(sum(exp(in))), computed as m + log(sum(exp(in - m)))
+  // with m the row's maximum, or 0 where that maximum is infinite (so a row of -inf gives -inf, one with
+  // +inf gives +inf, and NaN gives NaN). `out` is contiguous with in's shape less the last axis (a 0-d `in`
+  // is one row of one column); a row of no columns gives -inf.
+  virtual void logsumexp(const StridedView& out, const StridedView& in);
   // Per row: out = (x - mean(x)) / sqrt(var(x) + eps), with the biased variance mean((x - mean)^2) as
   // PyTorch uses; no affine weight or bias.
   virtual void layer_norm(const StridedView& out, const StridedView& x, double eps);
@@ -257,6 +271,16 @@ class Backend {
   // The default composes the primitives above (fused_defaults.cpp).
   virtual void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                            const StridedView& exp_avg_sq, const AdamStep& step);
+  // One SGD step for one parameter, in place and element by element. param, grad and momentum_buffer (u)
+  // are contiguous, share a shape and a floating dtype, and do not overlap; momentum_buffer may be absent
+  // (data == nullptr) only when momentum is 0. Needle's momentum is a moving average of the gradient:
+  //   g = g + p * wd (only when wd != 0)
+  //   with a buffer: u = g * (1 - momentum) on the first step, else u = u * momentum + g * (1 - momentum);
+  //                  p = p - u * lr
+  //   without one:   p = p - g * lr
+  // The default composes the primitives above (fused_defaults.cpp).
+  virtual void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                          const SgdStep& step);
 };
 
 // The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.

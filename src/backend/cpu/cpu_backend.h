@@ -59,6 +59,7 @@ class CpuBackend final : public Backend {
   // nn.cpp: fused softmax and layer norm (contiguous rows; see backend.h).
   void softmax(const StridedView& out, const StridedView& in, bool log) override;
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override;
+  void logsumexp(const StridedView& out, const StridedView& in) override;
   void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
 
@@ -90,6 +91,8 @@ class CpuBackend final : public Backend {
   // optim.cpp: the fused optimizer updates (in place; see backend.h).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;
+  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                  const SgdStep& step) override;
 
  private:
   // binary() for layouts whose last axis is contiguous or broadcast in every operand (elementwise.cpp).

@@ -1,4 +1,4 @@
-// The cpu backend's fused neural-network kernels: softmax, log-softmax, layer norm and their backward
+// The cpu backend's fused neural-network kernels: softmax, log-softmax, logsumexp, layer norm and their backward
 // passes, each one to four passes over a row that stays in cache between passes, rows split over the
 // thread pool. Every row is computed by one thread in a fixed order, so results do not depend on the
 // thread count. The inner loops are written so the compiler vectorises them: sums and maxima keep
@@ -101,6 +101,25 @@ template <typename T>
   }
 }
 
+// Rows [first, last) of logsumexp; one pass for the maximum, one for the sum of exponentials, which are
+// never stored. A NaN anywhere reaches the sum through exp (or the maximum), so the row gives NaN.
+template <typename T>
+[[gnu::always_inline]] inline void logsumexp_rows(const T* in, T* out, std::int64_t first, std::int64_t last,
+                                                  std::int64_t cols) {
+  for (std::int64_t row = first; row < last; ++row) {
+    if (cols == 0) {  // the log of an empty sum
+      out[row] = -std::numeric_limits<T>::infinity();
+      continue;
+    }
+    const T* x = in + row * cols;
+    const T largest = lane_max(x, cols);
+    // An infinite maximum shifts by 0: inf - inf would make the row NaN instead of -inf or +inf.
+    const T shift = std::isfinite(largest) ? largest : T(0);
+    const T sum = lane_sum<T>(cols, [&](std::int64_t j) { return vector_exp(x[j] - shift); });
+    out[row] = std::log(sum) + shift;
+  }
+}
+
 // Rows [first, last) of the softmax (or log-softmax) vector-Jacobian product.
 template <typename T>
 [[gnu::always_inline]] inline void softmax_backward_rows(T* dx, const T* g, const T* y, std::int64_t first,
@@ -167,7 +186,13 @@ struct RowKernels {
   void (*softmax_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, bool);
   void (*layer_norm)(T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
   void (*layer_norm_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
+  void (*logsumexp)(const T*, T*, std::int64_t, std::int64_t, std::int64_t);
 };
+
+template <typename T>
+void logsumexp_portable(const T* in, T* out, std::int64_t first, std::int64_t last, std::int64_t cols) {
+  logsumexp_rows(in, out, first, last, cols);
+}
 
 template <typename T>
 void softmax_portable(const T* in, T* out, std::int64_t first, std::int64_t last, std::int64_t cols, bool log) {
@@ -210,6 +235,12 @@ __attribute__((target("avx2,fma"))) void layer_norm_backward_avx2(T* dx, const T
   layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
 }
 
+template <typename T>
+__attribute__((target("avx2,fma"))) void logsumexp_avx2(const T* in, T* out, std::int64_t first, std::int64_t last,
+                                                        std::int64_t cols) {
+  logsumexp_rows(in, out, first, last, cols);
+}
+
 bool cpu_has_avx2_fma() {
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return supported;
@@ -221,11 +252,12 @@ template <typename T>
 RowKernels<T> row_kernels() {
 #if defined(__x86_64__)
   if (!g_force_portable.load(std::memory_order_relaxed) && cpu_has_avx2_fma()) {
-    return {&softmax_avx2<T>, &softmax_backward_avx2<T>, &layer_norm_avx2<T>, &layer_norm_backward_avx2<T>};
+    return {&softmax_avx2<T>, &softmax_backward_avx2<T>, &layer_norm_avx2<T>, &layer_norm_backward_avx2<T>,
+            &logsumexp_avx2<T>};
   }
 #endif
   return {&softmax_portable<T>, &softmax_backward_portable<T>, &layer_norm_portable<T>,
-          &layer_norm_backward_portable<T>};
+          &layer_norm_backward_portable<T>, &logsumexp_portable<T>};
 }
 
 // fn(first, last) over the rows, split over threads once there are kParallelGrain elements per chunk.
@@ -260,6 +292,18 @@ void CpuBackend::softmax_backward(const StridedView& dx, const StridedView& g, c
     const auto kernel = row_kernels<T>().softmax_backward;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
       kernel(dx.ptr<T>(), g.ptr<T>(), y.ptr<T>(), first, last, layout.cols, log);
+    });
+  });
+}
+
+void CpuBackend::logsumexp(const StridedView& out, const StridedView& in) {
+  const kernels::RowLayout layout = kernels::logsumexp_layout(out, in);
+  dispatch_floating(layout.dtype, "logsumexp", [&]<typename T>() {
+    const auto kernel = row_kernels<T>().logsumexp;
+    // Split like the other row kernels, by elements read (at least one per row, for rows of no columns).
+    const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(1, layout.cols));
+    parallel_for(0, layout.rows, grain, [&](std::int64_t first, std::int64_t last) {
+      kernel(in.ptr<T>(), out.ptr<T>(), first, last, layout.cols);
     });
   });
 }

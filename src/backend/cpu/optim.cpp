@@ -27,4 +27,22 @@ void CpuBackend::adam_update(const StridedView& param, const StridedView& grad, 
   });
 }
 
+void CpuBackend::sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                            const SgdStep& step) {
+  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+  dispatch_floating(param.dtype, "sgd_update", [&]<typename T>() {
+    const kernels::SgdCoefficients<T> c(step);
+    T* p = param.ptr<T>();
+    const T* g = grad.ptr<T>();
+    T* u = momentum_buffer.ptr<T>();
+    parallel_for(0, n, kOptimizerGrain, [&](std::int64_t first, std::int64_t last) {
+      if (u == nullptr) {
+        for (std::int64_t i = first; i < last; ++i) kernels::sgd_element(p[i], g[i], c);
+      } else {
+        for (std::int64_t i = first; i < last; ++i) kernels::sgd_momentum_element(p[i], g[i], u[i], c);
+      }
+    });
+  });
+}
+
 }  // namespace needle

@@ -2,6 +2,7 @@
 // double: the reading of the formulas in backend.h that the faster backends are tested against.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "backend/fused_rows.h"
 #include "backend/ref/ref_kernels.h"
@@ -34,6 +35,23 @@ void softmax(const StridedView& out, const StridedView& in, bool log) {
     for (std::int64_t j = 0; j < cols; ++j) {
       const double shifted = static_cast<double>(x[j]) - largest;
       y[j] = static_cast<T>(log ? shifted - std::log(sum) : std::exp(shifted) / sum);
+    }
+  });
+}
+
+void logsumexp(const StridedView& out, const StridedView& in) {
+  const kernels::RowLayout layout = kernels::logsumexp_layout(out, in);
+  const std::int64_t cols = layout.cols;
+  dispatch_floating(layout.dtype, "logsumexp", [&]<typename T>() {
+    for (std::int64_t row = 0; row < layout.rows; ++row) {
+      const T* x = in.ptr<T>() + row * cols;
+      // The row's largest entry, in double; an infinite one (or none) shifts by 0, see backend.h.
+      double largest = -std::numeric_limits<double>::infinity();
+      for (std::int64_t j = 0; j < cols; ++j) largest = std::fmax(largest, static_cast<double>(x[j]));
+      const double shift = std::isfinite(largest) ? largest : 0.0;
+      double sum = 0.0;
+      for (std::int64_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(x[j]) - shift);
+      out.ptr<T>()[row] = static_cast<T>(std::log(sum) + shift);
     }
   });
 }

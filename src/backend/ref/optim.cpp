@@ -19,4 +19,20 @@ void adam_update(const StridedView& param, const StridedView& grad, const Stride
   });
 }
 
+void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                const SgdStep& step) {
+  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+  dispatch_floating(param.dtype, "sgd_update", [&]<typename T>() {
+    const kernels::SgdCoefficients<T> c(step);
+    T* p = param.ptr<T>();
+    const T* g = grad.ptr<T>();
+    T* u = momentum_buffer.ptr<T>();
+    if (u == nullptr) {
+      for (std::int64_t i = 0; i < n; ++i) kernels::sgd_element(p[i], g[i], c);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) kernels::sgd_momentum_element(p[i], g[i], u[i], c);
+    }
+  });
+}
+
 }  // namespace needle::ref

@@ -51,6 +51,7 @@ class RefBackend final : public Backend {
   }
 
   void softmax(const StridedView& out, const StridedView& in, bool log) override { ref::softmax(out, in, log); }
+  void logsumexp(const StridedView& out, const StridedView& in) override { ref::logsumexp(out, in); }
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
     ref::softmax_backward(dx, g, y, log);
   }
@@ -96,6 +97,10 @@ class RefBackend final : public Backend {
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override {
     ref::adam_update(param, grad, exp_avg, exp_avg_sq, step);
+  }
+  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                  const SgdStep& step) override {
+    ref::sgd_update(param, grad, momentum_buffer, step);
   }
 };
 

@@ -31,6 +31,7 @@ void scatter_add(const StridedView& out, const StridedView& index, const Strided
 // nn.cpp: the fused neural-network kernels (contiguous rows; see backend.h).
 void softmax(const StridedView& out, const StridedView& in, bool log);
 void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log);
+void logsumexp(const StridedView& out, const StridedView& in);
 void layer_norm(const StridedView& out, const StridedView& x, double eps);
 void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps);
 
@@ -61,6 +62,8 @@ void col2im(const StridedView& image, const StridedView& cols, std::int64_t stri
 // optim.cpp: the fused optimizer updates (in place, contiguous; see backend.h).
 void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                  const StridedView& exp_avg_sq, const AdamStep& step);
+void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
+                const SgdStep& step);
 
 void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
             std::uint64_t offset);
