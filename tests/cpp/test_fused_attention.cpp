@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fused_test_util.h"
 #include "gradcheck.h"
 #include "needle/backend/backend.h"
 #include "needle/core/threads.h"
@@ -20,28 +21,15 @@
 namespace needle {
 namespace {
 
+using testing::cpu_backend;
+using testing::expect_close;
+using testing::host;
+using testing::ref_backend;
+
 using testing::expect_gradients_match;
 using testing::expect_second_gradients_match;
 using testing::random_array;
 using V = std::vector<Tensor>;
-
-Backend& ref_backend() { return builtin_backend_for(ref_device()); }
-Backend& cpu_backend() { return builtin_backend_for(cpu_device()); }
-
-std::vector<double> host(const NDArray& a) { return a.astype(DType::Float64).to_vector<double>(); }
-
-// Passes when |actual - expected| <= tolerance * (1 + |expected|) element by element (equal infinities too).
-void expect_close(const std::vector<double>& actual, const std::vector<double>& expected, double tolerance,
-                  const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  std::size_t failures = 0;
-  for (std::size_t i = 0; i < actual.size() && failures < 5; ++i) {
-    if (actual[i] == expected[i]) continue;
-    if (std::abs(actual[i] - expected[i]) <= tolerance * (1.0 + std::abs(expected[i]))) continue;
-    ++failures;
-    ADD_FAILURE() << what << ": element " << i << " is " << actual[i] << ", expected " << expected[i];
-  }
-}
 
 double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 2e-5 : 1e-11; }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "fused_test_util.h"
 #include "gradcheck.h"
 #include "needle/backend/backend.h"
 #include "needle/core/threads.h"
@@ -22,13 +23,12 @@
 namespace needle {
 namespace {
 
+using testing::cpu_backend;
+using testing::host;
+using testing::ref_backend;
+
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
-
-Backend& ref_backend() { return builtin_backend_for(ref_device()); }
-Backend& cpu_backend() { return builtin_backend_for(cpu_device()); }
-
-std::vector<double> host(const NDArray& a) { return a.astype(DType::Float64).to_vector<double>(); }
 
 // The formula of backend.h in double precision, one row of `values`.
 double lse_formula(const std::vector<double>& row) {
@@ -62,8 +62,8 @@ NDArray random_rows(std::int64_t rows, std::int64_t cols, DType dtype, std::uint
 }
 
 // NaN equal to NaN, infinities exact, finite values within tolerance * (1 + |expected|).
-void expect_close(const std::vector<double>& actual, const std::vector<double>& expected, double tolerance,
-                  const std::string& what) {
+void expect_same_or_close(const std::vector<double>& actual, const std::vector<double>& expected, double tolerance,
+                          const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   for (std::size_t i = 0; i < actual.size(); ++i) {
     if (std::isnan(expected[i])) {
@@ -112,7 +112,7 @@ TEST(FusedLogSumExp, RefFollowsTheFormula) {
     for (std::int64_t r = 0; r < in.shape()[0]; ++r) {
       expected.push_back(lse_formula(std::vector<double>(values.begin() + r * cols, values.begin() + (r + 1) * cols)));
     }
-    expect_close(host(run_lse(ref_backend(), in)), expected, 1e-15, "ref");
+    expect_same_or_close(host(run_lse(ref_backend(), in)), expected, 1e-15, "ref");
   }
   // Rows of no columns sum nothing: log(0) = -inf.
   EXPECT_EQ(host(run_lse(ref_backend(), NDArray::zeros({3, 0}, DType::Float32, cpu_device()))),
@@ -128,18 +128,18 @@ TEST(FusedLogSumExp, CpuAndDefaultMatchRef) {
         const NDArray in = random_rows(rows, cols, dtype, seed++);
         const std::string what = str(dtype_name(dtype), " (", rows, ", ", cols, ")");
         const std::vector<double> expected = host(run_lse(ref_backend(), in));
-        expect_close(host(run_lse(cpu_backend(), in)), expected, tolerance_for(dtype), what + " default build");
+        expect_same_or_close(host(run_lse(cpu_backend(), in)), expected, tolerance_for(dtype), what + " default build");
         NDArray composed = NDArray::empty({rows}, dtype, cpu_device());
         cpu_backend().Backend::logsumexp(composed.view(), in.view());
-        expect_close(host(composed), expected, tolerance_for(dtype), what + " composed");
+        expect_same_or_close(host(composed), expected, tolerance_for(dtype), what + " composed");
         for (const bool portable : {false, true}) {
           cpu::set_fused_nn_portable(portable);
           std::vector<double> one_thread;
           for (const int threads : {1, 2}) {
             set_num_threads(threads);
             const std::vector<double> actual = host(run_lse(cpu_backend(), in));
-            expect_close(actual, expected, tolerance_for(dtype),
-                         str(what, " threads ", threads, " portable ", portable));
+            expect_same_or_close(actual, expected, tolerance_for(dtype),
+                                 str(what, " threads ", threads, " portable ", portable));
             if (threads == 1) one_thread = actual;
           }
           // Rows never depend on how they are split over threads (compared as bits: NaN never appears here).
@@ -160,12 +160,12 @@ TEST(FusedLogSumExp, ExtremeRows) {
     EXPECT_TRUE(std::isnan(expected[2]) && std::isnan(expected[3]) && std::isnan(expected[4]));
     for (const bool portable : {false, true}) {
       cpu::set_fused_nn_portable(portable);
-      expect_close(host(run_lse(cpu_backend(), in)), expected, tolerance_for(dtype),
-                   str("cpu ", dtype_name(dtype), " portable ", portable));
+      expect_same_or_close(host(run_lse(cpu_backend(), in)), expected, tolerance_for(dtype),
+                           str("cpu ", dtype_name(dtype), " portable ", portable));
     }
     NDArray composed = NDArray::empty({in.shape()[0]}, dtype, cpu_device());
     cpu_backend().Backend::logsumexp(composed.view(), in.view());
-    expect_close(host(composed), expected, tolerance_for(dtype), str("composed ", dtype_name(dtype)));
+    expect_same_or_close(host(composed), expected, tolerance_for(dtype), str("composed ", dtype_name(dtype)));
   }
   NDArray empty_rows = NDArray::empty({2}, DType::Float64, cpu_device());
   cpu_backend().Backend::logsumexp(empty_rows.view(), NDArray::zeros({2, 0}, DType::Float64, cpu_device()).view());
@@ -228,10 +228,10 @@ TEST(FusedLogSumExp, OpOnEachAxisMatchesNaiveLoop) {
           }
           EXPECT_EQ(reduced.shape(), squeezed) << what;
           EXPECT_EQ(reduced.dtype(), dtype) << what;
-          expect_close(host(reduced.value()), expected, tolerance_for(dtype) * 10, what);
+          expect_same_or_close(host(reduced.value()), expected, tolerance_for(dtype) * 10, what);
           const Tensor kept_result = ops::logsumexp(t, {axis}, /*keepdims=*/true);
           EXPECT_EQ(kept_result.shape(), kept) << what;
-          expect_close(host(kept_result.value()), expected, tolerance_for(dtype) * 10, what + " keepdims");
+          expect_same_or_close(host(kept_result.value()), expected, tolerance_for(dtype) * 10, what + " keepdims");
         }
       }
     }
@@ -243,7 +243,7 @@ TEST(FusedLogSumExp, OpOnEachAxisMatchesNaiveLoop) {
       NDArray::from_vector(std::vector<double>{1.0, 2.0, 3.0, 4.0}, {2, 2}, cpu_device()).astype(DType::Int32));
   const Tensor lse_ints = ops::logsumexp(ints, {1});
   EXPECT_TRUE(is_floating(lse_ints.dtype()));
-  expect_close(host(lse_ints.value()), {lse_formula({1.0, 2.0}), lse_formula({3.0, 4.0})}, 1e-6, "int32");
+  expect_same_or_close(host(lse_ints.value()), {lse_formula({1.0, 2.0}), lse_formula({3.0, 4.0})}, 1e-6, "int32");
 }
 
 // The cpu backend with its logsumexp calls counted, to see which path ops::logsumexp takes.
