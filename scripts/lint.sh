@@ -15,6 +15,9 @@ echo "ruff"
 ruff check .
 ruff format --check .
 
+echo "layer rules (docs/architecture.md)"
+python scripts/check_layers.py
+
 echo "mypy (strict)"
 mypy
 

@@ -10,6 +10,7 @@
 #include "needle/core/device.h"
 #include "needle/core/dtype.h"
 #include "needle/core/error.h"
+#include "needle/core/fused_ops.h"
 #include "needle/core/ndarray.h"
 #include "needle/core/random.h"
 #include "needle/core/scalar.h"

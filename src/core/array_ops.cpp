@@ -6,18 +6,14 @@
 #include <numeric>
 #include <optional>
 
+#include "core/array_checks.h"
+
 namespace needle {
 
 namespace {
 
-Backend& backend_of(const NDArray& a) { return backend_for(a.device()); }
-
-void check_same_device(std::string_view op, const std::vector<const NDArray*>& arrays) {
-  for (const NDArray* a : arrays) {
-    NEEDLE_CHECK(a->device() == arrays.front()->device(), RuntimeError, op,
-                 ": expected all arrays on the same device, got ", arrays.front()->device(), " and ", a->device());
-  }
-}
+using detail::backend_of;
+using detail::check_same_device;
 
 bool is_float_only(UnaryOp op) {
   return op == UnaryOp::Exp || op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Tanh ||
@@ -205,55 +201,6 @@ NDArray relu(const NDArray& a) { return unary(UnaryOp::Relu, a); }
 NDArray erf(const NDArray& a) { return unary(UnaryOp::Erf, a); }
 NDArray gelu(const NDArray& a) { return unary(UnaryOp::Gelu, a); }
 NDArray gelu_grad(const NDArray& a) { return unary(UnaryOp::GeluGrad, a); }
-
-void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step) {
-  check_same_device("adam_update", {&param, &grad, &exp_avg, &exp_avg_sq});
-  NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "adam_update: parameters must be floating point, got dtype ",
-               dtype_name(param.dtype()));
-  for (const NDArray* a : {&grad, static_cast<const NDArray*>(&exp_avg), static_cast<const NDArray*>(&exp_avg_sq)}) {
-    NEEDLE_CHECK(a->shape() == param.shape(), ValueError, "adam_update: expected shape ", shape_str(param.shape()),
-                 " like the parameter, got ", shape_str(a->shape()));
-  }
-  for (const NDArray* a : {static_cast<const NDArray*>(&exp_avg), static_cast<const NDArray*>(&exp_avg_sq)}) {
-    NEEDLE_CHECK(a->dtype() == param.dtype(), TypeError, "adam_update: optimizer state of dtype ",
-                 dtype_name(a->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
-  }
-  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(&exp_avg),
-                           static_cast<const NDArray*>(&exp_avg_sq)}) {
-    NEEDLE_CHECK(a->is_compact(), ValueError, "adam_update: the updated arrays must be contiguous, got strides ",
-                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
-  }
-  if (param.size() == 0) return;
-  const NDArray g = grad.astype(param.dtype()).compact();
-  backend_of(param).adam_update(param.view(), g.view(), exp_avg.view(), exp_avg_sq.view(), step);
-}
-
-void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step) {
-  NEEDLE_CHECK(momentum_buffer != nullptr || step.momentum == 0.0, ValueError, "sgd_update: momentum ", step.momentum,
-               " needs a momentum buffer");
-  std::vector<const NDArray*> operands = {&param, &grad};
-  if (momentum_buffer != nullptr) operands.push_back(momentum_buffer);
-  check_same_device("sgd_update", operands);
-  NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "sgd_update: parameters must be floating point, got dtype ",
-               dtype_name(param.dtype()));
-  for (std::size_t k = 1; k < operands.size(); ++k) {
-    NEEDLE_CHECK(operands[k]->shape() == param.shape(), ValueError, "sgd_update: expected shape ",
-                 shape_str(param.shape()), " like the parameter, got ", shape_str(operands[k]->shape()));
-  }
-  if (momentum_buffer != nullptr) {
-    NEEDLE_CHECK(momentum_buffer->dtype() == param.dtype(), TypeError, "sgd_update: momentum buffer of dtype ",
-                 dtype_name(momentum_buffer->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
-  }
-  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(momentum_buffer)}) {
-    if (a == nullptr) continue;
-    NEEDLE_CHECK(a->is_compact(), ValueError, "sgd_update: the updated arrays must be contiguous, got strides ",
-                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
-  }
-  if (param.size() == 0) return;
-  const NDArray g = grad.astype(param.dtype()).compact();
-  const StridedView u = momentum_buffer != nullptr ? momentum_buffer->view() : StridedView{};
-  backend_of(param).sgd_update(param.view(), g.view(), u, step);
-}
 
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
   check_same_device("where", {&cond, &a, &b});

@@ -127,30 +127,6 @@ namespace {
 std::int64_t view_bytes(const StridedView& v) { return v.size() * static_cast<std::int64_t>(itemsize(v.dtype)); }
 std::int64_t present_bytes(const StridedView& v) { return v.data == nullptr ? 0 : view_bytes(v); }
 
-std::string_view reduce_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum:
-      return "sum";
-    case ReduceOp::Max:
-      return "max";
-    case ReduceOp::Min:
-      return "min";
-  }
-  return "?";
-}
-
-std::string_view random_name(RandomDistribution dist) {
-  switch (dist) {
-    case RandomDistribution::Uniform:
-      return "uniform";
-    case RandomDistribution::Normal:
-      return "normal";
-    case RandomDistribution::Bernoulli:
-      return "bernoulli";
-  }
-  return "?";
-}
-
 // Wraps a device's backend and records every kernel it runs as a span. One per device type, created once
 // and never destroyed, so a thread still inside a kernel when the trace ends keeps a valid object.
 class TracingBackend final : public Backend {
@@ -195,13 +171,13 @@ class TracingBackend final : public Backend {
         [&](Backend& b) { b.where(out, cond, a, c); });
   }
   void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override {
-    run(kernel(str("reduce.", reduce_name(op)), in.dtype, {in.shape}, out.size(), in.size(),
+    run(kernel(str("reduce.", reduce_op_name(op)), in.dtype, {in.shape}, out.size(), in.size(),
                view_bytes(out) + view_bytes(in)),
         [&](Backend& b) { b.reduce(op, out, in); });
   }
   void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
-    run(kernel(op == ArgReduceOp::Argmax ? "arg_reduce.argmax" : "arg_reduce.argmin", in.dtype, {in.shape}, out.size(),
-               in.size(), view_bytes(out) + view_bytes(in)),
+    run(kernel(str("arg_reduce.", arg_reduce_op_name(op)), in.dtype, {in.shape}, out.size(), in.size(),
+               view_bytes(out) + view_bytes(in)),
         [&](Backend& b) { b.arg_reduce(op, out, in, axis); });
   }
   void matmul(const StridedView& out, const StridedView& a, const StridedView& c) override {
@@ -223,7 +199,7 @@ class TracingBackend final : public Backend {
   }
   void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
               std::uint64_t offset) override {
-    run(kernel(str("random.", random_name(dist)), out.dtype, {}, out.size(), 0, view_bytes(out)),
+    run(kernel(str("random.", random_distribution_name(dist)), out.dtype, {}, out.size(), 0, view_bytes(out)),
         [&](Backend& b) { b.random(dist, out, p0, p1, seed, offset); });
   }
   // The fused row kernels; flops count the arithmetic of one straightforward pass per formula term.

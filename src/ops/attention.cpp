@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "needle/autograd/grad_mode.h"
-#include "needle/backend/backend.h"
+#include "needle/core/fused_ops.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -55,23 +55,15 @@ class AttentionOp final : public Op {
   AttentionOp(double scale, bool causal) : scale_(scale), causal_(causal) {}
   std::string name() const override { return std::string(kOp); }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray q = flat_batch(in[0]);
-    const NDArray k = flat_batch(in[1]);
-    const NDArray v = flat_batch(in[2]);
-    const std::int64_t batch = q.shape()[0];
-    const std::int64_t length = q.shape()[1];
-    NDArray out = NDArray::empty({batch, length, v.shape()[2]}, q.dtype(), q.device());
-    NDArray logsumexp = NDArray::empty({batch, length}, q.dtype(), q.device());
-    if (batch * length > 0) {
-      backend_for(q.device()).attention(out.view(), logsumexp.view(), q.view(), k.view(), v.view(), scale_, causal_);
-    }
+    const AttentionResult r =
+        needle::attention(flat_batch(in[0]), flat_batch(in[1]), flat_batch(in[2]), scale_, causal_);
     // Only the first compute() is this node's forward: debugging tools may run compute() again on copies
     // of the inputs (check_against_ref, on the ref device), and those results must not replace it.
-    if (!logsumexp_) logsumexp_ = logsumexp;
+    if (!logsumexp_) logsumexp_ = r.logsumexp;
     Shape shape = batch_shape(in[0].shape());
-    shape.push_back(length);
-    shape.push_back(v.shape()[2]);
-    return out.reshape(shape);
+    shape.push_back(in[0].shape()[in[0].ndim() - 2]);
+    shape.push_back(in[2].shape().back());
+    return r.out.reshape(shape);
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
 
@@ -101,22 +93,12 @@ std::vector<Tensor> AttentionOp::gradient(const Tensor& g, const Tensor& node) c
   }
   // A plain backward records nothing (grad mode is off), so the gradients are plain arrays from the fused
   // kernel, which recomputes the probabilities tile by tile from the saved logsumexp.
-  const NDArray qf = flat_batch(q.value());
-  const NDArray kf = flat_batch(k.value());
-  const NDArray vf = flat_batch(v.value());
-  const NDArray gf = flat_batch(g.dtype() == q.dtype() ? g.value() : g.value().astype(q.dtype()));
-  const NDArray out = flat_batch(node.value());
-  NDArray dq = NDArray::empty(qf.shape(), qf.dtype(), qf.device());
-  NDArray dk = NDArray::empty(kf.shape(), kf.dtype(), kf.device());
-  NDArray dv = NDArray::empty(vf.shape(), vf.dtype(), vf.device());
-  if (dq.size() + dk.size() + dv.size() > 0) {
-    backend_for(qf.device())
-        .attention_backward(dq.view(), dk.view(), dv.view(), gf.view(), qf.view(), kf.view(), vf.view(), out.view(),
-                            logsumexp_->view(), scale_, causal_);
-  }
-  return {detail::grad_if_needed(q, [&] { return constant(dq.reshape(q.shape())); }),
-          detail::grad_if_needed(k, [&] { return constant(dk.reshape(k.shape())); }),
-          detail::grad_if_needed(v, [&] { return constant(dv.reshape(v.shape())); })};
+  const AttentionGrads grads =
+      needle::attention_backward(flat_batch(g.value()), flat_batch(q.value()), flat_batch(k.value()),
+                                 flat_batch(v.value()), {flat_batch(node.value()), *logsumexp_}, scale_, causal_);
+  return {detail::grad_if_needed(q, [&] { return constant(grads.dq.reshape(q.shape())); }),
+          detail::grad_if_needed(k, [&] { return constant(grads.dk.reshape(k.shape())); }),
+          detail::grad_if_needed(v, [&] { return constant(grads.dv.reshape(v.shape())); })};
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "needle/autograd/grad_mode.h"
-#include "needle/backend/backend.h"
+#include "needle/core/fused_ops.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops::detail {
@@ -92,25 +92,19 @@ class BatchNormOp final : public Op {
   NDArray compute(const std::vector<NDArray>& in) const override {
     const KernelLayout layout(in[0]);
     const NDArray x = layout.to_kernel(in[0]);
-    const NDArray weight = in[1].compact();
-    const NDArray bias = in[2].compact();
-    const std::int64_t channels = x.shape()[1];
-    NDArray y = NDArray::empty(x.shape(), x.dtype(), x.device());
-    NDArray mean = NDArray::empty({channels}, x.dtype(), x.device());
-    NDArray var = NDArray::empty({channels}, x.dtype(), x.device());
-    backend_for(x.device()).batch_norm(y.view(), mean.view(), var.view(), x.view(), weight.view(), bias.view(), eps_);
+    const BatchNormResult r = needle::batch_norm(x, in[1], in[2], eps_);
     // The first computation is the one the graph holds; check_against_ref computes the op a second time on
     // the ref device, and that copy's statistics must not replace the ones the backward reads.
     if (!statistics_->computed) {
-      statistics_->mean = mean;
-      statistics_->var = var;
+      statistics_->mean = r.mean;
+      statistics_->var = r.var;
       statistics_->x = x;
       statistics_->computed = true;
     }
     // Handed on contiguous in x's own (N, C, ...) order even when read channels-last: the element-wise ops
     // that follow (ReLU and its gradient) take a strided path on a permuted view that costs several times
     // this one copy.
-    return layout.from_kernel(y).compact();
+    return layout.from_kernel(r.y).compact();
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
 
@@ -143,18 +137,11 @@ std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node) c
   NEEDLE_CHECK(statistics_->computed, RuntimeError, "batch_norm: backward before forward");
   const KernelLayout layout(x.value());
   const NDArray& xv = statistics_->x;
-  const NDArray gv = layout.to_kernel(g.value().astype(xv.dtype()));
-  const NDArray weight_value = weight.value().compact();
-  const std::int64_t channels = xv.shape()[1];
-  NDArray dx = NDArray::empty(xv.shape(), xv.dtype(), xv.device());
-  NDArray dweight = NDArray::empty({channels}, xv.dtype(), xv.device());
-  NDArray dbias = NDArray::empty({channels}, xv.dtype(), xv.device());
-  backend_for(xv.device())
-      .batch_norm_backward(dx.view(), dweight.view(), dbias.view(), gv.view(), xv.view(), statistics_->mean.view(),
-                           statistics_->var.view(), weight_value.view(), eps_);
-  return {grad_if_needed(x, [&] { return constant(layout.from_kernel(dx)); }),
-          grad_if_needed(weight, [&] { return constant(dweight); }),
-          grad_if_needed(bias, [&] { return constant(dbias); })};
+  const BatchNormGrads grads = needle::batch_norm_backward(layout.to_kernel(g.value().astype(xv.dtype())), xv,
+                                                           statistics_->mean, statistics_->var, weight.value(), eps_);
+  return {grad_if_needed(x, [&] { return constant(layout.from_kernel(grads.dx)); }),
+          grad_if_needed(weight, [&] { return constant(grads.dweight); }),
+          grad_if_needed(bias, [&] { return constant(grads.dbias); })};
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 // Writing the backward this way costs the same as the forward for every stride (a convolution with a
 // dilated gradient would multiply by stride^2 with zeros), and since <conv(a, b), g> is bilinear in all
 // three, each op's gradient is one of the other two: gradients of gradients come for free.
-#include "needle/backend/backend.h"
+#include "needle/core/fused_ops.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -29,9 +29,7 @@ struct ConvGeometry {
 // im2col: the input's patches as a (rows, patch) matrix, zeros where a patch reaches into the padding. The
 // backend reads the input through its strides, so neither a padded nor a compact copy is made first.
 NDArray columns_of(const NDArray& a, const ConvGeometry& geo) {
-  NDArray cols = NDArray::empty({geo.n, geo.h_out(), geo.w_out(), geo.k, geo.k, geo.c_in}, a.dtype(), a.device());
-  backend_for(a.device()).im2col(cols.view(), a.view(), geo.stride, geo.padding);
-  return cols.reshape({geo.rows(), geo.patch()});
+  return needle::im2col(a, geo.k, geo.stride, geo.padding).reshape({geo.rows(), geo.patch()});
 }
 
 Tensor conv2d(const Tensor& a, const Tensor& b, const ConvGeometry& geo);
@@ -72,9 +70,7 @@ class ConvInputGradOp final : public Op {
                                            in[1].reshape({geo_.patch(), geo_.c_out}).swapaxes(0, 1))
                                 .reshape({geo_.n, geo_.h_out(), geo_.w_out(), geo_.k, geo_.k, geo_.c_in});
     // col2im: every column entry added back at the input cell it was read from.
-    NDArray grad = NDArray::empty(geo_.input_shape(), in[0].dtype(), in[0].device());
-    backend_for(grad.device()).col2im(grad.view(), columns.compact().view(), geo_.stride, geo_.padding);
-    return grad;
+    return needle::col2im(columns, geo_.input_shape(), geo_.stride, geo_.padding);
   }
 
   std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {

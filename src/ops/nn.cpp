@@ -5,7 +5,7 @@
 // gradients still work.
 #include <algorithm>
 
-#include "needle/backend/backend.h"
+#include "needle/core/fused_ops.h"
 #include "ops/batch_norm.h"
 #include "ops/op_helpers.h"
 
@@ -16,31 +16,12 @@ using detail::make;
 
 namespace {
 
-// The fused kernels read contiguous rows along the last axis. These move `axis` there (a view), compact,
-// and move it back in the result (a view again), so any axis and any layout work.
-NDArray rows_along(const NDArray& a, std::int64_t axis) {
-  const std::int64_t last = a.ndim() - 1;
-  return (a.ndim() > 1 && axis != last ? a.swapaxes(axis, last) : a).compact();
-}
-NDArray restore_axis(const NDArray& rows, std::int64_t axis) {
-  const std::int64_t last = rows.ndim() - 1;
-  return rows.ndim() > 1 && axis != last ? rows.swapaxes(axis, last) : rows;
-}
-
-// softmax (or log-softmax) of `a` along `axis` by the backend's fused kernel.
-NDArray fused_softmax(const NDArray& a, std::int64_t axis, bool log) {
-  const NDArray in = rows_along(a, axis);
-  NDArray out = NDArray::empty(in.shape(), in.dtype(), in.device());
-  if (out.size() > 0) backend_for(out.device()).softmax(out.view(), in.view(), log);
-  return restore_axis(out, axis);
-}
-
 // Stable softmax: the fused kernel shifts every row by its maximum, so exp() cannot overflow.
 class SoftmaxOp final : public Op {
  public:
   SoftmaxOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
   std::string name() const override { return log_ ? "logsoftmax" : "softmax"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return fused_softmax(in[0], axis_, log_); }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::softmax(in[0], axis_, log_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
 
  private:
@@ -55,11 +36,7 @@ class SoftmaxGradOp final : public Op {
   SoftmaxGradOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
   std::string name() const override { return log_ ? "logsoftmax_backward" : "softmax_backward"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray g = rows_along(in[0], axis_);
-    const NDArray y = rows_along(in[1].astype(in[0].dtype()), axis_);
-    NDArray dx = NDArray::empty(g.shape(), g.dtype(), g.device());
-    if (dx.size() > 0) backend_for(dx.device()).softmax_backward(dx.view(), g.view(), y.view(), log_);
-    return restore_axis(dx, axis_);
+    return needle::softmax_backward(in[0], in[1], axis_, log_);
   }
   std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
     const Tensor& g = node.inputs()[0];
@@ -90,12 +67,7 @@ class NormalizeOp final : public Op {
  public:
   explicit NormalizeOp(double eps) : eps_(eps) {}
   std::string name() const override { return "normalize"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray x = in[0].compact();
-    NDArray out = NDArray::empty(x.shape(), x.dtype(), x.device());
-    if (out.size() > 0) backend_for(out.device()).layer_norm(out.view(), x.view(), eps_);
-    return out;
-  }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::layer_norm(in[0], eps_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
 
  private:
@@ -109,11 +81,7 @@ class NormalizeGradOp final : public Op {
   explicit NormalizeGradOp(double eps) : eps_(eps) {}
   std::string name() const override { return "normalize_backward"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray g = in[0].compact();
-    const NDArray x = in[1].astype(in[0].dtype()).compact();
-    NDArray dx = NDArray::empty(g.shape(), g.dtype(), g.device());
-    if (dx.size() > 0) backend_for(dx.device()).layer_norm_backward(dx.view(), g.view(), x.view(), eps_);
-    return dx;
+    return needle::layer_norm_backward(in[0], in[1], eps_);
   }
   std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
     // f(g, x) = J(x)^T g with J the Jacobian of normalize, which is symmetric: df/dg^T h = f(h, x).

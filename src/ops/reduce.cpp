@@ -3,7 +3,7 @@
 #include <optional>
 #include <vector>
 
-#include "needle/backend/backend.h"
+#include "needle/core/fused_ops.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -110,15 +110,7 @@ class LogSumExpOp final : public Op {
     } else if (const std::optional<std::int64_t> axis = single_axis(a.ndim())) {
       // One axis: the backend's fused row kernel, one pass for the maximum and one for the sum, with the
       // axis moved last (the other axes keep their order) and the rows made contiguous.
-      std::vector<std::int64_t> order;
-      for (std::int64_t i = 0; i < a.ndim(); ++i) {
-        if (i != *axis) order.push_back(i);
-      }
-      order.push_back(*axis);
-      const NDArray rows = a.permute(order).compact();
-      NDArray out = NDArray::empty(Shape(rows.shape().begin(), rows.shape().end() - 1), a.dtype(), a.device());
-      backend_for(out.device()).logsumexp(out.view(), rows.view());
-      return keepdims_ ? out.reshape(kept) : out;
+      return needle::logsumexp(a, *axis, keepdims_);
     } else {
       const NDArray m = needle::max(a, axes_, /*keepdims=*/true);
       // An infinite maximum (all -inf, or some +inf) would give inf - inf = nan in a - m; shifting by 0

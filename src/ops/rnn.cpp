@@ -15,7 +15,7 @@
 #include <utility>
 
 #include "needle/autograd/grad_mode.h"
-#include "needle/backend/backend.h"
+#include "needle/core/fused_ops.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -24,16 +24,10 @@ using detail::make;
 
 namespace {
 
-// An input as the kernel reads it: 2-D with unit column stride, any row stride.
-NDArray kernel_operand(const NDArray& a) { return a.shape()[1] <= 1 || a.strides()[1] == 1 ? a : a.compact(); }
-
-// A contiguous (rows, cols) block of `flat` (1-D, contiguous) starting at element `start`, as a view.
-StridedView block_view(const NDArray& flat, std::int64_t start, std::int64_t rows, std::int64_t cols) {
-  StridedView v = flat.view();
-  v.data = static_cast<char*>(v.data) + start * static_cast<std::int64_t>(itemsize(flat.dtype()));
-  v.shape = {rows, cols};
-  v.strides = {cols, 1};
-  return v;
+// A block of `shape` starting at element `start` of a contiguous array read as flat, as an NDArray view.
+NDArray array_block(const NDArray& contiguous, std::int64_t start, const Shape& shape) {
+  const NDArray flat = contiguous.ndim() == 1 ? contiguous : contiguous.reshape({contiguous.size()});
+  return flat.index({IndexItem::range(start, start + numel(shape))}).reshape(shape);
 }
 
 // The same block of a Tensor, through differentiable ops.
@@ -78,18 +72,14 @@ class LstmCellOp final : public Op {
   explicit LstmCellOp(LstmInputs inputs) : inputs_(inputs) {}
   std::string name() const override { return "lstm_cell"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray gates = kernel_operand(in[0]);
+    const NDArray& gates = in[0];
     const std::int64_t batch = gates.shape()[0];
     const std::int64_t hidden = gates.shape()[1] / 4;
     NDArray out = NDArray::empty({2 * batch * hidden}, gates.dtype(), gates.device());
-    if (out.size() == 0) return out;
-    // Views of the inputs must outlive the kernel call: keep the (possibly compacted) arrays alive.
-    const NDArray gates2 = inputs_.has_gates2 ? kernel_operand(in[1]) : NDArray();
-    const NDArray c_prev = inputs_.has_c_prev ? kernel_operand(in[inputs_.has_gates2 ? 2 : 1]) : NDArray();
-    backend_for(out.device())
-        .lstm_cell(block_view(out, 0, batch, hidden), block_view(out, batch * hidden, batch, hidden), gates.view(),
-                   inputs_.has_gates2 ? gates2.view() : StridedView{},
-                   inputs_.has_c_prev ? c_prev.view() : StridedView{});
+    const NDArray* gates2 = inputs_.has_gates2 ? &in[1] : nullptr;
+    const NDArray* c_prev = inputs_.has_c_prev ? &in[inputs_.has_gates2 ? 2 : 1] : nullptr;
+    needle::lstm_cell(array_block(out, 0, {batch, hidden}), array_block(out, batch * hidden, {batch, hidden}), gates,
+                      gates2, c_prev);
     return out;
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
@@ -105,21 +95,19 @@ class LstmCellGradOp final : public Op {
   explicit LstmCellGradOp(LstmInputs inputs) : inputs_(inputs) {}
   std::string name() const override { return "lstm_cell_backward"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray gates = kernel_operand(in[1]);
+    const NDArray& gates = in[1];
     const std::int64_t batch = gates.shape()[0];
     const std::int64_t hidden = gates.shape()[1] / 4;
     const std::int64_t n = batch * hidden;
     NDArray out = NDArray::empty({(inputs_.has_c_prev ? 5 : 4) * n}, gates.dtype(), gates.device());
     if (out.size() == 0) return out;
     const NDArray g = in[0].astype(gates.dtype()).compact();
-    const NDArray gates2 = inputs_.has_gates2 ? kernel_operand(in[2]) : NDArray();
-    const NDArray c_prev = inputs_.has_c_prev ? kernel_operand(in[inputs_.has_gates2 ? 3 : 2]) : NDArray();
-    backend_for(out.device())
-        .lstm_cell_backward(block_view(out, 0, batch, 4 * hidden),
-                            inputs_.has_c_prev ? block_view(out, 4 * n, batch, hidden) : StridedView{},
-                            block_view(g, 0, batch, hidden), block_view(g, n, batch, hidden), gates.view(),
-                            inputs_.has_gates2 ? gates2.view() : StridedView{},
-                            inputs_.has_c_prev ? c_prev.view() : StridedView{});
+    const NDArray* gates2 = inputs_.has_gates2 ? &in[2] : nullptr;
+    const NDArray* c_prev = inputs_.has_c_prev ? &in[inputs_.has_gates2 ? 3 : 2] : nullptr;
+    const NDArray dc_prev = inputs_.has_c_prev ? array_block(out, 4 * n, {batch, hidden}) : NDArray();
+    needle::lstm_cell_backward(array_block(out, 0, {batch, 4 * hidden}), c_prev != nullptr ? &dc_prev : nullptr,
+                               array_block(g, 0, {batch, hidden}), array_block(g, n, {batch, hidden}), gates, gates2,
+                               c_prev);
     return out;
   }
   std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/) const override {
@@ -161,12 +149,6 @@ std::vector<Tensor> LstmCellOp::gradient(const Tensor& g, const Tensor& node) co
 
 // ---- a whole sequence ---------------------------------------------------------------------------
 
-// A block of `shape` starting at element `start` of a contiguous array read as flat, as an NDArray view.
-NDArray array_block(const NDArray& contiguous, std::int64_t start, const Shape& shape) {
-  const NDArray flat = contiguous.ndim() == 1 ? contiguous : contiguous.reshape({contiguous.size()});
-  return flat.index({IndexItem::range(start, start + numel(shape))}).reshape(shape);
-}
-
 // Which optional initial states an LSTM sequence op was given; inputs are ordered xproj, w_hh, [h0], [c0].
 struct LstmStates {
   bool has_h0 = false;
@@ -207,19 +189,17 @@ class LstmSequenceOp final : public Op {
     const std::int64_t n = size.n();
     NDArray out = NDArray::empty({2 * size.steps * n}, xproj.dtype(), xproj.device());
     if (n == 0) return out;
-    Backend& backend = backend_for(out.device());
     const Shape state{size.batch, size.hidden};
     for (std::int64_t t = 0; t < size.steps; ++t) {
       const NDArray h_prev = t > 0 ? array_block(out, (t - 1) * n, state) : states_.has_h0 ? in[2] : NDArray();
       const NDArray c_prev = t > 0            ? array_block(out, (size.steps + t - 1) * n, state)
-                             : states_.has_c0 ? kernel_operand(in[states_.c0_index()])
+                             : states_.has_c0 ? in[states_.c0_index()]
                                               : NDArray();
       const bool has_h = t > 0 || states_.has_h0;
       const bool has_c = t > 0 || states_.has_c0;
       const NDArray recurrent = has_h ? matmul(h_prev, w_hh) : NDArray();
-      backend.lstm_cell(array_block(out, t * n, state).view(), array_block(out, (size.steps + t) * n, state).view(),
-                        xproj.index({IndexItem::at(t)}).view(), has_h ? recurrent.view() : StridedView{},
-                        has_c ? c_prev.view() : StridedView{});
+      needle::lstm_cell(array_block(out, t * n, state), array_block(out, (size.steps + t) * n, state),
+                        xproj.index({IndexItem::at(t)}), has_h ? &recurrent : nullptr, has_c ? &c_prev : nullptr);
     }
     return out;
   }
@@ -248,10 +228,9 @@ class LstmSequenceGradOp final : public Op {
     // Every element is written: all dgates rows, and dh0 / dc0 exactly when that state was given.
     NDArray out = NDArray::empty({states_.packed_size(steps, n)}, xproj.dtype(), xproj.device());
     if (n == 0) return out;
-    Backend& backend = backend_for(out.device());
     const Shape state{size.batch, size.hidden};
     const NDArray h0 = states_.has_h0 ? in[3] : NDArray();
-    const NDArray c0 = states_.has_c0 ? kernel_operand(in[states_.c0_index() + 1]) : NDArray();
+    const NDArray c0 = states_.has_c0 ? in[states_.c0_index() + 1] : NDArray();
     // h_{t-1} @ W_hh for steps 1..T-1 in one product.
     const NDArray recurrent =
         steps > 1 ? matmul(array_block(y, 0, {(steps - 1) * size.batch, size.hidden}), w_hh) : NDArray();
@@ -274,15 +253,14 @@ class LstmSequenceGradOp final : public Op {
       const NDArray recurrent_t =
           t > 0 ? array_block(recurrent, (t - 1) * 4 * n, {size.batch, 4 * size.hidden}) : recurrent0;
       const NDArray dgates = array_block(out, t * 4 * n, {size.batch, 4 * size.hidden});
-      backend.lstm_cell_backward(dgates.view(), has_c ? dc_prev.view() : StridedView{}, dh.view(), dc.view(),
-                                 xproj.index({IndexItem::at(t)}).view(), has_h ? recurrent_t.view() : StridedView{},
-                                 has_c ? c_prev.view() : StridedView{});
+      needle::lstm_cell_backward(dgates, has_c ? &dc_prev : nullptr, dh, dc, xproj.index({IndexItem::at(t)}),
+                                 has_h ? &recurrent_t : nullptr, has_c ? &c_prev : nullptr);
       dc_next = dc_prev;
       if (t > 0) {
         dh_next = matmul(dgates, w_hh_t);
       } else if (states_.has_h0) {
         const NDArray dh0 = matmul(dgates, w_hh_t);
-        backend.copy(array_block(out, states_.dh0_offset(steps, n), state).view(), dh0.view());
+        array_block(out, states_.dh0_offset(steps, n), state).assign(dh0);
       }
     }
     return out;
@@ -372,17 +350,12 @@ class RnnSequenceOp final : public Op {
     const std::int64_t steps = xproj.shape()[0];
     NDArray out = NDArray::empty(xproj.shape(), xproj.dtype(), xproj.device());
     if (out.size() == 0) return out;
-    Backend& backend = backend_for(out.device());
+    const UnaryOp activation = relu_ ? UnaryOp::Relu : UnaryOp::Tanh;
     for (std::int64_t t = 0; t < steps; ++t) {
-      const StridedView h_t = out.index({IndexItem::at(t)}).view();
       const NDArray x_t = xproj.index({IndexItem::at(t)});
-      if (t > 0 || has_h0_) {
-        const NDArray h_prev = t > 0 ? out.index({IndexItem::at(t - 1)}) : in[2];
-        backend.binary(BinaryOp::Add, h_t, x_t.view(), matmul(h_prev, w_hh).view());
-      } else {
-        backend.copy(h_t, x_t.view());
-      }
-      backend.unary(relu_ ? UnaryOp::Relu : UnaryOp::Tanh, h_t, h_t);
+      const NDArray z =
+          t > 0 || has_h0_ ? add(x_t, matmul(t > 0 ? out.index({IndexItem::at(t - 1)}) : in[2], w_hh)) : x_t;
+      out.assign({IndexItem::at(t)}, needle::unary(activation, z));
     }
     return out;
   }
@@ -418,17 +391,16 @@ class RnnSequenceGradOp final : public Op {
     // Every element is written: all dxproj steps, and dh0 exactly when h0 was given.
     NDArray out = NDArray::empty({(steps + (has_h0_ ? 1 : 0)) * n}, hs.dtype(), hs.device());
     if (n == 0) return out;
-    Backend& backend = backend_for(out.device());
     NDArray dh_next;
     for (std::int64_t t = steps - 1; t >= 0; --t) {
       const NDArray g_t = g.index({IndexItem::at(t)});
       const NDArray dh = t < steps - 1 ? add(g_t, dh_next) : g_t;
       const NDArray dz = mul(dh, activation_slope(hs.index({IndexItem::at(t)}), relu_));
-      backend.copy(array_block(out, t * n, state).view(), dz.view());
+      array_block(out, t * n, state).assign(dz);
       if (t > 0) {
         dh_next = matmul(dz, w_hh_t);
       } else if (has_h0_) {
-        backend.copy(array_block(out, steps * n, state).view(), matmul(dz, w_hh_t).view());
+        array_block(out, steps * n, state).assign(matmul(dz, w_hh_t));
       }
     }
     return out;

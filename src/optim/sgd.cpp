@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "needle/core/array_ops.h"
+#include "needle/core/fused_ops.h"
 #include "needle/optim/optimizer.h"
 
 namespace needle::optim {

@@ -14,6 +14,7 @@
 
 #include "needle/core/device.h"
 #include "needle/core/dtype.h"
+#include "needle/core/kernel_types.h"
 #include "needle/core/scalar.h"
 #include "needle/core/shape.h"
 
@@ -34,61 +35,6 @@ struct StridedView {
   [[nodiscard]] T* ptr() const {
     return static_cast<T*>(data);
   }
-};
-
-// Gelu is x * Phi(x) with Phi the standard normal CDF (exact, PyTorch's default); GeluGrad is its
-// derivative Phi(x) + x * phi(x). They are kernels of their own so that a GELU layer costs one pass over
-// memory forward and one backward instead of a chain of five.
-enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Erf, Gelu, GeluGrad };
-
-enum class BinaryOp : std::uint8_t {
-  Add,
-  Sub,
-  Mul,
-  Div,
-  Pow,
-  Maximum,
-  Minimum,  // arithmetic: output dtype = input dtype
-  Eq,
-  Ne,
-  Lt,
-  Le,
-  Gt,
-  Ge,  // comparisons: output dtype = bool
-};
-
-enum class ReduceOp : std::uint8_t { Sum, Max, Min };
-enum class ArgReduceOp : std::uint8_t { Argmax, Argmin };
-enum class RandomDistribution : std::uint8_t {
-  Uniform,    // U[p0, p1)
-  Normal,     // N(mean = p0, std = p1)
-  Bernoulli,  // 1 with probability p0, else 0
-};
-
-std::string_view unary_op_name(UnaryOp op);    // "exp", ...
-std::string_view binary_op_name(BinaryOp op);  // "add", "maximum", "lt", ...
-bool is_comparison(BinaryOp op);
-
-// The hyper-parameters of one Adam or AdamW step (Backend::adam_update); correction1 and correction2 are
-// the bias corrections 1 - beta1^t and 1 - beta2^t of step t.
-struct AdamStep {
-  double lr = 0.0;
-  double beta1 = 0.0;
-  double beta2 = 0.0;
-  double eps = 0.0;
-  double weight_decay = 0.0;
-  double correction1 = 1.0;
-  double correction2 = 1.0;
-  bool decoupled = false;  // AdamW: decay the parameter itself instead of adding wd * p to the gradient
-};
-
-// The hyper-parameters of one SGD step (Backend::sgd_update). `first` marks a parameter's first step with
-// momentum: its buffer holds nothing yet and is only written.
-struct SgdStep {
-  double lr = 0.0;
-  double momentum = 0.0;
-  double weight_decay = 0.0;
-  bool first = false;
 };
 
 class Backend {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "needle/backend/backend.h"
+#include "needle/core/kernel_types.h"
 #include "needle/core/ndarray.h"
 #include "needle/core/random.h"
 
@@ -53,17 +53,6 @@ NDArray relu(const NDArray& a);
 NDArray erf(const NDArray& a);
 NDArray gelu(const NDArray& a);       // x * Phi(x), Phi the standard normal CDF
 NDArray gelu_grad(const NDArray& a);  // d gelu / dx = Phi(x) + x * phi(x)
-
-// One Adam or AdamW step in place (the formula is Backend::adam_update's): param, exp_avg and exp_avg_sq
-// are overwritten. All four share a shape, a floating dtype and a device; the three updated arrays must be
-// contiguous (grad may be any view).
-void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step);
-
-// One SGD step in place (the formula is Backend::sgd_update's): param and *momentum_buffer are
-// overwritten. momentum_buffer may be null only when step.momentum is 0; on step.first its contents are
-// not read. All share a shape, a floating dtype and a device; the updated arrays must be contiguous (grad
-// may be any view, of any dtype).
-void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step);
 
 // cond ? a : b with broadcasting of all three; cond is converted to bool; a and b are promoted.
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);

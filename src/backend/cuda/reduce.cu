@@ -8,18 +8,6 @@ namespace needle::cuda {
 
 namespace {
 
-std::string_view reduce_op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum:
-      return "sum";
-    case ReduceOp::Max:
-      return "max";
-    case ReduceOp::Min:
-      return "min";
-  }
-  return "reduce";
-}
-
 struct SumCombine {
   template <typename T>
   __device__ T operator()(T a, T b) const {

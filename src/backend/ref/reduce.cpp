@@ -11,22 +11,6 @@ namespace needle::ref {
 using kernels::for_each_offset;
 using kernels::Offsets;
 
-namespace {
-
-std::string_view reduce_op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum:
-      return "sum";
-    case ReduceOp::Max:
-      return "max";
-    case ReduceOp::Min:
-      return "min";
-  }
-  return "reduce";
-}
-
-}  // namespace
-
 void reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
   const std::string_view name = reduce_op_name(op);
   kernels::expect_rank(name, "output", out, in.ndim());

@@ -1,5 +1,5 @@
 // Names of the kernel operations, used in error messages of every layer.
-#include "needle/backend/backend.h"
+#include "needle/core/kernel_types.h"
 
 namespace needle {
 
@@ -61,6 +61,32 @@ std::string_view binary_op_name(BinaryOp op) {
       return "ge";
   }
   return "unknown binary op";
+}
+
+std::string_view reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum:
+      return "sum";
+    case ReduceOp::Max:
+      return "max";
+    case ReduceOp::Min:
+      return "min";
+  }
+  return "unknown reduction";
+}
+
+std::string_view arg_reduce_op_name(ArgReduceOp op) { return op == ArgReduceOp::Argmax ? "argmax" : "argmin"; }
+
+std::string_view random_distribution_name(RandomDistribution dist) {
+  switch (dist) {
+    case RandomDistribution::Uniform:
+      return "uniform";
+    case RandomDistribution::Normal:
+      return "normal";
+    case RandomDistribution::Bernoulli:
+      return "bernoulli";
+  }
+  return "unknown distribution";
 }
 
 bool is_comparison(BinaryOp op) {

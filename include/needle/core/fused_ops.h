@@ -1,0 +1,99 @@
+// The array layer's fused computations: each one call of a fused backend kernel (softmax, layer and batch
+// norm, attention, the LSTM cell, the convolution's im2col/col2im, the optimizer updates), doing in one or
+// two passes what a chain of the functions in array_ops.h would do in many.
+//
+// Like array_ops.h, each function checks its operands once (device, dtype, shapes: a failure names the
+// function and the shapes), brings them into the layout the kernel reads (the reduced axis last, rows
+// contiguous), allocates the outputs and calls the kernel; the op layer (src/ops) and the optimizers call
+// these and never a Backend directly. Operands are float32 or float64 and share one dtype unless a function
+// says it converts.
+#pragma once
+
+#include <cstdint>
+
+#include "needle/core/kernel_types.h"
+#include "needle/core/ndarray.h"
+
+namespace needle {
+
+// ---- rows: softmax, logsumexp, layer norm ----------------------------------------------------------
+// softmax(a) along `axis` (any layout; a normalized axis in [0, ndim)), or log-softmax when `log`.
+NDArray softmax(const NDArray& a, std::int64_t axis, bool log = false);
+// The vector-Jacobian product of softmax along `axis` from its output y and the output's gradient g
+// (Backend::softmax_backward); y is converted to g's dtype.
+NDArray softmax_backward(const NDArray& g, const NDArray& y, std::int64_t axis, bool log = false);
+// log(sum(exp(a))) over the normalized `axis`, stable for infinite maxima (Backend::logsumexp).
+NDArray logsumexp(const NDArray& a, std::int64_t axis, bool keepdims = false);
+// (x - mean) / sqrt(var + eps) along the last axis, with the biased variance (layer norm without affine).
+NDArray layer_norm(const NDArray& x, double eps);
+// Its vector-Jacobian product given the input x and the output's gradient g; x is converted to g's dtype.
+NDArray layer_norm_backward(const NDArray& g, const NDArray& x, double eps);
+
+// ---- batch norm --------------------------------------------------------------------------------------
+// Batch normalization of x read as (N, C, S) (contiguous; see Backend::batch_norm), weight and bias (C,):
+// y (N, C, S) and the batch mean and biased variance (C,).
+struct BatchNormResult {
+  NDArray y;
+  NDArray mean;
+  NDArray var;
+};
+BatchNormResult batch_norm(const NDArray& x, const NDArray& weight, const NDArray& bias, double eps);
+// Its vector-Jacobian product given the gradient g of y (converted to x's dtype), x and the statistics the
+// forward returned.
+struct BatchNormGrads {
+  NDArray dx;
+  NDArray dweight;
+  NDArray dbias;
+};
+BatchNormGrads batch_norm_backward(const NDArray& g, const NDArray& x, const NDArray& mean, const NDArray& var,
+                                   const NDArray& weight, double eps);
+
+// ---- attention ---------------------------------------------------------------------------------------
+// Scaled dot-product attention of q (B, L, d), k (B, S, d), v (B, S, dv) (Backend::attention): out
+// (B, L, dv) and each query row's logsumexp (B, L), the one statistic the backward needs.
+struct AttentionResult {
+  NDArray out;
+  NDArray logsumexp;
+};
+AttentionResult attention(const NDArray& q, const NDArray& k, const NDArray& v, double scale, bool causal);
+// Its vector-Jacobian product given the gradient g of out (converted to q's dtype) and the forward's results.
+struct AttentionGrads {
+  NDArray dq;
+  NDArray dk;
+  NDArray dv;
+};
+AttentionGrads attention_backward(const NDArray& g, const NDArray& q, const NDArray& k, const NDArray& v,
+                                  const AttentionResult& forward, double scale, bool causal);
+
+// ---- LSTM cell ----------------------------------------------------------------------------------------
+// One LSTM cell step (Backend::lstm_cell) written into h and c (B, H), which may be views of a larger array
+// (a sequence's output): gates (B, 4H) plus gates2 (B, 4H) when given, c_prev (B, H) or none (the zero
+// state). Inputs with a column stride other than 1 are compacted; a row stride of 0 (one bias row for the
+// whole batch) is read in place.
+void lstm_cell(const NDArray& h, const NDArray& c, const NDArray& gates, const NDArray* gates2, const NDArray* c_prev);
+// Its vector-Jacobian product (Backend::lstm_cell_backward) written into dgates (B, 4H) and dc_prev (B, H),
+// given exactly when c_prev is, from the gradients dh and dc of h and c.
+void lstm_cell_backward(const NDArray& dgates, const NDArray* dc_prev, const NDArray& dh, const NDArray& dc,
+                        const NDArray& gates, const NDArray* gates2, const NDArray* c_prev);
+
+// ---- convolution data movement ---------------------------------------------------------------------
+// The K x K patches of image (N, H, W, C) (any strides) as columns (N, H_out, W_out, K, K, C), zeros in the
+// padding (Backend::im2col).
+NDArray im2col(const NDArray& image, std::int64_t kernel, std::int64_t stride, std::int64_t padding);
+// The adjoint: every column entry of cols (N, H_out, W_out, K, K, C) added at the cell of an image of
+// `image_shape` (N, H, W, C) it was read from (Backend::col2im).
+NDArray col2im(const NDArray& cols, const Shape& image_shape, std::int64_t stride, std::int64_t padding);
+
+// ---- optimizer updates ---------------------------------------------------------------------------------
+// One Adam or AdamW step in place (the formula is Backend::adam_update's): param, exp_avg and exp_avg_sq
+// are overwritten. All four share a shape, a floating dtype and a device; the three updated arrays must be
+// contiguous (grad may be any view).
+void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step);
+
+// One SGD step in place (the formula is Backend::sgd_update's): param and *momentum_buffer are
+// overwritten. momentum_buffer may be null only when step.momentum is 0; on step.first its contents are
+// not read. All share a shape, a floating dtype and a device; the updated arrays must be contiguous (grad
+// may be any view, of any dtype).
+void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step);
+
+}  // namespace needle

@@ -1,0 +1,333 @@
+// The array layer's fused computations (fused_ops.h): check, bring the operands into the kernel's layout,
+// allocate, call one fused kernel. The kernels then check their own promise again (a failure there is a
+// bug here, raised as RuntimeError); what a user can get wrong is raised here, naming the function.
+#include "needle/core/fused_ops.h"
+
+#include <algorithm>
+
+#include "core/array_checks.h"
+
+namespace needle {
+
+namespace {
+
+using detail::backend_of;
+using detail::check_same_device;
+
+void check_floating(std::string_view op, const NDArray& a) {
+  NEEDLE_CHECK(a.dtype() == DType::Float32 || a.dtype() == DType::Float64, TypeError, op,
+               ": expected float32 or float64, got ", dtype_name(a.dtype()));
+}
+
+void check_same_dtype(std::string_view op, const std::vector<const NDArray*>& arrays) {
+  for (const NDArray* a : arrays) {
+    NEEDLE_CHECK(a->dtype() == arrays.front()->dtype(), TypeError, op, ": expected one dtype, got ",
+                 dtype_name(arrays.front()->dtype()), " and ", dtype_name(a->dtype()));
+  }
+}
+
+void check_shape(std::string_view op, std::string_view name, const NDArray& a, const Shape& expected) {
+  NEEDLE_CHECK(a.shape() == expected, ValueError, op, ": ", name, " has shape ", shape_str(a.shape()), ", expected ",
+               shape_str(expected));
+}
+
+void check_axis(std::string_view op, const NDArray& a, std::int64_t axis) {
+  NEEDLE_CHECK(axis >= 0 && axis < std::max<std::int64_t>(a.ndim(), 1), IndexError, op, ": axis ", axis,
+               " is out of range for an array of shape ", shape_str(a.shape()));
+}
+
+// The row kernels read contiguous rows along the last axis: `axis` moved there (a view), then compacted;
+// restore_axis moves it back in a result (a view again), so any axis and any layout work.
+NDArray rows_along(const NDArray& a, std::int64_t axis) {
+  const std::int64_t last = a.ndim() - 1;
+  return (a.ndim() > 1 && axis != last ? a.swapaxes(axis, last) : a).compact();
+}
+NDArray restore_axis(const NDArray& rows, std::int64_t axis) {
+  const std::int64_t last = rows.ndim() - 1;
+  return rows.ndim() > 1 && axis != last ? rows.swapaxes(axis, last) : rows;
+}
+
+// An operand of the LSTM cell as its kernel reads it: 2-D with unit column stride, any row stride.
+NDArray unit_column_stride(const NDArray& a) { return a.shape()[1] <= 1 || a.strides()[1] == 1 ? a : a.compact(); }
+StridedView optional_view(const NDArray* a) { return a != nullptr ? a->view() : StridedView{}; }
+
+}  // namespace
+
+// ---- rows --------------------------------------------------------------------------------------------
+
+NDArray softmax(const NDArray& a, std::int64_t axis, bool log) {
+  const std::string_view op = log ? "logsoftmax" : "softmax";
+  check_floating(op, a);
+  check_axis(op, a, axis);
+  const NDArray in = rows_along(a, axis);
+  NDArray out = NDArray::empty(in.shape(), in.dtype(), in.device());
+  if (out.size() > 0) backend_of(out).softmax(out.view(), in.view(), log);
+  return restore_axis(out, axis);
+}
+
+NDArray softmax_backward(const NDArray& g, const NDArray& y, std::int64_t axis, bool log) {
+  const std::string_view op = log ? "logsoftmax_backward" : "softmax_backward";
+  check_same_device(op, {&g, &y});
+  check_floating(op, g);
+  check_shape(op, "y", y, g.shape());
+  check_axis(op, g, axis);
+  const NDArray grad = rows_along(g, axis);
+  const NDArray out = rows_along(y.astype(g.dtype()), axis);
+  NDArray dx = NDArray::empty(grad.shape(), grad.dtype(), grad.device());
+  if (dx.size() > 0) backend_of(dx).softmax_backward(dx.view(), grad.view(), out.view(), log);
+  return restore_axis(dx, axis);
+}
+
+NDArray logsumexp(const NDArray& a, std::int64_t axis, bool keepdims) {
+  check_floating("logsumexp", a);
+  check_axis("logsumexp", a, axis);
+  // The axis moved last with the other axes in their order, so the result needs no permutation back.
+  std::vector<std::int64_t> order;
+  for (std::int64_t i = 0; i < a.ndim(); ++i) {
+    if (i != axis) order.push_back(i);
+  }
+  if (a.ndim() > 0) order.push_back(axis);
+  const NDArray rows = a.permute(order).compact();
+  const Shape row_shape = rows.ndim() > 0 ? Shape(rows.shape().begin(), rows.shape().end() - 1) : Shape{};
+  NDArray out = NDArray::empty(row_shape, a.dtype(), a.device());
+  backend_of(out).logsumexp(out.view(), rows.view());
+  if (!keepdims || a.ndim() == 0) return out;
+  Shape kept = a.shape();
+  kept[static_cast<std::size_t>(axis)] = 1;
+  return out.reshape(kept);
+}
+
+NDArray layer_norm(const NDArray& x, double eps) {
+  check_floating("layer_norm", x);
+  const NDArray in = x.compact();
+  NDArray out = NDArray::empty(in.shape(), in.dtype(), in.device());
+  if (out.size() > 0) backend_of(out).layer_norm(out.view(), in.view(), eps);
+  return out;
+}
+
+NDArray layer_norm_backward(const NDArray& g, const NDArray& x, double eps) {
+  check_same_device("layer_norm_backward", {&g, &x});
+  check_floating("layer_norm_backward", g);
+  check_shape("layer_norm_backward", "x", x, g.shape());
+  const NDArray grad = g.compact();
+  const NDArray in = x.astype(g.dtype()).compact();
+  NDArray dx = NDArray::empty(grad.shape(), grad.dtype(), grad.device());
+  if (dx.size() > 0) backend_of(dx).layer_norm_backward(dx.view(), grad.view(), in.view(), eps);
+  return dx;
+}
+
+// ---- batch norm ----------------------------------------------------------------------------------------
+
+BatchNormResult batch_norm(const NDArray& x, const NDArray& weight, const NDArray& bias, double eps) {
+  check_same_device("batch_norm", {&x, &weight, &bias});
+  check_same_dtype("batch_norm", {&x, &weight, &bias});
+  check_floating("batch_norm", x);
+  NEEDLE_CHECK(x.ndim() == 3, ValueError, "batch_norm: x must be (N, C, S), got shape ", shape_str(x.shape()));
+  const std::int64_t channels = x.shape()[1];
+  check_shape("batch_norm", "weight", weight, {channels});
+  check_shape("batch_norm", "bias", bias, {channels});
+  const NDArray in = x.compact();
+  BatchNormResult r{NDArray::empty(in.shape(), in.dtype(), in.device()),
+                    NDArray::empty({channels}, in.dtype(), in.device()),
+                    NDArray::empty({channels}, in.dtype(), in.device())};
+  backend_of(in).batch_norm(r.y.view(), r.mean.view(), r.var.view(), in.view(), weight.compact().view(),
+                            bias.compact().view(), eps);
+  return r;
+}
+
+BatchNormGrads batch_norm_backward(const NDArray& g, const NDArray& x, const NDArray& mean, const NDArray& var,
+                                   const NDArray& weight, double eps) {
+  check_same_device("batch_norm_backward", {&g, &x, &mean, &var, &weight});
+  check_same_dtype("batch_norm_backward", {&x, &mean, &var, &weight});
+  check_floating("batch_norm_backward", x);
+  NEEDLE_CHECK(x.ndim() == 3, ValueError, "batch_norm_backward: x must be (N, C, S), got shape ", shape_str(x.shape()));
+  check_shape("batch_norm_backward", "g", g, x.shape());
+  const std::int64_t channels = x.shape()[1];
+  for (const NDArray* a : {&mean, &var, &weight}) check_shape("batch_norm_backward", "statistic", *a, {channels});
+  const NDArray in = x.compact();
+  const NDArray grad = g.astype(x.dtype()).compact();
+  BatchNormGrads r{NDArray::empty(in.shape(), in.dtype(), in.device()),
+                   NDArray::empty({channels}, in.dtype(), in.device()),
+                   NDArray::empty({channels}, in.dtype(), in.device())};
+  backend_of(in).batch_norm_backward(r.dx.view(), r.dweight.view(), r.dbias.view(), grad.view(), in.view(),
+                                     mean.compact().view(), var.compact().view(), weight.compact().view(), eps);
+  return r;
+}
+
+// ---- attention -------------------------------------------------------------------------------------------
+
+namespace {
+
+void check_attention(std::string_view op, const NDArray& q, const NDArray& k, const NDArray& v) {
+  check_same_device(op, {&q, &k, &v});
+  check_same_dtype(op, {&q, &k, &v});
+  check_floating(op, q);
+  NEEDLE_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3 && k.shape()[0] == q.shape()[0] &&
+                   v.shape()[0] == q.shape()[0] && k.shape()[2] == q.shape()[2] && v.shape()[1] == k.shape()[1],
+               ValueError, op, ": expected q (B, L, d), k (B, S, d) and v (B, S, dv), got shapes ",
+               shape_str(q.shape()), ", ", shape_str(k.shape()), " and ", shape_str(v.shape()));
+}
+
+}  // namespace
+
+AttentionResult attention(const NDArray& q, const NDArray& k, const NDArray& v, double scale, bool causal) {
+  check_attention("attention", q, k, v);
+  const NDArray qc = q.compact();
+  const NDArray kc = k.compact();
+  const NDArray vc = v.compact();
+  const std::int64_t batch = q.shape()[0];
+  const std::int64_t length = q.shape()[1];
+  AttentionResult r{NDArray::empty({batch, length, v.shape()[2]}, q.dtype(), q.device()),
+                    NDArray::empty({batch, length}, q.dtype(), q.device())};
+  if (batch * length > 0) {
+    backend_of(q).attention(r.out.view(), r.logsumexp.view(), qc.view(), kc.view(), vc.view(), scale, causal);
+  }
+  return r;
+}
+
+AttentionGrads attention_backward(const NDArray& g, const NDArray& q, const NDArray& k, const NDArray& v,
+                                  const AttentionResult& forward, double scale, bool causal) {
+  check_attention("attention_backward", q, k, v);
+  check_same_device("attention_backward", {&q, &g, &forward.out, &forward.logsumexp});
+  check_shape("attention_backward", "g", g, forward.out.shape());
+  const NDArray qc = q.compact();
+  const NDArray kc = k.compact();
+  const NDArray vc = v.compact();
+  const NDArray gc = g.astype(q.dtype()).compact();
+  const NDArray out = forward.out.compact();
+  const NDArray lse = forward.logsumexp.compact();
+  AttentionGrads r{NDArray::empty(q.shape(), q.dtype(), q.device()), NDArray::empty(k.shape(), q.dtype(), q.device()),
+                   NDArray::empty(v.shape(), q.dtype(), q.device())};
+  if (r.dq.size() + r.dk.size() + r.dv.size() > 0) {
+    backend_of(q).attention_backward(r.dq.view(), r.dk.view(), r.dv.view(), gc.view(), qc.view(), kc.view(), vc.view(),
+                                     out.view(), lse.view(), scale, causal);
+  }
+  return r;
+}
+
+// ---- LSTM cell ---------------------------------------------------------------------------------------------
+
+void lstm_cell(const NDArray& h, const NDArray& c, const NDArray& gates, const NDArray* gates2, const NDArray* c_prev) {
+  std::vector<const NDArray*> operands = {&h, &c, &gates};
+  if (gates2 != nullptr) operands.push_back(gates2);
+  if (c_prev != nullptr) operands.push_back(c_prev);
+  check_same_device("lstm_cell", operands);
+  check_same_dtype("lstm_cell", operands);
+  check_floating("lstm_cell", h);
+  NEEDLE_CHECK(h.ndim() == 2 && gates.ndim() == 2, ValueError, "lstm_cell: expected h (B, H) and gates (B, 4H), got ",
+               shape_str(h.shape()), " and ", shape_str(gates.shape()));
+  if (h.size() == 0) return;
+  // Views of the inputs must outlive the kernel call: keep the (possibly compacted) arrays alive.
+  const NDArray z = unit_column_stride(gates);
+  const NDArray z2 = gates2 != nullptr ? unit_column_stride(*gates2) : NDArray();
+  const NDArray cp = c_prev != nullptr ? unit_column_stride(*c_prev) : NDArray();
+  backend_of(h).lstm_cell(h.view(), c.view(), z.view(), gates2 != nullptr ? z2.view() : StridedView{},
+                          c_prev != nullptr ? cp.view() : StridedView{});
+}
+
+void lstm_cell_backward(const NDArray& dgates, const NDArray* dc_prev, const NDArray& dh, const NDArray& dc,
+                        const NDArray& gates, const NDArray* gates2, const NDArray* c_prev) {
+  NEEDLE_CHECK((dc_prev != nullptr) == (c_prev != nullptr), ValueError,
+               "lstm_cell_backward: dc_prev must be given exactly when c_prev is");
+  std::vector<const NDArray*> operands = {&dgates, &dh, &dc, &gates};
+  if (gates2 != nullptr) operands.push_back(gates2);
+  if (c_prev != nullptr) operands.push_back(c_prev);
+  if (dc_prev != nullptr) operands.push_back(dc_prev);
+  check_same_device("lstm_cell_backward", operands);
+  check_same_dtype("lstm_cell_backward", {&dgates, &gates});
+  check_floating("lstm_cell_backward", gates);
+  NEEDLE_CHECK(gates.ndim() == 2, ValueError, "lstm_cell_backward: expected gates (B, 4H), got ",
+               shape_str(gates.shape()));
+  if (gates.size() == 0) return;
+  const DType dtype = gates.dtype();
+  const NDArray z = unit_column_stride(gates);
+  const NDArray z2 = gates2 != nullptr ? unit_column_stride(gates2->astype(dtype)) : NDArray();
+  const NDArray cp = c_prev != nullptr ? unit_column_stride(c_prev->astype(dtype)) : NDArray();
+  const NDArray gh = unit_column_stride(dh.astype(dtype));
+  const NDArray gc = unit_column_stride(dc.astype(dtype));
+  backend_of(gates).lstm_cell_backward(dgates.view(), optional_view(dc_prev), gh.view(), gc.view(), z.view(),
+                                       gates2 != nullptr ? z2.view() : StridedView{},
+                                       c_prev != nullptr ? cp.view() : StridedView{});
+}
+
+// ---- convolution data movement ----------------------------------------------------------------------------
+
+NDArray im2col(const NDArray& image, std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
+  check_floating("im2col", image);
+  NEEDLE_CHECK(image.ndim() == 4, ValueError, "im2col: expected an (N, H, W, C) image, got shape ",
+               shape_str(image.shape()));
+  const Shape& s = image.shape();
+  NEEDLE_CHECK(
+      kernel >= 1 && stride >= 1 && padding >= 0 && s[1] + 2 * padding >= kernel && s[2] + 2 * padding >= kernel,
+      ValueError, "im2col: kernel size ", kernel, ", stride ", stride, " and padding ", padding,
+      " do not fit an image of shape ", shape_str(s));
+  const std::int64_t h_out = (s[1] + 2 * padding - kernel) / stride + 1;
+  const std::int64_t w_out = (s[2] + 2 * padding - kernel) / stride + 1;
+  NDArray cols = NDArray::empty({s[0], h_out, w_out, kernel, kernel, s[3]}, image.dtype(), image.device());
+  backend_of(image).im2col(cols.view(), image.view(), stride, padding);
+  return cols;
+}
+
+NDArray col2im(const NDArray& cols, const Shape& image_shape, std::int64_t stride, std::int64_t padding) {
+  check_floating("col2im", cols);
+  NEEDLE_CHECK(cols.ndim() == 6 && image_shape.size() == 4, ValueError,
+               "col2im: expected columns (N, H_out, W_out, K, K, C) and an (N, H, W, C) image, got shapes ",
+               shape_str(cols.shape()), " and ", shape_str(image_shape));
+  const NDArray columns = cols.compact();
+  NDArray image = NDArray::empty(image_shape, cols.dtype(), cols.device());
+  backend_of(image).col2im(image.view(), columns.view(), stride, padding);
+  return image;
+}
+
+// ---- optimizer updates ------------------------------------------------------------------------------------
+
+void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step) {
+  check_same_device("adam_update", {&param, &grad, &exp_avg, &exp_avg_sq});
+  NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "adam_update: parameters must be floating point, got dtype ",
+               dtype_name(param.dtype()));
+  for (const NDArray* a : {&grad, static_cast<const NDArray*>(&exp_avg), static_cast<const NDArray*>(&exp_avg_sq)}) {
+    NEEDLE_CHECK(a->shape() == param.shape(), ValueError, "adam_update: expected shape ", shape_str(param.shape()),
+                 " like the parameter, got ", shape_str(a->shape()));
+  }
+  for (const NDArray* a : {static_cast<const NDArray*>(&exp_avg), static_cast<const NDArray*>(&exp_avg_sq)}) {
+    NEEDLE_CHECK(a->dtype() == param.dtype(), TypeError, "adam_update: optimizer state of dtype ",
+                 dtype_name(a->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
+  }
+  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(&exp_avg),
+                           static_cast<const NDArray*>(&exp_avg_sq)}) {
+    NEEDLE_CHECK(a->is_compact(), ValueError, "adam_update: the updated arrays must be contiguous, got strides ",
+                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
+  }
+  if (param.size() == 0) return;
+  const NDArray g = grad.astype(param.dtype()).compact();
+  backend_of(param).adam_update(param.view(), g.view(), exp_avg.view(), exp_avg_sq.view(), step);
+}
+
+void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step) {
+  NEEDLE_CHECK(momentum_buffer != nullptr || step.momentum == 0.0, ValueError, "sgd_update: momentum ", step.momentum,
+               " needs a momentum buffer");
+  std::vector<const NDArray*> operands = {&param, &grad};
+  if (momentum_buffer != nullptr) operands.push_back(momentum_buffer);
+  check_same_device("sgd_update", operands);
+  NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "sgd_update: parameters must be floating point, got dtype ",
+               dtype_name(param.dtype()));
+  for (std::size_t k = 1; k < operands.size(); ++k) {
+    NEEDLE_CHECK(operands[k]->shape() == param.shape(), ValueError, "sgd_update: expected shape ",
+                 shape_str(param.shape()), " like the parameter, got ", shape_str(operands[k]->shape()));
+  }
+  if (momentum_buffer != nullptr) {
+    NEEDLE_CHECK(momentum_buffer->dtype() == param.dtype(), TypeError, "sgd_update: momentum buffer of dtype ",
+                 dtype_name(momentum_buffer->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
+  }
+  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(momentum_buffer)}) {
+    if (a == nullptr) continue;
+    NEEDLE_CHECK(a->is_compact(), ValueError, "sgd_update: the updated arrays must be contiguous, got strides ",
+                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
+  }
+  if (param.size() == 0) return;
+  const NDArray g = grad.astype(param.dtype()).compact();
+  const StridedView u = momentum_buffer != nullptr ? momentum_buffer->view() : StridedView{};
+  backend_of(param).sgd_update(param.view(), g.view(), u, step);
+}
+
+}  // namespace needle
