@@ -140,164 +140,26 @@ class TracingBackend final : public Backend {
   void synchronize() override { inner_backend().synchronize(); }
 
   void copy_from_host(void* device_dst, const void* host_src, std::size_t nbytes) override {
-    run(kernel("copy_from_host", DType::Bool, {}, 0, 0, static_cast<std::int64_t>(nbytes)),
+    run([&] { return kernel("copy_from_host", DType::Bool, {}, 0, 0, static_cast<std::int64_t>(nbytes)); },
         [&](Backend& b) { b.copy_from_host(device_dst, host_src, nbytes); });
   }
   void copy_to_host(void* host_dst, const void* device_src, std::size_t nbytes) override {
-    run(kernel("copy_to_host", DType::Bool, {}, 0, 0, static_cast<std::int64_t>(nbytes)),
+    run([&] { return kernel("copy_to_host", DType::Bool, {}, 0, 0, static_cast<std::int64_t>(nbytes)); },
         [&](Backend& b) { b.copy_to_host(host_dst, device_src, nbytes); });
   }
-  void fill(const StridedView& out, const Scalar& value) override {
-    run(kernel("fill", out.dtype, {out.shape}, out.size(), 0, view_bytes(out)),
-        [&](Backend& b) { b.fill(out, value); });
+  // Every kernel of kernels.def, forwarded to the wrapped backend inside a span named by the list's trace
+  // name, with its operands and its flops as the list counts them.
+#define NEEDLE_KERNEL(name, params, args, outputs, trace_name, flops)                  \
+  void name params override {                                                          \
+    run([&] { return describe(trace_name, flops, outputs, NEEDLE_KERNEL_ARGS args); }, \
+        [&](Backend& wrapped) { wrapped.name args; });                                 \
   }
-  void copy(const StridedView& out, const StridedView& in) override {
-    run(kernel("copy", out.dtype, {in.shape}, out.size(), 0, view_bytes(out) + view_bytes(in)),
-        [&](Backend& b) { b.copy(out, in); });
-  }
-  void unary(UnaryOp op, const StridedView& out, const StridedView& in) override {
-    run(kernel(str("unary.", unary_op_name(op)), out.dtype, {in.shape}, out.size(), out.size(),
-               view_bytes(out) + view_bytes(in)),
-        [&](Backend& b) { b.unary(op, out, in); });
-  }
-  void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& c) override {
-    run(kernel(str("binary.", binary_op_name(op)), a.dtype, {a.shape, c.shape}, out.size(), out.size(),
-               view_bytes(out) + view_bytes(a) + view_bytes(c)),
-        [&](Backend& b) { b.binary(op, out, a, c); });
-  }
-  void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& c) override {
-    run(kernel("where", out.dtype, {cond.shape, a.shape, c.shape}, out.size(), 0,
-               view_bytes(out) + view_bytes(cond) + view_bytes(a) + view_bytes(c)),
-        [&](Backend& b) { b.where(out, cond, a, c); });
-  }
-  void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override {
-    run(kernel(str("reduce.", reduce_op_name(op)), in.dtype, {in.shape}, out.size(), in.size(),
-               view_bytes(out) + view_bytes(in)),
-        [&](Backend& b) { b.reduce(op, out, in); });
-  }
-  void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
-    run(kernel(str("arg_reduce.", arg_reduce_op_name(op)), in.dtype, {in.shape}, out.size(), in.size(),
-               view_bytes(out) + view_bytes(in)),
-        [&](Backend& b) { b.arg_reduce(op, out, in, axis); });
-  }
-  void matmul(const StridedView& out, const StridedView& a, const StridedView& c) override {
-    // out[..., m, n] = sum over k of a[..., m, k] * b[..., k, n]: one multiply and one add per term.
-    const std::int64_t k = a.shape.empty() ? 0 : a.shape.back();
-    run(kernel("matmul", a.dtype, {a.shape, c.shape}, out.size(), 2 * out.size() * k,
-               view_bytes(out) + view_bytes(a) + view_bytes(c)),
-        [&](Backend& b) { b.matmul(out, a, c); });
-  }
-  void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) override {
-    run(kernel("gather", out.dtype, {in.shape, index.shape}, out.size(), 0, view_bytes(out) * 2 + view_bytes(index)),
-        [&](Backend& b) { b.gather(out, in, index, axis); });
-  }
-  void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
-                   std::int64_t axis) override {
-    run(kernel("scatter_add", out.dtype, {index.shape, src.shape}, src.size(), src.size(),
-               view_bytes(src) * 3 + view_bytes(index)),
-        [&](Backend& b) { b.scatter_add(out, index, src, axis); });
-  }
-  void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
-              std::uint64_t offset) override {
-    run(kernel(str("random.", random_distribution_name(dist)), out.dtype, {}, out.size(), 0, view_bytes(out)),
-        [&](Backend& b) { b.random(dist, out, p0, p1, seed, offset); });
-  }
-  // The fused row kernels; flops count the arithmetic of one straightforward pass per formula term.
-  void softmax(const StridedView& out, const StridedView& in, bool log) override {
-    run(kernel(log ? "logsoftmax" : "softmax", out.dtype, {in.shape}, out.size(), 4 * out.size(),
-               view_bytes(out) + view_bytes(in)),
-        [&](Backend& b) { b.softmax(out, in, log); });
-  }
-  void logsumexp(const StridedView& out, const StridedView& in) override {
-    run(kernel("logsumexp", in.dtype, {in.shape}, out.size(), 3 * in.size(), view_bytes(out) + view_bytes(in)),
-        [&](Backend& b) { b.logsumexp(out, in); });
-  }
-  void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override {
-    run(kernel(log ? "logsoftmax_backward" : "softmax_backward", dx.dtype, {g.shape, y.shape}, dx.size(), 4 * dx.size(),
-               view_bytes(dx) + view_bytes(g) + view_bytes(y)),
-        [&](Backend& b) { b.softmax_backward(dx, g, y, log); });
-  }
-  void layer_norm(const StridedView& out, const StridedView& x, double eps) override {
-    run(kernel("layer_norm", out.dtype, {x.shape}, out.size(), 5 * out.size(), view_bytes(out) + view_bytes(x)),
-        [&](Backend& b) { b.layer_norm(out, x, eps); });
-  }
-  void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override {
-    run(kernel("layer_norm_backward", dx.dtype, {g.shape, x.shape}, dx.size(), 10 * dx.size(),
-               view_bytes(dx) + view_bytes(g) + view_bytes(x)),
-        [&](Backend& b) { b.layer_norm_backward(dx, g, x, eps); });
-  }
-  void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
-                  const StridedView& weight, const StridedView& bias, double eps) override {
-    run(kernel("batch_norm", y.dtype, {x.shape}, y.size(), 7 * y.size(),
-               view_bytes(y) + 2 * view_bytes(x) + view_bytes(mean) + view_bytes(var) + view_bytes(weight) +
-                   view_bytes(bias)),
-        [&](Backend& b) { b.batch_norm(y, mean, var, x, weight, bias, eps); });
-  }
-  void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
-                           const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
-                           const StridedView& weight, double eps) override {
-    run(kernel("batch_norm_backward", dx.dtype, {g.shape, x.shape}, dx.size(), 10 * dx.size(),
-               view_bytes(dx) + 2 * view_bytes(g) + 2 * view_bytes(x) + view_bytes(dweight) + view_bytes(dbias) +
-                   view_bytes(mean) + view_bytes(var) + view_bytes(weight)),
-        [&](Backend& b) { b.batch_norm_backward(dx, dweight, dbias, g, x, mean, var, weight, eps); });
-  }
-
-  // Attention's flops: every (query, key) pair costs a dot product of q and k and a product with v's row
-  // forward (2 * (d + dv)); backward recomputes the first and adds dv, dp, dq and dk (2 * (3 * d + 2 * dv)).
-  void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
-                 const StridedView& v, double scale, bool causal) override {
-    const std::int64_t pair_flops = 2 * attention_pairs(q, k) * (last_dim(q) + last_dim(v));
-    run(kernel(causal ? "attention.causal" : "attention", out.dtype, {q.shape, k.shape, v.shape}, out.size(),
-               pair_flops, view_bytes(out) + view_bytes(logsumexp) + view_bytes(q) + view_bytes(k) + view_bytes(v)),
-        [&](Backend& b) { b.attention(out, logsumexp, q, k, v, scale, causal); });
-  }
-  void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
-                          const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
-                          const StridedView& logsumexp, double scale, bool causal) override {
-    const std::int64_t pair_flops = 2 * attention_pairs(q, k) * (3 * last_dim(q) + 2 * last_dim(v));
-    run(kernel(causal ? "attention_backward.causal" : "attention_backward", dq.dtype,
-               {g.shape, q.shape, k.shape, v.shape}, dq.size() + dk.size() + dv.size(), pair_flops,
-               view_bytes(dq) + view_bytes(dk) + view_bytes(dv) + view_bytes(g) + view_bytes(q) + view_bytes(k) +
-                   view_bytes(v) + view_bytes(out) + view_bytes(logsumexp)),
-        [&](Backend& b) { b.attention_backward(dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal); });
-  }
-
-  // The fused LSTM cell; an absent operand (data == nullptr) has no bytes to move.
-  void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
-                 const StridedView& c_prev) override {
-    run(kernel("lstm_cell", h.dtype, {gates.shape}, gates.size(), 6 * gates.size(),
-               view_bytes(h) + view_bytes(c) + view_bytes(gates) + present_bytes(gates2) + present_bytes(c_prev)),
-        [&](Backend& b) { b.lstm_cell(h, c, gates, gates2, c_prev); });
-  }
-  void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
-                          const StridedView& dc, const StridedView& gates, const StridedView& gates2,
-                          const StridedView& c_prev) override {
-    run(kernel("lstm_cell_backward", dgates.dtype, {gates.shape}, dgates.size(), 10 * dgates.size(),
-               view_bytes(dgates) + present_bytes(dc_prev) + view_bytes(dh) + view_bytes(dc) + view_bytes(gates) +
-                   present_bytes(gates2) + present_bytes(c_prev)),
-        [&](Backend& b) { b.lstm_cell_backward(dgates, dc_prev, dh, dc, gates, gates2, c_prev); });
-  }
-  void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) override {
-    run(kernel("im2col", cols.dtype, {image.shape}, cols.size(), 0, view_bytes(cols) + view_bytes(image)),
-        [&](Backend& b) { b.im2col(cols, image, stride, padding); });
-  }
-  void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) override {
-    run(kernel("col2im", image.dtype, {cols.shape}, image.size(), cols.size(), view_bytes(image) + view_bytes(cols)),
-        [&](Backend& b) { b.col2im(image, cols, stride, padding); });
-  }
-  void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
-                   const StridedView& exp_avg_sq, const AdamStep& step) override {
-    run(kernel("adam_update", param.dtype, {grad.shape}, param.size(), 12 * param.size(),
-               2 * view_bytes(param) + view_bytes(grad) + 2 * view_bytes(exp_avg) + 2 * view_bytes(exp_avg_sq)),
-        [&](Backend& b) { b.adam_update(param, grad, exp_avg, exp_avg_sq, step); });
-  }
-  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
-                  const SgdStep& step) override {
-    const std::int64_t flops_per_element = momentum_buffer.data != nullptr ? 6 : 4;
-    run(kernel("sgd_update", param.dtype, {grad.shape}, param.size(), flops_per_element * param.size(),
-               2 * view_bytes(param) + view_bytes(grad) + 2 * present_bytes(momentum_buffer)),
-        [&](Backend& b) { b.sgd_update(param, grad, momentum_buffer, step); });
-  }
+#define NEEDLE_PRIMITIVE NEEDLE_KERNEL
+#define NEEDLE_FUSED NEEDLE_KERNEL
+#include "needle/backend/kernels.def"
+#undef NEEDLE_PRIMITIVE
+#undef NEEDLE_FUSED
+#undef NEEDLE_KERNEL
 
  private:
   [[nodiscard]] Backend& inner_backend() const { return *inner.load(std::memory_order_acquire); }
@@ -321,13 +183,43 @@ class TracingBackend final : public Backend {
     return {std::move(name), dtype, std::move(inputs), elements, flops, bytes};
   }
 
-  template <typename Fn>
-  void run(Kernel&& info, Fn&& launch) {
+  // A kernel's span from its arguments: the first `outputs` views are written (elements counts theirs), the
+  // other views are its inputs; bytes are every present view's. The dtype shown is the first view's that is
+  // neither bool nor int64 (a comparison's operands, not its bool result; gathered values, not indices), or
+  // the first view's when all are.
+  template <typename... Args>
+  static Kernel describe(std::string name, std::int64_t flops, std::size_t outputs, const Args&... args) {
+    std::vector<const StridedView*> views;
+    (collect_view(views, args), ...);
+    Kernel info{std::move(name), views.empty() ? DType::Float32 : views.front()->dtype, {}, 0, flops, 0};
+    for (std::size_t i = 0; i < views.size(); ++i) {
+      const StridedView& view = *views[i];
+      info.bytes += present_bytes(view);
+      if (i < outputs) {
+        info.elements += view.data == nullptr ? 0 : view.size();
+      } else if (view.data != nullptr) {
+        info.inputs.push_back(view.shape);
+      }
+    }
+    const auto data_view = std::find_if(views.begin(), views.end(), [](const StridedView* view) {
+      return view->dtype != DType::Bool && view->dtype != DType::Int64;
+    });
+    if (data_view != views.end()) info.dtype = (*data_view)->dtype;
+    return info;
+  }
+  static void collect_view(std::vector<const StridedView*>& views, const StridedView& view) { views.push_back(&view); }
+  template <typename T>
+  static void collect_view(std::vector<const StridedView*>& /*views*/, const T& /*not_a_view*/) {}
+
+  // Runs `launch` on the wrapped backend, inside a span described by `describe()` while recording.
+  template <typename Describe, typename Launch>
+  void run(Describe&& describe_kernel, Launch&& launch) {
     Backend& backend = inner_backend();
     if (suppressed() || !recording_flag.load(std::memory_order_relaxed)) {
       launch(backend);
       return;
     }
+    Kernel info = describe_kernel();
     trace::Event event;
     event.kind = trace::EventKind::Kernel;
     event.name = std::move(info.name);

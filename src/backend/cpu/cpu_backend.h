@@ -1,94 +1,71 @@
-// The `cpu` backend: Needle's default device. Its kernels take fast paths for the common layouts
-// (contiguous operands, scalar broadcasts, trailing-axis reductions, row-major matmul) and fall back
-// on the `ref` kernels for everything else, so both always compute the same per-element arithmetic.
+// The `cpu` backend: Needle's default device. It is the `ref` backend with faster kernels: each kernel it
+// overrides takes fast paths for the common layouts (contiguous operands, scalar broadcasts, trailing-axis
+// reductions, row-major matmul) and falls back on the `ref` kernel for everything else, so both always
+// compute the same per-element arithmetic; a kernel it does not override (where, arg_reduce, gather,
+// scatter_add, random) is ref's, visibly so by inheritance.
 #pragma once
 
 #include "backend/cpu/block_cache.h"
-#include "backend/ref/ref_kernels.h"
+#include "backend/ref/ref_backend.h"
 #include "needle/backend/backend.h"
 
 namespace needle {
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public RefBackend {
  public:
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
 
-  // Both are host devices: same memory, same copies; cpu keeps freed large blocks for reuse.
+  // Host memory like ref's, but freed large blocks are kept for reuse.
   void* allocate(std::size_t nbytes) override { return blocks_.allocate(nbytes); }
   void deallocate(void* data, std::size_t nbytes) override { blocks_.deallocate(data, nbytes); }
   [[nodiscard]] std::size_t cached_bytes() const override { return blocks_.cached_bytes(); }
   std::size_t release_cache() override { return blocks_.release(); }
-  void copy_from_host(void* device_dst, const void* host_src, std::size_t nbytes) override {
-    ref::copy_bytes(device_dst, host_src, nbytes);
-  }
-  void copy_to_host(void* host_dst, const void* device_src, std::size_t nbytes) override {
-    ref::copy_bytes(host_dst, device_src, nbytes);
-  }
 
   // elementwise.cpp
   void fill(const StridedView& out, const Scalar& value) override;
   void copy(const StridedView& out, const StridedView& in) override;
   void unary(UnaryOp op, const StridedView& out, const StridedView& in) override;
   void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override;
-  void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) override {
-    ref::where(out, cond, a, b);
-  }
 
   // reduce.cpp
   void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override;
-  void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
-    ref::arg_reduce(op, out, in, axis);
-  }
 
   // matmul.cpp
   void matmul(const StridedView& out, const StridedView& a, const StridedView& b) override;
 
-  void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) override {
-    ref::gather(out, in, index, axis);
-  }
-  void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
-                   std::int64_t axis) override {
-    ref::scatter_add(out, index, src, axis);
-  }
-
-  void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
-              std::uint64_t offset) override {
-    ref::random(dist, out, p0, p1, seed, offset);
-  }
-
-  // nn.cpp: fused softmax and layer norm (contiguous rows; see backend.h).
+  // nn.cpp: fused softmax and layer norm (contiguous rows; see kernels.def).
   void softmax(const StridedView& out, const StridedView& in, bool log) override;
   void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override;
   void logsumexp(const StridedView& out, const StridedView& in) override;
   void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
   void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
 
-  // batch_norm.cpp: fused batch norm over N and S of contiguous (N, C, S) data (see backend.h).
+  // batch_norm.cpp: fused batch norm over N and S of contiguous (N, C, S) data (see kernels.def).
   void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
                   const StridedView& weight, const StridedView& bias, double eps) override;
   void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
                            const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
                            const StridedView& weight, double eps) override;
 
-  // attention.cpp: fused scaled dot-product attention, tiled (see backend.h).
+  // attention.cpp: fused scaled dot-product attention, tiled (see kernels.def).
   void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
                  const StridedView& v, double scale, bool causal) override;
   void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
                           const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
                           const StridedView& logsumexp, double scale, bool causal) override;
 
-  // lstm.cpp: the fused LSTM cell (see backend.h).
+  // lstm.cpp: the fused LSTM cell (see kernels.def).
   void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
                  const StridedView& c_prev) override;
   void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
                           const StridedView& dc, const StridedView& gates, const StridedView& gates2,
                           const StridedView& c_prev) override;
 
-  // conv.cpp: the convolution's data movements, one pass over the columns (see backend.h).
+  // conv.cpp: the convolution's data movements, one pass over the columns (see kernels.def).
   void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) override;
   void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) override;
 
-  // optim.cpp: the fused optimizer updates (in place; see backend.h).
+  // optim.cpp: the fused optimizer updates (in place; see kernels.def).
   void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
                    const StridedView& exp_avg_sq, const AdamStep& step) override;
   void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,

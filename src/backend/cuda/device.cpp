@@ -164,52 +164,17 @@ class CudaBackend final : public Backend {
     check(cudaStreamSynchronize(ctx_.stream), "cudaStreamSynchronize");
   }
 
-  void fill(const StridedView& out, const Scalar& value) override {
-    const DeviceGuard guard(device_);
-    cuda::fill(ctx_, out, value);
+  // Every primitive of kernels.def runs the cuda:: function of the same name on this device's context; the
+  // fused kernels are the Backend defaults, composed from these.
+#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) \
+  void name params override {                                            \
+    const DeviceGuard guard(device_);                                    \
+    cuda::name(ctx_, NEEDLE_KERNEL_ARGS args);                           \
   }
-  void copy(const StridedView& out, const StridedView& in) override {
-    const DeviceGuard guard(device_);
-    cuda::copy(ctx_, out, in);
-  }
-  void unary(UnaryOp op, const StridedView& out, const StridedView& in) override {
-    const DeviceGuard guard(device_);
-    cuda::unary(ctx_, op, out, in);
-  }
-  void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override {
-    const DeviceGuard guard(device_);
-    cuda::binary(ctx_, op, out, a, b);
-  }
-  void where(const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) override {
-    const DeviceGuard guard(device_);
-    cuda::where(ctx_, out, cond, a, b);
-  }
-  void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override {
-    const DeviceGuard guard(device_);
-    cuda::reduce(ctx_, op, out, in);
-  }
-  void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) override {
-    const DeviceGuard guard(device_);
-    cuda::arg_reduce(ctx_, op, out, in, axis);
-  }
-  void matmul(const StridedView& out, const StridedView& a, const StridedView& b) override {
-    const DeviceGuard guard(device_);
-    cuda::matmul(ctx_, out, a, b);
-  }
-  void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) override {
-    const DeviceGuard guard(device_);
-    cuda::gather(ctx_, out, in, index, axis);
-  }
-  void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src,
-                   std::int64_t axis) override {
-    const DeviceGuard guard(device_);
-    cuda::scatter_add(ctx_, out, index, src, axis);
-  }
-  void random(RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
-              std::uint64_t offset) override {
-    const DeviceGuard guard(device_);
-    cuda::random(ctx_, dist, out, p0, p1, seed, offset);
-  }
+#define NEEDLE_FUSED(name, params, args, outputs, trace_name, flops)
+#include "needle/backend/kernels.def"
+#undef NEEDLE_PRIMITIVE
+#undef NEEDLE_FUSED
 
  private:
   int device_;
