@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/json_quote.h"
 #include "debug/debug_internal.h"
 #include "needle/backend/backend.h"
 #include "needle/core/error.h"
@@ -327,35 +328,6 @@ const Recording& Scope::stop() {
 
 namespace {
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          std::array<char, 8> buffer{};
-          std::snprintf(buffer.data(), buffer.size(), "\\u%04x", static_cast<unsigned>(c));
-          out += buffer.data();
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string fixed(double value, int digits) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(digits) << value;
@@ -371,18 +343,18 @@ std::string Recording::chrome_json() const {
   for (std::uint32_t t = 0; t < threads_; ++t) {
     out << ",\n"
         << R"({"name":"thread_name","ph":"M","pid":1,"tid":)" << t << R"(,"args":{"name":)"
-        << json_string(t == 0 ? "tracing thread" : str("thread ", t)) << "}}";
+        << json_quote(t == 0 ? "tracing thread" : str("thread ", t)) << "}}";
   }
   for (const Event& e : events_) {
     const std::string name = e.kind == EventKind::Backward ? "backward " + e.name : e.name;
-    out << ",\n{\"name\":" << json_string(name) << ",\"cat\":" << json_string(event_kind_name(e.kind))
+    out << ",\n{\"name\":" << json_quote(name) << ",\"cat\":" << json_quote(event_kind_name(e.kind))
         << ",\"ph\":\"X\",\"ts\":" << fixed(e.start_us, 3) << ",\"dur\":" << fixed(e.duration_us, 3)
         << ",\"pid\":1,\"tid\":" << e.thread << ",\"args\":{\"id\":" << e.id << ",\"parent\":" << e.parent;
-    if (!e.device.empty()) out << ",\"device\":" << json_string(e.device);
-    if (!e.dtype.empty()) out << ",\"dtype\":" << json_string(e.dtype);
-    if (!e.input_shapes.empty()) out << ",\"inputs\":" << json_string(debug::detail::shapes_str(e.input_shapes));
-    if (!e.output_shapes.empty()) out << ",\"outputs\":" << json_string(debug::detail::shapes_str(e.output_shapes));
-    if (!e.call_site.empty()) out << ",\"call_site\":" << json_string(e.call_site);
+    if (!e.device.empty()) out << ",\"device\":" << json_quote(e.device);
+    if (!e.dtype.empty()) out << ",\"dtype\":" << json_quote(e.dtype);
+    if (!e.input_shapes.empty()) out << ",\"inputs\":" << json_quote(debug::detail::shapes_str(e.input_shapes));
+    if (!e.output_shapes.empty()) out << ",\"outputs\":" << json_quote(debug::detail::shapes_str(e.output_shapes));
+    if (!e.call_site.empty()) out << ",\"call_site\":" << json_quote(e.call_site);
     if (e.kind == EventKind::Kernel) {
       out << ",\"elements\":" << e.elements << ",\"flops\":" << e.flops << ",\"bytes\":" << e.bytes;
     }

@@ -1,9 +1,10 @@
-// A recursive-descent JSON reader bounded in depth, and the string escaping the writer uses.
+// A recursive-descent JSON reader bounded in depth (string escaping for writers is core/json_quote.h).
 #include "io/json.h"
 
 #include <limits>
 #include <utility>
 
+#include "core/json_quote.h"
 #include "needle/core/error.h"
 
 namespace needle::io::json {
@@ -117,7 +118,7 @@ class Parser {
       skip_whitespace();
       if (peek() != '"') fail("expected a string key");
       std::string key = parse_string();
-      if (value.find(key) != nullptr) fail(str("duplicate key ", quote(key)));
+      if (value.find(key) != nullptr) fail(str("duplicate key ", json_quote(key)));
       skip_whitespace();
       expect(':');
       Value item = parse_value(depth + 1);
@@ -266,46 +267,5 @@ class Parser {
 }  // namespace
 
 Value parse(std::string_view text) { return Parser(text).parse_document(); }
-
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (u < 0x20) {
-          constexpr const char* kHex = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[u >> 4U];
-          out += kHex[u & 0xFU];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
 
 }  // namespace needle::io::json

@@ -39,9 +39,6 @@ class ParseError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// `s` as a JSON string literal, quotes included (escapes ", \ and control characters).
-std::string quote(std::string_view s);
-
 // A name for a value's kind in messages ("an object", "a string", ...).
 const char* kind_name(Value::Kind kind);
 

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/json_quote.h"
 #include "io/json.h"
 
 namespace needle::io {
@@ -51,7 +52,7 @@ std::optional<DType> parse_dtype(std::string_view name) {
 
 // The reader's errors: ValueError naming the file.
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw ValueError(str("load_safetensors: ", json::quote(path), ": ", what));
+  throw ValueError(str("load_safetensors: ", json_quote(path), ": ", what));
 }
 
 // True when `bytes` is well-formed UTF-8 (what the JSON header must be).
@@ -106,7 +107,7 @@ struct Parsed {
 };
 
 Entry parse_entry(const std::string& path, const std::string& name, const json::Value& info) {
-  const std::string where = str("tensor ", json::quote(name));
+  const std::string where = str("tensor ", json_quote(name));
   if (info.kind != json::Value::Kind::Object) {
     fail(path, str(where, ": expected an object, found ", json::kind_name(info.kind)));
   }
@@ -114,7 +115,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   entry.name = name;
   for (const json::Member& member : info.object) {
     if (member.key != "dtype" && member.key != "shape" && member.key != "data_offsets") {
-      fail(path, str(where, ": unexpected field ", json::quote(member.key)));
+      fail(path, str(where, ": unexpected field ", json_quote(member.key)));
     }
   }
   const json::Value* dtype = info.find("dtype");
@@ -130,7 +131,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   const std::optional<DType> parsed = parse_dtype(dtype->string);
   if (!parsed) {
     fail(path,
-         str(where, ": unsupported dtype ", json::quote(dtype->string), " (Needle reads F32, F64, I32, I64, BOOL)"));
+         str(where, ": unsupported dtype ", json_quote(dtype->string), " (Needle reads F32, F64, I32, I64, BOOL)"));
   }
   entry.dtype = *parsed;
   if (shape->kind != json::Value::Kind::Array) fail(path, str(where, ": shape must be an array"));
@@ -196,7 +197,7 @@ Parsed read_and_validate(const std::string& path) {
       for (const auto& [key, item] : value.object) {
         if (item.kind != json::Value::Kind::String) {
           fail(path,
-               str("__metadata__ value of ", json::quote(key), " is ", json::kind_name(item.kind), ", not a string"));
+               str("__metadata__ value of ", json_quote(key), " is ", json::kind_name(item.kind), ", not a string"));
         }
         parsed.metadata.emplace(key, item.string);
       }
@@ -217,15 +218,15 @@ Parsed read_and_validate(const std::string& path) {
   const Entry* previous = nullptr;
   for (const Entry* e : by_offset) {
     if (e->end > data_size) {
-      fail(path, str("tensor ", json::quote(e->name), ": data_offsets [", e->begin, ", ", e->end,
+      fail(path, str("tensor ", json_quote(e->name), ": data_offsets [", e->begin, ", ", e->end,
                      "] are out of range of the ", data_size, "-byte data section (truncated file?)"));
     }
     if (e->begin < expected) {
-      fail(path, str("tensor ", json::quote(e->name), ": data_offsets [", e->begin, ", ", e->end, "] overlap tensor ",
-                     json::quote(previous->name)));
+      fail(path, str("tensor ", json_quote(e->name), ": data_offsets [", e->begin, ", ", e->end, "] overlap tensor ",
+                     json_quote(previous->name)));
     }
     if (e->begin > expected) {
-      fail(path, str("tensor ", json::quote(e->name), ": data_offsets begin at ", e->begin,
+      fail(path, str("tensor ", json_quote(e->name), ": data_offsets begin at ", e->begin,
                      ", leaving a gap after byte ", expected));
     }
     expected = e->end;
@@ -240,7 +241,7 @@ Parsed read_and_validate(const std::string& path) {
     for (std::uint64_t i = e.begin; i < e.end; ++i) {
       const auto byte = static_cast<unsigned char>(parsed.data[i]);
       if (byte > 1)
-        fail(path, str("tensor ", json::quote(e.name), ": BOOL byte ", static_cast<int>(byte), " is neither 0 nor 1"));
+        fail(path, str("tensor ", json_quote(e.name), ": BOOL byte ", static_cast<int>(byte), " is neither 0 nor 1"));
     }
   }
   return parsed;
@@ -256,17 +257,17 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     for (const auto& [key, value] : metadata) {
       if (!first) header += ',';
       first = false;
-      header += json::quote(key) + ':' + json::quote(value);
+      header += json_quote(key) + ':' + json_quote(value);
     }
     header += '}';
   }
   std::uint64_t offset = 0;
   for (const auto& [name, array] : tensors) {
-    NEEDLE_CHECK(name != "__metadata__", ValueError, "save_safetensors: ", json::quote(path),
+    NEEDLE_CHECK(name != "__metadata__", ValueError, "save_safetensors: ", json_quote(path),
                  ": \"__metadata__\" is reserved and cannot name a tensor");
     const auto bytes = static_cast<std::uint64_t>(array.size()) * static_cast<std::uint64_t>(array.itemsize());
     if (header.size() > 1) header += ',';
-    header += json::quote(name) + ":{\"dtype\":\"" + format_dtype(array.dtype()) + "\",\"shape\":[";
+    header += json_quote(name) + ":{\"dtype\":\"" + format_dtype(array.dtype()) + "\",\"shape\":[";
     for (std::size_t d = 0; d < array.shape().size(); ++d) {
       if (d > 0) header += ',';
       header += std::to_string(array.shape()[d]);
@@ -283,7 +284,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
   const std::string temporary = path + ".tmp";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    NEEDLE_CHECK(out.good(), RuntimeError, "save_safetensors: cannot open ", json::quote(temporary), " for writing");
+    NEEDLE_CHECK(out.good(), RuntimeError, "save_safetensors: cannot open ", json_quote(temporary), " for writing");
     const std::uint64_t header_size = header.size();
     out.write(reinterpret_cast<const char*>(&header_size), sizeof(header_size));
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
@@ -297,7 +298,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     if (!out.good()) {
       std::error_code ignored;
       std::filesystem::remove(temporary, ignored);
-      throw RuntimeError(str("save_safetensors: writing ", json::quote(temporary), " failed"));
+      throw RuntimeError(str("save_safetensors: writing ", json_quote(temporary), " failed"));
     }
   }
   std::error_code error;
@@ -306,7 +307,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     std::error_code ignored;
     std::filesystem::remove(temporary, ignored);
     throw RuntimeError(
-        str("save_safetensors: cannot move the written file to ", json::quote(path), ": ", error.message()));
+        str("save_safetensors: cannot move the written file to ", json_quote(path), ": ", error.message()));
   }
 }
 

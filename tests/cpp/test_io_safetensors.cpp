@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json_quote.h"
 #include "file_test_util.h"
 #include "ops_test_util.h"
 
@@ -50,6 +51,16 @@ void expect_same(const NDArray& a, const NDArray& b) {
   EXPECT_EQ(a.shape(), b.shape());
   EXPECT_EQ(a.dtype(), b.dtype());
   EXPECT_EQ(a.astype(DType::Float64).to_vector<double>(), b.astype(DType::Float64).to_vector<double>());
+}
+
+// The one JSON string escaper (safetensors headers and messages, trace files): every control character is
+// escaped, the named ones by name, so a name with a carriage return cannot break a trace file.
+TEST(JsonQuoteTest, EscapesQuotesBackslashesAndEveryControlCharacter) {
+  EXPECT_EQ(json_quote("plain"), "\"plain\"");
+  EXPECT_EQ(json_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(json_quote("\n\r\t\b\f"), "\"\\n\\r\\t\\b\\f\"");
+  EXPECT_EQ(json_quote(std::string("\x01\x1f\0", 3)), "\"\\u0001\\u001f\\u0000\"");
+  EXPECT_EQ(json_quote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 passes through
 }
 
 TEST(SafetensorsTest, RoundTripsEveryDtypeAndShape) {

@@ -2,23 +2,11 @@
 // scatter_add accumulates with atomics, so colliding float additions happen in an unspecified order
 // (the result can differ from ref's row-major order by rounding); integer results are exact.
 #include "backend/cuda/cuda_common.cuh"
-#include "backend/view_checks.h"
+#include "backend/kernel_plans.h"
 
 namespace needle::cuda {
 
 namespace {
-
-// The strides of `view` with the `axis` one zeroed: the walk stays on coordinate 0 of that axis, and
-// the kernel adds index * stride itself.
-Strides without_axis(const StridedView& view, std::size_t axis) {
-  Strides strides = view.strides;
-  strides[axis] = 0;
-  return strides;
-}
-
-void check_axis(std::string_view op, std::int64_t axis, std::int64_t ndim) {
-  NEEDLE_CHECK(axis >= 0 && axis < ndim, RuntimeError, op, ": axis ", axis, " out of range for ", ndim, " dimensions");
-}
 
 template <typename T>
 struct GatherFn {
@@ -55,34 +43,22 @@ struct ScatterAddFn {
 }  // namespace
 
 void gather(Context& ctx, const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) {
-  kernels::expect_shape("gather", "index", index, out.shape);
-  kernels::expect_dtype("gather", "index", index, DType::Int64);
-  kernels::expect_rank("gather", "input", in, out.ndim());
-  kernels::expect_dtype("gather", "input", in, out.dtype);
-  check_axis("gather", axis, out.ndim());
-  const auto ax = static_cast<std::size_t>(axis);
-  const Strides in_strides = without_axis(in, ax);
+  const kernels::IndexedAxis plan = kernels::gather_plan(out, in, index, axis);
   dispatch(out.dtype, [&]<typename T>() {
-    launch_elementwise<3>(ctx, "gather", out.shape, {&out.strides, &index.strides, &in_strides},
-                          GatherFn<T>{out.ptr<T>(), in.ptr<T>(), index.ptr<std::int64_t>(), in.strides[ax]});
+    launch_elementwise<3>(ctx, "gather", out.shape, {&out.strides, &index.strides, &plan.strides},
+                          GatherFn<T>{out.ptr<T>(), in.ptr<T>(), index.ptr<std::int64_t>(), plan.axis_stride});
   });
 }
 
 void scatter_add(Context& ctx, const StridedView& out, const StridedView& index, const StridedView& src,
                  std::int64_t axis) {
-  kernels::expect_shape("scatter_add", "index", index, src.shape);
-  kernels::expect_dtype("scatter_add", "index", index, DType::Int64);
-  kernels::expect_rank("scatter_add", "output", out, src.ndim());
-  kernels::expect_dtype("scatter_add", "source", src, out.dtype);
-  check_axis("scatter_add", axis, src.ndim());
-  const auto ax = static_cast<std::size_t>(axis);
-  const Strides out_strides = without_axis(out, ax);
+  const kernels::IndexedAxis plan = kernels::scatter_add_plan(out, index, src, axis);
   dispatch(out.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       throw_unsupported_dtype<T>("scatter_add");
     } else {
-      launch_elementwise<3>(ctx, "scatter_add", src.shape, {&src.strides, &index.strides, &out_strides},
-                            ScatterAddFn<T>{out.ptr<T>(), src.ptr<T>(), index.ptr<std::int64_t>(), out.strides[ax]});
+      launch_elementwise<3>(ctx, "scatter_add", src.shape, {&src.strides, &index.strides, &plan.strides},
+                            ScatterAddFn<T>{out.ptr<T>(), src.ptr<T>(), index.ptr<std::int64_t>(), plan.axis_stride});
     }
   });
 }

@@ -2,7 +2,7 @@
 // of input elements: a thread per output when blocks are small or strided across outputs, a thread
 // block per output (warp shuffles, then shared memory) when blocks are large. One pass either way.
 #include "backend/cuda/cuda_common.cuh"
-#include "backend/view_checks.h"
+#include "backend/kernel_plans.h"
 
 namespace needle::cuda {
 
@@ -153,17 +153,7 @@ __global__ void arg_reduce_kernel(std::int64_t outputs, std::int64_t extent, std
 
 void reduce(Context& ctx, ReduceOp op, const StridedView& out, const StridedView& in) {
   const std::string_view name = reduce_op_name(op);
-  kernels::expect_rank(name, "output", out, in.ndim());
-  kernels::expect_dtype(name, "output", out, in.dtype);
-  Shape block(in.shape.size(), 1);
-  for (std::size_t d = 0; d < in.shape.size(); ++d) {
-    const bool reduced = out.shape[d] == 1 && in.shape[d] != 1;
-    NEEDLE_CHECK(reduced || out.shape[d] == in.shape[d], RuntimeError, name, ": output shape ", shape_str(out.shape),
-                 " does not fit input shape ", shape_str(in.shape));
-    if (reduced) block[d] = in.shape[d];
-  }
-  NEEDLE_CHECK(op == ReduceOp::Sum || numel(block) > 0 || out.size() == 0, ValueError, name,
-               ": cannot reduce an empty set of elements");
+  const Shape block = kernels::reduction_block(op, out, in);
   dispatch(in.dtype, [&]<typename T>() {
     switch (op) {
       case ReduceOp::Sum:

@@ -2,6 +2,7 @@
 #include <cstddef>
 
 #include "backend/element_ops.h"
+#include "backend/kernel_plans.h"
 #include "backend/ref/ref_kernels.h"
 #include "backend/strided_loop.h"
 #include "backend/view_checks.h"
@@ -11,31 +12,10 @@ namespace needle::ref {
 using kernels::for_each_offset;
 using kernels::Offsets;
 
-namespace {
-
-// The strides of `view` with the `axis` one zeroed: walking them stays on coordinate 0 of that axis,
-// and the kernel adds index * stride itself.
-Strides without_axis(const StridedView& view, std::size_t axis) {
-  Strides strides = view.strides;
-  strides[axis] = 0;
-  return strides;
-}
-
-void check_axis(std::string_view op, std::int64_t axis, std::int64_t ndim) {
-  NEEDLE_CHECK(axis >= 0 && axis < ndim, RuntimeError, op, ": axis ", axis, " out of range for ", ndim, " dimensions");
-}
-
-}  // namespace
-
 void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) {
-  kernels::expect_shape("gather", "index", index, out.shape);
-  kernels::expect_dtype("gather", "index", index, DType::Int64);
-  kernels::expect_rank("gather", "input", in, out.ndim());
-  kernels::expect_dtype("gather", "input", in, out.dtype);
-  check_axis("gather", axis, out.ndim());
-  const auto ax = static_cast<std::size_t>(axis);
-  const std::int64_t axis_stride = in.strides[ax];
-  const Strides in_strides = without_axis(in, ax);
+  const kernels::IndexedAxis plan = kernels::gather_plan(out, in, index, axis);
+  const std::int64_t axis_stride = plan.axis_stride;
+  const Strides& in_strides = plan.strides;
 
   dispatch_dtype(out.dtype, [&]<typename T>() {
     T* o = out.ptr<T>();
@@ -47,14 +27,9 @@ void gather(const StridedView& out, const StridedView& in, const StridedView& in
 }
 
 void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src, std::int64_t axis) {
-  kernels::expect_shape("scatter_add", "index", index, src.shape);
-  kernels::expect_dtype("scatter_add", "index", index, DType::Int64);
-  kernels::expect_rank("scatter_add", "output", out, src.ndim());
-  kernels::expect_dtype("scatter_add", "source", src, out.dtype);
-  check_axis("scatter_add", axis, src.ndim());
-  const auto ax = static_cast<std::size_t>(axis);
-  const std::int64_t axis_stride = out.strides[ax];
-  const Strides out_strides = without_axis(out, ax);
+  const kernels::IndexedAxis plan = kernels::scatter_add_plan(out, index, src, axis);
+  const std::int64_t axis_stride = plan.axis_stride;
+  const Strides& out_strides = plan.strides;
 
   dispatch_dtype(out.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {

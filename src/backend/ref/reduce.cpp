@@ -2,6 +2,7 @@
 #include <cstddef>
 
 #include "backend/element_ops.h"
+#include "backend/kernel_plans.h"
 #include "backend/ref/ref_kernels.h"
 #include "backend/strided_loop.h"
 #include "backend/view_checks.h"
@@ -13,21 +14,10 @@ using kernels::Offsets;
 
 void reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
   const std::string_view name = reduce_op_name(op);
-  kernels::expect_rank(name, "output", out, in.ndim());
-  kernels::expect_dtype(name, "output", out, in.dtype);
-
-  // The input splits into the output's shape (walked together with the output; a reduced axis has
-  // extent 1 there, so only its first position is visited) and, for each output element, the block of
-  // reduced axes (walked from that element's first input element).
-  Shape block(in.shape.size(), 1);
-  for (std::size_t d = 0; d < in.shape.size(); ++d) {
-    const bool reduced = out.shape[d] == 1 && in.shape[d] != 1;
-    NEEDLE_CHECK(reduced || out.shape[d] == in.shape[d], RuntimeError, name, ": output shape ", shape_str(out.shape),
-                 " does not fit input shape ", shape_str(in.shape));
-    if (reduced) block[d] = in.shape[d];
-  }
-  NEEDLE_CHECK(op == ReduceOp::Sum || numel(block) > 0 || out.size() == 0, ValueError, name,
-               ": cannot reduce an empty set of elements");
+  // The output's shape is walked together with the input (a reduced axis has extent 1 there, so only its
+  // first position is visited) and, for each output element, the block of reduced axes from that element's
+  // first input element.
+  const Shape block = kernels::reduction_block(op, out, in);
 
   dispatch_dtype(in.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
