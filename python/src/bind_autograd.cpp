@@ -14,7 +14,7 @@ namespace {
 // An op written in Python: any object with compute(*arrays) -> NDArray and gradient(out_grad, node) ->
 // Tensor | tuple of (Tensor | None). Its output joins the C++ graph like a built-in op's, and the engine
 // calls back into Python for the gradient.
-class PythonOp final : public Op {
+class PythonOp final : public SingleOutputOp {
  public:
   explicit PythonOp(nb::object op) : op_(std::move(op)) {}
   PythonOp(const PythonOp&) = delete;
@@ -54,7 +54,10 @@ class PythonOp final : public Op {
     return to_ndarray(result, inputs.empty() ? default_device() : inputs.front().device(), std::nullopt);
   }
 
-  [[nodiscard]] std::vector<Tensor> gradient(const Tensor& out_grad, const Tensor& node) const override {
+  // Needle's gradient(out_grad, node) has no mask: a Python op computes every input's gradient, and the
+  // engine drops those no input needs.
+  [[nodiscard]] std::vector<Tensor> gradient(const Tensor& out_grad, const Tensor& node,
+                                             const NeedsGrad& /*needs_grad*/) const override {
     const nb::gil_scoped_acquire gil;
     const nb::object result = op_.attr("gradient")(out_grad, node);
     return gradients_from_python(result, name());
@@ -83,6 +86,16 @@ class PythonOp final : public Op {
  private:
   nb::object op_;
 };
+
+// Op.gradient(out_grad, node) from Python for an op with one output: every input that requires a gradient
+// gets one.
+std::vector<Tensor> gradient_of(const Op& op, const Tensor& out_grad, const Tensor& node) {
+  NEEDLE_CHECK(op.num_outputs() == 1, TypeError, op.name(), ".gradient: the op has ", op.num_outputs(),
+               " outputs, whose gradients it computes together; call backward() on a result instead");
+  NeedsGrad needs_grad;
+  for (const Tensor& input : node.inputs()) needs_grad.push_back(input.requires_grad());
+  return op.gradient_outputs({out_grad}, {node}, node.inputs(), needs_grad);
+}
 
 nb::tuple to_python_tuple(const std::vector<Tensor>& tensors) {
   nb::list items;
@@ -121,13 +134,18 @@ void bind_autograd(nb::module_& m) {
             std::vector<NDArray> inputs;
             inputs.reserve(arrays.size());
             for (const nb::handle array : arrays) inputs.push_back(nb::cast<NDArray>(array));
-            return op.compute(inputs);
+            std::vector<NDArray> outputs = op.compute_outputs(inputs);
+            if (outputs.size() == 1) return nb::cast(std::move(outputs.front()));
+            nb::list items;
+            for (NDArray& output : outputs) items.append(nb::cast(std::move(output)));
+            return nb::object(nb::tuple(items));
           },
-          nb::sig("def compute(self, *arrays: NDArray) -> NDArray"), "The forward computation on arrays.")
+          nb::sig("def compute(self, *arrays: NDArray) -> NDArray | tuple[NDArray, ...]"),
+          "The forward computation on arrays (a tuple for an op with several outputs).")
       .def(
           "gradient",
           [](const Op& op, const Tensor& out_grad, const Tensor& node) -> nb::object {
-            const std::vector<Tensor> grads = op.gradient(out_grad, node);
+            const std::vector<Tensor> grads = gradient_of(op, out_grad, node);
             if (grads.size() == 1) return nb::cast(grads.front());
             return to_python_tuple(grads);
           },
@@ -138,7 +156,7 @@ void bind_autograd(nb::module_& m) {
       .def(
           "gradient_as_tuple",
           [](const Op& op, const Tensor& out_grad, const Tensor& node) {
-            return to_python_tuple(op.gradient(out_grad, node));
+            return to_python_tuple(gradient_of(op, out_grad, node));
           },
           nb::arg("out_grad"), nb::arg("node"),
           nb::sig("def gradient_as_tuple(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]"),

@@ -2,6 +2,8 @@
 // accumulate, and release the graph.
 #include "needle/autograd/engine.h"
 
+#include <algorithm>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -14,22 +16,44 @@
 
 namespace needle::autograd {
 
+namespace {
+
+// The outputs of `tensor`'s node that still exist: the tensor alone, or every sibling of a node with several
+// outputs (in output order).
+std::vector<Tensor> node_outputs(const Tensor& tensor) {
+  const std::shared_ptr<OutputGroup>& group = tensor.impl()->group;
+  if (group == nullptr) return {tensor};
+  std::vector<Tensor> outputs;
+  for (const std::weak_ptr<TensorImpl>& output : group->outputs) {
+    if (std::shared_ptr<TensorImpl> impl = output.lock()) outputs.emplace_back(std::move(impl));
+  }
+  return outputs;
+}
+
+}  // namespace
+
 std::vector<Tensor> topological_order(const std::vector<Tensor>& outputs) {
   std::vector<Tensor> order;
   std::unordered_set<const TensorImpl*> visited;
-  // Iterative post-order DFS: a frame is (tensor, index of the next input to visit).
+  // Iterative post-order DFS: a frame is (tensor, index of the next input to visit). The outputs of one node
+  // are visited together and placed next to each other, after every input of the node: so in reverse order
+  // the engine reaches a node only once every consumer of every one of its outputs has been handled.
   std::vector<std::pair<Tensor, std::size_t>> stack;
+  const auto visit = [&](const Tensor& tensor) {
+    if (!visited.insert(tensor.impl().get()).second) return;
+    for (const Tensor& sibling : node_outputs(tensor)) visited.insert(sibling.impl().get());
+    stack.emplace_back(tensor, 0);
+  };
   for (const Tensor& output : outputs) {
-    if (!output.defined() || !visited.insert(output.impl().get()).second) continue;
-    stack.emplace_back(output, 0);
+    if (!output.defined()) continue;
+    visit(output);
     while (!stack.empty()) {
       auto& [tensor, next] = stack.back();
       const std::vector<Tensor>& inputs = tensor.inputs();
       if (next < inputs.size()) {
-        const Tensor input = inputs[next++];
-        if (visited.insert(input.impl().get()).second) stack.emplace_back(input, 0);
+        visit(inputs[next++]);
       } else {
-        order.push_back(tensor);
+        for (Tensor& sibling : node_outputs(tensor)) order.push_back(std::move(sibling));
         stack.pop_back();
       }
     }
@@ -62,12 +86,27 @@ Tensor checked_input_grad(const Op& op, const Tensor& grad, const Tensor& input,
   return grad.dtype() == input.dtype() ? grad : ops::astype(grad, input.dtype());
 }
 
-// Drops a node's op and saved inputs; a later backward through it reports the op by name.
+// Drops a node's op, saved inputs and (for an op with several outputs) saved output values; a later
+// backward through it reports the op by name.
 void release_node(TensorImpl& impl) {
   if (impl.op == nullptr) return;
   impl.released_op_name = impl.op->name();
   impl.op.reset();
   impl.inputs.clear();
+  impl.group.reset();
+}
+
+// The output tensors a node's gradient is given: the live outputs themselves, and for an output the
+// program dropped, a constant of the value the node kept.
+std::vector<Tensor> gradient_outputs_of(const Tensor& node) {
+  const std::shared_ptr<OutputGroup>& group = node.impl()->group;
+  if (group == nullptr) return {node};
+  std::vector<Tensor> outputs;
+  for (std::size_t j = 0; j < group->outputs.size(); ++j) {
+    std::shared_ptr<TensorImpl> impl = group->outputs[j].lock();
+    outputs.push_back(impl != nullptr ? Tensor(std::move(impl)) : Tensor(group->values[j], false));
+  }
+  return outputs;
 }
 
 }  // namespace
@@ -95,42 +134,58 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
   const bool release = !retain_graph && !create_graph;
   std::unordered_map<const TensorImpl*, Tensor> grads;
   grads.emplace(output.impl().get(), seed);
-  for (std::size_t k = order.size(); k-- > 0;) {  // reverse topological order: outputs first
-    const Tensor* node = &order[k];
-    const auto found = grads.find(node->impl().get());
-    if (found == grads.end()) continue;
-    const Tensor grad = std::move(found->second);
-    grads.erase(found);  // each node's gradient is complete once reached; free it as we go
-    check_not_released(*node);
+  std::unordered_set<const OutputGroup*> done_groups;  // nodes with several outputs already differentiated
+  for (std::size_t k = order.size(); k-- > 0;) {       // reverse topological order: outputs first
+    const Tensor node = order[k];
+    if (release) order[k] = Tensor();  // the walk lets go of the node once handled
+    const std::shared_ptr<OutputGroup> group = node.impl()->group;
+    if (group != nullptr && !done_groups.insert(group.get()).second) continue;  // handled with a sibling
 
-    // Non-leaf gradients are kept only when they carry no graph: a recorded gradient of an intermediate
-    // refers back to that intermediate, a reference cycle that would never be freed. (A leaf's recorded
-    // gradient also refers to the leaf, as in PyTorch: reset_grad() breaks that cycle.)
-    if (node->requires_grad() && (node->is_leaf() || !create_graph)) {
-      const Tensor previous = node->grad();
-      node->impl()->grad = (previous.defined() ? ops::add(previous, grad) : grad).impl();
+    // The gradient of each output of the node; each is complete once the node is reached.
+    const std::vector<Tensor> outputs = gradient_outputs_of(node);
+    std::vector<Tensor> out_grads(outputs.size());
+    bool any_grad = false;
+    for (std::size_t j = 0; j < outputs.size(); ++j) {
+      const auto found = grads.find(outputs[j].impl().get());
+      if (found == grads.end()) continue;
+      out_grads[j] = std::move(found->second);
+      grads.erase(found);  // free each gradient as we go
+      any_grad = true;
+      const Tensor& output = outputs[j];
+      check_not_released(output);
+      // Non-leaf gradients are kept only when they carry no graph: a recorded gradient of an intermediate
+      // refers back to that intermediate, a reference cycle that would never be freed. (A leaf's recorded
+      // gradient also refers to the leaf, as in PyTorch: reset_grad() breaks that cycle.)
+      if (output.requires_grad() && (output.is_leaf() || !create_graph)) {
+        const Tensor previous = output.grad();
+        output.impl()->grad = (previous.defined() ? ops::add(previous, out_grads[j]) : out_grads[j]).impl();
+      }
     }
-    if (node->is_leaf()) continue;
-    const Op& op = *node->op();
-    const std::vector<Tensor>& inputs = node->inputs();
-    const std::vector<Tensor> input_grads =
-        debug::detail::enabled() ? debug::detail::compute_gradient(op, grad, *node) : op.gradient(grad, *node);
-    NEEDLE_CHECK(input_grads.size() == inputs.size(), RuntimeError, op.name(), ": gradient returned ",
-                 input_grads.size(), " gradients for ", inputs.size(), " inputs");
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      if (!inputs[i].requires_grad() || !input_grads[i].defined()) continue;
-      accumulate(grads, inputs[i], checked_input_grad(op, input_grads[i], inputs[i], i));
+    if (!any_grad || node.is_leaf()) {
+      // No gradient reached this node, and none will: every consumer of its outputs has been handled.
+      if (release) {
+        for (const Tensor& output : outputs) release_node(*output.impl());
+      }
+      continue;
+    }
+
+    const Op& op = *node.op();
+    const std::vector<Tensor> inputs = node.inputs();
+    NeedsGrad needs_grad(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) needs_grad[i] = inputs[i].requires_grad();
+    if (std::any_of(needs_grad.begin(), needs_grad.end(), [](bool needed) { return needed; })) {
+      const std::vector<Tensor> input_grads =
+          debug::detail::enabled() ? debug::detail::compute_gradient(op, out_grads, outputs, inputs, needs_grad, node)
+                                   : op.gradient_outputs(out_grads, outputs, inputs, needs_grad);
+      NEEDLE_CHECK(input_grads.size() == inputs.size(), RuntimeError, op.name(), ": gradient returned ",
+                   input_grads.size(), " gradients for ", inputs.size(), " inputs");
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (!needs_grad[i] || !input_grads[i].defined()) continue;
+        accumulate(grads, inputs[i], checked_input_grad(op, input_grads[i], inputs[i], i));
+      }
     }
     if (release) {
-      release_node(*node->impl());
-      order[k] = Tensor();
-    }
-  }
-
-  // The nodes the walk did not reach (no gradient flowed to them) are released the same way.
-  if (release) {
-    for (const Tensor& node : order) {
-      if (node.defined()) release_node(*node.impl());
+      for (const Tensor& output : outputs) release_node(*output.impl());
     }
   }
 }

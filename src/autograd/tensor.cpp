@@ -43,25 +43,74 @@ Tensor::Tensor(NDArray value, bool requires_grad) : impl_(std::make_shared<Tenso
   impl_->value = std::move(value);
 }
 
-Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs) {
+namespace {
+
+// Whether a node with these inputs is recorded: grad mode is on and some input requires a gradient.
+bool records(const std::vector<Tensor>& inputs) {
+  return grad_enabled() && std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
+}
+
+std::vector<NDArray> values_of(const std::vector<Tensor>& inputs) {
   std::vector<NDArray> values;
   values.reserve(inputs.size());
   for (const Tensor& input : inputs) values.push_back(input.value());
+  return values;
+}
+
+}  // namespace
+
+Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs) {
+  const SingleOutputOp* single = op->single_output();
+  if (single == nullptr) {
+    NEEDLE_CHECK(op->num_outputs() == 1, RuntimeError, op->name(), ": an op with ", op->num_outputs(),
+                 " outputs is applied with Tensor::from_op_outputs");
+    return from_op_outputs(std::move(op), std::move(inputs)).front();
+  }
+  const std::vector<NDArray> values = values_of(inputs);
   auto impl = std::make_shared<TensorImpl>();
   if (debug::detail::enabled()) [[unlikely]] {
-    impl->value = debug::detail::compute_op(*op, inputs, values, *impl);
+    impl->value = std::move(debug::detail::compute_op(*op, values, impl->call_site).front());
   } else {
-    impl->value = op->compute(values);
+    impl->value = single->compute(values);
   }
-  const bool any_input_requires_grad =
-      std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
   // Only floating results carry gradients; comparisons, argmax and friends never do.
-  if (grad_enabled() && any_input_requires_grad && is_floating(impl->value.dtype())) {
+  if (is_floating(impl->value.dtype()) && records(inputs)) {
     impl->requires_grad = true;
     impl->op = std::move(op);
     impl->inputs = std::move(inputs);
   }
   return Tensor(std::move(impl));
+}
+
+std::vector<Tensor> Tensor::from_op_outputs(std::shared_ptr<const Op> op, std::vector<Tensor> inputs) {
+  const std::vector<NDArray> values = values_of(inputs);
+  std::vector<std::shared_ptr<TensorImpl>> impls;
+  for (std::size_t i = 0; i < op->num_outputs(); ++i) impls.push_back(std::make_shared<TensorImpl>());
+  std::vector<NDArray> results = debug::detail::enabled()
+                                     ? debug::detail::compute_op(*op, values, impls.front()->call_site)
+                                     : op->compute_outputs(values);
+  NEEDLE_CHECK(results.size() == impls.size(), RuntimeError, op->name(), ": computed ", results.size(),
+               " outputs, expected ", impls.size());
+  const bool record = records(inputs);
+  auto group = record ? std::make_shared<OutputGroup>() : nullptr;
+  std::vector<Tensor> outputs;
+  for (std::size_t i = 0; i < impls.size(); ++i) {
+    TensorImpl& impl = *impls[i];
+    impl.value = results[i];
+    if (record) {
+      // Every output is a node of the graph (the op computes all their gradients at once); only floating
+      // ones can carry a gradient.
+      impl.requires_grad = is_floating(impl.value.dtype());
+      impl.op = op;
+      impl.inputs = inputs;
+      impl.group = group;
+      impl.output_index = i;
+      group->outputs.push_back(impls[i]);
+      group->values.push_back(results[i]);
+    }
+    outputs.emplace_back(impls[i]);
+  }
+  return outputs;
 }
 
 const NDArray& Tensor::value() const { return checked(impl_).value; }

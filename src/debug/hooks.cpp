@@ -263,25 +263,27 @@ void compare_with_ref(const Op& op, const std::vector<NDArray>& values, const ND
                          ", output shape ", shape_str(result.shape()), " (detected by check_against_ref)"));
 }
 
-void check_against_ref(const Op& op, const std::vector<NDArray>& values, const NDArray& result) {
-  if (result.device().type == DeviceType::Ref) return;
+void check_against_ref(const Op& op, const std::vector<NDArray>& values, const std::vector<NDArray>& results) {
+  if (results.empty() || results.front().device().type == DeviceType::Ref) return;
   double rtol = kDefaultCheckRtol;
   double atol = kDefaultCheckAtol;
   {
     const std::lock_guard lock(tolerance_mutex());
     if (!tolerance_stack().empty()) std::tie(rtol, atol) = tolerance_stack().back();
   }
-  NDArray expected;
+  std::vector<NDArray> expected;
   try {
     const Suppress quiet;
     std::vector<NDArray> on_ref;
     on_ref.reserve(values.size());
     for (const NDArray& v : values) on_ref.push_back(v.to(ref_device()));
-    expected = op.compute(on_ref);
+    expected = op.compute_outputs(on_ref);
   } catch (const Error&) {
     return;  // an op that cannot run on ref (arrays it holds live elsewhere) has nothing to compare with
   }
-  compare_with_ref(op, values, result, expected, rtol, atol);
+  for (std::size_t i = 0; i < results.size() && i < expected.size(); ++i) {
+    compare_with_ref(op, values, results[i], expected[i], rtol, atol);
+  }
 }
 
 // Closes a span however the scope is left.
@@ -318,46 +320,48 @@ trace::Event op_event(trace::EventKind kind, const Op& op, std::vector<Shape> in
 
 }  // namespace
 
-NDArray compute_op(const Op& op, const std::vector<Tensor>& /*inputs*/, const std::vector<NDArray>& values,
-                   TensorImpl& out) {
-  if (suppressed()) return op.compute(values);
+std::vector<NDArray> compute_op(const Op& op, const std::vector<NDArray>& values, std::uint32_t call_site) {
+  if (suppressed()) return op.compute_outputs(values);
   const unsigned bits = tool_bits.load(std::memory_order_relaxed);
   const bool in_backward = backward_depth > 0;
-  NDArray result;
+  std::vector<NDArray> results;
   {
     std::int64_t span = -1;
     if ((bits & kTraceBit) != 0U) {
       const DType dtype = values.empty() ? DType::Float32 : values.front().dtype();
       const Device device = values.empty() ? default_device() : values.front().device();
       span = open_span(op_event(in_backward ? trace::EventKind::GradOp : trace::EventKind::Op, op, shapes_of(values),
-                                dtype, device, out.call_site));
+                                dtype, device, call_site));
     }
     SpanGuard guard(span);
-    result = op.compute(values);
-    if (span >= 0) guard.set_outputs({result.shape()});
+    results = op.compute_outputs(values);
+    if (span >= 0) guard.set_outputs(shapes_of(results));
   }
   // Inside backward the gradients a node returns are checked as a whole (compute_gradient): the ops
   // a gradient is made of may pass through infinities that the final gradient does not keep.
-  if ((bits & kAnomalyBit) != 0U && !in_backward) check_forward_finite(op, values, result, out.call_site);
-  if ((bits & kCheckRefBit) != 0U) check_against_ref(op, values, result);
-  return result;
+  if ((bits & kAnomalyBit) != 0U && !in_backward) {
+    for (const NDArray& result : results) check_forward_finite(op, values, result, call_site);
+  }
+  if ((bits & kCheckRefBit) != 0U) check_against_ref(op, values, results);
+  return results;
 }
 
-std::vector<Tensor> compute_gradient(const Op& op, const Tensor& out_grad, const Tensor& node) {
-  if (suppressed()) return op.gradient(out_grad, node);
+std::vector<Tensor> compute_gradient(const Op& op, const std::vector<Tensor>& out_grads,
+                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                                     const std::vector<bool>& needs_grad, const Tensor& node) {
+  if (suppressed()) return op.gradient_outputs(out_grads, outputs, inputs, needs_grad);
   const unsigned bits = tool_bits.load(std::memory_order_relaxed);
   const std::uint32_t site = node.impl()->call_site;
   std::vector<Tensor> grads;
   {
     std::int64_t span = -1;
     if ((bits & kTraceBit) != 0U) {
-      span = open_span(
-          op_event(trace::EventKind::Backward, op, shapes_of(node.inputs()), node.dtype(), node.device(), site));
+      span = open_span(op_event(trace::EventKind::Backward, op, shapes_of(inputs), node.dtype(), node.device(), site));
     }
     SpanGuard guard(span);
     ++backward_depth;
     try {
-      grads = op.gradient(out_grad, node);
+      grads = op.gradient_outputs(out_grads, outputs, inputs, needs_grad);
     } catch (...) {
       --backward_depth;
       throw;
@@ -372,8 +376,8 @@ std::vector<Tensor> compute_gradient(const Op& op, const Tensor& out_grad, const
       if (!found.any()) continue;
       throw RuntimeError(str(op.name(), ": backward produced NaN/Inf (", non_finite_str(found),
                              ") in the gradient of input ", i, " (shape ", shape_str(grads[i].shape()),
-                             "); out_grad shape ", shape_str(out_grad.shape()), ", input shapes ",
-                             shapes_str(shapes_of(node.inputs())), ", output shape ", shape_str(node.shape()), "; ",
+                             "); out_grad shapes ", shapes_str(shapes_of(out_grads)), ", input shapes ",
+                             shapes_str(shapes_of(inputs)), ", output shape ", shape_str(node.shape()), "; ",
                              site_clause(site), " (detected by anomaly mode)"));
     }
   }

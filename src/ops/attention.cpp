@@ -50,7 +50,7 @@ NDArray flat_batch(const NDArray& a) {
 
 // The fused attention of q (..., L, d), k (..., S, d), v (..., S, dv) with equal batch dimensions and one
 // floating dtype: out (..., L, dv) by Backend::attention.
-class AttentionOp final : public Op {
+class AttentionOp final : public SingleOutputOp {
  public:
   AttentionOp(double scale, bool causal) : scale_(scale), causal_(causal) {}
   std::string name() const override { return std::string(kOp); }
@@ -65,7 +65,7 @@ class AttentionOp final : public Op {
     shape.push_back(in[2].shape().back());
     return r.out.reshape(shape);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   double scale_;
@@ -77,7 +77,7 @@ class AttentionOp final : public Op {
   mutable std::optional<NDArray> logsumexp_;
 };
 
-std::vector<Tensor> AttentionOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> AttentionOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
   const Tensor& q = node.inputs()[0];
   const Tensor& k = node.inputs()[1];
   const Tensor& v = node.inputs()[2];

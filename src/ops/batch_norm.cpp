@@ -84,7 +84,7 @@ Shape channel_shape(const Shape& shape) {
 }
 
 // Inputs: x (N, C, ...), weight (C,), bias (C,), all of one floating dtype.
-class BatchNormOp final : public Op {
+class BatchNormOp final : public SingleOutputOp {
  public:
   BatchNormOp(double eps, std::shared_ptr<BatchStatistics> statistics)
       : eps_(eps), statistics_(std::move(statistics)) {}
@@ -106,14 +106,14 @@ class BatchNormOp final : public Op {
     // this one copy.
     return layout.from_kernel(r.y).compact();
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   double eps_;
   std::shared_ptr<BatchStatistics> statistics_;
 };
 
-std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
   const Tensor& x = node.inputs()[0];
   const Tensor& weight = node.inputs()[1];
   const Tensor& bias = node.inputs()[2];

@@ -37,7 +37,7 @@ Tensor conv_input_grad(const Tensor& g, const Tensor& b, const ConvGeometry& geo
 Tensor conv_weight_grad(const Tensor& a, const Tensor& g, const ConvGeometry& geo);
 
 // a (N, H, W, C_in) * b (K, K, C_in, C_out) -> (N, H_out, W_out, C_out).
-class ConvOp final : public Op {
+class ConvOp final : public SingleOutputOp {
  public:
   explicit ConvOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv"; }
@@ -47,7 +47,7 @@ class ConvOp final : public Op {
         .reshape(geo_.output_shape());
   }
 
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     return {detail::grad_if_needed(a, [&] { return conv_input_grad(g, b, geo_); }),
@@ -59,7 +59,7 @@ class ConvOp final : public Op {
 };
 
 // g (N, H_out, W_out, C_out), b (K, K, C_in, C_out) -> (N, H, W, C_in): the adjoint of conv in its input.
-class ConvInputGradOp final : public Op {
+class ConvInputGradOp final : public SingleOutputOp {
  public:
   explicit ConvInputGradOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv_input_grad"; }
@@ -73,7 +73,7 @@ class ConvInputGradOp final : public Op {
     return needle::col2im(columns, geo_.input_shape(), geo_.stride, geo_.padding);
   }
 
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // <input_grad(g, b), h> = <conv(h, b), g>.
     const Tensor& g = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
@@ -86,7 +86,7 @@ class ConvInputGradOp final : public Op {
 };
 
 // a (N, H, W, C_in), g (N, H_out, W_out, C_out) -> (K, K, C_in, C_out): the adjoint of conv in its weight.
-class ConvWeightGradOp final : public Op {
+class ConvWeightGradOp final : public SingleOutputOp {
  public:
   explicit ConvWeightGradOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv_weight_grad"; }
@@ -97,7 +97,7 @@ class ConvWeightGradOp final : public Op {
         .reshape(geo_.weight_shape());
   }
 
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // <weight_grad(a, g), h> = <conv(a, h), g>.
     const Tensor& a = node.inputs()[0];
     const Tensor& g = node.inputs()[1];

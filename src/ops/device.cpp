@@ -5,12 +5,12 @@ namespace needle::ops {
 
 namespace {
 
-class ToDeviceOp final : public Op {
+class ToDeviceOp final : public SingleOutputOp {
  public:
   explicit ToDeviceOp(Device device) : device_(device) {}
   std::string name() const override { return "to_device"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].to(device_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {to_device(g, node.inputs()[0].device())};
   }
 

@@ -15,40 +15,40 @@ namespace {
 
 // ---- tensor-tensor arithmetic ---------------------------------------------------------------------
 
-class AddOp final : public Op {
+class AddOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "add"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::add(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {sum_to_shape(g, node.inputs()[0].shape()), sum_to_shape(g, node.inputs()[1].shape())};
   }
 };
 
-class SubOp final : public Op {
+class SubOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "sub"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sub(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {sum_to_shape(g, node.inputs()[0].shape()), sum_to_shape(negate(g), node.inputs()[1].shape())};
   }
 };
 
-class MultiplyOp final : public Op {
+class MultiplyOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "multiply"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::mul(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     return {sum_to_shape(multiply(g, b), a.shape()), sum_to_shape(multiply(g, a), b.shape())};
   }
 };
 
-class DivideOp final : public Op {
+class DivideOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "divide"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::div(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b
@@ -56,11 +56,11 @@ class DivideOp final : public Op {
   }
 };
 
-class PowerOp final : public Op {
+class PowerOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "power"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::pow(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     // d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log(a)
@@ -71,14 +71,14 @@ class PowerOp final : public Op {
 };
 
 // Maximum/minimum route the gradient to the chosen operand; ties share it equally.
-class ExtremumOp final : public Op {
+class ExtremumOp final : public SingleOutputOp {
  public:
   explicit ExtremumOp(bool is_max) : is_max_(is_max) {}
   std::string name() const override { return is_max_ ? "maximum" : "minimum"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return is_max_ ? needle::maximum(in[0], in[1]) : needle::minimum(in[0], in[1]);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const NDArray& a = input_value(node, 0);
     const NDArray& b = input_value(node, 1);
     const DType dtype = g.dtype();
@@ -96,23 +96,27 @@ class ExtremumOp final : public Op {
 
 // ---- scalar arithmetic ----------------------------------------------------------------------------
 
-class AddScalarOp final : public Op {
+class AddScalarOp final : public SingleOutputOp {
  public:
   explicit AddScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "add_scalar"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0] + scalar_; }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {g}; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
+    return {g};
+  }
 
  private:
   Scalar scalar_;
 };
 
-class MulScalarOp final : public Op {
+class MulScalarOp final : public SingleOutputOp {
  public:
   explicit MulScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "mul_scalar"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0] * scalar_; }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     return {mul_scalar(g, scalar_)};
   }
 
@@ -120,12 +124,13 @@ class MulScalarOp final : public Op {
   Scalar scalar_;
 };
 
-class DivideScalarOp final : public Op {
+class DivideScalarOp final : public SingleOutputOp {
  public:
   explicit DivideScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "divide_scalar"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0] / scalar_; }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     return {divide_scalar(g, scalar_)};
   }
 
@@ -133,14 +138,14 @@ class DivideScalarOp final : public Op {
   Scalar scalar_;
 };
 
-class PowerScalarOp final : public Op {
+class PowerScalarOp final : public SingleOutputOp {
  public:
   explicit PowerScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "power_scalar"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::binary(BinaryOp::Pow, in[0], scalar_);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& a = node.inputs()[0];
     const double n = scalar_.to<double>();
     return {multiply(g, mul_scalar(power_scalar(a, Scalar(n - 1.0)), Scalar(n)))};
@@ -151,14 +156,14 @@ class PowerScalarOp final : public Op {
 };
 
 // scalar ** a
-class RPowerScalarOp final : public Op {
+class RPowerScalarOp final : public SingleOutputOp {
  public:
   explicit RPowerScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "rpower_scalar"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::binary(BinaryOp::Pow, in[0], scalar_, /*scalar_first=*/true);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {multiply(g, mul_scalar(node, Scalar(std::log(scalar_.to<double>()))))};
   }
 
@@ -167,12 +172,12 @@ class RPowerScalarOp final : public Op {
 };
 
 // scalar / a
-class RDivideScalarOp final : public Op {
+class RDivideScalarOp final : public SingleOutputOp {
  public:
   explicit RDivideScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "rdivide_scalar"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return scalar_ / in[0]; }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // d(s/a)/da = -s/a^2 = -(s/a)/a
     return {negate(multiply(g, divide(node, node.inputs()[0])))};
   }
@@ -183,43 +188,48 @@ class RDivideScalarOp final : public Op {
 
 // ---- unary functions ------------------------------------------------------------------------------
 
-class NegateOp final : public Op {
+class NegateOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "negate"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::neg(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {negate(g)}; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
+    return {negate(g)};
+  }
 };
 
-class ExpOp final : public Op {
+class ExpOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "exp"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::exp(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override { return {multiply(g, node)}; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+    return {multiply(g, node)};
+  }
 };
 
-class LogOp final : public Op {
+class LogOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "log"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::log(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {divide(g, node.inputs()[0])};
   }
 };
 
-class SqrtOp final : public Op {
+class SqrtOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "sqrt"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sqrt(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {divide(g, mul_scalar(node, Scalar(2.0)))};
   }
 };
 
-class AbsOp final : public Op {
+class AbsOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "abs"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::abs(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const NDArray& a = input_value(node, 0);
     const NDArray zero = NDArray::zeros({}, a.dtype(), a.device());
     const NDArray sign = needle::gt(a, zero).astype(g.dtype()) - needle::lt(a, zero).astype(g.dtype());
@@ -227,17 +237,17 @@ class AbsOp final : public Op {
   }
 };
 
-class ReluOp final : public Op {
+class ReluOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "relu"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::relu(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const NDArray& a = input_value(node, 0);
     return {multiply(g, constant(needle::gt(a, NDArray::zeros({}, a.dtype(), a.device())).astype(g.dtype())))};
   }
 };
 
-class LeakyReluOp final : public Op {
+class LeakyReluOp final : public SingleOutputOp {
  public:
   explicit LeakyReluOp(double slope) : slope_(slope) {}
   std::string name() const override { return "leaky_relu"; }
@@ -245,7 +255,7 @@ class LeakyReluOp final : public Op {
     const NDArray positive = needle::gt(in[0], NDArray::zeros({}, in[0].dtype(), in[0].device()));
     return needle::where(positive, in[0], in[0] * Scalar(slope_));
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const NDArray& a = input_value(node, 0);
     const NDArray positive = needle::gt(a, NDArray::zeros({}, a.dtype(), a.device()));
     const NDArray one = NDArray::ones({}, g.dtype(), a.device());
@@ -257,32 +267,32 @@ class LeakyReluOp final : public Op {
   double slope_;
 };
 
-class TanhOp final : public Op {
+class TanhOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "tanh"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::tanh(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // 1 - tanh^2, from the output so the second derivative flows through it too.
     return {multiply(g, add_scalar(negate(multiply(node, node)), Scalar(1.0)))};
   }
 };
 
-class SigmoidOp final : public Op {
+class SigmoidOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "sigmoid"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sigmoid(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {multiply(g, multiply(node, Scalar(1.0) - node))};
   }
 };
 
 // GELU and its derivative are single kernels (one pass each way); the second derivative, needed only for
 // gradients of gradients, is composed: d/dx [Phi(x) + x phi(x)] = phi(x) (2 - x^2).
-class GeluGradOp final : public Op {
+class GeluGradOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "gelu_grad"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::gelu_grad(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& x = node.inputs()[0];
     const Tensor x2 = multiply(x, x);
     const Tensor phi =
@@ -291,21 +301,21 @@ class GeluGradOp final : public Op {
   }
 };
 
-class GeluOp final : public Op {
+class GeluOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "gelu"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::gelu(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {multiply(g, make<GeluGradOp>({node.inputs()[0]}))};
   }
 };
 
-class AsTypeOp final : public Op {
+class AsTypeOp final : public SingleOutputOp {
  public:
   explicit AsTypeOp(DType dtype) : dtype_(dtype) {}
   std::string name() const override { return "astype"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].astype(dtype_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {astype(g, node.inputs()[0].dtype())};
   }
 
@@ -313,11 +323,11 @@ class AsTypeOp final : public Op {
   DType dtype_;
 };
 
-class WhereOp final : public Op {
+class WhereOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "where"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::where(in[0], in[1], in[2]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // The condition enters as a constant mask, so the gradient stays differentiable in g.
     const Tensor mask = constant(input_value(node, 0).astype(g.dtype()));
     return {Tensor(), sum_to_shape(multiply(g, mask), node.inputs()[1].shape()),
@@ -326,12 +336,13 @@ class WhereOp final : public Op {
 };
 
 // Comparisons produce bool tensors, which never require a gradient: gradient() is never reached.
-class CompareOp final : public Op {
+class CompareOp final : public SingleOutputOp {
  public:
   explicit CompareOp(BinaryOp op) : op_(op) {}
   std::string name() const override { return std::string(binary_op_name(op_)); }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::binary(op_, in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     return {Tensor(), Tensor()};
   }
 

@@ -26,14 +26,14 @@ void check_integer(std::string_view op, std::string_view what, const Tensor& t) 
 
 // Accumulates src into zeros of `shape` at `index` along `axis` (torch.scatter_add on zeros). Inputs:
 // index (integer, no gradient), src.
-class ScatterAddOp final : public Op {
+class ScatterAddOp final : public SingleOutputOp {
  public:
   ScatterAddOp(std::int64_t axis, Shape shape) : axis_(axis), shape_(std::move(shape)) {}
   std::string name() const override { return "scatter_add"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::scatter_add(NDArray::zeros(shape_, in[1].dtype(), in[1].device()), axis_, in[0], in[1]);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // Each src element was added to exactly one output cell: its gradient is that cell's.
     return {Tensor(), gather(g, axis_, node.inputs()[0])};
   }
@@ -44,12 +44,12 @@ class ScatterAddOp final : public Op {
 };
 
 // Inputs: a, index (integer, no gradient).
-class GatherOp final : public Op {
+class GatherOp final : public SingleOutputOp {
  public:
   explicit GatherOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "gather"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::gather(in[0], axis_, in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // An element of a picked several times collects every pick's gradient: scatter_add, not assignment.
     const Tensor& index = node.inputs()[1];
     return {make<ScatterAddOp>({index, g}, axis_, node.inputs()[0].shape()), Tensor()};
@@ -67,7 +67,7 @@ NDArray row_index(const NDArray& indices, std::int64_t dim) {
 }
 
 // Inputs: indices (integer, no gradient), weight.
-class EmbeddingOp final : public Op {
+class EmbeddingOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "embedding"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
@@ -76,7 +76,7 @@ class EmbeddingOp final : public Op {
     shape.push_back(dim);
     return needle::gather(in[1], 0, row_index(in[0], dim)).reshape(shape);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // Rows picked more than once accumulate every pick's gradient (scatter_add).
     const Shape& weight_shape = node.inputs()[1].shape();
     const NDArray index = row_index(node.inputs()[0].value(), weight_shape[1]);
@@ -86,7 +86,7 @@ class EmbeddingOp final : public Op {
 };
 
 // Integer input: the output never records a graph, so gradient() is never reached.
-class OneHotOp final : public Op {
+class OneHotOp final : public SingleOutputOp {
  public:
   OneHotOp(std::int64_t num_classes, DType dtype) : num_classes_(num_classes), dtype_(dtype) {}
   std::string name() const override { return "one_hot"; }
@@ -96,7 +96,10 @@ class OneHotOp final : public Op {
     const NDArray classes = NDArray::arange(num_classes_, DType::Int64, in[0].device());
     return needle::eq(in[0].astype(DType::Int64).reshape(shape), classes).astype(dtype_);
   }
-  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/) const override { return {Tensor()}; }
+  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
+    return {Tensor()};
+  }
 
  private:
   std::int64_t num_classes_;

@@ -7,11 +7,11 @@ using detail::make;
 
 namespace {
 
-class MatmulOp final : public Op {
+class MatmulOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "matmul"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::matmul(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     // NumPy's vector rules: treat 1-d operands as a row (a) or a column (b), as the forward did.

@@ -17,12 +17,12 @@ using detail::make;
 namespace {
 
 // Stable softmax: the fused kernel shifts every row by its maximum, so exp() cannot overflow.
-class SoftmaxOp final : public Op {
+class SoftmaxOp final : public SingleOutputOp {
  public:
   SoftmaxOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
   std::string name() const override { return log_ ? "logsoftmax" : "softmax"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::softmax(in[0], axis_, log_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   std::int64_t axis_;  // normalized
@@ -31,14 +31,14 @@ class SoftmaxOp final : public Op {
 
 // The vector-Jacobian product of (log-)softmax from its output: inputs g (the output's gradient) and
 // y (the output). softmax: y * (g - sum(g * y)); log-softmax: g - exp(y) * sum(g), sums along the axis.
-class SoftmaxGradOp final : public Op {
+class SoftmaxGradOp final : public SingleOutputOp {
  public:
   SoftmaxGradOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
   std::string name() const override { return log_ ? "logsoftmax_backward" : "softmax_backward"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::softmax_backward(in[0], in[1], axis_, log_);
   }
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& g = node.inputs()[0];
     const Tensor& y = node.inputs()[1];
     const Axes axis{axis_};
@@ -58,17 +58,17 @@ class SoftmaxGradOp final : public Op {
   bool log_;
 };
 
-std::vector<Tensor> SoftmaxOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> SoftmaxOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
   return {make<SoftmaxGradOp>({g, node}, axis_, log_)};
 }
 
 // (x - mean) / sqrt(var + eps) along the last axis (biased variance, as PyTorch), by the fused kernel.
-class NormalizeOp final : public Op {
+class NormalizeOp final : public SingleOutputOp {
  public:
   explicit NormalizeOp(double eps) : eps_(eps) {}
   std::string name() const override { return "normalize"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::layer_norm(in[0], eps_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   double eps_;
@@ -76,14 +76,14 @@ class NormalizeOp final : public Op {
 
 // The vector-Jacobian product of NormalizeOp: inputs g (the output's gradient) and x (its input);
 // rstd * (g - mean(g) - xhat * mean(g * xhat)) along the last axis, by the fused kernel.
-class NormalizeGradOp final : public Op {
+class NormalizeGradOp final : public SingleOutputOp {
  public:
   explicit NormalizeGradOp(double eps) : eps_(eps) {}
   std::string name() const override { return "normalize_backward"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::layer_norm_backward(in[0], in[1], eps_);
   }
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // f(g, x) = J(x)^T g with J the Jacobian of normalize, which is symmetric: df/dg^T h = f(h, x).
     // With n the row length, s = rstd, xhat = (x - mean) * s, a = mean(g * xhat), b = mean(h * xhat):
     // d<h, f>/dx = -s * (s * xhat * (mean(h * g) - mean(h) * mean(g) - a * b) + b * f(g, x) + a * f(h, x)).
@@ -105,7 +105,7 @@ class NormalizeGradOp final : public Op {
   double eps_;
 };
 
-std::vector<Tensor> NormalizeOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> NormalizeOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
   return {make<NormalizeGradOp>({g, node.inputs()[0]}, eps_)};
 }
 

@@ -21,7 +21,7 @@ std::int64_t out_size(std::int64_t size, std::int64_t kernel, std::int64_t strid
 }
 
 // (N, C, H, W) -> (N, C, H_out, W_out, K, K): cell (n, c, y, x, i, j) is a[n, c, y * stride + i, x * stride + j].
-class UnfoldOp final : public Op {
+class UnfoldOp final : public SingleOutputOp {
  public:
   UnfoldOp(std::int64_t kernel, std::int64_t stride) : kernel_(kernel), stride_(stride) {}
   std::string name() const override { return "unfold"; }
@@ -36,7 +36,7 @@ class UnfoldOp final : public Op {
                     {st[0], st[1], st[2] * stride_, st[3] * stride_, st[2], st[3]}, a.offset())
         .compact();
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Shape& s = node.inputs()[0].shape();
     return {fold(g, stride_, s[2], s[3])};
   }
@@ -48,7 +48,7 @@ class UnfoldOp final : public Op {
 
 // The adjoint of unfold: (N, C, H_out, W_out, K, K) -> (N, C, H, W), each window cell added onto the input
 // cell it was read from (cells of overlapping windows accumulate; cells no window reads stay 0).
-class FoldOp final : public Op {
+class FoldOp final : public SingleOutputOp {
  public:
   FoldOp(std::int64_t stride, std::int64_t height, std::int64_t width)
       : stride_(stride), height_(height), width_(width) {}
@@ -72,7 +72,7 @@ class FoldOp final : public Op {
     }
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {unfold(g, node.inputs()[0].shape()[4], stride_)};
   }
 

@@ -27,12 +27,12 @@ Shape kept_shape(const Shape& shape, const Axes& axes) {
   return kept;
 }
 
-class SummationOp final : public Op {
+class SummationOp final : public SingleOutputOp {
  public:
   SummationOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
   std::string name() const override { return "summation"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sum(in[0], axes_, keepdims_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Shape& input_shape = node.inputs()[0].shape();
     return {broadcast_to(reshape(g, kept_shape(input_shape, axes_)), input_shape)};
   }
@@ -55,12 +55,12 @@ Tensor spread(const Tensor& g, const Shape& input_shape, const Axes& axes) {
   return broadcast_to(reshape(g, kept_shape(input_shape, axes)), input_shape);
 }
 
-class MeanOp final : public Op {
+class MeanOp final : public SingleOutputOp {
  public:
   MeanOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
   std::string name() const override { return "mean"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::mean(in[0], axes_, keepdims_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Shape& input_shape = node.inputs()[0].shape();
     const auto count = static_cast<double>(reduced_count(input_shape, axes_));
     return {divide_scalar(spread(g, input_shape, axes_), Scalar(count))};
@@ -73,7 +73,7 @@ class MeanOp final : public Op {
 
 // Max and min: the gradient goes to the elements equal to the result; ties share it equally (so the
 // gradient is that of the average of the tied elements, and sums to the output gradient).
-class ExtremumReduceOp final : public Op {
+class ExtremumReduceOp final : public SingleOutputOp {
  public:
   ExtremumReduceOp(Axes axes, bool keepdims, bool is_max)
       : axes_(std::move(axes)), keepdims_(keepdims), is_max_(is_max) {}
@@ -81,7 +81,7 @@ class ExtremumReduceOp final : public Op {
   NDArray compute(const std::vector<NDArray>& in) const override {
     return is_max_ ? needle::max(in[0], axes_, keepdims_) : needle::min(in[0], axes_, keepdims_);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const NDArray& a = input_value(node, 0);
     const NDArray hits = needle::eq(a, node.value().reshape(kept_shape(a.shape(), axes_))).astype(g.dtype());
     // The mask is piecewise constant in a, so as a constant it also gives the right second derivative.
@@ -96,7 +96,7 @@ class ExtremumReduceOp final : public Op {
 };
 
 // log(sum(exp(a))) computed as m + log(sum(exp(a - m))) with m the maximum, so exp never overflows.
-class LogSumExpOp final : public Op {
+class LogSumExpOp final : public SingleOutputOp {
  public:
   LogSumExpOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
   std::string name() const override { return "logsumexp"; }
@@ -122,7 +122,7 @@ class LogSumExpOp final : public Op {
     }
     return keepdims_ ? result : result.squeeze(axes_.empty() ? all_axes(a.ndim()) : axes_);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // d lse / d a = exp(a - lse) (the softmax), written with the output so it differentiates again.
     const Tensor& a = node.inputs()[0];
     return {multiply(spread(g, a.shape(), axes_), exp(sub(a, spread(node, a.shape(), axes_))))};
@@ -146,12 +146,15 @@ class LogSumExpOp final : public Op {
 };
 
 // Integer output: Tensor::from_op never records it, so gradient() is never reached.
-class ArgmaxOp final : public Op {
+class ArgmaxOp final : public SingleOutputOp {
  public:
   ArgmaxOp(std::optional<std::int64_t> axis, bool keepdims) : axis_(axis), keepdims_(keepdims) {}
   std::string name() const override { return "argmax"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::argmax(in[0], axis_, keepdims_); }
-  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/) const override { return {Tensor()}; }
+  std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
+    return {Tensor()};
+  }
 
  private:
   std::optional<std::int64_t> axis_;

@@ -67,7 +67,7 @@ struct LstmInputs {
 };
 
 // (h, c) of one step, packed as the flat array [h | c] of 2 * B * H elements.
-class LstmCellOp final : public Op {
+class LstmCellOp final : public SingleOutputOp {
  public:
   explicit LstmCellOp(LstmInputs inputs) : inputs_(inputs) {}
   std::string name() const override { return "lstm_cell"; }
@@ -82,7 +82,7 @@ class LstmCellOp final : public Op {
                       gates2, c_prev);
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   LstmInputs inputs_;
@@ -90,7 +90,7 @@ class LstmCellOp final : public Op {
 
 // The vector-Jacobian product of LstmCellOp by the fused kernel: inputs g (the packed [dh | dc]), gates,
 // [gates2], [c_prev]; the result is packed too, as [dgates | dc_prev] (dc_prev only with a c_prev).
-class LstmCellGradOp final : public Op {
+class LstmCellGradOp final : public SingleOutputOp {
  public:
   explicit LstmCellGradOp(LstmInputs inputs) : inputs_(inputs) {}
   std::string name() const override { return "lstm_cell_backward"; }
@@ -110,7 +110,8 @@ class LstmCellGradOp final : public Op {
                                c_prev);
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     // LstmCellOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
     throw RuntimeError("lstm_cell_backward: not differentiable; differentiate lstm_cell with create_graph instead");
   }
@@ -119,7 +120,7 @@ class LstmCellGradOp final : public Op {
   LstmInputs inputs_;
 };
 
-std::vector<Tensor> LstmCellOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> LstmCellOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
   const std::vector<Tensor>& in = node.inputs();
   const Tensor& gates = in[0];
   const std::int64_t batch = gates.shape()[0];
@@ -178,7 +179,7 @@ SequenceSizes sequence_sizes(const Shape& xproj) { return {xproj[0], xproj[1], x
 // Every step of one LSTM layer, the input projection xproj (T, B, 4H) given (x @ W_ih + biases for the
 // whole sequence, one big product): per step only h @ W_hh and the fused cell run, with no graph nodes in
 // between. The output is the flat array [h_0 .. h_{T-1} | c_0 .. c_{T-1}], each half a contiguous (T, B, H).
-class LstmSequenceOp final : public Op {
+class LstmSequenceOp final : public SingleOutputOp {
  public:
   explicit LstmSequenceOp(LstmStates states) : states_(states) {}
   std::string name() const override { return "lstm_sequence"; }
@@ -203,7 +204,7 @@ class LstmSequenceOp final : public Op {
     }
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   LstmStates states_;
@@ -213,7 +214,7 @@ class LstmSequenceOp final : public Op {
 // xproj, w_hh, [h0], [c0] and the forward output y. The result is packed as [dxproj (T, B, 4H) | dh0 |
 // dc0]; dW_hh is one product of the whole sequence, formed by LstmSequenceOp::gradient. The recurrent
 // pre-activations h_{t-1} @ W_hh are recomputed as one product for all steps.
-class LstmSequenceGradOp final : public Op {
+class LstmSequenceGradOp final : public SingleOutputOp {
  public:
   explicit LstmSequenceGradOp(LstmStates states) : states_(states) {}
   std::string name() const override { return "lstm_sequence_backward"; }
@@ -265,7 +266,8 @@ class LstmSequenceGradOp final : public Op {
     }
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     // LstmSequenceOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
     throw RuntimeError(
         "lstm_sequence_backward: not differentiable; differentiate lstm_sequence with create_graph instead");
@@ -275,7 +277,8 @@ class LstmSequenceGradOp final : public Op {
   LstmStates states_;
 };
 
-std::vector<Tensor> LstmSequenceOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> LstmSequenceOp::gradient(const Tensor& g, const Tensor& node,
+                                             const NeedsGrad& /*needs_grad*/) const {
   const std::vector<Tensor>& in = node.inputs();
   const Tensor& xproj = in[0];
   const Tensor& w_hh = in[1];
@@ -340,7 +343,7 @@ std::vector<Tensor> LstmSequenceOp::gradient(const Tensor& g, const Tensor& node
 // Every step of one Elman RNN layer, h_t = act(xproj_t + h_{t-1} @ W_hh) with act tanh or relu, the input
 // projection xproj (T, B, H) given for the whole sequence (x @ W_ih + biases, one product) as for
 // LstmSequenceOp. The output is every step's h, (T, B, H).
-class RnnSequenceOp final : public Op {
+class RnnSequenceOp final : public SingleOutputOp {
  public:
   RnnSequenceOp(bool has_h0, bool relu) : has_h0_(has_h0), relu_(relu) {}
   std::string name() const override { return "rnn_sequence"; }
@@ -359,7 +362,7 @@ class RnnSequenceOp final : public Op {
     }
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   bool has_h0_;
@@ -377,7 +380,7 @@ Tensor activation_slope(const Tensor& h, bool relu) {
 
 // Back-propagation through time for RnnSequenceOp: inputs g (T, B, H), w_hh, [h0] and the forward output
 // hs. The result is packed as [dxproj (T, B, H) | dh0 (B, H)]; dW_hh is formed by RnnSequenceOp::gradient.
-class RnnSequenceGradOp final : public Op {
+class RnnSequenceGradOp final : public SingleOutputOp {
  public:
   RnnSequenceGradOp(bool has_h0, bool relu) : has_h0_(has_h0), relu_(relu) {}
   std::string name() const override { return "rnn_sequence_backward"; }
@@ -405,7 +408,8 @@ class RnnSequenceGradOp final : public Op {
     }
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     // RnnSequenceOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
     throw RuntimeError(
         "rnn_sequence_backward: not differentiable; differentiate rnn_sequence with create_graph instead");
@@ -416,7 +420,8 @@ class RnnSequenceGradOp final : public Op {
   bool relu_;
 };
 
-std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node,
+                                            const NeedsGrad& /*needs_grad*/) const {
   const std::vector<Tensor>& in = node.inputs();
   const Tensor& xproj = in[0];
   const Tensor& w_hh = in[1];

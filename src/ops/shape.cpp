@@ -7,12 +7,12 @@ using detail::make;
 
 namespace {
 
-class ReshapeOp final : public Op {
+class ReshapeOp final : public SingleOutputOp {
  public:
   explicit ReshapeOp(Shape shape) : shape_(std::move(shape)) {}
   std::string name() const override { return "reshape"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].reshape(shape_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {reshape(g, node.inputs()[0].shape())};
   }
 
@@ -20,12 +20,12 @@ class ReshapeOp final : public Op {
   Shape shape_;
 };
 
-class BroadcastToOp final : public Op {
+class BroadcastToOp final : public SingleOutputOp {
  public:
   explicit BroadcastToOp(Shape shape) : shape_(std::move(shape)) {}
   std::string name() const override { return "broadcast_to"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].broadcast_to(shape_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {sum_to_shape(g, node.inputs()[0].shape())};
   }
 
@@ -33,12 +33,13 @@ class BroadcastToOp final : public Op {
   Shape shape_;
 };
 
-class PermuteOp final : public Op {
+class PermuteOp final : public SingleOutputOp {
  public:
   explicit PermuteOp(Axes axes) : axes_(std::move(axes)) {}
   std::string name() const override { return "permute"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].permute(axes_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     Axes inverse(axes_.size());
     for (std::size_t i = 0; i < axes_.size(); ++i)
       inverse[static_cast<std::size_t>(axes_[i])] = static_cast<std::int64_t>(i);
@@ -49,18 +50,21 @@ class PermuteOp final : public Op {
   Axes axes_;  // normalized
 };
 
-class FlipOp final : public Op {
+class FlipOp final : public SingleOutputOp {
  public:
   explicit FlipOp(Axes axes) : axes_(std::move(axes)) {}
   std::string name() const override { return "flip"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::flip(in[0], axes_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {flip(g, axes_)}; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
+    return {flip(g, axes_)};
+  }
 
  private:
   Axes axes_;
 };
 
-class PadOp final : public Op {
+class PadOp final : public SingleOutputOp {
  public:
   PadOp(std::vector<std::pair<std::int64_t, std::int64_t>> pad_width, double value)
       : pad_width_(std::move(pad_width)), value_(value) {}
@@ -68,7 +72,7 @@ class PadOp final : public Op {
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::pad(in[0], pad_width_, Scalar(value_));
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // The padding cells are constants: only the interior passes the gradient on.
     const Shape& shape = node.inputs()[0].shape();
     Index interior;
@@ -83,12 +87,12 @@ class PadOp final : public Op {
   double value_;
 };
 
-class GetitemOp final : public Op {
+class GetitemOp final : public SingleOutputOp {
  public:
   explicit GetitemOp(Index index) : index_(std::move(index)) {}
   std::string name() const override { return "getitem"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].index(index_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override;
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
  private:
   Index index_;
@@ -96,7 +100,7 @@ class GetitemOp final : public Op {
 
 // The adjoint of getitem: writes its input into the indexed cells of zeros of `shape`. Basic indexing
 // never selects a cell twice, so writing (rather than accumulating) is exact.
-class GetitemBackwardOp final : public Op {
+class GetitemBackwardOp final : public SingleOutputOp {
  public:
   GetitemBackwardOp(Index index, Shape shape) : index_(std::move(index)), shape_(std::move(shape)) {}
   std::string name() const override { return "getitem_backward"; }
@@ -105,14 +109,17 @@ class GetitemBackwardOp final : public Op {
     out.assign(index_, in[0]);
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override { return {getitem(g, index_)}; }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
+    return {getitem(g, index_)};
+  }
 
  private:
   Index index_;
   Shape shape_;
 };
 
-std::vector<Tensor> GetitemOp::gradient(const Tensor& g, const Tensor& node) const {
+std::vector<Tensor> GetitemOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
   return {make<GetitemBackwardOp>({g}, index_, node.inputs()[0].shape())};
 }
 
@@ -130,12 +137,12 @@ Index pick(std::int64_t axis, std::int64_t i) {
   return index;
 }
 
-class ConcatOp final : public Op {
+class ConcatOp final : public SingleOutputOp {
  public:
   explicit ConcatOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "concat"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::concat(in, axis_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     std::vector<Tensor> grads;
     std::int64_t start = 0;
     for (const Tensor& input : node.inputs()) {
@@ -150,12 +157,12 @@ class ConcatOp final : public Op {
   std::int64_t axis_;  // normalized
 };
 
-class StackOp final : public Op {
+class StackOp final : public SingleOutputOp {
  public:
   explicit StackOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "stack"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::stack(in, axis_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     std::vector<Tensor> grads;
     for (std::size_t i = 0; i < node.inputs().size(); ++i) {
       grads.push_back(getitem(g, pick(axis_, static_cast<std::int64_t>(i))));
@@ -175,7 +182,7 @@ Index dilation_grid(std::int64_t ndim, const Axes& axes, std::int64_t dilation) 
   return index;
 }
 
-class DilateOp final : public Op {
+class DilateOp final : public SingleOutputOp {
  public:
   DilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
   std::string name() const override { return "dilate"; }
@@ -186,7 +193,8 @@ class DilateOp final : public Op {
     out.assign(dilation_grid(out.ndim(), axes_, dilation_), in[0]);
     return out;
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
+                               const NeedsGrad& /*needs_grad*/) const override {
     return {undilate(g, axes_, dilation_)};
   }
 
@@ -195,14 +203,14 @@ class DilateOp final : public Op {
   std::int64_t dilation_;
 };
 
-class UndilateOp final : public Op {
+class UndilateOp final : public SingleOutputOp {
  public:
   UndilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
   std::string name() const override { return "undilate"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return in[0].index(dilation_grid(in[0].ndim(), axes_, dilation_));
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // dilate(g) restores the input's layout, but when an axis's size is not a multiple of dilation + 1
     // it is longer than the input by a tail of zeros (cells undilate never read): cut that off.
     const Shape& shape = node.inputs()[0].shape();

@@ -67,11 +67,12 @@ TEST(DebugAnomaly, BackwardInfGradientNamesTheOpThatProducedIt) {
 }
 
 // An op whose gradient is NaN by construction.
-class NanGradientOp final : public Op {
+class NanGradientOp final : public SingleOutputOp {
  public:
   [[nodiscard]] std::string name() const override { return "nan_gradient"; }
   [[nodiscard]] NDArray compute(const std::vector<NDArray>& inputs) const override { return inputs[0].copy(); }
-  [[nodiscard]] std::vector<Tensor> gradient(const Tensor& out_grad, const Tensor& /*node*/) const override {
+  [[nodiscard]] std::vector<Tensor> gradient(const Tensor& out_grad, const Tensor& /*node*/,
+                                             const NeedsGrad& /*needs_grad*/) const override {
     return {out_grad * Scalar(std::numeric_limits<double>::quiet_NaN())};
   }
 };

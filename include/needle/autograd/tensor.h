@@ -17,6 +17,7 @@ namespace needle {
 
 class Op;
 struct TensorImpl;
+struct OutputGroup;
 
 class Tensor {
  public:
@@ -26,9 +27,12 @@ class Tensor {
   explicit Tensor(NDArray value, bool requires_grad = false);
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-  // Runs `op` on the inputs' values; records the graph (op + inputs) when grad mode is on and an input
-  // requires a gradient. This is how every op creates its output.
+  // Runs `op` (one with a single output) on the inputs' values; records the graph (op + inputs) when grad
+  // mode is on and an input requires a gradient. This is how every op creates its output.
   static Tensor from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs);
+  // The same for an op with several outputs: one tensor per output, each a node of the graph whose
+  // gradient the op computes together with its siblings'.
+  static std::vector<Tensor> from_op_outputs(std::shared_ptr<const Op> op, std::vector<Tensor> inputs);
 
   [[nodiscard]] bool defined() const { return impl_ != nullptr; }
   [[nodiscard]] const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
@@ -87,6 +91,9 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<const Op> op;  // null for leaves
   std::vector<Tensor> inputs;
+  // Set for an output of an op with several outputs: what it shares with its siblings, and which it is.
+  std::shared_ptr<OutputGroup> group;
+  std::size_t output_index = 0;
   std::shared_ptr<TensorImpl> grad;
   // Set when backward() released this node's graph links, so a second backward can say so.
   std::string released_op_name;
@@ -95,6 +102,14 @@ struct TensorImpl {
   std::uint32_t call_site = 0;
   // Registered with memory tracking (debug::memory_summary), which must hear of its destruction.
   bool tracked = false;
+};
+
+// What the outputs of one node of an op with several outputs share: each other, weakly (an output the program
+// dropped is gone, as any tensor), and their values, which the op's backward may read (attention's
+// logsumexp, BatchNorm's batch statistics) whether or not the program kept that output.
+struct OutputGroup {
+  std::vector<std::weak_ptr<TensorImpl>> outputs;
+  std::vector<NDArray> values;
 };
 
 }  // namespace needle

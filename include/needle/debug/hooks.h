@@ -34,14 +34,15 @@ inline std::atomic<unsigned> tool_bits{0};
 void on_tensor_created(TensorImpl& impl);
 void on_tensor_destroyed(TensorImpl& impl);
 
-// Runs op.compute(values) for Tensor::from_op with the tools that are on: a trace span, the anomaly check of
-// the output, the comparison against the ref device. `out` is the output being built (its call site is set).
-NDArray compute_op(const Op& op, const std::vector<Tensor>& inputs, const std::vector<NDArray>& values,
-                   TensorImpl& out);
+// Runs op.compute_outputs(values) for Tensor::from_op with the tools that are on: a trace span, the anomaly
+// check of the outputs, the comparison against the ref device. `call_site` is the first output's.
+std::vector<NDArray> compute_op(const Op& op, const std::vector<NDArray>& values, std::uint32_t call_site);
 
-// Runs op.gradient(out_grad, node) for the backward engine: a trace span and the anomaly check of the
-// gradients it returns.
-std::vector<Tensor> compute_gradient(const Op& op, const Tensor& out_grad, const Tensor& node);
+// Runs op.gradient_outputs(...) for the backward engine: a trace span and the anomaly check of the
+// gradients it returns. `node` is the output the engine reached the node through.
+std::vector<Tensor> compute_gradient(const Op& op, const std::vector<Tensor>& out_grads,
+                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                                     const std::vector<bool>& needs_grad, const Tensor& node);
 
 // Spans one whole backward() call, so the gradient accumulations the engine runs between nodes nest inside
 // it in a trace, and so the anomaly check of ops created during backward reports the backward phase.
