@@ -96,15 +96,27 @@ void release_node(TensorImpl& impl) {
   impl.group.reset();
 }
 
-// The output tensors a node's gradient is given: the live outputs themselves, and for an output the
-// program dropped, a constant of the value the node kept.
+// The output tensors a node's gradient is given: the live outputs themselves, and an output the program
+// dropped made again from the value the node kept, as an output of the same node (so that a gradient
+// recorded with create_graph still flows through it into the node's inputs).
 std::vector<Tensor> gradient_outputs_of(const Tensor& node) {
-  const std::shared_ptr<OutputGroup>& group = node.impl()->group;
-  if (group == nullptr) return {node};
+  const TensorImpl& impl = *node.impl();
+  if (impl.group == nullptr) return {node};
+  OutputGroup& group = *impl.group;
   std::vector<Tensor> outputs;
-  for (std::size_t j = 0; j < group->outputs.size(); ++j) {
-    std::shared_ptr<TensorImpl> impl = group->outputs[j].lock();
-    outputs.push_back(impl != nullptr ? Tensor(std::move(impl)) : Tensor(group->values[j], false));
+  for (std::size_t j = 0; j < group.outputs.size(); ++j) {
+    std::shared_ptr<TensorImpl> output = group.outputs[j].lock();
+    if (output == nullptr) {
+      output = std::make_shared<TensorImpl>();
+      output->value = group.values[j];
+      output->requires_grad = is_floating(output->value.dtype());
+      output->op = impl.op;
+      output->inputs = impl.inputs;
+      output->group = impl.group;
+      output->output_index = j;
+      group.outputs[j] = output;
+    }
+    outputs.emplace_back(std::move(output));
   }
   return outputs;
 }

@@ -5,6 +5,7 @@
 // composition of matmul, transpose, where and softmax, where every piece has its gradient.
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include "needle/autograd/grad_mode.h"
@@ -49,56 +50,55 @@ NDArray flat_batch(const NDArray& a) {
 }
 
 // The fused attention of q (..., L, d), k (..., S, d), v (..., S, dv) with equal batch dimensions and one
-// floating dtype: out (..., L, dv) by Backend::attention.
-class AttentionOp final : public SingleOutputOp {
+// floating dtype, by Backend::attention. Two outputs: out (..., L, dv), and the per-row logsumexp (B, L) of
+// the scaled, masked scores, which the backward needs to recompute the probabilities tile by tile.
+class AttentionOp final : public Op {
  public:
   AttentionOp(double scale, bool causal) : scale_(scale), causal_(causal) {}
   std::string name() const override { return std::string(kOp); }
-  NDArray compute(const std::vector<NDArray>& in) const override {
+  std::size_t num_outputs() const override { return 2; }
+  std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const AttentionResult r =
         needle::attention(flat_batch(in[0]), flat_batch(in[1]), flat_batch(in[2]), scale_, causal_);
-    // Only the first compute() is this node's forward: debugging tools may run compute() again on copies
-    // of the inputs (check_against_ref, on the ref device), and those results must not replace it.
-    if (!logsumexp_) logsumexp_ = r.logsumexp;
     Shape shape = batch_shape(in[0].shape());
     shape.push_back(in[0].shape()[in[0].ndim() - 2]);
     shape.push_back(in[2].shape().back());
-    return r.out.reshape(shape);
+    return {r.out.reshape(shape), r.logsumexp};
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
+  std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& inputs, const NeedsGrad& needs_grad) const override;
 
  private:
   double scale_;
   bool causal_;
-  // The per-row logsumexp (B, L) of the scaled, masked scores, from compute(). An op yields one array, but
-  // the backward needs this second output to recompute the probabilities tile by tile, so compute() keeps
-  // it here. Every node owns its own op object (made by make<> per call), and backward releases the op
-  // with the node once its gradient is handed on, so this lives exactly as long as the node's saved inputs.
-  mutable std::optional<NDArray> logsumexp_;
 };
 
-std::vector<Tensor> AttentionOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
-  const Tensor& q = node.inputs()[0];
-  const Tensor& k = node.inputs()[1];
-  const Tensor& v = node.inputs()[2];
-  if (grad_enabled() || !logsumexp_) {
+// Only out carries a gradient: the logsumexp is an internal output no user op reads.
+std::vector<Tensor> AttentionOp::gradient_outputs(const std::vector<Tensor>& out_grads,
+                                                  const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                                                  const NeedsGrad& needs_grad) const {
+  const Tensor& g = out_grads[0];
+  const Tensor& q = inputs[0];
+  const Tensor& k = inputs[1];
+  const Tensor& v = inputs[2];
+  if (!g.defined()) return {Tensor(), Tensor(), Tensor()};
+  if (grad_enabled()) {
     // backward(create_graph=true): the gradients must themselves be differentiable, so they are written
     // with ops (FlashAttention's backward formulas on the full probabilities p, recomputed from q and k).
     const Tensor p = composed_probabilities(q, k, scale_, causal_);
     const Tensor dp = matmul(g, transpose(v));
     const Tensor ds = p * (dp - summation(dp * p, {-1}, /*keepdims=*/true)) * Scalar(scale_);
-    return {detail::grad_if_needed(q, [&] { return matmul(ds, k); }),
-            detail::grad_if_needed(k, [&] { return matmul(transpose(ds), q); }),
-            detail::grad_if_needed(v, [&] { return matmul(transpose(p), g); })};
+    return {needs_grad[0] ? matmul(ds, k) : Tensor(), needs_grad[1] ? matmul(transpose(ds), q) : Tensor(),
+            needs_grad[2] ? matmul(transpose(p), g) : Tensor()};
   }
   // A plain backward records nothing (grad mode is off), so the gradients are plain arrays from the fused
-  // kernel, which recomputes the probabilities tile by tile from the saved logsumexp.
-  const AttentionGrads grads =
-      needle::attention_backward(flat_batch(g.value()), flat_batch(q.value()), flat_batch(k.value()),
-                                 flat_batch(v.value()), {flat_batch(node.value()), *logsumexp_}, scale_, causal_);
-  return {detail::grad_if_needed(q, [&] { return constant(grads.dq.reshape(q.shape())); }),
-          detail::grad_if_needed(k, [&] { return constant(grads.dk.reshape(k.shape())); }),
-          detail::grad_if_needed(v, [&] { return constant(grads.dv.reshape(v.shape())); })};
+  // kernel, which recomputes the probabilities tile by tile from the logsumexp output.
+  const AttentionGrads grads = needle::attention_backward(
+      flat_batch(g.value()), flat_batch(q.value()), flat_batch(k.value()), flat_batch(v.value()),
+      {flat_batch(outputs[0].value()), outputs[1].value()}, scale_, causal_);
+  return {needs_grad[0] ? constant(grads.dq.reshape(q.shape())) : Tensor(),
+          needs_grad[1] ? constant(grads.dk.reshape(k.shape())) : Tensor(),
+          needs_grad[2] ? constant(grads.dv.reshape(v.shape())) : Tensor()};
 }
 
 }  // namespace
@@ -123,7 +123,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
   if (batch == batch_shape(k.shape()) && batch == batch_shape(v.shape()) && q.dtype() == k.dtype() &&
       q.dtype() == v.dtype()) {
-    return make<AttentionOp>({q, k, v}, scale, causal);
+    return Tensor::from_op_outputs(std::make_shared<const AttentionOp>(scale, causal), {q, k, v}).front();
   }
   return matmul(composed_probabilities(q, k, scale, causal), v);
 }

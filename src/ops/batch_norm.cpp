@@ -15,16 +15,6 @@ namespace needle::ops::detail {
 
 namespace {
 
-// The per-channel mean and biased variance the forward computed, kept for the backward kernel (which
-// would otherwise recompute them from x), with x as the kernel read it (no second copy when x had to be
-// made contiguous).
-struct BatchStatistics {
-  NDArray mean;
-  NDArray var;
-  NDArray x;
-  bool computed = false;
-};
-
 // How x (N, C, ...) is handed to the kernels, which read contiguous (N', C, S) memory. A channels-last
 // array (the convolution layer's NHWC output seen as NCHW) is already (N * H * W, C, 1) in memory and goes
 // as it is; anything else is made contiguous as (N, C, S), S the product of the remaining dimensions. The
@@ -83,40 +73,37 @@ Shape channel_shape(const Shape& shape) {
   return out;
 }
 
-// Inputs: x (N, C, ...), weight (C,), bias (C,), all of one floating dtype.
-class BatchNormOp final : public SingleOutputOp {
+// Inputs: x (N, C, ...), weight (C,), bias (C,), all of one floating dtype. Three outputs: y (x's shape) and
+// the batch mean and biased variance (C,), which the layers fold into their running statistics and the
+// backward kernel reads instead of computing them again.
+class BatchNormOp final : public Op {
  public:
-  BatchNormOp(double eps, std::shared_ptr<BatchStatistics> statistics)
-      : eps_(eps), statistics_(std::move(statistics)) {}
+  explicit BatchNormOp(double eps) : eps_(eps) {}
   std::string name() const override { return "batch_norm"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
+  std::size_t num_outputs() const override { return 3; }
+  std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const KernelLayout layout(in[0]);
-    const NDArray x = layout.to_kernel(in[0]);
-    const BatchNormResult r = needle::batch_norm(x, in[1], in[2], eps_);
-    // The first computation is the one the graph holds; check_against_ref computes the op a second time on
-    // the ref device, and that copy's statistics must not replace the ones the backward reads.
-    if (!statistics_->computed) {
-      statistics_->mean = r.mean;
-      statistics_->var = r.var;
-      statistics_->x = x;
-      statistics_->computed = true;
-    }
+    const BatchNormResult r = needle::batch_norm(layout.to_kernel(in[0]), in[1], in[2], eps_);
     // Handed on contiguous in x's own (N, C, ...) order even when read channels-last: the element-wise ops
     // that follow (ReLU and its gradient) take a strided path on a permuted view that costs several times
     // this one copy.
-    return layout.from_kernel(r.y).compact();
+    return {layout.from_kernel(r.y).compact(), r.mean, r.var};
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
+  std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& inputs, const NeedsGrad& needs_grad) const override;
 
  private:
   double eps_;
-  std::shared_ptr<BatchStatistics> statistics_;
 };
 
-std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
-  const Tensor& x = node.inputs()[0];
-  const Tensor& weight = node.inputs()[1];
-  const Tensor& bias = node.inputs()[2];
+// Only y carries a gradient: the statistics leave the graph as arrays (running statistics).
+std::vector<Tensor> BatchNormOp::gradient_outputs(const std::vector<Tensor>& out_grads,
+                                                  const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                                                  const NeedsGrad& needs_grad) const {
+  const Tensor& g = out_grads[0];
+  const Tensor& x = inputs[0];
+  const Tensor& weight = inputs[1];
+  if (!g.defined()) return {Tensor(), Tensor(), Tensor()};
   if (grad_enabled()) {
     // A graph of the gradient is being recorded (create_graph): the formula of batch_norm_backward in
     // differentiable ops, so that gradients of this gradient work.
@@ -126,22 +113,18 @@ std::vector<Tensor> BatchNormOp::gradient(const Tensor& g, const Tensor& node, c
     const Tensor invstd = Scalar(1.0) / sqrt(mean(centered * centered, axes, /*keepdims=*/true) + Scalar(eps_));
     const Tensor xhat = centered * invstd;
     const Tensor g_xhat = g * xhat;
-    const auto dx = [&] {
-      return reshape(weight, param_shape) * invstd *
-             (g - mean(g, axes, /*keepdims=*/true) - xhat * mean(g_xhat, axes, /*keepdims=*/true));
-    };
-    return {grad_if_needed(x, dx), grad_if_needed(weight, [&] { return summation(g_xhat, axes); }),
-            grad_if_needed(bias, [&] { return summation(g, axes); })};
+    return {needs_grad[0] ? reshape(weight, param_shape) * invstd *
+                                (g - mean(g, axes, /*keepdims=*/true) - xhat * mean(g_xhat, axes, /*keepdims=*/true))
+                          : Tensor(),
+            needs_grad[1] ? summation(g_xhat, axes) : Tensor(), needs_grad[2] ? summation(g, axes) : Tensor()};
   }
-  // Plain backward: one fused kernel gives all three gradients from the saved statistics.
-  NEEDLE_CHECK(statistics_->computed, RuntimeError, "batch_norm: backward before forward");
+  // Plain backward: one fused kernel gives all three gradients from the batch statistics.
   const KernelLayout layout(x.value());
-  const NDArray& xv = statistics_->x;
-  const BatchNormGrads grads = needle::batch_norm_backward(layout.to_kernel(g.value().astype(xv.dtype())), xv,
-                                                           statistics_->mean, statistics_->var, weight.value(), eps_);
-  return {grad_if_needed(x, [&] { return constant(layout.from_kernel(grads.dx)); }),
-          grad_if_needed(weight, [&] { return constant(grads.dweight); }),
-          grad_if_needed(bias, [&] { return constant(grads.dbias); })};
+  const NDArray xv = layout.to_kernel(x.value());
+  const BatchNormGrads grads = needle::batch_norm_backward(
+      layout.to_kernel(g.value().astype(xv.dtype())), xv, outputs[1].value(), outputs[2].value(), weight.value(), eps_);
+  return {needs_grad[0] ? constant(layout.from_kernel(grads.dx)) : Tensor(),
+          needs_grad[1] ? constant(grads.dweight) : Tensor(), needs_grad[2] ? constant(grads.dbias) : Tensor()};
 }
 
 }  // namespace
@@ -171,11 +154,10 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
   // The kernel always applies weight and bias: absent ones are the identity, as constants.
   const Tensor w = weight.defined() ? weight : constant(NDArray::ones({channels}, dtype, x.device()));
   const Tensor b = bias.defined() ? bias : constant(NDArray::zeros({channels}, dtype, x.device()));
-  auto statistics = std::make_shared<BatchStatistics>();
-  Tensor y = make<BatchNormOp>({x, w, b}, eps, statistics);
-  batch_mean = statistics->mean;
-  batch_var = statistics->var;
-  return y;
+  const std::vector<Tensor> outputs = Tensor::from_op_outputs(std::make_shared<const BatchNormOp>(eps), {x, w, b});
+  batch_mean = outputs[1].value();
+  batch_var = outputs[2].value();
+  return outputs[0];
 }
 
 }  // namespace needle::ops::detail

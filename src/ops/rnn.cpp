@@ -1,14 +1,13 @@
 // The fused LSTM as ops: one cell step (lstm_cell) and a whole layer's recurrence (lstm_sequence); and the
 // Elman RNN's recurrence (rnn_sequence) the same way, from primitive kernels.
 //
-// An op yields one array, so each packs its outputs into one flat array ([h | c]; [h_0..h_T-1 | c_0..c_T-1])
-// whose halves are returned as views. The sequence ops exist because a per-step graph cannot use a hoisted
-// input projection well: slicing the (T, B, 4H) projection per step makes every slice's gradient a full
-// zero-filled (T, B, 4H) array, summed T times. As one op, the layer keeps per step only h @ W_hh and the
-// fused cell, forward and backward, and its weight gradient is one product over the sequence.
+// The LSTM ops have two outputs each (h and c; every step's h and every step's c). The sequence ops exist
+// because a per-step graph cannot use a hoisted input projection well: slicing the (T, B, 4H) projection per step makes
+// every slice's gradient a full zero-filled (T, B, 4H) array, summed T times. As one op, the layer keeps per step only
+// h @ W_hh and the fused cell, forward and backward, and its weight gradient is one product over the sequence.
 //
-// The gradients run the backend's fused backward kernel (the *GradOp ops) when no graph of the gradient is
-// being recorded, the ordinary backward() case; under create_graph they are written with differentiable ops
+// The gradients run the fused backward kernels on arrays when no graph of the gradient is being recorded,
+// the ordinary backward() case; under create_graph they are written with differentiable ops
 // instead, so gradients of gradients work without a hand-written second derivative.
 #include <string>
 #include <tuple>
@@ -23,17 +22,6 @@ namespace needle::ops {
 using detail::make;
 
 namespace {
-
-// A block of `shape` starting at element `start` of a contiguous array read as flat, as an NDArray view.
-NDArray array_block(const NDArray& contiguous, std::int64_t start, const Shape& shape) {
-  const NDArray flat = contiguous.ndim() == 1 ? contiguous : contiguous.reshape({contiguous.size()});
-  return flat.index({IndexItem::range(start, start + numel(shape))}).reshape(shape);
-}
-
-// The same block of a Tensor, through differentiable ops.
-Tensor block(const Tensor& flat, std::int64_t start, std::int64_t rows, std::int64_t cols) {
-  return reshape(getitem(flat, {IndexItem::range(start, start + rows * cols)}), {rows, cols});
-}
 
 // The vector-Jacobian product of one cell (backend.h's lstm_cell_backward formulas) written with
 // differentiable ops, for gradients that must themselves have gradients: z (B, 4H) pre-activations, c_prev
@@ -60,93 +48,71 @@ std::pair<Tensor, Tensor> composed_cell_backward(const Tensor& z, const Tensor& 
   return {dz, c_prev.defined() ? dct * f : Tensor()};
 }
 
-// Which optional inputs an LSTM op was given; inputs are ordered gates, [gates2], [c_prev].
+// Which optional inputs an LSTM cell was given; inputs are ordered gates, [gates2], [c_prev].
 struct LstmInputs {
   bool has_gates2 = false;
   bool has_c_prev = false;
 };
 
-// (h, c) of one step, packed as the flat array [h | c] of 2 * B * H elements.
-class LstmCellOp final : public SingleOutputOp {
+// A gradient the engine left undefined (no gradient reached that output) as the zeros it stands for.
+NDArray grad_or_zeros(const Tensor& grad, const NDArray& like) {
+  return grad.defined() ? grad.value().astype(like.dtype()) : NDArray::zeros(like.shape(), like.dtype(), like.device());
+}
+Tensor grad_or_zeros(const Tensor& grad, const Tensor& like) {
+  return grad.defined() ? grad : detail::constant(NDArray::zeros(like.shape(), like.dtype(), like.device()));
+}
+
+// One LSTM step by the fused cell kernel: two outputs, h and c (B, H).
+class LstmCellOp final : public Op {
  public:
   explicit LstmCellOp(LstmInputs inputs) : inputs_(inputs) {}
   std::string name() const override { return "lstm_cell"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
+  std::size_t num_outputs() const override { return 2; }
+  std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const NDArray& gates = in[0];
-    const std::int64_t batch = gates.shape()[0];
-    const std::int64_t hidden = gates.shape()[1] / 4;
-    NDArray out = NDArray::empty({2 * batch * hidden}, gates.dtype(), gates.device());
-    const NDArray* gates2 = inputs_.has_gates2 ? &in[1] : nullptr;
-    const NDArray* c_prev = inputs_.has_c_prev ? &in[inputs_.has_gates2 ? 2 : 1] : nullptr;
-    needle::lstm_cell(array_block(out, 0, {batch, hidden}), array_block(out, batch * hidden, {batch, hidden}), gates,
-                      gates2, c_prev);
-    return out;
+    const Shape state{gates.shape()[0], gates.shape()[1] / 4};
+    NDArray h = NDArray::empty(state, gates.dtype(), gates.device());
+    NDArray c = NDArray::empty(state, gates.dtype(), gates.device());
+    needle::lstm_cell(h, c, gates, inputs_.has_gates2 ? &in[1] : nullptr,
+                      inputs_.has_c_prev ? &in[inputs_.has_gates2 ? 2 : 1] : nullptr);
+    return {h, c};
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
-
- private:
-  LstmInputs inputs_;
-};
-
-// The vector-Jacobian product of LstmCellOp by the fused kernel: inputs g (the packed [dh | dc]), gates,
-// [gates2], [c_prev]; the result is packed too, as [dgates | dc_prev] (dc_prev only with a c_prev).
-class LstmCellGradOp final : public SingleOutputOp {
- public:
-  explicit LstmCellGradOp(LstmInputs inputs) : inputs_(inputs) {}
-  std::string name() const override { return "lstm_cell_backward"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray& gates = in[1];
-    const std::int64_t batch = gates.shape()[0];
-    const std::int64_t hidden = gates.shape()[1] / 4;
-    const std::int64_t n = batch * hidden;
-    NDArray out = NDArray::empty({(inputs_.has_c_prev ? 5 : 4) * n}, gates.dtype(), gates.device());
-    if (out.size() == 0) return out;
-    const NDArray g = in[0].astype(gates.dtype()).compact();
-    const NDArray* gates2 = inputs_.has_gates2 ? &in[2] : nullptr;
-    const NDArray* c_prev = inputs_.has_c_prev ? &in[inputs_.has_gates2 ? 3 : 2] : nullptr;
-    const NDArray dc_prev = inputs_.has_c_prev ? array_block(out, 4 * n, {batch, hidden}) : NDArray();
-    needle::lstm_cell_backward(array_block(out, 0, {batch, 4 * hidden}), c_prev != nullptr ? &dc_prev : nullptr,
-                               array_block(g, 0, {batch, hidden}), array_block(g, n, {batch, hidden}), gates, gates2,
-                               c_prev);
-    return out;
-  }
-  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/,
-                               const NeedsGrad& /*needs_grad*/) const override {
-    // LstmCellOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
-    throw RuntimeError("lstm_cell_backward: not differentiable; differentiate lstm_cell with create_graph instead");
+  std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& in, const NeedsGrad& needs_grad) const override {
+    const Tensor& gates = in[0];
+    const Tensor c_prev = inputs_.has_c_prev ? in[inputs_.has_gates2 ? 2 : 1] : Tensor();
+    Tensor dgates;
+    Tensor dc_prev;
+    if (!grad_enabled()) {
+      // Plain backward(): one fused kernel; nothing is recorded, so its results are constants.
+      const NDArray& z = gates.value();
+      NDArray dz = NDArray::empty(z.shape(), z.dtype(), z.device());
+      NDArray dc = c_prev.defined() ? NDArray::empty(c_prev.shape(), z.dtype(), z.device()) : NDArray();
+      const NDArray z2 = inputs_.has_gates2 ? in[1].value() : NDArray();
+      const NDArray cp = c_prev.defined() ? c_prev.value() : NDArray();
+      needle::lstm_cell_backward(dz, c_prev.defined() ? &dc : nullptr, grad_or_zeros(out_grads[0], outputs[0].value()),
+                                 grad_or_zeros(out_grads[1], outputs[1].value()), z, inputs_.has_gates2 ? &z2 : nullptr,
+                                 c_prev.defined() ? &cp : nullptr);
+      dgates = detail::constant(dz);
+      if (c_prev.defined()) dc_prev = detail::constant(dc);
+    } else {
+      // create_graph: the same formulas from differentiable ops, so this gradient has gradients.
+      const Tensor z = inputs_.has_gates2 ? gates + in[1] : gates;
+      std::tie(dgates, dc_prev) = composed_cell_backward(z, c_prev, grad_or_zeros(out_grads[0], outputs[0]),
+                                                         grad_or_zeros(out_grads[1], outputs[1]));
+    }
+    std::vector<Tensor> grads{dgates};
+    if (inputs_.has_gates2) grads.push_back(dgates);
+    if (inputs_.has_c_prev) grads.push_back(dc_prev);
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      if (!needs_grad[i]) grads[i] = Tensor();
+    }
+    return grads;
   }
 
  private:
   LstmInputs inputs_;
 };
-
-std::vector<Tensor> LstmCellOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const {
-  const std::vector<Tensor>& in = node.inputs();
-  const Tensor& gates = in[0];
-  const std::int64_t batch = gates.shape()[0];
-  const std::int64_t hidden = gates.shape()[1] / 4;
-  const std::int64_t n = batch * hidden;
-  const Tensor c_prev = inputs_.has_c_prev ? in[inputs_.has_gates2 ? 2 : 1] : Tensor();
-  Tensor dgates;
-  Tensor dc_prev;
-  if (!grad_enabled()) {
-    // Plain backward(): one fused kernel, and the results are views of its packed output.
-    std::vector<Tensor> operands{g};
-    operands.insert(operands.end(), in.begin(), in.end());
-    const Tensor result = make<LstmCellGradOp>(std::move(operands), inputs_);
-    dgates = block(result, 0, batch, 4 * hidden);
-    if (inputs_.has_c_prev) dc_prev = block(result, 4 * n, batch, hidden);
-  } else {
-    // create_graph: the same formulas from differentiable ops, so this gradient has gradients.
-    const Tensor z = inputs_.has_gates2 ? gates + in[1] : gates;
-    std::tie(dgates, dc_prev) =
-        composed_cell_backward(z, c_prev, block(g, 0, batch, hidden), block(g, n, batch, hidden));
-  }
-  std::vector<Tensor> grads{dgates};
-  if (inputs_.has_gates2) grads.push_back(dgates);
-  if (inputs_.has_c_prev) grads.push_back(dc_prev);
-  return grads;
-}
 
 // ---- a whole sequence ---------------------------------------------------------------------------
 
@@ -156,14 +122,6 @@ struct LstmStates {
   bool has_c0 = false;
 
   [[nodiscard]] std::size_t c0_index() const { return has_h0 ? 3 : 2; }
-  // The backward's packed result [dgates (T, B, 4H) | dh0 | dc0], dh0 and dc0 present only with their state.
-  [[nodiscard]] std::int64_t dh0_offset(std::int64_t steps, std::int64_t n) const { return 4 * steps * n; }
-  [[nodiscard]] std::int64_t dc0_offset(std::int64_t steps, std::int64_t n) const {
-    return dh0_offset(steps, n) + (has_h0 ? n : 0);
-  }
-  [[nodiscard]] std::int64_t packed_size(std::int64_t steps, std::int64_t n) const {
-    return dc0_offset(steps, n) + (has_c0 ? n : 0);
-  }
 };
 
 // The sizes of a sequence: xproj (T, B, 4H).
@@ -171,172 +129,162 @@ struct SequenceSizes {
   std::int64_t steps;
   std::int64_t batch;
   std::int64_t hidden;
-  [[nodiscard]] std::int64_t n() const { return batch * hidden; }  // one step's h or c
 };
 
 SequenceSizes sequence_sizes(const Shape& xproj) { return {xproj[0], xproj[1], xproj[2] / 4}; }
 
+NDArray step(const NDArray& sequence, std::int64_t t) { return sequence.index({IndexItem::at(t)}); }
+
+// Back-propagation through time for LstmSequenceOp by the fused cell kernel, on arrays: the gradients gh, gc
+// (T, B, H) of the outputs hs, cs, the inputs xproj (T, B, 4H), w_hh (H, 4H), h0 and c0 (each (B, H) or
+// absent). Returns dxproj (T, B, 4H) and dh0, dc0 (empty where absent); dW_hh is formed from dxproj by the
+// op. The recurrent pre-activations h_{t-1} @ W_hh are recomputed as one product for all steps.
+struct LstmSequenceGrads {
+  NDArray dxproj;
+  NDArray dh0;
+  NDArray dc0;
+};
+LstmSequenceGrads lstm_sequence_backward(const NDArray& gh, const NDArray& gc, const NDArray& xproj,
+                                         const NDArray& w_hh, const NDArray* h0, const NDArray* c0, const NDArray& hs,
+                                         const NDArray& cs) {
+  const SequenceSizes size = sequence_sizes(xproj.shape());
+  const std::int64_t steps = size.steps;
+  const Shape state{size.batch, size.hidden};
+  LstmSequenceGrads r{NDArray::empty(xproj.shape(), xproj.dtype(), xproj.device()), NDArray(), NDArray()};
+  if (c0 != nullptr) r.dc0 = NDArray::empty(state, xproj.dtype(), xproj.device());
+  if (r.dxproj.size() == 0) {
+    if (h0 != nullptr) r.dh0 = NDArray::zeros(state, xproj.dtype(), xproj.device());
+    if (c0 != nullptr) r.dc0 = NDArray::zeros(state, xproj.dtype(), xproj.device());
+    return r;
+  }
+  // h_{t-1} @ W_hh for steps 1..T-1 in one product.
+  const NDArray recurrent = steps > 1 ? matmul(hs.index({IndexItem::range(0, steps - 1)}), w_hh) : NDArray();
+  const NDArray recurrent0 = h0 != nullptr ? matmul(*h0, w_hh) : NDArray();
+  const NDArray w_hh_t = w_hh.swapaxes(0, 1);
+  NDArray dh_next;  // the gradient h_t receives from step t + 1
+  NDArray dc_next;
+  for (std::int64_t t = steps - 1; t >= 0; --t) {
+    const NDArray dh = t < steps - 1 ? add(step(gh, t), dh_next) : step(gh, t);
+    const NDArray dc = t < steps - 1 ? add(step(gc, t), dc_next) : step(gc, t);
+    const bool has_h = t > 0 || h0 != nullptr;
+    const bool has_c = t > 0 || c0 != nullptr;
+    const NDArray c_prev = t > 0 ? step(cs, t - 1) : c0 != nullptr ? *c0 : NDArray();
+    // Step 0 writes dc_prev straight into dc0, which exists only with a c0.
+    const NDArray dc_prev = t > 0 ? NDArray::empty(state, xproj.dtype(), xproj.device()) : r.dc0;
+    const NDArray recurrent_t = t > 0 ? step(recurrent, t - 1) : recurrent0;
+    const NDArray dgates = step(r.dxproj, t);
+    needle::lstm_cell_backward(dgates, has_c ? &dc_prev : nullptr, dh, dc, step(xproj, t),
+                               has_h ? &recurrent_t : nullptr, has_c ? &c_prev : nullptr);
+    dc_next = dc_prev;
+    if (t > 0) {
+      dh_next = matmul(dgates, w_hh_t);
+    } else if (h0 != nullptr) {
+      r.dh0 = matmul(dgates, w_hh_t);
+    }
+  }
+  return r;
+}
+
 // Every step of one LSTM layer, the input projection xproj (T, B, 4H) given (x @ W_ih + biases for the
 // whole sequence, one big product): per step only h @ W_hh and the fused cell run, with no graph nodes in
-// between. The output is the flat array [h_0 .. h_{T-1} | c_0 .. c_{T-1}], each half a contiguous (T, B, H).
-class LstmSequenceOp final : public SingleOutputOp {
+// between. Two outputs: every step's h and every step's c, each (T, B, H).
+class LstmSequenceOp final : public Op {
  public:
   explicit LstmSequenceOp(LstmStates states) : states_(states) {}
   std::string name() const override { return "lstm_sequence"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
+  std::size_t num_outputs() const override { return 2; }
+  std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const NDArray xproj = in[0].compact();
     const NDArray& w_hh = in[1];
     const SequenceSizes size = sequence_sizes(xproj.shape());
-    const std::int64_t n = size.n();
-    NDArray out = NDArray::empty({2 * size.steps * n}, xproj.dtype(), xproj.device());
-    if (n == 0) return out;
-    const Shape state{size.batch, size.hidden};
+    const Shape sequence{size.steps, size.batch, size.hidden};
+    NDArray hs = NDArray::empty(sequence, xproj.dtype(), xproj.device());
+    NDArray cs = NDArray::empty(sequence, xproj.dtype(), xproj.device());
+    if (hs.size() == 0) return {hs, cs};
     for (std::int64_t t = 0; t < size.steps; ++t) {
-      const NDArray h_prev = t > 0 ? array_block(out, (t - 1) * n, state) : states_.has_h0 ? in[2] : NDArray();
-      const NDArray c_prev = t > 0            ? array_block(out, (size.steps + t - 1) * n, state)
-                             : states_.has_c0 ? in[states_.c0_index()]
-                                              : NDArray();
+      const NDArray h_prev = t > 0 ? step(hs, t - 1) : states_.has_h0 ? in[2] : NDArray();
+      const NDArray c_prev = t > 0 ? step(cs, t - 1) : states_.has_c0 ? in[states_.c0_index()] : NDArray();
       const bool has_h = t > 0 || states_.has_h0;
       const bool has_c = t > 0 || states_.has_c0;
       const NDArray recurrent = has_h ? matmul(h_prev, w_hh) : NDArray();
-      needle::lstm_cell(array_block(out, t * n, state), array_block(out, (size.steps + t) * n, state),
-                        xproj.index({IndexItem::at(t)}), has_h ? &recurrent : nullptr, has_c ? &c_prev : nullptr);
+      needle::lstm_cell(step(hs, t), step(cs, t), step(xproj, t), has_h ? &recurrent : nullptr,
+                        has_c ? &c_prev : nullptr);
     }
-    return out;
+    return {hs, cs};
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
+  std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& inputs, const NeedsGrad& needs_grad) const override;
 
  private:
   LstmStates states_;
 };
 
-// Back-propagation through time by the fused kernel: inputs g (the output's gradient, packed like it),
-// xproj, w_hh, [h0], [c0] and the forward output y. The result is packed as [dxproj (T, B, 4H) | dh0 |
-// dc0]; dW_hh is one product of the whole sequence, formed by LstmSequenceOp::gradient. The recurrent
-// pre-activations h_{t-1} @ W_hh are recomputed as one product for all steps.
-class LstmSequenceGradOp final : public SingleOutputOp {
- public:
-  explicit LstmSequenceGradOp(LstmStates states) : states_(states) {}
-  std::string name() const override { return "lstm_sequence_backward"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray xproj = in[1].compact();
-    const NDArray& w_hh = in[2];
-    const NDArray& y = in.back();
-    const NDArray g = in[0].astype(xproj.dtype()).compact();
-    const SequenceSizes size = sequence_sizes(xproj.shape());
-    const std::int64_t steps = size.steps;
-    const std::int64_t n = size.n();
-    // Every element is written: all dgates rows, and dh0 / dc0 exactly when that state was given.
-    NDArray out = NDArray::empty({states_.packed_size(steps, n)}, xproj.dtype(), xproj.device());
-    if (n == 0) return out;
-    const Shape state{size.batch, size.hidden};
-    const NDArray h0 = states_.has_h0 ? in[3] : NDArray();
-    const NDArray c0 = states_.has_c0 ? in[states_.c0_index() + 1] : NDArray();
-    // h_{t-1} @ W_hh for steps 1..T-1 in one product.
-    const NDArray recurrent =
-        steps > 1 ? matmul(array_block(y, 0, {(steps - 1) * size.batch, size.hidden}), w_hh) : NDArray();
-    const NDArray recurrent0 = states_.has_h0 ? matmul(h0, w_hh) : NDArray();
-    const NDArray w_hh_t = w_hh.swapaxes(0, 1);
-    NDArray dh_next;  // the gradient h_t receives from step t + 1
-    NDArray dc_next;
-    for (std::int64_t t = steps - 1; t >= 0; --t) {
-      NDArray dh = array_block(g, t * n, state);
-      if (t < steps - 1) dh = add(dh, dh_next);
-      NDArray dc = array_block(g, (steps + t) * n, state);
-      if (t < steps - 1) dc = add(dc, dc_next);
-      const bool has_h = t > 0 || states_.has_h0;
-      const bool has_c = t > 0 || states_.has_c0;
-      const NDArray c_prev = t > 0 ? array_block(y, (steps + t - 1) * n, state) : c0;
-      // Step 0 writes dc_prev straight into dc0's place, which exists only with a c0.
-      const NDArray dc_prev = t > 0            ? NDArray::empty(state, xproj.dtype(), xproj.device())
-                              : states_.has_c0 ? array_block(out, states_.dc0_offset(steps, n), state)
-                                               : NDArray();
-      const NDArray recurrent_t =
-          t > 0 ? array_block(recurrent, (t - 1) * 4 * n, {size.batch, 4 * size.hidden}) : recurrent0;
-      const NDArray dgates = array_block(out, t * 4 * n, {size.batch, 4 * size.hidden});
-      needle::lstm_cell_backward(dgates, has_c ? &dc_prev : nullptr, dh, dc, xproj.index({IndexItem::at(t)}),
-                                 has_h ? &recurrent_t : nullptr, has_c ? &c_prev : nullptr);
-      dc_next = dc_prev;
-      if (t > 0) {
-        dh_next = matmul(dgates, w_hh_t);
-      } else if (states_.has_h0) {
-        const NDArray dh0 = matmul(dgates, w_hh_t);
-        array_block(out, states_.dh0_offset(steps, n), state).assign(dh0);
-      }
-    }
-    return out;
-  }
-  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/,
-                               const NeedsGrad& /*needs_grad*/) const override {
-    // LstmSequenceOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
-    throw RuntimeError(
-        "lstm_sequence_backward: not differentiable; differentiate lstm_sequence with create_graph instead");
-  }
-
- private:
-  LstmStates states_;
-};
-
-std::vector<Tensor> LstmSequenceOp::gradient(const Tensor& g, const Tensor& node,
-                                             const NeedsGrad& /*needs_grad*/) const {
-  const std::vector<Tensor>& in = node.inputs();
+std::vector<Tensor> LstmSequenceOp::gradient_outputs(const std::vector<Tensor>& out_grads,
+                                                     const std::vector<Tensor>& outputs, const std::vector<Tensor>& in,
+                                                     const NeedsGrad& needs_grad) const {
   const Tensor& xproj = in[0];
   const Tensor& w_hh = in[1];
   const Tensor h0 = states_.has_h0 ? in[2] : Tensor();
   const Tensor c0 = states_.has_c0 ? in[states_.c0_index()] : Tensor();
   const SequenceSizes size = sequence_sizes(xproj.shape());
   const std::int64_t steps = size.steps;
-  const std::int64_t rows = steps * size.batch;
-  const std::int64_t n = size.n();
   const std::int64_t hidden = size.hidden;
+  const Tensor& hs = outputs[0];
+  const Tensor& cs = outputs[1];
   std::vector<Tensor> grads;
   if (!grad_enabled()) {
     // Plain backward(): the fused loop, then dW_hh = sum_t h_{t-1}^T dgates_t as (at most) two products.
-    std::vector<Tensor> operands{g};
-    operands.insert(operands.end(), in.begin(), in.end());
-    operands.push_back(node);
-    const Tensor packed = make<LstmSequenceGradOp>(std::move(operands), states_);
-    const Tensor dgates = block(packed, 0, rows, 4 * hidden);
+    const NDArray h0_value = h0.defined() ? h0.value() : NDArray();
+    const NDArray c0_value = c0.defined() ? c0.value() : NDArray();
+    const LstmSequenceGrads r = lstm_sequence_backward(
+        grad_or_zeros(out_grads[0], hs.value()).compact(), grad_or_zeros(out_grads[1], cs.value()).compact(),
+        xproj.value().compact(), w_hh.value(), h0.defined() ? &h0_value : nullptr, c0.defined() ? &c0_value : nullptr,
+        hs.value(), cs.value());
+    const std::int64_t rows = steps * size.batch;
+    const NDArray dgates = r.dxproj.reshape({rows, 4 * hidden});
+    NDArray dw_hh = NDArray::zeros({hidden, 4 * hidden}, xproj.dtype(), xproj.device());
+    if (needs_grad[1]) {
+      if (steps > 1) {
+        const NDArray h_prev = hs.value().index({IndexItem::range(0, steps - 1)}).reshape({rows - size.batch, hidden});
+        dw_hh = matmul(h_prev.swapaxes(0, 1), dgates.index({IndexItem::range(size.batch, rows)}));
+      }
+      if (h0.defined()) {
+        dw_hh = add(dw_hh, matmul(h0.value().swapaxes(0, 1), dgates.index({IndexItem::range(0, size.batch)})));
+      }
+    }
+    grads = {detail::constant(r.dxproj), detail::constant(dw_hh)};
+    if (h0.defined()) grads.push_back(detail::constant(r.dh0));
+    if (c0.defined()) grads.push_back(detail::constant(r.dc0));
+  } else {
+    // create_graph: the same recursion from differentiable ops (the outputs' values enter through hs, cs).
+    const Tensor gh = grad_or_zeros(out_grads[0], hs);
+    const Tensor gc = grad_or_zeros(out_grads[1], cs);
+    const auto at = [](const Tensor& a, std::int64_t t) { return getitem(a, {IndexItem::at(t)}); };
+    std::vector<Tensor> dgates(static_cast<std::size_t>(steps));
     Tensor dw_hh = detail::constant(NDArray::zeros({hidden, 4 * hidden}, xproj.dtype(), xproj.device()));
-    if (steps > 1) {
-      const Tensor h_prev = block(node, 0, rows - size.batch, hidden);
-      dw_hh = matmul(transpose(h_prev), getitem(dgates, {IndexItem::range(size.batch, rows), IndexItem::range()}));
+    Tensor dh_next;
+    Tensor dc_next;
+    for (std::int64_t t = steps - 1; t >= 0; --t) {
+      const Tensor h_prev = t > 0 ? at(hs, t - 1) : h0;
+      const Tensor c_prev = t > 0 ? at(cs, t - 1) : c0;
+      const Tensor z = h_prev.defined() ? at(xproj, t) + matmul(h_prev, w_hh) : at(xproj, t);
+      const Tensor dh = dh_next.defined() ? at(gh, t) + dh_next : at(gh, t);
+      const Tensor dc = dc_next.defined() ? at(gc, t) + dc_next : at(gc, t);
+      auto [dz, dc_prev] = composed_cell_backward(z, c_prev, dh, dc);
+      if (h_prev.defined()) {
+        dw_hh = dw_hh + matmul(transpose(h_prev), dz);
+        dh_next = matmul(dz, transpose(w_hh));
+      }
+      dc_next = dc_prev;
+      dgates[static_cast<std::size_t>(t)] = dz;
     }
-    if (h0.defined()) {
-      dw_hh = dw_hh + matmul(transpose(h0), getitem(dgates, {IndexItem::range(0, size.batch), IndexItem::range()}));
-    }
-    grads = {reshape(dgates, xproj.shape()), dw_hh};
-    if (h0.defined()) grads.push_back(block(packed, states_.dh0_offset(steps, n), size.batch, hidden));
-    if (c0.defined()) grads.push_back(block(packed, states_.dc0_offset(steps, n), size.batch, hidden));
-    return grads;
+    grads = {stack(dgates, 0), dw_hh};
+    if (h0.defined()) grads.push_back(dh_next);
+    if (c0.defined()) grads.push_back(dc_next);
   }
-  // create_graph: the same recursion from differentiable ops (the output's values enter through `node`).
-  const Tensor hs = reshape(getitem(node, {IndexItem::range(0, steps * n)}), {steps, size.batch, hidden});
-  const Tensor cs = reshape(getitem(node, {IndexItem::range(steps * n, 2 * steps * n)}), {steps, size.batch, hidden});
-  const Tensor gh = reshape(getitem(g, {IndexItem::range(0, steps * n)}), {steps, size.batch, hidden});
-  const Tensor gc = reshape(getitem(g, {IndexItem::range(steps * n, 2 * steps * n)}), {steps, size.batch, hidden});
-  const auto at = [](const Tensor& a, std::int64_t t) { return getitem(a, {IndexItem::at(t)}); };
-  std::vector<Tensor> dgates(static_cast<std::size_t>(steps));
-  Tensor dw_hh = detail::constant(NDArray::zeros({hidden, 4 * hidden}, xproj.dtype(), xproj.device()));
-  Tensor dh_next;
-  Tensor dc_next;
-  for (std::int64_t t = steps - 1; t >= 0; --t) {
-    const Tensor h_prev = t > 0 ? at(hs, t - 1) : h0;
-    const Tensor c_prev = t > 0 ? at(cs, t - 1) : c0;
-    const Tensor z = h_prev.defined() ? at(xproj, t) + matmul(h_prev, w_hh) : at(xproj, t);
-    const Tensor dh = dh_next.defined() ? at(gh, t) + dh_next : at(gh, t);
-    const Tensor dc = dc_next.defined() ? at(gc, t) + dc_next : at(gc, t);
-    auto [dz, dc_prev] = composed_cell_backward(z, c_prev, dh, dc);
-    if (h_prev.defined()) {
-      dw_hh = dw_hh + matmul(transpose(h_prev), dz);
-      dh_next = matmul(dz, transpose(w_hh));
-    }
-    dc_next = dc_prev;
-    dgates[static_cast<std::size_t>(t)] = dz;
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    if (!needs_grad[i]) grads[i] = Tensor();
   }
-  grads = {stack(dgates, 0), dw_hh};
-  if (h0.defined()) grads.push_back(dh_next);
-  if (c0.defined()) grads.push_back(dc_next);
   return grads;
 }
 
@@ -378,47 +326,33 @@ Tensor activation_slope(const Tensor& h, bool relu) {
   return relu ? detail::constant(activation_slope(h.value(), true)) : Scalar(1.0) - h * h;
 }
 
-// Back-propagation through time for RnnSequenceOp: inputs g (T, B, H), w_hh, [h0] and the forward output
-// hs. The result is packed as [dxproj (T, B, H) | dh0 (B, H)]; dW_hh is formed by RnnSequenceOp::gradient.
-class RnnSequenceGradOp final : public SingleOutputOp {
- public:
-  RnnSequenceGradOp(bool has_h0, bool relu) : has_h0_(has_h0), relu_(relu) {}
-  std::string name() const override { return "rnn_sequence_backward"; }
-  NDArray compute(const std::vector<NDArray>& in) const override {
-    const NDArray& hs = in.back();
-    const NDArray g = in[0].astype(hs.dtype());
-    const NDArray w_hh_t = in[1].swapaxes(0, 1);
-    const std::int64_t steps = hs.shape()[0];
-    const Shape state{hs.shape()[1], hs.shape()[2]};
-    const std::int64_t n = numel(state);
-    // Every element is written: all dxproj steps, and dh0 exactly when h0 was given.
-    NDArray out = NDArray::empty({(steps + (has_h0_ ? 1 : 0)) * n}, hs.dtype(), hs.device());
-    if (n == 0) return out;
-    NDArray dh_next;
-    for (std::int64_t t = steps - 1; t >= 0; --t) {
-      const NDArray g_t = g.index({IndexItem::at(t)});
-      const NDArray dh = t < steps - 1 ? add(g_t, dh_next) : g_t;
-      const NDArray dz = mul(dh, activation_slope(hs.index({IndexItem::at(t)}), relu_));
-      array_block(out, t * n, state).assign(dz);
-      if (t > 0) {
-        dh_next = matmul(dz, w_hh_t);
-      } else if (has_h0_) {
-        array_block(out, steps * n, state).assign(matmul(dz, w_hh_t));
-      }
+// Back-propagation through time for RnnSequenceOp, on arrays: the gradient g (T, B, H) of the output hs,
+// w_hh and whether there is an h0. Returns dxproj (T, B, H) and dh0 (B, H; empty without an h0); dW_hh is
+// formed from dxproj by the op.
+std::pair<NDArray, NDArray> rnn_sequence_backward(const NDArray& g, const NDArray& w_hh, bool has_h0, const NDArray& hs,
+                                                  bool relu) {
+  const NDArray w_hh_t = w_hh.swapaxes(0, 1);
+  const std::int64_t steps = hs.shape()[0];
+  NDArray dxproj = NDArray::empty(hs.shape(), hs.dtype(), hs.device());
+  NDArray dh0;
+  if (hs.size() == 0) {
+    if (has_h0) dh0 = NDArray::zeros({hs.shape()[1], hs.shape()[2]}, hs.dtype(), hs.device());
+    return {dxproj, dh0};
+  }
+  NDArray dh_next;
+  for (std::int64_t t = steps - 1; t >= 0; --t) {
+    const NDArray g_t = g.index({IndexItem::at(t)});
+    const NDArray dh = t < steps - 1 ? add(g_t, dh_next) : g_t;
+    const NDArray dz = mul(dh, activation_slope(hs.index({IndexItem::at(t)}), relu));
+    dxproj.assign({IndexItem::at(t)}, dz);
+    if (t > 0) {
+      dh_next = matmul(dz, w_hh_t);
+    } else if (has_h0) {
+      dh0 = matmul(dz, w_hh_t);
     }
-    return out;
   }
-  std::vector<Tensor> gradient(const Tensor& /*h*/, const Tensor& /*node*/,
-                               const NeedsGrad& /*needs_grad*/) const override {
-    // RnnSequenceOp::gradient builds this op only while grad mode is off, so no graph ever holds it.
-    throw RuntimeError(
-        "rnn_sequence_backward: not differentiable; differentiate rnn_sequence with create_graph instead");
-  }
-
- private:
-  bool has_h0_;
-  bool relu_;
-};
+  return {dxproj, dh0};
+}
 
 std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node,
                                             const NeedsGrad& /*needs_grad*/) const {
@@ -432,12 +366,10 @@ std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node,
   const std::int64_t rows = steps * batch;
   std::vector<Tensor> grads;
   if (!grad_enabled()) {
-    // Plain backward(): the loop of RnnSequenceGradOp, then dW_hh = sum_t h_{t-1}^T dz_t as two products.
-    std::vector<Tensor> operands{g, w_hh};
-    if (has_h0_) operands.push_back(h0);
-    operands.push_back(node);
-    const Tensor packed = make<RnnSequenceGradOp>(std::move(operands), has_h0_, relu_);
-    const Tensor dz = block(packed, 0, rows, hidden);
+    // Plain backward(): the loop of rnn_sequence_backward, then dW_hh = sum_t h_{t-1}^T dz_t as two products.
+    const auto [dxproj, dh0] =
+        rnn_sequence_backward(g.value().astype(node.dtype()), w_hh.value(), has_h0_, node.value(), relu_);
+    const Tensor dz = detail::constant(dxproj.reshape({rows, hidden}));
     Tensor dw_hh = detail::constant(NDArray::zeros({hidden, hidden}, xproj.dtype(), xproj.device()));
     if (steps > 1) {
       const Tensor h_prev = reshape(getitem(node, {IndexItem::range(0, steps - 1)}), {rows - batch, hidden});
@@ -447,7 +379,7 @@ std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node,
       dw_hh = dw_hh + matmul(transpose(h0), getitem(dz, {IndexItem::range(0, batch), IndexItem::range()}));
     }
     grads = {reshape(dz, xproj.shape()), dw_hh};
-    if (h0.defined()) grads.push_back(block(packed, rows * hidden, batch, hidden));
+    if (h0.defined()) grads.push_back(detail::constant(dh0));
     return grads;
   }
   // create_graph: the same recursion from differentiable ops (the output's values enter through `node`).
@@ -495,8 +427,9 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, c
                  dtype_name(gates.dtype()), "), got ", dtype_name(t.dtype()));
   }
   detail::check_same_device("lstm_cell", inputs);
-  const Tensor packed = make<LstmCellOp>(std::move(inputs), which);
-  return {block(packed, 0, batch, hidden), block(packed, batch * hidden, batch, hidden)};
+  const std::vector<Tensor> outputs =
+      Tensor::from_op_outputs(std::make_shared<const LstmCellOp>(which), std::move(inputs));
+  return {outputs[0], outputs[1]};
 }
 
 }  // namespace needle::ops
@@ -507,7 +440,6 @@ std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh,
   NEEDLE_CHECK(xproj.ndim() == 3 && xproj.shape()[2] % 4 == 0, ValueError,
                "lstm_sequence: xproj must have shape (seq_len, batch, 4 * hidden), got ", shape_str(xproj.shape()));
   detail::check_floating("lstm_sequence", xproj);
-  const std::int64_t steps = xproj.shape()[0];
   const std::int64_t batch = xproj.shape()[1];
   const std::int64_t hidden = xproj.shape()[2] / 4;
   NEEDLE_CHECK(w_hh.ndim() == 2 && w_hh.shape()[0] == hidden && w_hh.shape()[1] == 4 * hidden, ValueError,
@@ -526,12 +458,9 @@ std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh,
                  dtype_name(xproj.dtype()), "), got ", dtype_name(t.dtype()));
   }
   detail::check_same_device("lstm_sequence", inputs);
-  const Tensor packed = make<LstmSequenceOp>(std::move(inputs), LstmStates{h0.defined(), c0.defined()});
-  const std::int64_t n = steps * batch * hidden;
-  const auto half = [&](std::int64_t start) {
-    return reshape(getitem(packed, {IndexItem::range(start, start + n)}), {steps, batch, hidden});
-  };
-  return {half(0), half(n)};
+  const std::vector<Tensor> outputs = Tensor::from_op_outputs(
+      std::make_shared<const LstmSequenceOp>(LstmStates{h0.defined(), c0.defined()}), std::move(inputs));
+  return {outputs[0], outputs[1]};
 }
 
 }  // namespace needle::ops
