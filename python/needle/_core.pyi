@@ -967,8 +967,10 @@ class Op:
     def name(self) -> str:
         """Short name: "add", "matmul", ..."""
 
-    def compute(self, *arrays: NDArray) -> NDArray:
-        """The forward computation on arrays."""
+    def compute(self, *arrays: NDArray) -> NDArray | tuple[NDArray, ...]:
+        """
+        The forward computation on arrays (a tuple for an op with several outputs).
+        """
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor | tuple[Tensor | None, ...] | None:
         """

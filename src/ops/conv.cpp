@@ -47,11 +47,11 @@ class ConvOp final : public SingleOutputOp {
         .reshape(geo_.output_shape());
   }
 
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
-    return {detail::grad_if_needed(a, [&] { return conv_input_grad(g, b, geo_); }),
-            detail::grad_if_needed(b, [&] { return conv_weight_grad(a, g, geo_); })};
+    return {detail::grad_if(needs_grad[0], [&] { return conv_input_grad(g, b, geo_); }),
+            detail::grad_if(needs_grad[1], [&] { return conv_weight_grad(a, g, geo_); })};
   }
 
  private:
@@ -73,12 +73,12 @@ class ConvInputGradOp final : public SingleOutputOp {
     return needle::col2im(columns, geo_.input_shape(), geo_.stride, geo_.padding);
   }
 
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& needs_grad) const override {
     // <input_grad(g, b), h> = <conv(h, b), g>.
     const Tensor& g = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
-    return {detail::grad_if_needed(g, [&] { return conv2d(h, b, geo_); }),
-            detail::grad_if_needed(b, [&] { return conv_weight_grad(h, g, geo_); })};
+    return {detail::grad_if(needs_grad[0], [&] { return conv2d(h, b, geo_); }),
+            detail::grad_if(needs_grad[1], [&] { return conv_weight_grad(h, g, geo_); })};
   }
 
  private:
@@ -97,12 +97,12 @@ class ConvWeightGradOp final : public SingleOutputOp {
         .reshape(geo_.weight_shape());
   }
 
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& needs_grad) const override {
     // <weight_grad(a, g), h> = <conv(a, h), g>.
     const Tensor& a = node.inputs()[0];
     const Tensor& g = node.inputs()[1];
-    return {detail::grad_if_needed(a, [&] { return conv_input_grad(g, h, geo_); }),
-            detail::grad_if_needed(g, [&] { return conv2d(a, h, geo_); })};
+    return {detail::grad_if(needs_grad[0], [&] { return conv_input_grad(g, h, geo_); }),
+            detail::grad_if(needs_grad[1], [&] { return conv2d(a, h, geo_); })};
   }
 
  private:

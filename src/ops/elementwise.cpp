@@ -8,6 +8,7 @@
 namespace needle::ops {
 
 using detail::constant;
+using detail::grad_if;
 using detail::input_value;
 using detail::make;
 
@@ -19,8 +20,9 @@ class AddOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "add"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::add(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {sum_to_shape(g, node.inputs()[0].shape()), sum_to_shape(g, node.inputs()[1].shape())};
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
+    return {grad_if(needs_grad[0], [&] { return sum_to_shape(g, node.inputs()[0].shape()); }),
+            grad_if(needs_grad[1], [&] { return sum_to_shape(g, node.inputs()[1].shape()); })};
   }
 };
 
@@ -28,8 +30,9 @@ class SubOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "sub"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sub(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {sum_to_shape(g, node.inputs()[0].shape()), sum_to_shape(negate(g), node.inputs()[1].shape())};
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
+    return {grad_if(needs_grad[0], [&] { return sum_to_shape(g, node.inputs()[0].shape()); }),
+            grad_if(needs_grad[1], [&] { return sum_to_shape(negate(g), node.inputs()[1].shape()); })};
   }
 };
 
@@ -37,10 +40,11 @@ class MultiplyOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "multiply"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::mul(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
-    return {sum_to_shape(multiply(g, b), a.shape()), sum_to_shape(multiply(g, a), b.shape())};
+    return {grad_if(needs_grad[0], [&] { return sum_to_shape(multiply(g, b), a.shape()); }),
+            grad_if(needs_grad[1], [&] { return sum_to_shape(multiply(g, a), b.shape()); })};
   }
 };
 
@@ -48,11 +52,12 @@ class DivideOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "divide"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::div(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b
-    return {sum_to_shape(divide(g, b), a.shape()), sum_to_shape(negate(multiply(g, divide(node, b))), b.shape())};
+    return {grad_if(needs_grad[0], [&] { return sum_to_shape(divide(g, b), a.shape()); }),
+            grad_if(needs_grad[1], [&] { return sum_to_shape(negate(multiply(g, divide(node, b))), b.shape()); })};
   }
 };
 
@@ -60,13 +65,16 @@ class PowerOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "power"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::pow(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
-    // d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log(a)
-    const Tensor grad_a = multiply(g, multiply(b, power(a, add_scalar(b, Scalar(-1.0)))));
-    const Tensor grad_b = multiply(g, multiply(node, log(a)));
-    return {sum_to_shape(grad_a, a.shape()), sum_to_shape(grad_b, b.shape())};
+    // d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log(a). log(a) only when the exponent needs a gradient: for a
+    // constant exponent it is never used, and a NaN from a negative base would alarm anomaly mode for nothing.
+    return {grad_if(needs_grad[0],
+                    [&] {
+                      return sum_to_shape(multiply(g, multiply(b, power(a, add_scalar(b, Scalar(-1.0))))), a.shape());
+                    }),
+            grad_if(needs_grad[1], [&] { return sum_to_shape(multiply(g, multiply(node, log(a))), b.shape()); })};
   }
 };
 
@@ -78,7 +86,7 @@ class ExtremumOp final : public SingleOutputOp {
   NDArray compute(const std::vector<NDArray>& in) const override {
     return is_max_ ? needle::maximum(in[0], in[1]) : needle::minimum(in[0], in[1]);
   }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const NDArray& a = input_value(node, 0);
     const NDArray& b = input_value(node, 1);
     const DType dtype = g.dtype();
@@ -86,8 +94,8 @@ class ExtremumOp final : public SingleOutputOp {
     const NDArray ties = needle::eq(a, b).astype(dtype) * Scalar(0.5);
     const Tensor share_a = constant(wins + ties);
     const Tensor share_b = constant(Scalar(1.0) - (wins + ties));
-    return {sum_to_shape(multiply(g, share_a), node.inputs()[0].shape()),
-            sum_to_shape(multiply(g, share_b), node.inputs()[1].shape())};
+    return {grad_if(needs_grad[0], [&] { return sum_to_shape(multiply(g, share_a), node.inputs()[0].shape()); }),
+            grad_if(needs_grad[1], [&] { return sum_to_shape(multiply(g, share_b), node.inputs()[1].shape()); })};
   }
 
  private:
@@ -327,11 +335,13 @@ class WhereOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "where"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::where(in[0], in[1], in[2]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     // The condition enters as a constant mask, so the gradient stays differentiable in g.
     const Tensor mask = constant(input_value(node, 0).astype(g.dtype()));
-    return {Tensor(), sum_to_shape(multiply(g, mask), node.inputs()[1].shape()),
-            sum_to_shape(multiply(g, constant(Scalar(1.0) - mask.value())), node.inputs()[2].shape())};
+    return {Tensor(), grad_if(needs_grad[1], [&] { return sum_to_shape(multiply(g, mask), node.inputs()[1].shape()); }),
+            grad_if(needs_grad[2], [&] {
+              return sum_to_shape(multiply(g, constant(Scalar(1.0) - mask.value())), node.inputs()[2].shape());
+            })};
   }
 };
 

@@ -11,7 +11,7 @@ class MatmulOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "matmul"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::matmul(in[0], in[1]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
     const Tensor& b = node.inputs()[1];
     // NumPy's vector rules: treat 1-d operands as a row (a) or a column (b), as the forward did.
@@ -21,10 +21,10 @@ class MatmulOp final : public SingleOutputOp {
     if (a.ndim() == 1) g2 = unsqueeze(g2, g2.ndim() - (b.ndim() == 1 ? 0 : 1));
     if (b.ndim() == 1) g2 = unsqueeze(g2, g2.ndim());
     // dA = dC B^T, dB = A^T dC, then summed over broadcast batch dimensions.
-    return {detail::grad_if_needed(
-                a, [&] { return reshape(sum_to_shape(matmul(g2, transpose(b2)), a2.shape()), a.shape()); }),
-            detail::grad_if_needed(
-                b, [&] { return reshape(sum_to_shape(matmul(transpose(a2), g2), b2.shape()), b.shape()); })};
+    return {detail::grad_if(needs_grad[0],
+                            [&] { return reshape(sum_to_shape(matmul(g2, transpose(b2)), a2.shape()), a.shape()); }),
+            detail::grad_if(needs_grad[1],
+                            [&] { return reshape(sum_to_shape(matmul(transpose(a2), g2), b2.shape()), b.shape()); })};
   }
 };
 

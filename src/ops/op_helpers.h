@@ -35,12 +35,12 @@ void check_same_device(std::string_view op, const std::vector<Tensor>& tensors);
 // Throws TypeError naming `op` unless the tensor's dtype is floating point.
 void check_floating(std::string_view op, const Tensor& t);
 
-// The gradient for `input` as computed by `fn`, or an undefined tensor (which backward skips) when `input`
-// requires none: a network's first layer never needs the gradient of its input batch, and for a matmul or a
-// convolution that saves a third of the backward pass.
+// An input's gradient as computed by `fn` when `needed` (its entry of the NeedsGrad mask), else an undefined
+// tensor (which backward skips): a network's first layer never needs the gradient of its input batch, and
+// for a matmul or a convolution that saves a third of the backward pass.
 template <typename Fn>
-Tensor grad_if_needed(const Tensor& input, Fn&& fn) {
-  return input.requires_grad() ? std::forward<Fn>(fn)() : Tensor();
+Tensor grad_if(bool needed, Fn&& fn) {
+  return needed ? std::forward<Fn>(fn)() : Tensor();
 }
 
 }  // namespace needle::ops::detail
