@@ -12,6 +12,7 @@
 namespace needle::ops {
 
 using detail::constant;
+using detail::grad_if;
 using detail::make;
 
 namespace {
@@ -38,19 +39,26 @@ class SoftmaxGradOp final : public SingleOutputOp {
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::softmax_backward(in[0], in[1], axis_, log_);
   }
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& g = node.inputs()[0];
     const Tensor& y = node.inputs()[1];
     const Axes axis{axis_};
     if (log_) {
       // f = g - exp(y) * sum(g): df/dg^T h = h - sum(h * exp(y)); df/dy^T h = -h * exp(y) * sum(g).
       const Tensor p = exp(y);
-      return {h - summation(h * p, axis, /*keepdims=*/true), negate(h * p * summation(g, axis, /*keepdims=*/true))};
+      return {grad_if(needs_grad[0], [&] { return h - summation(h * p, axis, /*keepdims=*/true); }),
+              grad_if(needs_grad[1], [&] { return negate(h * p * summation(g, axis, /*keepdims=*/true)); })};
     }
     // f = y * (g - sum(g * y)): its Jacobian in g is symmetric, so df/dg^T h = f(h, y);
     // df/dy^T h = h * (g - sum(g * y)) - g * sum(h * y).
-    return {make<SoftmaxGradOp>({h, y}, axis_, false),
-            h * (g - summation(g * y, axis, /*keepdims=*/true)) - g * summation(h * y, axis, /*keepdims=*/true)};
+    return {grad_if(needs_grad[0],
+                    [&] {
+                      return make<SoftmaxGradOp>({h, y}, axis_, false);
+                    }),
+            grad_if(needs_grad[1], [&] {
+              return h * (g - summation(g * y, axis, /*keepdims=*/true)) -
+                     g * summation(h * y, axis, /*keepdims=*/true);
+            })};
   }
 
  private:

@@ -142,12 +142,12 @@ class ConcatOp final : public SingleOutputOp {
   explicit ConcatOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "concat"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::concat(in, axis_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     std::vector<Tensor> grads;
     std::int64_t start = 0;
-    for (const Tensor& input : node.inputs()) {
-      const std::int64_t length = input.shape()[static_cast<std::size_t>(axis_)];
-      grads.push_back(getitem(g, slab(g.ndim(), axis_, start, length)));
+    for (std::size_t i = 0; i < node.inputs().size(); ++i) {
+      const std::int64_t length = node.inputs()[i].shape()[static_cast<std::size_t>(axis_)];
+      grads.push_back(needs_grad[i] ? getitem(g, slab(g.ndim(), axis_, start, length)) : Tensor());
       start += length;
     }
     return grads;
@@ -162,10 +162,10 @@ class StackOp final : public SingleOutputOp {
   explicit StackOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "stack"; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::stack(in, axis_); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     std::vector<Tensor> grads;
     for (std::size_t i = 0; i < node.inputs().size(); ++i) {
-      grads.push_back(getitem(g, pick(axis_, static_cast<std::int64_t>(i))));
+      grads.push_back(needs_grad[i] ? getitem(g, pick(axis_, static_cast<std::int64_t>(i))) : Tensor());
     }
     return grads;
   }
