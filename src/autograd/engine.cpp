@@ -18,16 +18,17 @@ namespace needle::autograd {
 
 namespace {
 
-// The outputs of `tensor`'s node that still exist: the tensor alone, or every sibling of a node with several
-// outputs (in output order).
-std::vector<Tensor> node_outputs(const Tensor& tensor) {
-  const std::shared_ptr<OutputGroup>& group = tensor.impl()->group;
-  if (group == nullptr) return {tensor};
-  std::vector<Tensor> outputs;
+// Appends the outputs of `tensor`'s node that still exist: the tensor alone, or every sibling of a node with
+// several outputs (in output order).
+void append_node_outputs(const Tensor& tensor, std::vector<Tensor>& outputs) {
+  const OutputGroup* group = tensor.impl()->group.get();
+  if (group == nullptr) {
+    outputs.push_back(tensor);
+    return;
+  }
   for (const std::weak_ptr<TensorImpl>& output : group->outputs) {
     if (std::shared_ptr<TensorImpl> impl = output.lock()) outputs.emplace_back(std::move(impl));
   }
-  return outputs;
 }
 
 }  // namespace
@@ -39,9 +40,14 @@ std::vector<Tensor> topological_order(const std::vector<Tensor>& outputs) {
   // are visited together and placed next to each other, after every input of the node: so in reverse order
   // the engine reaches a node only once every consumer of every one of its outputs has been handled.
   std::vector<std::pair<Tensor, std::size_t>> stack;
+  std::vector<Tensor> siblings;
   const auto visit = [&](const Tensor& tensor) {
     if (!visited.insert(tensor.impl().get()).second) return;
-    for (const Tensor& sibling : node_outputs(tensor)) visited.insert(sibling.impl().get());
+    if (tensor.impl()->group != nullptr) {
+      siblings.clear();
+      append_node_outputs(tensor, siblings);
+      for (const Tensor& sibling : siblings) visited.insert(sibling.impl().get());
+    }
     stack.emplace_back(tensor, 0);
   };
   for (const Tensor& output : outputs) {
@@ -53,7 +59,7 @@ std::vector<Tensor> topological_order(const std::vector<Tensor>& outputs) {
       if (next < inputs.size()) {
         visit(inputs[next++]);
       } else {
-        for (Tensor& sibling : node_outputs(tensor)) order.push_back(std::move(sibling));
+        append_node_outputs(tensor, order);
         stack.pop_back();
       }
     }
@@ -96,14 +102,17 @@ void release_node(TensorImpl& impl) {
   impl.group.reset();
 }
 
-// The output tensors a node's gradient is given: the live outputs themselves, and an output the program
-// dropped made again from the value the node kept, as an output of the same node (so that a gradient
-// recorded with create_graph still flows through it into the node's inputs).
-std::vector<Tensor> gradient_outputs_of(const Tensor& node) {
+// The output tensors a node's gradient is given, into `outputs`: the live outputs themselves, and an output
+// the program dropped made again from the value the node kept, as an output of the same node (so that a
+// gradient recorded with create_graph still flows through it into the node's inputs).
+void gradient_outputs_of(const Tensor& node, std::vector<Tensor>& outputs) {
+  outputs.clear();
   const TensorImpl& impl = *node.impl();
-  if (impl.group == nullptr) return {node};
+  if (impl.group == nullptr) {
+    outputs.push_back(node);
+    return;
+  }
   OutputGroup& group = *impl.group;
-  std::vector<Tensor> outputs;
   for (std::size_t j = 0; j < group.outputs.size(); ++j) {
     std::shared_ptr<TensorImpl> output = group.outputs[j].lock();
     if (output == nullptr) {
@@ -118,7 +127,6 @@ std::vector<Tensor> gradient_outputs_of(const Tensor& node) {
     }
     outputs.emplace_back(std::move(output));
   }
-  return outputs;
 }
 
 }  // namespace
@@ -147,15 +155,19 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
   std::unordered_map<const TensorImpl*, Tensor> grads;
   grads.emplace(output.impl().get(), seed);
   std::unordered_set<const OutputGroup*> done_groups;  // nodes with several outputs already differentiated
-  for (std::size_t k = order.size(); k-- > 0;) {       // reverse topological order: outputs first
+  // Reused from node to node: a node's outputs, their gradients, and which of its inputs need one.
+  std::vector<Tensor> outputs;
+  std::vector<Tensor> out_grads;
+  NeedsGrad needs_grad;
+  for (std::size_t k = order.size(); k-- > 0;) {  // reverse topological order: outputs first
     const Tensor node = order[k];
     if (release) order[k] = Tensor();  // the walk lets go of the node once handled
-    const std::shared_ptr<OutputGroup> group = node.impl()->group;
-    if (group != nullptr && !done_groups.insert(group.get()).second) continue;  // handled with a sibling
+    const OutputGroup* group = node.impl()->group.get();
+    if (group != nullptr && !done_groups.insert(group).second) continue;  // handled with a sibling
 
     // The gradient of each output of the node; each is complete once the node is reached.
-    const std::vector<Tensor> outputs = gradient_outputs_of(node);
-    std::vector<Tensor> out_grads(outputs.size());
+    gradient_outputs_of(node, outputs);
+    out_grads.assign(outputs.size(), Tensor());
     bool any_grad = false;
     for (std::size_t j = 0; j < outputs.size(); ++j) {
       const auto found = grads.find(outputs[j].impl().get());
@@ -182,10 +194,14 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
     }
 
     const Op& op = *node.op();
-    const std::vector<Tensor> inputs = node.inputs();
-    NeedsGrad needs_grad(inputs.size());
-    for (std::size_t i = 0; i < inputs.size(); ++i) needs_grad[i] = inputs[i].requires_grad();
-    if (std::any_of(needs_grad.begin(), needs_grad.end(), [](bool needed) { return needed; })) {
+    const std::vector<Tensor>& inputs = node.inputs();  // cleared by release_node, after their last use
+    needs_grad.assign(inputs.size(), false);
+    bool any_needed = false;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      needs_grad[i] = inputs[i].requires_grad();
+      any_needed = any_needed || needs_grad[i];
+    }
+    if (any_needed) {
       const std::vector<Tensor> input_grads =
           debug::detail::enabled() ? debug::detail::compute_gradient(op, out_grads, outputs, inputs, needs_grad, node)
                                    : op.gradient_outputs(out_grads, outputs, inputs, needs_grad);
