@@ -172,7 +172,7 @@ struct AdamCoefficients {
   bool decoupled;
 };
 
-// Backend::adam_update for one element: the formula of backend.h, in this order in every backend.
+// Backend::adam_update for one element: the formula of kernels.def, in this order in every backend.
 template <typename T>
 void adam_element(T& p, T g, T& m, T& v, const AdamCoefficients<T>& c) {
   if (c.decoupled) {

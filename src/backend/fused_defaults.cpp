@@ -1,9 +1,10 @@
-// The Backend base class's versions of the fused neural-network kernels, composed from the primitive
-// kernels (reduce, binary, unary, fill) on memory from allocate(). They exist so that a device without
-// fused kernels of its own (CUDA today, any new one tomorrow) still runs softmax and layer norm through
-// the same op-layer code; they make several passes and use temporaries, the fused overrides do not.
-// Some steps update a small per-row array in place (output and input the same view), which every
-// element-wise kernel supports since each output element depends only on the same element of its inputs.
+// The Backend base class's versions of the fused row, attention and batch-norm kernels, composed from the
+// primitive kernels (reduce, binary, unary, fill) on memory from allocate() (the LSTM cell's are in
+// lstm_defaults.cpp, the optimizer updates' in optim_defaults.cpp, the convolution's in conv_defaults.cpp). They exist
+// so that a device without fused kernels of its own (CUDA today, any new one tomorrow) still runs softmax and layer
+// norm through the same op-layer code; they make several passes and use temporaries, the fused overrides do not. Some
+// steps update a small per-row array in place (output and input the same view), which every element-wise kernel
+// supports since each output element depends only on the same element of its inputs.
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -13,7 +14,7 @@
 #include "backend/attention_layout.h"
 #include "backend/batch_norm_layout.h"
 #include "backend/fused_rows.h"
-#include "backend/lstm_cell_layout.h"
+#include "backend/scratch.h"
 #include "needle/backend/backend.h"
 
 namespace needle {
@@ -22,27 +23,7 @@ namespace {
 
 using kernels::row_layout;
 using kernels::RowLayout;
-
-// Device memory for a temporary, returned to the backend when it goes out of scope.
-class Scratch {
- public:
-  Scratch(Backend& backend, std::int64_t elements, DType dtype)
-      : backend_(backend), nbytes_(static_cast<std::size_t>(elements) * itemsize(dtype)) {
-    data_ = backend_.allocate(nbytes_);
-  }
-  ~Scratch() { backend_.deallocate(data_, nbytes_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  Scratch(Scratch&&) = delete;
-  Scratch& operator=(Scratch&&) = delete;
-
-  [[nodiscard]] void* data() const { return data_; }
-
- private:
-  Backend& backend_;
-  std::size_t nbytes_;
-  void* data_ = nullptr;
-};
+using kernels::Scratch;
 
 // Writes mean(x) and sqrt(var(x) + eps) of each row of x into `mean` and `std_dev` (one value per row),
 // using `centered` (rows x cols) as the scratch that ends up holding x - mean.
@@ -285,240 +266,6 @@ void Backend::attention_backward(const StridedView& dq, const StridedView& dk, c
   matmul(dq, as_scores(dscores.data()), k);
   matmul(dk, transposed(dscores.data()), q);
 }
-namespace {
-
-// Block k (0..3 = i, f, g, o) of a (B, 4H) operand as a (B, H) view with the operand's row stride.
-StridedView gate_block(const StridedView& v, const kernels::LstmLayout& layout, std::int64_t k) {
-  return {static_cast<char*>(v.data) + k * layout.hidden * static_cast<std::int64_t>(itemsize(layout.dtype)),
-          layout.dtype,
-          {layout.batch, layout.hidden},
-          {v.strides[0], 1}};
-}
-
-// Writes the activated gates sigmoid(z_i), sigmoid(z_f), tanh(z_g), sigmoid(z_o) of z = gates (+ gates2)
-// into `act`, a contiguous (B, 4H) view.
-void lstm_activations(Backend& backend, const kernels::LstmLayout& layout, const StridedView& act,
-                      const StridedView& gates, const StridedView& gates2) {
-  if (kernels::present(gates2)) {
-    backend.binary(BinaryOp::Add, act, gates, gates2);
-  } else {
-    backend.copy(act, gates);
-  }
-  for (std::int64_t k = 0; k < 4; ++k) {
-    const StridedView block = gate_block(act, layout, k);
-    backend.unary(k == 2 ? UnaryOp::Tanh : UnaryOp::Sigmoid, block, block);
-  }
-}
-
-}  // namespace
-
-// Composed: activations into a temporary, then c = f * c_prev + i * g and h = o * tanh(c).
-void Backend::lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
-                        const StridedView& c_prev) {
-  const kernels::LstmLayout layout = kernels::lstm_cell_layout("lstm_cell", h, c, gates, gates2, c_prev);
-  const std::int64_t n = layout.batch * layout.hidden;
-  if (n == 0) return;
-  const DType dtype = layout.dtype;
-  Scratch act_data(*this, 4 * n, dtype);
-  Scratch temp_data(*this, n, dtype);
-  const StridedView act{act_data.data(), dtype, {layout.batch, 4 * layout.hidden}, {4 * layout.hidden, 1}};
-  const StridedView temp{temp_data.data(), dtype, {layout.batch, layout.hidden}, {layout.hidden, 1}};
-  lstm_activations(*this, layout, act, gates, gates2);
-  binary(BinaryOp::Mul, c, gate_block(act, layout, 0), gate_block(act, layout, 2));
-  if (kernels::present(c_prev)) {
-    binary(BinaryOp::Mul, temp, gate_block(act, layout, 1), c_prev);
-    binary(BinaryOp::Add, c, c, temp);
-  }
-  unary(UnaryOp::Tanh, temp, c);
-  binary(BinaryOp::Mul, h, gate_block(act, layout, 3), temp);
-}
-
-// Composed: activations and tanh(c) recomputed into temporaries, then each line of backend.h's formula.
-void Backend::lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
-                                 const StridedView& dc, const StridedView& gates, const StridedView& gates2,
-                                 const StridedView& c_prev) {
-  const kernels::LstmLayout layout =
-      kernels::lstm_cell_backward_layout("lstm_cell_backward", dgates, dc_prev, dh, dc, gates, gates2, c_prev);
-  const std::int64_t n = layout.batch * layout.hidden;
-  if (n == 0) return;
-  const DType dtype = layout.dtype;
-  const Shape shape{layout.batch, layout.hidden};
-  const Strides compact{layout.hidden, 1};
-  Scratch act_data(*this, 4 * n, dtype);
-  Scratch tc_data(*this, n, dtype);
-  Scratch dct_data(*this, n, dtype);
-  Scratch temp_data(*this, n, dtype);
-  Scratch one_data(*this, 1, dtype);
-  const StridedView act{act_data.data(), dtype, {layout.batch, 4 * layout.hidden}, {4 * layout.hidden, 1}};
-  const StridedView tc{tc_data.data(), dtype, shape, compact};
-  const StridedView dct{dct_data.data(), dtype, shape, compact};
-  const StridedView temp{temp_data.data(), dtype, shape, compact};
-  const StridedView one{one_data.data(), dtype, shape, {0, 0}};
-  fill({one_data.data(), dtype, {1}, {1}}, Scalar(1.0));
-  lstm_activations(*this, layout, act, gates, gates2);
-  const StridedView i = gate_block(act, layout, 0);
-  const StridedView f = gate_block(act, layout, 1);
-  const StridedView g = gate_block(act, layout, 2);
-  const StridedView o = gate_block(act, layout, 3);
-
-  // tc = tanh(f * c_prev + i * g)
-  binary(BinaryOp::Mul, tc, i, g);
-  if (kernels::present(c_prev)) {
-    binary(BinaryOp::Mul, temp, f, c_prev);
-    binary(BinaryOp::Add, tc, tc, temp);
-  }
-  unary(UnaryOp::Tanh, tc, tc);
-  // dz_o = dh * tc * o * (1 - o)
-  binary(BinaryOp::Sub, temp, one, o);
-  binary(BinaryOp::Mul, temp, temp, o);
-  binary(BinaryOp::Mul, temp, temp, tc);
-  binary(BinaryOp::Mul, gate_block(dgates, layout, 3), temp, dh);
-  // dc' = dc + dh * o * (1 - tc^2)
-  binary(BinaryOp::Mul, dct, tc, tc);
-  binary(BinaryOp::Sub, dct, one, dct);
-  binary(BinaryOp::Mul, dct, dct, o);
-  binary(BinaryOp::Mul, dct, dct, dh);
-  binary(BinaryOp::Add, dct, dct, dc);
-  // dz_i = dc' * g * i * (1 - i)
-  binary(BinaryOp::Sub, temp, one, i);
-  binary(BinaryOp::Mul, temp, temp, i);
-  binary(BinaryOp::Mul, temp, temp, g);
-  binary(BinaryOp::Mul, gate_block(dgates, layout, 0), temp, dct);
-  // dz_g = dc' * i * (1 - g^2)
-  binary(BinaryOp::Mul, temp, g, g);
-  binary(BinaryOp::Sub, temp, one, temp);
-  binary(BinaryOp::Mul, temp, temp, i);
-  binary(BinaryOp::Mul, gate_block(dgates, layout, 2), temp, dct);
-  // dz_f = dc' * c_prev * f * (1 - f) and dc_prev = dc' * f; with no c_prev, f had no effect.
-  if (kernels::present(c_prev)) {
-    binary(BinaryOp::Sub, temp, one, f);
-    binary(BinaryOp::Mul, temp, temp, f);
-    binary(BinaryOp::Mul, temp, temp, c_prev);
-    binary(BinaryOp::Mul, gate_block(dgates, layout, 1), temp, dct);
-    binary(BinaryOp::Mul, dc_prev, dct, f);
-  } else {
-    fill(gate_block(dgates, layout, 1), Scalar(0.0));
-  }
-}
-
-// Composed: the formula of backend.h one primitive at a time, in the order kernels::adam_element uses, on
-// the flat n-element views of the four arrays and three temporaries.
-void Backend::adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
-                          const StridedView& exp_avg_sq, const AdamStep& step) {
-  const RowLayout layout = row_layout("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
-  const std::int64_t n = layout.size();
-  if (n == 0) return;
-  const DType dtype = layout.dtype;
-  const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
-  // The constants, each read as an n-element array by a zero stride.
-  const double values[] = {1.0 - step.lr * step.weight_decay,
-                           step.weight_decay,
-                           step.beta1,
-                           1.0 - step.beta1,
-                           step.beta2,
-                           1.0 - step.beta2,
-                           step.correction1,
-                           step.correction2,
-                           step.eps,
-                           step.lr};
-  constexpr std::int64_t kConstants = 10;
-  Scratch constants(*this, kConstants, dtype);
-  const auto constant = [&](std::int64_t i) {
-    return StridedView{
-        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
-  };
-  for (std::int64_t i = 0; i < kConstants; ++i) {
-    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
-  }
-  enum : std::int64_t {
-    kDecay,
-    kWeightDecay,
-    kBeta1,
-    kOneMinusBeta1,
-    kBeta2,
-    kOneMinusBeta2,
-    kCorrection1,
-    kCorrection2,
-    kEps,
-    kLr
-  };
-  const StridedView p = flat(param.data);
-  const StridedView m = flat(exp_avg.data);
-  const StridedView v = flat(exp_avg_sq.data);
-  Scratch g_scratch(*this, n, dtype);
-  Scratch t_scratch(*this, n, dtype);
-  Scratch u_scratch(*this, n, dtype);
-  const StridedView g = flat(g_scratch.data());
-  const StridedView t = flat(t_scratch.data());
-  const StridedView u = flat(u_scratch.data());
-  if (step.decoupled) {
-    binary(BinaryOp::Mul, p, p, constant(kDecay));
-    copy(g, flat(grad.data));
-  } else {
-    binary(BinaryOp::Mul, t, constant(kWeightDecay), p);
-    binary(BinaryOp::Add, g, flat(grad.data), t);
-  }
-  binary(BinaryOp::Mul, m, constant(kBeta1), m);
-  binary(BinaryOp::Mul, t, constant(kOneMinusBeta1), g);
-  binary(BinaryOp::Add, m, m, t);
-  binary(BinaryOp::Mul, v, constant(kBeta2), v);
-  binary(BinaryOp::Mul, t, g, g);
-  binary(BinaryOp::Mul, t, constant(kOneMinusBeta2), t);
-  binary(BinaryOp::Add, v, v, t);
-  binary(BinaryOp::Div, t, v, constant(kCorrection2));
-  unary(UnaryOp::Sqrt, t, t);
-  binary(BinaryOp::Add, t, t, constant(kEps));
-  binary(BinaryOp::Div, u, m, constant(kCorrection1));
-  binary(BinaryOp::Div, u, u, t);
-  binary(BinaryOp::Mul, u, constant(kLr), u);
-  binary(BinaryOp::Sub, p, p, u);
-}
-
-// Composed: the formula of backend.h one primitive at a time, in the order kernels::sgd_momentum_element
-// uses, on the flat n-element views of the arrays and two temporaries.
-void Backend::sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
-                         const SgdStep& step) {
-  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
-  if (n == 0) return;
-  const DType dtype = param.dtype;
-  const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
-  // The constants, each read as an n-element array by a zero stride.
-  const double values[] = {step.weight_decay, step.momentum, 1.0 - step.momentum, step.lr};
-  enum : std::int64_t { kWeightDecay, kMomentum, kOneMinusMomentum, kLr, kConstants };
-  Scratch constants(*this, kConstants, dtype);
-  const auto constant = [&](std::int64_t i) {
-    return StridedView{
-        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
-  };
-  for (std::int64_t i = 0; i < kConstants; ++i) {
-    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
-  }
-  const StridedView p = flat(param.data);
-  Scratch g_scratch(*this, n, dtype);
-  Scratch t_scratch(*this, n, dtype);
-  const StridedView t = flat(t_scratch.data());
-  StridedView g = flat(grad.data);
-  if (step.weight_decay != 0.0) {
-    binary(BinaryOp::Mul, t, p, constant(kWeightDecay));
-    binary(BinaryOp::Add, flat(g_scratch.data()), g, t);
-    g = flat(g_scratch.data());
-  }
-  StridedView delta = g;  // what lr scales: the momentum buffer, or the gradient without one
-  if (momentum_buffer.data != nullptr) {
-    const StridedView u = flat(momentum_buffer.data);
-    if (step.first) {
-      binary(BinaryOp::Mul, u, g, constant(kOneMinusMomentum));
-    } else {
-      binary(BinaryOp::Mul, u, u, constant(kMomentum));
-      binary(BinaryOp::Mul, t, g, constant(kOneMinusMomentum));
-      binary(BinaryOp::Add, u, u, t);
-    }
-    delta = u;
-  }
-  binary(BinaryOp::Mul, t, delta, constant(kLr));
-  binary(BinaryOp::Sub, p, p, t);
-}
-
 // Composed batch norm: per-channel sums over N and S by reductions, then broadcast element-wise steps.
 // Writes mean and var, and into `std_dev` (C values) sqrt(var + eps); `centered` ((N, C, S)) ends up
 // holding x - mean.

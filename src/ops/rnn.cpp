@@ -23,7 +23,7 @@ using detail::make;
 
 namespace {
 
-// The vector-Jacobian product of one cell (backend.h's lstm_cell_backward formulas) written with
+// The vector-Jacobian product of one cell (kernels.def's lstm_cell_backward formulas) written with
 // differentiable ops, for gradients that must themselves have gradients: z (B, 4H) pre-activations, c_prev
 // (B, H) or undefined, dh and dc the gradients of h and c. Returns (dz, dc_prev), dc_prev undefined when
 // c_prev is.

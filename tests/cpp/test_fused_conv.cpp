@@ -80,7 +80,7 @@ std::vector<Case> cases() {
   };
 }
 
-// The reading of backend.h's formula built from array functions: pad, then a strided window view of the
+// The reading of kernels.def's formula built from array functions: pad, then a strided window view of the
 // padded copy, compacted.
 NDArray formula_columns(const NDArray& image, const Case& c) {
   const std::int64_t p = c.padding;

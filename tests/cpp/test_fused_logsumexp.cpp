@@ -30,7 +30,7 @@ using testing::ref_backend;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 
-// The formula of backend.h in double precision, one row of `values`.
+// The formula of kernels.def in double precision, one row of `values`.
 double lse_formula(const std::vector<double>& row) {
   double largest = -kInf;
   bool nan = false;

@@ -104,7 +104,7 @@ std::pair<std::vector<double>, std::vector<double>> run_backward(Backend& backen
   return {host(dgates), in.has_c_prev ? host(dc_prev) : std::vector<double>{}};
 }
 
-// The cell's formulas (backend.h) composed from array functions in float64.
+// The cell's formulas (kernels.def) composed from array functions in float64.
 struct Composed {
   NDArray h, c, dgates, dc_prev;
 };

@@ -66,7 +66,7 @@ class Backend {
   // ---- kernels ---------------------------------------------------------------------------------
   // Every kernel is listed once, with what the caller guarantees and what it computes, in kernels.def.
   // Primitives are pure virtual: every device implements them. Fused kernels are virtual with a default
-  // composed from the primitives (fused_defaults.cpp, conv_defaults.cpp), so a device that does not
+  // composed from the primitives (src/backend/*_defaults.cpp), so a device that does not
   // override one still runs it, only with more passes over memory.
 #define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) virtual void name params = 0;
 #define NEEDLE_FUSED(name, params, args, outputs, trace_name, flops) virtual void name params;

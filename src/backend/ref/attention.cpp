@@ -1,5 +1,5 @@
 // Scaled dot-product attention as plain loops, one query row at a time, every sum accumulated in double:
-// the reading of the formulas in backend.h that the faster backends are tested against. The scores of
+// the reading of the formulas in kernels.def that the faster backends are tested against. The scores of
 // one row are kept (S values); nothing larger is.
 #include <algorithm>
 #include <cmath>

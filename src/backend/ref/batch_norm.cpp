@@ -1,5 +1,5 @@
 // Batch normalization as plain loops over each channel's N runs of S values, every sum and statistic
-// accumulated in double: the reading of the formulas in backend.h that the faster backends are tested
+// accumulated in double: the reading of the formulas in kernels.def that the faster backends are tested
 // against.
 #include <cmath>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// im2col and col2im as plain loops over every column entry, straight from the formulas in backend.h: the
+// im2col and col2im as plain loops over every column entry, straight from the formulas in kernels.def: the
 // reading the faster backends are tested against.
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // The fused LSTM cell and its backward pass as plain loops over (row, unit), every value computed in
-// double: the reading of the formulas in backend.h that the faster backends are tested against.
+// double: the reading of the formulas in kernels.def that the faster backends are tested against.
 #include <cmath>
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // The fused neural-network kernels as plain loops over each row, every sum and statistic accumulated in
-// double: the reading of the formulas in backend.h that the faster backends are tested against.
+// double: the reading of the formulas in kernels.def that the faster backends are tested against.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -45,7 +45,7 @@ void logsumexp(const StridedView& out, const StridedView& in) {
   dispatch_floating(layout.dtype, "logsumexp", [&]<typename T>() {
     for (std::int64_t row = 0; row < layout.rows; ++row) {
       const T* x = in.ptr<T>() + row * cols;
-      // The row's largest entry, in double; an infinite one (or none) shifts by 0, see backend.h.
+      // The row's largest entry, in double; an infinite one (or none) shifts by 0, see kernels.def.
       double largest = -std::numeric_limits<double>::infinity();
       for (std::int64_t j = 0; j < cols; ++j) largest = std::fmax(largest, static_cast<double>(x[j]));
       const double shift = std::isfinite(largest) ? largest : 0.0;
