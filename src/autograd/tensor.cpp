@@ -64,7 +64,7 @@ Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs)
   if (single == nullptr) {
     NEEDLE_CHECK(op->num_outputs() == 1, RuntimeError, op->name(), ": an op with ", op->num_outputs(),
                  " outputs is applied with Tensor::from_op_outputs");
-    return from_op_outputs(std::move(op), std::move(inputs)).front();
+    return from_op_outputs(op, inputs).front();
   }
   const std::vector<NDArray> values = values_of(inputs);
   auto impl = std::make_shared<TensorImpl>();
@@ -82,7 +82,7 @@ Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs)
   return Tensor(std::move(impl));
 }
 
-std::vector<Tensor> Tensor::from_op_outputs(std::shared_ptr<const Op> op, std::vector<Tensor> inputs) {
+std::vector<Tensor> Tensor::from_op_outputs(const std::shared_ptr<const Op>& op, const std::vector<Tensor>& inputs) {
   const std::vector<NDArray> values = values_of(inputs);
   std::vector<std::shared_ptr<TensorImpl>> impls;
   for (std::size_t i = 0; i < op->num_outputs(); ++i) impls.push_back(std::make_shared<TensorImpl>());

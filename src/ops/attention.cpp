@@ -15,7 +15,6 @@
 namespace needle::ops {
 
 using detail::constant;
-using detail::make;
 
 namespace {
 

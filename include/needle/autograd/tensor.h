@@ -32,7 +32,7 @@ class Tensor {
   static Tensor from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs);
   // The same for an op with several outputs: one tensor per output, each a node of the graph whose
   // gradient the op computes together with its siblings'.
-  static std::vector<Tensor> from_op_outputs(std::shared_ptr<const Op> op, std::vector<Tensor> inputs);
+  static std::vector<Tensor> from_op_outputs(const std::shared_ptr<const Op>& op, const std::vector<Tensor>& inputs);
 
   [[nodiscard]] bool defined() const { return impl_ != nullptr; }
   [[nodiscard]] const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
