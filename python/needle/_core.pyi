@@ -1545,7 +1545,11 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5) -> None: ...
 
     @property
-    def p(self) -> float: ...
+    def p(self) -> float:
+        """In [0, 1)."""
+
+    @p.setter
+    def p(self, arg: float, /) -> None: ...
 
 class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, device: Device | None = None, dtype: str | None = None) -> None: ...
@@ -1804,10 +1808,18 @@ class SGD(Optimizer):
         """
 
     @property
-    def momentum(self) -> float: ...
+    def momentum(self) -> float:
+        """In [0, 1)."""
+
+    @momentum.setter
+    def momentum(self, arg: float, /) -> None: ...
 
     @property
-    def weight_decay(self) -> float: ...
+    def weight_decay(self) -> float:
+        """>= 0."""
+
+    @weight_decay.setter
+    def weight_decay(self, arg: float, /) -> None: ...
 
 class Adam(Optimizer):
     def __init__(self, params: Sequence[Tensor], lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-08, weight_decay: float = 0.0) -> None:
@@ -1818,6 +1830,34 @@ class Adam(Optimizer):
     @property
     def steps(self) -> int:
         """Calls to step() so far."""
+
+    @property
+    def beta1(self) -> float:
+        """In [0, 1)."""
+
+    @beta1.setter
+    def beta1(self, arg: float, /) -> None: ...
+
+    @property
+    def beta2(self) -> float:
+        """In [0, 1)."""
+
+    @beta2.setter
+    def beta2(self, arg: float, /) -> None: ...
+
+    @property
+    def eps(self) -> float:
+        """>= 0."""
+
+    @eps.setter
+    def eps(self, arg: float, /) -> None: ...
+
+    @property
+    def weight_decay(self) -> float:
+        """>= 0."""
+
+    @weight_decay.setter
+    def weight_decay(self, arg: float, /) -> None: ...
 
 class AdamW(Adam):
     def __init__(self, params: Sequence[Tensor], lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-08, weight_decay: float = 0.01) -> None:

@@ -149,7 +149,7 @@ void bind_basic(nb::module_& m) {
           nb::arg("prediction"), nb::arg("target"), "Mean of squared differences.");
   nb::class_<nn::Dropout, Module>(m, "Dropout")
       .def(nb::init<double>(), nb::arg("p") = 0.5)
-      .def_prop_ro("p", &nn::Dropout::p);
+      .def_prop_rw("p", &nn::Dropout::p, &nn::Dropout::set_p, "In [0, 1).");
   nb::class_<nn::Embedding, Module>(m, "Embedding")
       .def(
           "__init__",

@@ -35,13 +35,17 @@ void bind_optimizers(nb::module_& m) {
       .def(nb::init<std::vector<Tensor>, double, double, double>(), nb::arg("params"), nb::arg("lr") = 0.01,
            nb::arg("momentum") = 0.0, nb::arg("weight_decay") = 0.0,
            "Needle's SGD: u <- momentum u + (1 - momentum) (grad + weight_decay p); p <- p - lr u.")
-      .def_prop_ro("momentum", &optim::SGD::momentum)
-      .def_prop_ro("weight_decay", &optim::SGD::weight_decay);
+      .def_prop_rw("momentum", &optim::SGD::momentum, &optim::SGD::set_momentum, "In [0, 1).")
+      .def_prop_rw("weight_decay", &optim::SGD::weight_decay, &optim::SGD::set_weight_decay, ">= 0.");
   nb::class_<optim::Adam, Optimizer>(m, "Adam")
       .def(nb::init<std::vector<Tensor>, double, double, double, double, double>(), nb::arg("params"),
            nb::arg("lr") = 0.01, nb::arg("beta1") = 0.9, nb::arg("beta2") = 0.999, nb::arg("eps") = 1e-8,
            nb::arg("weight_decay") = 0.0, "Needle's Adam with bias correction (weight decay added to the gradient).")
-      .def_prop_ro("steps", &optim::Adam::steps, "Calls to step() so far.");
+      .def_prop_ro("steps", &optim::Adam::steps, "Calls to step() so far.")
+      .def_prop_rw("beta1", &optim::Adam::beta1, &optim::Adam::set_beta1, "In [0, 1).")
+      .def_prop_rw("beta2", &optim::Adam::beta2, &optim::Adam::set_beta2, "In [0, 1).")
+      .def_prop_rw("eps", &optim::Adam::eps, &optim::Adam::set_eps, ">= 0.")
+      .def_prop_rw("weight_decay", &optim::Adam::weight_decay, &optim::Adam::set_weight_decay, ">= 0.");
   nb::class_<optim::AdamW, optim::Adam>(m, "AdamW")
       .def(nb::init<std::vector<Tensor>, double, double, double, double, double>(), nb::arg("params"),
            nb::arg("lr") = 0.01, nb::arg("beta1") = 0.9, nb::arg("beta2") = 0.999, nb::arg("eps") = 1e-8,

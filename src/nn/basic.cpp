@@ -108,8 +108,11 @@ Tensor MSELoss::forward(const Tensor& prediction, const Tensor& target) {
   return ops::mse_loss(prediction, target);
 }
 
-Dropout::Dropout(double p) : p_(p) {
+Dropout::Dropout(double p) { set_p(p); }
+
+void Dropout::set_p(double p) {
   NEEDLE_CHECK(p >= 0.0 && p < 1.0, ValueError, "Dropout: p must lie in [0, 1), got ", p);
+  p_ = p;
 }
 
 Tensor Dropout::forward(const Tensor& x) { return ops::dropout(x, p_, training()); }

@@ -15,16 +15,31 @@ Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, do
 
 Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay,
            bool decoupled, const char* name)
-    : Optimizer(std::move(params), lr, name),
-      beta1_(beta1),
-      beta2_(beta2),
-      eps_(eps),
-      weight_decay_(weight_decay),
-      decoupled_(decoupled) {
-  NEEDLE_CHECK(beta1 >= 0.0 && beta1 < 1.0, ValueError, name, ": invalid beta1 ", beta1, " (must be in [0, 1))");
-  NEEDLE_CHECK(beta2 >= 0.0 && beta2 < 1.0, ValueError, name, ": invalid beta2 ", beta2, " (must be in [0, 1))");
-  NEEDLE_CHECK(eps >= 0.0, ValueError, name, ": invalid eps ", eps, " (must be >= 0)");
-  NEEDLE_CHECK(weight_decay >= 0.0, ValueError, name, ": invalid weight_decay ", weight_decay, " (must be >= 0)");
+    : Optimizer(std::move(params), lr, name), decoupled_(decoupled) {
+  set_beta1(beta1);
+  set_beta2(beta2);
+  set_eps(eps);
+  set_weight_decay(weight_decay);
+}
+
+void Adam::set_beta1(double beta1) {
+  NEEDLE_CHECK(beta1 >= 0.0 && beta1 < 1.0, ValueError, name(), ": invalid beta1 ", beta1, " (must be in [0, 1))");
+  beta1_ = beta1;
+}
+
+void Adam::set_beta2(double beta2) {
+  NEEDLE_CHECK(beta2 >= 0.0 && beta2 < 1.0, ValueError, name(), ": invalid beta2 ", beta2, " (must be in [0, 1))");
+  beta2_ = beta2;
+}
+
+void Adam::set_eps(double eps) {
+  NEEDLE_CHECK(eps >= 0.0, ValueError, name(), ": invalid eps ", eps, " (must be >= 0)");
+  eps_ = eps;
+}
+
+void Adam::set_weight_decay(double weight_decay) {
+  NEEDLE_CHECK(weight_decay >= 0.0, ValueError, name(), ": invalid weight_decay ", weight_decay, " (must be >= 0)");
+  weight_decay_ = weight_decay;
 }
 
 void Adam::step() {

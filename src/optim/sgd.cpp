@@ -9,10 +9,20 @@
 namespace needle::optim {
 
 SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay)
-    : Optimizer(std::move(params), lr, "SGD"), momentum_(momentum), weight_decay_(weight_decay) {
+    : Optimizer(std::move(params), lr, "SGD") {
+  set_momentum(momentum);
+  set_weight_decay(weight_decay);
+}
+
+void SGD::set_momentum(double momentum) {
   NEEDLE_CHECK(momentum >= 0.0 && momentum < 1.0, ValueError, "SGD: invalid momentum ", momentum,
                " (must be in [0, 1))");
+  momentum_ = momentum;
+}
+
+void SGD::set_weight_decay(double weight_decay) {
   NEEDLE_CHECK(weight_decay >= 0.0, ValueError, "SGD: invalid weight_decay ", weight_decay, " (must be >= 0)");
+  weight_decay_ = weight_decay;
 }
 
 void SGD::step() {

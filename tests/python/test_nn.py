@@ -514,3 +514,13 @@ def test_to_device_keeps_tensor_objects_and_mixed_devices_raise() -> None:
     assert y.device == ndl.ref()
     model.to("cpu")
     assert model(x).device == ndl.cpu()
+
+
+def test_dropout_p_set_after_construction_is_the_one_forward_uses() -> None:
+    layer = nn.Dropout(0.5)
+    layer.p = 0.0
+    assert layer.p == 0.0
+    x = ndl.Tensor(np.ones((4, 8), dtype=np.float32))
+    np.testing.assert_array_equal(layer(x).numpy(), np.ones((4, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="Dropout"):
+        layer.p = 1.0

@@ -79,6 +79,33 @@ def test_adam_and_adamw_follow_hand_computation(decoupled: bool) -> None:
         np.testing.assert_allclose(p.numpy(), expected, rtol=1e-10)
 
 
+def test_hyper_parameters_set_between_steps_change_the_next_step() -> None:
+    # The hyper-parameters live in the C++ optimizer only: setting one from Python changes what step() uses.
+    p = param([1.0, -2.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.0)
+    assert opt.momentum == 0.0
+    opt.momentum = 0.5
+    opt.weight_decay = 0.1
+    assert (opt.momentum, opt.weight_decay) == (0.5, pytest.approx(0.1))
+    set_grad(p, GRADS[0])
+    opt.step()
+    # First step with momentum: u = (1 - 0.5) * (g + 0.1 p), p -= lr * u.
+    np.testing.assert_allclose(p.numpy(), [1.0, -2.0] - 0.1 * 0.5 * (GRADS[0] + 0.1 * np.array([1.0, -2.0])))
+    q = param([1.0, -2.0])
+    adam = optim.Adam([q], lr=0.1)
+    adam.beta1, adam.beta2, adam.eps = 0.5, 0.75, 0.25
+    set_grad(q, GRADS[0])
+    adam.step()
+    m_hat = GRADS[0]  # (1 - b1) g / (1 - b1)
+    v_hat = GRADS[0] ** 2
+    np.testing.assert_allclose(q.numpy(), [1.0, -2.0] - 0.1 * m_hat / (np.sqrt(v_hat) + 0.25), rtol=1e-12)
+    with pytest.raises(ValueError, match="momentum"):
+        opt.momentum = 1.0
+    with pytest.raises(ValueError, match="beta2"):
+        adam.beta2 = -0.1
+    assert opt.momentum == 0.5  # a refused value changes nothing
+
+
 def test_optimizer_errors() -> None:
     with pytest.raises(ValueError, match="SGD"):
         optim.SGD([param([1.0])], lr=-1.0)

@@ -148,9 +148,11 @@ class Dropout final : public Module {
   Tensor forward(const Tensor& x) override;
   [[nodiscard]] std::string name() const override { return "Dropout"; }
   [[nodiscard]] double p() const { return p_; }
+  // Also settable between steps; ValueError outside [0, 1).
+  void set_p(double p);
 
  private:
-  double p_;
+  double p_ = 0.5;
 };
 
 // Rows of weight (num_embeddings, embedding_dim), initialised N(0, 1), picked by integer indices of any

@@ -98,12 +98,15 @@ class SGD final : public Optimizer {
   [[nodiscard]] OptimizerState state_dict() const override;
   void load_state_dict(const OptimizerState& state) override;
 
+  // The hyper-parameters, also settable between steps (ValueError outside the ranges above).
   [[nodiscard]] double momentum() const { return momentum_; }
+  void set_momentum(double momentum);
   [[nodiscard]] double weight_decay() const { return weight_decay_; }
+  void set_weight_decay(double weight_decay);
 
  private:
-  double momentum_;
-  double weight_decay_;
+  double momentum_ = 0.0;
+  double weight_decay_ = 0.0;
   std::map<std::size_t, NDArray> velocity_;  // by parameter index, created at the first update
 };
 
@@ -123,6 +126,15 @@ class Adam : public Optimizer {
   void load_state_dict(const OptimizerState& state) override;
 
   [[nodiscard]] std::int64_t steps() const { return t_; }
+  // The hyper-parameters, also settable between steps (ValueError outside the ranges above).
+  [[nodiscard]] double beta1() const { return beta1_; }
+  void set_beta1(double beta1);
+  [[nodiscard]] double beta2() const { return beta2_; }
+  void set_beta2(double beta2);
+  [[nodiscard]] double eps() const { return eps_; }
+  void set_eps(double eps);
+  [[nodiscard]] double weight_decay() const { return weight_decay_; }
+  void set_weight_decay(double weight_decay);
 
  protected:
   // AdamW decays the parameter itself instead of adding weight_decay * p to the gradient.
@@ -130,10 +142,10 @@ class Adam : public Optimizer {
        bool decoupled, const char* name);
 
  private:
-  double beta1_;
-  double beta2_;
-  double eps_;
-  double weight_decay_;
+  double beta1_ = 0.0;
+  double beta2_ = 0.0;
+  double eps_ = 0.0;
+  double weight_decay_ = 0.0;
   bool decoupled_;
   std::int64_t t_ = 0;
   std::map<std::size_t, NDArray> m_;

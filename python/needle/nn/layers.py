@@ -213,8 +213,17 @@ class Dropout(_Layer):
     eval mode. Draws from Needle's generator (``needle.manual_seed``)."""
 
     def __init__(self, p: float = 0.5) -> None:
-        super().__init__(_core.Dropout(p))
-        self.p = p
+        self._layer = _core.Dropout(p)
+        super().__init__(self._layer)
+
+    @property
+    def p(self) -> float:
+        """The drop probability, read from and written to the C++ layer (ValueError outside [0, 1))."""
+        return self._layer.p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self._layer.p = float(value)
 
 
 class Embedding(_Layer):

@@ -4,7 +4,7 @@ run in C++ kernels on the parameters' values, in place (the Tensor objects stay 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -105,6 +105,26 @@ class CppOptimizer(Optimizer):
         self._cpp.lr = float(value)
 
 
+class _CppHyperParameter:
+    """A hyper-parameter that lives in the C++ optimizer only: reading and writing it go to ``_cpp``, which
+    validates (ValueError), so there is no Python copy that could disagree with what ``step()`` uses."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _CppHyperParameter: ...
+    @overload
+    def __get__(self, obj: CppOptimizer, objtype: type | None = None) -> float: ...
+    def __get__(self, obj: CppOptimizer | None, objtype: type | None = None) -> float | _CppHyperParameter:
+        if obj is None:
+            return self
+        return float(getattr(obj._cpp, self._name))
+
+    def __set__(self, obj: CppOptimizer, value: float) -> None:
+        setattr(obj._cpp, self._name, float(value))
+
+
 class SGD(CppOptimizer):
     """Needle's SGD: with g = grad + weight_decay * p, u <- momentum * u + (1 - momentum) * g, p <- p - lr * u
     (the velocity is an average of gradients, as in Needle's course code; PyTorch's differs when
@@ -115,8 +135,9 @@ class SGD(CppOptimizer):
     ) -> None:
         params = list(params)
         super().__init__(params, _core.SGD(params, lr, momentum, weight_decay))
-        self.momentum = momentum
-        self.weight_decay = weight_decay
+
+    momentum = _CppHyperParameter()
+    weight_decay = _CppHyperParameter()
 
 
 class Adam(CppOptimizer):
@@ -133,10 +154,11 @@ class Adam(CppOptimizer):
     ) -> None:
         params = list(params)
         super().__init__(params, _core.Adam(params, lr, beta1, beta2, eps, weight_decay))
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
-        self.weight_decay = weight_decay
+
+    beta1 = _CppHyperParameter()
+    beta2 = _CppHyperParameter()
+    eps = _CppHyperParameter()
+    weight_decay = _CppHyperParameter()
 
 
 class AdamW(CppOptimizer):
@@ -154,10 +176,11 @@ class AdamW(CppOptimizer):
     ) -> None:
         params = list(params)
         super().__init__(params, _core.AdamW(params, lr, beta1, beta2, eps, weight_decay))
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
-        self.weight_decay = weight_decay
+
+    beta1 = _CppHyperParameter()
+    beta2 = _CppHyperParameter()
+    eps = _CppHyperParameter()
+    weight_decay = _CppHyperParameter()
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
