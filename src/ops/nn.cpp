@@ -91,19 +91,20 @@ class NormalizeGradOp final : public SingleOutputOp {
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::layer_norm_backward(in[0], in[1], eps_);
   }
-  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& needs_grad) const override {
     // f(g, x) = J(x)^T g with J the Jacobian of normalize, which is symmetric: df/dg^T h = f(h, x).
     // With n the row length, s = rstd, xhat = (x - mean) * s, a = mean(g * xhat), b = mean(h * xhat):
     // d<h, f>/dx = -s * (s * xhat * (mean(h * g) - mean(h) * mean(g) - a * b) + b * f(g, x) + a * f(h, x)).
     const Tensor& g = node.inputs()[0];
     const Tensor& x = node.inputs()[1];
+    const Tensor f_h = make<NormalizeGradOp>({h, x}, eps_);
+    if (!needs_grad[1]) return {grad_if(needs_grad[0], [&] { return f_h; }), Tensor()};
     const Axes last{-1};
     const Tensor centered = x - mean(x, last, /*keepdims=*/true);
     const Tensor rstd = Scalar(1.0) / sqrt(mean(centered * centered, last, /*keepdims=*/true) + Scalar(eps_));
     const Tensor xhat = centered * rstd;
     const Tensor a = mean(g * xhat, last, /*keepdims=*/true);
     const Tensor b = mean(h * xhat, last, /*keepdims=*/true);
-    const Tensor f_h = make<NormalizeGradOp>({h, x}, eps_);
     const Tensor covariance =
         mean(h * g, last, /*keepdims=*/true) - mean(h, last, /*keepdims=*/true) * mean(g, last, /*keepdims=*/true);
     return {f_h, negate(rstd * (rstd * xhat * (covariance - a * b) + b * node + a * f_h))};

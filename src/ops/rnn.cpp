@@ -354,8 +354,7 @@ std::pair<NDArray, NDArray> rnn_sequence_backward(const NDArray& g, const NDArra
   return {dxproj, dh0};
 }
 
-std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node,
-                                            const NeedsGrad& /*needs_grad*/) const {
+std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const {
   const std::vector<Tensor>& in = node.inputs();
   const Tensor& xproj = in[0];
   const Tensor& w_hh = in[1];
@@ -371,36 +370,40 @@ std::vector<Tensor> RnnSequenceOp::gradient(const Tensor& g, const Tensor& node,
         rnn_sequence_backward(g.value().astype(node.dtype()), w_hh.value(), has_h0_, node.value(), relu_);
     const Tensor dz = detail::constant(dxproj.reshape({rows, hidden}));
     Tensor dw_hh = detail::constant(NDArray::zeros({hidden, hidden}, xproj.dtype(), xproj.device()));
-    if (steps > 1) {
+    if (needs_grad[1] && steps > 1) {
       const Tensor h_prev = reshape(getitem(node, {IndexItem::range(0, steps - 1)}), {rows - batch, hidden});
       dw_hh = matmul(transpose(h_prev), getitem(dz, {IndexItem::range(batch, rows), IndexItem::range()}));
     }
-    if (h0.defined()) {
+    if (needs_grad[1] && h0.defined()) {
       dw_hh = dw_hh + matmul(transpose(h0), getitem(dz, {IndexItem::range(0, batch), IndexItem::range()}));
     }
     grads = {reshape(dz, xproj.shape()), dw_hh};
     if (h0.defined()) grads.push_back(detail::constant(dh0));
-    return grads;
-  }
-  // create_graph: the same recursion from differentiable ops (the output's values enter through `node`).
-  const auto at = [](const Tensor& a, std::int64_t t) { return getitem(a, {IndexItem::at(t)}); };
-  std::vector<Tensor> dzs(static_cast<std::size_t>(steps));
-  Tensor dw_hh = detail::constant(NDArray::zeros({hidden, hidden}, xproj.dtype(), xproj.device()));
-  Tensor dh_next;
-  for (std::int64_t t = steps - 1; t >= 0; --t) {
-    const Tensor dh = dh_next.defined() ? at(g, t) + dh_next : at(g, t);
-    const Tensor dz = dh * activation_slope(at(node, t), relu_);
-    const Tensor h_prev = t > 0 ? at(node, t - 1) : h0;
-    if (h_prev.defined()) {
-      dw_hh = dw_hh + matmul(transpose(h_prev), dz);
-      dh_next = matmul(dz, transpose(w_hh));
+  } else {
+    // create_graph: the same recursion from differentiable ops (the output's values enter through `node`).
+    const auto at = [](const Tensor& a, std::int64_t t) { return getitem(a, {IndexItem::at(t)}); };
+    std::vector<Tensor> dzs(static_cast<std::size_t>(steps));
+    Tensor dw_hh = detail::constant(NDArray::zeros({hidden, hidden}, xproj.dtype(), xproj.device()));
+    Tensor dh_next;
+    for (std::int64_t t = steps - 1; t >= 0; --t) {
+      const Tensor dh = dh_next.defined() ? at(g, t) + dh_next : at(g, t);
+      const Tensor dz = dh * activation_slope(at(node, t), relu_);
+      const Tensor h_prev = t > 0 ? at(node, t - 1) : h0;
+      if (h_prev.defined()) {
+        dw_hh = dw_hh + matmul(transpose(h_prev), dz);
+        dh_next = matmul(dz, transpose(w_hh));
+      }
+      dzs[static_cast<std::size_t>(t)] = dz;
     }
-    dzs[static_cast<std::size_t>(t)] = dz;
+    grads = {stack(dzs, 0), dw_hh};
+    if (h0.defined()) grads.push_back(dh_next);
   }
-  grads = {stack(dzs, 0), dw_hh};
-  if (h0.defined()) grads.push_back(dh_next);
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    if (!needs_grad[i]) grads[i] = Tensor();
+  }
   return grads;
 }
+
 }  // namespace
 
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, const Tensor& gates2) {
