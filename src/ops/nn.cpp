@@ -98,7 +98,7 @@ class NormalizeGradOp final : public SingleOutputOp {
     const Tensor& g = node.inputs()[0];
     const Tensor& x = node.inputs()[1];
     const Tensor f_h = make<NormalizeGradOp>({h, x}, eps_);
-    if (!needs_grad[1]) return {grad_if(needs_grad[0], [&] { return f_h; }), Tensor()};
+    if (!needs_grad[1]) return {needs_grad[0] ? f_h : Tensor(), Tensor()};
     const Axes last{-1};
     const Tensor centered = x - mean(x, last, /*keepdims=*/true);
     const Tensor rstd = Scalar(1.0) / sqrt(mean(centered * centered, last, /*keepdims=*/true) + Scalar(eps_));

@@ -430,8 +430,7 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, c
                  dtype_name(gates.dtype()), "), got ", dtype_name(t.dtype()));
   }
   detail::check_same_device("lstm_cell", inputs);
-  const std::vector<Tensor> outputs =
-      Tensor::from_op_outputs(std::make_shared<const LstmCellOp>(which), std::move(inputs));
+  const std::vector<Tensor> outputs = Tensor::from_op_outputs(std::make_shared<const LstmCellOp>(which), inputs);
   return {outputs[0], outputs[1]};
 }
 
@@ -461,8 +460,8 @@ std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh,
                  dtype_name(xproj.dtype()), "), got ", dtype_name(t.dtype()));
   }
   detail::check_same_device("lstm_sequence", inputs);
-  const std::vector<Tensor> outputs = Tensor::from_op_outputs(
-      std::make_shared<const LstmSequenceOp>(LstmStates{h0.defined(), c0.defined()}), std::move(inputs));
+  const std::vector<Tensor> outputs =
+      Tensor::from_op_outputs(std::make_shared<const LstmSequenceOp>(LstmStates{h0.defined(), c0.defined()}), inputs);
   return {outputs[0], outputs[1]};
 }
 
