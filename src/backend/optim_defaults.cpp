@@ -9,6 +9,7 @@
 
 namespace needle {
 
+using kernels::BroadcastConstants;
 using kernels::row_layout;
 using kernels::RowLayout;
 using kernels::Scratch;
@@ -22,26 +23,12 @@ void Backend::adam_update(const StridedView& param, const StridedView& grad, con
   if (n == 0) return;
   const DType dtype = layout.dtype;
   const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
-  // The constants, each read as an n-element array by a zero stride.
-  const double values[] = {1.0 - step.lr * step.weight_decay,
-                           step.weight_decay,
-                           step.beta1,
-                           1.0 - step.beta1,
-                           step.beta2,
-                           1.0 - step.beta2,
-                           step.correction1,
-                           step.correction2,
-                           step.eps,
-                           step.lr};
-  constexpr std::int64_t kConstants = 10;
-  Scratch constants(*this, kConstants, dtype);
-  const auto constant = [&](std::int64_t i) {
-    return StridedView{
-        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
-  };
-  for (std::int64_t i = 0; i < kConstants; ++i) {
-    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
-  }
+  // The constants, in the order of the enum below, each read as an n-element array.
+  const BroadcastConstants constants(
+      *this, dtype, n,
+      {1.0 - step.lr * step.weight_decay, step.weight_decay, step.beta1, 1.0 - step.beta1, step.beta2, 1.0 - step.beta2,
+       step.correction1, step.correction2, step.eps, step.lr});
+  const auto constant = [&](std::int64_t i) { return constants.at(i); };
   enum : std::int64_t {
     kDecay,
     kWeightDecay,
@@ -94,17 +81,10 @@ void Backend::sgd_update(const StridedView& param, const StridedView& grad, cons
   if (n == 0) return;
   const DType dtype = param.dtype;
   const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };
-  // The constants, each read as an n-element array by a zero stride.
-  const double values[] = {step.weight_decay, step.momentum, 1.0 - step.momentum, step.lr};
-  enum : std::int64_t { kWeightDecay, kMomentum, kOneMinusMomentum, kLr, kConstants };
-  Scratch constants(*this, kConstants, dtype);
-  const auto constant = [&](std::int64_t i) {
-    return StridedView{
-        static_cast<char*>(constants.data()) + i * static_cast<std::int64_t>(itemsize(dtype)), dtype, {n}, {0}};
-  };
-  for (std::int64_t i = 0; i < kConstants; ++i) {
-    fill({constant(i).data, dtype, {1}, {1}}, Scalar(values[static_cast<std::size_t>(i)]));
-  }
+  // The constants, in the order of the enum, each read as an n-element array.
+  enum : std::int64_t { kWeightDecay, kMomentum, kOneMinusMomentum, kLr };
+  const BroadcastConstants constants(*this, dtype, n, {step.weight_decay, step.momentum, 1.0 - step.momentum, step.lr});
+  const auto constant = [&](std::int64_t i) { return constants.at(i); };
   const StridedView p = flat(param.data);
   Scratch g_scratch(*this, n, dtype);
   Scratch t_scratch(*this, n, dtype);
