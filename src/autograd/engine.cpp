@@ -122,7 +122,6 @@ void gradient_outputs_of(const Tensor& node, std::vector<Tensor>& outputs) {
       output->op = impl.op;
       output->inputs = impl.inputs;
       output->group = impl.group;
-      output->output_index = j;
       group.outputs[j] = output;
     }
     outputs.emplace_back(std::move(output));

@@ -104,7 +104,6 @@ std::vector<Tensor> Tensor::from_op_outputs(const std::shared_ptr<const Op>& op,
       impl.op = op;
       impl.inputs = inputs;
       impl.group = group;
-      impl.output_index = i;
       group->outputs.push_back(impls[i]);
       group->values.push_back(results[i]);
     }

@@ -91,9 +91,8 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<const Op> op;  // null for leaves
   std::vector<Tensor> inputs;
-  // Set for an output of an op with several outputs: what it shares with its siblings, and which it is.
+  // Set for an output of an op with several outputs: what it shares with its siblings.
   std::shared_ptr<OutputGroup> group;
-  std::size_t output_index = 0;
   std::shared_ptr<TensorImpl> grad;
   // Set when backward() released this node's graph links, so a second backward can say so.
   std::string released_op_name;
