@@ -32,14 +32,11 @@ void def_unary_function(nb::module_& m, const char* name, const char* doc) {
 }
 
 void def_elementwise(nb::module_& m) {
-  def_unary_function<UnaryOp::Neg>(m, "neg", "-a");
-  def_unary_function<UnaryOp::Abs>(m, "abs", "|a|");
-  def_unary_function<UnaryOp::Exp>(m, "exp", "e ** a (integers computed in float32)");
-  def_unary_function<UnaryOp::Log>(m, "log", "Natural logarithm (integers computed in float32)");
-  def_unary_function<UnaryOp::Sqrt>(m, "sqrt", "Square root (integers computed in float32)");
-  def_unary_function<UnaryOp::Tanh>(m, "tanh", "Hyperbolic tangent (integers computed in float32)");
-  def_unary_function<UnaryOp::Sigmoid>(m, "sigmoid", "1 / (1 + exp(-a)) (integers computed in float32)");
-  def_unary_function<UnaryOp::Relu>(m, "relu", "max(a, 0)");
+#define NEEDLE_UNARY(kind, name, domain, gradient, doc) def_unary_function<UnaryOp::kind>(m, #name, doc);
+#include "needle/core/unary_ops.def"
+  m.def(
+      "neg", [](const NDArray& a) { return negate(a); }, nb::arg("a"),
+      "-a (Needle's backend_ndarray name for negate).");
 
   def_binary_function<BinaryOp::Add>(m, "add", "a + b (broadcasting)");
   def_binary_function<BinaryOp::Sub>(m, "sub", "a - b (broadcasting)");

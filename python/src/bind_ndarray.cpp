@@ -224,7 +224,7 @@ void def_computations(nb::class_<NDArray>& cls) {
   def_binary_operator<BinaryOp::Ge>(cls, "__ge__", nullptr);
   cls.def(
          "__matmul__", [](const NDArray& a, const NDArray& b) { return matmul(a, b); }, nb::is_operator())
-      .def("__neg__", [](const NDArray& a) { return neg(a); })
+      .def("__neg__", [](const NDArray& a) { return negate(a); })
       .def("__abs__", [](const NDArray& a) { return abs(a); });
 }
 

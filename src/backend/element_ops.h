@@ -1,8 +1,8 @@
-// The per-element arithmetic every host backend shares.
+// The per-element arithmetic of the host backends: element_math.h's formulas (shared with CUDA) plus what
+// only host code does, throwing errors (integer division by zero) and dispatching an op enum to a formula.
 //
 // Backends differ in how they walk memory, never in what they compute for one element: keeping the
-// scalar operations here makes the fast `cpu` kernels agree bit for bit with the `ref` ones, and puts
-// the NumPy corner cases (wrapping integers, NaN propagation, stable sigmoid) in one place.
+// scalar operations here makes the fast `cpu` kernels agree bit for bit with the `ref` ones.
 #pragma once
 
 #include <cmath>
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "backend/element_math.h"
 #include "needle/backend/backend.h"
 #include "needle/core/dtype.h"
 #include "needle/core/error.h"
@@ -18,64 +19,19 @@
 
 namespace needle::kernels {
 
-template <typename T>
-inline constexpr bool kIsInteger = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+using math::add;
+using math::is_nan;
+using math::kIsInteger;
+using math::maximum;
+using math::minimum;
+using math::multiply;
+using math::negate;
+using math::sigmoid;
+using math::subtract;
 
-// TypeError for an operation the dtype does not support, e.g. "exp: unsupported dtype int32".
 template <typename T>
 [[noreturn]] void throw_unsupported_dtype(std::string_view op) {
   throw TypeError(str(op, ": unsupported dtype ", dtype_name(dtype_of<T>())));
-}
-
-template <typename T>
-bool is_nan(T x) {
-  if constexpr (std::is_floating_point_v<T>) {
-    return std::isnan(x);
-  } else {
-    return false;
-  }
-}
-
-// Integer arithmetic wraps around on overflow like NumPy's; doing it in the unsigned type keeps it
-// defined behaviour (signed overflow is undefined in C++, and the sanitizer build rightly rejects it).
-template <typename T>
-T add(T a, T b) {
-  if constexpr (kIsInteger<T>) {
-    using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
-  } else {
-    return a + b;
-  }
-}
-
-template <typename T>
-T subtract(T a, T b) {
-  if constexpr (kIsInteger<T>) {
-    using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
-  } else {
-    return a - b;
-  }
-}
-
-template <typename T>
-T multiply(T a, T b) {
-  if constexpr (kIsInteger<T>) {
-    using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
-  } else {
-    return a * b;
-  }
-}
-
-// -x, not 0 - x: negating 0.0 gives -0.0, like np.negative.
-template <typename T>
-T negate(T x) {
-  if constexpr (kIsInteger<T>) {
-    return subtract(T(0), x);
-  } else {
-    return -x;
-  }
 }
 
 template <typename T>
@@ -103,54 +59,6 @@ T power(T base, T exponent) {
   } else {
     return std::pow(base, exponent);
   }
-}
-
-// np.maximum / np.minimum: a NaN in either operand wins. For bool these are logical or / and.
-template <typename T>
-T maximum(T a, T b) {
-  return (a >= b || is_nan(a)) ? a : b;
-}
-
-template <typename T>
-T minimum(T a, T b) {
-  return (a <= b || is_nan(a)) ? a : b;
-}
-
-template <typename T>
-T absolute(T x) {
-  if constexpr (std::is_floating_point_v<T>) {
-    return std::abs(x);
-  } else {
-    return x < 0 ? negate(x) : x;
-  }
-}
-
-// Keeps NaN (like np.maximum(x, 0)) because the comparison is false for it.
-template <typename T>
-T relu(T x) {
-  return x < T(0) ? T(0) : x;
-}
-
-// exp() only ever sees a non-positive argument, so large |x| neither overflows nor produces inf/inf.
-template <typename T>
-T sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-// x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2. erfc, not 1 + erf: for very negative x, Phi is tiny and
-// 1 + erf(..) would lose every significant digit to cancellation.
-template <typename T>
-T gelu(T x) {
-  return x * T(0.5) * std::erfc(-x * T(std::numbers::sqrt2 / 2));
-}
-
-// d/dx [x Phi(x)] = Phi(x) + x phi(x), phi the standard normal density.
-template <typename T>
-T gelu_grad(T x) {
-  const T phi = std::exp(T(-0.5) * x * x) * T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
-  return T(0.5) * std::erfc(-x * T(std::numbers::sqrt2 / 2)) + x * phi;
 }
 
 // One Adam step's coefficients in the parameter's dtype, computed once per kernel call.
@@ -215,47 +123,20 @@ void sgd_element(T& p, T g, const SgdCoefficients<T>& c) {
   p = p - g * c.lr;
 }
 
-// Calls fn(f) with f a callable T -> T computing `op`; throws TypeError when T does not support it.
-// Dispatching once per kernel call (not per element) lets the element loop inline f.
+// Calls fn(f) with f a callable T -> T computing `op` (element_math.h's formula); throws TypeError when T
+// does not support it. Dispatching once per kernel call (not per element) lets the element loop inline f.
 template <typename T, typename Fn>
 void with_unary_op(UnaryOp op, Fn&& fn) {
-  if constexpr (std::is_same_v<T, bool>) {
-    throw_unsupported_dtype<T>(unary_op_name(op));
-  } else {
-    switch (op) {
-      case UnaryOp::Neg:
-        return fn([](T x) { return negate(x); });
-      case UnaryOp::Abs:
-        return fn([](T x) { return absolute(x); });
-      case UnaryOp::Relu:
-        return fn([](T x) { return relu(x); });
-      default:
-        break;
-    }
-    if constexpr (std::is_floating_point_v<T>) {
-      switch (op) {
-        case UnaryOp::Exp:
-          return fn([](T x) { return std::exp(x); });
-        case UnaryOp::Log:
-          return fn([](T x) { return std::log(x); });
-        case UnaryOp::Sqrt:
-          return fn([](T x) { return std::sqrt(x); });
-        case UnaryOp::Tanh:
-          return fn([](T x) { return std::tanh(x); });
-        case UnaryOp::Sigmoid:
-          return fn([](T x) { return sigmoid(x); });
-        case UnaryOp::Erf:
-          return fn([](T x) { return std::erf(x); });
-        case UnaryOp::Gelu:
-          return fn([](T x) { return gelu(x); });
-        case UnaryOp::GeluGrad:
-          return fn([](T x) { return gelu_grad(x); });
-        default:
-          break;
-      }
-    }
-    throw_unsupported_dtype<T>(unary_op_name(op));
+  switch (op) {
+#define NEEDLE_UNARY(kind, ...)                                           \
+  case UnaryOp::kind:                                                     \
+    if constexpr (math::unary_supports<UnaryOp::kind, T>) {               \
+      return fn([](T x) { return math::apply_unary<UnaryOp::kind>(x); }); \
+    }                                                                     \
+    break;
+#include "needle/core/unary_ops.def"
   }
+  throw_unsupported_dtype<T>(unary_op_name(op));
 }
 
 // Calls fn(f) with f a callable (T, T) -> R computing `op`, where R is bool for comparisons and T

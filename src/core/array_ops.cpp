@@ -15,11 +15,6 @@ namespace {
 using detail::backend_of;
 using detail::check_same_device;
 
-bool is_float_only(UnaryOp op) {
-  return op == UnaryOp::Exp || op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Tanh ||
-         op == UnaryOp::Sigmoid || op == UnaryOp::Erf || op == UnaryOp::Gelu || op == UnaryOp::GeluGrad;
-}
-
 // The dtype the kernel computes in for `op` on operands promoted to `common`.
 DType binary_compute_dtype(BinaryOp op, DType common) {
   if (op == BinaryOp::Div) return float_result_type(common);  // true division, as in Python 3
@@ -166,7 +161,7 @@ NDArray binary(BinaryOp op, const NDArray& a, const Scalar& s, bool scalar_first
 NDArray unary(UnaryOp op, const NDArray& a) {
   const std::string_view name = unary_op_name(op);
   DType compute = a.dtype();
-  if (is_float_only(op)) {
+  if (unary_op_domain(op) == UnaryDomain::Float) {
     compute = float_result_type(a.dtype());
   } else {
     NEEDLE_CHECK(a.dtype() != DType::Bool, TypeError, name, ": not supported for bool arrays");
@@ -190,17 +185,9 @@ NDArray le(const NDArray& a, const NDArray& b) { return binary(BinaryOp::Le, a, 
 NDArray gt(const NDArray& a, const NDArray& b) { return binary(BinaryOp::Gt, a, b); }
 NDArray ge(const NDArray& a, const NDArray& b) { return binary(BinaryOp::Ge, a, b); }
 
-NDArray neg(const NDArray& a) { return unary(UnaryOp::Neg, a); }
-NDArray abs(const NDArray& a) { return unary(UnaryOp::Abs, a); }
-NDArray exp(const NDArray& a) { return unary(UnaryOp::Exp, a); }
-NDArray log(const NDArray& a) { return unary(UnaryOp::Log, a); }
-NDArray sqrt(const NDArray& a) { return unary(UnaryOp::Sqrt, a); }
-NDArray tanh(const NDArray& a) { return unary(UnaryOp::Tanh, a); }
-NDArray sigmoid(const NDArray& a) { return unary(UnaryOp::Sigmoid, a); }
-NDArray relu(const NDArray& a) { return unary(UnaryOp::Relu, a); }
-NDArray erf(const NDArray& a) { return unary(UnaryOp::Erf, a); }
-NDArray gelu(const NDArray& a) { return unary(UnaryOp::Gelu, a); }
-NDArray gelu_grad(const NDArray& a) { return unary(UnaryOp::GeluGrad, a); }
+#define NEEDLE_UNARY(kind, name, ...) \
+  NDArray name(const NDArray& a) { return unary(UnaryOp::kind, a); }
+#include "needle/core/unary_ops.def"
 
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
   check_same_device("where", {&cond, &a, &b});

@@ -5,30 +5,22 @@ namespace needle {
 
 std::string_view unary_op_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::Neg:
-      return "neg";
-    case UnaryOp::Abs:
-      return "abs";
-    case UnaryOp::Exp:
-      return "exp";
-    case UnaryOp::Log:
-      return "log";
-    case UnaryOp::Sqrt:
-      return "sqrt";
-    case UnaryOp::Tanh:
-      return "tanh";
-    case UnaryOp::Sigmoid:
-      return "sigmoid";
-    case UnaryOp::Relu:
-      return "relu";
-    case UnaryOp::Erf:
-      return "erf";
-    case UnaryOp::Gelu:
-      return "gelu";
-    case UnaryOp::GeluGrad:
-      return "gelu_grad";
+#define NEEDLE_UNARY(kind, name, ...) \
+  case UnaryOp::kind:                 \
+    return #name;
+#include "needle/core/unary_ops.def"
   }
   return "unknown unary op";
+}
+
+UnaryDomain unary_op_domain(UnaryOp op) {
+  switch (op) {
+#define NEEDLE_UNARY(kind, name, domain, ...) \
+  case UnaryOp::kind:                         \
+    return UnaryDomain::domain;
+#include "needle/core/unary_ops.def"
+  }
+  return UnaryDomain::Float;
 }
 
 std::string_view binary_op_name(BinaryOp op) {

@@ -196,63 +196,27 @@ class RDivideScalarOp final : public SingleOutputOp {
 
 // ---- unary functions ------------------------------------------------------------------------------
 
-class NegateOp final : public SingleOutputOp {
+// Every function of one operand (core/unary_ops.def): forward through the array layer, gradient as
+// written in the list's row, over g, the input a and the output out.
+class UnaryFunctionOp final : public SingleOutputOp {
  public:
-  std::string name() const override { return "negate"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::neg(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
-                               const NeedsGrad& /*needs_grad*/) const override {
-    return {negate(g)};
-  }
-};
-
-class ExpOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "exp"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::exp(in[0]); }
+  explicit UnaryFunctionOp(UnaryOp op) : op_(op) {}
+  std::string name() const override { return std::string(unary_op_name(op_)); }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::unary(op_, in[0]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {multiply(g, node)};
+    [[maybe_unused]] const Tensor& a = node.inputs()[0];
+    [[maybe_unused]] const Tensor& out = node;
+    switch (op_) {
+#define NEEDLE_UNARY(kind, name, domain, gradient, ...) \
+  case UnaryOp::kind:                                   \
+    return {gradient};
+#include "needle/core/unary_ops.def"
+    }
+    throw RuntimeError(str("unary op: invalid UnaryOp value ", static_cast<int>(op_)));
   }
-};
 
-class LogOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "log"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::log(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {divide(g, node.inputs()[0])};
-  }
-};
-
-class SqrtOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "sqrt"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::sqrt(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {divide(g, mul_scalar(node, Scalar(2.0)))};
-  }
-};
-
-class AbsOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "abs"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::abs(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    const NDArray& a = input_value(node, 0);
-    const NDArray zero = NDArray::zeros({}, a.dtype(), a.device());
-    const NDArray sign = needle::gt(a, zero).astype(g.dtype()) - needle::lt(a, zero).astype(g.dtype());
-    return {multiply(g, constant(sign))};
-  }
-};
-
-class ReluOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "relu"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::relu(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    const NDArray& a = input_value(node, 0);
-    return {multiply(g, constant(needle::gt(a, NDArray::zeros({}, a.dtype(), a.device())).astype(g.dtype())))};
-  }
+ private:
+  UnaryOp op_;
 };
 
 class LeakyReluOp final : public SingleOutputOp {
@@ -273,49 +237,6 @@ class LeakyReluOp final : public SingleOutputOp {
 
  private:
   double slope_;
-};
-
-class TanhOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "tanh"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::tanh(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    // 1 - tanh^2, from the output so the second derivative flows through it too.
-    return {multiply(g, add_scalar(negate(multiply(node, node)), Scalar(1.0)))};
-  }
-};
-
-class SigmoidOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "sigmoid"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::sigmoid(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {multiply(g, multiply(node, Scalar(1.0) - node))};
-  }
-};
-
-// GELU and its derivative are single kernels (one pass each way); the second derivative, needed only for
-// gradients of gradients, is composed: d/dx [Phi(x) + x phi(x)] = phi(x) (2 - x^2).
-class GeluGradOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "gelu_grad"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::gelu_grad(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    const Tensor& x = node.inputs()[0];
-    const Tensor x2 = multiply(x, x);
-    const Tensor phi =
-        mul_scalar(exp(mul_scalar(x2, Scalar(-0.5))), Scalar(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2));
-    return {multiply(g, multiply(phi, add_scalar(negate(x2), Scalar(2.0))))};
-  }
-};
-
-class GeluOp final : public SingleOutputOp {
- public:
-  std::string name() const override { return "gelu"; }
-  NDArray compute(const std::vector<NDArray>& in) const override { return needle::gelu(in[0]); }
-  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    return {multiply(g, make<GeluGradOp>({node.inputs()[0]}))};
-  }
 };
 
 class AsTypeOp final : public SingleOutputOp {
@@ -377,20 +298,10 @@ Tensor power_scalar(const Tensor& a, const Scalar& scalar) { return make<PowerSc
 Tensor rpower_scalar(const Scalar& scalar, const Tensor& a) { return make<RPowerScalarOp>({a}, scalar); }
 Tensor rdivide_scalar(const Scalar& scalar, const Tensor& a) { return make<RDivideScalarOp>({a}, scalar); }
 
-Tensor negate(const Tensor& a) { return make<NegateOp>({a}); }
-Tensor exp(const Tensor& a) { return make<ExpOp>({a}); }
-Tensor log(const Tensor& a) { return make<LogOp>({a}); }
-Tensor sqrt(const Tensor& a) { return make<SqrtOp>({a}); }
-Tensor abs(const Tensor& a) { return make<AbsOp>({a}); }
-Tensor relu(const Tensor& a) { return make<ReluOp>({a}); }
+#define NEEDLE_UNARY(kind, name, ...) \
+  Tensor name(const Tensor& a) { return make<UnaryFunctionOp>({a}, UnaryOp::kind); }
+#include "needle/core/unary_ops.def"
 Tensor leaky_relu(const Tensor& a, double negative_slope) { return make<LeakyReluOp>({a}, negative_slope); }
-Tensor tanh(const Tensor& a) { return make<TanhOp>({a}); }
-Tensor sigmoid(const Tensor& a) { return make<SigmoidOp>({a}); }
-
-Tensor gelu(const Tensor& a) {
-  detail::check_floating("gelu", a);
-  return make<GeluOp>({a});
-}
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) { return make<WhereOp>({cond, a, b}); }
 Tensor astype(const Tensor& a, DType dtype) { return a.dtype() == dtype ? a : make<AsTypeOp>({a}, dtype); }

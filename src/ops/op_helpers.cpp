@@ -1,5 +1,7 @@
 #include "ops/op_helpers.h"
 
+#include <numbers>
+
 namespace needle::ops::detail {
 
 void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) {
@@ -12,6 +14,25 @@ void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) 
 void check_floating(std::string_view op, const Tensor& t) {
   NEEDLE_CHECK(is_floating(t.dtype()), TypeError, op, ": expected a floating-point tensor, got dtype ",
                dtype_name(t.dtype()), " (shape ", shape_str(t.shape()), ")");
+}
+
+Tensor sign_of(const Tensor& a) {
+  const NDArray& x = a.value();
+  const NDArray zero = NDArray::zeros({}, x.dtype(), x.device());
+  const DType dtype = float_result_type(x.dtype());
+  return constant(needle::gt(x, zero).astype(dtype) - needle::lt(x, zero).astype(dtype));
+}
+
+Tensor positive_mask(const Tensor& a) {
+  const NDArray& x = a.value();
+  return constant(needle::gt(x, NDArray::zeros({}, x.dtype(), x.device())).astype(float_result_type(x.dtype())));
+}
+
+Tensor gelu_second_derivative(const Tensor& a) {
+  const Tensor a2 = multiply(a, a);
+  const Tensor phi =
+      mul_scalar(exp(mul_scalar(a2, Scalar(-0.5))), Scalar(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2));
+  return multiply(phi, add_scalar(negate(a2), Scalar(2.0)));
 }
 
 }  // namespace needle::ops::detail

@@ -35,6 +35,15 @@ void check_same_device(std::string_view op, const std::vector<Tensor>& tensors);
 // Throws TypeError naming `op` unless the tensor's dtype is floating point.
 void check_floating(std::string_view op, const Tensor& t);
 
+// Constants and factors of the gradients in unary_ops.def.
+inline constexpr double kTwoOverSqrtPi = 1.1283791670955126;  // d erf / dx at 0
+// sign(a) as a constant (-1, 0 or 1 in a's float dtype): d|a|/da.
+Tensor sign_of(const Tensor& a);
+// 1 where a > 0, else 0 (NaN gives 0), as a constant: d relu(a)/da.
+Tensor positive_mask(const Tensor& a);
+// d^2 gelu / da^2 = phi(a) (2 - a^2), composed of ops (needed only for gradients of gradients).
+Tensor gelu_second_derivative(const Tensor& a);
+
 // An input's gradient as computed by `fn` when `needed` (its entry of the NeedsGrad mask), else an undefined
 // tensor (which backward skips): a network's first layer never needs the gradient of its input batch, and
 // for a matmul or a convolution that saves a third of the backward pass.

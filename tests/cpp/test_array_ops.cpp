@@ -50,7 +50,7 @@ TEST_P(ArrayOpsTest, BoolArithmeticIsLogical) {
   EXPECT_EQ((t + u).to_vector<bool>(), (std::vector<bool>{true, true, true, false}));
   EXPECT_EQ((t * u).to_vector<bool>(), (std::vector<bool>{true, false, false, false}));
   expect_error<TypeError>([&] { (void)(t - u); }, "sub: not supported for bool");
-  expect_error<TypeError>([&] { (void)neg(t); }, "neg: not supported for bool");
+  expect_error<TypeError>([&] { (void)negate(t); }, "negate: not supported for bool");
   expect_error<TypeError>([&] { (void)abs(t); }, "abs: not supported for bool");
 }
 
@@ -59,7 +59,7 @@ TEST_P(ArrayOpsTest, UnaryPromotesIntegersForFloatingFunctions) {
   const NDArray s = sqrt(a);
   EXPECT_EQ(s.dtype(), DType::Float32);
   EXPECT_EQ(s.to_vector<float>(), (std::vector<float>{0, 1, 2}));
-  EXPECT_EQ(neg(a).dtype(), DType::Int64);
+  EXPECT_EQ(negate(a).dtype(), DType::Int64);
   const NDArray big = make<double>({-1000.0, 0.0, 1000.0}, {3});
   EXPECT_EQ(sigmoid(big).to_vector<double>(), (std::vector<double>{0.0, 0.5, 1.0}));
   EXPECT_TRUE(std::isinf(log(make<float>({0.0F}, {1})).item().to<double>()));

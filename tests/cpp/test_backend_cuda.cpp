@@ -294,7 +294,7 @@ TEST_F(CudaVsRef, Unary) {
     }
   }
   const NDArray flags = NDArray::ones({3}, DType::Bool, kCuda);
-  EXPECT_THROW((void)needle::neg(flags), TypeError);
+  EXPECT_THROW((void)needle::negate(flags), TypeError);
 }
 
 TEST_F(CudaVsRef, BinaryEveryOpDtypeAndLayout) {

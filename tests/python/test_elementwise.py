@@ -196,7 +196,7 @@ def test_bool_arithmetic_is_logical_or_refused(device: nd.Device) -> None:
     check(t * u, np.array([True, False, False, False]), "bool")
     with pytest.raises(TypeError, match="sub: not supported for bool arrays"):
         _ = t - u
-    with pytest.raises(TypeError, match="neg: not supported for bool arrays"):
+    with pytest.raises(TypeError, match="negate: not supported for bool arrays"):
         _ = -t
 
 

@@ -24,8 +24,8 @@ using Axes = std::vector<std::int64_t>;
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
 // `a op s` (or `s op a` when scalar_first): the scalar only lifts the dtype category (promote_with_scalar).
 NDArray binary(BinaryOp op, const NDArray& a, const Scalar& s, bool scalar_first = false);
-// Exp/Log/Sqrt/Tanh/Sigmoid/Erf promote integers and bool to float32; Neg/Abs/Relu keep integer dtypes and
-// refuse bool (TypeError).
+// The domain column of unary_ops.def decides the dtype: Float functions (exp, log, ...) compute integers and
+// bool in float32; Number functions (negate, abs, relu) keep integer dtypes and refuse bool (TypeError).
 NDArray unary(UnaryOp op, const NDArray& a);
 
 NDArray add(const NDArray& a, const NDArray& b);
@@ -42,17 +42,9 @@ NDArray le(const NDArray& a, const NDArray& b);
 NDArray gt(const NDArray& a, const NDArray& b);
 NDArray ge(const NDArray& a, const NDArray& b);
 
-NDArray neg(const NDArray& a);
-NDArray abs(const NDArray& a);
-NDArray exp(const NDArray& a);
-NDArray log(const NDArray& a);
-NDArray sqrt(const NDArray& a);
-NDArray tanh(const NDArray& a);
-NDArray sigmoid(const NDArray& a);
-NDArray relu(const NDArray& a);
-NDArray erf(const NDArray& a);
-NDArray gelu(const NDArray& a);       // x * Phi(x), Phi the standard normal CDF
-NDArray gelu_grad(const NDArray& a);  // d gelu / dx = Phi(x) + x * phi(x)
+// One function per row of unary_ops.def: exp(a), sigmoid(a), gelu(a), ... (each is unary(UnaryOp::..., a)).
+#define NEEDLE_UNARY(kind, name, ...) NDArray name(const NDArray& a);
+#include "needle/core/unary_ops.def"
 
 // cond ? a : b with broadcasting of all three; cond is converted to bool; a and b are promoted.
 NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);
@@ -116,6 +108,6 @@ inline NDArray operator+(const Scalar& s, const NDArray& a) { return binary(Bina
 inline NDArray operator-(const Scalar& s, const NDArray& a) { return binary(BinaryOp::Sub, a, s, true); }
 inline NDArray operator*(const Scalar& s, const NDArray& a) { return binary(BinaryOp::Mul, a, s, true); }
 inline NDArray operator/(const Scalar& s, const NDArray& a) { return binary(BinaryOp::Div, a, s, true); }
-inline NDArray operator-(const NDArray& a) { return neg(a); }
+inline NDArray operator-(const NDArray& a) { return negate(a); }
 
 }  // namespace needle

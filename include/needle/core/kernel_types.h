@@ -8,10 +8,19 @@
 
 namespace needle {
 
-// Gelu is x * Phi(x) with Phi the standard normal CDF (exact, PyTorch's default); GeluGrad is its
-// derivative Phi(x) + x * phi(x). They are kernels of their own so that a GELU layer costs one pass over
-// memory forward and one backward instead of a chain of five.
-enum class UnaryOp : std::uint8_t { Neg, Abs, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Erf, Gelu, GeluGrad };
+// The functions of one operand, in the order of unary_ops.def (which gives each its formula, dtype rule
+// and gradient). Gelu and its derivative GeluGrad are kernels of their own so that a GELU layer costs one
+// pass over memory forward and one backward instead of a chain of five.
+enum class UnaryOp : std::uint8_t {
+#define NEEDLE_UNARY(kind, ...) kind,
+#include "needle/core/unary_ops.def"
+};
+
+// Which dtypes a UnaryOp computes in (the `domain` column of unary_ops.def).
+enum class UnaryDomain : std::uint8_t {
+  Number,  // integers and floats, dtype kept; bool refused
+  Float,   // floats; integers and bool are computed in float32
+};
 
 enum class BinaryOp : std::uint8_t {
   Add,
@@ -39,6 +48,7 @@ enum class RandomDistribution : std::uint8_t {
 
 // Names used in errors and traces of every layer: "exp", "add", "maximum", "lt", "sum", "argmax", "normal".
 std::string_view unary_op_name(UnaryOp op);
+UnaryDomain unary_op_domain(UnaryOp op);
 std::string_view binary_op_name(BinaryOp op);
 std::string_view reduce_op_name(ReduceOp op);
 std::string_view arg_reduce_op_name(ArgReduceOp op);

@@ -33,16 +33,11 @@ Tensor power(const Tensor& a, const Tensor& b);                // a ** b (elemen
 Tensor power_scalar(const Tensor& a, const Scalar& scalar);    // a ** scalar
 Tensor rpower_scalar(const Scalar& scalar, const Tensor& a);   // scalar ** a
 Tensor rdivide_scalar(const Scalar& scalar, const Tensor& a);  // scalar / a
-Tensor negate(const Tensor& a);
-Tensor exp(const Tensor& a);
-Tensor log(const Tensor& a);
-Tensor sqrt(const Tensor& a);
-Tensor abs(const Tensor& a);
-Tensor relu(const Tensor& a);
+// One op per row of unary_ops.def (negate, abs, exp, log, sqrt, tanh, sigmoid, relu, erf, gelu, ...),
+// its gradient written there too.
+#define NEEDLE_UNARY(kind, name, ...) Tensor name(const Tensor& a);
+#include "needle/core/unary_ops.def"
 Tensor leaky_relu(const Tensor& a, double negative_slope = 0.01);
-Tensor tanh(const Tensor& a);
-Tensor sigmoid(const Tensor& a);
-Tensor gelu(const Tensor& a);  // exact: x * Phi(x) with the error function (PyTorch's default)
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // no gradient for cond

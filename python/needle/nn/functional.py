@@ -1,6 +1,7 @@
 """PyTorch-style functional forms over ``needle.ops`` (``needle.nn.functional``, usually imported as ``F``).
 
-Every function calls one op of Needle's C++ core; only argument conventions differ from ``needle.ops``.
+Most names are aliases of ``needle.ops`` (the same C++ functions); the functions defined here adapt PyTorch's
+argument conventions (``dim=``, ``is_causal=``, PyTorch's weight layouts for ``linear`` and ``conv2d``).
 """
 
 from __future__ import annotations
@@ -10,30 +11,19 @@ from collections.abc import Sequence
 from needle import ops
 from needle._core import Tensor
 
-
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0)."""
-    return ops.relu(x)
+relu = ops.relu
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x for x > 0, negative_slope * x otherwise."""
-    return ops.leaky_relu(x, negative_slope)
+leaky_relu = ops.leaky_relu
 
 
-def gelu(x: Tensor) -> Tensor:
-    """Exact GELU, x * Phi(x)."""
-    return ops.gelu(x)
+gelu = ops.gelu
 
 
-def tanh(x: Tensor) -> Tensor:
-    """tanh(x)."""
-    return ops.tanh(x)
+tanh = ops.tanh
 
 
-def sigmoid(x: Tensor) -> Tensor:
-    """1 / (1 + exp(-x))."""
-    return ops.sigmoid(x)
+sigmoid = ops.sigmoid
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -51,14 +41,10 @@ def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return ops.cross_entropy(logits, target)
 
 
-def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean of squared differences."""
-    return ops.mse_loss(prediction, target)
+mse_loss = ops.mse_loss
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zeroes each element with probability p and scales the rest by 1 / (1 - p) when training."""
-    return ops.dropout(x, p, training)
+dropout = ops.dropout
 
 
 def layer_norm(
@@ -84,24 +70,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return y if bias is None else y + bias
 
 
-def embedding(indices: Tensor, weight: Tensor) -> Tensor:
-    """Rows of ``weight`` picked by integer ``indices``."""
-    return ops.embedding(indices, weight)
+embedding = ops.embedding
 
 
-def one_hot(indices: Tensor, num_classes: int) -> Tensor:
-    """One-hot rows (float32) for integer ``indices``."""
-    return ops.one_hot(indices, num_classes)
+one_hot = ops.one_hot
 
 
-def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
-    """Maximum over windows of x (N, C, H, W)."""
-    return ops.max_pool2d(x, kernel_size, stride, padding)
+max_pool2d = ops.max_pool2d
 
 
-def avg_pool2d(x: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
-    """Mean over windows of x (N, C, H, W)."""
-    return ops.avg_pool2d(x, kernel_size, stride, padding)
+avg_pool2d = ops.avg_pool2d
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding: int = 0) -> Tensor:

@@ -1,6 +1,6 @@
 // Device-side building blocks of the CUDA kernels: the strided offset calculator, the grid-stride
-// launcher, dtype dispatch, and the per-element arithmetic (the same NumPy corner cases as the host
-// backends' element_ops.h: wrapping integers, NaN-propagating maximum, stable sigmoid).
+// launcher and dtype dispatch. The per-element arithmetic is the host backends' own (element_math.h,
+// compiled for the device), so every device computes the same numbers.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_context.h"
+#include "backend/element_math.h"
 #include "needle/backend/backend.h"
 #include "needle/core/error.h"
 
@@ -125,71 +126,17 @@ void dispatch(DType dtype, Fn&& fn) {
 }
 
 template <typename T>
-inline constexpr bool kIsInteger = std::is_integral_v<T> && !std::is_same_v<T, bool>;
-
-template <typename T>
 [[noreturn]] void throw_unsupported_dtype(std::string_view op) {
   throw TypeError(str(op, ": unsupported dtype ", dtype_name(dtype_of<T>())));
 }
 
-// ---- per-element arithmetic (device) ----------------------------------------------------------
-
-template <typename T>
-__device__ __forceinline__ bool is_nan(T x) {
-  if constexpr (std::is_floating_point_v<T>) {
-    return x != x;
-  } else {
-    return false;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T add(T a, T b) {
-  if constexpr (kIsInteger<T>) {
-    using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
-  } else {
-    return a + b;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T subtract(T a, T b) {
-  if constexpr (kIsInteger<T>) {
-    using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
-  } else {
-    return a - b;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T multiply(T a, T b) {
-  if constexpr (kIsInteger<T>) {
-    using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
-  } else {
-    return a * b;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T negate(T x) {
-  if constexpr (kIsInteger<T>) {
-    return subtract(T(0), x);
-  } else {
-    return -x;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T maximum(T a, T b) {
-  return (a >= b || is_nan(a)) ? a : b;
-}
-
-template <typename T>
-__device__ __forceinline__ T minimum(T a, T b) {
-  return (a <= b || is_nan(a)) ? a : b;
-}
+using math::add;
+using math::is_nan;
+using math::kIsInteger;
+using math::maximum;
+using math::minimum;
+using math::multiply;
+using math::negate;
+using math::subtract;
 
 }  // namespace needle::cuda

@@ -25,72 +25,12 @@ struct CopyFn {
 
 // ---- unary ----------------------------------------------------------------------------------
 
-struct NegOp {
+// The formula of one UnaryOp (element_math.h, shared with the host backends) as a kernel functor.
+template <UnaryOp Op>
+struct UnaryFormula {
   template <typename T>
   __device__ T operator()(T x) const {
-    return negate(x);
-  }
-};
-struct AbsOp {
-  template <typename T>
-  __device__ T operator()(T x) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      return fabs(x);
-    } else {
-      return x < 0 ? negate(x) : x;
-    }
-  }
-};
-struct ReluOp {
-  template <typename T>
-  __device__ T operator()(T x) const {
-    return x < T(0) ? T(0) : x;  // keeps NaN, like np.maximum(x, 0)
-  }
-};
-struct ExpOp {
-  __device__ float operator()(float x) const { return expf(x); }
-  __device__ double operator()(double x) const { return exp(x); }
-};
-struct LogOp {
-  __device__ float operator()(float x) const { return logf(x); }
-  __device__ double operator()(double x) const { return log(x); }
-};
-struct SqrtOp {
-  __device__ float operator()(float x) const { return sqrtf(x); }
-  __device__ double operator()(double x) const { return sqrt(x); }
-};
-struct TanhOp {
-  __device__ float operator()(float x) const { return tanhf(x); }
-  __device__ double operator()(double x) const { return tanh(x); }
-};
-struct ErfOp {
-  __device__ float operator()(float x) const { return erff(x); }
-  __device__ double operator()(double x) const { return erf(x); }
-};
-// x * Phi(x) through erfc (accurate where Phi is tiny), and its derivative Phi(x) + x * phi(x).
-struct GeluOp {
-  __device__ float operator()(float x) const { return x * 0.5F * erfcf(-x * 0.70710678F); }
-  __device__ double operator()(double x) const { return x * 0.5 * erfc(-x * 0.7071067811865476); }
-};
-struct GeluGradOp {
-  __device__ float operator()(float x) const {
-    return 0.5F * erfcf(-x * 0.70710678F) + x * expf(-0.5F * x * x) * 0.39894228F;
-  }
-  __device__ double operator()(double x) const {
-    return 0.5 * erfc(-x * 0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327;
-  }
-};
-// exp() only sees a non-positive argument, so large |x| neither overflows nor gives inf/inf.
-struct SigmoidOp {
-  __device__ float operator()(float x) const {
-    if (x >= 0.0F) return 1.0F / (1.0F + expf(-x));
-    const float e = expf(x);
-    return e / (1.0F + e);
-  }
-  __device__ double operator()(double x) const {
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    const double e = exp(x);
-    return e / (1.0 + e);
+    return math::apply_unary<Op>(x);
   }
 };
 
@@ -111,43 +51,16 @@ void launch_unary(Context& ctx, std::string_view name, const StridedView& out, c
 template <typename T>
 void unary_typed(Context& ctx, UnaryOp op, const StridedView& out, const StridedView& in) {
   const std::string_view name = unary_op_name(op);
-  if constexpr (std::is_same_v<T, bool>) {
-    throw_unsupported_dtype<T>(name);
-  } else {
-    switch (op) {
-      case UnaryOp::Neg:
-        return launch_unary<T, NegOp>(ctx, name, out, in);
-      case UnaryOp::Abs:
-        return launch_unary<T, AbsOp>(ctx, name, out, in);
-      case UnaryOp::Relu:
-        return launch_unary<T, ReluOp>(ctx, name, out, in);
-      default:
-        break;
-    }
-    if constexpr (std::is_floating_point_v<T>) {
-      switch (op) {
-        case UnaryOp::Exp:
-          return launch_unary<T, ExpOp>(ctx, name, out, in);
-        case UnaryOp::Log:
-          return launch_unary<T, LogOp>(ctx, name, out, in);
-        case UnaryOp::Sqrt:
-          return launch_unary<T, SqrtOp>(ctx, name, out, in);
-        case UnaryOp::Tanh:
-          return launch_unary<T, TanhOp>(ctx, name, out, in);
-        case UnaryOp::Sigmoid:
-          return launch_unary<T, SigmoidOp>(ctx, name, out, in);
-        case UnaryOp::Erf:
-          return launch_unary<T, ErfOp>(ctx, name, out, in);
-        case UnaryOp::Gelu:
-          return launch_unary<T, GeluOp>(ctx, name, out, in);
-        case UnaryOp::GeluGrad:
-          return launch_unary<T, GeluGradOp>(ctx, name, out, in);
-        default:
-          break;
-      }
-    }
-    throw_unsupported_dtype<T>(name);
+  switch (op) {
+#define NEEDLE_UNARY(kind, ...)                                                \
+  case UnaryOp::kind:                                                          \
+    if constexpr (math::unary_supports<UnaryOp::kind, T>) {                    \
+      return launch_unary<T, UnaryFormula<UnaryOp::kind>>(ctx, name, out, in); \
+    }                                                                          \
+    break;
+#include "needle/core/unary_ops.def"
   }
+  throw_unsupported_dtype<T>(name);
 }
 
 // ---- binary ---------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, overload
 
 import numpy.typing
 
+from needle._core import ops as ops
+
 
 class Device:
     """
@@ -353,29 +355,45 @@ class NDArray:
 
     __array_priority__: int = 1000
 
-def neg(a: NDArray) -> NDArray:
-    """-a"""
+def negate(a: NDArray) -> NDArray:
+    """-a."""
 
 def abs(a: NDArray) -> NDArray:
-    """|a|"""
+    """|a|."""
 
 def exp(a: NDArray) -> NDArray:
-    """e ** a (integers computed in float32)"""
+    """e ** a."""
 
 def log(a: NDArray) -> NDArray:
-    """Natural logarithm (integers computed in float32)"""
+    """Natural logarithm."""
 
 def sqrt(a: NDArray) -> NDArray:
-    """Square root (integers computed in float32)"""
+    """Square root."""
 
 def tanh(a: NDArray) -> NDArray:
-    """Hyperbolic tangent (integers computed in float32)"""
+    """Hyperbolic tangent."""
 
 def sigmoid(a: NDArray) -> NDArray:
-    """1 / (1 + exp(-a)) (integers computed in float32)"""
+    """1 / (1 + exp(-a))."""
 
 def relu(a: NDArray) -> NDArray:
-    """max(a, 0)"""
+    """max(a, 0) (NaN stays NaN)."""
+
+def erf(a: NDArray) -> NDArray:
+    """
+    The error function, 2 / sqrt(pi) * integral of exp(-t ** 2) from 0 to a.
+    """
+
+def gelu(a: NDArray) -> NDArray:
+    """a * Phi(a), Phi the standard normal CDF (exact GELU)."""
+
+def gelu_grad(a: NDArray) -> NDArray:
+    """
+    The derivative of gelu: Phi(a) + a * phi(a), phi the standard normal density.
+    """
+
+def neg(a: NDArray) -> NDArray:
+    """-a (Needle's backend_ndarray name for negate)."""
 
 @overload
 def add(a: NDArray, b: NDArray) -> NDArray: ...
@@ -1000,392 +1018,6 @@ def live_tensor_count() -> int:
     """
     Number of tensors alive in this process (Needle's autograd.TENSOR_COUNTER).
     """
-
-class Ops:
-    """
-    Needle's differentiable ops on Tensors, as static methods (use them through needle.ops).
-    """
-
-    @staticmethod
-    def add(a: Tensor, b: Tensor) -> Tensor:
-        """a + b (broadcasting)."""
-
-    @staticmethod
-    def add_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
-        """a + scalar."""
-
-    @staticmethod
-    def sub(a: Tensor, b: Tensor) -> Tensor:
-        """a - b (broadcasting)."""
-
-    @staticmethod
-    def multiply(a: Tensor, b: Tensor) -> Tensor:
-        """a * b (broadcasting)."""
-
-    @staticmethod
-    def mul_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
-        """a * scalar."""
-
-    @staticmethod
-    def divide(a: Tensor, b: Tensor) -> Tensor:
-        """a / b (broadcasting)."""
-
-    @staticmethod
-    def divide_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
-        """a / scalar."""
-
-    @staticmethod
-    def power(a: Tensor, b: Tensor) -> Tensor:
-        """a ** b element-wise (broadcasting)."""
-
-    @staticmethod
-    def power_scalar(a: Tensor, scalar: bool | int | float) -> Tensor:
-        """a ** scalar."""
-
-    @staticmethod
-    def rpower_scalar(scalar: bool | int | float, a: Tensor) -> Tensor:
-        """scalar ** a."""
-
-    @staticmethod
-    def rdivide_scalar(scalar: bool | int | float, a: Tensor) -> Tensor:
-        """scalar / a."""
-
-    @staticmethod
-    def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:
-        """a where a > 0, else negative_slope * a."""
-
-    @staticmethod
-    def astype(a: Tensor, dtype: str) -> Tensor:
-        """a converted to `dtype` (the gradient is converted back)."""
-
-    @staticmethod
-    def negate(a: Tensor) -> Tensor:
-        """-a."""
-
-    @staticmethod
-    def exp(a: Tensor) -> Tensor:
-        """e ** a."""
-
-    @staticmethod
-    def log(a: Tensor) -> Tensor:
-        """Natural logarithm (integers are computed in floating point)."""
-
-    @staticmethod
-    def sqrt(a: Tensor) -> Tensor:
-        """Square root."""
-
-    @staticmethod
-    def abs(a: Tensor) -> Tensor:
-        """|a|."""
-
-    @staticmethod
-    def relu(a: Tensor) -> Tensor:
-        """max(a, 0)."""
-
-    @staticmethod
-    def tanh(a: Tensor) -> Tensor:
-        """Hyperbolic tangent."""
-
-    @staticmethod
-    def sigmoid(a: Tensor) -> Tensor:
-        """1 / (1 + exp(-a))."""
-
-    @staticmethod
-    def gelu(a: Tensor) -> Tensor:
-        """x * Phi(x) (exact, with the error function)."""
-
-    @overload
-    @staticmethod
-    def maximum(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def maximum(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def maximum(a: bool | int | float, b: Tensor) -> Tensor:
-        """Element-wise maximum (broadcasting; ties share the gradient)."""
-
-    @overload
-    @staticmethod
-    def minimum(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def minimum(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def minimum(a: bool | int | float, b: Tensor) -> Tensor:
-        """Element-wise minimum (broadcasting; ties share the gradient)."""
-
-    @overload
-    @staticmethod
-    def eq(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def eq(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def eq(a: bool | int | float, b: Tensor) -> Tensor:
-        """a == b (bool; no gradient)."""
-
-    @overload
-    @staticmethod
-    def ne(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def ne(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def ne(a: bool | int | float, b: Tensor) -> Tensor:
-        """a != b (bool; no gradient)."""
-
-    @overload
-    @staticmethod
-    def lt(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def lt(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def lt(a: bool | int | float, b: Tensor) -> Tensor:
-        """a < b (bool; no gradient)."""
-
-    @overload
-    @staticmethod
-    def le(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def le(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def le(a: bool | int | float, b: Tensor) -> Tensor:
-        """a <= b (bool; no gradient)."""
-
-    @overload
-    @staticmethod
-    def gt(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def gt(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def gt(a: bool | int | float, b: Tensor) -> Tensor:
-        """a > b (bool; no gradient)."""
-
-    @overload
-    @staticmethod
-    def ge(a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def ge(a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def ge(a: bool | int | float, b: Tensor) -> Tensor:
-        """a >= b (bool; no gradient)."""
-
-    @overload
-    @staticmethod
-    def where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def where(cond: Tensor, a: Tensor, b: bool | int | float) -> Tensor: ...
-
-    @overload
-    @staticmethod
-    def where(cond: Tensor, a: bool | int | float, b: Tensor) -> Tensor:
-        """
-        cond ? a : b element-wise (broadcasting all three; no gradient for cond).
-        """
-
-    @staticmethod
-    def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
-        """The same values in a new shape (one entry may be -1)."""
-
-    @staticmethod
-    def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
-        """a broadcast to `shape` (NumPy rules); the gradient is summed back."""
-
-    @staticmethod
-    def sum_to_shape(grad: Tensor, shape: Sequence[int]) -> Tensor:
-        """
-        grad summed over the axes that broadcasting added or stretched, so that it takes `shape`.
-        """
-
-    @staticmethod
-    def transpose(a: Tensor, axes: Sequence[int] | None = None) -> Tensor:
-        """Needle's transpose: swaps the last two axes, or the two axes given."""
-
-    @staticmethod
-    def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
-        """The axes reordered."""
-
-    @staticmethod
-    def squeeze(a: Tensor, axes: int | Sequence[int] | None = None) -> Tensor:
-        """The given size-1 axes removed (None: every size-1 axis)."""
-
-    @staticmethod
-    def unsqueeze(a: Tensor, axis: int) -> Tensor:
-        """A size-1 axis inserted at `axis`."""
-
-    @staticmethod
-    def matmul(a: Tensor, b: Tensor) -> Tensor:
-        """
-        Matrix product (batched, broadcasting batch dimensions; 1-d operands as in NumPy).
-        """
-
-    @staticmethod
-    def flip(a: Tensor, axes: int | Sequence[int] | None = None) -> Tensor:
-        """The order of elements reversed along `axes` (None: every axis)."""
-
-    @staticmethod
-    def pad(a: Tensor, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
-        """
-        a padded by pad_width[d] = (before, after) cells of `value` on each axis d.
-        """
-
-    @staticmethod
-    def getitem(a: Tensor, key: int | slice | None | types.EllipsisType | tuple[int | slice | None | types.EllipsisType, ...]) -> Tensor:
-        """
-        a[key] with basic indexing; the gradient flows back into the indexed elements.
-        """
-
-    @staticmethod
-    def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-        """Joins tensors along `axis`."""
-
-    @staticmethod
-    def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-        """Joins tensors of one shape along a new axis."""
-
-    @staticmethod
-    def split(a: Tensor, axis: int = 0) -> list[Tensor]:
-        """Needle's split: the slices along `axis`, with that axis removed."""
-
-    @staticmethod
-    def dilate(a: Tensor, axes: Sequence[int], dilation: int) -> Tensor:
-        """`dilation` zeros inserted after each element along `axes`."""
-
-    @staticmethod
-    def undilate(a: Tensor, axes: Sequence[int], dilation: int) -> Tensor:
-        """The inverse of dilate."""
-
-    @staticmethod
-    def summation(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Sum over `axes` (None: every axis; an empty tuple: none)."""
-
-    @staticmethod
-    def mean(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Mean over `axes` (None: every axis)."""
-
-    @staticmethod
-    def max(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Maximum over `axes` (None: every axis); ties share the gradient."""
-
-    @staticmethod
-    def min(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Minimum over `axes` (None: every axis); ties share the gradient."""
-
-    @staticmethod
-    def logsumexp(a: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """log(sum(exp(a))) over `axes`, computed stably (None: every axis)."""
-
-    @staticmethod
-    def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """
-        Index (int64) of the first maximum along `axis` (None: of the flattened tensor); no gradient.
-        """
-
-    @staticmethod
-    def gather(a: Tensor, axis: int, index: Tensor) -> Tensor:
-        """
-        Values of `a` at integer `index` along `axis` (torch.gather / numpy.take_along_axis).
-        """
-
-    @staticmethod
-    def embedding(indices: Tensor, weight: Tensor) -> Tensor:
-        """
-        Rows of weight (num_embeddings, dim) picked by integer indices: indices.shape + (dim,).
-        """
-
-    @staticmethod
-    def one_hot(indices: Tensor, num_classes: int, dtype: str = 'float32') -> Tensor:
-        """
-        One-hot rows for integer indices: indices.shape + (num_classes,); no gradient.
-        """
-
-    @staticmethod
-    def logsoftmax(a: Tensor, axis: int = -1) -> Tensor:
-        """log(softmax(a)) along `axis`."""
-
-    @staticmethod
-    def softmax(a: Tensor, axis: int = -1) -> Tensor:
-        """Softmax along `axis`."""
-
-    @staticmethod
-    def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-        """
-        Mean over the batch of -log softmax(logits)[label]: logits (N, C), integer labels (N,).
-        """
-
-    @staticmethod
-    def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
-        """Mean of squared differences."""
-
-    @staticmethod
-    def dropout(a: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-        """
-        Zeroes each element with probability p (Needle's generator) and scales the rest by 1 / (1 - p); the identity when not training.
-        """
-
-    @staticmethod
-    def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-05) -> Tensor:
-        """
-        Normalization over the last axis, then * weight + bias (each optional, shape (dim,)).
-        """
-
-    @staticmethod
-    def batch_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, running_mean: Tensor | None = None, running_var: Tensor | None = None, training: bool = True, momentum: float = 0.1, eps: float = 1e-05) -> Tensor:
-        """
-        Normalization over every axis but 1 of x (N, C, ...): batch statistics in training (updating the running ones in place), running statistics otherwise.
-        """
-
-    @staticmethod
-    def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
-        """softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes."""
-
-    @staticmethod
-    def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
-        """
-        Maximum over K x K windows of a (N, C, H, W) moved by `stride` (default K), padding with -inf; ties share the gradient.
-        """
-
-    @staticmethod
-    def avg_pool2d(a: Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> Tensor:
-        """
-        Mean over K x K windows of a (N, C, H, W) moved by `stride` (default K); zero padding counts in the mean.
-        """
-
-    @staticmethod
-    def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
-        """
-        Needle's conv: a (N, H, W, C_in), b (K, K, C_in, C_out), zero padding on H and W.
-        """
 
 class Module:
     """
