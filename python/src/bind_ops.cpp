@@ -192,6 +192,14 @@ void def_indexing_and_nn(nb::module_& m) {
           nb::arg("x"), nb::arg("weight") = nb::none(), nb::arg("bias") = nb::none(), nb::arg("eps") = 1e-5,
           "Normalization over the last axis, then * weight + bias (each optional, shape (dim,)).")
       .def(
+          "rms_norm",
+          [](const Tensor& x, const std::optional<Tensor>& weight, std::optional<double> eps) {
+            return ops::rms_norm(x, weight.value_or(Tensor()), eps);
+          },
+          nb::arg("x"), nb::arg("weight") = nb::none(), nb::arg("eps") = nb::none(),
+          "x / sqrt(mean(x ** 2) + eps) * weight over the last axis (weight optional, shape (dim,); eps defaults "
+          "to the machine epsilon of x's dtype, as in PyTorch).")
+      .def(
           "batch_norm",
           [](const Tensor& x, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias,
              const std::optional<Tensor>& running_mean, const std::optional<Tensor>& running_var, bool training,

@@ -152,6 +152,12 @@ NEEDLE_HOST_DEVICE T gelu_grad(T x) {
   return T(0.5) * std::erfc(-x * T(std::numbers::sqrt2 / 2)) + x * phi;
 }
 
+// x * sigmoid(x), with the stable sigmoid above.
+template <typename T>
+NEEDLE_HOST_DEVICE T silu(T x) {
+  return x * sigmoid(x);
+}
+
 // ---- picking a formula by enum ----------------------------------------------------------------------
 
 constexpr UnaryDomain unary_domain(UnaryOp op) {

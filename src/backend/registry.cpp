@@ -2,6 +2,7 @@
 // build option) and nowhere else.
 #include <array>
 #include <atomic>
+#include <tuple>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/ref/ref_backend.h"
@@ -32,7 +33,21 @@ Backend& cpu_backend() {
 // Overrides installed by set_backend_override, per device type (debugging tools and tests).
 std::array<std::atomic<Backend*>, 3> backend_overrides{};
 
+std::string_view backend_name(const Backend& backend) { return backend.name(); }
+
 }  // namespace
+
+// An optional kernel reached on a backend without it: the array layer asks implements() first, so only a
+// caller that skipped that check gets here.
+#define NEEDLE_OPTIONAL(kernel, params, args, outputs, trace_name, flops)  \
+  void Backend::kernel params {                                            \
+    std::ignore = std::forward_as_tuple args;                              \
+    throw RuntimeError(str(#kernel, ": the ", backend_name(*this),         \
+                           " backend has no such kernel (it is optional: " \
+                           "check Backend::implements first)"));           \
+  }
+#include "needle/backend/kernels.def"
+#undef NEEDLE_OPTIONAL
 
 Backend& backend_for(Device device) {
   // Acquire pairs with the release in set_backend_override, so the override is seen fully constructed.

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/array_checks.h"
+#include "needle/core/array_ops.h"
 
 namespace needle {
 
@@ -114,6 +115,19 @@ NDArray layer_norm_backward(const NDArray& g, const NDArray& x, double eps) {
   NDArray dx = NDArray::empty(grad.shape(), grad.dtype(), grad.device());
   if (dx.size() > 0) backend_of(dx).layer_norm_backward(dx.view(), grad.view(), in.view(), eps);
   return dx;
+}
+
+NDArray rms_norm(const NDArray& x, double eps) {
+  check_floating("rms_norm", x);
+  NEEDLE_CHECK(x.ndim() >= 1, ValueError, "rms_norm: expected at least 1 dimension, got shape ", shape_str(x.shape()));
+  Backend& backend = backend_of(x);
+  if (!backend.implements(OptionalKernel::rms_norm) || x.shape().back() == 0) {
+    return x * (Scalar(1.0) / sqrt(mean(x * x, {-1}, /*keepdims=*/true) + Scalar(eps)));
+  }
+  const NDArray in = x.compact();
+  NDArray out = NDArray::empty(in.shape(), in.dtype(), in.device());
+  if (out.size() > 0) backend.rms_norm(out.view(), in.view(), eps);
+  return out;
 }
 
 // ---- batch norm ----------------------------------------------------------------------------------------

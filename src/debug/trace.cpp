@@ -157,10 +157,13 @@ class TracingBackend final : public Backend {
   }
 #define NEEDLE_PRIMITIVE NEEDLE_KERNEL
 #define NEEDLE_FUSED NEEDLE_KERNEL
+#define NEEDLE_OPTIONAL NEEDLE_KERNEL
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
 #undef NEEDLE_FUSED
+#undef NEEDLE_OPTIONAL
 #undef NEEDLE_KERNEL
+  [[nodiscard]] bool implements(OptionalKernel kernel) const override { return inner_backend().implements(kernel); }
 
  private:
   [[nodiscard]] Backend& inner_backend() const { return *inner.load(std::memory_order_acquire); }

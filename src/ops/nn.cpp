@@ -118,6 +118,25 @@ std::vector<Tensor> NormalizeOp::gradient(const Tensor& g, const Tensor& node, c
   return {make<NormalizeGradOp>({g, node.inputs()[0]}, eps_)};
 }
 
+// x / sqrt(mean(x^2) + eps) along the last axis, by the fused kernel where the device has one. With
+// r = 1 / sqrt(mean(x^2) + eps) and y the output x * r, the gradient is r * (g - y * mean(g * y)), composed
+// of ops so that it is differentiable again.
+class RmsNormOp final : public SingleOutputOp {
+ public:
+  explicit RmsNormOp(double eps) : eps_(eps) {}
+  std::string name() const override { return "rms_norm"; }
+  NDArray compute(const std::vector<NDArray>& in) const override { return needle::rms_norm(in[0], eps_); }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+    const Tensor& x = node.inputs()[0];
+    const Axes last{-1};
+    const Tensor r = Scalar(1.0) / sqrt(mean(x * x, last, /*keepdims=*/true) + Scalar(eps_));
+    return {r * (g - node * mean(g * node, last, /*keepdims=*/true))};
+  }
+
+ private:
+  double eps_;
+};
+
 void check_vector_param(std::string_view op, std::string_view what, const Tensor& param, const Tensor& x,
                         std::int64_t size) {
   if (!param.defined()) return;
@@ -196,6 +215,17 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   check_vector_param("layer_norm", "weight", weight, x, dim);
   check_vector_param("layer_norm", "bias", bias, x, dim);
   return scale_and_shift(make<NormalizeOp>({x}, eps), weight, bias, {dim});
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, std::optional<double> eps) {
+  NEEDLE_CHECK(x.ndim() >= 1, ValueError, "rms_norm: input must have at least 1 dimension, got shape ",
+               shape_str(x.shape()));
+  detail::check_floating("rms_norm", x);
+  const std::int64_t dim = x.shape().back();
+  check_vector_param("rms_norm", "weight", weight, x, dim);
+  const double epsilon = eps.value_or(x.dtype() == DType::Float32 ? 0x1.0p-23 : 0x1.0p-52);
+  NEEDLE_CHECK(epsilon >= 0.0, ValueError, "rms_norm: eps must be >= 0, got ", epsilon);
+  return scale_and_shift(make<RmsNormOp>({x}, epsilon), weight, Tensor(), {dim});
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

@@ -258,9 +258,10 @@ TEST(BackendCpuVsRef, CopyBetweenEveryDtypePair) {
 
 TEST(BackendCpuVsRef, Unary) {
   Random rng(2);
-  const std::vector<UnaryOp> ops = {UnaryOp::Neg,  UnaryOp::Abs,  UnaryOp::Exp,     UnaryOp::Log,
-                                    UnaryOp::Sqrt, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Relu,
-                                    UnaryOp::Erf,  UnaryOp::Gelu, UnaryOp::GeluGrad};
+  const std::vector<UnaryOp> ops = {
+#define NEEDLE_UNARY(kind, ...) UnaryOp::kind,
+#include "needle/core/unary_ops.def"
+  };
   for (UnaryOp op : ops) {
     for (DType dtype : kAllDtypes) {
       // float32 exp, sigmoid, tanh and GELU run vectorised on the cpu device (backend/cpu/vector_math.h): a few units

@@ -40,6 +40,13 @@ UNARY: dict[str, tuple[Callable[[ndl.Tensor], ndl.Tensor], Callable[[np.ndarray]
     "tanh": (ops.tanh, np.tanh, "any"),
     "sigmoid": (ops.sigmoid, lambda x: 1 / (1 + np.exp(-x)), "any"),
     "gelu": (ops.gelu, lambda x: x * 0.5 * (1 + erf(x / np.sqrt(2))), "any"),
+    "gelu_grad": (
+        ops.gelu_grad,
+        lambda x: 0.5 * (1 + erf(x / np.sqrt(2))) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
+        "any",
+    ),
+    "erf": (ops.erf, erf, "any"),
+    "silu": (ops.silu, lambda x: x / (1 + np.exp(-x)), "any"),
     "leaky_relu": (lambda a: ops.leaky_relu(a, 0.1), lambda x: np.where(x > 0, x, 0.1 * x), "any"),
     "add_scalar": (lambda a: ops.add_scalar(a, 1.5), lambda x: x + 1.5, "any"),
     "mul_scalar": (lambda a: ops.mul_scalar(a, -2.5), lambda x: x * -2.5, "any"),
@@ -326,6 +333,22 @@ def test_layer_norm(device: nd.Device, rng: np.random.Generator) -> None:
     normed = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
     check(ops.layer_norm(a), normed)
     check(ops.layer_norm(a, weight, bias), normed * w + b)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_rms_norm(layout: str, device: nd.Device, rng: np.random.Generator) -> None:
+    for dtype in ["float32", "float64"]:
+        x, t = random_tensor((3, 4, 6), rng, device, dtype, layout, "any")
+        w = rng.standard_normal(6).astype(dtype)
+        eps = float(np.finfo(dtype).eps)  # PyTorch's default
+        normed = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+        tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+        check(ops.rms_norm(t), normed, **tol)
+        check(
+            ops.rms_norm(t, ndl.Tensor(w, device=device), eps=1e-2),
+            x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-2) * w,
+            **tol,
+        )
 
 
 def test_batch_norm(device: nd.Device, rng: np.random.Generator) -> None:

@@ -61,6 +61,9 @@ CASES: dict[str, tuple[Callable[..., ndl.Tensor], list[tuple[int, ...]], Callabl
     "tanh": (ops.tanh, [(2, 3)], normal),
     "sigmoid": (ops.sigmoid, [(2, 3)], normal),
     "gelu": (ops.gelu, [(2, 3)], normal),
+    "gelu_grad": (ops.gelu_grad, [(2, 3)], normal),
+    "erf": (ops.erf, [(2, 3)], normal),
+    "silu": (ops.silu, [(2, 3)], normal),
     "where": (lambda a, b: ops.where(ops.gt(a, 0.0), a, b), [(2, 3), (3,)], away_from_zero),
     # shapes
     "reshape": (lambda a: ops.reshape(a, (3, 2)), [(2, 3)], normal),
@@ -119,6 +122,8 @@ CASES: dict[str, tuple[Callable[..., ndl.Tensor], list[tuple[int, ...]], Callabl
     "mse_loss": (ops.mse_loss, [(2, 3), (2, 3)], normal),
     "layer_norm": (ops.layer_norm, [(2, 4), (4,), (4,)], normal),
     "layer_norm_plain": (ops.layer_norm, [(3, 4)], normal),
+    "rms_norm": (lambda x, w: ops.rms_norm(x, w, 1e-3), [(2, 4), (4,)], normal),
+    "rms_norm_plain": (ops.rms_norm, [(3, 5)], normal),
     "batch_norm": (lambda x, w, b: ops.batch_norm(x, w, b, training=True), [(4, 2, 2), (2,), (2,)], normal),
     "attention": (ops.scaled_dot_product_attention, [(2, 3, 2), (2, 3, 2), (2, 3, 2)], normal),
     "attention_causal": (
@@ -215,6 +220,11 @@ def double_backward_check(
     ("name", "fn", "shapes"),
     [
         ("tanh", ops.tanh, [(2, 3)]),
+        ("sigmoid", ops.sigmoid, [(2, 3)]),
+        ("erf", ops.erf, [(2, 3)]),
+        ("gelu", ops.gelu, [(2, 3)]),
+        ("silu", ops.silu, [(2, 3)]),
+        ("rms_norm", lambda a: ops.rms_norm(a, None, 1e-3), [(2, 3)]),
         ("matmul", ops.matmul, [(2, 3), (3, 2)]),
         ("logsumexp", lambda a: ops.logsumexp(a, 1), [(2, 3)]),
         ("sigmoid_times", lambda a, b: ops.sigmoid(a) * b, [(2, 2), (2, 2)]),

@@ -40,6 +40,13 @@ struct StridedView {
 // A kernel's argument list from kernels.def without its parentheses: NEEDLE_KERNEL_ARGS (out, in) is out, in.
 #define NEEDLE_KERNEL_ARGS(...) __VA_ARGS__
 
+// The optional kernels of kernels.def, for Backend::implements.
+enum class OptionalKernel : std::uint8_t {
+#define NEEDLE_OPTIONAL(name, ...) name,
+#include "needle/backend/kernels.def"
+#undef NEEDLE_OPTIONAL
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -68,11 +75,16 @@ class Backend {
   // Primitives are pure virtual: every device implements them. Fused kernels are virtual with a default
   // composed from the primitives (src/backend/*_defaults.cpp), so a device that does not
   // override one still runs it, only with more passes over memory.
+  // Optional kernels run only where implements() says so (the array layer composes them elsewhere); their
+  // default throws RuntimeError naming the kernel and the backend.
+  [[nodiscard]] virtual bool implements(OptionalKernel /*kernel*/) const { return false; }
 #define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) virtual void name params = 0;
 #define NEEDLE_FUSED(name, params, args, outputs, trace_name, flops) virtual void name params;
+#define NEEDLE_OPTIONAL(name, params, args, outputs, trace_name, flops) virtual void name params;
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
 #undef NEEDLE_FUSED
+#undef NEEDLE_OPTIONAL
 };
 
 // The backend that runs kernels for `device`; throws RuntimeError if that device is not enabled.

@@ -28,6 +28,9 @@ NDArray logsumexp(const NDArray& a, std::int64_t axis, bool keepdims = false);
 NDArray layer_norm(const NDArray& x, double eps);
 // Its vector-Jacobian product given the input x and the output's gradient g; x is converted to g's dtype.
 NDArray layer_norm_backward(const NDArray& g, const NDArray& x, double eps);
+// x / sqrt(mean(x^2) + eps) along the last axis of x (ndim >= 1): RMS norm without its weight. One pass of
+// the optional rms_norm kernel where the device has it, else composed of array_ops.h (its reference).
+NDArray rms_norm(const NDArray& x, double eps);
 
 // ---- batch norm --------------------------------------------------------------------------------------
 // Batch normalization of x read as (N, C, S) (contiguous; see Backend::batch_norm), weight and bias (C,):

@@ -101,6 +101,9 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target);  // mean of squ
 Tensor dropout(const Tensor& a, double p, bool training = true);
 // Normalizes over the last axis; weight and bias (shape (dim,)) may be undefined.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// x / sqrt(mean(x^2) + eps) * weight over the last axis (weight optional, shape (dim,)); eps defaults to the
+// machine epsilon of x's dtype, as in PyTorch.
+Tensor rms_norm(const Tensor& x, const Tensor& weight = Tensor(), std::optional<double> eps = std::nullopt);
 // Normalizes over every axis but 1 (channels) of x (N, C) or (N, C, ...). In training, batch statistics
 // are used and running_mean/running_var (if defined) are updated in place with `momentum`
 // (running = (1 - momentum) * running + momentum * batch, unbiased variance); in eval, the running

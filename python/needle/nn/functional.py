@@ -24,6 +24,7 @@ tanh = ops.tanh
 
 
 sigmoid = ops.sigmoid
+silu = ops.silu
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -112,6 +113,7 @@ __all__ = [
     "relu",
     "scaled_dot_product_attention",
     "sigmoid",
+    "silu",
     "softmax",
     "tanh",
 ]

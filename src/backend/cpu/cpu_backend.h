@@ -71,6 +71,12 @@ class CpuBackend final : public RefBackend {
   void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
                   const SgdStep& step) override;
 
+  // Every optional kernel of kernels.def (nn.cpp: rms_norm).
+  [[nodiscard]] bool implements(OptionalKernel /*kernel*/) const override { return true; }
+#define NEEDLE_OPTIONAL(name, params, args, outputs, trace_name, flops) void name params override;
+#include "needle/backend/kernels.def"
+#undef NEEDLE_OPTIONAL
+
  private:
   // binary() for layouts whose last axis is contiguous or broadcast in every operand (elementwise.cpp).
   void binary_rows(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b);

@@ -179,7 +179,20 @@ template <typename T>
   }
 }
 
-// The same four kernels compiled for the baseline instruction set and for AVX2 + FMA.
+// x / sqrt(mean(x^2) + eps) per row, the mean of squares summed in lanes like the statistics above.
+template <typename T>
+[[gnu::always_inline]] inline void rms_norm_rows(T* out, const T* x, std::int64_t first, std::int64_t last,
+                                                 std::int64_t cols, double eps) {
+  for (std::int64_t row = first; row < last; ++row) {
+    const T* xr = x + row * cols;
+    T* y = out + row * cols;
+    const T squares = lane_sum<T>(cols, [&](std::int64_t j) { return xr[j] * xr[j]; });
+    const auto rrms = static_cast<T>(1.0 / std::sqrt(static_cast<double>(squares) / static_cast<double>(cols) + eps));
+    for (std::int64_t j = 0; j < cols; ++j) y[j] = xr[j] * rrms;
+  }
+}
+
+// The same kernels compiled for the baseline instruction set and for AVX2 + FMA.
 template <typename T>
 struct RowKernels {
   void (*softmax)(const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool);
@@ -187,6 +200,7 @@ struct RowKernels {
   void (*layer_norm)(T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
   void (*layer_norm_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
   void (*logsumexp)(const T*, T*, std::int64_t, std::int64_t, std::int64_t);
+  void (*rms_norm)(T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
 };
 
 template <typename T>
@@ -213,7 +227,17 @@ void layer_norm_backward_portable(T* dx, const T* g, const T* x, std::int64_t fi
   layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
 }
 
+template <typename T>
+void rms_norm_portable(T* out, const T* x, std::int64_t first, std::int64_t last, std::int64_t cols, double eps) {
+  rms_norm_rows(out, x, first, last, cols, eps);
+}
+
 #if defined(__x86_64__)
+template <typename T>
+__attribute__((target("avx2,fma"))) void rms_norm_avx2(T* out, const T* x, std::int64_t first, std::int64_t last,
+                                                       std::int64_t cols, double eps) {
+  rms_norm_rows(out, x, first, last, cols, eps);
+}
 template <typename T>
 __attribute__((target("avx2,fma"))) void softmax_avx2(const T* in, T* out, std::int64_t first, std::int64_t last,
                                                       std::int64_t cols, bool log) {
@@ -252,12 +276,13 @@ template <typename T>
 RowKernels<T> row_kernels() {
 #if defined(__x86_64__)
   if (!g_force_portable.load(std::memory_order_relaxed) && cpu_has_avx2_fma()) {
-    return {&softmax_avx2<T>, &softmax_backward_avx2<T>, &layer_norm_avx2<T>, &layer_norm_backward_avx2<T>,
-            &logsumexp_avx2<T>};
+    return {&softmax_avx2<T>,   &softmax_backward_avx2<T>, &layer_norm_avx2<T>, &layer_norm_backward_avx2<T>,
+            &logsumexp_avx2<T>, &rms_norm_avx2<T>};
   }
 #endif
-  return {&softmax_portable<T>, &softmax_backward_portable<T>, &layer_norm_portable<T>,
-          &layer_norm_backward_portable<T>, &logsumexp_portable<T>};
+  return {&softmax_portable<T>,    &softmax_backward_portable<T>,
+          &layer_norm_portable<T>, &layer_norm_backward_portable<T>,
+          &logsumexp_portable<T>,  &rms_norm_portable<T>};
 }
 
 // fn(first, last) over the rows, split over threads once there are kParallelGrain elements per chunk.
@@ -324,6 +349,16 @@ void CpuBackend::layer_norm_backward(const StridedView& dx, const StridedView& g
     const auto kernel = row_kernels<T>().layer_norm_backward;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
       kernel(dx.ptr<T>(), g.ptr<T>(), x.ptr<T>(), first, last, layout.cols, eps);
+    });
+  });
+}
+
+void CpuBackend::rms_norm(const StridedView& out, const StridedView& x, double eps) {
+  const kernels::RowLayout layout = kernels::row_layout("rms_norm", out, {&x});
+  dispatch_floating(layout.dtype, "rms_norm", [&]<typename T>() {
+    const auto kernel = row_kernels<T>().rms_norm;
+    parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
+      kernel(out.ptr<T>(), x.ptr<T>(), first, last, layout.cols, eps);
     });
   });
 }

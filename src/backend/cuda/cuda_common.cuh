@@ -13,6 +13,7 @@
 
 #include "backend/cuda/cuda_context.h"
 #include "backend/element_math.h"
+#include "backend/element_ops.h"
 #include "needle/backend/backend.h"
 #include "needle/core/error.h"
 
@@ -125,10 +126,6 @@ void dispatch(DType dtype, Fn&& fn) {
   throw RuntimeError("cuda: invalid dtype value");
 }
 
-template <typename T>
-[[noreturn]] void throw_unsupported_dtype(std::string_view op) {
-  throw TypeError(str(op, ": unsupported dtype ", dtype_name(dtype_of<T>())));
-}
 
 using math::add;
 using math::is_nan;
@@ -138,5 +135,6 @@ using math::minimum;
 using math::multiply;
 using math::negate;
 using math::subtract;
+using kernels::throw_unsupported_dtype;
 
 }  // namespace needle::cuda
