@@ -43,7 +43,8 @@ class PySampleSource final : public SampleSource {
   NDArray call(const char* name, const Shape& shape, DType dtype, Device device) {
     const nb::gil_scoped_acquire gil;
     const nb::detail::ticket ticket(nb_trampoline, name, Hash, true);
-    const nb::object samples = nb_trampoline.base().attr(ticket.key)(to_tuple(shape), std::string(dtype_name(dtype)), device);
+    const nb::object samples =
+        nb_trampoline.base().attr(ticket.key)(to_tuple(shape), std::string(dtype_name(dtype)), device);
     NEEDLE_CHECK(nb::isinstance<NDArray>(samples), TypeError, "SampleSource.", name, " must return an NDArray, got ",
                  nb::inst_name(samples).c_str());
     return nb::cast<NDArray>(samples);

@@ -41,8 +41,7 @@ DType sample_dtype(DType dtype) { return dtype == DType::Float64 ? DType::Float6
 enum class Distribution : std::uint8_t { Uniform, Normal };
 
 // Base samples from `source` (the initializer source when null), checked against the request.
-NDArray base_samples(Distribution distribution, const Shape& shape, DType dtype, Device device,
-                     SampleSource* source) {
+NDArray base_samples(Distribution distribution, const Shape& shape, DType dtype, Device device, SampleSource* source) {
   std::shared_ptr<SampleSource> current;
   if (source == nullptr) {
     current = initializer_source();

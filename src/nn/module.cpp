@@ -162,8 +162,8 @@ std::vector<std::size_t> check_state_dict(const std::string& owner,
   }
   if (strict) {
     for (const auto& entry : state) {
-      NEEDLE_CHECK(known.count(entry.first) != 0, ValueError, owner, ".load_state_dict: unexpected key '",
-                   entry.first, "'");
+      NEEDLE_CHECK(known.count(entry.first) != 0, ValueError, owner, ".load_state_dict: unexpected key '", entry.first,
+                   "'");
     }
   }
   return present;

@@ -311,8 +311,12 @@ class RecordingSource final : public nn::init::SampleSource {
     Shape shape;
     DType dtype;
   };
-  NDArray uniform(const Shape& shape, DType dtype, Device device) override { return answer("uniform", shape, dtype, device); }
-  NDArray normal(const Shape& shape, DType dtype, Device device) override { return answer("normal", shape, dtype, device); }
+  NDArray uniform(const Shape& shape, DType dtype, Device device) override {
+    return answer("uniform", shape, dtype, device);
+  }
+  NDArray normal(const Shape& shape, DType dtype, Device device) override {
+    return answer("normal", shape, dtype, device);
+  }
   std::vector<Request> requests;
 
  private:
@@ -384,8 +388,9 @@ TEST(NnInit, LayersDrawThroughTheInitializerSourceInTheDocumentedOrder) {
   }
   EXPECT_EQ(kinds, (std::vector<std::string>{"normal", "normal", "uniform", "uniform", "uniform", "uniform", "uniform",
                                              "uniform", "uniform", "uniform", "uniform", "uniform"}));
-  EXPECT_EQ(shapes, (std::vector<Shape>{{5, 4}, {7, 4}, {4, 4}, {4, 4}, {4, 4}, {4, 4}, {4, 6}, {6, 1}, {6, 4},
-                                        {4, 1}, {4, 5}, {5, 1}}));
+  EXPECT_EQ(shapes,
+            (std::vector<Shape>{
+                {5, 4}, {7, 4}, {4, 4}, {4, 4}, {4, 4}, {4, 4}, {4, 6}, {6, 1}, {6, 4}, {4, 1}, {4, 5}, {5, 1}}));
 }
 
 class FailingSource final : public nn::init::SampleSource {
