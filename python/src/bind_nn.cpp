@@ -97,6 +97,11 @@ void bind_module(nb::module_& m) {
            "it already has one.")
       .def("__repr__", [](const Module& self) { return self.name() + "()"; });
 
+  m.def("check_state_dict", &nn::check_state_dict, nb::arg("owner"), nb::arg("expected"), nb::arg("state"),
+        nb::arg("strict") = true,
+        "load_state_dict's checks for any module: `expected` its (dotted name, tensor) entries, `state` the arrays "
+        "to load. Raises ValueError '<owner>.load_state_dict: ...' naming the key (missing or unexpected under "
+        "strict, wrong shape or dtype); returns the indices of the entries `state` holds.");
   m.def("move_tensor", &move_tensor, nb::arg("tensor"), nb::arg("device"),
         "Moves a tensor's value and gradient to `device` in place (the Tensor object is kept).");
 }
@@ -167,8 +172,8 @@ void bind_basic(nb::module_& m) {
 void bind_norm(nb::module_& m) {
   nb::class_<nn::BatchNorm, Module>(m, "BatchNorm")
       .def_prop_ro("num_features", &nn::BatchNorm::num_features)
-      .def_prop_ro("eps", &nn::BatchNorm::eps)
-      .def_prop_ro("momentum", &nn::BatchNorm::momentum)
+      .def_prop_rw("eps", &nn::BatchNorm::eps, &nn::BatchNorm::set_eps, "Finite and >= 0 (ValueError otherwise).")
+      .def_prop_rw("momentum", &nn::BatchNorm::momentum, &nn::BatchNorm::set_momentum, "In [0, 1].")
       .def_prop_ro("weight", &nn::BatchNorm::weight)
       .def_prop_ro("bias", &nn::BatchNorm::bias)
       .def_prop_ro("running_mean", &nn::BatchNorm::running_mean)
@@ -200,6 +205,7 @@ void bind_norm(nb::module_& m) {
           },
           nb::arg("dim"), nb::arg("eps") = 1e-5, nb::arg("device") = nb::none(), nb::arg("dtype") = nb::none())
       .def_prop_ro("dim", &nn::LayerNorm1d::dim)
+      .def_prop_rw("eps", &nn::LayerNorm1d::eps, &nn::LayerNorm1d::set_eps, "Finite and >= 0 (ValueError otherwise).")
       .def_prop_ro("weight", &nn::LayerNorm1d::weight)
       .def_prop_ro("bias", &nn::LayerNorm1d::bias);
 }
@@ -313,6 +319,8 @@ void bind_rnn(nb::module_& m) {
           [](nn::RNN& self, const Tensor& x, const std::optional<Tensor>& h0) { return self(x, or_undefined(h0)); },
           nb::arg("x"), nb::arg("h0") = nb::none(),
           "(output (seq_len, batch, hidden_size), h_n (num_layers, batch, hidden_size)).")
+      .def_prop_ro("input_size", &nn::RNN::input_size)
+      .def_prop_ro("hidden_size", &nn::RNN::hidden_size)
       .def_prop_ro("num_layers", &nn::RNN::num_layers)
       .def("cell", &nn::RNN::cell, nb::arg("layer"));
 
@@ -329,6 +337,8 @@ void bind_rnn(nb::module_& m) {
       .def(
           "__call__", [](nn::LSTM& self, const Tensor& x, const OptionalState& h) { return self(x, state_pair(h)); },
           nb::arg("x"), nb::arg("h") = nb::none(), "(output, (h_n, c_n)) for x and h = (h0, c0) or None.")
+      .def_prop_ro("input_size", &nn::LSTM::input_size)
+      .def_prop_ro("hidden_size", &nn::LSTM::hidden_size)
       .def_prop_ro("num_layers", &nn::LSTM::num_layers)
       .def("cell", &nn::LSTM::cell, nb::arg("layer"));
 }

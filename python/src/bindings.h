@@ -79,6 +79,7 @@ void bind_device(nb::module_& m);
 void bind_ndarray(nb::module_& m);
 void bind_array_ops(nb::module_& m);
 void bind_random(nb::module_& m);
+void bind_init(nb::module_& m);
 void bind_nn(nb::module_& m);
 void bind_optim(nb::module_& m);
 void bind_data(nb::module_& m);

@@ -45,6 +45,7 @@ NB_MODULE(_core, m) {
   bind_ndarray(m);
   bind_array_ops(m);
   bind_random(m);
+  bind_init(m);
   bind_tensor(m);
   bind_autograd(m);
   bind_tensor_ops(m);

@@ -140,33 +140,44 @@ StateDict Module::state_dict() const {
   return state;
 }
 
-void Module::load_state_dict(const StateDict& state, bool strict) {
-  const std::vector<std::pair<std::string, Tensor>> entries = named_state();
-  // Validate everything first: an error must leave the module exactly as it was.
-  std::vector<std::pair<Tensor, const NDArray*>> updates;
+std::vector<std::size_t> check_state_dict(const std::string& owner,
+                                          const std::vector<std::pair<std::string, Tensor>>& expected,
+                                          const StateDict& state, bool strict) {
+  std::vector<std::size_t> present;
   std::unordered_set<std::string> known;
-  for (const auto& [key, tensor] : entries) {
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const auto& [key, tensor] = expected[i];
     known.insert(key);
     const auto it = state.find(key);
     if (it == state.end()) {
-      NEEDLE_CHECK(!strict, ValueError, name(), ".load_state_dict: missing key '", key, "'");
+      NEEDLE_CHECK(!strict, ValueError, owner, ".load_state_dict: missing key '", key, "'");
       continue;
     }
     const NDArray& value = it->second;
-    NEEDLE_CHECK(value.shape() == tensor.shape(), ValueError, name(), ".load_state_dict: key '", key, "' has shape ",
+    NEEDLE_CHECK(value.shape() == tensor.shape(), ValueError, owner, ".load_state_dict: key '", key, "' has shape ",
                  shape_str(value.shape()), ", expected ", shape_str(tensor.shape()));
-    NEEDLE_CHECK(value.dtype() == tensor.dtype(), ValueError, name(), ".load_state_dict: key '", key, "' has dtype ",
+    NEEDLE_CHECK(value.dtype() == tensor.dtype(), ValueError, owner, ".load_state_dict: key '", key, "' has dtype ",
                  dtype_name(value.dtype()), ", expected ", dtype_name(tensor.dtype()));
-    updates.emplace_back(tensor, &value);
+    present.push_back(i);
   }
   if (strict) {
     for (const auto& entry : state) {
-      NEEDLE_CHECK(known.count(entry.first) != 0, ValueError, name(), ".load_state_dict: unexpected key '", entry.first,
+      NEEDLE_CHECK(known.count(entry.first) != 0, ValueError, owner, ".load_state_dict: unexpected key '", entry.first,
                    "'");
     }
   }
+  return present;
+}
+
+void Module::load_state_dict(const StateDict& state, bool strict) {
+  const std::vector<std::pair<std::string, Tensor>> entries = named_state();
+  // Validate everything first: an error must leave the module exactly as it was.
+  const std::vector<std::size_t> present = check_state_dict(name(), entries, state, strict);
   // Copies, so later in-place writes to the module never reach the caller's arrays (and vice versa).
-  for (auto& [tensor, value] : updates) tensor.set_value(value->to(tensor.device()).copy());
+  for (const std::size_t i : present) {
+    Tensor tensor = entries[i].second;  // a handle to the module's tensor
+    tensor.set_value(state.at(entries[i].first).to(tensor.device()).copy());
+  }
 }
 
 void Module::to(Device device) {

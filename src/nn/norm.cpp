@@ -1,5 +1,8 @@
 // Normalization layers: BatchNorm1d/2d (with running statistics) and LayerNorm1d, on ops::batch_norm and
 // ops::layer_norm.
+#include <cmath>
+#include <string_view>
+
 #include "needle/core/array_ops.h"
 #include "needle/nn/init.h"
 #include "needle/nn/layers.h"
@@ -9,14 +12,33 @@
 
 namespace needle::nn {
 
+namespace {
+
+double checked_eps(std::string_view layer, double eps) {
+  NEEDLE_CHECK(eps >= 0.0 && std::isfinite(eps), ValueError, layer, ": eps must be finite and >= 0, got ", eps);
+  return eps;
+}
+
+}  // namespace
+
 BatchNorm::BatchNorm(std::int64_t num_features, double eps, double momentum, Device device, DType dtype,
                      std::int64_t input_ndim)
     : num_features_(num_features), eps_(eps), momentum_(momentum), input_ndim_(input_ndim) {
   detail::expect_positive(input_ndim == 2 ? "BatchNorm1d" : "BatchNorm2d", "num_features", num_features);
+  set_eps(eps);
+  set_momentum(momentum);
   weight_ = register_parameter("weight", init::ones({num_features}, dtype, device));
   bias_ = register_parameter("bias", init::zeros({num_features}, dtype, device));
   running_mean_ = register_buffer("running_mean", init::zeros({num_features}, dtype, device));
   running_var_ = register_buffer("running_var", init::ones({num_features}, dtype, device));
+}
+
+void BatchNorm::set_eps(double eps) { eps_ = checked_eps(input_ndim_ == 2 ? "BatchNorm1d" : "BatchNorm2d", eps); }
+
+void BatchNorm::set_momentum(double momentum) {
+  NEEDLE_CHECK(momentum >= 0.0 && momentum <= 1.0, ValueError, input_ndim_ == 2 ? "BatchNorm1d" : "BatchNorm2d",
+               ": momentum must lie in [0, 1], got ", momentum);
+  momentum_ = momentum;
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
@@ -39,11 +61,14 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return y;
 }
 
-LayerNorm1d::LayerNorm1d(std::int64_t dim, double eps, Device device, DType dtype) : dim_(dim), eps_(eps) {
+LayerNorm1d::LayerNorm1d(std::int64_t dim, double eps, Device device, DType dtype)
+    : dim_(dim), eps_(checked_eps("LayerNorm1d", eps)) {
   detail::expect_positive("LayerNorm1d", "dim", dim);
   weight_ = register_parameter("weight", init::ones({dim}, dtype, device));
   bias_ = register_parameter("bias", init::zeros({dim}, dtype, device));
 }
+
+void LayerNorm1d::set_eps(double eps) { eps_ = checked_eps("LayerNorm1d", eps); }
 
 Tensor LayerNorm1d::forward(const Tensor& x) {
   NEEDLE_CHECK(x.ndim() >= 1 && x.shape().back() == dim_, ValueError,

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -243,7 +244,8 @@ double stddev(const std::vector<double>& v) {
 }
 
 TEST(NnInit, KaimingAndXavierUseNeedlesFormulas) {
-  Generator g(3);
+  Generator generator(3);
+  nn::init::GeneratorSource g(&generator);
   const NDArray ku = nn::init::kaiming_uniform(50, 400, std::nullopt, "relu", DType::Float64, cpu_device(), &g);
   EXPECT_EQ(ku.shape(), (Shape{50, 400}));
   const double k_bound = std::sqrt(2.0) * std::sqrt(3.0 / 50.0);
@@ -262,8 +264,10 @@ TEST(NnInit, KaimingAndXavierUseNeedlesFormulas) {
   EXPECT_NEAR(stddev(host(xn)), std::sqrt(2.0 / 100.0), 0.005);
 
   // The same generator state gives the same numbers.
-  Generator g1(11);
-  Generator g2(11);
+  Generator generator1(11);
+  Generator generator2(11);
+  nn::init::GeneratorSource g1(&generator1);
+  nn::init::GeneratorSource g2(&generator2);
   EXPECT_EQ(host(nn::init::kaiming_uniform(4, 5, std::nullopt, "relu", DType::Float32, cpu_device(), &g1)),
             host(nn::init::kaiming_uniform(4, 5, std::nullopt, "relu", DType::Float32, ref_device(), &g2)));
   EXPECT_DOUBLE_EQ(nn::init::calculate_gain("tanh"), 5.0 / 3.0);
@@ -297,6 +301,129 @@ TEST(NnInit, LayersDrawTheirParametersFromNeedlesDistributions) {
 
   nn::Embedding embedding(100, 100);
   EXPECT_NEAR(stddev(host(embedding.weight())), 1.0, 0.03);
+}
+
+// A source that records every request and answers request k with the constant (k + 1) / 16.
+class RecordingSource final : public nn::init::SampleSource {
+ public:
+  struct Request {
+    std::string kind;
+    Shape shape;
+    DType dtype;
+  };
+  NDArray uniform(const Shape& shape, DType dtype, Device device) override {
+    return answer("uniform", shape, dtype, device);
+  }
+  NDArray normal(const Shape& shape, DType dtype, Device device) override {
+    return answer("normal", shape, dtype, device);
+  }
+  std::vector<Request> requests;
+
+ private:
+  NDArray answer(const std::string& kind, const Shape& shape, DType dtype, Device device) {
+    requests.push_back({kind, shape, dtype});
+    return NDArray::full(shape, Scalar(static_cast<double>(requests.size()) / 16.0), dtype, device);
+  }
+};
+
+std::vector<Shape> shapes_of(const std::vector<RecordingSource::Request>& requests, const std::string& kind) {
+  std::vector<Shape> shapes;
+  for (const auto& request : requests) {
+    EXPECT_EQ(request.kind, kind);
+    shapes.push_back(request.shape);
+  }
+  return shapes;
+}
+
+TEST(NnInit, LayersDrawThroughTheInitializerSourceInTheDocumentedOrder) {
+  const auto source = std::make_shared<RecordingSource>();
+  const nn::init::ScopedInitializerSource scope(source);
+  EXPECT_EQ(nn::init::initializer_source(), source);
+
+  // Linear: weight = kaiming_uniform(in, out), then bias = kaiming_uniform(out, 1) reshaped (1, out).
+  const nn::Linear linear(3, 4);
+  EXPECT_EQ(shapes_of(source->requests, "uniform"), (std::vector<Shape>{{3, 4}, {4, 1}}));
+  EXPECT_EQ(source->requests[0].dtype, DType::Float32);
+  const double w_bound = std::sqrt(2.0) * std::sqrt(3.0 / 3.0);
+  const float w = static_cast<float>(1.0 / 16.0) * static_cast<float>(2 * w_bound) + static_cast<float>(-w_bound);
+  EXPECT_EQ(host(linear.weight()), std::vector<double>(12, w));
+  const double b_bound = std::sqrt(2.0) * std::sqrt(3.0 / 4.0);
+  const float b = static_cast<float>(2.0 / 16.0) * static_cast<float>(2 * b_bound) + static_cast<float>(-b_bound);
+  EXPECT_EQ(host(linear.bias()), std::vector<double>(4, b));
+
+  // Conv: weight kaiming_uniform(cin*k*k, cout*k*k) of shape (k, k, cin, cout), bias uniform +-1/sqrt(cin*k*k).
+  source->requests.clear();
+  const nn::Conv conv(2, 3, 3);
+  EXPECT_EQ(shapes_of(source->requests, "uniform"), (std::vector<Shape>{{3, 3, 2, 3}, {3}}));
+  const double c_bound = 1.0 / std::sqrt(18.0);
+  const float c = static_cast<float>(2.0 / 16.0) * static_cast<float>(2 * c_bound) + static_cast<float>(-c_bound);
+  EXPECT_EQ(host(conv.bias()), std::vector<double>(3, c));
+
+  // Cells: W_ih, W_hh, bias_ih, bias_hh, uniform in +-sqrt(1 / hidden); float64 layers draw float64.
+  source->requests.clear();
+  const nn::LSTMCell cell(3, 2, true, cpu_device(), DType::Float64);
+  EXPECT_EQ(shapes_of(source->requests, "uniform"), (std::vector<Shape>{{3, 8}, {2, 8}, {8}, {8}}));
+  EXPECT_EQ(source->requests[3].dtype, DType::Float64);
+  const double k = std::sqrt(0.5);
+  EXPECT_EQ(host(cell.bias_hh()), std::vector<double>(8, 4.0 / 16.0 * (2 * k) - k));
+
+  // Embedding: standard normal samples as they are.
+  source->requests.clear();
+  const nn::Embedding embedding(6, 3);
+  EXPECT_EQ(shapes_of(source->requests, "normal"), (std::vector<Shape>{{6, 3}}));
+  EXPECT_EQ(host(embedding.weight()), std::vector<double>(18, 1.0 / 16.0));
+
+  // Composite layers: their parts in registration order.
+  source->requests.clear();
+  const nn::RNN rnn(3, 2, 2);
+  EXPECT_EQ(shapes_of(source->requests, "uniform"),
+            (std::vector<Shape>{{3, 2}, {2, 2}, {2}, {2}, {2, 2}, {2, 2}, {2}, {2}}));
+  source->requests.clear();
+  const nn::Transformer transformer(5, 4, 1, 2, 6, 7);
+  std::vector<std::string> kinds;
+  std::vector<Shape> shapes;
+  for (const auto& request : source->requests) {
+    kinds.push_back(request.kind);
+    shapes.push_back(request.shape);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"normal", "normal", "uniform", "uniform", "uniform", "uniform", "uniform",
+                                             "uniform", "uniform", "uniform", "uniform", "uniform"}));
+  EXPECT_EQ(shapes,
+            (std::vector<Shape>{
+                {5, 4}, {7, 4}, {4, 4}, {4, 4}, {4, 4}, {4, 4}, {4, 6}, {6, 1}, {6, 4}, {4, 1}, {4, 5}, {5, 1}}));
+}
+
+class FailingSource final : public nn::init::SampleSource {
+ public:
+  NDArray uniform(const Shape& /*shape*/, DType /*dtype*/, Device /*device*/) override {
+    throw std::runtime_error("no samples today");
+  }
+  NDArray normal(const Shape& shape, DType dtype, Device device) override {
+    return NDArray::zeros({shape.empty() ? 1 : shape[0] + 1}, dtype, device);  // the wrong shape
+  }
+};
+
+TEST(NnInit, SourceErrorsReachTheCallerAndScopesRestoreTheSourceBefore) {
+  const std::shared_ptr<nn::init::SampleSource> before = nn::init::initializer_source();
+  {
+    const nn::init::ScopedInitializerSource scope(std::make_shared<FailingSource>());
+    expect_error<std::runtime_error>([] { (void)nn::Linear(2, 3); }, "no samples today");
+    expect_error<ValueError>([] { (void)nn::Embedding(2, 3); }, "normal samples of shape (2, 3)");
+  }
+  EXPECT_EQ(nn::init::initializer_source(), before);
+
+  // The process-wide source serves threads without a scope; null restores the default.
+  const auto recording = std::make_shared<RecordingSource>();
+  nn::init::set_initializer_source(recording);
+  (void)nn::init::kaiming_uniform(2, 3);
+  EXPECT_EQ(recording->requests.size(), 1U);
+  nn::init::set_initializer_source(nullptr);
+  EXPECT_NE(nn::init::initializer_source(), recording);
+
+  // A source given per call wins over the thread's.
+  RecordingSource explicit_source;
+  (void)nn::init::normal({2}, 0.0, 1.0, DType::Float32, cpu_device(), &explicit_source);
+  EXPECT_EQ(explicit_source.requests.size(), 1U);
 }
 
 // ---- training --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -148,3 +149,92 @@ def test_num_threads_is_recorded() -> None:
     ndl.set_num_threads(previous)
     with pytest.raises(ValueError, match="positive"):
         ndl.set_num_threads(0)
+
+
+# ---- the C++ initializers and their sample sources ---------------------------------------------------
+
+
+def test_normal_initializers_reproduce_numpy_seeded_numbers(device: nd.Device) -> None:
+    np.random.seed(8)
+    t = init.kaiming_normal(20, 30, nonlinearity="tanh", device=device)
+    np.random.seed(8)
+    std = (5.0 / 3.0) / math.sqrt(20)
+    np.testing.assert_array_equal(t.numpy(), np.random.randn(20, 30).astype("float32") * np.float32(std))
+    np.random.seed(9)
+    t = init.xavier_normal(6, 4, gain=0.5, dtype="float64", device=device)
+    np.random.seed(9)
+    np.testing.assert_array_equal(t.numpy(), np.random.randn(6, 4) * (0.5 * math.sqrt(2 / 10)))
+    assert t.dtype == "float64"
+    np.random.seed(10)
+    t = init.kaiming_uniform(7, 3, nonlinearity="leaky_relu", dtype="float64")
+    np.random.seed(10)
+    bound = math.sqrt(2.0 / (1 + 0.01**2)) * math.sqrt(3 / 7)
+    np.testing.assert_array_equal(t.numpy(), np.random.rand(7, 3) * (2 * bound) - bound)
+    assert ndl._core.calculate_gain("tanh") == 5.0 / 3.0
+
+
+class Refused(Exception):
+    pass
+
+
+class RefusingSource(init.SampleSource):
+    """Raises for uniform samples, returns no array for normal ones."""
+
+    def uniform(self, shape: tuple[int, ...], dtype: str, device: nd.Device) -> nd.NDArray:
+        raise Refused(f"no samples of shape {shape}")
+
+    def normal(self, shape: tuple[int, ...], dtype: str, device: nd.Device) -> nd.NDArray:
+        return "not samples"  # type: ignore[return-value]
+
+
+class ShortSource(init.SampleSource):
+    def uniform(self, shape: tuple[int, ...], dtype: str, device: nd.Device) -> nd.NDArray:
+        return nd.NDArray(np.zeros(3), device=device, dtype=dtype)
+
+    normal = uniform
+
+
+def test_a_python_source_that_raises_gives_the_python_exception() -> None:
+    source = RefusingSource()
+    with pytest.raises(Refused, match=r"no samples of shape \(2, 3\)"):
+        ndl._core.init_uniform((2, 3), source=source)
+    # Raised inside a C++ layer constructor: the same exception, and the layer is not built.
+    with init.sample_source(source), pytest.raises(Refused):
+        ndl._core.Linear(2, 3)
+    with pytest.raises(TypeError, match="must return an NDArray"):
+        ndl._core.init_normal((2,), source=source)
+    with pytest.raises(ValueError, match=r"uniform samples of shape \(2, 2\).*got shape \(3,\)"):
+        ndl._core.init_kaiming_uniform(2, 2, source=ShortSource())
+    # The with block restored the default source.
+    assert isinstance(ndl._core.initializer_source(), ndl._core.GeneratorSource)
+
+
+def test_cpp_layers_draw_from_the_active_source() -> None:
+    # Outside a sample_source block, C++ layers draw from Needle's generator (manual_seed) ...
+    ndl.manual_seed(3)
+    first = ndl._core.Linear(3, 2).weight.numpy()
+    ndl.manual_seed(3)
+    np.random.seed(0)
+    np.testing.assert_array_equal(ndl._core.Linear(3, 2).weight.numpy(), first)
+    # ... and inside one from the source: NUMPY_SOURCE gives needle.init's numbers, in Needle's order.
+    np.random.seed(5)
+    with init.sample_source(init.NUMPY_SOURCE):
+        layer = ndl._core.Linear(3, 2)
+    np.random.seed(5)
+    np.testing.assert_array_equal(layer.weight.numpy(), init.kaiming_uniform(3, 2).numpy())
+    assert layer.bias is not None
+    np.testing.assert_array_equal(layer.bias.numpy(), init.kaiming_uniform(2, 1).numpy().reshape(1, 2))
+
+
+def test_layers_built_on_other_threads_draw_from_numpy() -> None:
+    results: list[np.ndarray] = []
+
+    def build() -> None:
+        np.random.seed(11)
+        results.append(ndl.nn.Conv(2, 2, 3).weight.numpy())
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join()
+    np.random.seed(11)
+    np.testing.assert_array_equal(results[0], init.kaiming_uniform(18, 18, shape=(3, 3, 2, 2)).numpy())

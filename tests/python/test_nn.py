@@ -164,6 +164,27 @@ def test_conv_rnn_embedding_initial_values_follow_needle() -> None:
     np.testing.assert_array_equal(emb.weight.numpy(), init.randn(6, 3).numpy())
 
 
+def test_composite_layers_draw_their_parts_in_registration_order() -> None:
+    np.random.seed(6)
+    model = nn.Transformer(5, 4, num_layers=1, num_heads=2, hidden_size=6, max_seq_len=7)
+    np.random.seed(6)
+    expected = [init.randn(5, 4), init.randn(7, 4)]
+    expected += [init.kaiming_uniform(4, 4) for _ in range(4)]  # q, k, v, out projections (no bias)
+    for fan_in, fan_out in [(4, 6), (6, 4), (4, 5)]:  # the MLP's two Linears, then the head
+        expected += [init.kaiming_uniform(fan_in, fan_out), init.kaiming_uniform(fan_out, 1).reshape((1, fan_out))]
+    drawn = [p for name, p in model.named_parameters() if not name.split(".")[-2].startswith(("ln", "norm"))]
+    assert len(drawn) == len(expected)
+    for p, e in zip(drawn, expected, strict=True):
+        np.testing.assert_array_equal(p.numpy(), e.numpy())
+
+    np.random.seed(7)
+    lstm = nn.LSTM(3, 2, num_layers=2, bias=False)
+    np.random.seed(7)
+    k = math.sqrt(1 / 2)
+    for p, shape in zip(lstm.parameters(), [(3, 8), (2, 8), (2, 8), (2, 8)], strict=True):
+        np.testing.assert_array_equal(p.numpy(), init.rand(*shape, low=-k, high=k).numpy())
+
+
 # ---- basic layers ------------------------------------------------------------------------------------
 
 
@@ -524,3 +545,65 @@ def test_dropout_p_set_after_construction_is_the_one_forward_uses() -> None:
     np.testing.assert_array_equal(layer(x).numpy(), np.ones((4, 8), dtype=np.float32))
     with pytest.raises(ValueError, match="Dropout"):
         layer.p = 1.0
+
+
+def test_layer_settings_are_read_from_and_written_to_the_cpp_layer() -> None:
+    bn = nn.BatchNorm1d(3, eps=1e-3, momentum=0.2)
+    assert (bn.dim, bn.eps, bn.momentum) == (3, 1e-3, 0.2)
+    bn.momentum = 0.5
+    bn.eps = 1e-2
+    assert (bn._cpp.momentum, bn._cpp.eps) == (0.5, 1e-2)
+    with pytest.raises(ValueError, match="momentum"):
+        bn.momentum = 1.5
+    ln = nn.LayerNorm1d(4)
+    ln.eps = 0.5
+    assert ln._cpp.eps == 0.5
+    with pytest.raises(ValueError, match="eps"):
+        ln.eps = -1.0
+    with pytest.raises(ValueError, match="eps"):
+        nn.LayerNorm1d(4, eps=-1.0)
+    lin = nn.Linear(3, 2)
+    assert (lin.in_features, lin.out_features) == (3, 2)
+    with pytest.raises(AttributeError):
+        lin.in_features = 5  # fixed when the layer is built
+    rnn = nn.RNN(3, 4, num_layers=2)
+    assert (rnn.input_size, rnn.hidden_size, rnn.num_layers) == (3, 4, 2)
+    conv = nn.Conv2d(2, 3, 5, stride=2, padding=1)
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding) == (2, 3, 5, 2, 1)
+    attn = nn.MultiHeadAttention(4, 2, causal=True)
+    assert (attn.embed_dim, attn.num_heads, attn.causal) == (4, 2, True)
+    assert nn.RNNCell(2, 3, nonlinearity="relu").nonlinearity == "relu"
+    assert nn.Transformer(9, 4, 1, 2, 8).vocab_size == 9
+
+
+class Affine(nn.Module):
+    """A module with a Python-held parameter next to a built-in layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(np.ones(2, dtype=np.float32))
+        self.inner = nn.Linear(2, 2)
+
+    def forward(self, x: ndl.Tensor) -> ndl.Tensor:
+        out: ndl.Tensor = self.inner(x) * self.scale
+        return out
+
+
+def test_python_and_cpp_modules_share_the_state_dict_checks() -> None:
+    model = Affine()
+    state = model.state_dict()
+    assert list(state) == ["scale", "inner.weight", "inner.bias"]
+    # Python modules use the C++ modules' checks: the same messages, under the Python class's name.
+    with pytest.raises(ValueError, match=r"^Affine\.load_state_dict: key 'scale' has shape \(3,\), expected \(2,\)$"):
+        model.load_state_dict({**state, "scale": nd.array(np.ones(3, dtype=np.float32))})
+    linear_message = r"^Linear\.load_state_dict: key 'weight' has shape \(3,\), expected \(2, 2\)$"
+    with pytest.raises(ValueError, match=linear_message):
+        model.inner._cpp.load_state_dict({"weight": nd.array(np.ones(3, dtype=np.float32))}, strict=False)
+    with pytest.raises(ValueError, match=r"^Affine\.load_state_dict: missing key 'inner\.bias'$"):
+        model.load_state_dict({k: v for k, v in state.items() if k != "inner.bias"})
+    with pytest.raises(TypeError, match="key 'scale' holds a str"):
+        model.load_state_dict({**state, "scale": "ones"})
+    # Without strict, unknown keys are ignored whatever they hold; the known ones are loaded.
+    model.load_state_dict({"scale": np.full(2, 3.0, dtype=np.float32), "other": object()}, strict=False)
+    np.testing.assert_array_equal(model.scale.numpy(), [3.0, 3.0])
+    assert ndl._core.check_state_dict("M", [("a", model.scale)], {"a": model.scale.cached_data}) == [0]

@@ -7,6 +7,11 @@
 // there, and inputs must be on the parameters' device (RuntimeError naming both otherwise). Inputs are
 // validated in forward with errors naming the layer and the shapes.
 //
+// Random initial values come from init's initializer source (nn/init.h), drawn with Needle's formulas in
+// a fixed order: a layer's parameters in registration order (Linear: weight, then bias; Conv: weight, then
+// bias; RNNCell/LSTMCell: W_ih, W_hh, bias_ih, bias_hh), composite layers' parts in registration order. A
+// source replaying NumPy's global state therefore reproduces the course Needle's numbers.
+//
 // Layers with one input and one output override Module::forward(x). Losses, recurrent layers and
 // attention have several inputs or outputs: they offer forward(...) and operator()(...) with their own
 // signature (optional states are undefined Tensors, meaning zeros) and leave Module::forward(x) refusing.
@@ -185,6 +190,9 @@ class BatchNorm : public Module {
   [[nodiscard]] std::int64_t num_features() const { return num_features_; }
   [[nodiscard]] double eps() const { return eps_; }
   [[nodiscard]] double momentum() const { return momentum_; }
+  // Also settable between steps: ValueError unless eps >= 0 and momentum in [0, 1].
+  void set_eps(double eps);
+  void set_momentum(double momentum);
   [[nodiscard]] Tensor weight() const { return weight_; }
   [[nodiscard]] Tensor bias() const { return bias_; }
   [[nodiscard]] Tensor running_mean() const { return running_mean_; }
@@ -232,6 +240,7 @@ class LayerNorm1d final : public Module {
   [[nodiscard]] std::string name() const override { return "LayerNorm1d"; }
   [[nodiscard]] std::int64_t dim() const { return dim_; }
   [[nodiscard]] double eps() const { return eps_; }
+  void set_eps(double eps);  // ValueError unless eps >= 0
   [[nodiscard]] Tensor weight() const { return weight_; }
   [[nodiscard]] Tensor bias() const { return bias_; }
 
@@ -382,6 +391,8 @@ class RNN final : public Module {
   std::pair<Tensor, Tensor> forward(const Tensor& x, const Tensor& h0);
   std::pair<Tensor, Tensor> operator()(const Tensor& x, const Tensor& h0 = Tensor()) { return forward(x, h0); }
   [[nodiscard]] std::string name() const override { return "RNN"; }
+  [[nodiscard]] std::int64_t input_size() const { return input_size_; }
+  [[nodiscard]] std::int64_t hidden_size() const { return hidden_size_; }
   [[nodiscard]] std::int64_t num_layers() const { return static_cast<std::int64_t>(cells_.size()); }
   [[nodiscard]] const std::shared_ptr<RNNCell>& cell(std::int64_t layer) const;
 
@@ -404,6 +415,8 @@ class LSTM final : public Module {
     return forward(x, state);
   }
   [[nodiscard]] std::string name() const override { return "LSTM"; }
+  [[nodiscard]] std::int64_t input_size() const { return input_size_; }
+  [[nodiscard]] std::int64_t hidden_size() const { return hidden_size_; }
   [[nodiscard]] std::int64_t num_layers() const { return static_cast<std::int64_t>(cells_.size()); }
   [[nodiscard]] const std::shared_ptr<LSTMCell>& cell(std::int64_t layer) const;
 

@@ -19,6 +19,15 @@ inline Tensor Parameter(const NDArray& value) { return Tensor(value, true); }
 
 using StateDict = std::map<std::string, NDArray>;
 
+// The checks of load_state_dict, shared by every kind of module (Python's included): `expected` are the
+// module's (dotted name, tensor) entries, `state` the values to load. With `strict`, a missing or an
+// unexpected key is an error; every key present must have its tensor's shape and dtype. Errors are
+// ValueErrors "<owner>.load_state_dict: ..." naming the key. Returns the indices into `expected` of the
+// entries that `state` holds, in order: the ones to load once this returns.
+std::vector<std::size_t> check_state_dict(const std::string& owner,
+                                          const std::vector<std::pair<std::string, Tensor>>& expected,
+                                          const StateDict& state, bool strict);
+
 class Module {
  public:
   Module() = default;
@@ -62,7 +71,7 @@ class Module {
   [[nodiscard]] StateDict state_dict() const;
   // Replaces values by name (copied, and moved to each tensor's device). With `strict`, missing or
   // unexpected names are an error. Shapes and dtypes must match. Nothing is modified unless every entry
-  // is valid (no partly loaded model); errors are ValueErrors naming the key.
+  // is valid (no partly loaded model); errors are ValueErrors naming the key (check_state_dict).
   void load_state_dict(const StateDict& state, bool strict = true);
 
   // Moves every parameter, buffer and gradient to `device`, keeping the Tensors themselves (optimizers

@@ -643,6 +643,78 @@ def randb(*shape: int, p: float = 0.5, dtype: str = 'bool', device: Device | str
     1 with probability p, else 0 (bool by default), from Needle's generator.
     """
 
+class SampleSource:
+    """
+    Where the initializers (and the built-in layers' constructors) get base samples. Subclass it and implement uniform and normal to draw from elsewhere; errors they raise reach the caller.
+    """
+
+    def __init__(self) -> None: ...
+
+    def uniform(self, shape: tuple[int, ...], dtype: str, device: Device) -> NDArray:
+        """
+        Uniform samples in [0, 1) of `shape`, as `dtype` (float32 or float64) on `device`.
+        """
+
+    def normal(self, shape: tuple[int, ...], dtype: str, device: Device) -> NDArray:
+        """Standard normal samples of `shape`, as `dtype` on `device`."""
+
+class GeneratorSource(SampleSource):
+    """
+    The default source: rand/randn over Needle's default generator (manual_seed).
+    """
+
+    def __init__(self) -> None: ...
+
+def initializer_source() -> SampleSource:
+    """
+    The source initializers and layer constructors use on this thread when given none.
+    """
+
+def set_initializer_source(source: SampleSource | None) -> None:
+    """
+    Sets the process-wide initializer source (None: the default GeneratorSource).
+    """
+
+class InitializerSourceScope:
+    """Makes a source this thread's initializer source inside a with block."""
+
+    def __init__(self, source: SampleSource) -> None: ...
+
+    def __enter__(self) -> InitializerSourceScope: ...
+
+    def __exit__(self, *args: object) -> None: ...
+
+def init_uniform(shape: Sequence[int], low: float = 0.0, high: float = 1.0, dtype: str = 'float32', device: Device | None = None, source: SampleSource | None = None) -> NDArray:
+    """
+    Uniform in [low, high): base samples u * (high - low) + low (source None: the initializer source).
+    """
+
+def init_normal(shape: Sequence[int], mean: float = 0.0, std: float = 1.0, dtype: str = 'float32', device: Device | None = None, source: SampleSource | None = None) -> NDArray:
+    """Normal N(mean, std**2): base samples z * std + mean."""
+
+def calculate_gain(nonlinearity: str) -> float:
+    """
+    The gain of a nonlinearity (relu sqrt(2), tanh 5/3, linear and sigmoid 1, leaky_relu); ValueError otherwise.
+    """
+
+def init_xavier_uniform(fan_in: int, fan_out: int, gain: float = 1.0, shape: Sequence[int] | None = None, dtype: str = 'float32', device: Device | None = None, source: SampleSource | None = None) -> NDArray:
+    """
+    Uniform in +-gain * sqrt(6 / (fan_in + fan_out)), shape (fan_in, fan_out) unless given.
+    """
+
+def init_xavier_normal(fan_in: int, fan_out: int, gain: float = 1.0, shape: Sequence[int] | None = None, dtype: str = 'float32', device: Device | None = None, source: SampleSource | None = None) -> NDArray:
+    """Normal with std gain * sqrt(2 / (fan_in + fan_out))."""
+
+def init_kaiming_uniform(fan_in: int, fan_out: int, shape: Sequence[int] | None = None, nonlinearity: str = 'relu', dtype: str = 'float32', device: Device | None = None, source: SampleSource | None = None) -> NDArray:
+    """
+    Uniform in +-gain * sqrt(3 / fan_in), shape (fan_in, fan_out) unless given.
+    """
+
+def init_kaiming_normal(fan_in: int, fan_out: int, shape: Sequence[int] | None = None, nonlinearity: str = 'relu', dtype: str = 'float32', device: Device | None = None, source: SampleSource | None = None) -> NDArray:
+    """
+    Normal with std gain / sqrt(fan_in), shape (fan_in, fan_out) unless given.
+    """
+
 class Tensor:
     """
     An NDArray value with autograd: the op that produced it, its inputs and its gradient. Values are computed eagerly; the graph is recorded when grad mode is on and an input requires grad.
@@ -1095,6 +1167,11 @@ class Module:
 
     def __repr__(self) -> str: ...
 
+def check_state_dict(owner: str, expected: Sequence[tuple[str, Tensor]], state: Mapping[str, NDArray], strict: bool = True) -> list[int]:
+    """
+    load_state_dict's checks for any module: `expected` its (dotted name, tensor) entries, `state` the arrays to load. Raises ValueError '<owner>.load_state_dict: ...' naming the key (missing or unexpected under strict, wrong shape or dtype); returns the indices of the entries `state` holds.
+    """
+
 def move_tensor(tensor: Tensor, device: Device) -> None:
     """
     Moves a tensor's value and gradient to `device` in place (the Tensor object is kept).
@@ -1201,10 +1278,18 @@ class BatchNorm(Module):
     def num_features(self) -> int: ...
 
     @property
-    def eps(self) -> float: ...
+    def eps(self) -> float:
+        """Finite and >= 0 (ValueError otherwise)."""
+
+    @eps.setter
+    def eps(self, arg: float, /) -> None: ...
 
     @property
-    def momentum(self) -> float: ...
+    def momentum(self) -> float:
+        """In [0, 1]."""
+
+    @momentum.setter
+    def momentum(self, arg: float, /) -> None: ...
 
     @property
     def weight(self) -> Tensor: ...
@@ -1229,6 +1314,13 @@ class LayerNorm1d(Module):
 
     @property
     def dim(self) -> int: ...
+
+    @property
+    def eps(self) -> float:
+        """Finite and >= 0 (ValueError otherwise)."""
+
+    @eps.setter
+    def eps(self, arg: float, /) -> None: ...
 
     @property
     def weight(self) -> Tensor: ...
@@ -1335,6 +1427,12 @@ class RNN(Module):
         """
 
     @property
+    def input_size(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
     def num_layers(self) -> int: ...
 
     def cell(self, layer: int) -> RNNCell: ...
@@ -1344,6 +1442,12 @@ class LSTM(Module):
 
     def __call__(self, x: Tensor, h: tuple[Tensor | None, Tensor | None] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """(output, (h_n, c_n)) for x and h = (h0, c0) or None."""
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
 
     @property
     def num_layers(self) -> int: ...

@@ -6,6 +6,7 @@ The compiled ``Device.rand``/``Device.randn`` methods call these functions.
 
 import numpy as np
 
+from needle import _core
 from needle._core import Device, NDArray
 
 
@@ -19,3 +20,14 @@ def randn(device: Device, shape: tuple[int, ...], dtype: str) -> NDArray:
     """Standard normal samples of ``shape`` (``numpy.random.randn``) as an NDArray of ``dtype`` on ``device``."""
     samples = np.random.randn(*shape)  # noqa: NPY002 (Needle draws from NumPy's global state on purpose)
     return NDArray(samples, device=device, dtype=dtype)
+
+
+class NumpySampleSource(_core.SampleSource):
+    """Base samples for the C++ initializers from NumPy's global random state (``rand`` and ``randn`` above):
+    constructing a layer or calling ``needle.init`` with it reproduces the course Needle's numbers."""
+
+    def uniform(self, shape: tuple[int, ...], dtype: str, device: Device) -> NDArray:
+        return rand(device, tuple(shape), dtype)
+
+    def normal(self, shape: tuple[int, ...], dtype: str, device: Device) -> NDArray:
+        return randn(device, tuple(shape), dtype)

@@ -1,16 +1,18 @@
 """Initializers (``needle.init``), as in Needle.
 
-As in Needle, the random ones draw from NumPy's global random state (through ``device.rand`` /
-``device.randn``), so ``np.random.seed(s)`` reproduces Needle's numbers; ``needle.manual_seed`` seeds that
-state too. Scaling and shifting of the samples run in the array layer.
+As in Needle, the random ones draw from NumPy's global random state, so ``np.random.seed(s)`` reproduces
+Needle's numbers; ``needle.manual_seed`` seeds that state too. The formulas (bounds, gains, scaling and
+shifting) are the C++ initializers' (``include/needle/nn/init.h``): Python only supplies their base samples,
+through ``NUMPY_SOURCE``. The built-in layers' constructors draw through the same source (``sample_source``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
-from needle._core import Device, NDArray, Tensor, default_device
+from needle import _core
+from needle._core import Device, InitializerSourceScope, NDArray, SampleSource, Tensor, default_device
+from needle.backend_ndarray._numpy_random import NumpySampleSource
 
 DeviceLike = Device | str | None
 
@@ -30,9 +32,15 @@ def _shape(shape: tuple[int | Sequence[int], ...]) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)  # type: ignore[arg-type]
 
 
-def _sample_dtype(dtype: str) -> str:
-    # float64 tensors get float64 samples; everything else is drawn in float32 as in Needle.
-    return "float64" if dtype == "float64" else "float32"
+#: Base samples from NumPy's global random state: ``numpy.random.rand`` / ``numpy.random.randn`` of the
+#: requested shape (C order), converted from float64 to the requested dtype.
+NUMPY_SOURCE = NumpySampleSource()
+
+
+def sample_source(source: SampleSource) -> InitializerSourceScope:
+    """``with sample_source(s):`` makes ``s`` the source that C++ layer constructors (and C++ initializers
+    given no source) draw base samples from on this thread; the built-in layers use ``NUMPY_SOURCE``."""
+    return InitializerSourceScope(source)
 
 
 def _tensor(array: NDArray, dtype: str, requires_grad: bool) -> Tensor:
@@ -48,9 +56,8 @@ def rand(
     requires_grad: bool = False,
 ) -> Tensor:
     """Uniform samples in [low, high) (``numpy.random.rand`` scaled)."""
-    dev = _device(device)
-    array = dev.rand(*_shape(shape), dtype=_sample_dtype(dtype)) * (high - low) + low
-    return _tensor(array, dtype, requires_grad)
+    array = _core.init_uniform(_shape(shape), low, high, dtype, _device(device), NUMPY_SOURCE)
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 def randn(
@@ -62,9 +69,8 @@ def randn(
     requires_grad: bool = False,
 ) -> Tensor:
     """Normal samples N(mean, std**2) (``numpy.random.randn`` scaled)."""
-    dev = _device(device)
-    array = dev.randn(*_shape(shape), dtype=_sample_dtype(dtype)) * std + mean
-    return _tensor(array, dtype, requires_grad)
+    array = _core.init_normal(_shape(shape), mean, std, dtype, _device(device), NUMPY_SOURCE)
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 def constant(
@@ -154,8 +160,8 @@ def xavier_uniform(
     requires_grad: bool = False,
 ) -> Tensor:
     """Uniform in [-a, a] with a = gain * sqrt(6 / (fan_in + fan_out)), shape (fan_in, fan_out)."""
-    a = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return rand(fan_in, fan_out, low=-a, high=a, device=device, dtype=dtype, requires_grad=requires_grad)
+    array = _core.init_xavier_uniform(fan_in, fan_out, gain, None, dtype, _device(device), NUMPY_SOURCE)
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 def xavier_normal(
@@ -168,21 +174,8 @@ def xavier_normal(
     requires_grad: bool = False,
 ) -> Tensor:
     """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out)), shape (fan_in, fan_out)."""
-    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return randn(fan_in, fan_out, mean=0.0, std=std, device=device, dtype=dtype, requires_grad=requires_grad)
-
-
-def _gain(nonlinearity: str) -> float:
-    gains = {
-        "relu": math.sqrt(2.0),
-        "linear": 1.0,
-        "sigmoid": 1.0,
-        "tanh": 5.0 / 3.0,
-        "leaky_relu": math.sqrt(2.0 / (1.0 + 0.01**2)),
-    }
-    if nonlinearity not in gains:
-        raise ValueError(f"kaiming: unsupported nonlinearity {nonlinearity!r} (expected one of {sorted(gains)})")
-    return gains[nonlinearity]
+    array = _core.init_xavier_normal(fan_in, fan_out, gain, None, dtype, _device(device), NUMPY_SOURCE)
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 def kaiming_uniform(
@@ -197,9 +190,9 @@ def kaiming_uniform(
 ) -> Tensor:
     """Uniform in [-b, b] with b = gain * sqrt(3 / fan_in) (gain sqrt(2) for relu); shape (fan_in, fan_out)
     unless ``shape`` is given (convolution kernels)."""
-    bound = _gain(nonlinearity) * math.sqrt(3.0 / fan_in)
-    dims = (fan_in, fan_out) if shape is None else tuple(shape)
-    return rand(*dims, low=-bound, high=bound, device=device, dtype=dtype, requires_grad=requires_grad)
+    dims = None if shape is None else tuple(shape)
+    array = _core.init_kaiming_uniform(fan_in, fan_out, dims, nonlinearity, dtype, _device(device), NUMPY_SOURCE)
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 def kaiming_normal(
@@ -214,12 +207,15 @@ def kaiming_normal(
 ) -> Tensor:
     """N(0, std**2) with std = gain / sqrt(fan_in) (gain sqrt(2) for relu); shape (fan_in, fan_out) unless
     ``shape`` is given."""
-    std = _gain(nonlinearity) / math.sqrt(fan_in)
-    dims = (fan_in, fan_out) if shape is None else tuple(shape)
-    return randn(*dims, mean=0.0, std=std, device=device, dtype=dtype, requires_grad=requires_grad)
+    dims = None if shape is None else tuple(shape)
+    array = _core.init_kaiming_normal(fan_in, fan_out, dims, nonlinearity, dtype, _device(device), NUMPY_SOURCE)
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 __all__ = [
+    "NUMPY_SOURCE",
+    "NumpySampleSource",
+    "SampleSource",
     "constant",
     "kaiming_normal",
     "kaiming_uniform",
@@ -229,6 +225,7 @@ __all__ = [
     "rand",
     "randb",
     "randn",
+    "sample_source",
     "xavier_normal",
     "xavier_uniform",
     "zeros",

@@ -5,38 +5,27 @@ write ``forward``. The built-in layers hold Needle's C++ layers, which do their 
 """
 
 from needle.nn import functional
+from needle.nn.conv import AvgPool2d, Conv, Conv2d, MaxPool2d
 from needle.nn.layers import (
     GELU,
-    LSTM,
-    RNN,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv,
-    Conv2d,
     CrossEntropyLoss,
     Dropout,
     Embedding,
     Flatten,
     Identity,
-    LayerNorm,
-    LayerNorm1d,
     Linear,
-    LSTMCell,
-    MaxPool2d,
     MSELoss,
-    MultiHeadAttention,
     ReLU,
     Residual,
-    RNNCell,
     Sequential,
     Sigmoid,
     SoftmaxLoss,
     Tanh,
-    Transformer,
-    TransformerLayer,
 )
 from needle.nn.module import CppModule, Module, Parameter
+from needle.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm, LayerNorm1d
+from needle.nn.rnn import LSTM, RNN, LSTMCell, RNNCell
+from needle.nn.transformer import MultiHeadAttention, Transformer, TransformerLayer
 
 __all__ = [
     "GELU",

@@ -109,8 +109,8 @@ class Module:
         """(name, value) of the attributes searched for parameters and children, in assignment order. The
         C++ layer of a built-in layer (attribute ``_cpp``) contributes its tensors under their own names."""
         for name, value in vars(self).items():
-            if name in ("_cpp_parameters", "_layer"):
-                continue  # the Parameter objects of _cpp (kept alive here) and a typed alias of _cpp
+            if name == "_cpp_parameters":
+                continue  # the Parameter objects of _cpp (kept alive here)
             yield ("" if name == "_cpp" else name), value
 
     def _named_tensors(self, prefix: str, buffers: bool) -> Iterator[tuple[str, Tensor]]:
@@ -182,33 +182,15 @@ class Module:
         """Copies values by name into the parameters and buffers (moved to each tensor's device).
 
         Every entry is checked first — with ``strict``, no key may be missing or unexpected; shapes and dtypes
-        must match — and a ValueError naming the key is raised before anything changes."""
-        owner = type(self).__name__
-        updates: list[tuple[Tensor, NDArray]] = []
-        known: set[str] = set()
-        for key, tensor in self._state_entries():
-            known.add(key)
-            if key not in state:
-                if strict:
-                    raise ValueError(f"{owner}.load_state_dict: missing key '{key}'")
-                continue
-            value = _as_array(key, state[key])
-            if tuple(value.shape) != tuple(tensor.shape):
-                raise ValueError(
-                    f"{owner}.load_state_dict: key '{key}' has shape {tuple(value.shape)}, "
-                    f"expected {tuple(tensor.shape)}"
-                )
-            if value.dtype != tensor.dtype:
-                raise ValueError(
-                    f"{owner}.load_state_dict: key '{key}' has dtype {value.dtype}, expected {tensor.dtype}"
-                )
-            updates.append((tensor, value))
-        if strict:
-            for key in state:
-                if key not in known:
-                    raise ValueError(f"{owner}.load_state_dict: unexpected key '{key}'")
-        for tensor, value in updates:
-            tensor.cached_data = value.to(tensor.device).copy()
+        must match — and a ValueError naming the key is raised before anything changes (the checks are the
+        C++ modules' own, ``_core.check_state_dict``). A value that is no array raises TypeError."""
+        entries = self._state_entries()
+        known = {key for key, _ in entries}
+        # Values of keys the module does not have are only looked at under strict (as unexpected keys).
+        arrays = {key: _as_array(key, value) for key, value in state.items() if strict or key in known}
+        for index in _core.check_state_dict(type(self).__name__, entries, arrays, strict):
+            key, tensor = entries[index]
+            tensor.cached_data = arrays[key].to(tensor.device).copy()
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes ``state_dict()`` to a safetensors file (``needle.save``)."""
@@ -256,8 +238,8 @@ class CppModule(Module):
     """A built-in layer: a Python Module holding a C++ layer (``_cpp``) that does the math.
 
     The C++ layer's parameters are ``Parameter`` objects (the same tensors the C++ layer uses), with the
-    C++ layer's names. Training mode is passed on to the C++ layer before every call. Subclasses may keep
-    the same C++ object, typed, as ``_layer``.
+    C++ layer's names. Training mode is passed on to the C++ layer before every call. Subclasses may
+    declare ``_cpp`` with their C++ layer's type.
     """
 
     _cpp: _core.Module
