@@ -126,7 +126,7 @@ void dispatch(DType dtype, Fn&& fn) {
   throw RuntimeError("cuda: invalid dtype value");
 }
 
-
+using kernels::throw_unsupported_dtype;
 using math::add;
 using math::is_nan;
 using math::kIsInteger;
@@ -135,6 +135,5 @@ using math::minimum;
 using math::multiply;
 using math::negate;
 using math::subtract;
-using kernels::throw_unsupported_dtype;
 
 }  // namespace needle::cuda
