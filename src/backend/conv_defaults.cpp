@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "backend/conv_layout.h"
 #include "needle/backend/backend.h"
 
 namespace needle {
@@ -58,8 +57,8 @@ void for_each_tap(const kernels::ConvLayout& l, const StridedView& image, const 
 }  // namespace
 
 // Composed: zeros, then one strided copy per tap.
-void Backend::im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) {
-  const kernels::ConvLayout layout = kernels::conv_layout("im2col", image, cols, stride, padding);
+void Backend::im2col_kernel(const kernels::ConvLayout& layout, const StridedView& cols, const StridedView& image,
+                            std::int64_t /*stride*/, std::int64_t /*padding*/) {
   if (cols.size() == 0) return;
   fill(cols, Scalar(0.0));
   for_each_tap(layout, image, cols, [&](const StridedView& col, const StridedView& img) { copy(col, img); });
@@ -67,8 +66,8 @@ void Backend::im2col(const StridedView& cols, const StridedView& image, std::int
 
 // Composed: zeros, then one in-place strided add per tap (within a tap the output cells read distinct
 // image cells, so each add is element-wise; overlaps between taps are summed by successive adds).
-void Backend::col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) {
-  const kernels::ConvLayout layout = kernels::conv_layout("col2im", image, cols, stride, padding);
+void Backend::col2im_kernel(const kernels::ConvLayout& layout, const StridedView& image, const StridedView& cols,
+                            std::int64_t /*stride*/, std::int64_t /*padding*/) {
   if (image.size() == 0) return;
   fill(image, Scalar(0.0));
   for_each_tap(layout, image, cols,

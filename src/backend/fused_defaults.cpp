@@ -11,9 +11,6 @@
 #include <string_view>
 #include <vector>
 
-#include "backend/attention_layout.h"
-#include "backend/batch_norm_layout.h"
-#include "backend/fused_rows.h"
 #include "backend/scratch.h"
 #include "needle/backend/backend.h"
 
@@ -21,7 +18,6 @@ namespace needle {
 
 namespace {
 
-using kernels::row_layout;
 using kernels::RowLayout;
 using kernels::Scratch;
 
@@ -74,8 +70,8 @@ void attention_scores(Backend& backend, const kernels::AttentionLayout& n, const
 }  // namespace
 
 // Composed: max-reduce, subtract, exp, sum-reduce, then divide (softmax) or log and subtract (log).
-void Backend::softmax(const StridedView& out, const StridedView& in, bool log) {
-  const RowLayout layout = row_layout("softmax", out, {&in});
+void Backend::softmax_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& in,
+                             bool log) {
   if (layout.size() == 0) return;
   Scratch row_max(*this, layout.rows, layout.dtype);
   Scratch row_sum(*this, layout.rows, layout.dtype);
@@ -96,8 +92,7 @@ void Backend::softmax(const StridedView& out, const StridedView& in, bool log) {
 }
 
 // Composed: max-reduce, replace an infinite maximum by 0, subtract, exp, sum-reduce, log, add the shift.
-void Backend::logsumexp(const StridedView& out, const StridedView& in) {
-  const RowLayout layout = kernels::logsumexp_layout(out, in);
+void Backend::logsumexp_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& in) {
   if (layout.rows == 0) return;
   const StridedView out_rows = layout.per_row(out.data);
   if (layout.cols == 0) {  // the log of an empty sum
@@ -129,8 +124,8 @@ void Backend::logsumexp(const StridedView& out, const StridedView& in) {
 }
 
 // Composed: softmax: dx = y * (g - sum(g * y)); log-softmax: dx = g - exp(y) * sum(g).
-void Backend::softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
-  const RowLayout layout = row_layout("softmax_backward", dx, {&g, &y});
+void Backend::softmax_backward_kernel(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& g,
+                                      const StridedView& y, bool log) {
   if (layout.size() == 0) return;
   Scratch row_sum(*this, layout.rows, layout.dtype);
   Scratch temp(*this, layout.size(), layout.dtype);
@@ -148,8 +143,8 @@ void Backend::softmax_backward(const StridedView& dx, const StridedView& g, cons
 }
 
 // Composed: row mean and standard deviation, then (x - mean) / std.
-void Backend::layer_norm(const StridedView& out, const StridedView& x, double eps) {
-  const RowLayout layout = row_layout("layer_norm", out, {&x});
+void Backend::layer_norm_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& x,
+                                double eps) {
   if (layout.size() == 0) return;
   Scratch mean(*this, layout.rows, layout.dtype);
   Scratch std_dev(*this, layout.rows, layout.dtype);
@@ -159,8 +154,8 @@ void Backend::layer_norm(const StridedView& out, const StridedView& x, double ep
 }
 
 // Composed: xhat from the row statistics, then dx = (g - mean(g) - xhat * mean(g * xhat)) / std.
-void Backend::layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) {
-  const RowLayout layout = row_layout("layer_norm_backward", dx, {&g, &x});
+void Backend::layer_norm_backward_kernel(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& g,
+                                         const StridedView& x, double eps) {
   if (layout.size() == 0) return;
   Scratch mean(*this, layout.rows, layout.dtype);
   Scratch std_dev(*this, layout.rows, layout.dtype);
@@ -189,10 +184,9 @@ void Backend::layer_norm_backward(const StridedView& dx, const StridedView& g, c
 
 // Composed: the full (B, L, S) scores, their row logsumexp (max, subtract, exp, sum, log, add back), the
 // probabilities exp(s - logsumexp), and out = p v by matmul.
-void Backend::attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q,
-                        const StridedView& k, const StridedView& v, double scale, bool causal) {
-  const kernels::AttentionLayout n =
-      kernels::attention_layout("attention", q, k, v, {{&out, kernels::kLikeOut}, {&logsumexp, kernels::kLogsumexp}});
+void Backend::attention_kernel(const kernels::AttentionLayout& n, const StridedView& out, const StridedView& logsumexp,
+                               const StridedView& q, const StridedView& k, const StridedView& v, double scale,
+                               bool causal) {
   if (n.batch * n.queries == 0) return;
   if (n.keys == 0) {  // no key to see: softmax over nothing
     if (out.size() > 0) fill(out, Scalar(0.0));
@@ -219,16 +213,10 @@ void Backend::attention(const StridedView& out, const StridedView& logsumexp, co
 
 // Composed: p recomputed from the scores and logsumexp, then dv = p^T g, ds = scale * p * (g v^T - D) with
 // D = rowsum(g * out), dq = ds k and dk = ds^T q, each product one batched matmul.
-void Backend::attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv,
-                                 const StridedView& g, const StridedView& q, const StridedView& k, const StridedView& v,
-                                 const StridedView& out, const StridedView& logsumexp, double scale, bool causal) {
-  const kernels::AttentionLayout n = kernels::attention_layout("attention_backward", q, k, v,
-                                                               {{&dq, kernels::kLikeQ},
-                                                                {&dk, kernels::kLikeK},
-                                                                {&dv, kernels::kLikeV},
-                                                                {&g, kernels::kLikeOut},
-                                                                {&out, kernels::kLikeOut},
-                                                                {&logsumexp, kernels::kLogsumexp}});
+void Backend::attention_backward_kernel(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,
+                                        const StridedView& dv, const StridedView& g, const StridedView& q,
+                                        const StridedView& k, const StridedView& v, const StridedView& out,
+                                        const StridedView& logsumexp, double scale, bool causal) {
   if (n.batch * n.queries * n.keys == 0) {  // no (query, key) pair: every gradient is 0
     for (const StridedView* grad : {&dq, &dk, &dv}) {
       if (grad->size() > 0) fill(*grad, Scalar(0.0));
@@ -293,9 +281,9 @@ void channel_statistics(Backend& backend, const kernels::ChannelLayout& layout, 
 }  // namespace
 
 // Composed: statistics, then (x - mean) / std * weight + bias.
-void Backend::batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
-                         const StridedView& weight, const StridedView& bias, double eps) {
-  const kernels::ChannelLayout layout = kernels::channel_layout("batch_norm", {&x, &y}, {&mean, &var, &weight, &bias});
+void Backend::batch_norm_kernel(const kernels::ChannelLayout& layout, const StridedView& y, const StridedView& mean,
+                                const StridedView& var, const StridedView& x, const StridedView& weight,
+                                const StridedView& bias, double eps) {
   if (layout.size() == 0) return;
   Scratch std_dev(*this, layout.channels, layout.dtype);
   Scratch centered(*this, layout.size(), layout.dtype);
@@ -307,11 +295,10 @@ void Backend::batch_norm(const StridedView& y, const StridedView& mean, const St
 
 // Composed: xhat from the given statistics, the two per-channel sums, then
 // dx = weight / std * (g - dbias / M - xhat * dweight / M).
-void Backend::batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
-                                  const StridedView& g, const StridedView& x, const StridedView& mean,
-                                  const StridedView& var, const StridedView& weight, double eps) {
-  const kernels::ChannelLayout layout =
-      kernels::channel_layout("batch_norm_backward", {&dx, &g, &x}, {&dweight, &dbias, &mean, &var, &weight});
+void Backend::batch_norm_backward_kernel(const kernels::ChannelLayout& layout, const StridedView& dx,
+                                         const StridedView& dweight, const StridedView& dbias, const StridedView& g,
+                                         const StridedView& x, const StridedView& mean, const StridedView& var,
+                                         const StridedView& weight, double eps) {
   if (layout.channels == 0) return;
   Scratch constants(*this, 2, layout.dtype);  // 1 / M and eps
   void* const inv_count = constants.data();

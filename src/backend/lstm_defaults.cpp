@@ -2,7 +2,6 @@
 // fill) on memory from allocate(), so that a device without its own (CUDA today) still runs the LSTM ops.
 #include <cstdint>
 
-#include "backend/lstm_cell_layout.h"
 #include "backend/scratch.h"
 #include "needle/backend/backend.h"
 
@@ -38,9 +37,8 @@ void lstm_activations(Backend& backend, const kernels::LstmLayout& layout, const
 }  // namespace
 
 // Composed: activations into a temporary, then c = f * c_prev + i * g and h = o * tanh(c).
-void Backend::lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
-                        const StridedView& c_prev) {
-  const kernels::LstmLayout layout = kernels::lstm_cell_layout("lstm_cell", h, c, gates, gates2, c_prev);
+void Backend::lstm_cell_kernel(const kernels::LstmLayout& layout, const StridedView& h, const StridedView& c,
+                               const StridedView& gates, const StridedView& gates2, const StridedView& c_prev) {
   const std::int64_t n = layout.batch * layout.hidden;
   if (n == 0) return;
   const DType dtype = layout.dtype;
@@ -59,11 +57,10 @@ void Backend::lstm_cell(const StridedView& h, const StridedView& c, const Stride
 }
 
 // Composed: activations and tanh(c) recomputed into temporaries, then each line of backend.h's formula.
-void Backend::lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
-                                 const StridedView& dc, const StridedView& gates, const StridedView& gates2,
-                                 const StridedView& c_prev) {
-  const kernels::LstmLayout layout =
-      kernels::lstm_cell_backward_layout("lstm_cell_backward", dgates, dc_prev, dh, dc, gates, gates2, c_prev);
+void Backend::lstm_cell_backward_kernel(const kernels::LstmLayout& layout, const StridedView& dgates,
+                                        const StridedView& dc_prev, const StridedView& dh, const StridedView& dc,
+                                        const StridedView& gates, const StridedView& gates2,
+                                        const StridedView& c_prev) {
   const std::int64_t n = layout.batch * layout.hidden;
   if (n == 0) return;
   const DType dtype = layout.dtype;

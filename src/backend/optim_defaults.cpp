@@ -3,22 +3,19 @@
 // (CUDA today) still runs the optimizers.
 #include <cstdint>
 
-#include "backend/fused_rows.h"
 #include "backend/scratch.h"
 #include "needle/backend/backend.h"
 
 namespace needle {
 
 using kernels::BroadcastConstants;
-using kernels::row_layout;
 using kernels::RowLayout;
 using kernels::Scratch;
 
 // Composed: the formula of kernels.def one primitive at a time, in the order kernels::adam_element uses, on
 // the flat n-element views of the four arrays and three temporaries.
-void Backend::adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
-                          const StridedView& exp_avg_sq, const AdamStep& step) {
-  const RowLayout layout = row_layout("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
+void Backend::adam_update_kernel(const kernels::RowLayout& layout, const StridedView& param, const StridedView& grad,
+                                 const StridedView& exp_avg, const StridedView& exp_avg_sq, const AdamStep& step) {
   const std::int64_t n = layout.size();
   if (n == 0) return;
   const DType dtype = layout.dtype;
@@ -75,9 +72,9 @@ void Backend::adam_update(const StridedView& param, const StridedView& grad, con
 
 // Composed: the formula of kernels.def one primitive at a time, in the order kernels::sgd_momentum_element
 // uses, on the flat n-element views of the arrays and two temporaries.
-void Backend::sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
-                         const SgdStep& step) {
-  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+void Backend::sgd_update_kernel(const kernels::RowLayout& layout, const StridedView& param, const StridedView& grad,
+                                const StridedView& momentum_buffer, const SgdStep& step) {
+  const std::int64_t n = layout.size();
   if (n == 0) return;
   const DType dtype = param.dtype;
   const auto flat = [&](void* data) { return StridedView{data, dtype, {n}, {1}}; };

@@ -148,22 +148,29 @@ class TracingBackend final : public Backend {
     run([&] { return kernel("copy_to_host", DType::Bool, {}, 0, 0, static_cast<std::int64_t>(nbytes)); },
         [&](Backend& b) { b.copy_to_host(host_dst, device_src, nbytes); });
   }
+  [[nodiscard]] bool implements(OptionalKernel kernel) const override { return inner_backend().implements(kernel); }
+
+ protected:
   // Every kernel of kernels.def, forwarded to the wrapped backend inside a span named by the list's trace
-  // name, with its operands and its flops as the list counts them.
-#define NEEDLE_KERNEL(name, params, args, outputs, trace_name, flops)                  \
-  void name params override {                                                          \
+  // name, with its operands and its flops as the list counts them. The wrapped backend is reached through
+  // its checked entry point (its virtuals are its own), so a traced call is checked twice; the check is
+  // small next to the span's bookkeeping.
+#define NEEDLE_TRACED(name, params, args, outputs, trace_name, flops)                  \
+  {                                                                                    \
     run([&] { return describe(trace_name, flops, outputs, NEEDLE_KERNEL_ARGS args); }, \
         [&](Backend& wrapped) { wrapped.name args; });                                 \
   }
-#define NEEDLE_PRIMITIVE NEEDLE_KERNEL
-#define NEEDLE_FUSED NEEDLE_KERNEL
-#define NEEDLE_OPTIONAL NEEDLE_KERNEL
+#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) \
+  void name##_kernel params override NEEDLE_TRACED(name, params, args, outputs, trace_name, flops)
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops)                               \
+  void name##_kernel(const kernels::Layout& /*layout*/, NEEDLE_KERNEL_ARGS params) override NEEDLE_TRACED( \
+      name, params, args, outputs, trace_name, flops)
+#define NEEDLE_OPTIONAL NEEDLE_FUSED
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
 #undef NEEDLE_FUSED
 #undef NEEDLE_OPTIONAL
-#undef NEEDLE_KERNEL
-  [[nodiscard]] bool implements(OptionalKernel kernel) const override { return inner_backend().implements(kernel); }
+#undef NEEDLE_TRACED
 
  private:
   [[nodiscard]] Backend& inner_backend() const { return *inner.load(std::memory_order_acquire); }

@@ -76,8 +76,8 @@ Results run_kernels(Backend& backend, const Problem& p, const Operands& in, bool
             blank(in.k.shape()), blank(in.v.shape())};
   const double scale = scale_of(p);
   if (base_default) {
-    backend.Backend::attention(r.out.view(), r.logsumexp.view(), in.q.view(), in.k.view(), in.v.view(), scale, causal);
-    backend.Backend::attention_backward(r.dq.view(), r.dk.view(), r.dv.view(), in.g.view(), in.q.view(), in.k.view(),
+    backend.composed_attention(r.out.view(), r.logsumexp.view(), in.q.view(), in.k.view(), in.v.view(), scale, causal);
+    backend.composed_attention_backward(r.dq.view(), r.dk.view(), r.dv.view(), in.g.view(), in.q.view(), in.k.view(),
                                         in.v.view(), r.out.view(), r.logsumexp.view(), scale, causal);
   } else {
     backend.attention(r.out.view(), r.logsumexp.view(), in.q.view(), in.k.view(), in.v.view(), scale, causal);
@@ -233,7 +233,7 @@ TEST(FusedAttentionKernels, RejectBadOperands) {
     for (const bool base_default : {false, true}) {
       const auto forward = [&](const NDArray& q_in, const NDArray& k_in, NDArray& lse_out) {
         if (base_default) {
-          backend->Backend::attention(out.view(), lse_out.view(), q_in.view(), k_in.view(), v.view(), 0.5, false);
+          backend->composed_attention(out.view(), lse_out.view(), q_in.view(), k_in.view(), v.view(), 0.5, false);
         } else {
           backend->attention(out.view(), lse_out.view(), q_in.view(), k_in.view(), v.view(), 0.5, false);
         }

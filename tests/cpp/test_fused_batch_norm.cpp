@@ -76,7 +76,7 @@ Forward run_forward(Backend& backend, const Inputs& in, bool base_default = fals
               NDArray::full({c}, Scalar(-7.0), dtype, cpu_device()),
               NDArray::full({c}, Scalar(-7.0), dtype, cpu_device())};
   if (base_default) {
-    backend.Backend::batch_norm(out.y.view(), out.mean.view(), out.var.view(), in.x.view(), in.weight.view(),
+    backend.composed_batch_norm(out.y.view(), out.mean.view(), out.var.view(), in.x.view(), in.weight.view(),
                                 in.bias.view(), kEps);
   } else {
     backend.batch_norm(out.y.view(), out.mean.view(), out.var.view(), in.x.view(), in.weight.view(), in.bias.view(),
@@ -92,7 +92,7 @@ Backward run_backward(Backend& backend, const Inputs& in, const Forward& stats, 
                NDArray::full({c}, Scalar(-7.0), dtype, cpu_device()),
                NDArray::full({c}, Scalar(-7.0), dtype, cpu_device())};
   if (base_default) {
-    backend.Backend::batch_norm_backward(out.dx.view(), out.dweight.view(), out.dbias.view(), in.g.view(), in.x.view(),
+    backend.composed_batch_norm_backward(out.dx.view(), out.dweight.view(), out.dbias.view(), in.g.view(), in.x.view(),
                                          stats.mean.view(), stats.var.view(), in.weight.view(), kEps);
   } else {
     backend.batch_norm_backward(out.dx.view(), out.dweight.view(), out.dbias.view(), in.g.view(), in.x.view(),

@@ -94,7 +94,7 @@ NDArray formula_columns(const NDArray& image, const Case& c) {
 NDArray run_im2col(Backend& backend, const NDArray& image, const Case& c, bool composed = false) {
   NDArray cols = NDArray::full(c.cols_shape(), 7.0, image.dtype(), image.device());  // garbage to overwrite
   if (composed) {
-    backend.Backend::im2col(cols.view(), image.view(), c.stride, c.padding);
+    backend.composed_im2col(cols.view(), image.view(), c.stride, c.padding);
   } else {
     backend.im2col(cols.view(), image.view(), c.stride, c.padding);
   }
@@ -104,7 +104,7 @@ NDArray run_im2col(Backend& backend, const NDArray& image, const Case& c, bool c
 NDArray run_col2im(Backend& backend, const NDArray& cols, const Case& c, bool composed = false) {
   NDArray image = NDArray::full(c.image_shape(), 7.0, cols.dtype(), cols.device());
   if (composed) {
-    backend.Backend::col2im(image.view(), cols.view(), c.stride, c.padding);
+    backend.composed_col2im(image.view(), cols.view(), c.stride, c.padding);
   } else {
     backend.col2im(image.view(), cols.view(), c.stride, c.padding);
   }

@@ -109,7 +109,7 @@ TEST(FusedOptim, CpuAndDefaultMatchRef) {
             ref.run(ref_backend(), step);
             cpu.run(cpu_backend(), step);
             // The base class's composition, called past the cpu backend's override.
-            cpu_backend().Backend::adam_update(composed.param.view(), composed.grad.view(), composed.exp_avg.view(),
+            cpu_backend().composed_adam_update(composed.param.view(), composed.grad.view(), composed.exp_avg.view(),
                                                composed.exp_avg_sq.view(), step);
             set_num_threads(saved);
             // cpu runs ref's per-element code: identical. The composition rounds between its steps.
@@ -242,7 +242,7 @@ TEST(FusedOptim, SgdCpuAndDefaultMatchRef) {
             cpu2.run(cpu_backend(), step);
             set_num_threads(saved);
             // The base class's composition, called past the cpu backend's override.
-            cpu_backend().Backend::sgd_update(composed.param.view(), composed.grad.view(), composed.buffer_view(),
+            cpu_backend().composed_sgd_update(composed.param.view(), composed.grad.view(), composed.buffer_view(),
                                               step);
             // cpu runs ref's per-element code, on any number of threads: identical.
             EXPECT_EQ(values_of(ref.param), values_of(cpu1.param));
@@ -266,7 +266,7 @@ TEST(FusedOptim, SgdBackendNeedsABufferForMomentum) {
   for (Backend* backend : {&ref_backend(), &cpu_backend()}) {
     EXPECT_THROW(backend->sgd_update(param.view(), param.view(), StridedView{}, step), RuntimeError);
   }
-  EXPECT_THROW(cpu_backend().Backend::sgd_update(param.view(), param.view(), StridedView{}, step), RuntimeError);
+  EXPECT_THROW(cpu_backend().composed_sgd_update(param.view(), param.view(), StridedView{}, step), RuntimeError);
 }
 
 TEST(FusedOptim, SgdArrayFunctionChecksItsOperands) {

@@ -3,15 +3,18 @@
 // The layer above (NDArray and its functions in core/) validates arguments, works out dtypes and
 // output shapes, broadcasts inputs with zero strides, allocates outputs, and then calls one of these
 // kernels. Kernels therefore get simple, pre-checked work: every operand already has the same shape
-// (except where a kernel says otherwise) and the dtype the kernel documents. They must still accept
-// arbitrary strides (zero, negative, non-contiguous) on inputs and outputs, and shapes with size-0
-// or size-1 dimensions. The kernels themselves are listed once, in kernels.def.
+// (except where a kernel says otherwise) and the dtype the kernel documents, and each kernel's entry
+// point checks that promise once before any backend runs. Kernels must still accept arbitrary strides
+// (zero, negative, non-contiguous) on inputs and outputs, and shapes with size-0 or size-1 dimensions.
+// The kernels themselves are listed once, in kernels.def.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "needle/backend/layouts.h"
+#include "needle/backend/strided_view.h"
 #include "needle/core/device.h"
 #include "needle/core/dtype.h"
 #include "needle/core/kernel_types.h"
@@ -19,23 +22,6 @@
 #include "needle/core/shape.h"
 
 namespace needle {
-
-// What a kernel sees of an array: the address of its first element (storage + offset), its dtype,
-// shape and strides (in elements). Element (i0, i1, ...) lives at data + sum(ik * strides[k]) elements.
-struct StridedView {
-  void* data = nullptr;
-  DType dtype = DType::Float32;
-  Shape shape;
-  Strides strides;
-
-  [[nodiscard]] std::int64_t ndim() const { return static_cast<std::int64_t>(shape.size()); }
-  [[nodiscard]] std::int64_t size() const { return numel(shape); }
-  [[nodiscard]] bool is_contiguous() const { return strides == compact_strides(shape) || size() <= 1; }
-  template <typename T>
-  [[nodiscard]] T* ptr() const {
-    return static_cast<T*>(data);
-  }
-};
 
 // A kernel's argument list from kernels.def without its parentheses: NEEDLE_KERNEL_ARGS (out, in) is out, in.
 #define NEEDLE_KERNEL_ARGS(...) __VA_ARGS__
@@ -72,15 +58,33 @@ class Backend {
 
   // ---- kernels ---------------------------------------------------------------------------------
   // Every kernel is listed once, with what the caller guarantees and what it computes, in kernels.def.
+  // Each has two parts. `name(parameters)` is the entry point the layers above call: it checks the
+  // operands against the kernel's contract, once for every backend (src/backend/kernel_contracts.cpp),
+  // and runs `name_kernel`, the virtual a backend implements, handing a fused or optional kernel the
+  // operands' sizes as a layout (layouts.h) so that no kernel checks or measures its operands again.
   // Primitives are pure virtual: every device implements them. Fused kernels are virtual with a default
-  // composed from the primitives (src/backend/*_defaults.cpp), so a device that does not
-  // override one still runs it, only with more passes over memory.
-  // Optional kernels run only where implements() says so (the array layer composes them elsewhere); their
-  // default throws RuntimeError naming the kernel and the backend.
+  // composed from the primitives (src/backend/*_defaults.cpp), so a device that does not override one
+  // still runs it, only with more passes over memory; composed_name() runs that default on this backend,
+  // so tests can compare it with the backend's own kernel. Optional kernels run only where implements()
+  // says so (the array layer composes them elsewhere); their default throws RuntimeError naming the
+  // kernel and the backend.
   [[nodiscard]] virtual bool implements(OptionalKernel /*kernel*/) const { return false; }
-#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) virtual void name params = 0;
-#define NEEDLE_FUSED(name, params, args, outputs, trace_name, flops) virtual void name params;
-#define NEEDLE_OPTIONAL(name, params, args, outputs, trace_name, flops) virtual void name params;
+#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) void name params;
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops) \
+  void name params;                                                          \
+  void composed_##name params;
+#define NEEDLE_OPTIONAL(name, params, args, Layout, check, outputs, trace_name, flops) void name params;
+#include "needle/backend/kernels.def"
+#undef NEEDLE_PRIMITIVE
+#undef NEEDLE_FUSED
+#undef NEEDLE_OPTIONAL
+
+ protected:
+  // What a backend implements, reached only through the checked entry points above.
+#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) virtual void name##_kernel params = 0;
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops) \
+  virtual void name##_kernel(const kernels::Layout& layout, NEEDLE_KERNEL_ARGS params);
+#define NEEDLE_OPTIONAL NEEDLE_FUSED
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
 #undef NEEDLE_FUSED

@@ -21,7 +21,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "backend/attention_layout.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/vector_math.h"
@@ -248,10 +247,9 @@ void attention_backward_problem(const kernels::AttentionLayout& n, T* dq, T* dk,
 
 }  // namespace
 
-void CpuBackend::attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q,
-                           const StridedView& k, const StridedView& v, double scale, bool causal) {
-  const kernels::AttentionLayout n =
-      kernels::attention_layout("attention", q, k, v, {{&out, kernels::kLikeOut}, {&logsumexp, kernels::kLogsumexp}});
+void CpuBackend::attention_kernel(const kernels::AttentionLayout& n, const StridedView& out,
+                                  const StridedView& logsumexp, const StridedView& q, const StridedView& k,
+                                  const StridedView& v, double scale, bool causal) {
   const std::int64_t blocks = (n.queries + kBlock - 1) / kBlock;
   dispatch_floating(n.dtype, "attention", [&]<typename T>() {
     parallel_for(0, n.batch * blocks, 1, [&](std::int64_t first, std::int64_t last) {
@@ -264,17 +262,11 @@ void CpuBackend::attention(const StridedView& out, const StridedView& logsumexp,
   });
 }
 
-void CpuBackend::attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv,
-                                    const StridedView& g, const StridedView& q, const StridedView& k,
-                                    const StridedView& v, const StridedView& out, const StridedView& logsumexp,
-                                    double scale, bool causal) {
-  const kernels::AttentionLayout n = kernels::attention_layout("attention_backward", q, k, v,
-                                                               {{&dq, kernels::kLikeQ},
-                                                                {&dk, kernels::kLikeK},
-                                                                {&dv, kernels::kLikeV},
-                                                                {&g, kernels::kLikeOut},
-                                                                {&out, kernels::kLikeOut},
-                                                                {&logsumexp, kernels::kLogsumexp}});
+void CpuBackend::attention_backward_kernel(const kernels::AttentionLayout& n, const StridedView& dq,
+                                           const StridedView& dk, const StridedView& dv, const StridedView& g,
+                                           const StridedView& q, const StridedView& k, const StridedView& v,
+                                           const StridedView& out, const StridedView& logsumexp, double scale,
+                                           bool causal) {
   dispatch_floating(n.dtype, "attention_backward", [&]<typename T>() {
     parallel_for(0, n.batch, 1, [&](std::int64_t first, std::int64_t last) {
       std::vector<T> scratch;

@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backend/batch_norm_layout.h"
 #include "backend/cpu/cpu_backend.h"
 #include "needle/core/threads.h"
 
@@ -361,9 +360,9 @@ void set_batch_norm_portable(bool portable) { g_force_portable.store(portable, s
 
 }  // namespace cpu
 
-void CpuBackend::batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
-                            const StridedView& weight, const StridedView& bias, double eps) {
-  const kernels::ChannelLayout layout = kernels::channel_layout("batch_norm", {&x, &y}, {&mean, &var, &weight, &bias});
+void CpuBackend::batch_norm_kernel(const kernels::ChannelLayout& layout, const StridedView& y, const StridedView& mean,
+                                   const StridedView& var, const StridedView& x, const StridedView& weight,
+                                   const StridedView& bias, double eps) {
   dispatch_floating(layout.dtype, "batch_norm", [&]<typename T>() {
     const ForwardKernel<T> kernel = forward_kernel<T>();
     parallel_channels(layout, [&](const Channels& part) {
@@ -372,11 +371,10 @@ void CpuBackend::batch_norm(const StridedView& y, const StridedView& mean, const
   });
 }
 
-void CpuBackend::batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
-                                     const StridedView& g, const StridedView& x, const StridedView& mean,
-                                     const StridedView& var, const StridedView& weight, double eps) {
-  const kernels::ChannelLayout layout =
-      kernels::channel_layout("batch_norm_backward", {&dx, &g, &x}, {&dweight, &dbias, &mean, &var, &weight});
+void CpuBackend::batch_norm_backward_kernel(const kernels::ChannelLayout& layout, const StridedView& dx,
+                                            const StridedView& dweight, const StridedView& dbias, const StridedView& g,
+                                            const StridedView& x, const StridedView& mean, const StridedView& var,
+                                            const StridedView& weight, double eps) {
   dispatch_floating(layout.dtype, "batch_norm_backward", [&]<typename T>() {
     const BackwardKernel<T> kernel = backward_kernel<T>();
     parallel_channels(layout, [&](const Channels& part) {

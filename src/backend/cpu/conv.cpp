@@ -10,7 +10,6 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/conv_layout.h"
 #include "backend/cpu/cpu_backend.h"
 #include "needle/core/threads.h"
 
@@ -116,8 +115,8 @@ void col2im_rows(const kernels::ConvLayout& l, T* image, const T* cols, std::int
 
 }  // namespace
 
-void CpuBackend::im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) {
-  const kernels::ConvLayout layout = kernels::conv_layout("im2col", image, cols, stride, padding);
+void CpuBackend::im2col_kernel(const kernels::ConvLayout& layout, const StridedView& cols, const StridedView& image,
+                               std::int64_t /*stride*/, std::int64_t /*padding*/) {
   if (cols.size() == 0) return;
   dispatch_floating(layout.dtype, "im2col", [&]<typename T>() {
     T* out = cols.ptr<T>();
@@ -126,10 +125,8 @@ void CpuBackend::im2col(const StridedView& cols, const StridedView& image, std::
   });
 }
 
-void CpuBackend::col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) {
-  const kernels::ConvLayout layout = kernels::conv_layout("col2im", image, cols, stride, padding);
-  NEEDLE_CHECK(image.is_contiguous(), RuntimeError, "col2im: image of shape ", shape_str(image.shape),
-               " must be contiguous");
+void CpuBackend::col2im_kernel(const kernels::ConvLayout& layout, const StridedView& image, const StridedView& cols,
+                               std::int64_t /*stride*/, std::int64_t /*padding*/) {
   if (image.size() == 0) return;
   dispatch_floating(layout.dtype, "col2im", [&]<typename T>() {
     T* out = image.ptr<T>();

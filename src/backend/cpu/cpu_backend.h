@@ -21,60 +21,24 @@ class CpuBackend final : public RefBackend {
   [[nodiscard]] std::size_t cached_bytes() const override { return blocks_.cached_bytes(); }
   std::size_t release_cache() override { return blocks_.release(); }
 
-  // elementwise.cpp
-  void fill(const StridedView& out, const Scalar& value) override;
-  void copy(const StridedView& out, const StridedView& in) override;
-  void unary(UnaryOp op, const StridedView& out, const StridedView& in) override;
-  void binary(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override;
-
-  // reduce.cpp
-  void reduce(ReduceOp op, const StridedView& out, const StridedView& in) override;
-
-  // matmul.cpp
-  void matmul(const StridedView& out, const StridedView& a, const StridedView& b) override;
-
-  // nn.cpp: fused softmax and layer norm (contiguous rows; see kernels.def).
-  void softmax(const StridedView& out, const StridedView& in, bool log) override;
-  void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) override;
-  void logsumexp(const StridedView& out, const StridedView& in) override;
-  void layer_norm(const StridedView& out, const StridedView& x, double eps) override;
-  void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) override;
-
-  // batch_norm.cpp: fused batch norm over N and S of contiguous (N, C, S) data (see kernels.def).
-  void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
-                  const StridedView& weight, const StridedView& bias, double eps) override;
-  void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
-                           const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
-                           const StridedView& weight, double eps) override;
-
-  // attention.cpp: fused scaled dot-product attention, tiled (see kernels.def).
-  void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
-                 const StridedView& v, double scale, bool causal) override;
-  void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
-                          const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
-                          const StridedView& logsumexp, double scale, bool causal) override;
-
-  // lstm.cpp: the fused LSTM cell (see kernels.def).
-  void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
-                 const StridedView& c_prev) override;
-  void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
-                          const StridedView& dc, const StridedView& gates, const StridedView& gates2,
-                          const StridedView& c_prev) override;
-
-  // conv.cpp: the convolution's data movements, one pass over the columns (see kernels.def).
-  void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) override;
-  void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) override;
-
-  // optim.cpp: the fused optimizer updates (in place; see kernels.def).
-  void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
-                   const StridedView& exp_avg_sq, const AdamStep& step) override;
-  void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
-                  const SgdStep& step) override;
-
-  // Every optional kernel of kernels.def (nn.cpp: rms_norm).
+  // Every optional kernel of kernels.def has a cpu kernel.
   [[nodiscard]] bool implements(OptionalKernel /*kernel*/) const override { return true; }
-#define NEEDLE_OPTIONAL(name, params, args, outputs, trace_name, flops) void name params override;
+
+ protected:
+  // The primitives with a faster path than ref's loops (the others run RefBackend's).
+  void fill_kernel(const StridedView& out, const Scalar& value) override;
+  void copy_kernel(const StridedView& out, const StridedView& in) override;
+  void unary_kernel(UnaryOp op, const StridedView& out, const StridedView& in) override;
+  void binary_kernel(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override;
+  void reduce_kernel(ReduceOp op, const StridedView& out, const StridedView& in) override;
+  void matmul_kernel(const StridedView& out, const StridedView& a, const StridedView& b) override;
+
+  // Every fused and optional kernel (src/backend/cpu/*.cpp).
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops) \
+  void name##_kernel(const kernels::Layout& layout, NEEDLE_KERNEL_ARGS params) override;
+#define NEEDLE_OPTIONAL NEEDLE_FUSED
 #include "needle/backend/kernels.def"
+#undef NEEDLE_FUSED
 #undef NEEDLE_OPTIONAL
 
  private:

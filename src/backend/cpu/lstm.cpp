@@ -13,7 +13,6 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/vector_math.h"
 #include "backend/element_ops.h"
-#include "backend/lstm_cell_layout.h"
 #include "needle/core/threads.h"
 
 namespace needle {
@@ -68,9 +67,8 @@ void parallel_rows(const kernels::LstmLayout& layout, std::int64_t buffer_size, 
 
 }  // namespace
 
-void CpuBackend::lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates,
-                           const StridedView& gates2, const StridedView& c_prev) {
-  const kernels::LstmLayout layout = kernels::lstm_cell_layout("lstm_cell", h, c, gates, gates2, c_prev);
+void CpuBackend::lstm_cell_kernel(const kernels::LstmLayout& layout, const StridedView& h, const StridedView& c,
+                                  const StridedView& gates, const StridedView& gates2, const StridedView& c_prev) {
   const std::int64_t hidden = layout.hidden;
   dispatch_floating(layout.dtype, "lstm_cell", [&]<typename T>() {
     parallel_rows<T>(layout, 5 * hidden, [&](std::int64_t first, std::int64_t last, T* buffer) {
@@ -98,11 +96,10 @@ void CpuBackend::lstm_cell(const StridedView& h, const StridedView& c, const Str
   });
 }
 
-void CpuBackend::lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
-                                    const StridedView& dc, const StridedView& gates, const StridedView& gates2,
-                                    const StridedView& c_prev) {
-  const kernels::LstmLayout layout =
-      kernels::lstm_cell_backward_layout("lstm_cell_backward", dgates, dc_prev, dh, dc, gates, gates2, c_prev);
+void CpuBackend::lstm_cell_backward_kernel(const kernels::LstmLayout& layout, const StridedView& dgates,
+                                           const StridedView& dc_prev, const StridedView& dh, const StridedView& dc,
+                                           const StridedView& gates, const StridedView& gates2,
+                                           const StridedView& c_prev) {
   const std::int64_t hidden = layout.hidden;
   dispatch_floating(layout.dtype, "lstm_cell_backward", [&]<typename T>() {
     parallel_rows<T>(layout, 6 * hidden, [&](std::int64_t first, std::int64_t last, T* buffer) {

@@ -79,7 +79,7 @@ void float_matmul(const StridedView& out, const StridedView& a, const StridedVie
 
 }  // namespace
 
-void CpuBackend::matmul(const StridedView& out, const StridedView& a, const StridedView& b) {
+void CpuBackend::matmul_kernel(const StridedView& out, const StridedView& a, const StridedView& b) {
   if (!well_formed(out, a, b)) return ref::matmul(out, a, b);  // reports what is wrong
 
   const std::int64_t ndim = out.ndim();

@@ -16,7 +16,6 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/fast_exp.h"
-#include "backend/fused_rows.h"
 #include "needle/core/threads.h"
 
 namespace needle {
@@ -301,8 +300,8 @@ void set_fused_nn_portable(bool portable) { g_force_portable.store(portable, std
 
 }  // namespace cpu
 
-void CpuBackend::softmax(const StridedView& out, const StridedView& in, bool log) {
-  const kernels::RowLayout layout = kernels::row_layout("softmax", out, {&in});
+void CpuBackend::softmax_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& in,
+                                bool log) {
   dispatch_floating(layout.dtype, "softmax", [&]<typename T>() {
     const auto kernel = row_kernels<T>().softmax;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
@@ -311,8 +310,8 @@ void CpuBackend::softmax(const StridedView& out, const StridedView& in, bool log
   });
 }
 
-void CpuBackend::softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
-  const kernels::RowLayout layout = kernels::row_layout("softmax_backward", dx, {&g, &y});
+void CpuBackend::softmax_backward_kernel(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& g,
+                                         const StridedView& y, bool log) {
   dispatch_floating(layout.dtype, "softmax_backward", [&]<typename T>() {
     const auto kernel = row_kernels<T>().softmax_backward;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
@@ -321,8 +320,7 @@ void CpuBackend::softmax_backward(const StridedView& dx, const StridedView& g, c
   });
 }
 
-void CpuBackend::logsumexp(const StridedView& out, const StridedView& in) {
-  const kernels::RowLayout layout = kernels::logsumexp_layout(out, in);
+void CpuBackend::logsumexp_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& in) {
   dispatch_floating(layout.dtype, "logsumexp", [&]<typename T>() {
     const auto kernel = row_kernels<T>().logsumexp;
     // Split like the other row kernels, by elements read (at least one per row, for rows of no columns).
@@ -333,8 +331,8 @@ void CpuBackend::logsumexp(const StridedView& out, const StridedView& in) {
   });
 }
 
-void CpuBackend::layer_norm(const StridedView& out, const StridedView& x, double eps) {
-  const kernels::RowLayout layout = kernels::row_layout("layer_norm", out, {&x});
+void CpuBackend::layer_norm_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& x,
+                                   double eps) {
   dispatch_floating(layout.dtype, "layer_norm", [&]<typename T>() {
     const auto kernel = row_kernels<T>().layer_norm;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
@@ -343,8 +341,8 @@ void CpuBackend::layer_norm(const StridedView& out, const StridedView& x, double
   });
 }
 
-void CpuBackend::layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) {
-  const kernels::RowLayout layout = kernels::row_layout("layer_norm_backward", dx, {&g, &x});
+void CpuBackend::layer_norm_backward_kernel(const kernels::RowLayout& layout, const StridedView& dx,
+                                            const StridedView& g, const StridedView& x, double eps) {
   dispatch_floating(layout.dtype, "layer_norm_backward", [&]<typename T>() {
     const auto kernel = row_kernels<T>().layer_norm_backward;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
@@ -353,8 +351,8 @@ void CpuBackend::layer_norm_backward(const StridedView& dx, const StridedView& g
   });
 }
 
-void CpuBackend::rms_norm(const StridedView& out, const StridedView& x, double eps) {
-  const kernels::RowLayout layout = kernels::row_layout("rms_norm", out, {&x});
+void CpuBackend::rms_norm_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& x,
+                                 double eps) {
   dispatch_floating(layout.dtype, "rms_norm", [&]<typename T>() {
     const auto kernel = row_kernels<T>().rms_norm;
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {

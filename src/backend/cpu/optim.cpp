@@ -2,7 +2,6 @@
 // split over threads for large parameters. Each element is updated alone, so the split changes nothing.
 #include "backend/cpu/cpu_backend.h"
 #include "backend/element_ops.h"
-#include "backend/fused_rows.h"
 #include "needle/core/threads.h"
 
 namespace needle {
@@ -12,9 +11,8 @@ namespace {
 constexpr std::int64_t kOptimizerGrain = 32768;
 }  // namespace
 
-void CpuBackend::adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
-                             const StridedView& exp_avg_sq, const AdamStep& step) {
-  const kernels::RowLayout layout = kernels::row_layout("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
+void CpuBackend::adam_update_kernel(const kernels::RowLayout& layout, const StridedView& param, const StridedView& grad,
+                                    const StridedView& exp_avg, const StridedView& exp_avg_sq, const AdamStep& step) {
   dispatch_floating(layout.dtype, "adam_update", [&]<typename T>() {
     const kernels::AdamCoefficients<T> c(step);
     T* p = param.ptr<T>();
@@ -27,9 +25,9 @@ void CpuBackend::adam_update(const StridedView& param, const StridedView& grad, 
   });
 }
 
-void CpuBackend::sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
-                            const SgdStep& step) {
-  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+void CpuBackend::sgd_update_kernel(const kernels::RowLayout& layout, const StridedView& param, const StridedView& grad,
+                                   const StridedView& momentum_buffer, const SgdStep& step) {
+  const std::int64_t n = layout.size();
   dispatch_floating(param.dtype, "sgd_update", [&]<typename T>() {
     const kernels::SgdCoefficients<T> c(step);
     T* p = param.ptr<T>();

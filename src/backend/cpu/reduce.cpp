@@ -121,7 +121,7 @@ T float_run_sum(const T* x, std::int64_t n) {
 
 }  // namespace
 
-void CpuBackend::reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
+void CpuBackend::reduce_kernel(ReduceOp op, const StridedView& out, const StridedView& in) {
   std::int64_t outer = 0;
   std::int64_t inner = 0;
   const bool empty_max_or_min = op != ReduceOp::Sum && in.size() == 0;

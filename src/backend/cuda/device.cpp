@@ -166,15 +166,14 @@ class CudaBackend final : public Backend {
 
   // Every primitive of kernels.def runs the cuda:: function of the same name on this device's context; the
   // fused kernels are the Backend defaults, composed from these.
+ protected:
 #define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) \
-  void name params override {                                            \
+  void name##_kernel params override {                                   \
     const DeviceGuard guard(device_);                                    \
     cuda::name(ctx_, NEEDLE_KERNEL_ARGS args);                           \
   }
-#define NEEDLE_FUSED(name, params, args, outputs, trace_name, flops)
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
-#undef NEEDLE_FUSED
 
  private:
   int device_;

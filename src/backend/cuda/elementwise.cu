@@ -160,7 +160,6 @@ struct BinaryFn {
 template <typename T, typename R, typename Op>
 void launch_binary(Context& ctx, std::string_view name, const StridedView& out, const StridedView& a,
                    const StridedView& b) {
-  kernels::expect_dtype(name, "output", out, dtype_of<R>());
   launch_elementwise<3>(ctx, name, out.shape, {&out.strides, &a.strides, &b.strides},
                         BinaryFn<T, R, Op>{out.ptr<R>(), a.ptr<T>(), b.ptr<T>(), ctx.error_flag, Op{}});
 }
@@ -230,7 +229,6 @@ void fill(Context& ctx, const StridedView& out, const Scalar& value) {
 }
 
 void copy(Context& ctx, const StridedView& out, const StridedView& in) {
-  kernels::expect_shape("copy", "input", in, out.shape);
   dispatch(out.dtype, [&]<typename To>() {
     dispatch(in.dtype, [&]<typename From>() {
       launch_elementwise<2>(ctx, "copy", out.shape, {&out.strides, &in.strides},
@@ -240,26 +238,15 @@ void copy(Context& ctx, const StridedView& out, const StridedView& in) {
 }
 
 void unary(Context& ctx, UnaryOp op, const StridedView& out, const StridedView& in) {
-  kernels::expect_shape(unary_op_name(op), "input", in, out.shape);
-  kernels::expect_dtype(unary_op_name(op), "output", out, in.dtype);
   dispatch(in.dtype, [&]<typename T>() { unary_typed<T>(ctx, op, out, in); });
 }
 
 void binary(Context& ctx, BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) {
   const std::string_view name = binary_op_name(op);
-  kernels::expect_shape(name, "first operand", a, out.shape);
-  kernels::expect_shape(name, "second operand", b, out.shape);
-  kernels::expect_dtype(name, "second operand", b, a.dtype);
   dispatch(a.dtype, [&]<typename T>() { binary_typed<T>(ctx, op, out, a, b); });
 }
 
 void where(Context& ctx, const StridedView& out, const StridedView& cond, const StridedView& a, const StridedView& b) {
-  kernels::expect_shape("where", "condition", cond, out.shape);
-  kernels::expect_shape("where", "first operand", a, out.shape);
-  kernels::expect_shape("where", "second operand", b, out.shape);
-  kernels::expect_dtype("where", "condition", cond, DType::Bool);
-  kernels::expect_dtype("where", "first operand", a, out.dtype);
-  kernels::expect_dtype("where", "second operand", b, out.dtype);
   dispatch(out.dtype, [&]<typename T>() {
     launch_elementwise<4>(ctx, "where", out.shape, {&out.strides, &cond.strides, &a.strides, &b.strides},
                           WhereFn<T>{out.ptr<T>(), cond.ptr<bool>(), a.ptr<T>(), b.ptr<T>()});

@@ -43,7 +43,7 @@ struct ScatterAddFn {
 }  // namespace
 
 void gather(Context& ctx, const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) {
-  const kernels::IndexedAxis plan = kernels::gather_plan(out, in, index, axis);
+  const kernels::IndexedAxis plan = kernels::indexed_axis(in, axis);
   dispatch(out.dtype, [&]<typename T>() {
     launch_elementwise<3>(ctx, "gather", out.shape, {&out.strides, &index.strides, &plan.strides},
                           GatherFn<T>{out.ptr<T>(), in.ptr<T>(), index.ptr<std::int64_t>(), plan.axis_stride});
@@ -52,7 +52,7 @@ void gather(Context& ctx, const StridedView& out, const StridedView& in, const S
 
 void scatter_add(Context& ctx, const StridedView& out, const StridedView& index, const StridedView& src,
                  std::int64_t axis) {
-  const kernels::IndexedAxis plan = kernels::scatter_add_plan(out, index, src, axis);
+  const kernels::IndexedAxis plan = kernels::indexed_axis(out, axis);
   dispatch(out.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       throw_unsupported_dtype<T>("scatter_add");

@@ -191,17 +191,9 @@ void matmul_generic(Context& ctx, const StridedView& out, const StridedView& a, 
 
 void matmul(Context& ctx, const StridedView& out, const StridedView& a, const StridedView& b) {
   const std::int64_t ndim = out.ndim();
-  NEEDLE_CHECK(ndim >= 2, RuntimeError, "matmul: output has ", ndim, " dimensions, expected at least 2");
-  kernels::expect_rank("matmul", "first operand", a, ndim);
-  kernels::expect_rank("matmul", "second operand", b, ndim);
-  kernels::expect_dtype("matmul", "first operand", a, out.dtype);
-  kernels::expect_dtype("matmul", "second operand", b, out.dtype);
   const auto r = static_cast<std::size_t>(ndim - 2);
   const auto c = static_cast<std::size_t>(ndim - 1);
   const std::int64_t inner = a.shape[c];
-  NEEDLE_CHECK(a.shape[r] == out.shape[r] && b.shape[r] == inner && b.shape[c] == out.shape[c], RuntimeError,
-               "matmul: shapes ", shape_str(a.shape), " and ", shape_str(b.shape), " do not give ",
-               shape_str(out.shape));
   dispatch(out.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       throw_unsupported_dtype<T>("matmul");

@@ -78,9 +78,6 @@ __global__ void random_kernel(std::int64_t n, OffsetCalc<1> calc, RandomFn<T> fn
 
 void random(Context& ctx, RandomDistribution dist, const StridedView& out, double p0, double p1, std::uint64_t seed,
             std::uint64_t offset) {
-  NEEDLE_CHECK(dist == RandomDistribution::Uniform || dist == RandomDistribution::Normal ||
-                   dist == RandomDistribution::Bernoulli,
-               RuntimeError, "random: invalid distribution value");
   const std::int64_t n = out.size();
   if (n == 0) return;
   const OffsetCalc<1> calc = make_offset_calc<1>("random", out.shape, {&out.strides});

@@ -7,7 +7,6 @@
 #include <limits>
 #include <vector>
 
-#include "backend/attention_layout.h"
 #include "backend/ref/ref_kernels.h"
 
 namespace needle::ref {
@@ -24,10 +23,8 @@ double dot(const T* a, const T* b, std::int64_t dim) {
 
 }  // namespace
 
-void attention(const StridedView& out, const StridedView& logsumexp, const StridedView& q, const StridedView& k,
-               const StridedView& v, double scale, bool causal) {
-  const kernels::AttentionLayout n =
-      kernels::attention_layout("attention", q, k, v, {{&out, kernels::kLikeOut}, {&logsumexp, kernels::kLogsumexp}});
+void attention(const kernels::AttentionLayout& n, const StridedView& out, const StridedView& logsumexp,
+               const StridedView& q, const StridedView& k, const StridedView& v, double scale, bool causal) {
   dispatch_floating(n.dtype, "attention", [&]<typename T>() {
     std::vector<double> scores(static_cast<std::size_t>(n.keys));
     for (std::int64_t b = 0; b < n.batch; ++b) {
@@ -56,16 +53,10 @@ void attention(const StridedView& out, const StridedView& logsumexp, const Strid
   });
 }
 
-void attention_backward(const StridedView& dq, const StridedView& dk, const StridedView& dv, const StridedView& g,
-                        const StridedView& q, const StridedView& k, const StridedView& v, const StridedView& out,
-                        const StridedView& logsumexp, double scale, bool causal) {
-  const kernels::AttentionLayout n = kernels::attention_layout("attention_backward", q, k, v,
-                                                               {{&dq, kernels::kLikeQ},
-                                                                {&dk, kernels::kLikeK},
-                                                                {&dv, kernels::kLikeV},
-                                                                {&g, kernels::kLikeOut},
-                                                                {&out, kernels::kLikeOut},
-                                                                {&logsumexp, kernels::kLogsumexp}});
+void attention_backward(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,
+                        const StridedView& dv, const StridedView& g, const StridedView& q, const StridedView& k,
+                        const StridedView& v, const StridedView& out, const StridedView& logsumexp, double scale,
+                        bool causal) {
   dispatch_floating(n.dtype, "attention_backward", [&]<typename T>() {
     // dk and dv gather contributions from every query, so they are summed in double and written at the end.
     std::vector<double> dk_sum(static_cast<std::size_t>(n.keys * n.dim));

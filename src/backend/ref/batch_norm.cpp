@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backend/batch_norm_layout.h"
 #include "backend/ref/ref_kernels.h"
 
 namespace needle::ref {
@@ -21,9 +20,9 @@ void for_each_channel(const kernels::ChannelLayout& layout, Fn&& fn) {
 
 }  // namespace
 
-void batch_norm(const StridedView& y, const StridedView& mean, const StridedView& var, const StridedView& x,
-                const StridedView& weight, const StridedView& bias, double eps) {
-  const kernels::ChannelLayout layout = kernels::channel_layout("batch_norm", {&x, &y}, {&mean, &var, &weight, &bias});
+void batch_norm(const kernels::ChannelLayout& layout, const StridedView& y, const StridedView& mean,
+                const StridedView& var, const StridedView& x, const StridedView& weight, const StridedView& bias,
+                double eps) {
   const std::int64_t channels = layout.channels;
   const std::int64_t spatial = layout.spatial;
   const auto count = static_cast<double>(layout.per_channel());
@@ -57,11 +56,9 @@ void batch_norm(const StridedView& y, const StridedView& mean, const StridedView
   });
 }
 
-void batch_norm_backward(const StridedView& dx, const StridedView& dweight, const StridedView& dbias,
-                         const StridedView& g, const StridedView& x, const StridedView& mean, const StridedView& var,
-                         const StridedView& weight, double eps) {
-  const kernels::ChannelLayout layout =
-      kernels::channel_layout("batch_norm_backward", {&dx, &g, &x}, {&dweight, &dbias, &mean, &var, &weight});
+void batch_norm_backward(const kernels::ChannelLayout& layout, const StridedView& dx, const StridedView& dweight,
+                         const StridedView& dbias, const StridedView& g, const StridedView& x, const StridedView& mean,
+                         const StridedView& var, const StridedView& weight, double eps) {
   const std::int64_t channels = layout.channels;
   const std::int64_t spatial = layout.spatial;
   const auto count = static_cast<double>(layout.per_channel());

@@ -2,7 +2,6 @@
 // reading the faster backends are tested against.
 #include <cstdint>
 
-#include "backend/conv_layout.h"
 #include "backend/ref/ref_kernels.h"
 
 namespace needle::ref {
@@ -35,8 +34,8 @@ void for_each_entry(const kernels::ConvLayout& l, const StridedView& image, Fn&&
 
 }  // namespace
 
-void im2col(const StridedView& cols, const StridedView& image, std::int64_t stride, std::int64_t padding) {
-  const kernels::ConvLayout layout = kernels::conv_layout("im2col", image, cols, stride, padding);
+void im2col(const kernels::ConvLayout& layout, const StridedView& cols, const StridedView& image, std::int64_t /*stride*/,
+            std::int64_t /*padding*/) {
   dispatch_floating(layout.dtype, "im2col", [&]<typename T>() {
     T* out = cols.ptr<T>();
     const T* in = image.ptr<T>();
@@ -44,8 +43,8 @@ void im2col(const StridedView& cols, const StridedView& image, std::int64_t stri
   });
 }
 
-void col2im(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) {
-  const kernels::ConvLayout layout = kernels::conv_layout("col2im", image, cols, stride, padding);
+void col2im(const kernels::ConvLayout& layout, const StridedView& image, const StridedView& cols, std::int64_t /*stride*/,
+            std::int64_t /*padding*/) {
   dispatch_floating(layout.dtype, "col2im", [&]<typename T>() {
     T* out = image.ptr<T>();
     const T* in = cols.ptr<T>();

@@ -13,7 +13,7 @@ using kernels::for_each_offset;
 using kernels::Offsets;
 
 void gather(const StridedView& out, const StridedView& in, const StridedView& index, std::int64_t axis) {
-  const kernels::IndexedAxis plan = kernels::gather_plan(out, in, index, axis);
+  const kernels::IndexedAxis plan = kernels::indexed_axis(in, axis);
   const std::int64_t axis_stride = plan.axis_stride;
   const Strides& in_strides = plan.strides;
 
@@ -27,7 +27,7 @@ void gather(const StridedView& out, const StridedView& in, const StridedView& in
 }
 
 void scatter_add(const StridedView& out, const StridedView& index, const StridedView& src, std::int64_t axis) {
-  const kernels::IndexedAxis plan = kernels::scatter_add_plan(out, index, src, axis);
+  const kernels::IndexedAxis plan = kernels::indexed_axis(out, axis);
   const std::int64_t axis_stride = plan.axis_stride;
   const Strides& out_strides = plan.strides;
 

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backend/lstm_cell_layout.h"
 #include "backend/ref/ref_kernels.h"
 
 namespace needle::ref {
@@ -24,9 +23,8 @@ double pre_activation(const StridedView& gates, const StridedView& gates2, std::
 
 }  // namespace
 
-void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& gates, const StridedView& gates2,
-               const StridedView& c_prev) {
-  const kernels::LstmLayout layout = kernels::lstm_cell_layout("lstm_cell", h, c, gates, gates2, c_prev);
+void lstm_cell(const kernels::LstmLayout& layout, const StridedView& h, const StridedView& c, const StridedView& gates,
+               const StridedView& gates2, const StridedView& c_prev) {
   dispatch_floating(layout.dtype, "lstm_cell", [&]<typename T>() {
     for (std::int64_t b = 0; b < layout.batch; ++b) {
       for (std::int64_t j = 0; j < layout.hidden; ++j) {
@@ -44,11 +42,9 @@ void lstm_cell(const StridedView& h, const StridedView& c, const StridedView& ga
   });
 }
 
-void lstm_cell_backward(const StridedView& dgates, const StridedView& dc_prev, const StridedView& dh,
-                        const StridedView& dc, const StridedView& gates, const StridedView& gates2,
-                        const StridedView& c_prev) {
-  const kernels::LstmLayout layout =
-      kernels::lstm_cell_backward_layout("lstm_cell_backward", dgates, dc_prev, dh, dc, gates, gates2, c_prev);
+void lstm_cell_backward(const kernels::LstmLayout& layout, const StridedView& dgates, const StridedView& dc_prev,
+                        const StridedView& dh, const StridedView& dc, const StridedView& gates,
+                        const StridedView& gates2, const StridedView& c_prev) {
   const std::int64_t hidden = layout.hidden;
   dispatch_floating(layout.dtype, "lstm_cell_backward", [&]<typename T>() {
     for (std::int64_t b = 0; b < layout.batch; ++b) {

@@ -10,20 +10,12 @@ namespace needle::ref {
 
 void matmul(const StridedView& out, const StridedView& a, const StridedView& b) {
   const std::int64_t ndim = out.ndim();
-  NEEDLE_CHECK(ndim >= 2, RuntimeError, "matmul: output has ", ndim, " dimensions, expected at least 2");
-  kernels::expect_rank("matmul", "first operand", a, ndim);
-  kernels::expect_rank("matmul", "second operand", b, ndim);
-  kernels::expect_dtype("matmul", "first operand", a, out.dtype);
-  kernels::expect_dtype("matmul", "second operand", b, out.dtype);
 
   const auto row_axis = static_cast<std::size_t>(ndim - 2);
   const auto col_axis = static_cast<std::size_t>(ndim - 1);
   const std::int64_t rows = out.shape[row_axis];
   const std::int64_t cols = out.shape[col_axis];
   const std::int64_t inner = a.shape[col_axis];
-  NEEDLE_CHECK(a.shape[row_axis] == rows && b.shape[row_axis] == inner && b.shape[col_axis] == cols, RuntimeError,
-               "matmul: shapes ", shape_str(a.shape), " and ", shape_str(b.shape), " do not give ",
-               shape_str(out.shape));
 
   // The batch axes are walked together; a broadcast operand has stride 0 there.
   const Shape batch_shape(out.shape.begin(), out.shape.begin() + ndim - 2);

@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <limits>
 
-#include "backend/fused_rows.h"
 #include "backend/ref/ref_kernels.h"
 
 namespace needle::ref {
@@ -21,8 +20,7 @@ void for_each_row(const kernels::RowLayout& layout, Fn&& fn) {
 
 }  // namespace
 
-void softmax(const StridedView& out, const StridedView& in, bool log) {
-  const kernels::RowLayout layout = kernels::row_layout("softmax", out, {&in});
+void softmax(const kernels::RowLayout& layout, const StridedView& out, const StridedView& in, bool log) {
   const std::int64_t cols = layout.cols;
   for_each_row(layout, [&]<typename T>(std::int64_t row) {
     const T* x = in.ptr<T>() + row * cols;
@@ -39,8 +37,7 @@ void softmax(const StridedView& out, const StridedView& in, bool log) {
   });
 }
 
-void logsumexp(const StridedView& out, const StridedView& in) {
-  const kernels::RowLayout layout = kernels::logsumexp_layout(out, in);
+void logsumexp(const kernels::RowLayout& layout, const StridedView& out, const StridedView& in) {
   const std::int64_t cols = layout.cols;
   dispatch_floating(layout.dtype, "logsumexp", [&]<typename T>() {
     for (std::int64_t row = 0; row < layout.rows; ++row) {
@@ -56,8 +53,8 @@ void logsumexp(const StridedView& out, const StridedView& in) {
   });
 }
 
-void softmax_backward(const StridedView& dx, const StridedView& g, const StridedView& y, bool log) {
-  const kernels::RowLayout layout = kernels::row_layout("softmax_backward", dx, {&g, &y});
+void softmax_backward(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& g,
+                      const StridedView& y, bool log) {
   const std::int64_t cols = layout.cols;
   for_each_row(layout, [&]<typename T>(std::int64_t row) {
     const T* gr = g.ptr<T>() + row * cols;
@@ -93,8 +90,7 @@ void row_statistics(const T* x, std::int64_t cols, double eps, double& mean, dou
 
 }  // namespace
 
-void layer_norm(const StridedView& out, const StridedView& x, double eps) {
-  const kernels::RowLayout layout = kernels::row_layout("layer_norm", out, {&x});
+void layer_norm(const kernels::RowLayout& layout, const StridedView& out, const StridedView& x, double eps) {
   const std::int64_t cols = layout.cols;
   for_each_row(layout, [&]<typename T>(std::int64_t row) {
     const T* xr = x.ptr<T>() + row * cols;
@@ -106,8 +102,8 @@ void layer_norm(const StridedView& out, const StridedView& x, double eps) {
   });
 }
 
-void layer_norm_backward(const StridedView& dx, const StridedView& g, const StridedView& x, double eps) {
-  const kernels::RowLayout layout = kernels::row_layout("layer_norm_backward", dx, {&g, &x});
+void layer_norm_backward(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& g,
+                         const StridedView& x, double eps) {
   const std::int64_t cols = layout.cols;
   const auto n = static_cast<double>(cols);
   for_each_row(layout, [&]<typename T>(std::int64_t row) {

@@ -1,14 +1,12 @@
 // The `ref` optimizer updates: one plain loop over the elements, each updated by the shared per-element
 // formula of element_ops.h.
 #include "backend/element_ops.h"
-#include "backend/fused_rows.h"
 #include "backend/ref/ref_kernels.h"
 
 namespace needle::ref {
 
-void adam_update(const StridedView& param, const StridedView& grad, const StridedView& exp_avg,
-                 const StridedView& exp_avg_sq, const AdamStep& step) {
-  const kernels::RowLayout layout = kernels::row_layout("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
+void adam_update(const kernels::RowLayout& layout, const StridedView& param, const StridedView& grad,
+                 const StridedView& exp_avg, const StridedView& exp_avg_sq, const AdamStep& step) {
   dispatch_floating(layout.dtype, "adam_update", [&]<typename T>() {
     const kernels::AdamCoefficients<T> c(step);
     T* p = param.ptr<T>();
@@ -19,9 +17,9 @@ void adam_update(const StridedView& param, const StridedView& grad, const Stride
   });
 }
 
-void sgd_update(const StridedView& param, const StridedView& grad, const StridedView& momentum_buffer,
-                const SgdStep& step) {
-  const std::int64_t n = kernels::sgd_layout(param, grad, momentum_buffer, step);
+void sgd_update(const kernels::RowLayout& layout, const StridedView& param, const StridedView& grad,
+                const StridedView& momentum_buffer, const SgdStep& step) {
+  const std::int64_t n = layout.size();
   dispatch_floating(param.dtype, "sgd_update", [&]<typename T>() {
     const kernels::SgdCoefficients<T> c(step);
     T* p = param.ptr<T>();

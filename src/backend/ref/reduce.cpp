@@ -17,7 +17,7 @@ void reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
   // The output's shape is walked together with the input (a reduced axis has extent 1 there, so only its
   // first position is visited) and, for each output element, the block of reduced axes from that element's
   // first input element.
-  const Shape block = kernels::reduction_block(op, out, in);
+  const Shape block = kernels::reduction_block(out, in);
 
   dispatch_dtype(in.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
@@ -49,15 +49,9 @@ void reduce(ReduceOp op, const StridedView& out, const StridedView& in) {
 }
 
 void arg_reduce(ArgReduceOp op, const StridedView& out, const StridedView& in, std::int64_t axis) {
-  const std::string_view name = op == ArgReduceOp::Argmax ? "argmax" : "argmin";
-  kernels::expect_rank(name, "output", out, in.ndim());
-  kernels::expect_dtype(name, "output", out, DType::Int64);
-  NEEDLE_CHECK(axis >= 0 && axis < in.ndim(), RuntimeError, name, ": axis ", axis, " out of range for ", in.ndim(),
-               " dimensions");
   const auto ax = static_cast<std::size_t>(axis);
   const std::int64_t extent = in.shape[ax];
   const std::int64_t stride = in.strides[ax];
-  NEEDLE_CHECK(extent >= 1 || out.size() == 0, ValueError, name, ": cannot reduce an empty set of elements");
 
   dispatch_dtype(in.dtype, [&]<typename T>() {
     auto* o = out.ptr<std::int64_t>();

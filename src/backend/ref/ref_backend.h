@@ -21,14 +21,16 @@ class RefBackend : public Backend {
     ref::copy_bytes(host_dst, device_src, nbytes);
   }
 
-#define NEEDLE_KERNEL(name, params, args, outputs, trace_name, flops) \
-  void name params override { ref::name args; }
-#define NEEDLE_PRIMITIVE NEEDLE_KERNEL
-#define NEEDLE_FUSED NEEDLE_KERNEL
+ protected:
+#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) \
+  void name##_kernel params override { ref::name args; }
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops)              \
+  void name##_kernel(const kernels::Layout& layout, NEEDLE_KERNEL_ARGS params) override { \
+    ref::name(layout, NEEDLE_KERNEL_ARGS args);                                           \
+  }
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
 #undef NEEDLE_FUSED
-#undef NEEDLE_KERNEL
 };
 
 }  // namespace needle

@@ -14,13 +14,13 @@ void* allocate(std::size_t nbytes);
 void deallocate(void* data) noexcept;
 void copy_bytes(void* dst, const void* src, std::size_t nbytes);
 
-// One plain-loop function per kernel of kernels.def, with the Backend method's parameters.
-#define NEEDLE_KERNEL(name, params, args, outputs, trace_name, flops) void name params;
-#define NEEDLE_PRIMITIVE NEEDLE_KERNEL
-#define NEEDLE_FUSED NEEDLE_KERNEL
+// One plain-loop function per kernel of kernels.def, with the parameters of its Backend virtual (a fused
+// kernel gets its layout first). Each trusts its operands: Backend checked them before the call.
+#define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) void name params;
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops) \
+  void name(const kernels::Layout& layout, NEEDLE_KERNEL_ARGS params);
 #include "needle/backend/kernels.def"
 #undef NEEDLE_PRIMITIVE
 #undef NEEDLE_FUSED
-#undef NEEDLE_KERNEL
 
 }  // namespace needle::ref
