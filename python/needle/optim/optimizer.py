@@ -161,9 +161,9 @@ class Adam(CppOptimizer):
     weight_decay = _CppHyperParameter()
 
 
-class AdamW(CppOptimizer):
+class AdamW(Adam):
     """Adam with decoupled weight decay (PyTorch's AdamW): p <- p - lr * weight_decay * p, then Adam's
-    update with the raw gradient."""
+    update with the raw gradient. Its hyper-parameters are Adam's."""
 
     def __init__(
         self,
@@ -175,12 +175,7 @@ class AdamW(CppOptimizer):
         weight_decay: float = 0.01,
     ) -> None:
         params = list(params)
-        super().__init__(params, _core.AdamW(params, lr, beta1, beta2, eps, weight_decay))
-
-    beta1 = _CppHyperParameter()
-    beta2 = _CppHyperParameter()
-    eps = _CppHyperParameter()
-    weight_decay = _CppHyperParameter()
+        CppOptimizer.__init__(self, params, _core.AdamW(params, lr, beta1, beta2, eps, weight_decay))
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:

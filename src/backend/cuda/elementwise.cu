@@ -242,7 +242,6 @@ void unary(Context& ctx, UnaryOp op, const StridedView& out, const StridedView& 
 }
 
 void binary(Context& ctx, BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) {
-  const std::string_view name = binary_op_name(op);
   dispatch(a.dtype, [&]<typename T>() { binary_typed<T>(ctx, op, out, a, b); });
 }
 

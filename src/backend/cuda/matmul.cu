@@ -190,9 +190,7 @@ void matmul_generic(Context& ctx, const StridedView& out, const StridedView& a, 
 }  // namespace
 
 void matmul(Context& ctx, const StridedView& out, const StridedView& a, const StridedView& b) {
-  const std::int64_t ndim = out.ndim();
-  const auto r = static_cast<std::size_t>(ndim - 2);
-  const auto c = static_cast<std::size_t>(ndim - 1);
+  const auto c = static_cast<std::size_t>(out.ndim() - 1);
   const std::int64_t inner = a.shape[c];
   dispatch(out.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
