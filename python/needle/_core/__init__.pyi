@@ -392,6 +392,9 @@ def gelu_grad(a: NDArray) -> NDArray:
     The derivative of gelu: Phi(a) + a * phi(a), phi the standard normal density.
     """
 
+def silu(a: NDArray) -> NDArray:
+    """a * sigmoid(a) (SiLU, also called swish)."""
+
 def neg(a: NDArray) -> NDArray:
     """-a (Needle's backend_ndarray name for negate)."""
 

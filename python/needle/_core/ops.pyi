@@ -83,6 +83,9 @@ def gelu_grad(a: needle._core.Tensor) -> needle._core.Tensor:
     The derivative of gelu: Phi(a) + a * phi(a), phi the standard normal density.
     """
 
+def silu(a: needle._core.Tensor) -> needle._core.Tensor:
+    """a * sigmoid(a) (SiLU, also called swish)."""
+
 @overload
 def maximum(a: needle._core.Tensor, b: needle._core.Tensor) -> needle._core.Tensor: ...
 
@@ -290,6 +293,11 @@ def dropout(a: needle._core.Tensor, p: float = 0.5, training: bool = True) -> ne
 def layer_norm(x: needle._core.Tensor, weight: needle._core.Tensor | None = None, bias: needle._core.Tensor | None = None, eps: float = 1e-05) -> needle._core.Tensor:
     """
     Normalization over the last axis, then * weight + bias (each optional, shape (dim,)).
+    """
+
+def rms_norm(x: needle._core.Tensor, weight: needle._core.Tensor | None = None, eps: float | None = None) -> needle._core.Tensor:
+    """
+    x / sqrt(mean(x ** 2) + eps) * weight over the last axis (weight optional, shape (dim,); eps defaults to the machine epsilon of x's dtype, as in PyTorch).
     """
 
 def batch_norm(x: needle._core.Tensor, weight: needle._core.Tensor | None = None, bias: needle._core.Tensor | None = None, running_mean: needle._core.Tensor | None = None, running_var: needle._core.Tensor | None = None, training: bool = True, momentum: float = 0.1, eps: float = 1e-05) -> needle._core.Tensor:
