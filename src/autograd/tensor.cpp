@@ -4,10 +4,10 @@
 #include <atomic>
 #include <utility>
 
+#include "debug/hooks.h"
 #include "needle/autograd/engine.h"
 #include "needle/autograd/grad_mode.h"
 #include "needle/autograd/op.h"
-#include "needle/debug/hooks.h"
 
 namespace needle {
 

@@ -1,6 +1,6 @@
 // The engine's debugging hooks (debug/hooks.h): call sites, anomaly mode, check_against_ref, and the
 // trace spans of ops and backward nodes.
-#include "needle/debug/hooks.h"
+#include "debug/hooks.h"
 
 #include <algorithm>
 #include <array>

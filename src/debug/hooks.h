@@ -2,6 +2,8 @@
 // the engine. Tensor::from_op, the backward engine and TensorImpl call these only after enabled() says some
 // tool is on, so while all are off each of those places costs one relaxed load and one predictable branch.
 // Kernels are seen through set_backend_override (backend.h), which costs one load per kernel launch.
+// Only the engine's own files include this header, so it lives in src/ and is not installed with the
+// public headers.
 #pragma once
 
 #include <atomic>
