@@ -32,7 +32,8 @@ inline std::atomic<unsigned> tool_bits{0};
 
 [[nodiscard]] inline bool enabled() noexcept { return tool_bits.load(std::memory_order_relaxed) != 0; }
 
-// TensorImpl's constructor (when enabled()) and destructor (when impl.tracked).
+// TensorImpl's constructor (when enabled()) and destructor (when impl.debug_info is set): the first records
+// the call site in a new TensorDebugInfo and registers the tensor with memory tracking, the second unregisters it.
 void on_tensor_created(TensorImpl& impl);
 void on_tensor_destroyed(TensorImpl& impl);
 
