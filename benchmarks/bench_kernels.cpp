@@ -7,6 +7,8 @@
 #include <needle/core/threads.h>
 #include <needle/needle.h>
 
+#include <vector>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -94,6 +96,25 @@ BENCHMARK(BM_sgemm_kernel)
     ->ArgsProduct({{512, 1024, 2048}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// parallel_for's own cost: n float increments in chunks of at least 1024, over 1 or 2 threads. With n = 1
+// the loop is one call of the chunk function on the calling thread, so the time is the call's overhead;
+// larger n adds the pool's hand-off (one indirect call per chunk, never per element).
+void BM_parallel_for(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const int previous_threads = needle::get_num_threads();
+  needle::set_num_threads(static_cast<int>(state.range(1)));
+  std::vector<float> data(static_cast<std::size_t>(n), 0.0F);
+  for (auto _ : state) {
+    needle::parallel_for(0, n, 1024, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t i = first; i < last; ++i) data[static_cast<std::size_t>(i)] += 1.0F;
+    });
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  needle::set_num_threads(previous_threads);
+}
+BENCHMARK(BM_parallel_for)->ArgNames({"n", "threads"})->ArgsProduct({{1, 1 << 12, 1 << 20}, {1, 2}})->UseRealTime();
 
 // Softmax, log-softmax and layer norm on float32 cpu rows, "composed" (mode 0: the chain of array
 // functions the ops used before the fused kernels, one pass over memory each) against "fused" (mode 1:

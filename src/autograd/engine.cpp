@@ -9,9 +9,9 @@
 #include <unordered_set>
 #include <utility>
 
+#include "debug/hooks.h"
 #include "needle/autograd/grad_mode.h"
 #include "needle/autograd/op.h"
-#include "needle/debug/hooks.h"
 #include "needle/ops/ops.h"
 
 namespace needle::autograd {

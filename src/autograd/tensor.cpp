@@ -4,10 +4,11 @@
 #include <atomic>
 #include <utility>
 
+#include "autograd/tensor_debug_info.h"
+#include "debug/hooks.h"
 #include "needle/autograd/engine.h"
 #include "needle/autograd/grad_mode.h"
 #include "needle/autograd/op.h"
-#include "needle/debug/hooks.h"
 
 namespace needle {
 
@@ -33,7 +34,7 @@ TensorImpl::TensorImpl() {
 
 TensorImpl::~TensorImpl() {
   live_tensors.fetch_sub(1, std::memory_order_relaxed);
-  if (tracked) debug::detail::on_tensor_destroyed(*this);
+  if (debug_info != nullptr) debug::detail::on_tensor_destroyed(*this);
 }
 
 std::size_t TensorImpl::live_count() { return live_tensors.load(std::memory_order_relaxed); }
@@ -69,7 +70,7 @@ Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs)
   const std::vector<NDArray> values = values_of(inputs);
   auto impl = std::make_shared<TensorImpl>();
   if (debug::detail::enabled()) [[unlikely]] {
-    impl->value = std::move(debug::detail::compute_op(*op, values, impl->call_site).front());
+    impl->value = std::move(debug::detail::compute_op(*op, values, call_site_of(*impl)).front());
   } else {
     impl->value = single->compute(values);
   }
@@ -87,7 +88,7 @@ std::vector<Tensor> Tensor::from_op_outputs(const std::shared_ptr<const Op>& op,
   std::vector<std::shared_ptr<TensorImpl>> impls;
   for (std::size_t i = 0; i < op->num_outputs(); ++i) impls.push_back(std::make_shared<TensorImpl>());
   std::vector<NDArray> results = debug::detail::enabled()
-                                     ? debug::detail::compute_op(*op, values, impls.front()->call_site)
+                                     ? debug::detail::compute_op(*op, values, call_site_of(*impls.front()))
                                      : op->compute_outputs(values);
   NEEDLE_CHECK(results.size() == impls.size(), RuntimeError, op->name(), ": computed ", results.size(),
                " outputs, expected ", impls.size());

@@ -80,8 +80,9 @@ class RegionGuard {
 };
 
 struct Job {
-  detail::RangeFn fn = nullptr;
-  void* context = nullptr;
+  explicit Job(ChunkFnRef chunk_fn) : fn(chunk_fn) {}
+
+  ChunkFnRef fn;
   std::int64_t begin = 0;
   std::int64_t chunks = 0;
   std::int64_t base = 0;   // every chunk has `base` indices ...
@@ -102,7 +103,7 @@ struct Job {
       const std::int64_t b = begin + i * base + std::min(i, extra);
       const std::int64_t e = b + base + (i < extra ? 1 : 0);
       try {
-        fn(context, b, e);
+        fn(b, e);
       } catch (...) {
         const std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -252,21 +253,17 @@ int get_num_threads() { return num_threads_setting().load(std::memory_order_rela
 
 bool in_parallel_region() { return t_in_region; }
 
-namespace detail {
-
-void parallel_for_impl(std::int64_t begin, std::int64_t end, std::int64_t grain, RangeFn fn, void* context) {
+void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, ChunkFnRef fn) {
   if (end <= begin) return;
   const std::int64_t count = end - begin;
   grain = std::max<std::int64_t>(grain, 1);
   const std::int64_t pieces = count / grain + (count % grain != 0 ? 1 : 0);
   const std::int64_t chunks = std::min<std::int64_t>(get_num_threads(), pieces);
   if (chunks <= 1 || t_in_region) {
-    fn(context, begin, end);
+    fn(begin, end);
     return;
   }
-  Job job;
-  job.fn = fn;
-  job.context = context;
+  Job job(fn);
   job.begin = begin;
   job.chunks = chunks;
   job.base = count / chunks;
@@ -274,7 +271,5 @@ void parallel_for_impl(std::int64_t begin, std::int64_t end, std::int64_t grain,
   pool().run(job, static_cast<int>(chunks - 1));
   if (job.error) std::rethrow_exception(job.error);
 }
-
-}  // namespace detail
 
 }  // namespace needle

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "debug/hooks.h"
 #include "needle/core/ndarray.h"
-#include "needle/debug/hooks.h"
 #include "needle/debug/trace.h"
 
 namespace needle::debug::detail {

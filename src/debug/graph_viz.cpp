@@ -5,6 +5,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "autograd/tensor_debug_info.h"
 #include "needle/autograd/engine.h"
 #include "needle/autograd/op.h"
 #include "needle/core/error.h"
@@ -70,7 +71,7 @@ std::string graph_dot(const Tensor& root) {
     if (const auto used = uses.find(&impl); used != uses.end() && used->second > 1 && t.requires_grad()) {
       label += "\ngradients of " + std::to_string(used->second) + " uses summed here";
     }
-    const std::string site = call_site_name(impl.call_site);
+    const std::string site = call_site_name(call_site_of(impl));
     if (!site.empty()) label += "\nat " + site;
     out << "  t" << i << " [label=\"" << dot_escape(label) << "\", " << attrs;
     if (t.same(root)) out << ", peripheries=2";

@@ -1,6 +1,6 @@
 // The engine's debugging hooks (debug/hooks.h): call sites, anomaly mode, check_against_ref, and the
 // trace spans of ops and backward nodes.
-#include "needle/debug/hooks.h"
+#include "debug/hooks.h"
 
 #include <algorithm>
 #include <array>
@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/tensor_debug_info.h"
 #include "debug/debug_internal.h"
 #include "needle/autograd/op.h"
 #include "needle/autograd/tensor.h"
@@ -351,7 +352,7 @@ std::vector<Tensor> compute_gradient(const Op& op, const std::vector<Tensor>& ou
                                      const std::vector<bool>& needs_grad, const Tensor& node) {
   if (suppressed()) return op.gradient_outputs(out_grads, outputs, inputs, needs_grad);
   const unsigned bits = tool_bits.load(std::memory_order_relaxed);
-  const std::uint32_t site = node.impl()->call_site;
+  const std::uint32_t site = call_site_of(*node.impl());
   std::vector<Tensor> grads;
   {
     std::int64_t span = -1;

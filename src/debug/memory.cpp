@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <iomanip>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <unordered_set>
 
+#include "autograd/tensor_debug_info.h"
 #include "debug/debug_internal.h"
 #include "needle/autograd/tensor.h"
 #include "needle/backend/backend.h"
@@ -47,11 +49,12 @@ std::string bytes_str(std::size_t bytes) {
 namespace detail {
 
 void on_tensor_created(TensorImpl& impl) {
-  impl.call_site = current_call_site();
+  // Allocated before registering: should the insertion throw, the constructor fails with nothing registered.
+  impl.debug_info = std::make_unique<TensorDebugInfo>();
+  impl.debug_info->call_site = current_call_site();
   Registry& r = registry();
   const std::lock_guard lock(r.mutex);
   r.tensors.insert(&impl);
-  impl.tracked = true;
 }
 
 void on_tensor_destroyed(TensorImpl& impl) {
@@ -92,10 +95,11 @@ std::vector<SiteMemory> memory_by_call_site() {
     Registry& r = registry();
     const std::lock_guard lock(r.mutex);
     for (const TensorImpl* impl : r.tensors) {
-      auto& [count, storages] = groups[impl->call_site];
+      const std::uint32_t site = call_site_of(*impl);
+      auto& [count, storages] = groups[site];
       ++count;
       const std::shared_ptr<Storage>& storage = impl->value.storage();
-      if (storage != nullptr && storages.insert(storage.get()).second) bytes[impl->call_site] += storage->nbytes();
+      if (storage != nullptr && storages.insert(storage.get()).second) bytes[site] += storage->nbytes();
     }
   }
   std::vector<SiteMemory> out;

@@ -18,6 +18,8 @@ namespace needle {
 class Op;
 struct TensorImpl;
 struct OutputGroup;
+// Defined inside the library (src/autograd/tensor_debug_info.h): only the debugging tools read it.
+struct TensorDebugInfo;
 
 class Tensor {
  public:
@@ -96,11 +98,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;
   // Set when backward() released this node's graph links, so a second backward can say so.
   std::string released_op_name;
-  // Where this tensor was created: an id for debug::call_site_name(), recorded only while a debugging tool
-  // (trace, anomaly mode, check_against_ref, memory tracking) is on; 0 when not recorded.
-  std::uint32_t call_site = 0;
-  // Registered with memory tracking (debug::memory_summary), which must hear of its destruction.
-  bool tracked = false;
+  // What the debugging tools recorded when this tensor was created (its call site), or null when no tool
+  // was on. Non-null also means registered with memory tracking, which must hear of its destruction.
+  std::unique_ptr<TensorDebugInfo> debug_info;
 };
 
 // What the outputs of one node of an op with several outputs share: each other, weakly (an output the program

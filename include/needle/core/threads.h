@@ -9,8 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <type_traits>
-#include <utility>
 
 namespace needle {
 
@@ -26,26 +26,34 @@ void set_num_threads(int n);
 // inline).
 [[nodiscard]] bool in_parallel_region();
 
-namespace detail {
+// A non-owning reference to a callable taking (chunk_begin, chunk_end): a pointer to the callable and a
+// function that knows its type, so parallel_for can be an ordinary function compiled once in the library
+// while callers pass lambdas that capture whatever they need. Nothing is allocated (unlike std::function),
+// and each chunk costs one indirect call, which the chunk's own loop amortizes. It must not outlive the
+// callable it refers to: parallel_for returns before a temporary passed to it is destroyed.
+class ChunkFnRef {
+ public:
+  // Implicit, so a lambda converts at the call site; the constraint keeps copies on the copy constructor.
+  template <typename Fn, typename = std::enable_if_t<!std::is_same_v<std::remove_cvref_t<Fn>, ChunkFnRef> &&
+                                                     std::is_invocable_v<Fn&, std::int64_t, std::int64_t>>>
+  ChunkFnRef(Fn&& fn) noexcept
+      : callable_(const_cast<void*>(static_cast<const void*>(std::addressof(fn)))),
+        call_([](void* callable, std::int64_t b, std::int64_t e) {
+          (*static_cast<std::remove_reference_t<Fn>*>(callable))(b, e);
+        }) {}
 
-using RangeFn = void (*)(void* context, std::int64_t begin, std::int64_t end);
+  void operator()(std::int64_t begin, std::int64_t end) const { call_(callable_, begin, end); }
 
-// Type-erased parallel_for (see below): calls fn(context, b, e) for each chunk.
-void parallel_for_impl(std::int64_t begin, std::int64_t end, std::int64_t grain, RangeFn fn, void* context);
-
-}  // namespace detail
+ private:
+  void* callable_;
+  void (*call_)(void* callable, std::int64_t begin, std::int64_t end);
+};
 
 // Calls fn(chunk_begin, chunk_end) over contiguous chunks that cover [begin, end) exactly once. The range
 // is cut into min(get_num_threads(), ceil((end - begin) / grain)) chunks of nearly equal size; with one
 // chunk, or when called from inside another parallel_for's chunk, fn(begin, end) runs on the calling
 // thread. An exception thrown by a chunk is rethrown here after every started chunk has finished (chunks
 // not yet started are then skipped). fn must be safe to call concurrently on disjoint ranges.
-template <typename Fn>
-void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, Fn&& fn) {
-  using F = std::remove_reference_t<Fn>;
-  detail::parallel_for_impl(
-      begin, end, grain, [](void* context, std::int64_t b, std::int64_t e) { (*static_cast<F*>(context))(b, e); },
-      const_cast<void*>(static_cast<const void*>(&fn)));
-}
+void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, ChunkFnRef fn);
 
 }  // namespace needle

@@ -6,7 +6,7 @@
 //
 // The recording is process-wide: kernels run by the data loader's threads are recorded too, each event
 // carrying its thread. One trace records at a time. While none records, an op pays one relaxed load and a
-// predictable branch (debug/hooks.h) and a kernel launch one load (backend_for's override check).
+// predictable branch (src/debug/hooks.h) and a kernel launch one load (backend_for's override check).
 #pragma once
 
 #include <cstdint>

@@ -114,7 +114,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
 // v (..., S, dv); with `causal`, position i attends only to positions j <= i.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false);
 
-// ---- recurrent cells (src/ops/rnn.cpp) ------------------------------------------------------------
+// ---- recurrent cells (src/ops/lstm.cpp, src/ops/rnn.cpp) ------------------------------------------
 // One LSTM step by the backend's fused kernel: gates (B, 4H) are the pre-activations in the order i, f, g,
 // o (plus gates2 of the same shape when defined: e.g. the input and the recurrent projection, summed in
 // the kernel); c_prev (B, H) may be undefined (the zero state). Returns (h, c) with

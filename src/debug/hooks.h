@@ -2,6 +2,8 @@
 // the engine. Tensor::from_op, the backward engine and TensorImpl call these only after enabled() says some
 // tool is on, so while all are off each of those places costs one relaxed load and one predictable branch.
 // Kernels are seen through set_backend_override (backend.h), which costs one load per kernel launch.
+// Only the engine's own files include this header, so it lives in src/ and is not installed with the
+// public headers.
 #pragma once
 
 #include <atomic>
@@ -30,7 +32,8 @@ inline std::atomic<unsigned> tool_bits{0};
 
 [[nodiscard]] inline bool enabled() noexcept { return tool_bits.load(std::memory_order_relaxed) != 0; }
 
-// TensorImpl's constructor (when enabled()) and destructor (when impl.tracked).
+// TensorImpl's constructor (when enabled()) and destructor (when impl.debug_info is set): the first records
+// the call site in a new TensorDebugInfo and registers the tensor with memory tracking, the second unregisters it.
 void on_tensor_created(TensorImpl& impl);
 void on_tensor_destroyed(TensorImpl& impl);
 
