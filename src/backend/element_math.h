@@ -160,20 +160,15 @@ NEEDLE_HOST_DEVICE T silu(T x) {
 
 // ---- picking a formula by enum ----------------------------------------------------------------------
 
-constexpr UnaryDomain unary_domain(UnaryOp op) {
-  switch (op) {
-#define NEEDLE_UNARY(kind, name, domain, ...) \
-  case UnaryOp::kind:                         \
-    return UnaryDomain::domain;
-#include "needle/core/unary_ops.def"
-  }
-  return UnaryDomain::Float;
-}
-
 // Whether dtype T computes `Op` (the array layer converts operands first, so a kernel only sees these).
 template <UnaryOp Op, typename T>
-inline constexpr bool unary_supports = unary_domain(Op) == UnaryDomain::Float ? std::is_floating_point_v<T>
-                                                                              : !std::is_same_v<T, bool>;
+inline constexpr bool unary_supports = unary_op_domain(Op) == UnaryDomain::Float ? std::is_floating_point_v<T>
+                                                                                 : !std::is_same_v<T, bool>;
+
+// False for every op, but only once instantiated: the static_assert below fires only for an op missing from
+// the list.
+template <UnaryOp>
+inline constexpr bool kNoUnaryRow = false;
 
 template <UnaryOp Op, typename T>
 NEEDLE_HOST_DEVICE T apply_unary(T x) {
@@ -182,7 +177,7 @@ NEEDLE_HOST_DEVICE T apply_unary(T x) {
     return name(x);                    \
   } else
 #include "needle/core/unary_ops.def"
-  { static_assert(Op != Op, "apply_unary: a UnaryOp without a row in unary_ops.def"); }
+  { static_assert(kNoUnaryRow<Op>, "apply_unary: a UnaryOp without a row in unary_ops.def"); }
 }
 
 }  // namespace needle::math

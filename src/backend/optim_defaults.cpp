@@ -9,7 +9,6 @@
 namespace needle {
 
 using kernels::BroadcastConstants;
-using kernels::RowLayout;
 using kernels::Scratch;
 
 // Composed: the formula of kernels.def one primitive at a time, in the order kernels::adam_element uses, on

@@ -39,7 +39,7 @@ std::string_view backend_name(const Backend& backend) { return backend.name(); }
 
 // An optional kernel reached on a backend without it: the array layer asks implements() first, so only a
 // caller that skipped that check gets here.
-#define NEEDLE_OPTIONAL(kernel, params, args, Layout, check, outputs, trace_name, flops)               \
+#define NEEDLE_OPTIONAL(kernel, params, args, Layout, check, outputs, trace_name, flops)        \
   void Backend::kernel##_kernel(const kernels::Layout& /*layout*/, NEEDLE_KERNEL_ARGS params) { \
     std::ignore = std::forward_as_tuple args;                                                   \
     throw RuntimeError(str(#kernel, ": the ", backend_name(*this),                              \

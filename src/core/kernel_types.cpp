@@ -13,16 +13,6 @@ std::string_view unary_op_name(UnaryOp op) {
   return "unknown unary op";
 }
 
-UnaryDomain unary_op_domain(UnaryOp op) {
-  switch (op) {
-#define NEEDLE_UNARY(kind, name, domain, ...) \
-  case UnaryOp::kind:                         \
-    return UnaryDomain::domain;
-#include "needle/core/unary_ops.def"
-  }
-  return UnaryDomain::Float;
-}
-
 std::string_view binary_op_name(BinaryOp op) {
   switch (op) {
     case BinaryOp::Add:

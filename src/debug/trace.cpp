@@ -162,7 +162,7 @@ class TracingBackend final : public Backend {
   }
 #define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) \
   void name##_kernel params override NEEDLE_TRACED(name, params, args, outputs, trace_name, flops)
-#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops)                               \
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops)                        \
   void name##_kernel(const kernels::Layout& /*layout*/, NEEDLE_KERNEL_ARGS params) override NEEDLE_TRACED( \
       name, params, args, outputs, trace_name, flops)
 #define NEEDLE_OPTIONAL NEEDLE_FUSED

@@ -71,7 +71,7 @@ class Backend {
   [[nodiscard]] virtual bool implements(OptionalKernel /*kernel*/) const { return false; }
 #define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) void name params;
 #define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops) \
-  void name params;                                                          \
+  void name params;                                                                 \
   void composed_##name params;
 #define NEEDLE_OPTIONAL(name, params, args, Layout, check, outputs, trace_name, flops) void name params;
 #include "needle/backend/kernels.def"

@@ -3,6 +3,7 @@
 // from backend.h so that the layers above the array layer name these without seeing the Backend class.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -21,6 +22,15 @@ enum class UnaryDomain : std::uint8_t {
   Number,  // integers and floats, dtype kept; bool refused
   Float,   // floats; integers and bool are computed in float32
 };
+
+// The `domain` column of unary_ops.def, indexed by UnaryOp.
+inline constexpr UnaryDomain kUnaryDomains[] = {
+#define NEEDLE_UNARY(kind, name, domain, ...) UnaryDomain::domain,
+#include "needle/core/unary_ops.def"
+};
+
+// Which dtypes `op` computes in; a constant expression, so kernels pick their dtypes at compile time.
+constexpr UnaryDomain unary_op_domain(UnaryOp op) { return kUnaryDomains[static_cast<std::size_t>(op)]; }
 
 enum class BinaryOp : std::uint8_t {
   Add,
@@ -48,7 +58,6 @@ enum class RandomDistribution : std::uint8_t {
 
 // Names used in errors and traces of every layer: "exp", "add", "maximum", "lt", "sum", "argmax", "normal".
 std::string_view unary_op_name(UnaryOp op);
-UnaryDomain unary_op_domain(UnaryOp op);
 std::string_view binary_op_name(BinaryOp op);
 std::string_view reduce_op_name(ReduceOp op);
 std::string_view arg_reduce_op_name(ArgReduceOp op);

@@ -34,8 +34,8 @@ void for_each_entry(const kernels::ConvLayout& l, const StridedView& image, Fn&&
 
 }  // namespace
 
-void im2col(const kernels::ConvLayout& layout, const StridedView& cols, const StridedView& image, std::int64_t /*stride*/,
-            std::int64_t /*padding*/) {
+void im2col(const kernels::ConvLayout& layout, const StridedView& cols, const StridedView& image,
+            std::int64_t /*stride*/, std::int64_t /*padding*/) {
   dispatch_floating(layout.dtype, "im2col", [&]<typename T>() {
     T* out = cols.ptr<T>();
     const T* in = image.ptr<T>();
@@ -43,8 +43,8 @@ void im2col(const kernels::ConvLayout& layout, const StridedView& cols, const St
   });
 }
 
-void col2im(const kernels::ConvLayout& layout, const StridedView& image, const StridedView& cols, std::int64_t /*stride*/,
-            std::int64_t /*padding*/) {
+void col2im(const kernels::ConvLayout& layout, const StridedView& image, const StridedView& cols,
+            std::int64_t /*stride*/, std::int64_t /*padding*/) {
   dispatch_floating(layout.dtype, "col2im", [&]<typename T>() {
     T* out = image.ptr<T>();
     const T* in = cols.ptr<T>();

@@ -24,7 +24,7 @@ class RefBackend : public Backend {
  protected:
 #define NEEDLE_PRIMITIVE(name, params, args, outputs, trace_name, flops) \
   void name##_kernel params override { ref::name args; }
-#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops)              \
+#define NEEDLE_FUSED(name, params, args, Layout, check, outputs, trace_name, flops)       \
   void name##_kernel(const kernels::Layout& layout, NEEDLE_KERNEL_ARGS params) override { \
     ref::name(layout, NEEDLE_KERNEL_ARGS args);                                           \
   }
