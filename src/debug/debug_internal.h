@@ -2,6 +2,7 @@
 // trace recorder's span interface.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,12 +31,16 @@ class Suppress {
 };
 [[nodiscard]] bool suppressed();
 
+// Whether a trace records (trace.cpp sets it), read without the recorder's mutex so that kernels and ops
+// skip the recorder entirely while nothing records.
+inline std::atomic<bool> recording_flag{false};
+
 // Trace spans (trace.cpp). open_span fills in id, parent, depth, thread and start and returns the id, or
 // -1 when no trace records (or on a suppressed thread); close_span ends it, adding output shapes if given.
 std::int64_t open_span(trace::Event event);
 void close_span(std::int64_t id, const std::vector<Shape>* output_shapes = nullptr) noexcept;
 
-// Installs/removes the kernel-recording backends in front of every enabled device (trace.cpp).
+// Installs/removes the kernel-recording backends in front of every enabled device (trace_backend.cpp).
 void install_tracing_backends();
 void remove_tracing_backends();
 
