@@ -7,6 +7,7 @@
 #include "needle/autograd/tensor.h"
 #include "needle/backend/backend.h"
 #include "needle/core/array_ops.h"
+#include "needle/core/checked_math.h"
 #include "needle/core/device.h"
 #include "needle/core/dtype.h"
 #include "needle/core/error.h"

@@ -29,8 +29,7 @@ NDArray one_hot(const Device& device, std::int64_t n, nb::handle indices, const 
     NEEDLE_CHECK(lowest >= 0, IndexError, "one_hot: index ", lowest, " is out of range for ", n, " classes");
     NEEDLE_CHECK(highest < n, IndexError, "one_hot: index ", highest, " is out of range for ", n, " classes");
   }
-  const NDArray classes = NDArray::arange(n, DType::Int64, device);
-  return eq(index.unsqueeze(index.ndim()), classes).astype(to_dtype(dtype));
+  return needle::one_hot(index, n, to_dtype(dtype));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include <nanobind/ndarray.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -192,6 +194,14 @@ NDArray to_ndarray(nb::handle obj, std::optional<Device> device, std::optional<D
   const auto name = nb::cast<std::string>(np_dtype.attr("name"));
   const DType natural = natural_dtype(kind, itemsize, from_python_values, name);
   const DType target = dtype.value_or(natural);
+  // Needle has no unsigned 64-bit dtype, and NumPy's cast to int64 wraps 2**64 - 1 to -1 without a word:
+  // refuse the values that do not fit instead.
+  if (kind == "u" && itemsize == 8 && is_integral(target) && nb::cast<std::size_t>(array.attr("size")) > 0) {
+    const auto largest = nb::cast<std::uint64_t>(nb::int_(array.attr("max")()));
+    NEEDLE_CHECK(largest <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()), ValueError,
+                 "NDArray: value ", largest, " of a uint64 input does not fit in ", dtype_name(target),
+                 " (Needle has no unsigned 64-bit dtype; the largest value it holds is 2**63 - 1)");
+  }
   array = np.module.attr("asarray")(array, nb::arg("dtype") = std::string(dtype_name(target)), nb::arg("order") = "C");
   const auto shape = nb::cast<Shape>(array.attr("shape"));
   const auto view = nb::cast<nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>>(array);

@@ -23,6 +23,9 @@ void bind_errors(nb::module_& /*m*/) {
         case ErrorKind::Runtime:
           PyErr_SetString(PyExc_RuntimeError, e.what());
           break;
+        case ErrorKind::Memory:
+          PyErr_SetString(PyExc_MemoryError, e.what());
+          break;
       }
     }
   });

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/array_checks.h"
+#include "needle/core/checked_math.h"
 
 namespace needle {
 
@@ -289,10 +290,15 @@ NDArray pad(const NDArray& a, const std::vector<std::pair<std::int64_t, std::int
     const auto [before, after] = pad_width[i];
     NEEDLE_CHECK(before >= 0 && after >= 0, ValueError, "pad: widths must be non-negative, got (", before, ", ", after,
                  ") for axis ", i);
-    interior.push_back(IndexItem::range(before, before + shape[i]));
-    shape[i] += before + after;
+    // Checked, so that the error shows the sizes asked for rather than a wrapped shape.
+    const std::optional<std::int64_t> end = checked_add(before, shape[i]);
+    const std::optional<std::int64_t> padded = end ? checked_add(*end, after) : std::nullopt;
+    NEEDLE_CHECK(padded.has_value(), ValueError, "pad: padding axis ", i, " of size ", shape[i], " by (", before, ", ",
+                 after, ") gives a size larger than ", kMaxSizeText, " (array shape ", shape_str(a.shape()), ")");
+    interior.push_back(IndexItem::range(before, *end));
+    shape[i] = *padded;
   }
-  NDArray out = NDArray::full(shape, value, a.dtype(), a.device());
+  NDArray out = NDArray::full(shape, value, a.dtype(), a.device(), "pad");
   out.assign(interior, a);
   return out;
 }
@@ -312,9 +318,13 @@ NDArray concat(const std::vector<NDArray>& arrays, std::int64_t axis) {
     }
     NEEDLE_CHECK(matches, ValueError, "concat: shapes ", shape_str(first.shape()), " and ", shape_str(a.shape()),
                  " do not match outside axis ", ax);
-    shape[static_cast<std::size_t>(ax)] += a.shape()[static_cast<std::size_t>(ax)];
+    const std::optional<std::int64_t> total =
+        checked_add(shape[static_cast<std::size_t>(ax)], a.shape()[static_cast<std::size_t>(ax)]);
+    NEEDLE_CHECK(total.has_value(), ValueError, "concat: the sizes along axis ", ax, " add up to more than ",
+                 kMaxSizeText, " (shapes ", shape_str(first.shape()), " and ", shape_str(a.shape()), ")");
+    shape[static_cast<std::size_t>(ax)] = *total;
   }
-  NDArray out = NDArray::empty(shape, common_dtype(arrays), first.device());
+  NDArray out = NDArray::empty(shape, common_dtype(arrays), first.device(), "concat");
   std::int64_t start = 0;
   for (const NDArray& a : arrays) {
     const std::int64_t length = a.shape()[static_cast<std::size_t>(ax)];
@@ -405,13 +415,35 @@ NDArray scatter_add(const NDArray& a, std::int64_t axis, const NDArray& index, c
   return out;
 }
 
+NDArray one_hot(const NDArray& indices, std::int64_t num_classes, DType dtype) {
+  NEEDLE_CHECK(num_classes >= 0, ValueError, "one_hot: num_classes must be non-negative, got ", num_classes);
+  Shape shape = indices.shape();
+  shape.push_back(num_classes);
+  // The output and the int64 class ids it is compared against must both be representable.
+  const std::optional<std::int64_t> elements = checked_numel(shape);
+  const std::optional<std::int64_t> nbytes =
+      elements ? checked_mul(*elements, static_cast<std::int64_t>(itemsize(dtype))) : std::nullopt;
+  NEEDLE_CHECK(nbytes && checked_mul(num_classes, std::int64_t{8}), ValueError, "one_hot: ", num_classes,
+               " classes for indices of shape ", shape_str(indices.shape()), " give an output of shape ",
+               shape_str(shape), " and dtype ", dtype_name(dtype), ", larger than ", kMaxSizeText, " bytes");
+  try {
+    const NDArray classes = NDArray::arange(num_classes, DType::Int64, indices.device());
+    return eq(indices.astype(DType::Int64).unsqueeze(indices.ndim()), classes).astype(dtype);
+  } catch (const MemoryError&) {
+    throw MemoryError(str("one_hot: ", num_classes, " classes for indices of shape ", shape_str(indices.shape()),
+                          " give an output of shape ", shape_str(shape), " and dtype ", dtype_name(dtype), " (",
+                          byte_size_str(static_cast<std::uint64_t>(*nbytes)), ") that cannot be allocated on ",
+                          indices.device()));
+  }
+}
+
 // ---- random --------------------------------------------------------------------------------------
 
 namespace {
 
-NDArray draw(RandomDistribution dist, const Shape& shape, double p0, double p1, DType dtype, Device device,
-             Generator* generator) {
-  NDArray out = NDArray::empty(shape, dtype, device);
+NDArray draw(std::string_view op, RandomDistribution dist, const Shape& shape, double p0, double p1, DType dtype,
+             Device device, Generator* generator) {
+  NDArray out = NDArray::empty(shape, dtype, device, op);
   Generator& gen = generator != nullptr ? *generator : default_generator();
   const Generator::State state = gen.advance(static_cast<std::uint64_t>(out.size()));
   if (out.size() > 0) backend_for(device).random(dist, out.view(), p0, p1, state.seed, state.offset);
@@ -422,18 +454,18 @@ NDArray draw(RandomDistribution dist, const Shape& shape, double p0, double p1, 
 
 NDArray rand(const Shape& shape, double low, double high, DType dtype, Device device, Generator* generator) {
   NEEDLE_CHECK(is_floating(dtype), TypeError, "rand: dtype must be float32 or float64, got ", dtype_name(dtype));
-  return draw(RandomDistribution::Uniform, shape, low, high, dtype, device, generator);
+  return draw("rand", RandomDistribution::Uniform, shape, low, high, dtype, device, generator);
 }
 
 NDArray randn(const Shape& shape, double mean, double std, DType dtype, Device device, Generator* generator) {
   NEEDLE_CHECK(is_floating(dtype), TypeError, "randn: dtype must be float32 or float64, got ", dtype_name(dtype));
   NEEDLE_CHECK(std >= 0, ValueError, "randn: std must be non-negative, got ", std);
-  return draw(RandomDistribution::Normal, shape, mean, std, dtype, device, generator);
+  return draw("randn", RandomDistribution::Normal, shape, mean, std, dtype, device, generator);
 }
 
 NDArray randb(const Shape& shape, double p, DType dtype, Device device, Generator* generator) {
   NEEDLE_CHECK(p >= 0 && p <= 1, ValueError, "randb: probability must be in [0, 1], got ", p);
-  return draw(RandomDistribution::Bernoulli, shape, p, 0.0, dtype, device, generator);
+  return draw("randb", RandomDistribution::Bernoulli, shape, p, 0.0, dtype, device, generator);
 }
 
 }  // namespace needle

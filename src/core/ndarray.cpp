@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 
 #include "needle/backend/backend.h"
+#include "needle/core/checked_math.h"
 
 namespace needle {
 
@@ -31,9 +33,14 @@ std::pair<std::int64_t, std::int64_t> resolve_slice(const Slice& s, std::int64_t
   };
   const std::int64_t start = clamp_bound(s.start, forward ? lower : upper);
   const std::int64_t stop = clamp_bound(s.stop, forward ? upper : lower);
-  std::int64_t count = 0;
-  if (forward && stop > start) count = (stop - start + s.step - 1) / s.step;
-  if (!forward && start > stop) count = (start - stop - s.step - 1) / (-s.step);
+  // Counted in unsigned arithmetic: -step overflows int64 for a step of -2**63, and the usual
+  // (span + step - 1) / step overflows for a step near 2**63. Both bounds lie in [-1, length], so the
+  // span itself fits.
+  const std::uint64_t magnitude =
+      forward ? static_cast<std::uint64_t>(s.step) : std::uint64_t{0} - static_cast<std::uint64_t>(s.step);
+  const std::int64_t span = forward ? stop - start : start - stop;
+  const std::int64_t count =
+      span > 0 ? static_cast<std::int64_t>((static_cast<std::uint64_t>(span) - 1) / magnitude + 1) : 0;
   return {start, count};
 }
 
@@ -92,24 +99,41 @@ NDArray::NDArray(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
 
 // ---- creation ------------------------------------------------------------------------------------
 
-NDArray NDArray::empty(const Shape& shape, DType dtype, Device device) {
-  check_valid_shape(shape, "empty");
-  const auto nbytes = static_cast<std::size_t>(numel(shape)) * needle::itemsize(dtype);
-  return {Storage::allocate(device, nbytes), shape, compact_strides(shape), 0, dtype};
+std::int64_t checked_nbytes(const Shape& shape, DType dtype, std::string_view op) {
+  check_valid_shape(shape, op);
+  const std::optional<std::int64_t> nbytes =
+      checked_mul(numel(shape), static_cast<std::int64_t>(needle::itemsize(dtype)));
+  NEEDLE_CHECK(nbytes.has_value(), ValueError, op, ": an array of shape ", shape_str(shape), " and dtype ",
+               dtype_name(dtype), " would need more than ", kMaxSizeText, " bytes");
+  return *nbytes;
 }
 
-NDArray NDArray::full(const Shape& shape, const Scalar& value, DType dtype, Device device) {
-  NDArray out = empty(shape, dtype, device);
+NDArray NDArray::empty(const Shape& shape, DType dtype, Device device, std::string_view op) {
+  const std::int64_t nbytes = checked_nbytes(shape, dtype, op);
+  std::shared_ptr<Storage> storage;
+  try {
+    storage = Storage::allocate(device, static_cast<std::size_t>(nbytes));
+  } catch (const MemoryError&) {
+    // The backend knows only a byte count; the user knows the call and the shape they asked for.
+    throw MemoryError(str(op, ": an array of shape ", shape_str(shape), " and dtype ", dtype_name(dtype), " (",
+                          numel(shape), " elements, ", byte_size_str(static_cast<std::uint64_t>(nbytes)),
+                          ") cannot be allocated on ", device));
+  }
+  return {std::move(storage), shape, compact_strides(shape), 0, dtype};
+}
+
+NDArray NDArray::full(const Shape& shape, const Scalar& value, DType dtype, Device device, std::string_view op) {
+  NDArray out = empty(shape, dtype, device, op);
   out.fill(value);
   return out;
 }
 
-NDArray NDArray::zeros(const Shape& shape, DType dtype, Device device) {
-  return full(shape, Scalar(std::int64_t{0}), dtype, device);
+NDArray NDArray::zeros(const Shape& shape, DType dtype, Device device, std::string_view op) {
+  return full(shape, Scalar(std::int64_t{0}), dtype, device, op);
 }
 
-NDArray NDArray::ones(const Shape& shape, DType dtype, Device device) {
-  return full(shape, Scalar(std::int64_t{1}), dtype, device);
+NDArray NDArray::ones(const Shape& shape, DType dtype, Device device, std::string_view op) {
+  return full(shape, Scalar(std::int64_t{1}), dtype, device, op);
 }
 
 NDArray NDArray::from_host(const void* host_data, const Shape& shape, DType dtype, Device device) {
@@ -120,9 +144,27 @@ NDArray NDArray::from_host(const void* host_data, const Shape& shape, DType dtyp
 
 NDArray NDArray::arange(std::int64_t n, DType dtype, Device device) {
   NEEDLE_CHECK(n >= 0, ValueError, "arange: length must be non-negative, got ", n);
-  std::vector<std::int64_t> values(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = i;
-  return from_vector(values, {n}, device).astype(dtype);
+  // The output is allocated first, so a length the device cannot hold is refused naming arange, and the
+  // values go through a small host buffer rather than a host copy of all n of them.
+  NDArray out = empty({n}, dtype, device, "arange");
+  constexpr std::int64_t kChunk = std::int64_t{1} << 16;
+  dispatch_dtype(dtype, [&]<typename T>() {
+    using Host = std::conditional_t<std::is_same_v<T, bool>, std::uint8_t, T>;  // bool is one byte per element
+    std::vector<Host> values(static_cast<std::size_t>(std::min(n, kChunk)));
+    for (std::int64_t start = 0; start < n; start += kChunk) {
+      const std::int64_t count = std::min(kChunk, n - start);
+      for (std::int64_t i = 0; i < count; ++i) {
+        if constexpr (std::is_same_v<T, bool>) {
+          values[static_cast<std::size_t>(i)] = static_cast<Host>(start + i != 0);
+        } else {
+          values[static_cast<std::size_t>(i)] = static_cast<Host>(start + i);
+        }
+      }
+      backend_for(device).copy_from_host(static_cast<std::byte*>(out.data()) + start * out.itemsize(), values.data(),
+                                         static_cast<std::size_t>(count) * sizeof(Host));
+    }
+  });
+  return out;
 }
 
 // ---- metadata ------------------------------------------------------------------------------------
@@ -143,17 +185,23 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
                shape_str(strides), " have different lengths");
   check_valid_shape(shape, "as_strided");
   if (numel(shape) > 0) {
-    // The lowest and highest element the view can reach must lie inside the storage.
-    std::int64_t lowest = offset;
-    std::int64_t highest = offset;
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-      const std::int64_t span = (shape[i] - 1) * strides[i];
-      (span < 0 ? lowest : highest) += span;
+    // The lowest and highest element the view can reach must lie inside the storage. The arithmetic is
+    // checked: a span that wrapped around int64 could land back inside the storage and pass.
+    std::optional<std::int64_t> lowest = offset;
+    std::optional<std::int64_t> highest = offset;
+    for (std::size_t i = 0; i < shape.size() && lowest && highest; ++i) {
+      const std::optional<std::int64_t> span = checked_mul(shape[i] - 1, strides[i]);
+      if (!span) {
+        lowest.reset();
+        break;
+      }
+      std::optional<std::int64_t>& end = *span < 0 ? lowest : highest;
+      end = checked_add(*end, *span);
     }
     const auto capacity = static_cast<std::int64_t>(storage_->nbytes() / needle::itemsize(dtype_));
-    NEEDLE_CHECK(lowest >= 0 && highest < capacity, ValueError, "as_strided: shape ", shape_str(shape),
-                 " with strides ", shape_str(strides), " and offset ", offset, " reaches outside the storage of ",
-                 capacity, " elements");
+    NEEDLE_CHECK(lowest && highest && *lowest >= 0 && *highest < capacity, ValueError, "as_strided: shape ",
+                 shape_str(shape), " with strides ", shape_str(strides), " and offset ", offset,
+                 " reaches outside the storage of ", capacity, " elements");
   }
   return {storage_, shape, strides, offset, dtype_};
 }
@@ -161,23 +209,28 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
 NDArray NDArray::reshape(const Shape& shape) const {
   Shape target = shape;
   std::int64_t inferred = -1;
-  std::int64_t known = 1;
+  Shape known_dims;  // every dimension but the inferred one
   for (std::size_t i = 0; i < target.size(); ++i) {
     if (target[i] == -1) {
       NEEDLE_CHECK(inferred < 0, ValueError, "reshape: can only specify one unknown dimension in ", shape_str(shape));
       inferred = static_cast<std::int64_t>(i);
     } else {
       NEEDLE_CHECK(target[i] >= 0, ValueError, "reshape: invalid dimension in shape ", shape_str(shape));
-      known *= target[i];
+      known_dims.push_back(target[i]);
     }
   }
+  // Checked: (2**62 + 1, 4) wraps to 4 elements and would match an array of 4.
+  const std::optional<std::int64_t> known = checked_numel(known_dims);
+  NEEDLE_CHECK(known.has_value(), ValueError, "reshape: cannot reshape array of shape ", shape_str(shape_),
+               " into shape ", shape_str(shape), ", which has more than ", kMaxSizeText, " elements");
   if (inferred >= 0) {
-    NEEDLE_CHECK(known != 0 && size() % known == 0, ValueError, "reshape: cannot reshape array of shape ",
+    NEEDLE_CHECK(*known != 0 && size() % *known == 0, ValueError, "reshape: cannot reshape array of shape ",
                  shape_str(shape_), " into shape ", shape_str(shape));
-    target[static_cast<std::size_t>(inferred)] = size() / known;
+    target[static_cast<std::size_t>(inferred)] = size() / *known;
+  } else {
+    NEEDLE_CHECK(*known == size(), ValueError, "reshape: cannot reshape array of shape ", shape_str(shape_), " (",
+                 size(), " elements) into shape ", shape_str(shape), " (", *known, " elements)");
   }
-  NEEDLE_CHECK(numel(target) == size(), ValueError, "reshape: cannot reshape array of shape ", shape_str(shape_), " (",
-               size(), " elements) into shape ", shape_str(shape), " (", numel(target), " elements)");
   if (size() == 0) return {storage_, target, compact_strides(target), offset_, dtype_};
   if (auto strides = strides_for_view_reshape(shape_, strides_, target)) {
     return {storage_, target, *strides, offset_, dtype_};
@@ -264,7 +317,10 @@ NDArray NDArray::index(const Index& index) const {
         if (count > 0) offset += start * strides_[axis];
         empty_result = empty_result || count == 0;
         shape.push_back(count);
-        strides.push_back(strides_[axis] * item.slice.step);
+        // With two elements or more |step| < length, so stride * step fits. With one or none the step is
+        // never taken, and the axis keeps its stride: stride * step could overflow (a step of -2**63), and
+        // even a stride that fits in elements could overflow once a consumer counts it in bytes.
+        strides.push_back(count > 1 ? strides_[axis] * item.slice.step : strides_[axis]);
         ++axis;
         break;
       }

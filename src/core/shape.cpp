@@ -1,16 +1,34 @@
 #include "needle/core/shape.h"
 
 #include <algorithm>
+#include <array>
+#include <iomanip>
 #include <sstream>
 
+#include "needle/core/checked_math.h"
 #include "needle/core/error.h"
 
 namespace needle {
 
 std::int64_t numel(const Shape& shape) {
-  std::int64_t n = 1;
-  for (std::int64_t d : shape) n *= d;
-  return n;
+  const std::optional<std::int64_t> n = checked_numel(shape);
+  NEEDLE_CHECK(n.has_value(), ValueError, "shape ", shape_str(shape), " has more than ", kMaxSizeText, " elements");
+  return *n;
+}
+
+std::optional<std::int64_t> checked_numel(const Shape& shape) {
+  std::int64_t nonzero = 1;
+  bool empty = false;
+  for (std::int64_t d : shape) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    const std::optional<std::int64_t> product = checked_mul(nonzero, d);
+    if (!product) return std::nullopt;
+    nonzero = *product;
+  }
+  return empty ? 0 : nonzero;
 }
 
 Strides compact_strides(const Shape& shape) {
@@ -18,7 +36,8 @@ Strides compact_strides(const Shape& shape) {
   std::int64_t stride = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= std::max<std::int64_t>(shape[i], 1);
+    // The stride past the first axis is never used; computing it could overflow a valid shape's size.
+    if (i > 0) stride *= std::max<std::int64_t>(shape[i], 1);
   }
   return strides;
 }
@@ -48,6 +67,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
                  " cannot be broadcast together");
     out[i] = da == 1 ? db : da;
   }
+  // Each operand's size fits, but (2**40, 1) and (1, 2**40) broadcast to a size that does not.
+  NEEDLE_CHECK(checked_numel(out).has_value(), ValueError, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+               " broadcast to ", shape_str(out), ", which has more than ", kMaxSizeText, " elements");
   return out;
 }
 
@@ -74,6 +96,22 @@ void check_valid_shape(const Shape& shape, std::string_view op) {
   for (std::int64_t d : shape) {
     NEEDLE_CHECK(d >= 0, ValueError, op, ": negative dimension in shape ", shape_str(shape));
   }
+  NEEDLE_CHECK(checked_numel(shape).has_value(), ValueError, op, ": shape ", shape_str(shape), " has more than ",
+               kMaxSizeText, " elements");
+}
+
+std::string byte_size_str(std::uint64_t bytes) {
+  static constexpr std::array<const char*, 7> kUnits = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+  if (bytes < 1000) return str(bytes, " B");
+  auto value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1000.0 && unit + 1 < kUnits.size()) {
+    value /= 1000.0;
+    ++unit;
+  }
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << value << ' ' << kUnits.at(unit);
+  return out.str();
 }
 
 }  // namespace needle

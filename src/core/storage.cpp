@@ -2,8 +2,11 @@
 
 #include <array>
 #include <atomic>
+#include <new>
 
 #include "needle/backend/backend.h"
+#include "needle/core/error.h"
+#include "needle/core/shape.h"
 
 namespace needle {
 
@@ -27,7 +30,12 @@ LiveCounters& counters(Device device) {
 
 std::shared_ptr<Storage> Storage::allocate(Device device, std::size_t nbytes) {
   Backend& backend = backend_for(device);  // throws for a disabled device
-  void* data = backend.allocate(nbytes);
+  void* data = nullptr;
+  try {
+    data = backend.allocate(nbytes);
+  } catch (const std::bad_alloc&) {  // a backend allocating with operator new: make it Needle's error
+    throw MemoryError(str("allocate: cannot allocate ", byte_size_str(nbytes), " on ", device));
+  }
   LiveCounters& live = counters(device);
   const std::size_t now_live = live.bytes.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;
   live.count.fetch_add(1, std::memory_order_relaxed);

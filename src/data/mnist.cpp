@@ -5,7 +5,11 @@
 
 #include <limits>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
+
+#include "needle/core/checked_math.h"
 
 namespace needle::data {
 
@@ -34,11 +38,20 @@ Idx read_idx(const std::string& path, std::uint32_t magic, std::size_t ndim, con
   const std::uint32_t found = big_endian_u32(idx.bytes, 0);
   NEEDLE_CHECK(found == magic, ValueError, "MNISTDataset: '", path, "': magic number 0x", std::hex, found, " is not 0x",
                magic, std::dec, " (an IDX ", what, " file)");
-  std::uint64_t expected = 1;
+  // Checked: three 32-bit dimensions can multiply past 2**64 and wrap to a size the file matches (4 images
+  // of 2**31 x 2**31 pixels wrap to 0 bytes, which a 16-byte header-only file "holds").
+  std::optional<std::int64_t> expected_bytes = 1;
   for (std::size_t d = 0; d < ndim; ++d) {
     idx.dims.push_back(big_endian_u32(idx.bytes, 4 * (1 + d)));
-    expected *= idx.dims.back();  // at most three 32-bit factors of which two are image sides: no overflow
+    if (expected_bytes) expected_bytes = checked_mul(*expected_bytes, std::int64_t{idx.dims.back()});
   }
+  if (!expected_bytes) {
+    std::string dims;
+    for (std::uint32_t dim : idx.dims) dims += (dims.empty() ? "" : " x ") + std::to_string(dim);
+    throw ValueError(str("MNISTDataset: '", path, "': the header announces ", dims, " bytes of ", what, ", more than ",
+                         kMaxSizeText, " (a corrupt header)"));
+  }
+  const auto expected = static_cast<std::uint64_t>(*expected_bytes);
   const std::uint64_t actual = idx.bytes.size() - header;
   NEEDLE_CHECK(actual == expected, ValueError, "MNISTDataset: '", path, "': the header announces ", expected,
                " bytes of ", what, " but the file holds ", actual,

@@ -7,14 +7,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
+#include <new>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "core/json_quote.h"
 #include "io/json.h"
+#include "needle/core/checked_math.h"
 
 namespace needle::io {
 
@@ -151,13 +153,16 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   if (entry.end < entry.begin) {
     fail(path, str(where, ": data_offsets [", entry.begin, ", ", entry.end, "] end before they begin"));
   }
-  // The byte count the shape and dtype imply, refusing products that overflow.
-  std::uint64_t bytes = itemsize(entry.dtype);
-  for (std::int64_t dim : entry.shape) {
-    const auto d = static_cast<std::uint64_t>(dim);
-    if (d != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / d) fail(path, str(where, ": shape is too large"));
-    bytes *= d;
+  // The byte count the shape and dtype imply. The counts must fit in int64 even for an empty tensor:
+  // shape [0, 2**62, 2**62] holds no bytes, but a sum over its first axis would have 2**124 elements.
+  const std::optional<std::int64_t> elements = checked_numel(entry.shape);
+  const std::optional<std::int64_t> nbytes =
+      elements ? checked_mul(*elements, static_cast<std::int64_t>(itemsize(entry.dtype))) : std::nullopt;
+  if (!nbytes) {
+    fail(path, str(where, ": shape is too large: ", shape_str(entry.shape), " of dtype ", dtype->string,
+                   " has more than ", kMaxSizeText, " elements or bytes"));
   }
+  const auto bytes = static_cast<std::uint64_t>(*nbytes);
   if (entry.end - entry.begin != bytes) {
     fail(path, str(where, ": shape ", shape_str(entry.shape), " of dtype ", dtype->string, " needs ", bytes,
                    " bytes but data_offsets [", entry.begin, ", ", entry.end, "] span ", entry.end - entry.begin));
@@ -165,21 +170,48 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   return entry;
 }
 
+// Reads up to `count` bytes into `out`; returns how many it read (fewer at the end of the file).
+std::uint64_t read_bytes(std::ifstream& in, char* out, std::uint64_t count) {
+  in.read(out, static_cast<std::streamsize>(count));
+  return static_cast<std::uint64_t>(in.gcount());
+}
+
+// The file is read piece by piece, each length checked before it is read: the 8-byte header length
+// against the limit and the file's size, the data section against what the header describes. Reading
+// the whole file first would let /dev/zero or a huge file exhaust memory before any check ran.
 Parsed read_and_validate(const std::string& path) {
+  // A directory opens as a stream and fails only at the first read, in the C++ library's words.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!error && std::filesystem::is_directory(status)) fail(path, "is a directory, not a safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open the file");
-  std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The size of a regular file; a pipe or a device (/dev/zero) has none and is read only as far as the
+  // header says.
+  std::optional<std::uint64_t> file_size;
+  if (!error && std::filesystem::is_regular_file(status)) {
+    const std::uintmax_t size = std::filesystem::file_size(path, error);
+    if (!error) file_size = size;
+  }
+
+  char length_bytes[8] = {};
+  const std::uint64_t length_read = read_bytes(in, length_bytes, sizeof(length_bytes));
   if (in.bad()) fail(path, "read error");
-  if (file.size() < 8) fail(path, str("the file has ", file.size(), " bytes, fewer than the 8-byte header size"));
+  if (length_read < 8) fail(path, str("the file has ", length_read, " bytes, fewer than the 8-byte header size"));
   std::uint64_t header_size = 0;
-  std::memcpy(&header_size, file.data(), sizeof(header_size));
-  const std::uint64_t available = file.size() - 8;
+  std::memcpy(&header_size, length_bytes, sizeof(header_size));
   if (header_size > kMaxHeaderSize)
     fail(path, str("header size ", header_size, " is larger than the limit ", kMaxHeaderSize));
-  if (header_size > available) {
-    fail(path, str("header size ", header_size, " exceeds the ", available, " bytes after it (truncated file?)"));
+  if (file_size && header_size > *file_size - 8) {
+    fail(path, str("header size ", header_size, " exceeds the ", *file_size - 8, " bytes after it (truncated file?)"));
   }
-  const std::string_view header(file.data() + 8, header_size);
+  std::string header_bytes(header_size, '\0');
+  const std::uint64_t header_read = read_bytes(in, header_bytes.data(), header_size);
+  if (in.bad()) fail(path, "read error");
+  if (header_read < header_size) {
+    fail(path, str("header size ", header_size, " exceeds the ", header_read, " bytes after it (truncated file?)"));
+  }
+  const std::string_view header(header_bytes);
   if (header.empty() || header.front() != '{') fail(path, "the header does not start with '{'");
   if (!valid_utf8(header)) fail(path, "the header is not valid UTF-8");
   json::Value root;
@@ -206,8 +238,14 @@ Parsed read_and_validate(const std::string& path) {
     parsed.entries.push_back(parse_entry(path, name, value));
   }
 
-  // The tensors must tile the data exactly: sorted by offset, each begins where the previous ended.
-  const std::uint64_t data_size = available - header_size;
+  // The tensors must tile the data exactly: sorted by offset, each begins where the previous ended. A file
+  // without a size (a pipe) has the data section its tensors describe, and is checked for more below.
+  std::uint64_t data_size = 0;
+  if (file_size) {
+    data_size = *file_size - 8 - header_size;
+  } else {
+    for (const Entry& e : parsed.entries) data_size = std::max(data_size, e.end);
+  }
   std::vector<const Entry*> by_offset;
   by_offset.reserve(parsed.entries.size());
   for (const Entry& e : parsed.entries) by_offset.push_back(&e);
@@ -235,7 +273,24 @@ Parsed read_and_validate(const std::string& path) {
   if (expected != data_size) {
     fail(path, str("the tensors cover ", expected, " bytes but the data section has ", data_size));
   }
-  parsed.data = file.substr(8 + header_size);
+  // The header may announce more data than memory holds (or, from a pipe, more than a string can).
+  const auto too_large = [&] {
+    return MemoryError(str("load_safetensors: ", json_quote(path), ": the data section of ", byte_size_str(data_size),
+                           " cannot be read into memory"));
+  };
+  try {
+    parsed.data.resize(data_size);
+  } catch (const std::length_error&) {
+    throw too_large();
+  } catch (const std::bad_alloc&) {
+    throw too_large();
+  }
+  const std::uint64_t data_read = read_bytes(in, parsed.data.data(), data_size);
+  if (in.bad()) fail(path, "read error");
+  if (data_read < data_size) {
+    fail(path, str("the data section ends after ", data_read, " of its ", data_size, " bytes (truncated file?)"));
+  }
+  if (in.peek() != std::ifstream::traits_type::eof()) fail(path, "unexpected bytes after the data section");
   for (const Entry& e : parsed.entries) {
     if (e.dtype != DType::Bool) continue;
     for (std::uint64_t i = e.begin; i < e.end; ++i) {

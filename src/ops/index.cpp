@@ -91,10 +91,7 @@ class OneHotOp final : public SingleOutputOp {
   OneHotOp(std::int64_t num_classes, DType dtype) : num_classes_(num_classes), dtype_(dtype) {}
   std::string name() const override { return "one_hot"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    Shape shape = in[0].shape();
-    shape.push_back(1);
-    const NDArray classes = NDArray::arange(num_classes_, DType::Int64, in[0].device());
-    return needle::eq(in[0].astype(DType::Int64).reshape(shape), classes).astype(dtype_);
+    return needle::one_hot(in[0], num_classes_, dtype_);
   }
   std::vector<Tensor> gradient(const Tensor& /*g*/, const Tensor& /*node*/,
                                const NeedsGrad& /*needs_grad*/) const override {

@@ -5,6 +5,7 @@
 // differentiable to any order.
 #include <limits>
 
+#include "needle/core/checked_math.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -20,6 +21,13 @@ std::int64_t out_size(std::int64_t size, std::int64_t kernel, std::int64_t strid
   return (size - kernel) / stride + 1;
 }
 
+// The step between consecutive windows along an axis whose cells are `cell_stride` apart. With two windows
+// or more, (count - 1) * stride <= size - kernel, so the product fits; with one the step is never taken,
+// and a stride as large as the axis must not overflow computing it.
+std::int64_t window_step(std::int64_t cell_stride, std::int64_t stride, std::int64_t count) {
+  return count > 1 ? cell_stride * stride : cell_stride;
+}
+
 // (N, C, H, W) -> (N, C, H_out, W_out, K, K): cell (n, c, y, x, i, j) is a[n, c, y * stride + i, x * stride + j].
 class UnfoldOp final : public SingleOutputOp {
  public:
@@ -32,8 +40,10 @@ class UnfoldOp final : public SingleOutputOp {
     const std::int64_t h_out = out_size(s[2], kernel_, stride_);
     const std::int64_t w_out = out_size(s[3], kernel_, stride_);
     return a
-        .as_strided({s[0], s[1], h_out, w_out, kernel_, kernel_},
-                    {st[0], st[1], st[2] * stride_, st[3] * stride_, st[2], st[3]}, a.offset())
+        .as_strided(
+            {s[0], s[1], h_out, w_out, kernel_, kernel_},
+            {st[0], st[1], window_step(st[2], stride_, h_out), window_step(st[3], stride_, w_out), st[2], st[3]},
+            a.offset())
         .compact();
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
@@ -96,12 +106,23 @@ std::int64_t check_pool(std::string_view op, const Tensor& a, std::int64_t kerne
   NEEDLE_CHECK(kernel >= 1, ValueError, op, ": kernel_size must be >= 1, got ", kernel);
   const std::int64_t s = stride.value_or(kernel);
   NEEDLE_CHECK(s >= 1, ValueError, op, ": stride must be >= 1, got ", s);
-  // As in PyTorch: more padding would let a window lie entirely in the padding.
-  NEEDLE_CHECK(padding >= 0 && 2 * padding <= kernel, ValueError, op,
+  // As in PyTorch: more padding would let a window lie entirely in the padding. (Written as a division:
+  // 2 * padding overflows for a padding near 2**63.)
+  NEEDLE_CHECK(padding >= 0 && padding <= kernel / 2, ValueError, op,
                ": padding must lie in [0, kernel_size / 2], got padding ", padding, " for kernel_size ", kernel);
-  NEEDLE_CHECK(a.shape()[2] + 2 * padding >= kernel && a.shape()[3] + 2 * padding >= kernel, ValueError, op,
-               ": kernel_size ", kernel, " exceeds the padded input (padding ", padding, ", shape ",
-               shape_str(a.shape()), ")");
+  // The padded input and the (N, C, H_out, W_out, K, K) windows unfold makes of it must be representable:
+  // checked here so that the error names the pool and its arguments, not a wrapped internal shape.
+  const Shape& x = a.shape();
+  const std::optional<std::int64_t> height = checked_add(x[2], 2 * padding);  // padding <= kernel / 2: 2 * fits
+  const std::optional<std::int64_t> width = checked_add(x[3], 2 * padding);
+  NEEDLE_CHECK(height && width && checked_numel({x[0], x[1], *height, *width}), ValueError, op, ": padding ", padding,
+               " makes the padded input of shape ", shape_str(x), " larger than ", kMaxSizeText, " elements");
+  NEEDLE_CHECK(*height >= kernel && *width >= kernel, ValueError, op, ": kernel_size ", kernel,
+               " exceeds the padded input (padding ", padding, ", shape ", shape_str(x), ")");
+  const Shape windows = {x[0], x[1], out_size(*height, kernel, s), out_size(*width, kernel, s), kernel, kernel};
+  NEEDLE_CHECK(checked_numel(windows), ValueError, op, ": kernel_size ", kernel, " with stride ", s, " and padding ",
+               padding, " gives windows of shape ", shape_str(windows), " for an input of shape ", shape_str(x),
+               ", more than ", kMaxSizeText, " elements");
   return s;
 }
 

@@ -1,4 +1,5 @@
 // Shape ops: views and rearrangements of data. Their gradients undo the rearrangement.
+#include "needle/core/checked_math.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -174,6 +175,22 @@ class StackOp final : public SingleOutputOp {
   std::int64_t axis_;  // normalized against the output's rank
 };
 
+// The shape dilate makes of `shape`: each of `axes` (dilation + 1) times longer. Checked, so that a size
+// that does not fit is refused naming dilate and the sizes asked for, not allocated with a wrapped shape.
+Shape dilated_shape(const Shape& shape, const Axes& axes, std::int64_t dilation) {
+  Shape out = shape;
+  for (std::int64_t axis : axes) {
+    const auto a = static_cast<std::size_t>(axis);
+    const std::optional<std::int64_t> size = checked_mul(shape[a], dilation + 1);  // dilate() checked dilation + 1
+    NEEDLE_CHECK(size.has_value(), ValueError, "dilate: dilating axis ", axis, " of size ", shape[a], " by ", dilation,
+                 " gives more than ", kMaxSizeText, " cells (array shape ", shape_str(shape), ")");
+    out[a] = *size;
+  }
+  NEEDLE_CHECK(checked_numel(out).has_value(), ValueError, "dilate: dilating an array of shape ", shape_str(shape),
+               " by ", dilation, " gives shape ", shape_str(out), ", which has more than ", kMaxSizeText, " elements");
+  return out;
+}
+
 // Every (dilation + 1)-th cell along each of `axes`, starting at 0: where dilate puts the elements.
 Index dilation_grid(std::int64_t ndim, const Axes& axes, std::int64_t dilation) {
   Index index(static_cast<std::size_t>(ndim), IndexItem::range());
@@ -187,9 +204,8 @@ class DilateOp final : public SingleOutputOp {
   DilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
   std::string name() const override { return "dilate"; }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    Shape shape = in[0].shape();
-    for (std::int64_t axis : axes_) shape[static_cast<std::size_t>(axis)] *= dilation_ + 1;
-    NDArray out = NDArray::zeros(shape, in[0].dtype(), in[0].device());
+    const Shape shape = dilated_shape(in[0].shape(), axes_, dilation_);
+    NDArray out = NDArray::zeros(shape, in[0].dtype(), in[0].device(), "dilate");
     out.assign(dilation_grid(out.ndim(), axes_, dilation_), in[0]);
     return out;
   }
@@ -330,11 +346,19 @@ std::vector<Tensor> split(const Tensor& a, std::int64_t axis) {
 
 Tensor dilate(const Tensor& a, const Axes& axes, std::int64_t dilation) {
   NEEDLE_CHECK(dilation >= 0, ValueError, "dilate: dilation must be non-negative, got ", dilation);
-  return make<DilateOp>({a}, normalize_axes(axes, a.ndim(), "dilate"), dilation);
+  // dilation + 1 is the step between the cells dilate writes: it must fit in int64.
+  NEEDLE_CHECK(dilation < kMaxSize, ValueError, "dilate: dilation must be less than ", kMaxSizeText, ", got ",
+               dilation);
+  Axes normalized = normalize_axes(axes, a.ndim(), "dilate");
+  (void)dilated_shape(a.shape(), normalized, dilation);  // refuses an output size that does not fit, before recording
+  return make<DilateOp>({a}, std::move(normalized), dilation);
 }
 
 Tensor undilate(const Tensor& a, const Axes& axes, std::int64_t dilation) {
   NEEDLE_CHECK(dilation >= 0, ValueError, "undilate: dilation must be non-negative, got ", dilation);
+  // dilation + 1 is the step between the cells undilate keeps: it must fit in int64.
+  NEEDLE_CHECK(dilation < kMaxSize, ValueError, "undilate: dilation must be less than ", kMaxSizeText, ", got ",
+               dilation);
   return make<UndilateOp>({a}, normalize_axes(axes, a.ndim(), "undilate"), dilation);
 }
 

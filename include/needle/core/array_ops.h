@@ -84,6 +84,10 @@ std::vector<NDArray> split(const NDArray& a, const std::vector<std::int64_t>& si
 NDArray gather(const NDArray& a, std::int64_t axis, const NDArray& index);
 // Returns a copy of `a` with src accumulated at `index` along `axis` (torch.scatter_add).
 NDArray scatter_add(const NDArray& a, std::int64_t axis, const NDArray& index, const NDArray& src);
+// One-hot rows in `dtype`: out[..., c] = (indices[...] == c) for c in [0, num_classes). Callers check that
+// the integer indices lie in [0, num_classes), naming their op. An output too large to represent raises
+// ValueError, one the device cannot hold MemoryError, both naming one_hot and the sizes asked for.
+NDArray one_hot(const NDArray& indices, std::int64_t num_classes, DType dtype);
 
 // ---- random ----------------------------------------------------------------------------------------
 // Draw from `generator` (the default generator when null); identical numbers on every device.

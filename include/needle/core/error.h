@@ -1,7 +1,8 @@
 // Errors raised by the engine.
 //
 // Every check in Needle throws one of these instead of asserting, so a bad call from Python surfaces as
-// a normal exception (ValueError, TypeError, IndexError, RuntimeError) and never aborts the process.
+// a normal exception (ValueError, TypeError, IndexError, RuntimeError, MemoryError) and never aborts the
+// process.
 // Messages name the operation and the shapes/values involved, e.g.
 //   "add: shapes (2, 3) and (4,) cannot be broadcast together".
 #pragma once
@@ -14,7 +15,7 @@
 namespace needle {
 
 // Which Python exception an error maps to.
-enum class ErrorKind { Value, Type, Index, Runtime };
+enum class ErrorKind { Value, Type, Index, Runtime, Memory };
 
 class Error : public std::runtime_error {
  public:
@@ -47,6 +48,13 @@ class IndexError : public Error {
 class RuntimeError : public Error {
  public:
   explicit RuntimeError(const std::string& message) : Error(ErrorKind::Runtime, message) {}
+};
+
+// A representable size that the device cannot provide (Python MemoryError). An impossible size, one whose
+// count does not even fit in int64, is a ValueError instead.
+class MemoryError : public Error {
+ public:
+  explicit MemoryError(const std::string& message) : Error(ErrorKind::Memory, message) {}
 };
 
 // Concatenates anything printable into one string: str("add: shapes ", a, " and ", b).

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -49,18 +50,27 @@ struct IndexItem {
 };
 using Index = std::vector<IndexItem>;
 
+// The bytes an array of `shape` and `dtype` occupies. Throws ValueError naming `op` when a dimension is
+// negative or when the element count or the byte count does not fit in int64.
+std::int64_t checked_nbytes(const Shape& shape, DType dtype, std::string_view op);
+
 class NDArray {
  public:
   // An empty 0-element float32 array on the default device.
   NDArray();
 
   // ---- creation -----------------------------------------------------------------------------
-  // Uninitialized contiguous array.
-  static NDArray empty(const Shape& shape, DType dtype = kDefaultFloat, Device device = default_device());
+  // Uninitialized contiguous array. Every array's memory is allocated here: a shape whose element or byte
+  // count does not fit in int64 raises ValueError, memory the device cannot provide raises MemoryError,
+  // both naming `op` (the function the user called, when that is not empty() itself) and the shape.
+  static NDArray empty(const Shape& shape, DType dtype = kDefaultFloat, Device device = default_device(),
+                       std::string_view op = "empty");
   static NDArray full(const Shape& shape, const Scalar& value, DType dtype = kDefaultFloat,
-                      Device device = default_device());
-  static NDArray zeros(const Shape& shape, DType dtype = kDefaultFloat, Device device = default_device());
-  static NDArray ones(const Shape& shape, DType dtype = kDefaultFloat, Device device = default_device());
+                      Device device = default_device(), std::string_view op = "full");
+  static NDArray zeros(const Shape& shape, DType dtype = kDefaultFloat, Device device = default_device(),
+                       std::string_view op = "zeros");
+  static NDArray ones(const Shape& shape, DType dtype = kDefaultFloat, Device device = default_device(),
+                      std::string_view op = "ones");
   // Copies numel(shape) contiguous row-major elements of type `dtype` from host memory.
   static NDArray from_host(const void* host_data, const Shape& shape, DType dtype, Device device = default_device());
   template <typename T>

@@ -19,7 +19,8 @@ class Storage {
   // Restarts the peak at the current live bytes.
   static void reset_peak_bytes(Device device);
 
-  // Allocates `nbytes` on `device` through its backend (throws RuntimeError if the device is disabled).
+  // Allocates `nbytes` on `device` through its backend (throws RuntimeError if the device is disabled,
+  // MemoryError when the memory cannot be had).
   static std::shared_ptr<Storage> allocate(Device device, std::size_t nbytes);
 
   ~Storage();

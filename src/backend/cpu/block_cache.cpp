@@ -28,7 +28,7 @@ void* BlockCache::allocate(std::size_t nbytes) {
   }
   try {
     return ref::allocate(size);
-  } catch (const RuntimeError&) {
+  } catch (const MemoryError&) {
     // Out of memory: blocks of other sizes may be what is missing.
     if (release() == 0) throw;
     return ref::allocate(size);

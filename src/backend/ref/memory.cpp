@@ -21,9 +21,10 @@ constexpr std::size_t kAlignment = 64;
 // the aligned address for deallocate. A 0-byte request still gets a unique, freeable pointer (an empty
 // array is a valid array).
 void* allocate(std::size_t nbytes) {
-  NEEDLE_CHECK(nbytes <= SIZE_MAX - kAlignment, RuntimeError, "allocate: ", nbytes, " bytes is too large");
+  // Out of memory is a MemoryError; the array layer that asked adds the op and the shape to the message.
+  NEEDLE_CHECK(nbytes <= SIZE_MAX - kAlignment, MemoryError, "allocate: ", nbytes, " bytes is too large");
   void* raw = std::malloc(nbytes + kAlignment);
-  NEEDLE_CHECK(raw != nullptr, RuntimeError, "allocate: out of memory (", nbytes, " bytes requested)");
+  NEEDLE_CHECK(raw != nullptr, MemoryError, "allocate: out of memory (", nbytes, " bytes requested)");
   // malloc's blocks are 16-byte aligned, so aligning raw + 8 up to 64 moves it by at most 56 bytes: the
   // block holds the stored pointer and nbytes after it.
   void* aligned = static_cast<char*>(raw) + sizeof(void*);
