@@ -228,6 +228,10 @@ void def_attributes(nb::class_<TensorImpl>& cls) {
       .def_prop_ro(
           "is_leaf", [](const Tensor& t) { return t.is_leaf(); },
           "True when no recorded op produced this tensor (created by the user, detached, or outside grad mode).")
+      .def_prop_ro(
+          "_version", [](const Tensor& t) { return t.value().storage()->version(); },
+          "How many in-place writes reached this tensor's storage (through any view): PyTorch's _version. "
+          "backward() raises when a tensor it saved has changed version since the forward pass.")
       .def_prop_ro("op", &op_object, nb::for_getter(nb::sig("def op(self, /) -> Op | None")),
                    "The op that produced this tensor (None for leaves).")
       .def_prop_ro(

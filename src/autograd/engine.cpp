@@ -92,6 +92,33 @@ Tensor checked_input_grad(const Op& op, const Tensor& grad, const Tensor& input,
   return grad.dtype() == input.dtype() ? grad : ops::astype(grad, input.dtype());
 }
 
+// Throws unless every tensor the node saved for its gradient (TensorImpl::saved_versions) still holds the
+// storage it held at the forward pass, at the same version: a gradient computed from values written since
+// would be silently wrong. Two integer compares per saved tensor.
+void check_saved_versions(const Op& op, const TensorImpl& node, const std::vector<Tensor>& inputs,
+                          const std::vector<Tensor>& outputs) {
+  for (const SavedVersion& saved : node.saved_versions) {
+    const Tensor& tensor = saved.output ? outputs[saved.index] : inputs[saved.index];
+    const Storage& storage = *tensor.value().storage();
+    if (storage.id() == saved.storage_id && storage.version() == saved.version) [[likely]] {
+      continue;
+    }
+    const std::string what = str(saved.output ? "output " : "input ", saved.index, " of ", op.name(), " (shape ",
+                                 shape_str(tensor.shape()), ")");
+    if (storage.id() != saved.storage_id) {
+      throw RuntimeError(str("one of the tensors needed for gradient computation has been replaced: ", what,
+                             " was given a new value (Tensor.data = ..., set_value, load_state_dict) after ", op.name(),
+                             " saved it for backward: replace it after backward()"));
+    }
+    throw RuntimeError(
+        str("one of the tensors needed for gradient computation has been modified by an inplace "
+            "operation: ",
+            what, " is at version ", storage.version(), ", expected version ", saved.version,
+            "; it was written in place (setitem, fill, an optimizer step, ...) after ", op.name(),
+            " saved it for backward: write to a copy, or write after backward()"));
+  }
+}
+
 // Drops a node's op, saved inputs and (for an op with several outputs) saved output values; a later
 // backward through it reports the op by name.
 void release_node(TensorImpl& impl) {
@@ -99,6 +126,7 @@ void release_node(TensorImpl& impl) {
   impl.released_op_name = impl.op->name();
   impl.op.reset();
   impl.inputs.clear();
+  impl.saved_versions = {};
   impl.group.reset();
 }
 
@@ -201,6 +229,7 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
       any_needed = any_needed || needs_grad[i];
     }
     if (any_needed) {
+      check_saved_versions(op, *node.impl(), inputs, outputs);
       const std::vector<Tensor> input_grads =
           debug::detail::enabled() ? debug::detail::compute_gradient(op, out_grads, outputs, inputs, needs_grad, node)
                                    : op.gradient_outputs(out_grads, outputs, inputs, needs_grad);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <span>
 #include <utility>
 
 #include "autograd/tensor_debug_info.h"
@@ -51,6 +52,28 @@ bool records(const std::vector<Tensor>& inputs) {
   return grad_enabled() && std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
 }
 
+// What `op`'s gradient will read of its inputs and `outputs` (Op::saved_tensors), each with the id and version
+// of its storage now, right after the forward pass: backward compares them (engine.cpp) so that a value
+// overwritten in the meantime raises instead of giving a wrong gradient. Integer loads and compares only.
+std::vector<SavedVersion> record_saved_versions(const Op& op, const std::vector<Tensor>& inputs,
+                                                std::span<const NDArray> outputs) {
+  NeedsGrad needs_grad(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) needs_grad[i] = inputs[i].requires_grad();
+  const SavedTensors saved = op.saved_tensors(needs_grad);
+  std::vector<SavedVersion> versions;
+  const auto save = [&](const NDArray& value, std::size_t index, bool output) {
+    const Storage& storage = *value.storage();
+    versions.push_back({static_cast<std::uint32_t>(index), output, storage.id(), storage.version()});
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (saved.saves_input(i)) save(inputs[i].value(), i, false);
+  }
+  if (saved.saves_outputs) {
+    for (std::size_t j = 0; j < outputs.size(); ++j) save(outputs[j], j, true);
+  }
+  return versions;
+}
+
 std::vector<NDArray> values_of(const std::vector<Tensor>& inputs) {
   std::vector<NDArray> values;
   values.reserve(inputs.size());
@@ -77,6 +100,7 @@ Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs)
   // Only floating results carry gradients; comparisons, argmax and friends never do.
   if (is_floating(impl->value.dtype()) && records(inputs)) {
     impl->requires_grad = true;
+    impl->saved_versions = record_saved_versions(*op, inputs, std::span<const NDArray>(&impl->value, 1));
     impl->op = std::move(op);
     impl->inputs = std::move(inputs);
   }
@@ -94,6 +118,9 @@ std::vector<Tensor> Tensor::from_op_outputs(const std::shared_ptr<const Op>& op,
                " outputs, expected ", impls.size());
   const bool record = records(inputs);
   auto group = record ? std::make_shared<OutputGroup>() : nullptr;
+  // One record for the node, kept by each output (backward checks it on whichever it reaches first).
+  const std::vector<SavedVersion> versions =
+      record ? record_saved_versions(*op, inputs, results) : std::vector<SavedVersion>();
   std::vector<Tensor> outputs;
   for (std::size_t i = 0; i < impls.size(); ++i) {
     TensorImpl& impl = *impls[i];
@@ -105,6 +132,7 @@ std::vector<Tensor> Tensor::from_op_outputs(const std::shared_ptr<const Op>& op,
       impl.op = op;
       impl.inputs = inputs;
       impl.group = group;
+      impl.saved_versions = versions;
       group->outputs.push_back(impls[i]);
       group->values.push_back(results[i]);
     }

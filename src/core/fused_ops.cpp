@@ -314,6 +314,8 @@ void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray&
   }
   if (param.size() == 0) return;
   const NDArray g = grad.astype(param.dtype()).compact();
+  // In-place writes: a graph that saved the parameter must notice (Storage::version).
+  for (NDArray* a : {&param, &exp_avg, &exp_avg_sq}) a->storage()->increment_version();
   backend_of(param).adam_update(param.view(), g.view(), exp_avg.view(), exp_avg_sq.view(), step);
 }
 
@@ -341,6 +343,9 @@ void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, c
   if (param.size() == 0) return;
   const NDArray g = grad.astype(param.dtype()).compact();
   const StridedView u = momentum_buffer != nullptr ? momentum_buffer->view() : StridedView{};
+  // In-place writes: a graph that saved the parameter must notice (Storage::version).
+  param.storage()->increment_version();
+  if (momentum_buffer != nullptr) momentum_buffer->storage()->increment_version();
   backend_of(param).sgd_update(param.view(), g.view(), u, step);
 }
 

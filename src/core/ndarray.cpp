@@ -124,7 +124,8 @@ NDArray NDArray::empty(const Shape& shape, DType dtype, Device device, std::stri
 
 NDArray NDArray::full(const Shape& shape, const Scalar& value, DType dtype, Device device, std::string_view op) {
   NDArray out = empty(shape, dtype, device, op);
-  out.fill(value);
+  // Not out.fill(): initializing a fresh array is no in-place write, so its version stays 0.
+  if (out.size() > 0) backend_for(device).fill(out.view(), value);
   return out;
 }
 
@@ -432,8 +433,14 @@ Scalar NDArray::item() const {
 
 // ---- in-place writes -----------------------------------------------------------------------------
 
+// Each write below counts in the storage's version (Storage::version), which backward checks against the
+// versions its nodes recorded: a value saved for a gradient and overwritten since is an error, not a wrong
+// gradient.
+
 void NDArray::fill(const Scalar& value) {
-  if (size() > 0) backend_for(device()).fill(view(), value);
+  if (size() == 0) return;
+  storage_->increment_version();
+  backend_for(device()).fill(view(), value);
 }
 
 void NDArray::assign(const NDArray& value) {
@@ -444,6 +451,7 @@ void NDArray::assign(const NDArray& value) {
   if (size() == 0) return;
   // Reading and writing overlapping memory in one pass could read already-overwritten elements.
   const NDArray source = value.shares_storage_with(*this) ? value.copy() : value;
+  storage_->increment_version();
   backend_for(device()).copy(view(), source.broadcast_to(shape_).view());
 }
 

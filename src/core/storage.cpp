@@ -43,8 +43,11 @@ std::shared_ptr<Storage> Storage::allocate(Device device, std::size_t nbytes) {
   std::size_t peak = live.peak.load(std::memory_order_relaxed);
   while (now_live > peak && !live.peak.compare_exchange_weak(peak, now_live, std::memory_order_relaxed)) {
   }
+  // Ids start at 1 and are never reused (2^64 allocations will not happen).
+  static std::atomic<std::uint64_t> next_id{1};
+  const std::uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
   // The constructor is private, so std::make_shared cannot be used.
-  return std::shared_ptr<Storage>(new Storage(device, data, nbytes));
+  return std::shared_ptr<Storage>(new Storage(device, data, nbytes, id));
 }
 
 Storage::~Storage() {

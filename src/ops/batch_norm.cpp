@@ -80,6 +80,10 @@ class BatchNormOp final : public Op {
  public:
   explicit BatchNormOp(double eps) : eps_(eps) {}
   std::string name() const override { return "batch_norm"; }
+  // x, the weight and the batch statistics (outputs); the bias's gradient is a sum of g alone.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    return SavedTensors{}.input(0).input(1).outputs();
+  }
   std::size_t num_outputs() const override { return 3; }
   std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const KernelLayout layout(in[0]);

@@ -41,6 +41,10 @@ class ConvOp final : public SingleOutputOp {
  public:
   explicit ConvOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv"; }
+  // Bilinear: each input's gradient reads the other input.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return detail::saves_the_other_input(needs_grad);
+  }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::matmul(columns_of(in[0], geo_), in[1].reshape({geo_.patch(), geo_.c_out}))
@@ -63,6 +67,10 @@ class ConvInputGradOp final : public SingleOutputOp {
  public:
   explicit ConvInputGradOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv_input_grad"; }
+  // Bilinear: each input's gradient reads the other input.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return detail::saves_the_other_input(needs_grad);
+  }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
     // Each output cell's gradient spread over its patch: (rows, C_out) @ (C_out, patch).
@@ -90,6 +98,10 @@ class ConvWeightGradOp final : public SingleOutputOp {
  public:
   explicit ConvWeightGradOp(const ConvGeometry& geo) : geo_(geo) {}
   std::string name() const override { return "conv_weight_grad"; }
+  // Bilinear: each input's gradient reads the other input.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return detail::saves_the_other_input(needs_grad);
+  }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
     // (patch, rows) @ (rows, C_out): the transposed columns are a view, read by the matmul as they are.

@@ -19,6 +19,8 @@ namespace {
 class AddOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "add"; }
+  // Reads only the inputs' shapes.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::add(in[0], in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     return {grad_if(needs_grad[0], [&] { return sum_to_shape(g, node.inputs()[0].shape()); }),
@@ -29,6 +31,8 @@ class AddOp final : public SingleOutputOp {
 class SubOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "sub"; }
+  // Reads only the inputs' shapes.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sub(in[0], in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     return {grad_if(needs_grad[0], [&] { return sum_to_shape(g, node.inputs()[0].shape()); }),
@@ -39,6 +43,10 @@ class SubOp final : public SingleOutputOp {
 class MultiplyOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "multiply"; }
+  // Each input's gradient reads the other input.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return detail::saves_the_other_input(needs_grad);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::mul(in[0], in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
@@ -51,6 +59,10 @@ class MultiplyOp final : public SingleOutputOp {
 class DivideOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "divide"; }
+  // a's gradient reads b; b's reads b and the output.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return SavedTensors{}.input(1).outputs(needs_grad[1]);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::div(in[0], in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
@@ -64,6 +76,10 @@ class DivideOp final : public SingleOutputOp {
 class PowerOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "power"; }
+  // a's gradient reads a and b; b's reads a and the output.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return SavedTensors{}.input(0).input(1, needs_grad[0]).outputs(needs_grad[1]);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::pow(in[0], in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];
@@ -83,6 +99,10 @@ class ExtremumOp final : public SingleOutputOp {
  public:
   explicit ExtremumOp(bool is_max) : is_max_(is_max) {}
   std::string name() const override { return is_max_ ? "maximum" : "minimum"; }
+  // Which operand won is read from both values.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    return SavedTensors{}.input(0).input(1);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return is_max_ ? needle::maximum(in[0], in[1]) : needle::minimum(in[0], in[1]);
   }
@@ -108,6 +128,8 @@ class AddScalarOp final : public SingleOutputOp {
  public:
   explicit AddScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "add_scalar"; }
+  // Reads nothing: the gradient is g scaled by a constant.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0] + scalar_; }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
                                const NeedsGrad& /*needs_grad*/) const override {
@@ -122,6 +144,8 @@ class MulScalarOp final : public SingleOutputOp {
  public:
   explicit MulScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "mul_scalar"; }
+  // Reads nothing: the gradient is g scaled by a constant.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0] * scalar_; }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
                                const NeedsGrad& /*needs_grad*/) const override {
@@ -136,6 +160,8 @@ class DivideScalarOp final : public SingleOutputOp {
  public:
   explicit DivideScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "divide_scalar"; }
+  // Reads nothing: the gradient is g scaled by a constant.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0] / scalar_; }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
                                const NeedsGrad& /*needs_grad*/) const override {
@@ -150,6 +176,7 @@ class PowerScalarOp final : public SingleOutputOp {
  public:
   explicit PowerScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "power_scalar"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::binary(BinaryOp::Pow, in[0], scalar_);
   }
@@ -168,6 +195,7 @@ class RPowerScalarOp final : public SingleOutputOp {
  public:
   explicit RPowerScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "rpower_scalar"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.outputs(); }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::binary(BinaryOp::Pow, in[0], scalar_, /*scalar_first=*/true);
   }
@@ -184,6 +212,9 @@ class RDivideScalarOp final : public SingleOutputOp {
  public:
   explicit RDivideScalarOp(Scalar s) : scalar_(s) {}
   std::string name() const override { return "rdivide_scalar"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    return SavedTensors{}.input(0).outputs();
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return scalar_ / in[0]; }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // d(s/a)/da = -s/a^2 = -(s/a)/a
@@ -202,6 +233,18 @@ class UnaryFunctionOp final : public SingleOutputOp {
  public:
   explicit UnaryFunctionOp(UnaryOp op) : op_(op) {}
   std::string name() const override { return std::string(unary_op_name(op_)); }
+  // What the list's gradient expression names: a (the input), out (the output), or neither (negate).
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    switch (op_) {
+#define NEEDLE_UNARY(kind, name, domain, gradient, ...)                    \
+  case UnaryOp::kind: {                                                    \
+    constexpr SavedTensors saved = detail::saved_by_expression(#gradient); \
+    return saved;                                                          \
+  }
+#include "needle/core/unary_ops.def"
+    }
+    return SavedTensors::all();
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::unary(op_, in[0]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     [[maybe_unused]] const Tensor& a = node.inputs()[0];
@@ -223,6 +266,7 @@ class LeakyReluOp final : public SingleOutputOp {
  public:
   explicit LeakyReluOp(double slope) : slope_(slope) {}
   std::string name() const override { return "leaky_relu"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override {
     const NDArray positive = needle::gt(in[0], NDArray::zeros({}, in[0].dtype(), in[0].device()));
     return needle::where(positive, in[0], in[0] * Scalar(slope_));
@@ -243,6 +287,8 @@ class AsTypeOp final : public SingleOutputOp {
  public:
   explicit AsTypeOp(DType dtype) : dtype_(dtype) {}
   std::string name() const override { return "astype"; }
+  // Reads only the input's dtype.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].astype(dtype_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {astype(g, node.inputs()[0].dtype())};
@@ -255,6 +301,8 @@ class AsTypeOp final : public SingleOutputOp {
 class WhereOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "where"; }
+  // Reads the condition only.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::where(in[0], in[1], in[2]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     // The condition enters as a constant mask, so the gradient stays differentiable in g.

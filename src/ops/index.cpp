@@ -30,6 +30,8 @@ class ScatterAddOp final : public SingleOutputOp {
  public:
   ScatterAddOp(std::int64_t axis, Shape shape) : axis_(axis), shape_(std::move(shape)) {}
   std::string name() const override { return "scatter_add"; }
+  // Reads the index.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::scatter_add(NDArray::zeros(shape_, in[1].dtype(), in[1].device()), axis_, in[0], in[1]);
   }
@@ -48,6 +50,8 @@ class GatherOp final : public SingleOutputOp {
  public:
   explicit GatherOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "gather"; }
+  // Reads the index (and a's shape).
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(1); }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::gather(in[0], axis_, in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // An element of a picked several times collects every pick's gradient: scatter_add, not assignment.
@@ -70,6 +74,8 @@ NDArray row_index(const NDArray& indices, std::int64_t dim) {
 class EmbeddingOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "embedding"; }
+  // Reads the indices (and the weight's shape).
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override {
     const std::int64_t dim = in[1].shape()[1];
     Shape shape = in[0].shape();

@@ -10,6 +10,10 @@ namespace {
 class MatmulOp final : public SingleOutputOp {
  public:
   std::string name() const override { return "matmul"; }
+  // dA reads B and dB reads A.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return detail::saves_the_other_input(needs_grad);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::matmul(in[0], in[1]); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& a = node.inputs()[0];

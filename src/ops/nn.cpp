@@ -22,6 +22,8 @@ class SoftmaxOp final : public SingleOutputOp {
  public:
   SoftmaxOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
   std::string name() const override { return log_ ? "logsoftmax" : "softmax"; }
+  // The gradient is computed from the output.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.outputs(); }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::softmax(in[0], axis_, log_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
@@ -36,6 +38,10 @@ class SoftmaxGradOp final : public SingleOutputOp {
  public:
   SoftmaxGradOp(std::int64_t axis, bool log) : axis_(axis), log_(log) {}
   std::string name() const override { return log_ ? "logsoftmax_backward" : "softmax_backward"; }
+  // Both gradients read y; y's also reads g.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return SavedTensors{}.input(1).input(0, needs_grad[1]);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::softmax_backward(in[0], in[1], axis_, log_);
   }
@@ -75,6 +81,7 @@ class NormalizeOp final : public SingleOutputOp {
  public:
   explicit NormalizeOp(double eps) : eps_(eps) {}
   std::string name() const override { return "normalize"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::layer_norm(in[0], eps_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
@@ -88,6 +95,10 @@ class NormalizeGradOp final : public SingleOutputOp {
  public:
   explicit NormalizeGradOp(double eps) : eps_(eps) {}
   std::string name() const override { return "normalize_backward"; }
+  // Both gradients read x; x's also reads g and the output.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return SavedTensors{}.input(1).input(0, needs_grad[1]).outputs(needs_grad[1]);
+  }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::layer_norm_backward(in[0], in[1], eps_);
   }
@@ -125,6 +136,9 @@ class RmsNormOp final : public SingleOutputOp {
  public:
   explicit RmsNormOp(double eps) : eps_(eps) {}
   std::string name() const override { return "rms_norm"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    return SavedTensors{}.input(0).outputs();
+  }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::rms_norm(in[0], eps_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Tensor& x = node.inputs()[0];

@@ -1,6 +1,7 @@
 // Small helpers shared by the op families in src/ops/.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 #include <utility>
 
@@ -43,6 +44,35 @@ Tensor sign_of(const Tensor& a);
 Tensor positive_mask(const Tensor& a);
 // d^2 gelu / da^2 = phi(a) (2 - a^2), composed of ops (needed only for gradients of gradients).
 Tensor gelu_second_derivative(const Tensor& a);
+
+// ---- what gradients read (Op::saved_tensors) -------------------------------------------------------
+
+// A bilinear op of two inputs (multiply, matmul, conv and its adjoints): each input's gradient reads the
+// other input, so an input is saved only when the other one needs a gradient.
+inline SavedTensors saves_the_other_input(const NeedsGrad& needs_grad) {
+  return SavedTensors{}.input(0, needs_grad[1]).input(1, needs_grad[0]);
+}
+
+// Whether C++ source text `code` uses the identifier `name` (a whole token, not part of a longer name).
+constexpr bool uses_identifier(std::string_view code, std::string_view name) {
+  const auto part_of_name = [](char c) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  for (std::size_t at = code.find(name); at != std::string_view::npos; at = code.find(name, at + 1)) {
+    const std::size_t end = at + name.size();
+    if ((at == 0 || !part_of_name(code[at - 1])) && (end == code.size() || !part_of_name(code[end]))) return true;
+  }
+  return false;
+}
+
+// What a gradient written in unary_ops.def reads, from its text: the input when it names `a`, the output
+// when it names `out`. Derived from the expression itself, so a row's gradient and what it saves cannot
+// disagree.
+constexpr SavedTensors saved_by_expression(std::string_view gradient) {
+  return SavedTensors{}.input(0, uses_identifier(gradient, "a")).outputs(uses_identifier(gradient, "out"));
+}
+static_assert(uses_identifier("multiply(g, out)", "out") && !uses_identifier("negate(g)", "a"));
+static_assert(!uses_identifier("mul_scalar(out, Scalar(2.0))", "a") && uses_identifier("sign_of(a)", "a"));
 
 // An input's gradient as computed by `fn` when `needed` (its entry of the NeedsGrad mask), else an undefined
 // tensor (which backward skips): a network's first layer never needs the gradient of its input batch, and

@@ -33,6 +33,8 @@ class UnfoldOp final : public SingleOutputOp {
  public:
   UnfoldOp(std::int64_t kernel, std::int64_t stride) : kernel_(kernel), stride_(stride) {}
   std::string name() const override { return "unfold"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     const NDArray a = in[0].compact();  // as_strided needs a known row-major layout
     const Shape& s = a.shape();
@@ -63,6 +65,8 @@ class FoldOp final : public SingleOutputOp {
   FoldOp(std::int64_t stride, std::int64_t height, std::int64_t width)
       : stride_(stride), height_(height), width_(width) {}
   std::string name() const override { return "fold"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     const NDArray& w = in[0];
     const Shape& s = w.shape();

@@ -31,6 +31,8 @@ class SummationOp final : public SingleOutputOp {
  public:
   SummationOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
   std::string name() const override { return "summation"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::sum(in[0], axes_, keepdims_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Shape& input_shape = node.inputs()[0].shape();
@@ -59,6 +61,8 @@ class MeanOp final : public SingleOutputOp {
  public:
   MeanOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
   std::string name() const override { return "mean"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::mean(in[0], axes_, keepdims_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     const Shape& input_shape = node.inputs()[0].shape();
@@ -78,6 +82,10 @@ class ExtremumReduceOp final : public SingleOutputOp {
   ExtremumReduceOp(Axes axes, bool keepdims, bool is_max)
       : axes_(std::move(axes)), keepdims_(keepdims), is_max_(is_max) {}
   std::string name() const override { return is_max_ ? "max" : "min"; }
+  // The winners are found by comparing the input with the output.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    return SavedTensors{}.input(0).outputs();
+  }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return is_max_ ? needle::max(in[0], axes_, keepdims_) : needle::min(in[0], axes_, keepdims_);
   }
@@ -100,6 +108,9 @@ class LogSumExpOp final : public SingleOutputOp {
  public:
   LogSumExpOp(Axes axes, bool keepdims) : axes_(std::move(axes)), keepdims_(keepdims) {}
   std::string name() const override { return "logsumexp"; }
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override {
+    return SavedTensors{}.input(0).outputs();
+  }
   NDArray compute(const std::vector<NDArray>& in) const override {
     const NDArray a = in[0].astype(float_result_type(in[0].dtype()));
     const Shape kept = kept_shape(a.shape(), axes_);

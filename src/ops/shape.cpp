@@ -12,6 +12,8 @@ class ReshapeOp final : public SingleOutputOp {
  public:
   explicit ReshapeOp(Shape shape) : shape_(std::move(shape)) {}
   std::string name() const override { return "reshape"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].reshape(shape_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {reshape(g, node.inputs()[0].shape())};
@@ -25,6 +27,8 @@ class BroadcastToOp final : public SingleOutputOp {
  public:
   explicit BroadcastToOp(Shape shape) : shape_(std::move(shape)) {}
   std::string name() const override { return "broadcast_to"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].broadcast_to(shape_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     return {sum_to_shape(g, node.inputs()[0].shape())};
@@ -38,6 +42,8 @@ class PermuteOp final : public SingleOutputOp {
  public:
   explicit PermuteOp(Axes axes) : axes_(std::move(axes)) {}
   std::string name() const override { return "permute"; }
+  // Reads nothing of its input.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].permute(axes_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
                                const NeedsGrad& /*needs_grad*/) const override {
@@ -55,6 +61,8 @@ class FlipOp final : public SingleOutputOp {
  public:
   explicit FlipOp(Axes axes) : axes_(std::move(axes)) {}
   std::string name() const override { return "flip"; }
+  // Reads nothing of its input.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::flip(in[0], axes_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& /*node*/,
                                const NeedsGrad& /*needs_grad*/) const override {
@@ -70,6 +78,8 @@ class PadOp final : public SingleOutputOp {
   PadOp(std::vector<std::pair<std::int64_t, std::int64_t>> pad_width, double value)
       : pad_width_(std::move(pad_width)), value_(value) {}
   std::string name() const override { return "pad"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return needle::pad(in[0], pad_width_, Scalar(value_));
   }
@@ -92,6 +102,8 @@ class GetitemOp final : public SingleOutputOp {
  public:
   explicit GetitemOp(Index index) : index_(std::move(index)) {}
   std::string name() const override { return "getitem"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return in[0].index(index_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override;
 
@@ -105,6 +117,8 @@ class GetitemBackwardOp final : public SingleOutputOp {
  public:
   GetitemBackwardOp(Index index, Shape shape) : index_(std::move(index)), shape_(std::move(shape)) {}
   std::string name() const override { return "getitem_backward"; }
+  // Reads nothing of its input.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     NDArray out = NDArray::zeros(shape_, in[0].dtype(), in[0].device());
     out.assign(index_, in[0]);
@@ -142,6 +156,8 @@ class ConcatOp final : public SingleOutputOp {
  public:
   explicit ConcatOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "concat"; }
+  // Reads only the inputs' shapes.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::concat(in, axis_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     std::vector<Tensor> grads;
@@ -162,6 +178,8 @@ class StackOp final : public SingleOutputOp {
  public:
   explicit StackOp(std::int64_t axis) : axis_(axis) {}
   std::string name() const override { return "stack"; }
+  // Reads only the inputs' shapes.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override { return needle::stack(in, axis_); }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     std::vector<Tensor> grads;
@@ -203,6 +221,8 @@ class DilateOp final : public SingleOutputOp {
  public:
   DilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
   std::string name() const override { return "dilate"; }
+  // Reads nothing of its input.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     const Shape shape = dilated_shape(in[0].shape(), axes_, dilation_);
     NDArray out = NDArray::zeros(shape, in[0].dtype(), in[0].device(), "dilate");
@@ -223,6 +243,8 @@ class UndilateOp final : public SingleOutputOp {
  public:
   UndilateOp(Axes axes, std::int64_t dilation) : axes_(std::move(axes)), dilation_(dilation) {}
   std::string name() const override { return "undilate"; }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
   NDArray compute(const std::vector<NDArray>& in) const override {
     return in[0].index(dilation_grid(in[0].ndim(), axes_, dilation_));
   }

@@ -10,7 +10,9 @@
 // subclasses Op itself and is applied with Tensor::from_op_outputs.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,32 @@ namespace needle {
 // gradients of those inputs only and may leave the others undefined (a network's first layer never needs
 // the gradient of its input batch; a constant exponent needs no log of the base).
 using NeedsGrad = std::vector<bool>;
+
+// Which of a node's tensors its gradient reads the values of: the tensors the node "saves for backward".
+// When the node is recorded, the version of each (Storage::version) is recorded with it, and backward
+// refuses to run the gradient if one has been written in place since (it would compute with the new
+// values). Shapes, dtypes and devices never change in place, so a gradient that reads only those (add,
+// sum, reshape, ...) saves nothing, and writing its inputs after the forward pass stays allowed.
+//
+// Built by chaining: SavedTensors{}.input(0).input(1, needs_grad[0]).outputs(needs_grad[1]).
+struct SavedTensors {
+  std::uint64_t input_mask = 0;  // bit i: input i (inputs from 63 on share bit 63)
+  bool saves_outputs = false;    // every output of the node
+
+  // Everything: what an op that does not say (Op's default) is assumed to read.
+  static constexpr SavedTensors all() { return {~std::uint64_t{0}, true}; }
+
+  // This set plus input i, when `when`.
+  [[nodiscard]] constexpr SavedTensors input(std::size_t i, bool when = true) const {
+    return {when ? input_mask | bit(i) : input_mask, saves_outputs};
+  }
+  // This set plus the node's outputs, when `when`.
+  [[nodiscard]] constexpr SavedTensors outputs(bool when = true) const { return {input_mask, saves_outputs || when}; }
+  [[nodiscard]] constexpr bool saves_input(std::size_t i) const { return (input_mask & bit(i)) != 0; }
+
+ private:
+  static constexpr std::uint64_t bit(std::size_t i) { return std::uint64_t{1} << std::min<std::size_t>(i, 63); }
+};
 
 class SingleOutputOp;
 
@@ -47,6 +75,13 @@ class Op {
                                                              const std::vector<Tensor>& outputs,
                                                              const std::vector<Tensor>& inputs,
                                                              const NeedsGrad& needs_grad) const = 0;
+  // What gradient_outputs() will read the values of, given which inputs require a gradient at the forward
+  // pass (an input whose gradient is not computed need not be read: x @ W with a constant x reads only x).
+  // The default, everything, is always safe; an op that reads less says so, so that writing what it does
+  // not read after the forward pass is allowed.
+  [[nodiscard]] virtual SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const {
+    return SavedTensors::all();
+  }
   // This op as a SingleOutputOp, or null: Tensor::from_op's fast path for the common case.
   [[nodiscard]] virtual const SingleOutputOp* single_output() const { return nullptr; }
 };

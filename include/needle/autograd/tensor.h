@@ -80,6 +80,15 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// One tensor a node saved for its gradient (Op::saved_tensors) and the state of its storage when the node
+// was recorded: backward checks that the tensor still holds that storage at that version.
+struct SavedVersion {
+  std::uint32_t index = 0;  // which input, or which output when `output`
+  bool output = false;
+  std::uint64_t storage_id = 0;  // Storage::id: a different one means the value was replaced (set_value)
+  std::uint64_t version = 0;     // Storage::version: a larger one means it was written in place
+};
+
 // The state behind a Tensor handle. Exposed so bindings can hold it directly; use Tensor's methods.
 struct TensorImpl {
   TensorImpl();
@@ -95,6 +104,9 @@ struct TensorImpl {
   std::vector<Tensor> inputs;
   // Set for an output of an op with several outputs: what it shares with its siblings.
   std::shared_ptr<OutputGroup> group;
+  // What the op's gradient will read, with the versions it had when this node was recorded (empty for
+  // leaves and for ops that save nothing).
+  std::vector<SavedVersion> saved_versions;
   std::shared_ptr<TensorImpl> grad;
   // Set when backward() released this node's graph links, so a second backward can say so.
   std::string released_op_name;

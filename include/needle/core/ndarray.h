@@ -150,6 +150,8 @@ class NDArray {
   [[nodiscard]] Scalar item() const;
 
   // ---- in-place writes ----------------------------------------------------------------------
+  // Each one that writes an element increments the storage's version (Storage::version), shared by every
+  // view of the storage: how backward notices that a value it saved was overwritten.
   void fill(const Scalar& value);
   // a[index] = value (value broadcast to the indexed view and converted to this dtype).
   void assign(const Index& index, const NDArray& value);

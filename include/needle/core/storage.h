@@ -1,7 +1,9 @@
 // A reference-counted block of device memory. Views of one array share one Storage.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "needle/core/device.h"
@@ -32,12 +34,29 @@ class Storage {
   [[nodiscard]] std::size_t nbytes() const { return nbytes_; }
   [[nodiscard]] Device device() const { return device_; }
 
+  // ---- versions: how autograd notices in-place writes ------------------------------------------
+  // A number no other Storage of this process has had: a graph node that saved a tensor remembers its
+  // storage's id, so a tensor whose value was replaced (Tensor::set_value) is told apart from one written
+  // in place, even when a new block reuses a freed block's address.
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  // How many in-place writes (fill, setitem, optimizer updates, ...) reached this storage through any view:
+  // 0 when allocated. Backward compares it with the version a node recorded when it saved the tensor.
+  [[nodiscard]] std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  // Called by every function that writes into an existing array (NDArray::fill and assign, the fused
+  // optimizer updates), never by the creation of a fresh one.
+  void increment_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
  private:
-  Storage(Device device, void* data, std::size_t nbytes) : device_(device), data_(data), nbytes_(nbytes) {}
+  Storage(Device device, void* data, std::size_t nbytes, std::uint64_t id)
+      : device_(device), data_(data), nbytes_(nbytes), id_(id) {}
 
   Device device_;
   void* data_;
   std::size_t nbytes_;
+  std::uint64_t id_;
+  // Atomic because views of one storage may be written from several threads (disjoint slices); relaxed
+  // because the counter orders nothing, it only has to count.
+  std::atomic<std::uint64_t> version_{0};
 };
 
 }  // namespace needle
