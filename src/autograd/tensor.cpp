@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
+#include <new>
 #include <span>
 #include <utility>
 
@@ -23,7 +25,52 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
 }  // namespace
 
 namespace {
+
 std::atomic<std::size_t> live_tensors{0};
+
+// Letting go of a graph without recursion.
+//
+// A node owns its op, its inputs and its gradient (which may carry a graph of its own, after create_graph).
+// Were each ~TensorImpl to free those itself, dropping the last handle to the end of a chain of n ops would
+// nest n destructors, and some tens of thousands (an unrolled recurrent loop never detached) overflow the
+// stack. Instead the first ~TensorImpl on a thread to let go of a graph becomes its releaser: it parks the
+// dying node's links on a worklist of its own and drops them one at a time. A node that dies meanwhile on
+// the same thread (because a dropped link was its last reference) parks its links on that same list and
+// returns, so the stack stays two destructors deep however deep the graph.
+//
+// Only references move, and only out of a node that is being destroyed, so nothing here asks who else
+// holds a node: use_count() would race with other threads, and says nothing anyway about a tensor that
+// came from Python (nanobind gives each such conversion a control block of its own that keeps the Python
+// object, and through it the node, alive). Dropping a parked reference just gives up one reference: the
+// node dies wherever its last one goes, in this loop or in another thread's, and each thread (the data
+// loader's workers too) has a list of its own.
+//
+// Type-erased (shared_ptr<const void> keeps the right deleter), so ops, which may hold Python objects that
+// hold tensors, are released by the same loop as tensors.
+using Links = std::vector<std::shared_ptr<const void>>;
+
+// The list of the releaser running on this thread, null when none is. A raw pointer rather than a
+// thread_local vector so that it is trivially destructible: tensors may die during static destruction.
+thread_local Links* releasing = nullptr;
+
+void park(Links& links, std::shared_ptr<const void> link) noexcept {
+  if (link == nullptr) return;
+  try {
+    links.push_back(std::move(link));
+  } catch (const std::bad_alloc&) {
+    link.reset();  // no memory even for the list: drop this one link here, recursing as plain destruction would
+  }
+}
+
+// Moves every link of a dying node onto `links`. Nothing may stay behind in the node: its members are
+// destroyed after ~TensorImpl's body, and a last reference dropped there would nest a destructor.
+void park_links(TensorImpl& impl, Links& links) noexcept {
+  park(links, std::move(impl.op));
+  for (const Tensor& input : impl.inputs) park(links, input.impl());
+  impl.inputs.clear();  // the list holds them now
+  park(links, std::move(impl.grad));
+}
+
 }  // namespace
 
 TensorImpl::TensorImpl() {
@@ -36,6 +83,20 @@ TensorImpl::TensorImpl() {
 TensorImpl::~TensorImpl() {
   live_tensors.fetch_sub(1, std::memory_order_relaxed);
   if (debug_info != nullptr) debug::detail::on_tensor_destroyed(*this);
+  if (op == nullptr && inputs.empty() && grad == nullptr) return;  // nothing of a graph to let go of
+  if (releasing != nullptr) {
+    park_links(*this, *releasing);  // a releaser further down this thread's stack drops them
+    return;
+  }
+  Links links;
+  park_links(*this, links);
+  releasing = &links;
+  while (!links.empty()) {
+    std::shared_ptr<const void> link = std::move(links.back());
+    links.pop_back();
+    link.reset();  // may destroy a node, which parks its own links on `links`
+  }
+  releasing = nullptr;
 }
 
 std::size_t TensorImpl::live_count() { return live_tensors.load(std::memory_order_relaxed); }

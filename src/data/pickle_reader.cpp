@@ -2,8 +2,11 @@
 // stack access checked so a damaged or hostile file can only produce an error.
 #include "data/pickle_reader.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
+#include <new>
 #include <utility>
 
 #include "needle/core/error.h"
@@ -15,9 +18,73 @@ namespace {
 
 using Kind = Object::Kind;
 
+std::atomic<std::size_t> live_objects{0};
+
+// Freeing without recursion. An object owns its items, so if each ~Object freed them itself, freeing a
+// structure n deep would nest n destructors. Instead the first ~Object on a thread to free items becomes
+// the freer: it parks them on a list of its own and drops them one at a time, and an object that dies
+// meanwhile on this thread parks its items on that list and returns. (kMaxNesting bounds the depth of
+// what a load returns anyway; freeing does not rely on it.) A raw pointer to the freer's local list, so
+// that it is trivially destructible.
+thread_local std::vector<ObjectPtr>* freeing = nullptr;
+
+void park_items(std::vector<ObjectPtr>& items, std::vector<ObjectPtr>& list) noexcept {
+  try {
+    for (ObjectPtr& item : items) list.push_back(std::move(item));
+  } catch (const std::bad_alloc&) {
+    items.clear();  // no memory for the list: free the rest here, recursing at most kMaxNesting deep
+  }
+  items.clear();
+}
+
+}  // namespace
+
+Object::Object() { live_objects.fetch_add(1, std::memory_order_relaxed); }
+
+Object::~Object() {
+  live_objects.fetch_sub(1, std::memory_order_relaxed);
+  if (items.empty()) return;
+  if (freeing != nullptr) {
+    park_items(items, *freeing);  // the freer further down this thread's stack drops them
+    return;
+  }
+  std::vector<ObjectPtr> list;
+  park_items(items, list);
+  freeing = &list;
+  while (!list.empty()) {
+    ObjectPtr item = std::move(list.back());
+    list.pop_back();
+    item.reset();  // may destroy an object, which parks its own items on `list`
+  }
+  freeing = nullptr;
+}
+
+std::size_t Object::live_count() { return live_objects.load(std::memory_order_relaxed); }
+
+namespace {
+
+const char* kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::List:
+      return "list";
+    case Kind::Dict:
+      return "dict";
+    default:
+      return "object";
+  }
+}
+
+// The one way to change an object once it has been shared (every object is handed around as const).
+Object& writable(const ObjectPtr& o) {
+  return const_cast<Object&>(*o);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+}
+
 ObjectPtr make(Kind kind) {
   auto o = std::make_shared<Object>();
   o->kind = kind;
+  if (kind == Kind::Tuple || kind == Kind::List || kind == Kind::Dict) o->nesting = 1;
   return o;
 }
 
@@ -128,30 +195,22 @@ class Machine {
         case 't':  // TUPLE
           push_tuple(stack_.size() - pop_mark());
           break;
-        case 'a': {  // APPEND
-          ObjectPtr item = pop();
-          mutable_top(Kind::List, "APPEND").items.push_back(std::move(item));
+        case 'a':  // APPEND
+          fill_top(Kind::List, "APPEND", {pop()});
           break;
-        }
-        case 'e': {  // APPENDS
-          std::vector<ObjectPtr> items = pop_to_mark();
-          Object& list = mutable_top(Kind::List, "APPENDS");
-          list.items.insert(list.items.end(), items.begin(), items.end());
+        case 'e':  // APPENDS
+          fill_top(Kind::List, "APPENDS", pop_to_mark());
           break;
-        }
         case 's': {  // SETITEM
           ObjectPtr value = pop();
           ObjectPtr key = pop();
-          Object& dict = mutable_top(Kind::Dict, "SETITEM");
-          dict.items.push_back(std::move(key));
-          dict.items.push_back(std::move(value));
+          fill_top(Kind::Dict, "SETITEM", {std::move(key), std::move(value)});
           break;
         }
         case 'u': {  // SETITEMS
           std::vector<ObjectPtr> items = pop_to_mark();
           if (items.size() % 2 != 0) fail("SETITEMS with an odd number of items");
-          Object& dict = mutable_top(Kind::Dict, "SETITEMS");
-          dict.items.insert(dict.items.end(), items.begin(), items.end());
+          fill_top(Kind::Dict, "SETITEMS", std::move(items));
           break;
         }
         case 'c':  // GLOBAL "module\nname\n"
@@ -209,12 +268,34 @@ class Machine {
     return stack_.back();
   }
 
-  // The top of the stack as a container being filled. Objects are shared (const) once on the stack, but
-  // lists and dicts are only ever filled right after their creation, as pickle does.
-  Object& mutable_top(Kind kind, const char* opcode) {
-    const ObjectPtr& o = top();
-    if (o->kind != kind) fail(str(opcode, " on an object that is not a ", kind == Kind::List ? "list" : "dict"));
-    return const_cast<Object&>(*o);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  // Records that `container` holds `item`: every containment of the loaded structure is made here, under
+  // two rules. An object that is inside another may no longer be filled (fill_top), and none may hold
+  // itself; so no object can ever come to contain itself, however indirectly, and the shared pointers
+  // never form a cycle, which would never be freed. And nesting is bounded: since a contained object
+  // never changes, each object's depth is final once it is contained and is checked here as it grows.
+  void adopt(Object& container, const ObjectPtr& item) {
+    if (item.get() == &container) {
+      fail(str("a ", kind_name(container.kind), " that contains itself (recursive structures are not supported)"));
+    }
+    if (item->nesting + 1 > kMaxNesting) fail(str("pickle nesting deeper than ", kMaxNesting, " levels"));
+    writable(item).contained = true;
+    container.nesting = std::max(container.nesting, item->nesting + 1);
+  }
+
+  // Appends `items` to the list or dict on top of the stack. Pickle fills each list and dict right after
+  // creating it, before putting it into anything else; filling one that is already inside another
+  // object is how a recursive structure would be built, and is refused.
+  void fill_top(Kind kind, const char* opcode, std::vector<ObjectPtr> items) {
+    const ObjectPtr& top_object = top();
+    if (top_object->kind != kind) fail(str(opcode, " on an object that is not a ", kind_name(kind)));
+    if (top_object->contained) {
+      fail(str(opcode, " on a ", kind_name(kind),
+               " already inside another object (recursive structures are not supported)"));
+    }
+    Object& container = writable(top_object);
+    for (const ObjectPtr& item : items) adopt(container, item);
+    container.items.insert(container.items.end(), std::make_move_iterator(items.begin()),
+                           std::make_move_iterator(items.end()));
   }
 
   std::size_t pop_mark() {
@@ -236,9 +317,10 @@ class Machine {
     const std::size_t floor = marks_.empty() ? 0 : marks_.back();
     if (n > stack_.size() - floor) fail("stack underflow");
     auto tuple = make(Kind::Tuple);
-    auto& items = const_cast<Object&>(*tuple).items;  // NOLINT(cppcoreguidelines-pro-type-const-cast)
-    items.assign(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+    Object& t = writable(tuple);
+    t.items.assign(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
     stack_.resize(stack_.size() - n);
+    for (const ObjectPtr& item : t.items) adopt(t, item);
     stack_.push_back(std::move(tuple));
   }
 
@@ -356,7 +438,7 @@ class Machine {
       fail(str("the array of shape ", shape_str(shape), " needs ", count, " bytes but its data has ",
                s[4]->text.size()));
     }
-    auto& array = const_cast<Object&>(*target);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    Object& array = writable(target);
     array.shape = std::move(shape);
     array.text = s[4]->text;
     array.filled = true;
@@ -376,9 +458,10 @@ class Machine {
 ObjectPtr load(std::string_view bytes, const std::string& path) { return Machine(bytes, path).run(); }
 
 ObjectPtr dict_get(const Object& dict, std::string_view key) {
-  for (std::size_t i = 0; i + 1 < dict.items.size(); i += 2) {
-    const Object& k = *dict.items[i];
-    if ((k.kind == Kind::Bytes || k.kind == Kind::Str) && k.text == key) return dict.items[i + 1];
+  // From the end: a key stored twice keeps its last value, as Python's dict does.
+  for (std::size_t i = dict.items.size() / 2; i-- > 0;) {
+    const Object& k = *dict.items[2 * i];
+    if ((k.kind == Kind::Bytes || k.kind == Kind::Str) && k.text == key) return dict.items[2 * i + 1];
   }
   return nullptr;
 }

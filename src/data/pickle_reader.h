@@ -7,6 +7,7 @@
 // global, opcode or malformed structure is an error.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,8 +19,21 @@ namespace needle::data::pickle {
 struct Object;
 using ObjectPtr = std::shared_ptr<const Object>;
 
+// The deepest nesting of containers (tuples, lists, dicts) a pickle may hold. A CIFAR-10 batch nests
+// three deep; the bound keeps a hostile file from building structures millions deep.
+inline constexpr std::size_t kMaxNesting = 100;
+
 struct Object {
   enum class Kind : std::uint8_t { None, Bool, Int, Float, Bytes, Str, Tuple, List, Dict, Global, Array, DType };
+  Object();
+  ~Object();  // frees nested items with a loop, never a recursion as deep as the nesting
+  Object(const Object&) = delete;
+  Object& operator=(const Object&) = delete;
+  Object(Object&&) = delete;
+  Object& operator=(Object&&) = delete;
+  // Objects alive right now in this process (tests check that failed loads free everything).
+  static std::size_t live_count();
+
   Kind kind = Kind::None;
   std::int64_t integer = 0;         // Int, Bool
   double real = 0.0;                // Float
@@ -27,13 +41,19 @@ struct Object {
   std::vector<ObjectPtr> items;     // Tuple, List; Dict as key, value, key, ...
   std::vector<std::int64_t> shape;  // Array
   bool filled = false;              // Array: set by BUILD
+  // Bookkeeping of the reader: how many containers deep this object is (0 for a scalar, 1 for an empty
+  // list), and whether it has been put inside another object (after which it may no longer change).
+  std::size_t nesting = 0;
+  bool contained = false;
 };
 
 // Parses `bytes` (the content of `path`, used in messages) and returns the pickled object. Throws
-// ValueError naming the file and the byte offset for anything outside the supported subset.
+// ValueError naming the file and the byte offset for anything outside the supported subset, for
+// nesting deeper than kMaxNesting, and for recursive structures (an object that contains itself).
 ObjectPtr load(std::string_view bytes, const std::string& path);
 
-// dict[key] where the key is a str or bytes equal to `key`; null when absent.
+// dict[key] where the key is a str or bytes equal to `key`; null when absent. When the key appears more
+// than once, the last value wins, as when Python builds the dict.
 ObjectPtr dict_get(const Object& dict, std::string_view key);
 
 }  // namespace needle::data::pickle
