@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -14,7 +13,9 @@
 #include <vector>
 
 #include "core/json_quote.h"
+#include "io/atomic_file.h"
 #include "io/json.h"
+#include "io/safetensors_bytes.h"
 
 namespace needle::io {
 
@@ -165,11 +166,18 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
   return entry;
 }
 
+Parsed validate(const std::string& path, const std::string& file);
+
+// The file's bytes, then validate().
 Parsed read_and_validate(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open the file");
   std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail(path, "read error");
+  return validate(path, file);
+}
+
+Parsed validate(const std::string& path, const std::string& file) {
   if (file.size() < 8) fail(path, str("the file has ", file.size(), " bytes, fewer than the 8-byte header size"));
   std::uint64_t header_size = 0;
   std::memcpy(&header_size, file.data(), sizeof(header_size));
@@ -279,40 +287,24 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
   // Spaces up to a multiple of 8, as the reference writer pads, so the data that follows is aligned.
   header.append((kHeaderAlignment - header.size() % kHeaderAlignment) % kHeaderAlignment, ' ');
 
-  // Written beside the target and renamed over it, so a failed save never leaves a half-written file
-  // where a good checkpoint was.
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    NEEDLE_CHECK(out.good(), RuntimeError, "save_safetensors: cannot open ", json_quote(temporary), " for writing");
-    const std::uint64_t header_size = header.size();
-    out.write(reinterpret_cast<const char*>(&header_size), sizeof(header_size));
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    std::vector<char> buffer;
-    for (const auto& [name, array] : tensors) {
-      buffer.resize(static_cast<std::size_t>(array.size() * array.itemsize()));
-      if (!buffer.empty()) array.copy_to_host(buffer.data());
-      out.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    }
-    out.close();
-    if (!out.good()) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw RuntimeError(str("save_safetensors: writing ", json_quote(temporary), " failed"));
-    }
+  // Written to a temporary file of its own beside the target and renamed over it: a failed save leaves
+  // the old checkpoint in place, and concurrent saves to one path each replace it whole (the last wins).
+  AtomicFileWriter out(path, "save_safetensors");
+  const std::uint64_t header_size = header.size();
+  out.write(&header_size, sizeof(header_size));
+  out.write(header.data(), header.size());
+  std::vector<char> buffer;
+  for (const auto& [name, array] : tensors) {
+    buffer.resize(static_cast<std::size_t>(array.size() * array.itemsize()));
+    if (!buffer.empty()) array.copy_to_host(buffer.data());
+    out.write(buffer.data(), buffer.size());
   }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw RuntimeError(
-        str("save_safetensors: cannot move the written file to ", json_quote(path), ": ", error.message()));
-  }
+  out.commit();
 }
 
-TensorMap load_safetensors(const std::string& path, Device device) {
-  const Parsed parsed = read_and_validate(path);
+namespace {
+
+TensorMap to_arrays(const Parsed& parsed, Device device) {
   TensorMap tensors;
   for (const Entry& e : parsed.entries) {
     tensors.emplace(e.name, NDArray::from_host(parsed.data.data() + e.begin, e.shape, e.dtype, device));
@@ -320,6 +312,16 @@ TensorMap load_safetensors(const std::string& path, Device device) {
   return tensors;
 }
 
+}  // namespace
+
+TensorMap load_safetensors(const std::string& path, Device device) {
+  return to_arrays(read_and_validate(path), device);
+}
+
 Metadata load_safetensors_metadata(const std::string& path) { return read_and_validate(path).metadata; }
+
+TensorMap load_safetensors_bytes(const std::string& bytes, const std::string& name, Device device) {
+  return to_arrays(validate(name, bytes), device);
+}
 
 }  // namespace needle::io
