@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <sstream>
 #include <utility>
 
@@ -31,9 +32,14 @@ std::pair<std::int64_t, std::int64_t> resolve_slice(const Slice& s, std::int64_t
   };
   const std::int64_t start = clamp_bound(s.start, forward ? lower : upper);
   const std::int64_t stop = clamp_bound(s.stop, forward ? upper : lower);
+  // ceil(distance / |step|) as (distance - 1) / |step| + 1, which cannot overflow for any step (the
+  // usual (distance + step - 1) / step does for steps near 2^63; -step does for the lowest int64).
   std::int64_t count = 0;
-  if (forward && stop > start) count = (stop - start + s.step - 1) / s.step;
-  if (!forward && start > stop) count = (start - stop - s.step - 1) / (-s.step);
+  if (forward && stop > start) count = (stop - start - 1) / s.step + 1;
+  if (!forward && start > stop) {
+    const std::uint64_t magnitude = static_cast<std::uint64_t>(-(s.step + 1)) + 1U;
+    count = static_cast<std::int64_t>(static_cast<std::uint64_t>(start - stop - 1) / magnitude) + 1;
+  }
   return {start, count};
 }
 
@@ -142,16 +148,20 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
   NEEDLE_CHECK(shape.size() == strides.size(), ValueError, "as_strided: shape ", shape_str(shape), " and strides ",
                shape_str(strides), " have different lengths");
   check_valid_shape(shape, "as_strided");
-  if (numel(shape) > 0) {
-    // The lowest and highest element the view can reach must lie inside the storage.
+  if (std::find(shape.begin(), shape.end(), 0) == shape.end()) {
+    // The lowest and highest element the view can reach must lie inside the storage. Computed with
+    // overflow checks: a sum or product past int64 certainly reaches outside.
+    const auto capacity = static_cast<std::int64_t>(storage_->nbytes() / needle::itemsize(dtype_));
     std::int64_t lowest = offset;
     std::int64_t highest = offset;
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-      const std::int64_t span = (shape[i] - 1) * strides[i];
-      (span < 0 ? lowest : highest) += span;
+    bool overflow = false;
+    for (std::size_t i = 0; i < shape.size() && !overflow; ++i) {
+      std::int64_t span = 0;
+      overflow = __builtin_mul_overflow(shape[i] - 1, strides[i], &span);
+      std::int64_t& end = span < 0 ? lowest : highest;
+      overflow = overflow || __builtin_add_overflow(end, span, &end);
     }
-    const auto capacity = static_cast<std::int64_t>(storage_->nbytes() / needle::itemsize(dtype_));
-    NEEDLE_CHECK(lowest >= 0 && highest < capacity, ValueError, "as_strided: shape ", shape_str(shape),
+    NEEDLE_CHECK(!overflow && lowest >= 0 && highest < capacity, ValueError, "as_strided: shape ", shape_str(shape),
                  " with strides ", shape_str(strides), " and offset ", offset, " reaches outside the storage of ",
                  capacity, " elements");
   }
@@ -244,7 +254,10 @@ NDArray NDArray::index(const Index& index) const {
   Strides strides;
   std::int64_t offset = offset_;
   std::size_t axis = 0;
-  bool empty_result = false;
+  // An empty array's strides are not bounded by its storage (as_strided accepts any), so no offset or
+  // stride is computed from them: the view is empty too and keeps them as they are.
+  const bool empty_source = std::find(shape_.begin(), shape_.end(), 0) != shape_.end();
+  bool empty_result = empty_source;
   auto keep_axis = [&](std::size_t a) {
     shape.push_back(shape_[a]);
     strides.push_back(strides_[a]);
@@ -255,16 +268,18 @@ NDArray NDArray::index(const Index& index) const {
         const std::int64_t n = shape_[axis];
         NEEDLE_CHECK(item.index >= -n && item.index < n, IndexError, "index: index ", item.index,
                      " is out of bounds for axis ", axis, " with size ", n, " (array shape ", shape_str(shape_), ")");
-        offset += (item.index < 0 ? item.index + n : item.index) * strides_[axis];
+        if (!empty_source) offset += (item.index < 0 ? item.index + n : item.index) * strides_[axis];
         ++axis;
         break;
       }
       case IndexItem::Kind::Slice: {
         const auto [start, count] = resolve_slice(item.slice, shape_[axis], static_cast<std::int64_t>(axis));
-        if (count > 0) offset += start * strides_[axis];
         empty_result = empty_result || count == 0;
+        if (!empty_result) offset += start * strides_[axis];
         shape.push_back(count);
-        strides.push_back(strides_[axis] * item.slice.step);
+        // With two or more elements the step's stride spans part of the storage, so the product fits;
+        // with fewer it is never used and could overflow (a[::2**62] of a strided array).
+        strides.push_back(count > 1 && !empty_source ? strides_[axis] * item.slice.step : strides_[axis]);
         ++axis;
         break;
       }
@@ -316,9 +331,12 @@ NDArray NDArray::squeeze(const std::vector<std::int64_t>& axes) const {
 NDArray NDArray::flip_view(const std::vector<std::int64_t>& axes) const {
   Strides strides = strides_;
   std::int64_t offset = offset_;
+  // The strides of an empty array, and of size-1 axes, are not bounded by the storage (as_strided
+  // accepts any), so they are left alone: reversing such an axis changes nothing anyway.
+  const bool empty = std::find(shape_.begin(), shape_.end(), 0) != shape_.end();
   for (std::int64_t a : normalize_axes(axes, ndim(), "flip")) {
     const auto i = static_cast<std::size_t>(a);
-    if (shape_[i] == 0) continue;
+    if (empty || shape_[i] == 1) continue;
     offset += (shape_[i] - 1) * strides_[i];  // start at the last element and walk backwards
     strides[i] = -strides_[i];
   }
