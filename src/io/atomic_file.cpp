@@ -91,8 +91,8 @@ void AtomicFileWriter::commit() {
   // The rename lives in the folder's entries; flushing the folder makes it survive a crash. File
   // systems that cannot sync a folder say EINVAL; the file is in place either way, so only other
   // errors are reported.
-  std::string folder = std::filesystem::path(path_).parent_path().string();
-  if (folder.empty()) folder = ".";
+  const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+  const std::string folder = parent.empty() ? std::string(".") : parent.string();
   const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return;  // a folder we may write to but not read: the rename stands, unflushed
   const int synced = ::fsync(dir);
