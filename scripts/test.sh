@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every check: formatting and lint (C++ and Python), type checks, the C++
-# tests (also under AddressSanitizer + UndefinedBehaviorSanitizer) and the Python tests.
+# tests (also under AddressSanitizer + UndefinedBehaviorSanitizer), a short run of the fuzz targets and the
+# Python tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 JOBS=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
@@ -41,6 +42,9 @@ cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEEDLE
 cmake --build build/sanitize -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/sanitize --output-on-failure -j "$JOBS"
+
+step "fuzzing: each libFuzzer target of tests/fuzz for 20 s (clang++, ASan + UBSan)"
+bash scripts/fuzz.sh 20
 
 step "Python tests"
 # pytest exits 5 when it collected no tests: that means something broke, so it fails here too.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -298,7 +299,10 @@ NDArray NDArray::index(const Index& index) const {
   Strides strides;
   std::int64_t offset = offset_;
   std::size_t axis = 0;
-  bool empty_result = false;
+  // An empty array's strides are not bounded by its storage (as_strided accepts any), so no offset or
+  // stride is computed from them: the view is empty too and keeps them as they are.
+  const bool empty_source = std::find(shape_.begin(), shape_.end(), 0) != shape_.end();
+  bool empty_result = empty_source;
   auto keep_axis = [&](std::size_t a) {
     shape.push_back(shape_[a]);
     strides.push_back(strides_[a]);
@@ -309,14 +313,14 @@ NDArray NDArray::index(const Index& index) const {
         const std::int64_t n = shape_[axis];
         NEEDLE_CHECK(item.index >= -n && item.index < n, IndexError, "index: index ", item.index,
                      " is out of bounds for axis ", axis, " with size ", n, " (array shape ", shape_str(shape_), ")");
-        offset += (item.index < 0 ? item.index + n : item.index) * strides_[axis];
+        if (!empty_source) offset += (item.index < 0 ? item.index + n : item.index) * strides_[axis];
         ++axis;
         break;
       }
       case IndexItem::Kind::Slice: {
         const auto [start, count] = resolve_slice(item.slice, shape_[axis], static_cast<std::int64_t>(axis));
-        if (count > 0) offset += start * strides_[axis];
         empty_result = empty_result || count == 0;
+        if (!empty_result) offset += start * strides_[axis];
         shape.push_back(count);
         // With two elements or more |step| < length, so stride * step fits. With one or none the step is
         // never taken, and the axis keeps its stride: stride * step could overflow (a step of -2**63), and
@@ -373,9 +377,12 @@ NDArray NDArray::squeeze(const std::vector<std::int64_t>& axes) const {
 NDArray NDArray::flip_view(const std::vector<std::int64_t>& axes) const {
   Strides strides = strides_;
   std::int64_t offset = offset_;
+  // The strides of an empty array, and of size-1 axes, are not bounded by the storage (as_strided
+  // accepts any), so they are left alone: reversing such an axis changes nothing anyway.
+  const bool empty = std::find(shape_.begin(), shape_.end(), 0) != shape_.end();
   for (std::int64_t a : normalize_axes(axes, ndim(), "flip")) {
     const auto i = static_cast<std::size_t>(a);
-    if (shape_[i] == 0) continue;
+    if (empty || shape_[i] == 1) continue;
     offset += (shape_[i] - 1) * strides_[i];  // start at the last element and walk backwards
     strides[i] = -strides_[i];
   }

@@ -7,15 +7,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <istream>
 #include <limits>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "core/json_quote.h"
+#include "io/atomic_file.h"
 #include "io/json.h"
+#include "io/safetensors_bytes.h"
 #include "needle/core/checked_math.h"
 
 namespace needle::io {
@@ -171,14 +175,14 @@ Entry parse_entry(const std::string& path, const std::string& name, const json::
 }
 
 // Reads up to `count` bytes into `out`; returns how many it read (fewer at the end of the file).
-std::uint64_t read_bytes(std::ifstream& in, char* out, std::uint64_t count) {
+std::uint64_t read_bytes(std::istream& in, char* out, std::uint64_t count) {
   in.read(out, static_cast<std::streamsize>(count));
   return static_cast<std::uint64_t>(in.gcount());
 }
 
-// The file is read piece by piece, each length checked before it is read: the 8-byte header length
-// against the limit and the file's size, the data section against what the header describes. Reading
-// the whole file first would let /dev/zero or a huge file exhaust memory before any check ran.
+Parsed read_and_validate(const std::string& path, std::istream& in, std::optional<std::uint64_t> file_size);
+
+// The file at `path`, opened and measured, then read_and_validate.
 Parsed read_and_validate(const std::string& path) {
   // A directory opens as a stream and fails only at the first read, in the C++ library's words.
   std::error_code error;
@@ -193,7 +197,14 @@ Parsed read_and_validate(const std::string& path) {
     const std::uintmax_t size = std::filesystem::file_size(path, error);
     if (!error) file_size = size;
   }
+  return read_and_validate(path, in, file_size);
+}
 
+// The stream is read piece by piece, each length checked before it is read: the 8-byte header length
+// against the limit and the file's size (when it has one), the data section against what the header
+// describes. Reading the whole file first would let /dev/zero or a huge file exhaust memory before any
+// check ran. `path` names the file in errors.
+Parsed read_and_validate(const std::string& path, std::istream& in, std::optional<std::uint64_t> file_size) {
   char length_bytes[8] = {};
   const std::uint64_t length_read = read_bytes(in, length_bytes, sizeof(length_bytes));
   if (in.bad()) fail(path, "read error");
@@ -290,7 +301,7 @@ Parsed read_and_validate(const std::string& path) {
   if (data_read < data_size) {
     fail(path, str("the data section ends after ", data_read, " of its ", data_size, " bytes (truncated file?)"));
   }
-  if (in.peek() != std::ifstream::traits_type::eof()) fail(path, "unexpected bytes after the data section");
+  if (in.peek() != std::istream::traits_type::eof()) fail(path, "unexpected bytes after the data section");
   for (const Entry& e : parsed.entries) {
     if (e.dtype != DType::Bool) continue;
     for (std::uint64_t i = e.begin; i < e.end; ++i) {
@@ -334,40 +345,24 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
   // Spaces up to a multiple of 8, as the reference writer pads, so the data that follows is aligned.
   header.append((kHeaderAlignment - header.size() % kHeaderAlignment) % kHeaderAlignment, ' ');
 
-  // Written beside the target and renamed over it, so a failed save never leaves a half-written file
-  // where a good checkpoint was.
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    NEEDLE_CHECK(out.good(), RuntimeError, "save_safetensors: cannot open ", json_quote(temporary), " for writing");
-    const std::uint64_t header_size = header.size();
-    out.write(reinterpret_cast<const char*>(&header_size), sizeof(header_size));
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    std::vector<char> buffer;
-    for (const auto& [name, array] : tensors) {
-      buffer.resize(static_cast<std::size_t>(array.size() * array.itemsize()));
-      if (!buffer.empty()) array.copy_to_host(buffer.data());
-      out.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    }
-    out.close();
-    if (!out.good()) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw RuntimeError(str("save_safetensors: writing ", json_quote(temporary), " failed"));
-    }
+  // Written to a temporary file of its own beside the target and renamed over it: a failed save leaves
+  // the old checkpoint in place, and concurrent saves to one path each replace it whole (the last wins).
+  AtomicFileWriter out(path, "save_safetensors");
+  const std::uint64_t header_size = header.size();
+  out.write(&header_size, sizeof(header_size));
+  out.write(header.data(), header.size());
+  std::vector<char> buffer;
+  for (const auto& [name, array] : tensors) {
+    buffer.resize(static_cast<std::size_t>(array.size() * array.itemsize()));
+    if (!buffer.empty()) array.copy_to_host(buffer.data());
+    out.write(buffer.data(), buffer.size());
   }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw RuntimeError(
-        str("save_safetensors: cannot move the written file to ", json_quote(path), ": ", error.message()));
-  }
+  out.commit();
 }
 
-TensorMap load_safetensors(const std::string& path, Device device) {
-  const Parsed parsed = read_and_validate(path);
+namespace {
+
+TensorMap to_arrays(const Parsed& parsed, Device device) {
   TensorMap tensors;
   for (const Entry& e : parsed.entries) {
     tensors.emplace(e.name, NDArray::from_host(parsed.data.data() + e.begin, e.shape, e.dtype, device));
@@ -375,6 +370,17 @@ TensorMap load_safetensors(const std::string& path, Device device) {
   return tensors;
 }
 
+}  // namespace
+
+TensorMap load_safetensors(const std::string& path, Device device) {
+  return to_arrays(read_and_validate(path), device);
+}
+
 Metadata load_safetensors_metadata(const std::string& path) { return read_and_validate(path).metadata; }
+
+TensorMap load_safetensors_bytes(const std::string& bytes, const std::string& name, Device device) {
+  std::istringstream in(bytes);
+  return to_arrays(read_and_validate(name, in, bytes.size()), device);
+}
 
 }  // namespace needle::io

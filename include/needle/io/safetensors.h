@@ -20,8 +20,11 @@ using Metadata = std::map<std::string, std::string>;
 
 // Writes `tensors` (in name order, like the reference writer for equal dtypes) and `metadata` (omitted
 // when empty) to `path`. Arrays on any device and with any strides are written as contiguous host
-// bytes. ValueError for a tensor named "__metadata__"; RuntimeError naming the path when it cannot be
-// written.
+// bytes. The file is replaced atomically: the bytes go to a uniquely named temporary file in the same
+// folder, which is flushed to disk and renamed over `path`, so readers (and a crash at any moment) see
+// the old file or the whole new one, and concurrent saves to one path leave exactly one of them.
+// ValueError for a tensor named "__metadata__"; RuntimeError naming the path when it cannot be
+// written, after which the old file is unchanged and no temporary file remains.
 void save_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata = {});
 
 // Reads every tensor of `path` onto `device`. Everything is validated before a single tensor is
