@@ -6,9 +6,10 @@
 // its storage is an ASan report and arithmetic that overflows is a UBSan report.
 //
 // Strides, offsets, indices, slice bounds and steps take any int64 value. Dimensions stay below 2^14
-// and shape arguments below 5 axes, so that no element count overflows int64: that overflow (numel of a
-// shape, in shape.cpp) is being fixed separately. Set NEEDLE_FUZZ_WIDE_SHAPES=1 to draw dimensions
-// from the whole int64 range as well.
+// and shape arguments below 5 axes, so that inputs build views rather than being refused by the size
+// checks (core/checked_math.h) or asking for more memory than the fuzzer allows. Set
+// NEEDLE_FUZZ_WIDE_SHAPES=1 to draw dimensions from the whole int64 range as well (by hand: the large
+// allocations it requests count as findings under libFuzzer's memory limit).
 #include <fuzzer/FuzzedDataProvider.h>
 #include <needle/core/ndarray.h>
 
