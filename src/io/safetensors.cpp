@@ -190,12 +190,16 @@ Parsed read_and_validate(const std::string& path) {
   if (!error && std::filesystem::is_directory(status)) fail(path, "is a directory, not a safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open the file");
-  // The size of a regular file; a pipe or a device (/dev/zero) has none and is read only as far as the
-  // header says.
+  // The size of a regular file, measured on the opened stream (a save may rename a new file over the path
+  // meanwhile: the size must be this file's); a pipe or a device (/dev/zero) has none and is read only as
+  // far as the header says.
   std::optional<std::uint64_t> file_size;
   if (!error && std::filesystem::is_regular_file(status)) {
-    const std::uintmax_t size = std::filesystem::file_size(path, error);
-    if (!error) file_size = size;
+    in.seekg(0, std::ios::end);
+    const std::streamoff end = in.tellg();
+    in.seekg(0, std::ios::beg);
+    if (!in) fail(path, "cannot read the file");
+    if (end >= 0) file_size = static_cast<std::uint64_t>(end);
   }
   return read_and_validate(path, in, file_size);
 }
