@@ -322,10 +322,10 @@ NDArray NDArray::index(const Index& index) const {
         empty_result = empty_result || count == 0;
         if (!empty_result) offset += start * strides_[axis];
         shape.push_back(count);
-        // With two elements or more |step| < length, so stride * step fits. With one or none the step is
-        // never taken, and the axis keeps its stride: stride * step could overflow (a step of -2**63), and
-        // even a stride that fits in elements could overflow once a consumer counts it in bytes.
-        strides.push_back(count > 1 ? strides_[axis] * item.slice.step : strides_[axis]);
+        // With two elements or more of a non-empty array |step| < length and the stride spans part of the
+        // storage, so stride * step fits. Otherwise the step is never taken and the axis keeps its stride:
+        // stride * step could overflow (a step of -2**63, or an empty array's unbounded stride).
+        strides.push_back(count > 1 && !empty_source ? strides_[axis] * item.slice.step : strides_[axis]);
         ++axis;
         break;
       }
