@@ -6,7 +6,13 @@
 #   build/fuzz/tests/fuzz/<target> build/fuzz/artifacts/<target>/crash-...
 # The corpus copies live under build/fuzz/corpus, so new inputs never land in the checkout.
 #
-# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 20)] [TARGET ...]   (default: every fuzz_*.cpp)
+# Seeds: tests/fuzz/corpus/<target>/ (hand-made, reproduced by tests/fuzz/make_corpus.py) and
+# tests/fuzz/found/<target>/ (inputs earlier long runs found, each reaching code the seeds do not).
+# With FUZZ_KEEP_FOUND=1 a clean run merges what it found into tests/fuzz/found/<target>/: libFuzzer's
+# -merge=1 keeps the smallest set of inputs with the same coverage as seeds + found + new, less the seeds.
+#
+# Usage: [FUZZ_KEEP_FOUND=1] scripts/fuzz.sh [SECONDS_PER_TARGET (default 20)] [TARGET ...]
+#        (default: every fuzz_*.cpp)
 # Skipped, with the reason printed, when clang++ is not installed (g++ has no libFuzzer).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,6 +38,22 @@ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_
   -DCMAKE_CXX_COMPILER=clang++ -DNEEDLE_BUILD_FUZZERS=ON -DNEEDLE_BUILD_TESTS=OFF >/dev/null
 cmake --build build/fuzz -j "$JOBS" --target "${targets[@]}"
 
+# Replaces tests/fuzz/found/<target>/ with the inputs of seeds + found + the run's corpus that add
+# coverage, named by their SHA-1 as libFuzzer names them, leaving out the seeds themselves.
+keep_found() {
+  local target=$1 corpus=$2 found=tests/fuzz/found/$1 merged=build/fuzz/merged/$1
+  rm -rf "$merged"
+  mkdir -p "$merged" "$found"
+  "build/fuzz/tests/fuzz/$target" -merge=1 "$merged" tests/fuzz/corpus/"$target" "$found" "$corpus" \
+    >"build/fuzz/$target.merge.log" 2>&1
+  for seed in tests/fuzz/corpus/"$target"/*; do
+    rm -f "$merged/$(sha1sum "$seed" | cut -d' ' -f1)"
+  done
+  rm -rf "$found"
+  mv "$merged" "$found"
+  echo "fuzz: $target: kept $(find "$found" -type f | wc -l) inputs in $found"
+}
+
 status=0
 for target in "${targets[@]}"; do
   corpus=build/fuzz/corpus/$target
@@ -40,6 +62,8 @@ for target in "${targets[@]}"; do
   rm -rf "$corpus"
   mkdir -p "$corpus" "$artifacts"
   cp tests/fuzz/corpus/"$target"/* "$corpus"/
+  found=tests/fuzz/found/$target
+  if [ -n "$(ls -A "$found" 2>/dev/null)" ]; then cp "$found"/* "$corpus"/; fi
   # -timeout: one input running this long is a finding (a hang); -rss_limit_mb: so is using this much.
   # shellcheck disable=SC2086
   if UBSAN_OPTIONS=print_stacktrace=1 "build/fuzz/tests/fuzz/$target" -max_total_time="$SECONDS_PER_TARGET" \
@@ -47,6 +71,7 @@ for target in "${targets[@]}"; do
     "$corpus" >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     echo "fuzz: $target: $runs inputs in ${SECONDS_PER_TARGET}s, no findings"
+    if [ "${FUZZ_KEEP_FOUND:-0}" = 1 ]; then keep_found "$target" "$corpus"; fi
   else
     echo "fuzz: $target: FOUND A PROBLEM (input kept in $artifacts/):" >&2
     grep -v -E '^#[0-9]+' "$log" | tail -n 60 >&2
