@@ -114,11 +114,12 @@ NDArray NDArray::empty(const Shape& shape, DType dtype, Device device, std::stri
   std::shared_ptr<Storage> storage;
   try {
     storage = Storage::allocate(device, static_cast<std::size_t>(nbytes));
-  } catch (const MemoryError&) {
-    // The backend knows only a byte count; the user knows the call and the shape they asked for.
+  } catch (const MemoryError& refused) {
+    // The backend knows only a byte count; the user knows the call and the shape they asked for. The
+    // backend's reason (e.g. how much a GPU has free) follows.
     throw MemoryError(str(op, ": an array of shape ", shape_str(shape), " and dtype ", dtype_name(dtype), " (",
                           numel(shape), " elements, ", byte_size_str(static_cast<std::uint64_t>(nbytes)),
-                          ") cannot be allocated on ", device));
+                          ") cannot be allocated on ", device, " (", refused.what(), ")"));
   }
   return {std::move(storage), shape, compact_strides(shape), 0, dtype};
 }

@@ -34,7 +34,7 @@ std::shared_ptr<Storage> Storage::allocate(Device device, std::size_t nbytes) {
   try {
     data = backend.allocate(nbytes);
   } catch (const std::bad_alloc&) {  // a backend allocating with operator new: make it Needle's error
-    throw MemoryError(str("allocate: cannot allocate ", byte_size_str(nbytes), " on ", device));
+    throw MemoryError(str("allocate: out of memory (", nbytes, " bytes requested)"));
   }
   LiveCounters& live = counters(device);
   const std::size_t now_live = live.bytes.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;

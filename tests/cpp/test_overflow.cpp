@@ -86,6 +86,9 @@ TEST(OverflowTest, ImpossibleButRepresentableSizesAreMemoryErrors) {
   expect_error<MemoryError>([] { (void)NDArray::arange(std::int64_t{1} << 50, DType::Float32); },
                             "arange: an array of shape (1125899906842624,) and dtype float32 (1125899906842624 "
                             "elements, 4.5 PB) cannot be allocated on ");
+  // The backend's own reason follows the user's call.
+  expect_error<MemoryError>([] { (void)NDArray::arange(std::int64_t{1} << 50, DType::Float32, cpu_device()); },
+                            "cannot be allocated on cpu (allocate: out of memory (4503599627370496 bytes requested))");
   expect_error<MemoryError>(
       [] {
         (void)NDArray::zeros({std::int64_t{1} << 25, std::int64_t{1} << 25});

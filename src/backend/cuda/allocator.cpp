@@ -17,7 +17,7 @@ constexpr std::size_t kLargeStep = std::size_t{1} << 20U;
 
 std::size_t CachingAllocator::rounded_size(std::size_t nbytes) {
   const std::size_t step = nbytes < kLargeStep ? kSmallStep : kLargeStep;
-  NEEDLE_CHECK(nbytes <= SIZE_MAX - step, RuntimeError, "cuda: allocate: ", nbytes, " bytes is too large");
+  NEEDLE_CHECK(nbytes <= SIZE_MAX - step, MemoryError, "cuda: allocate: ", nbytes, " bytes is too large");
   // A 0-byte request still gets its own block: an empty array is a valid array with a unique address.
   return nbytes == 0 ? step : (nbytes + step - 1) / step * step;
 }
@@ -44,9 +44,13 @@ void* CachingAllocator::allocate(std::size_t nbytes) {
       std::size_t total_bytes = 0;
       (void)cudaMemGetInfo(&free_bytes, &total_bytes);
       (void)cudaGetLastError();
-      throw RuntimeError(str("cuda: out of memory allocating ", nbytes, " bytes on cuda:", device_, " (", bytes_in_use_,
-                             " bytes in use by Needle, ", free_bytes, " of ", total_bytes,
-                             " bytes free on the device): ", cudaGetErrorString(status)));
+      // Only a refused allocation is a MemoryError (Python's, as on the host); any other status is a
+      // broken device or driver.
+      NEEDLE_CHECK(status == cudaErrorMemoryAllocation, RuntimeError, "cuda: allocating ", nbytes,
+                   " bytes on cuda:", device_, " failed: ", cudaGetErrorString(status));
+      throw MemoryError(str("cuda: out of memory allocating ", nbytes, " bytes on cuda:", device_, ": ", free_bytes,
+                            " of ", total_bytes, " bytes free on the device, ", bytes_in_use_,
+                            " bytes in use by Needle"));
     }
     ++driver_allocations_;
   }
