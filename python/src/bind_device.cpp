@@ -35,12 +35,12 @@ NDArray one_hot(const Device& device, std::int64_t n, nb::handle indices, const 
 }  // namespace
 
 void bind_device(nb::module_& m) {
-  nb::class_<Device>(m, "Device",
-                     "Where an array lives and which backend runs its kernels: cpu(), ref() or cuda(). "
-                     "Needle calls this class BackendDevice.")
-      .def(
-          "__init__", [](Device* self, const std::string& name) { new (self) Device(device_from_name(name)); },
-          nb::arg("name"), "The device named \"cpu\", \"ref\", \"cuda\" or \"cuda:N\".")
+  nb::class_<Device> cls(m, "Device",
+                         "Where an array lives and which backend runs its kernels: cpu(), ref() or cuda(). "
+                         "Needle calls this class BackendDevice.");
+  cls.def(
+         "__init__", [](Device* self, const std::string& name) { new (self) Device(device_from_name(name)); },
+         nb::arg("name"), "The device named \"cpu\", \"ref\", \"cuda\" or \"cuda:N\".")
       .def_prop_ro("name", &Device::name, "\"cpu\", \"ref\", \"cuda\" (\"cuda:N\" for other CUDA devices).")
       .def_prop_ro(
           "index", [](const Device& d) { return d.index; }, "Device index (CUDA devices).")
@@ -91,6 +91,7 @@ void bind_device(nb::module_& m) {
           nb::arg("shape"), nb::arg("dtype") = "float32",
           nb::sig("def randn(self, *shape: int, dtype: str = 'float32') -> NDArray"),
           "Standard normal samples drawn from NumPy's global random state (numpy.random.randn).");
+  def_course_device(cls);
   nb::implicitly_convertible<std::string, Device>();
 
   m.def("cpu", &cpu_device, "The fast CPU backend (the default device).");

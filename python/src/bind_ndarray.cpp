@@ -66,7 +66,13 @@ void def_binary_operator(nb::class_<NDArray>& cls, const char* name, const char*
 }
 
 void def_views(nb::class_<NDArray>& cls) {
-  cls.def("compact", &NDArray::compact, "This array when already contiguous, else a contiguous copy.")
+  cls.def(
+         "compact",
+         [](nb::handle self) -> nb::object {
+           const auto& a = nb::cast<const NDArray&>(self);
+           return a.is_compact() ? nb::borrow(self) : nb::cast(a.compact());
+         },
+         nb::sig("def compact(self) -> NDArray"), "This array itself when already contiguous, else a contiguous copy.")
       .def("is_compact", &NDArray::is_compact, "True when the elements are stored densely in row-major order.")
       .def("copy", &NDArray::copy, "A fresh contiguous copy.")
       .def(
@@ -260,6 +266,7 @@ void bind_ndarray(nb::module_& m) {
           "shares_memory", [](const NDArray& a, const NDArray& b) { return a.shares_storage_with(b); },
           nb::arg("other"), "True when both arrays view the same storage.");
   def_views(cls);
+  def_course_ndarray(m, cls);
   def_conversions(cls);
   def_computations(cls);
   // Last, so that in the generated stub no annotation of the class body sees the method `numpy` where it

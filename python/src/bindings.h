@@ -74,6 +74,11 @@ NDArray reduce_axes(ReduceFn fn, const NDArray& a, const AxisArg& axis, bool kee
 // flip's axes: None means every axis.
 Axes flip_axes(const NDArray& a, const AxisArg& axes);
 
+// The course Needle's NDArray internals and device functions (bind_course_ndarray.cpp), added to the
+// classes bind_ndarray and bind_device create.
+void def_course_ndarray(nb::module_& m, nb::class_<NDArray>& cls);
+void def_course_device(nb::class_<Device>& cls);
+
 void bind_errors(nb::module_& m);
 void bind_device(nb::module_& m);
 void bind_ndarray(nb::module_& m);

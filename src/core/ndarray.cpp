@@ -183,10 +183,11 @@ bool NDArray::is_compact() const {
 
 // ---- views ---------------------------------------------------------------------------------------
 
-NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int64_t offset) const {
-  NEEDLE_CHECK(shape.size() == strides.size(), ValueError, "as_strided: shape ", shape_str(shape), " and strides ",
+NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int64_t offset,
+                            std::string_view op) const {
+  NEEDLE_CHECK(shape.size() == strides.size(), ValueError, op, ": shape ", shape_str(shape), " and strides ",
                shape_str(strides), " have different lengths");
-  check_valid_shape(shape, "as_strided");
+  check_valid_shape(shape, op);
   if (numel(shape) > 0) {
     // The lowest and highest element the view can reach must lie inside the storage. The arithmetic is
     // checked: a span that wrapped around int64 could land back inside the storage and pass.
@@ -202,7 +203,7 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
       end = checked_add(*end, *span);
     }
     const auto capacity = static_cast<std::int64_t>(storage_->nbytes() / needle::itemsize(dtype_));
-    NEEDLE_CHECK(lowest && highest && *lowest >= 0 && *highest < capacity, ValueError, "as_strided: shape ",
+    NEEDLE_CHECK(lowest && highest && *lowest >= 0 && *highest < capacity, ValueError, op, ": shape ",
                  shape_str(shape), " with strides ", shape_str(strides), " and offset ", offset,
                  " reaches outside the storage of ", capacity, " elements");
   }

@@ -104,8 +104,10 @@ class NDArray {
   [[nodiscard]] bool shares_storage_with(const NDArray& other) const { return storage_ == other.storage_; }
 
   // ---- views (no copy) ----------------------------------------------------------------------
-  // Any shape, strides and offset over the same storage; checked to stay inside the storage.
-  [[nodiscard]] NDArray as_strided(const Shape& shape, const Strides& strides, std::int64_t offset) const;
+  // Any shape, strides and offset over the same storage; checked to stay inside the storage (errors
+  // name `op`, the call the user made).
+  [[nodiscard]] NDArray as_strided(const Shape& shape, const Strides& strides, std::int64_t offset,
+                                   std::string_view op = "as_strided") const;
   // One entry may be -1 (inferred). A view when the strides allow it, else a compact copy.
   [[nodiscard]] NDArray reshape(const Shape& shape) const;
   // Reorders the axes: result.shape[i] = shape[axes[i]]. axes must be a permutation (negative allowed).

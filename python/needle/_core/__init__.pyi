@@ -4,7 +4,7 @@ Needle's compiled core: NDArray, devices, the array functions, Tensor, autograd,
 
 from collections.abc import Iterator, Mapping, Sequence
 import types
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, Final, overload
 
 import numpy.typing
 
@@ -61,6 +61,17 @@ class Device:
     def randn(self, *shape: int, dtype: str = 'float32') -> NDArray:
         """
         Standard normal samples drawn from NumPy's global random state (numpy.random.randn).
+        """
+
+    __tile_size__: Final[int] = ...
+    """The tile size `matmul_tiled` expects (course name)."""
+
+    def Array(self, size: int, dtype: str = 'float32') -> StorageHandle:
+        """A new storage of `size` elements (course name)."""
+
+    def __getattr__(self, name: str) -> object:
+        """
+        The course backend's functions on handles (`fill`, `compact`, `ewise_add`, `matmul`, ...; see needle.backend_ndarray.handles), called as methods of the device.
         """
 
 def cpu() -> Device:
@@ -121,7 +132,7 @@ class NDArray:
         """True when both arrays view the same storage."""
 
     def compact(self) -> NDArray:
-        """This array when already contiguous, else a contiguous copy."""
+        """This array itself when already contiguous, else a contiguous copy."""
 
     def is_compact(self) -> bool:
         """True when the elements are stored densely in row-major order."""
@@ -167,6 +178,23 @@ class NDArray:
     def __setitem__(self, key: int | slice | None | types.EllipsisType | tuple[int | slice | None | types.EllipsisType, ...], value: numpy.typing.ArrayLike) -> None:
         """
         Writes `value` (broadcast and converted to this dtype) into the indexed view.
+        """
+
+    @staticmethod
+    def make(shape: Sequence[int], strides: Sequence[int] | None = None, device: Device | None = None, handle: StorageHandle | None = None, offset: int = 0) -> NDArray:
+        """
+        A view of `handle` with any shape, strides and offset (in elements), or a new compact float32 array of `shape` when `handle` is None.
+        """
+
+    @property
+    def flat(self) -> NDArray:
+        """
+        A writable 1-D view of a compact array (`a.flat[j] += eps` changes `a`).
+        """
+
+    def process_slice(self, sl: slice, dim: int) -> slice:
+        """
+        `sl` with its start, stop and step made integers for axis `dim` (Python's slice rules).
         """
 
     def __array__(self, dtype: object = None, copy: bool | None = None) -> numpy.typing.NDArray[Any]: ...
@@ -354,6 +382,34 @@ class NDArray:
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
     __array_priority__: int = 1000
+
+class StorageHandle:
+    """
+    A storage seen as a flat array: the course Needle's `NDArray._handle` (its backend's `Array`). Views of one storage share one handle.
+    """
+
+    @property
+    def size(self) -> int:
+        """Number of elements of the storage."""
+
+    @property
+    def dtype(self) -> str:
+        """The element type the storage is seen with."""
+
+    @property
+    def device(self) -> Device:
+        """The device holding the storage."""
+
+    def ptr(self) -> int:
+        """
+        The storage's first byte's address, as an integer (a device address off the host).
+        """
+
+    @property
+    def array(self) -> NDArray:
+        """The whole storage as a compact 1-D NDArray."""
+
+    def __repr__(self) -> str: ...
 
 def negate(a: NDArray) -> NDArray:
     """-a."""
