@@ -203,9 +203,9 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
       end = checked_add(*end, *span);
     }
     const auto capacity = static_cast<std::int64_t>(storage_->nbytes() / needle::itemsize(dtype_));
-    NEEDLE_CHECK(lowest && highest && *lowest >= 0 && *highest < capacity, ValueError, op, ": shape ",
-                 shape_str(shape), " with strides ", shape_str(strides), " and offset ", offset,
-                 " reaches outside the storage of ", capacity, " elements");
+    NEEDLE_CHECK(lowest && highest && *lowest >= 0 && *highest < capacity, ValueError, op, ": shape ", shape_str(shape),
+                 " with strides ", shape_str(strides), " and offset ", offset, " reaches outside the storage of ",
+                 capacity, " elements");
   }
   return {storage_, shape, strides, offset, dtype_};
 }
