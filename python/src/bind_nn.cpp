@@ -19,6 +19,23 @@ namespace {
 
 using nn::Module;
 
+// A layer's parameter `name` as a Python property: reading gives the tensor the layer computes with (None
+// when the layer has none, e.g. no bias); assigning replaces it (Module::set_parameter checks the shape,
+// dtype and device), as course code does with `cell.W_ih = Tensor(...)`.
+auto parameter_getter(const char* name) {
+  return [name](const Module& layer) { return layer.optional_parameter(name); };
+}
+auto parameter_setter(const char* name) {
+  return [name](Module& layer, const Tensor& value) { layer.set_parameter(name, value); };
+}
+// The same for a buffer (BatchNorm's running statistics).
+auto buffer_getter(const char* name) {
+  return [name](const Module& layer) { return layer.buffer(name); };
+}
+auto buffer_setter(const char* name) {
+  return [name](Module& layer, const Tensor& value) { layer.set_buffer(name, value); };
+}
+
 DType float_dtype(const std::optional<DTypeLike>& dtype) { return to_dtype(dtype).value_or(kDefaultFloat); }
 
 // An optional Tensor argument: None means "undefined" (zeros for recurrent states).
@@ -121,8 +138,8 @@ void bind_basic(nb::module_& m) {
           nb::arg("dtype") = nb::none())
       .def_prop_ro("in_features", &nn::Linear::in_features)
       .def_prop_ro("out_features", &nn::Linear::out_features)
-      .def_prop_ro("weight", &nn::Linear::weight, "(in_features, out_features).")
-      .def_prop_ro("bias", &nn::Linear::bias, "(1, out_features), or None.");
+      .def_prop_rw("weight", parameter_getter("weight"), parameter_setter("weight"), "(in_features, out_features).")
+      .def_prop_rw("bias", parameter_getter("bias"), parameter_setter("bias"), "(1, out_features), or None.");
   nb::class_<nn::Flatten, Module>(m, "Flatten").def(nb::init<>());
   nb::class_<nn::ReLU, Module>(m, "ReLU").def(nb::init<>());
   nb::class_<nn::Tanh, Module>(m, "Tanh").def(nb::init<>());
@@ -166,7 +183,8 @@ void bind_basic(nb::module_& m) {
           nb::arg("dtype") = nb::none())
       .def_prop_ro("num_embeddings", &nn::Embedding::num_embeddings)
       .def_prop_ro("embedding_dim", &nn::Embedding::embedding_dim)
-      .def_prop_ro("weight", &nn::Embedding::weight, "(num_embeddings, embedding_dim).");
+      .def_prop_rw("weight", parameter_getter("weight"), parameter_setter("weight"),
+                   "(num_embeddings, embedding_dim).");
 }
 
 void bind_norm(nb::module_& m) {
@@ -174,10 +192,10 @@ void bind_norm(nb::module_& m) {
       .def_prop_ro("num_features", &nn::BatchNorm::num_features)
       .def_prop_rw("eps", &nn::BatchNorm::eps, &nn::BatchNorm::set_eps, "Finite and >= 0 (ValueError otherwise).")
       .def_prop_rw("momentum", &nn::BatchNorm::momentum, &nn::BatchNorm::set_momentum, "In [0, 1].")
-      .def_prop_ro("weight", &nn::BatchNorm::weight)
-      .def_prop_ro("bias", &nn::BatchNorm::bias)
-      .def_prop_ro("running_mean", &nn::BatchNorm::running_mean)
-      .def_prop_ro("running_var", &nn::BatchNorm::running_var);
+      .def_prop_rw("weight", parameter_getter("weight"), parameter_setter("weight"))
+      .def_prop_rw("bias", parameter_getter("bias"), parameter_setter("bias"))
+      .def_prop_rw("running_mean", buffer_getter("running_mean"), buffer_setter("running_mean"))
+      .def_prop_rw("running_var", buffer_getter("running_var"), buffer_setter("running_var"));
   nb::class_<nn::BatchNorm1d, nn::BatchNorm>(m, "BatchNorm1d")
       .def(
           "__init__",
@@ -206,8 +224,8 @@ void bind_norm(nb::module_& m) {
           nb::arg("dim"), nb::arg("eps") = 1e-5, nb::arg("device") = nb::none(), nb::arg("dtype") = nb::none())
       .def_prop_ro("dim", &nn::LayerNorm1d::dim)
       .def_prop_rw("eps", &nn::LayerNorm1d::eps, &nn::LayerNorm1d::set_eps, "Finite and >= 0 (ValueError otherwise).")
-      .def_prop_ro("weight", &nn::LayerNorm1d::weight)
-      .def_prop_ro("bias", &nn::LayerNorm1d::bias);
+      .def_prop_rw("weight", parameter_getter("weight"), parameter_setter("weight"))
+      .def_prop_rw("bias", parameter_getter("bias"), parameter_setter("bias"));
 }
 
 void bind_conv(nb::module_& m) {
@@ -228,8 +246,9 @@ void bind_conv(nb::module_& m) {
       .def_prop_ro("kernel_size", &nn::Conv::kernel_size)
       .def_prop_ro("stride", &nn::Conv::stride)
       .def_prop_ro("padding", &nn::Conv::padding)
-      .def_prop_ro("weight", &nn::Conv::weight, "(kernel_size, kernel_size, in_channels, out_channels).")
-      .def_prop_ro("bias", &nn::Conv::bias, "(out_channels,), or None.");
+      .def_prop_rw("weight", parameter_getter("weight"), parameter_setter("weight"),
+                   "(kernel_size, kernel_size, in_channels, out_channels).")
+      .def_prop_rw("bias", parameter_getter("bias"), parameter_setter("bias"), "(out_channels,), or None.");
   nb::class_<nn::Conv2d, nn::Conv>(m, "Conv2d")
       .def(
           "__init__",
@@ -254,10 +273,10 @@ template <typename Cell>
 void def_cell_parameters(nb::class_<Cell, Module>& cls) {
   cls.def_prop_ro("input_size", &Cell::input_size)
       .def_prop_ro("hidden_size", &Cell::hidden_size)
-      .def_prop_ro("W_ih", &Cell::W_ih)
-      .def_prop_ro("W_hh", &Cell::W_hh)
-      .def_prop_ro("bias_ih", &Cell::bias_ih, "None without bias.")
-      .def_prop_ro("bias_hh", &Cell::bias_hh, "None without bias.");
+      .def_prop_rw("W_ih", parameter_getter("W_ih"), parameter_setter("W_ih"))
+      .def_prop_rw("W_hh", parameter_getter("W_hh"), parameter_setter("W_hh"))
+      .def_prop_rw("bias_ih", parameter_getter("bias_ih"), parameter_setter("bias_ih"), "None without bias.")
+      .def_prop_rw("bias_hh", parameter_getter("bias_hh"), parameter_setter("bias_hh"), "None without bias.");
 }
 
 using OptionalState = std::optional<std::pair<std::optional<Tensor>, std::optional<Tensor>>>;

@@ -268,15 +268,17 @@ void expect_lstm_operand(std::string_view op, std::string_view name, const Strid
                " must not repeat one row");
 }
 
+// h and c are the cell's outputs (written) in the forward kernel and the gradients of them (read) in the
+// backward one: `states_written` says which.
 LstmLayout lstm_layout(std::string_view op, const StridedView& h, const StridedView& c, const StridedView& gates,
-                       const StridedView& gates2, const StridedView& c_prev) {
+                       const StridedView& gates2, const StridedView& c_prev, bool states_written = true) {
   expect_floating(op, h.dtype);
   NEEDLE_CHECK(h.ndim() == 2, RuntimeError, op, ": h must be 2-D (batch, hidden), got shape ", shape_str(h.shape));
   const LstmLayout layout{h.shape[0], h.shape[1], h.dtype};
   const std::int64_t b = layout.batch;
   const std::int64_t n = layout.hidden;
-  expect_lstm_operand(op, "h", h, b, n, layout.dtype, true);
-  expect_lstm_operand(op, "c", c, b, n, layout.dtype, true);
+  expect_lstm_operand(op, states_written ? "h" : "dh", h, b, n, layout.dtype, states_written);
+  expect_lstm_operand(op, states_written ? "c" : "dc", c, b, n, layout.dtype, states_written);
   expect_lstm_operand(op, "gates", gates, b, 4 * n, layout.dtype, false);
   if (present(gates2)) expect_lstm_operand(op, "gates2", gates2, b, 4 * n, layout.dtype, false);
   if (present(c_prev)) expect_lstm_operand(op, "c_prev", c_prev, b, n, layout.dtype, false);
@@ -287,7 +289,7 @@ LstmLayout lstm_backward_layout(const StridedView& dgates, const StridedView& dc
                                 const StridedView& dc, const StridedView& gates, const StridedView& gates2,
                                 const StridedView& c_prev) {
   constexpr std::string_view op = "lstm_cell_backward";
-  const LstmLayout layout = lstm_layout(op, dh, dc, gates, gates2, c_prev);
+  const LstmLayout layout = lstm_layout(op, dh, dc, gates, gates2, c_prev, /*states_written=*/false);
   expect_lstm_operand(op, "dgates", dgates, layout.batch, 4 * layout.hidden, layout.dtype, true);
   NEEDLE_CHECK(present(dc_prev) == present(c_prev), RuntimeError, op, ": dc_prev must be given exactly when c_prev is");
   if (present(dc_prev)) expect_lstm_operand(op, "dc_prev", dc_prev, layout.batch, layout.hidden, layout.dtype, true);

@@ -26,11 +26,10 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, D
     : in_features_(in_features), out_features_(out_features) {
   detail::expect_positive("Linear", "in_features", in_features);
   detail::expect_positive("Linear", "out_features", out_features);
-  weight_ = register_parameter("weight",
-                               init::kaiming_uniform(in_features, out_features, std::nullopt, "relu", dtype, device));
+  register_parameter("weight", init::kaiming_uniform(in_features, out_features, std::nullopt, "relu", dtype, device));
   if (bias) {
     // Needle's hw2 draws the bias as a (out, 1) kaiming_uniform (fan_in = out) and stores it as (1, out).
-    bias_ = register_parameter(
+    register_parameter(
         "bias", init::kaiming_uniform(out_features, 1, std::nullopt, "relu", dtype, device).reshape({1, out_features}));
   }
 }
@@ -38,11 +37,13 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, D
 Tensor Linear::forward(const Tensor& x) {
   NEEDLE_CHECK(x.ndim() >= 1 && x.shape().back() == in_features_, ValueError,
                "Linear: expected input with last dimension ", in_features_, ", got shape ", shape_str(x.shape()));
-  check_device(x, weight_.device());
+  const Tensor weight = this->weight();
+  const Tensor bias = this->bias();
+  check_device(x, weight.device());
   // Leading dimensions are folded into one batch so a single 2-d matmul computes every row.
   const Tensor rows = x.ndim() == 2 ? x : ops::reshape(x, {x.size() / in_features_, in_features_});
-  Tensor y = ops::matmul(rows, weight_);
-  if (bias_.defined()) y = y + bias_;  // (1, out) broadcasts over the rows
+  Tensor y = ops::matmul(rows, weight);
+  if (bias.defined()) y = y + bias;  // (1, out) broadcasts over the rows
   if (x.ndim() == 2) return y;
   Shape out_shape = x.shape();
   out_shape.back() = out_features_;
@@ -121,12 +122,13 @@ Embedding::Embedding(std::int64_t num_embeddings, std::int64_t embedding_dim, De
     : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {
   detail::expect_positive("Embedding", "num_embeddings", num_embeddings);
   detail::expect_positive("Embedding", "embedding_dim", embedding_dim);
-  weight_ = register_parameter("weight", init::normal({num_embeddings, embedding_dim}, 0.0, 1.0, dtype, device));
+  register_parameter("weight", init::normal({num_embeddings, embedding_dim}, 0.0, 1.0, dtype, device));
 }
 
 Tensor Embedding::forward(const Tensor& indices) {
-  check_device(indices, weight_.device());
-  return ops::embedding(detail::as_indices("Embedding", indices), weight_);
+  const Tensor weight = this->weight();
+  check_device(indices, weight.device());
+  return ops::embedding(detail::as_indices("Embedding", indices), weight);
 }
 
 }  // namespace needle::nn

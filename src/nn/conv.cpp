@@ -22,13 +22,12 @@ Conv::Conv(std::int64_t in_channels, std::int64_t out_channels, std::int64_t ker
   detail::expect_positive(layer, "stride", stride);
   NEEDLE_CHECK(padding_ >= 0, ValueError, layer, ": padding must be >= 0, got ", padding_);
   const std::int64_t k2 = kernel_size * kernel_size;
-  weight_ =
-      register_parameter("weight", init::kaiming_uniform(in_channels * k2, out_channels * k2,
-                                                         Shape{kernel_size, kernel_size, in_channels, out_channels},
-                                                         "relu", dtype, device));
+  register_parameter("weight", init::kaiming_uniform(in_channels * k2, out_channels * k2,
+                                                     Shape{kernel_size, kernel_size, in_channels, out_channels}, "relu",
+                                                     dtype, device));
   if (bias) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(in_channels * k2));
-    bias_ = register_parameter("bias", init::uniform({out_channels}, -bound, bound, dtype, device));
+    register_parameter("bias", init::uniform({out_channels}, -bound, bound, dtype, device));
   }
 }
 
@@ -36,13 +35,15 @@ Tensor Conv::forward(const Tensor& x) {
   const std::string layer = name();
   detail::expect_ndim(layer, x, 4, "(N, C, H, W)");
   detail::expect_dim(layer, x, 1, in_channels_, "channels (dimension 1)");
-  check_device(x, weight_.device());
+  const Tensor weight = this->weight();
+  const Tensor bias = this->bias();
+  check_device(x, weight.device());
   NEEDLE_CHECK(x.shape()[2] + 2 * padding_ >= kernel_size_ && x.shape()[3] + 2 * padding_ >= kernel_size_, ValueError,
                layer, ": kernel_size ", kernel_size_, " exceeds the padded input (padding ", padding_, ", shape ",
                shape_str(x.shape()), ")");
   // ops::conv works in NHWC (Needle's layout); the layer keeps PyTorch's NCHW on both sides.
-  Tensor y = ops::conv(ops::permute(x, {0, 2, 3, 1}), weight_, stride_, padding_);
-  if (bias_.defined()) y = y + ops::reshape(bias_, {1, 1, 1, out_channels_});
+  Tensor y = ops::conv(ops::permute(x, {0, 2, 3, 1}), weight, stride_, padding_);
+  if (bias.defined()) y = y + ops::reshape(bias, {1, 1, 1, out_channels_});
   return ops::permute(y, {0, 3, 1, 2});
 }
 

@@ -117,6 +117,11 @@ Tensor Module::parameter(const std::string& name) const {
   return *found;
 }
 
+Tensor Module::optional_parameter(const std::string& name) const {
+  const Tensor* found = find_entry(parameters_, name);
+  return found != nullptr ? *found : Tensor();
+}
+
 Tensor Module::buffer(const std::string& name) const {
   const Tensor* found = find_entry(buffers_, name);
   NEEDLE_CHECK(found != nullptr, ValueError, this->name(), ": no buffer named '", name, "'");
@@ -191,6 +196,40 @@ void Module::to(Device device) {
   };
   visit(Kind::Parameter, "", move);
   visit(Kind::Buffer, "", move);
+}
+
+namespace {
+
+// The checks of set_parameter/set_buffer: `value` may take the place of `current`.
+void check_replacement(const std::string& owner, const char* what, const std::string& name, const Tensor& current,
+                       const Tensor& value) {
+  NEEDLE_CHECK(value.defined(), ValueError, owner, ": cannot set ", what, " '", name, "' to an undefined tensor");
+  NEEDLE_CHECK(
+      value.shape() == current.shape() && value.dtype() == current.dtype() && value.device() == current.device(),
+      ValueError, owner, ": ", what, " '", name, "' is ", shape_str(current.shape()), " ", dtype_name(current.dtype()),
+      " on ", current.device(), ", so it cannot be set to ", shape_str(value.shape()), " ", dtype_name(value.dtype()),
+      " on ", value.device());
+}
+
+void replace_entry(std::vector<std::pair<std::string, Tensor>>& entries, const std::string& owner, const char* what,
+                   const std::string& name, const Tensor& value) {
+  for (auto& [own_name, tensor] : entries) {
+    if (own_name != name) continue;
+    check_replacement(owner, what, name, tensor, value);
+    tensor = value;
+    return;
+  }
+  throw ValueError(str(owner, ": no ", what, " named '", name, "'"));
+}
+
+}  // namespace
+
+void Module::set_parameter(const std::string& name, const Tensor& value) {
+  replace_entry(parameters_, this->name(), "parameter", name, value);
+}
+
+void Module::set_buffer(const std::string& name, const Tensor& value) {
+  replace_entry(buffers_, this->name(), "buffer", name, value);
 }
 
 void Module::zero_grad() {

@@ -27,10 +27,10 @@ BatchNorm::BatchNorm(std::int64_t num_features, double eps, double momentum, Dev
   detail::expect_positive(input_ndim == 2 ? "BatchNorm1d" : "BatchNorm2d", "num_features", num_features);
   set_eps(eps);
   set_momentum(momentum);
-  weight_ = register_parameter("weight", init::ones({num_features}, dtype, device));
-  bias_ = register_parameter("bias", init::zeros({num_features}, dtype, device));
-  running_mean_ = register_buffer("running_mean", init::zeros({num_features}, dtype, device));
-  running_var_ = register_buffer("running_var", init::ones({num_features}, dtype, device));
+  register_parameter("weight", init::ones({num_features}, dtype, device));
+  register_parameter("bias", init::zeros({num_features}, dtype, device));
+  register_buffer("running_mean", init::zeros({num_features}, dtype, device));
+  register_buffer("running_var", init::ones({num_features}, dtype, device));
 }
 
 void BatchNorm::set_eps(double eps) { eps_ = checked_eps(input_ndim_ == 2 ? "BatchNorm1d" : "BatchNorm2d", eps); }
@@ -44,28 +44,32 @@ void BatchNorm::set_momentum(double momentum) {
 Tensor BatchNorm::forward(const Tensor& x) {
   detail::expect_ndim(name(), x, input_ndim_, input_ndim_ == 2 ? "(N, C)" : "(N, C, H, W)");
   detail::expect_dim(name(), x, 1, num_features_, "channels (dimension 1)");
-  check_device(x, weight_.device());
+  const Tensor weight = this->weight();
+  const Tensor bias = this->bias();
+  Tensor running_mean = this->running_mean();
+  Tensor running_var = this->running_var();
+  check_device(x, weight.device());
   if (!training()) {
-    return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, /*training=*/false, momentum_, eps_);
+    return ops::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/false, momentum_, eps_);
   }
   // The op normalizes with the batch statistics and hands them back; the running statistics are updated
   // here rather than by ops::batch_norm because Needle averages the biased batch variance into running_var
   // (the op follows PyTorch's unbiased one).
   NDArray batch_mean;
   NDArray batch_var;
-  Tensor y = ops::detail::batch_norm_train(x, weight_, bias_, eps_, batch_mean, batch_var);
-  running_mean_.set_value(
-      (running_mean_.value() * Scalar(1.0 - momentum_) + batch_mean * Scalar(momentum_)).astype(running_mean_.dtype()));
-  running_var_.set_value(
-      (running_var_.value() * Scalar(1.0 - momentum_) + batch_var * Scalar(momentum_)).astype(running_var_.dtype()));
+  Tensor y = ops::detail::batch_norm_train(x, weight, bias, eps_, batch_mean, batch_var);
+  running_mean.set_value(
+      (running_mean.value() * Scalar(1.0 - momentum_) + batch_mean * Scalar(momentum_)).astype(running_mean.dtype()));
+  running_var.set_value(
+      (running_var.value() * Scalar(1.0 - momentum_) + batch_var * Scalar(momentum_)).astype(running_var.dtype()));
   return y;
 }
 
 LayerNorm1d::LayerNorm1d(std::int64_t dim, double eps, Device device, DType dtype)
     : dim_(dim), eps_(checked_eps("LayerNorm1d", eps)) {
   detail::expect_positive("LayerNorm1d", "dim", dim);
-  weight_ = register_parameter("weight", init::ones({dim}, dtype, device));
-  bias_ = register_parameter("bias", init::zeros({dim}, dtype, device));
+  register_parameter("weight", init::ones({dim}, dtype, device));
+  register_parameter("bias", init::zeros({dim}, dtype, device));
 }
 
 void LayerNorm1d::set_eps(double eps) { eps_ = checked_eps("LayerNorm1d", eps); }
@@ -73,8 +77,9 @@ void LayerNorm1d::set_eps(double eps) { eps_ = checked_eps("LayerNorm1d", eps); 
 Tensor LayerNorm1d::forward(const Tensor& x) {
   NEEDLE_CHECK(x.ndim() >= 1 && x.shape().back() == dim_, ValueError,
                "LayerNorm1d: expected input with last dimension ", dim_, ", got shape ", shape_str(x.shape()));
-  check_device(x, weight_.device());
-  return ops::layer_norm(x, weight_, bias_, eps_);
+  const Tensor weight = this->weight();
+  check_device(x, weight.device());
+  return ops::layer_norm(x, weight, bias(), eps_);
 }
 
 }  // namespace needle::nn

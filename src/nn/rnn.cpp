@@ -68,18 +68,19 @@ RNNCell::RNNCell(std::int64_t input_size, std::int64_t hidden_size, bool bias, c
   detail::expect_positive("RNNCell", "hidden_size", hidden_size);
   NEEDLE_CHECK(nonlinearity == "tanh" || nonlinearity == "relu", ValueError,
                "RNNCell: nonlinearity must be 'tanh' or 'relu', got '", nonlinearity, "'");
-  w_ih_ = register_parameter("W_ih", recurrent_init({input_size, hidden_size}, hidden_size, device, dtype));
-  w_hh_ = register_parameter("W_hh", recurrent_init({hidden_size, hidden_size}, hidden_size, device, dtype));
+  register_parameter("W_ih", recurrent_init({input_size, hidden_size}, hidden_size, device, dtype));
+  register_parameter("W_hh", recurrent_init({hidden_size, hidden_size}, hidden_size, device, dtype));
   if (bias) {
-    bias_ih_ = register_parameter("bias_ih", recurrent_init({hidden_size}, hidden_size, device, dtype));
-    bias_hh_ = register_parameter("bias_hh", recurrent_init({hidden_size}, hidden_size, device, dtype));
+    register_parameter("bias_ih", recurrent_init({hidden_size}, hidden_size, device, dtype));
+    register_parameter("bias_hh", recurrent_init({hidden_size}, hidden_size, device, dtype));
   }
 }
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) {
   check_step("RNNCell", x, input_size_, h, "h", hidden_size_);
-  check_device(x, w_ih_.device());
-  const Tensor z = pre_activation(x, h, w_ih_, w_hh_, bias_ih_, bias_hh_);
+  const Tensor w_ih = W_ih();
+  check_device(x, w_ih.device());
+  const Tensor z = pre_activation(x, h, w_ih, W_hh(), bias_ih(), bias_hh());
   return nonlinearity_ == "tanh" ? ops::tanh(z) : ops::relu(z);
 }
 
@@ -88,11 +89,11 @@ LSTMCell::LSTMCell(std::int64_t input_size, std::int64_t hidden_size, bool bias,
   detail::expect_positive("LSTMCell", "input_size", input_size);
   detail::expect_positive("LSTMCell", "hidden_size", hidden_size);
   const std::int64_t gates = 4 * hidden_size;
-  w_ih_ = register_parameter("W_ih", recurrent_init({input_size, gates}, hidden_size, device, dtype));
-  w_hh_ = register_parameter("W_hh", recurrent_init({hidden_size, gates}, hidden_size, device, dtype));
+  register_parameter("W_ih", recurrent_init({input_size, gates}, hidden_size, device, dtype));
+  register_parameter("W_hh", recurrent_init({hidden_size, gates}, hidden_size, device, dtype));
   if (bias) {
-    bias_ih_ = register_parameter("bias_ih", recurrent_init({gates}, hidden_size, device, dtype));
-    bias_hh_ = register_parameter("bias_hh", recurrent_init({gates}, hidden_size, device, dtype));
+    register_parameter("bias_ih", recurrent_init({gates}, hidden_size, device, dtype));
+    register_parameter("bias_hh", recurrent_init({gates}, hidden_size, device, dtype));
   }
 }
 
@@ -100,11 +101,13 @@ std::pair<Tensor, Tensor> LSTMCell::forward(const Tensor& x, const std::pair<Ten
   const auto& [h, c] = state;
   check_step("LSTMCell", x, input_size_, h, "h", hidden_size_);
   check_step("LSTMCell", x, input_size_, c, "c", hidden_size_);
-  check_device(x, w_ih_.device());
+  const Tensor w_ih = W_ih();
+  const Tensor bias_ih = this->bias_ih();
+  check_device(x, w_ih.device());
   // The recurrent product is the kernel's second summand, so the cell adds it while activating.
-  Tensor gates = ops::matmul(x, w_ih_);
-  if (bias_ih_.defined()) gates = gates + (bias_ih_ + bias_hh_);  // (4 * hidden,) broadcasts over the batch
-  return ops::lstm_cell(gates, c, h.defined() ? ops::matmul(h, w_hh_) : Tensor());
+  Tensor gates = ops::matmul(x, w_ih);
+  if (bias_ih.defined()) gates = gates + (bias_ih + bias_hh());  // (4 * hidden,) broadcasts over the batch
+  return ops::lstm_cell(gates, c, h.defined() ? ops::matmul(h, W_hh()) : Tensor());
 }
 
 RNN::RNN(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers, bool bias,

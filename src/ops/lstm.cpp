@@ -87,9 +87,11 @@ class LstmCellOp final : public Op {
       NDArray dc = c_prev.defined() ? NDArray::empty(c_prev.shape(), z.dtype(), z.device()) : NDArray();
       const NDArray z2 = inputs_.has_gates2 ? in[1].value() : NDArray();
       const NDArray cp = c_prev.defined() ? c_prev.value() : NDArray();
-      needle::lstm_cell_backward(dz, c_prev.defined() ? &dc : nullptr, grad_or_zeros(out_grads[0], outputs[0].value()),
-                                 grad_or_zeros(out_grads[1], outputs[1].value()), z, inputs_.has_gates2 ? &z2 : nullptr,
-                                 c_prev.defined() ? &cp : nullptr);
+      // The kernel reads rows with unit column stride; an incoming gradient may be a broadcast (of sum()).
+      needle::lstm_cell_backward(dz, c_prev.defined() ? &dc : nullptr,
+                                 grad_or_zeros(out_grads[0], outputs[0].value()).compact(),
+                                 grad_or_zeros(out_grads[1], outputs[1].value()).compact(), z,
+                                 inputs_.has_gates2 ? &z2 : nullptr, c_prev.defined() ? &cp : nullptr);
       dgates = detail::constant(dz);
       if (c_prev.defined()) dc_prev = detail::constant(dc);
     } else {

@@ -48,14 +48,12 @@ class Linear final : public Module {
   [[nodiscard]] std::string name() const override { return "Linear"; }
   [[nodiscard]] std::int64_t in_features() const { return in_features_; }
   [[nodiscard]] std::int64_t out_features() const { return out_features_; }
-  [[nodiscard]] Tensor weight() const { return weight_; }
-  [[nodiscard]] Tensor bias() const { return bias_; }  // undefined without bias
+  [[nodiscard]] Tensor weight() const { return parameter("weight"); }
+  [[nodiscard]] Tensor bias() const { return optional_parameter("bias"); }  // undefined without bias
 
  private:
   std::int64_t in_features_;
   std::int64_t out_features_;
-  Tensor weight_;
-  Tensor bias_;
 };
 
 // (N, d1, d2, ...) -> (N, d1 * d2 * ...).
@@ -171,12 +169,11 @@ class Embedding final : public Module {
   [[nodiscard]] std::string name() const override { return "Embedding"; }
   [[nodiscard]] std::int64_t num_embeddings() const { return num_embeddings_; }
   [[nodiscard]] std::int64_t embedding_dim() const { return embedding_dim_; }
-  [[nodiscard]] Tensor weight() const { return weight_; }
+  [[nodiscard]] Tensor weight() const { return parameter("weight"); }
 
  private:
   std::int64_t num_embeddings_;
   std::int64_t embedding_dim_;
-  Tensor weight_;
 };
 
 // ---- normalization (src/nn/norm.cpp) --------------------------------------------------------------
@@ -193,10 +190,10 @@ class BatchNorm : public Module {
   // Also settable between steps: ValueError unless eps >= 0 and momentum in [0, 1].
   void set_eps(double eps);
   void set_momentum(double momentum);
-  [[nodiscard]] Tensor weight() const { return weight_; }
-  [[nodiscard]] Tensor bias() const { return bias_; }
-  [[nodiscard]] Tensor running_mean() const { return running_mean_; }
-  [[nodiscard]] Tensor running_var() const { return running_var_; }
+  [[nodiscard]] Tensor weight() const { return parameter("weight"); }
+  [[nodiscard]] Tensor bias() const { return parameter("bias"); }
+  [[nodiscard]] Tensor running_mean() const { return buffer("running_mean"); }
+  [[nodiscard]] Tensor running_var() const { return buffer("running_var"); }
   Tensor forward(const Tensor& x) override;
 
  protected:
@@ -208,10 +205,6 @@ class BatchNorm : public Module {
   double eps_;
   double momentum_;
   std::int64_t input_ndim_;  // 2 for BatchNorm1d, 4 for BatchNorm2d
-  Tensor weight_;
-  Tensor bias_;
-  Tensor running_mean_;
-  Tensor running_var_;
 };
 
 class BatchNorm1d final : public BatchNorm {
@@ -241,14 +234,12 @@ class LayerNorm1d final : public Module {
   [[nodiscard]] std::int64_t dim() const { return dim_; }
   [[nodiscard]] double eps() const { return eps_; }
   void set_eps(double eps);  // ValueError unless eps >= 0
-  [[nodiscard]] Tensor weight() const { return weight_; }
-  [[nodiscard]] Tensor bias() const { return bias_; }
+  [[nodiscard]] Tensor weight() const { return parameter("weight"); }
+  [[nodiscard]] Tensor bias() const { return parameter("bias"); }
 
  private:
   std::int64_t dim_;
   double eps_;
-  Tensor weight_;
-  Tensor bias_;
 };
 using LayerNorm = LayerNorm1d;
 
@@ -269,8 +260,8 @@ class Conv : public Module {
   [[nodiscard]] std::int64_t kernel_size() const { return kernel_size_; }
   [[nodiscard]] std::int64_t stride() const { return stride_; }
   [[nodiscard]] std::int64_t padding() const { return padding_; }
-  [[nodiscard]] Tensor weight() const { return weight_; }
-  [[nodiscard]] Tensor bias() const { return bias_; }  // undefined without bias
+  [[nodiscard]] Tensor weight() const { return parameter("weight"); }
+  [[nodiscard]] Tensor bias() const { return optional_parameter("bias"); }  // undefined without bias
 
  private:
   std::int64_t in_channels_;
@@ -278,8 +269,6 @@ class Conv : public Module {
   std::int64_t kernel_size_;
   std::int64_t stride_;
   std::int64_t padding_;
-  Tensor weight_;
-  Tensor bias_;
 };
 
 // Conv with PyTorch's argument order and explicit padding (default 0); same parameters as Conv.
@@ -337,19 +326,15 @@ class RNNCell final : public Module {
   [[nodiscard]] std::int64_t input_size() const { return input_size_; }
   [[nodiscard]] std::int64_t hidden_size() const { return hidden_size_; }
   [[nodiscard]] const std::string& nonlinearity() const { return nonlinearity_; }
-  [[nodiscard]] Tensor W_ih() const { return w_ih_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] Tensor W_hh() const { return w_hh_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] Tensor bias_ih() const { return bias_ih_; }
-  [[nodiscard]] Tensor bias_hh() const { return bias_hh_; }
+  [[nodiscard]] Tensor W_ih() const { return parameter("W_ih"); }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor W_hh() const { return parameter("W_hh"); }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor bias_ih() const { return optional_parameter("bias_ih"); }
+  [[nodiscard]] Tensor bias_hh() const { return optional_parameter("bias_hh"); }
 
  private:
   std::int64_t input_size_;
   std::int64_t hidden_size_;
   std::string nonlinearity_;
-  Tensor w_ih_;
-  Tensor w_hh_;
-  Tensor bias_ih_;
-  Tensor bias_hh_;
 };
 
 // Gates i, f, g, o (in that order along the 4 * hidden_size axis): i, f, o sigmoid, g tanh;
@@ -366,18 +351,14 @@ class LSTMCell final : public Module {
   [[nodiscard]] std::string name() const override { return "LSTMCell"; }
   [[nodiscard]] std::int64_t input_size() const { return input_size_; }
   [[nodiscard]] std::int64_t hidden_size() const { return hidden_size_; }
-  [[nodiscard]] Tensor W_ih() const { return w_ih_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] Tensor W_hh() const { return w_hh_; }  // NOLINT(readability-identifier-naming)
-  [[nodiscard]] Tensor bias_ih() const { return bias_ih_; }
-  [[nodiscard]] Tensor bias_hh() const { return bias_hh_; }
+  [[nodiscard]] Tensor W_ih() const { return parameter("W_ih"); }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor W_hh() const { return parameter("W_hh"); }  // NOLINT(readability-identifier-naming)
+  [[nodiscard]] Tensor bias_ih() const { return optional_parameter("bias_ih"); }
+  [[nodiscard]] Tensor bias_hh() const { return optional_parameter("bias_hh"); }
 
  private:
   std::int64_t input_size_;
   std::int64_t hidden_size_;
-  Tensor w_ih_;
-  Tensor w_hh_;
-  Tensor bias_ih_;
-  Tensor bias_hh_;
 };
 
 // A stack of num_layers RNNCells ("rnn_cells.0", ...), layer l > 0 reading layer l - 1's outputs.

@@ -59,6 +59,9 @@ class Module {
   [[nodiscard]] std::vector<std::shared_ptr<Module>> children() const;
   // This module's own parameter/buffer/child called `name` (no dots); throws ValueError when absent.
   [[nodiscard]] Tensor parameter(const std::string& name) const;
+  // The parameter `name`, or an undefined Tensor when the module has none by that name (a layer built
+  // without bias).
+  [[nodiscard]] Tensor optional_parameter(const std::string& name) const;
   [[nodiscard]] Tensor buffer(const std::string& name) const;
   [[nodiscard]] std::shared_ptr<Module> child(const std::string& name) const;
 
@@ -77,6 +80,14 @@ class Module {
   // Moves every parameter, buffer and gradient to `device`, keeping the Tensors themselves (optimizers
   // holding them stay valid).
   void to(Device device);
+
+  // Replaces this module's own parameter (or buffer) `name` by `value` itself, not a copy: the next forward
+  // computes with `value` and backward gives `value` its gradient (`cell.W_ih = Tensor(...)` in Python).
+  // Layers read their parameters from here at each forward, so nothing else holds the old tensor. `value`
+  // must have the old one's shape, dtype and device (ValueError naming the module otherwise): a layer's
+  // sizes are fixed at construction. Optimizers built earlier keep the old tensor, as in PyTorch.
+  void set_parameter(const std::string& name, const Tensor& value);
+  void set_buffer(const std::string& name, const Tensor& value);
 
   // Sets every parameter's gradient to undefined.
   void zero_grad();

@@ -1,12 +1,20 @@
 """Recurrent layers of ``needle.nn`` (Needle's hw4): RNNCell, LSTMCell and the stacked RNN and LSTM over
-sequences (seq_len, batch, input_size)."""
+sequences (seq_len, batch, input_size).
+
+Every parameter is assignable (``cell.W_ih = Tensor(...)``, also through ``rnn.rnn_cells[k]``): the C++ layer
+reads its parameters at each forward, the fused sequence kernels included, so the next call uses the new
+tensor and backward gives it its gradient."""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from needle import _core
 from needle._core import Tensor
 from needle.nn._layer import CppAttribute, Layer, placement
-from needle.nn.module import DeviceLike
+from needle.nn.module import CppModule, DeviceLike
+
+CellT = TypeVar("CellT", bound="_Cell")
 
 
 class _Cell(Layer):
@@ -74,6 +82,17 @@ class _Stack(Layer):
     hidden_size = CppAttribute[int]("Features of each layer's hidden state.")
     num_layers = CppAttribute[int]("Number of stacked cells.")
 
+    def _cells(self, cell_type: type[CellT]) -> list[CellT]:
+        """The stack's cells, each a Python layer over the C++ cell the stack computes with (new wrappers
+        on each call; what is assigned through them lives in the C++ cells)."""
+        cells = []
+        for layer in range(self.num_layers):
+            cell = cell_type.__new__(cell_type)
+            CppModule.__init__(cell, self._cpp.cell(layer))
+            cell.training = self.training
+            cells.append(cell)
+        return cells
+
 
 class RNN(_Stack):
     """num_layers stacked RNNCells over X (seq_len, batch, input_size) -> (output, h_n)."""
@@ -91,6 +110,11 @@ class RNN(_Stack):
         dtype: str | None = "float32",
     ) -> None:
         super().__init__(_core.RNN, input_size, hidden_size, num_layers, bias, nonlinearity, *placement(device, dtype))
+
+    @property
+    def rnn_cells(self) -> list[RNNCell]:
+        """The stacked cells, first layer first (course name)."""
+        return self._cells(RNNCell)
 
     def forward(self, X: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """X (seq_len, batch, input_size), h0 (num_layers, batch, hidden_size) or None ->
@@ -114,6 +138,11 @@ class LSTM(_Stack):
         dtype: str | None = "float32",
     ) -> None:
         super().__init__(_core.LSTM, input_size, hidden_size, num_layers, bias, *placement(device, dtype))
+
+    @property
+    def lstm_cells(self) -> list[LSTMCell]:
+        """The stacked cells, first layer first (course name)."""
+        return self._cells(LSTMCell)
 
     def forward(
         self,
