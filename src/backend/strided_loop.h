@@ -40,11 +40,14 @@ void for_each_offset(const Shape& shape, const Strides* const (&strides)[N], Fn&
   // index[d] for the outer dimensions; the innermost dimension is the tight loop below.
   std::vector<std::int64_t> index(ndim, 0);
   while (true) {
-    for (std::int64_t i = 0; i < inner_size; ++i) {
+    // The last element is visited without stepping past it: an offset one stride beyond the array is
+    // outside the span NDArray checks, so it may not fit in int64 (a size-1 dimension can have any stride).
+    for (std::int64_t i = 1; i < inner_size; ++i) {
       fn(static_cast<const Offsets<N>&>(offsets));
       for (std::size_t k = 0; k < N; ++k) offsets[k] += inner_stride[k];
     }
-    for (std::size_t k = 0; k < N; ++k) offsets[k] -= inner_size * inner_stride[k];
+    fn(static_cast<const Offsets<N>&>(offsets));
+    for (std::size_t k = 0; k < N; ++k) offsets[k] -= (inner_size - 1) * inner_stride[k];
 
     // Advance the outer index like an odometer, rewinding each dimension that wraps around.
     std::size_t d = inner;
