@@ -95,7 +95,9 @@ class DataLoader:
             # NumPy gathers each batch from zero-copy views of the C++ arrays.
             views = [a.numpy() for a in fields]
             for indices in self._batches_of_indices(order):
-                yield tuple(self._tensor(_core.array(v[indices], device=a.device)) for v, a in zip(views, fields))
+                yield tuple(
+                    self._tensor(_core.array(v[indices], device=a.device)) for v, a in zip(views, fields, strict=True)
+                )
             return
         cpp_dataset = dataset._cpp
         if order is not None:
