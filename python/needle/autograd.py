@@ -73,6 +73,9 @@ class TensorTupleOp(Op):
     ``FusedAddScalars``). Needle's graph holds Tensors only, so a tuple op is built from Tensor ops: the
     built-in ones (``needle.ops``) implement ``__call__`` that way; a subclass must do the same."""
 
+    def __init__(self) -> None:
+        """Nothing to initialize: the op's state is whatever the subclass stores."""
+
     def __call__(self, *args: Tensor) -> TensorTuple:  # type: ignore[override]  # a tuple, not a Tensor
         """The TensorTuple this op gives for ``args``."""
         raise NotImplementedError(

@@ -211,6 +211,8 @@ class SGD(CppOptimizer):
 class Adam(CppOptimizer):
     """Needle's Adam with bias correction; weight_decay adds weight_decay * p to the gradient."""
 
+    _cpp: _core.Adam
+
     def __init__(
         self,
         params: Iterable[Tensor],
