@@ -7,13 +7,14 @@ heavy runs in the C++ core (``needle._core``).
 
 import numpy as _np
 
-from needle import _core, autograd, backend_ndarray, data, debug, init, nn, ops, optim, viz
+from needle import _core, autograd, backend_ndarray, backend_selection, data, debug, init, nn, ops, optim, viz
 from needle._core import get_num_threads, set_num_threads
 from needle.autograd import (
     Op,
     Tensor,
     TensorOp,
     TensorTuple,
+    TensorTupleOp,
     Value,
     enable_grad,
     is_grad_enabled,
@@ -64,11 +65,13 @@ __all__ = [
     "Tensor",
     "TensorOp",
     "TensorTuple",
+    "TensorTupleOp",
     "Value",
     "__version__",
     "all_devices",
     "autograd",
     "backend_ndarray",
+    "backend_selection",
     "check_against_ref",
     "cpu",
     "cpu_numpy",

@@ -10,15 +10,22 @@ graph like the output of any built-in op.
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import overload
 
 from needle import _core
+from needle import backend_ndarray as array_api
 from needle._core import NDArray, Op, Tensor
+from needle.backend_ndarray import all_devices, cpu, default_device
 
 #: Needle's name for the graph node class (every value in the graph is a Tensor here).
 Value = Tensor
+
+#: The course's switch for lazy evaluation: Needle always computes eagerly, so it is always False.
+LAZY_MODE = False
 
 
 class TensorOp(Op):
@@ -59,6 +66,27 @@ class TensorOp(Op):
 
     def __repr__(self) -> str:
         return f"<needle op '{self.name}'>"
+
+
+class TensorTupleOp(Op):
+    """Base class of ops whose result is a TensorTuple (the course's ``Split``, ``MakeTensorTuple``,
+    ``FusedAddScalars``). Needle's graph holds Tensors only, so a tuple op is built from Tensor ops: the
+    built-in ones (``needle.ops``) implement ``__call__`` that way; a subclass must do the same."""
+
+    def __init__(self) -> None:
+        """Nothing to initialize: the op's state is whatever the subclass stores."""
+
+    def __call__(self, *args: Tensor) -> TensorTuple:  # type: ignore[override]  # a tuple, not a Tensor
+        """The TensorTuple this op gives for ``args``."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.__call__ is not implemented: Needle's graph holds Tensors, so a tuple op "
+            "returns a TensorTuple of Tensor ops' outputs (see needle.ops.Split)"
+        )
+
+    @property
+    def name(self) -> str:
+        """The op's name in errors and reprs: the class name."""
+        return type(self).__name__
 
 
 class TensorTuple(Sequence[Tensor]):
@@ -115,6 +143,30 @@ class TensorTuple(Sequence[Tensor]):
 def find_topo_sort(node_list: Iterable[Tensor]) -> list[Tensor]:
     """Every tensor reachable from ``node_list`` through op inputs, each after all of its inputs."""
     return _core.topological_order(list(node_list))
+
+
+def topo_sort_dfs(node: Tensor, visited: set[Tensor], topo_order: list[Tensor]) -> None:
+    """The course's helper of ``find_topo_sort``: appends to ``topo_order`` every tensor reachable from
+    ``node`` that is not in ``visited`` yet, each after its inputs (post-order), and adds them to ``visited``.
+    Iterative, so deep graphs do not reach Python's recursion limit."""
+    if node in visited:
+        return
+    visited.add(node)
+    stack: list[tuple[Tensor, Iterator[Tensor]]] = [(node, iter(node.inputs))]
+    while stack:
+        current, inputs = stack[-1]
+        child = next(inputs, None)
+        if child is None:
+            stack.pop()
+            topo_order.append(current)
+        elif child not in visited:
+            visited.add(child)
+            stack.append((child, iter(child.inputs)))
+
+
+def sum_node_list(node_list: Iterable[Tensor]) -> Tensor:
+    """The sum of the tensors, as a chain of additions (the course's helper)."""
+    return functools.reduce(operator.add, node_list)
 
 
 def live_tensor_count() -> int:
@@ -193,16 +245,25 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
 
 __all__ = [
+    "LAZY_MODE",
+    "NDArray",
     "Op",
     "Tensor",
     "TensorOp",
     "TensorTuple",
+    "TensorTupleOp",
     "Value",
+    "all_devices",
+    "array_api",
     "compute_gradient_of_variables",
+    "cpu",
+    "default_device",
     "enable_grad",
     "find_topo_sort",
     "is_grad_enabled",
     "live_tensor_count",
     "no_grad",
     "set_grad_enabled",
+    "sum_node_list",
+    "topo_sort_dfs",
 ]

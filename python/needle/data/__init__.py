@@ -3,13 +3,12 @@
 from needle.data.dataloader import DataLoader
 from needle.data.datasets import CIFAR10Dataset, CppDataset, Dataset, MNISTDataset, NDArrayDataset
 from needle.data.ptb import Corpus, Dictionary, batchify, get_batch
-from needle.data.transforms import CppTransform, RandomCrop, RandomFlipHorizontal, Transform
+from needle.data.transforms import RandomCrop, RandomFlipHorizontal, Transform
 
 __all__ = [
     "CIFAR10Dataset",
     "Corpus",
     "CppDataset",
-    "CppTransform",
     "DataLoader",
     "Dataset",
     "Dictionary",

@@ -1,16 +1,21 @@
 """``DataLoader``: batches of a dataset as tuples of Tensors.
 
-For the C++ datasets (``NDArrayDataset``, ``MNISTDataset``, ``CIFAR10Dataset`` without Python transforms)
-batches are built in C++, ahead of time on ``num_workers`` threads when ``num_workers > 0`` (the batches
-are the same as with ``num_workers=0``); Python waits for them without holding the GIL. Other datasets are
-batched here: the samples' arrays are stacked with NumPy and each field becomes one Tensor.
+Shuffling follows the course: each epoch's order is ``np.random.permutation(len(dataset))``, drawn from NumPy's
+global random state when the iteration starts (``iter(loader)``), and split into batches in order; so
+``np.random.seed(s)`` before an epoch repeats it. Transforms draw in Python too (see ``datasets``), sample by
+sample in batch order.
 
-Shuffling: as in Needle, the order comes from NumPy's global random state, so ``np.random.seed(s)``
-before creating the loader makes it repeatable. (C++ datasets draw one seed from it when the loader is
-created, and each epoch is a fresh permutation derived from that seed; Python datasets draw
-``np.random.permutation`` at the start of each epoch, as Needle does.)
+How a batch is built depends on the dataset:
 
-Batches are tensors that do not require a gradient (inputs, not parameters), on ``device`` when given.
+- A C++ dataset (``NDArrayDataset``, ``MNISTDataset``, ``CIFAR10Dataset``) without transforms: batches are
+  gathered from its arrays in native code: by C++, ahead of time on ``num_workers`` threads when
+  ``num_workers > 0`` (Python waits without holding the GIL; shuffled epochs then read a copy of the arrays
+  in the drawn order), or, shuffled with ``num_workers == 0``, by NumPy indexing of the arrays.
+- Any other dataset, or a C++ one with transforms: sample by sample (``dataset[i]``), each field stacked with
+  NumPy into one Tensor.
+
+The batches are the same in every case, with or without workers. They are tensors that do not require a
+gradient (inputs, not parameters), on ``device`` when given.
 """
 
 from __future__ import annotations
@@ -50,10 +55,6 @@ class DataLoader:
         self.drop_last = drop_last
         self.num_workers = num_workers
         self.device = None if device is None else as_device(device)
-        self._cpp: _core.DataLoader | None = None
-        if isinstance(dataset, CppDataset) and dataset.batches_in_cpp:
-            seed = int(np.random.randint(0, 2**63 - 1, dtype=np.int64)) if shuffle else 0  # noqa: NPY002 (Needle)
-            self._cpp = _core.DataLoader(dataset._cpp, batch_size, shuffle, drop_last, num_workers, seed)
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -64,18 +65,49 @@ class DataLoader:
             array = array.to(self.device)
         return Tensor.make_const(array, requires_grad=False)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        if self._cpp is not None:
-            for batch in self._cpp:
-                yield tuple(self._tensor(a) for a in batch)
-            return
-        n = len(self.dataset)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)  # noqa: NPY002 (Needle's order)
+    def _batches_of_indices(self, order: np.ndarray[Any, Any]) -> Iterator[np.ndarray[Any, Any]]:
+        n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         for begin in range(0, stop, self.batch_size):
-            samples = [self._sample(int(i)) for i in order[begin : begin + self.batch_size]]
-            fields = zip(*samples, strict=True)
-            yield tuple(self._tensor(_core.array(np.stack([np.asarray(x) for x in field]))) for field in fields)
+            yield order[begin : begin + self.batch_size]
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        # Drawn here, when the iteration starts (not at the first batch): the course's order of draws.
+        order = np.random.permutation(len(self.dataset)) if self.shuffle else None  # noqa: NPY002 (the course's)
+        return self._epoch(order)
+
+    def _epoch(self, order: np.ndarray[Any, Any] | None) -> Iterator[tuple[Tensor, ...]]:
+        dataset = self.dataset
+        if isinstance(dataset, CppDataset) and dataset.batches_in_cpp:
+            yield from self._native_epoch(dataset, order)
+            return
+        if order is None:
+            order = np.arange(len(dataset))
+        for indices in self._batches_of_indices(order):
+            samples = [self._sample(int(i)) for i in indices]
+            columns = zip(*samples, strict=True)
+            yield tuple(self._tensor(_core.array(np.stack([np.asarray(x) for x in column]))) for column in columns)
+
+    def _native_epoch(self, dataset: CppDataset, order: np.ndarray[Any, Any] | None) -> Iterator[tuple[Tensor, ...]]:
+        """The batches of a C++ dataset without transforms, in ``order`` (None: unshuffled)."""
+        fields = dataset._fields()
+        if order is not None and self.num_workers == 0:
+            # NumPy gathers each batch from zero-copy views of the C++ arrays.
+            views = [a.numpy() for a in fields]
+            for indices in self._batches_of_indices(order):
+                yield tuple(
+                    self._tensor(_core.array(v[indices], device=a.device)) for v, a in zip(views, fields, strict=True)
+                )
+            return
+        cpp_dataset = dataset._cpp
+        if order is not None:
+            # The C++ loader takes no order of ours, so its workers read a copy of the arrays in that order
+            # (one copy per epoch); its unshuffled epoch is then exactly the course's shuffled one.
+            cpp_dataset = _core.NDArrayDataset([_core.array(a.numpy()[order], device=a.device) for a in fields])
+        # seed=0: an unshuffled loader needs none, and drawing one would advance the C++ generator.
+        loader = _core.DataLoader(cpp_dataset, self.batch_size, False, self.drop_last, self.num_workers, 0)
+        for batch in loader:
+            yield tuple(self._tensor(a) for a in batch)
 
     def _sample(self, index: int) -> tuple[Any, ...]:
         sample = self.dataset[index]

@@ -1,9 +1,10 @@
 """Datasets (Needle's ``Dataset`` protocol: ``__getitem__``, ``__len__``, ``apply_transforms``).
 
-``NDArrayDataset``, ``MNISTDataset`` and ``CIFAR10Dataset`` are read and indexed in C++; their samples are
-tuples of NumPy arrays (views of the C++ arrays). When all their transforms are built-in ones, the
-transforms run in C++ too, and a ``DataLoader`` builds their batches in C++ (on worker threads with
-``num_workers > 0``).
+``NDArrayDataset``, ``MNISTDataset`` and ``CIFAR10Dataset`` hold their arrays in C++. Indexed by an int they
+return one sample, a tuple of NumPy arrays (views of the C++ arrays); by a slice or an integer array, the
+selected samples stacked along a first axis, as the course's ``NDArrayDataset`` does (``a[i]`` of each array).
+Transforms run in Python on each image, in index order, so random ones draw from NumPy's global state in the
+course's order. Without transforms, a ``DataLoader`` builds their batches in C++.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from needle import _core
-from needle.data.transforms import CppTransform
 
 TransformLike = Callable[[Any], Any]
+#: What a dataset accepts as an index: one sample (an int) or several (a slice, an integer array or list).
+Index = int | np.integer[Any] | slice | Sequence[int] | np.ndarray[Any, Any]
 
 
 class Dataset:
@@ -26,7 +28,7 @@ class Dataset:
     def __init__(self, transforms: Sequence[TransformLike] | None = None) -> None:
         self.transforms = transforms
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.__getitem__ is not implemented")
 
     def __len__(self) -> int:
@@ -40,34 +42,48 @@ class Dataset:
         return x
 
 
+def _is_single(index: object) -> bool:
+    """Whether ``index`` selects one sample (an int, a NumPy integer or a 0-d integer array)."""
+    if isinstance(index, bool):
+        return False
+    if isinstance(index, int | np.integer):
+        return True
+    return isinstance(index, np.ndarray) and index.ndim == 0 and np.issubdtype(index.dtype, np.integer)
+
+
 class CppDataset(Dataset):
-    """A dataset held by a C++ dataset (``_cpp``)."""
+    """A dataset held by a C++ dataset (``_cpp``): sample i is row i of each of its arrays (``_fields()``)."""
 
     _cpp: _core.Dataset
 
-    def __init__(self, transforms: Sequence[TransformLike] | None) -> None:
-        super().__init__(transforms)
-        # Transforms run in C++ when all of them are built-in; otherwise all of them run here, in order.
-        self._python_transforms = transforms is not None and not all(isinstance(t, CppTransform) for t in transforms)
-
-    def _cpp_transforms(self) -> list[_core.Transform]:
-        if self.transforms is None or self._python_transforms:
-            return []
-        return [t._cpp for t in self.transforms if isinstance(t, CppTransform)]
+    def _fields(self) -> list[_core.NDArray]:
+        """The arrays whose rows are the samples (image first when there is an image)."""
+        raise NotImplementedError(f"{type(self).__name__}._fields is not implemented")
 
     @property
     def batches_in_cpp(self) -> bool:
-        """Whether the DataLoader can build this dataset's batches in C++ (no Python transforms)."""
-        return not self._python_transforms
+        """Whether a DataLoader may build this dataset's batches in C++: only without transforms, which run
+        in Python so that random ones draw in the course's order."""
+        return not self.transforms
 
     def _transform_image(self, image: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return np.asarray(self.apply_transforms(image))
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray[Any, Any], ...]:
-        sample = tuple(a.numpy() for a in self._cpp[int(index)])
-        if self._python_transforms:
-            sample = (self._transform_image(sample[0]), *sample[1:])
-        return sample
+    def __getitem__(self, index: Index) -> tuple[np.ndarray[Any, Any], ...]:
+        """One sample for an int (negative counts from the end); for a slice or an integer array, the samples
+        it selects stacked along a new first axis (``(images, labels)``), as NumPy indexing of each array."""
+        if _is_single(index):
+            sample = tuple(a.numpy() for a in self._cpp[int(index)])  # type: ignore[arg-type]
+            if self.transforms:
+                sample = (self._transform_image(sample[0]), *sample[1:])
+            return sample
+        if isinstance(index, str | float) or (isinstance(index, np.ndarray) and index.dtype.kind not in "iub"):
+            raise TypeError(f"{type(self).__name__}: index with an int, a slice or an integer array, not {index!r}")
+        fields = tuple(a.numpy()[index] for a in self._fields())  # NumPy indexing of zero-copy views
+        if self.transforms:
+            images = [self._transform_image(image) for image in fields[0]]
+            fields = (np.stack(images) if images else fields[0], *fields[1:])
+        return fields
 
     def __len__(self) -> int:
         return len(self._cpp)
@@ -80,6 +96,9 @@ class NDArrayDataset(CppDataset):
         super().__init__(None)
         self.arrays = [a if isinstance(a, _core.NDArray) else _core.array(np.asarray(a)) for a in arrays]
         self._cpp = _core.NDArrayDataset(self.arrays)
+
+    def _fields(self) -> list[_core.NDArray]:
+        return self.arrays
 
 
 class MNISTDataset(CppDataset):
@@ -95,7 +114,10 @@ class MNISTDataset(CppDataset):
         transforms: Sequence[TransformLike] | None = None,
     ) -> None:
         super().__init__(transforms)
-        self._cpp = _core.MNISTDataset(os.fspath(image_filename), os.fspath(label_filename), self._cpp_transforms())
+        self._cpp = _core.MNISTDataset(os.fspath(image_filename), os.fspath(label_filename))
+
+    def _fields(self) -> list[_core.NDArray]:
+        return [self._cpp.images, self._cpp.labels]
 
     @property
     def images(self) -> np.ndarray[Any, Any]:
@@ -125,11 +147,14 @@ class CIFAR10Dataset(CppDataset):
     ) -> None:
         super().__init__(transforms)
         self.p = p
-        self._cpp = _core.CIFAR10Dataset(os.fspath(base_folder), train, self._cpp_transforms())
+        self._cpp = _core.CIFAR10Dataset(os.fspath(base_folder), train)
 
     def _transform_image(self, image: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         out = np.asarray(self.apply_transforms(image.transpose(1, 2, 0)))
         return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+    def _fields(self) -> list[_core.NDArray]:
+        return [self._cpp.images, self._cpp.labels]
 
     @property
     def images(self) -> np.ndarray[Any, Any]:
@@ -140,3 +165,7 @@ class CIFAR10Dataset(CppDataset):
     def labels(self) -> np.ndarray[Any, Any]:
         """Every label, (N,) int64."""
         return self._cpp.labels.numpy()
+
+    #: The course's names: ``X`` the images, ``y`` the labels.
+    X = images
+    y = labels

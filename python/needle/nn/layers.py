@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from needle import _core
-from needle._core import Tensor
+from needle._core import NDArray, Tensor
 from needle.nn._layer import CppAttribute, Layer, placement
 from needle.nn.module import DeviceLike, Module
 
@@ -81,32 +83,35 @@ class GELU(Layer):
 
 
 class Sequential(Module):
-    """Applies its modules in order (any Modules, Python or built-in); parameters are named "0.weight", ..."""
+    """Applies its modules in order (any Modules, Python or built-in); parameters are named "0.weight", ...
+
+    ``modules`` is the tuple of children, as in the course (``model.modules[1].modules[0]``)."""
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
-        self.modules_ = tuple(modules)
+        self.modules = tuple(modules)
 
     def _state_items(self) -> Any:
-        for index, module in enumerate(self.modules_):
+        # The children are named by their index ("0", "1", ...) rather than "modules.0".
+        for index, module in enumerate(self.modules):
             yield str(index), module
         for name, value in super()._state_items():
-            if name != "modules_":
+            if name != "modules":
                 yield name, value
 
     def forward(self, x: Any) -> Any:
-        for module in self.modules_:
+        for module in self.modules:
             x = module(x)
         return x
 
     def __len__(self) -> int:
-        return len(self.modules_)
+        return len(self.modules)
 
     def __getitem__(self, index: int) -> Module:
-        return self.modules_[index]
+        return self.modules[index]
 
     def __iter__(self) -> Any:
-        return iter(self.modules_)
+        return iter(self.modules)
 
 
 class Residual(Module):
@@ -149,7 +154,12 @@ class MSELoss(Layer):
 
 class Dropout(Layer):
     """Zeroes each element with probability p in training (scaling the rest by 1 / (1 - p)); identity in
-    eval mode. Draws from Needle's generator (``needle.manual_seed``)."""
+    eval mode.
+
+    The mask is drawn from NumPy's global random state as in the course (``np.random.rand(*x.shape) <= 1 - p``,
+    drawn on every training call, even when p == 0), so ``np.random.seed(s)`` repeats the course's numbers
+    (``needle.manual_seed`` seeds that state too). C++ programs, and ``needle.ops.dropout``, draw from
+    Needle's C++ generator instead."""
 
     _cpp: _core.Dropout
 
@@ -157,6 +167,14 @@ class Dropout(Layer):
         super().__init__(_core.Dropout, p)
 
     p = CppAttribute[float]("The drop probability, read from and written to the C++ layer (ValueError outside [0, 1)).")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x
+        keep = 1.0 - self.p
+        # One multiply by mask / keep: the same value as the course's x * mask / keep up to rounding, one node.
+        scale = (np.random.rand(*x.shape) <= keep) / keep  # noqa: NPY002 (the course draws from NumPy's global state)
+        return x * Tensor.make_const(NDArray(scale, device=x.device, dtype=x.dtype), requires_grad=False)
 
 
 class Embedding(Layer):

@@ -149,16 +149,13 @@ class Module:
             out.extend(child._children())
         return out
 
-    def modules(self) -> list[Module]:
-        """This module and every descendant Python module."""
-        return [self, *self._children()]
-
     # ---- modes ---------------------------------------------------------------------------------------
 
     def train(self, mode: bool = True) -> Module:
         """Training mode (Dropout drops, BatchNorm uses batch statistics) for this module and its
         descendants."""
-        for module in self.modules():
+        # Walks _children(), not a ``modules()`` method: course code (Sequential) uses ``modules`` as an attribute.
+        for module in [self, *self._children()]:
             module.training = mode
             cpp = vars(module).get("_cpp")
             if isinstance(cpp, _core.Module):

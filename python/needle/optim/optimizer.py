@@ -3,7 +3,7 @@ run in C++ kernels on the parameters' values, in place (the Tensor objects stay 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, overload
 
 import numpy as np
@@ -45,6 +45,10 @@ class Optimizer:
     def zero_grad(self) -> None:
         """PyTorch's name for ``reset_grad`` (gradients become None)."""
         self.reset_grad()
+
+    def clip_grad_norm(self, max_norm: float = 0.25) -> float:
+        """The course's method: ``clip_grad_norm(self.params, max_norm)`` (returns the norm before clipping)."""
+        return clip_grad_norm(self.params, max_norm)
 
     @property
     def lr(self) -> float:
@@ -125,6 +129,64 @@ class _CppHyperParameter:
         setattr(obj._cpp, self._name, float(value))
 
 
+class _StateView(MutableMapping[Tensor, Tensor]):
+    """One per-parameter buffer of a C++ optimizer under the course's name (SGD's ``u``, Adam's ``m`` and ``v``),
+        keyed by the parameter Tensor itself.
+
+        Reading gives the buffer's current value as a Tensor that does not require a gradient (a snapshot: later
+        steps do not change it); assigning (``opt.u[p] = value``, a Tensor, NDArray or NumPy array of ``p``'s shape
+        and dtype) writes the C++ state, so the next ``step()`` uses it. A parameter has an entry once a step has
+        updated it (or once one is assigned). Adam's ``m`` and ``v`` go in pairs: assigning one where the other has
+        no entry yet gives that one zeros, the value a fresh Adam starts from; they can be assigned once a step has
+    been taken (before it the C++ optimizer holds no moments). Entries cannot be deleted."""
+
+    def __init__(self, optimizer: CppOptimizer, name: str, field: str, partners: tuple[str, ...] = ()) -> None:
+        self._optimizer = optimizer
+        self._name = name  # the course's name
+        self._field = field  # the C++ state's name
+        self._partners = partners
+        # Parameters are matched by identity: Tensor's == is element-wise.
+        self._index = {id(p): i for i, p in enumerate(optimizer.params)}
+
+    def _key(self, param: object) -> str:
+        index = self._index.get(id(param))
+        if index is None:
+            raise KeyError("not a parameter of this optimizer")
+        return f"state.{index}.{self._field}"
+
+    def __getitem__(self, param: Tensor) -> Tensor:
+        array = self._optimizer._cpp.state_dict().get(self._key(param))
+        if array is None:
+            raise KeyError("this parameter has no optimizer state yet (no step has updated it)")
+        return Tensor.make_const(array, requires_grad=False)
+
+    def __setitem__(self, param: Tensor, value: Any) -> None:
+        key = self._key(param)
+        name = type(self._optimizer).__name__
+        state = dict(self._optimizer._cpp.state_dict())
+        if self._partners and int(state["step"].item()) == 0:
+            raise ValueError(f"{name}.{self._name}: the moments can be assigned after the first step() only")
+        state[key] = _state_array(name, key, value)
+        for partner in self._partners:
+            partner_key = key.rsplit(".", 1)[0] + "." + partner
+            if partner_key not in state:
+                state[partner_key] = _core.zeros(list(param.shape), dtype=param.dtype, device=param.device)
+        self._optimizer._cpp.load_state_dict(state)
+
+    def __delitem__(self, param: Tensor) -> None:
+        raise TypeError(f"{type(self._optimizer).__name__}: optimizer state cannot be deleted (assign zeros instead)")
+
+    def __iter__(self) -> Iterator[Tensor]:
+        state = self._optimizer._cpp.state_dict()
+        return iter([p for i, p in enumerate(self._optimizer.params) if f"state.{i}.{self._field}" in state])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self._optimizer).__name__}.{self._name}: state of {len(self)} parameters>"
+
+
 class SGD(CppOptimizer):
     """Needle's SGD: with g = grad + weight_decay * p, u <- momentum * u + (1 - momentum) * g, p <- p - lr * u
     (the velocity is an average of gradients, as in Needle's course code; PyTorch's differs when
@@ -139,9 +201,17 @@ class SGD(CppOptimizer):
     momentum = _CppHyperParameter()
     weight_decay = _CppHyperParameter()
 
+    @property
+    def u(self) -> _StateView:
+        """The velocity of each parameter (the course's ``u``; kept only when momentum > 0), keyed by parameter:
+        see ``_StateView``."""
+        return _StateView(self, "u", "momentum_buffer")
+
 
 class Adam(CppOptimizer):
     """Needle's Adam with bias correction; weight_decay adds weight_decay * p to the gradient."""
+
+    _cpp: _core.Adam
 
     def __init__(
         self,
@@ -159,6 +229,30 @@ class Adam(CppOptimizer):
     beta2 = _CppHyperParameter()
     eps = _CppHyperParameter()
     weight_decay = _CppHyperParameter()
+
+    @property
+    def m(self) -> _StateView:
+        """The first-moment estimate of each parameter (the course's ``m``), keyed by parameter: see
+        ``_StateView``."""
+        return _StateView(self, "m", "exp_avg", partners=("exp_avg_sq",))
+
+    @property
+    def v(self) -> _StateView:
+        """The second-moment estimate of each parameter (the course's ``v``), keyed by parameter: see
+        ``_StateView``."""
+        return _StateView(self, "v", "exp_avg_sq", partners=("exp_avg",))
+
+    @property
+    def t(self) -> int:
+        """Steps taken so far (the course's ``t``; the bias corrections use it). Writable: the next step is
+        step ``t + 1``."""
+        return int(self._cpp.steps)
+
+    @t.setter
+    def t(self, value: int) -> None:
+        state = dict(self._cpp.state_dict())
+        state["step"] = _core.array(np.asarray(int(value), dtype=np.int64))
+        self._cpp.load_state_dict(state)
 
 
 class AdamW(Adam):
