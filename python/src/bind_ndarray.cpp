@@ -248,8 +248,8 @@ void bind_ndarray(nb::module_& m) {
       nb::arg("other"), nb::arg("device") = nb::none(), nb::arg("dtype") = nb::none(),
       nb::sig("def __init__(self, other: NDArray | numpy.typing.ArrayLike, device: Device | str | None = None, "
               "dtype: str | None = None) -> None"),
-      "An array from an NDArray (copied), a NumPy array (its dtype kept), a nested list or a scalar "
-      "(float -> float32, int -> int64, bool -> bool).");
+      "An array from an NDArray (copied), a NumPy array, a nested list or a scalar. Without `dtype`, "
+      "integers and bools keep their kind; floating values become float32 (see set_float_input_policy).");
   cls.def_prop_ro(
          "shape", [](const NDArray& a) { return to_tuple(a.shape()); }, "The dimensions (a tuple).")
       .def_prop_ro(
@@ -267,6 +267,21 @@ void bind_ndarray(nb::module_& m) {
           nb::arg("other"), "True when both arrays view the same storage.");
   def_views(cls);
   def_course_ndarray(m, cls);
+  m.def(
+      "set_float_input_policy",
+      [](const std::string& policy) {
+        NEEDLE_CHECK(policy == "float32" || policy == "numpy", ValueError,
+                     "set_float_input_policy: expected \"float32\" or \"numpy\", got \"", policy, "\"");
+        set_float_input_policy(policy == "float32" ? FloatInputPolicy::Float32 : FloatInputPolicy::NumPy);
+      },
+      nb::arg("policy"),
+      "How arrays and tensors store floating-point input given without a dtype: \"float32\" (the default, "
+      "the course Needle's NDArray backend) or \"numpy\" (NumPy's dtypes: float64 stays float64; the "
+      "course's NumPy backend, NEEDLE_BACKEND=np).");
+  m.def(
+      "float_input_policy",
+      [] { return float_input_policy() == FloatInputPolicy::Float32 ? "float32" : "numpy"; },
+      "The current set_float_input_policy.");
   def_conversions(cls);
   def_computations(cls);
   // Last, so that in the generated stub no annotation of the class body sees the method `numpy` where it

@@ -57,6 +57,13 @@ Index to_index(nb::handle key);
 // NDArray(obj, device, dtype): an NDArray (copied), a NumPy array or scalar (its dtype kept when
 // supported), a nested list or a Python scalar (float -> float32, int -> int64, bool -> bool).
 NDArray to_ndarray(nb::handle obj, std::optional<Device> device, std::optional<DType> dtype);
+
+// How to_ndarray stores floating-point input when no dtype is requested: always as float32 (the course
+// Needle's NDArray backend, the default), or as NumPy does (float64 arrays and Python floats stay
+// float64; its NumPy backend, NEEDLE_BACKEND=np). Integer and bool input keep their kind either way.
+enum class FloatInputPolicy : std::uint8_t { Float32, NumPy };
+void set_float_input_policy(FloatInputPolicy policy);
+FloatInputPolicy float_input_policy();
 // A NumPy array viewing the storage of a host array (copied to the host first otherwise); the NumPy
 // array keeps the NDArray's storage alive.
 nb::object to_numpy(const NDArray& array);

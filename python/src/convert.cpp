@@ -76,13 +76,17 @@ IndexItem to_index_item(nb::handle item) {
                        python_type_name(item), ")"));
 }
 
-// The dtype an input array of NumPy dtype kind/itemsize is stored as when no dtype is requested.
-DType natural_dtype(const std::string& kind, std::size_t itemsize, bool from_python_values, const std::string& name) {
+// How floating-point input without a requested dtype is stored (set_float_input_policy).
+FloatInputPolicy g_float_input_policy = FloatInputPolicy::Float32;
+
+// The dtype an input array of NumPy dtype kind/itemsize is stored as when no dtype is requested. Integer
+// and bool input keep their kind; floating input follows the policy.
+DType natural_dtype(const std::string& kind, std::size_t itemsize, const std::string& name) {
   if (kind == "b") return DType::Bool;
   if (kind == "i") return itemsize <= 4 ? DType::Int32 : DType::Int64;
   if (kind == "u") return itemsize <= 2 ? DType::Int32 : DType::Int64;
   if (kind == "f") {
-    if (itemsize <= 4 || from_python_values) return DType::Float32;
+    if (g_float_input_policy == FloatInputPolicy::Float32 || itemsize <= 4) return DType::Float32;
     return DType::Float64;
   }
   throw TypeError(str("NDArray: unsupported dtype ", name, " (supported: bool, int32, int64, float32, float64)"));
@@ -103,6 +107,9 @@ void init_numpy() {
 }
 
 const nb::module_& numpy() { return np_types().module; }
+
+void set_float_input_policy(FloatInputPolicy policy) { g_float_input_policy = policy; }
+FloatInputPolicy float_input_policy() { return g_float_input_policy; }
 
 DType to_dtype(const DTypeLike& dtype) {
   if (nb::isinstance<nb::str>(dtype.obj)) return dtype_from_name(nb::cast<std::string>(dtype.obj));
@@ -183,16 +190,12 @@ NDArray to_ndarray(nb::handle obj, std::optional<Device> device, std::optional<D
   }
   const Device target_device = device_or_default(device);
   const NumpyTypes& np = np_types();
-  // Plain Python values (lists, tuples, scalars) follow PyTorch: their floats become float32. Arrays and
-  // NumPy scalars keep their dtype.
-  const bool from_python_values = !is_instance(obj, np.ndarray) && !is_instance(obj, np.generic) &&
-                                  !nb::hasattr(obj, "__array__") && !nb::hasattr(obj, "__array_interface__");
   nb::object array = np.module.attr("asarray")(obj);
   const nb::object np_dtype = array.attr("dtype");
   const auto kind = nb::cast<std::string>(np_dtype.attr("kind"));
   const auto itemsize = nb::cast<std::size_t>(np_dtype.attr("itemsize"));
   const auto name = nb::cast<std::string>(np_dtype.attr("name"));
-  const DType natural = natural_dtype(kind, itemsize, from_python_values, name);
+  const DType natural = natural_dtype(kind, itemsize, name);
   const DType target = dtype.value_or(natural);
   // Needle has no unsigned 64-bit dtype, and NumPy's cast to int64 wraps 2**64 - 1 to -1 without a word:
   // refuse the values that do not fit instead.
@@ -245,8 +248,29 @@ nb::object scalar_to_python(const Scalar& value) {
 
 namespace nanobind::detail {
 
-bool type_caster<needle::Scalar>::from_python(handle src, std::uint8_t /*flags*/, cleanup_list* /*cleanup*/) noexcept {
+bool type_caster<needle::Scalar>::from_python(handle src, std::uint8_t flags, cleanup_list* cleanup) noexcept {
   PyObject* obj = src.ptr();
+  // A NumPy array of one element stands for its element (course code passes np.random.randn(1) as the
+  // scalar of divide_scalar). Only in nanobind's second, converting pass: an overload that takes arrays
+  // (NDArray's operators with a NumPy operand) matches first and keeps NumPy's broadcasting.
+  if ((flags & static_cast<std::uint8_t>(cast_flags::convert)) != 0 && needle::python::cache::g_numpy != nullptr &&
+      PyObject_IsInstance(obj, needle::python::cache::g_numpy->ndarray.ptr()) == 1) {
+    PyObject* size = PyObject_GetAttrString(obj, "size");
+    const long elements = size != nullptr ? PyLong_AsLong(size) : -1;
+    Py_XDECREF(size);
+    if (elements != 1) {
+      PyErr_Clear();
+      return false;
+    }
+    PyObject* item = PyObject_CallMethod(obj, "item", nullptr);
+    if (item == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    const bool converted = from_python(item, flags, cleanup);
+    Py_DECREF(item);
+    return converted;
+  }
   if (PyBool_Check(obj)) {
     value = needle::Scalar(obj == Py_True);
     return true;

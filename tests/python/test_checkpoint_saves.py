@@ -93,7 +93,7 @@ def test_two_processes_saving_to_one_path(tmp_path: Path) -> None:
     # Each child imports this file and runs write_rounds(path, writer).
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import test_checkpoint_saves as t; "
-        "t.write_rounds(sys.argv[2], int(sys.argv[3]))"
+        "t.ndl._core.set_float_input_policy('numpy'); t.write_rounds(sys.argv[2], int(sys.argv[3]))"
     )
     children = [
         subprocess.Popen([sys.executable, "-c", code, str(HERE), str(path), str(w)], stderr=subprocess.PIPE, text=True)

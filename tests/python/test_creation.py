@@ -33,7 +33,7 @@ def test_from_numpy_keeps_dtype(
         (False, "bool"),
         ([[1, 2.5], [3, 4]], "float32"),
         ([], "float32"),
-        (np.float64(2.0), "float64"),
+        (np.float64(2.0), "float32"),
         (np.int32(3), "int32"),
         (np.arange(3, dtype=np.uint8), "int32"),
         (np.ones(2, np.int16), "int32"),
@@ -42,6 +42,7 @@ def test_from_numpy_keeps_dtype(
     ],
     ids=repr,
 )
+@pytest.mark.usefixtures("course_dtypes")
 def test_dtype_inference(device: nd.Device, value: object, dtype: str) -> None:
     a = nd.NDArray(value, device=device)
     assert a.dtype == dtype
@@ -118,6 +119,17 @@ def test_numpy_is_zero_copy(device: nd.Device, rng: np.random.Generator, dtype: 
     np.testing.assert_array_equal(view, view.copy())
 
 
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [([1.5, 2.0], "float64"), (3.0, "float64"), (np.float64(2.0), "float64"), (np.ones(2, np.float32), "float32")],
+    ids=repr,
+)
+def test_numpy_policy_keeps_numpy_float_dtypes(device: nd.Device, value: object, dtype: str) -> None:
+    # The tests' default (NEEDLE_BACKEND=np): floating input is stored as NumPy stores it.
+    assert nd.NDArray(value, device=device).dtype == dtype
+
+
+@pytest.mark.usefixtures("course_dtypes")
 def test_array_protocol(device: nd.Device) -> None:
     a = nd.NDArray([[1.0, 2.0], [3.0, 4.0]], device=device)
     assert np.asarray(a).dtype == np.float32

@@ -23,6 +23,7 @@ def test_from_numpy_keeps_dtype(device: nd.Device) -> None:
         np.testing.assert_array_equal(t.numpy(), x)
 
 
+@pytest.mark.usefixtures("course_dtypes")
 def test_from_python_values() -> None:
     assert ndl.Tensor([[1.0, 2.0]]).dtype == "float32"
     assert ndl.Tensor([1, 2]).dtype == "int64"
@@ -99,6 +100,7 @@ def test_item_and_conversions() -> None:
         bool(ndl.Tensor([1.0, 2.0]))
 
 
+@pytest.mark.usefixtures("course_dtypes")
 def test_repr_shows_values_shape_dtype_device() -> None:
     t = ndl.Tensor([[1.0, 2.0]], device=ndl.ref())
     text = repr(t)
@@ -148,6 +150,7 @@ def test_data_is_detached_and_shares_storage(device: nd.Device) -> None:
     assert y.op is None
 
 
+@pytest.mark.usefixtures("course_dtypes")
 def test_data_setter_replaces_values_outside_the_graph(device: nd.Device) -> None:
     w = ndl.Tensor([1.0, 2.0], device=device)
     w.data = w.data - ndl.Tensor([0.5, 0.5], device=device)
@@ -160,9 +163,9 @@ def test_data_setter_replaces_values_outside_the_graph(device: nd.Device) -> Non
     assert w.dtype == "float32"
     np.testing.assert_allclose(w.numpy(), [5, 6])
     with pytest.raises(TypeError):
-        w.cached_data = nd.NDArray(np.array([1.0, 2.0]), device=device)
+        w.cached_data = nd.NDArray(np.array([1.0, 2.0]), device=device, dtype="float64")
     with pytest.raises(TypeError, match="float64"):
-        w.data = ndl.Tensor(np.array([1.0, 2.0]), device=device)
+        w.data = ndl.Tensor(np.array([1.0, 2.0]), device=device, dtype="float64")
     w.data = ndl.Tensor(np.zeros((2, 2), "float32"), device=device)
     assert w.shape == (2, 2)
 

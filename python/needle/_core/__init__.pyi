@@ -93,7 +93,7 @@ class NDArray:
 
     def __init__(self, other: NDArray | numpy.typing.ArrayLike, device: Device | str | None = None, dtype: str | None = None) -> None:
         """
-        An array from an NDArray (copied), a NumPy array (its dtype kept), a nested list or a scalar (float -> float32, int -> int64, bool -> bool).
+        An array from an NDArray (copied), a NumPy array, a nested list or a scalar. Without `dtype`, integers and bools keep their kind; floating values become float32 (see set_float_input_policy).
         """
 
     @property
@@ -410,6 +410,14 @@ class StorageHandle:
         """The whole storage as a compact 1-D NDArray."""
 
     def __repr__(self) -> str: ...
+
+def set_float_input_policy(policy: str) -> None:
+    """
+    How arrays and tensors store floating-point input given without a dtype: "float32" (the default, the course Needle's NDArray backend) or "numpy" (NumPy's dtypes: float64 stays float64; the course's NumPy backend, NEEDLE_BACKEND=np).
+    """
+
+def float_input_policy() -> str:
+    """The current set_float_input_policy."""
 
 def negate(a: NDArray) -> NDArray:
     """-a."""
@@ -1252,9 +1260,15 @@ class Linear(Module):
     def weight(self) -> Tensor:
         """(in_features, out_features)."""
 
+    @weight.setter
+    def weight(self, arg: Tensor, /) -> None: ...
+
     @property
     def bias(self) -> Tensor:
         """(1, out_features), or None."""
+
+    @bias.setter
+    def bias(self, arg: Tensor, /) -> None: ...
 
 class Flatten(Module):
     def __init__(self) -> None: ...
@@ -1332,6 +1346,9 @@ class Embedding(Module):
     def weight(self) -> Tensor:
         """(num_embeddings, embedding_dim)."""
 
+    @weight.setter
+    def weight(self, arg: Tensor, /) -> None: ...
+
 class BatchNorm(Module):
     @property
     def num_features(self) -> int: ...
@@ -1353,14 +1370,26 @@ class BatchNorm(Module):
     @property
     def weight(self) -> Tensor: ...
 
+    @weight.setter
+    def weight(self, arg: Tensor, /) -> None: ...
+
     @property
     def bias(self) -> Tensor: ...
+
+    @bias.setter
+    def bias(self, arg: Tensor, /) -> None: ...
 
     @property
     def running_mean(self) -> Tensor: ...
 
+    @running_mean.setter
+    def running_mean(self, arg: Tensor, /) -> None: ...
+
     @property
     def running_var(self) -> Tensor: ...
+
+    @running_var.setter
+    def running_var(self, arg: Tensor, /) -> None: ...
 
 class BatchNorm1d(BatchNorm):
     def __init__(self, dim: int, eps: float = 1e-05, momentum: float = 0.1, device: Device | None = None, dtype: str | None = None) -> None: ...
@@ -1384,8 +1413,14 @@ class LayerNorm1d(Module):
     @property
     def weight(self) -> Tensor: ...
 
+    @weight.setter
+    def weight(self, arg: Tensor, /) -> None: ...
+
     @property
     def bias(self) -> Tensor: ...
+
+    @bias.setter
+    def bias(self, arg: Tensor, /) -> None: ...
 
 class Conv(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True, device: Device | None = None, dtype: str | None = None, padding: int | None = None) -> None: ...
@@ -1409,9 +1444,15 @@ class Conv(Module):
     def weight(self) -> Tensor:
         """(kernel_size, kernel_size, in_channels, out_channels)."""
 
+    @weight.setter
+    def weight(self, arg: Tensor, /) -> None: ...
+
     @property
     def bias(self) -> Tensor:
         """(out_channels,), or None."""
+
+    @bias.setter
+    def bias(self, arg: Tensor, /) -> None: ...
 
 class Conv2d(Conv):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
@@ -1440,16 +1481,28 @@ class RNNCell(Module):
     @property
     def W_ih(self) -> Tensor: ...
 
+    @W_ih.setter
+    def W_ih(self, arg: Tensor, /) -> None: ...
+
     @property
     def W_hh(self) -> Tensor: ...
+
+    @W_hh.setter
+    def W_hh(self, arg: Tensor, /) -> None: ...
 
     @property
     def bias_ih(self) -> Tensor:
         """None without bias."""
 
+    @bias_ih.setter
+    def bias_ih(self, arg: Tensor, /) -> None: ...
+
     @property
     def bias_hh(self) -> Tensor:
         """None without bias."""
+
+    @bias_hh.setter
+    def bias_hh(self, arg: Tensor, /) -> None: ...
 
 class LSTMCell(Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device | None = None, dtype: str | None = None) -> None: ...
@@ -1466,16 +1519,28 @@ class LSTMCell(Module):
     @property
     def W_ih(self) -> Tensor: ...
 
+    @W_ih.setter
+    def W_ih(self, arg: Tensor, /) -> None: ...
+
     @property
     def W_hh(self) -> Tensor: ...
+
+    @W_hh.setter
+    def W_hh(self, arg: Tensor, /) -> None: ...
 
     @property
     def bias_ih(self) -> Tensor:
         """None without bias."""
 
+    @bias_ih.setter
+    def bias_ih(self, arg: Tensor, /) -> None: ...
+
     @property
     def bias_hh(self) -> Tensor:
         """None without bias."""
+
+    @bias_hh.setter
+    def bias_hh(self, arg: Tensor, /) -> None: ...
 
 class RNN(Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, nonlinearity: str = 'tanh', device: Device | None = None, dtype: str | None = None) -> None: ...
