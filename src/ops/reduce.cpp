@@ -123,23 +123,34 @@ class LogSumExpOp final : public SingleOutputOp {
       // axis moved last (the other axes keep their order) and the rows made contiguous.
       return needle::logsumexp(a, *axis, keepdims_);
     } else {
-      const NDArray m = needle::max(a, axes_, /*keepdims=*/true);
-      // An infinite maximum (all -inf, or some +inf) would give inf - inf = nan in a - m; shifting by 0
-      // there yields the right answer (-inf or +inf) directly.
-      const NDArray zero = NDArray::zeros({}, a.dtype(), a.device());
-      const NDArray inf = NDArray::full({}, Scalar(std::numeric_limits<double>::infinity()), a.dtype(), a.device());
-      const NDArray shift = needle::where(needle::lt(needle::abs(m), inf), m, zero);
+      const NDArray shift = finite_max(a);
       result = needle::log(needle::sum(needle::exp(a - shift), axes_, /*keepdims=*/true)) + shift;
     }
     return keepdims_ ? result : result.squeeze(axes_.empty() ? all_axes(a.ndim()) : axes_);
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
-    // d lse / d a = exp(a - lse) (the softmax), written with the output so it differentiates again.
+    // d lse / d a = exp(a - lse), the softmax over the axes, computed as exp(a - m) / sum(exp(a - m)) with
+    // m the maximum (a constant: the softmax does not depend on it). exp(a - lse) would lose it in float32,
+    // which rounds lse = m + log(sum) to m when log(sum) is below m's precision (the lse of [1e9, 1e9] is
+    // 1e9 + log 2, and exp(a - lse) would give 1 instead of 0.5). Written with ops: it differentiates again.
     const Tensor& a = node.inputs()[0];
-    return {multiply(spread(g, a.shape(), axes_), exp(sub(a, spread(node, a.shape(), axes_))))};
+    if (reduced_count(a.shape(), axes_) == 0) return {spread(g, a.shape(), axes_)};  // empty: nothing to weigh
+    const Tensor shifted = exp(sub(a, broadcast_to(detail::constant(finite_max(a.value())), a.shape())));
+    const Tensor softmax = divide(shifted, broadcast_to(summation(shifted, axes_, /*keepdims=*/true), a.shape()));
+    return {multiply(spread(g, a.shape(), axes_), softmax)};
   }
 
  private:
+  // The maximum over the axes (kept as size-1 axes), with infinities replaced by 0: shifting by an
+  // infinite maximum (all -inf, or some +inf) would give inf - inf = nan, while shifting by 0 there
+  // yields the right answer (-inf or +inf) directly.
+  NDArray finite_max(const NDArray& a) const {
+    const NDArray m = needle::max(a, axes_, /*keepdims=*/true);
+    const NDArray zero = NDArray::zeros({}, m.dtype(), m.device());
+    const NDArray inf = NDArray::full({}, Scalar(std::numeric_limits<double>::infinity()), m.dtype(), m.device());
+    return needle::where(needle::lt(needle::abs(m), inf), m, zero);
+  }
+
   // The one reduced axis (axes_ is normalized), or none when several are (or a 0-d input).
   std::optional<std::int64_t> single_axis(std::int64_t ndim) const {
     if (axes_.size() == 1) return axes_[0];

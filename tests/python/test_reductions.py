@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from ndarray_helpers import ALL_DTYPES, LAYOUTS, NUMERIC_DTYPES, check, make_input
 
+import needle as ndl
 from needle import backend_ndarray as nd
 
 SHAPES = [(), (7,), (3, 5), (2, 3, 4), (2, 1, 3, 2), (3, 0, 2)]
@@ -101,3 +102,13 @@ def test_argmax_nan_counts_as_largest(device: nd.Device) -> None:
     x = np.array([1.0, np.nan, 3.0, np.nan], np.float32)
     check(nd.argmax(nd.NDArray(x, device=device)), np.argmax(x), "int64")
     check(nd.argmin(nd.NDArray(x, device=device)), np.argmin(x), "int64")
+
+
+@pytest.mark.parametrize("axes", [(0,), (0, 1)])
+def test_logsumexp_gradient_where_float32_rounds_the_result(device: nd.Device, axes: tuple[int, ...]) -> None:
+    # float32 stores logsumexp([1e9, 1e9]) = 1e9 + log 2 as 1e9; the gradient (the softmax) must still be 0.5.
+    values = np.array([[1e10, 1e9, 1e8, -10], [1e-10, 1e9, 1e8, -10]])
+    x = ndl.Tensor(values, device=device, dtype="float32", requires_grad=True)
+    ndl.ops.logsumexp(x, axes=axes).sum().backward()
+    shifted = np.exp(values - values.max(axis=axes, keepdims=True))
+    np.testing.assert_allclose(x.grad.numpy(), shifted / shifted.sum(axis=axes, keepdims=True), rtol=1e-6)
