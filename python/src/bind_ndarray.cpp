@@ -261,7 +261,7 @@ void bind_ndarray(nb::module_& m) {
       .def_prop_ro("device", &NDArray::device, "The device holding the storage.")
       .def_prop_ro(
           "dtype", [](const NDArray& a) { return std::string(dtype_name(a.dtype())); },
-          "The element type: \"float32\", \"float64\", \"int32\", \"int64\" or \"bool\".")
+          "The element type: \"float32\", \"float64\", \"int64\", \"int32\", \"int8\", \"uint8\" or \"bool\".")
       .def(
           "shares_memory", [](const NDArray& a, const NDArray& b) { return a.shares_storage_with(b); },
           nb::arg("other"), "True when both arrays view the same storage.");

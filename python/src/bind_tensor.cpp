@@ -177,7 +177,7 @@ void def_attributes(nb::class_<TensorImpl>& cls) {
          "shape", [](const Tensor& t) { return to_tuple(t.shape()); }, "The dimensions (a tuple).")
       .def_prop_ro(
           "dtype", [](const Tensor& t) { return std::string(dtype_name(t.dtype())); },
-          "The element type: \"float32\", \"float64\", \"int32\", \"int64\" or \"bool\".")
+          "The element type: \"float32\", \"float64\", \"int64\", \"int32\", \"int8\", \"uint8\" or \"bool\".")
       .def_prop_ro(
           "device", [](const Tensor& t) { return t.device(); }, "The device holding the values.")
       .def_prop_ro(

@@ -83,13 +83,15 @@ FloatInputPolicy g_float_input_policy = FloatInputPolicy::Float32;
 // and bool input keep their kind; floating input follows the policy.
 DType natural_dtype(const std::string& kind, std::size_t itemsize, const std::string& name) {
   if (kind == "b") return DType::Bool;
-  if (kind == "i") return itemsize <= 4 ? DType::Int32 : DType::Int64;
-  if (kind == "u") return itemsize <= 2 ? DType::Int32 : DType::Int64;
+  // int16 and uint16 widen to int32, uint32 to int64 (no Needle dtype holds them exactly).
+  if (kind == "i") return itemsize == 1 ? DType::Int8 : itemsize <= 4 ? DType::Int32 : DType::Int64;
+  if (kind == "u") return itemsize == 1 ? DType::UInt8 : itemsize <= 2 ? DType::Int32 : DType::Int64;
   if (kind == "f") {
     if (g_float_input_policy == FloatInputPolicy::Float32 || itemsize <= 4) return DType::Float32;
     return DType::Float64;
   }
-  throw TypeError(str("NDArray: unsupported dtype ", name, " (supported: bool, int32, int64, float32, float64)"));
+  throw TypeError(
+      str("NDArray: unsupported dtype ", name, " (supported: bool, uint8, int8, int32, int64, float32, float64)"));
 }
 
 }  // namespace

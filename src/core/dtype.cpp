@@ -14,6 +14,10 @@ std::string_view dtype_name(DType dtype) {
   switch (dtype) {
     case DType::Bool:
       return "bool";
+    case DType::UInt8:
+      return "uint8";
+    case DType::Int8:
+      return "int8";
     case DType::Int32:
       return "int32";
     case DType::Int64:
@@ -27,19 +31,24 @@ std::string_view dtype_name(DType dtype) {
 }
 
 DType dtype_from_name(std::string_view name) {
-  for (DType dtype : {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64}) {
+  for (DType dtype : kAllDTypes) {
     if (name == dtype_name(dtype)) return dtype;
   }
-  throw TypeError(str("unsupported dtype '", name, "' (expected one of bool, int32, int64, float32, float64)"));
+  throw TypeError(
+      str("unsupported dtype '", name, "' (expected one of bool, uint8, int8, int32, int64, float32, float64)"));
 }
 
 bool is_floating(DType dtype) { return dtype == DType::Float32 || dtype == DType::Float64; }
 
-bool is_integral(DType dtype) { return dtype == DType::Int32 || dtype == DType::Int64; }
+bool is_integral(DType dtype) {
+  return dtype == DType::UInt8 || dtype == DType::Int8 || dtype == DType::Int32 || dtype == DType::Int64;
+}
 
 DType promote_types(DType a, DType b) {
-  // The enum is ordered bool < int32 < int64 < float32 < float64, which is exactly PyTorch's lattice
-  // for these types (int64 + float32 -> float32).
+  // The enum is ordered bool < uint8 < int8 < int32 < int64 < float32 < float64, which is PyTorch's
+  // lattice for these types (int64 + float32 -> float32) except for uint8 with int8: neither holds the
+  // other's values.
+  if ((a == DType::UInt8 && b == DType::Int8) || (a == DType::Int8 && b == DType::UInt8)) return DType::Int32;
   return a > b ? a : b;
 }
 

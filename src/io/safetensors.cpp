@@ -37,6 +37,10 @@ const char* format_dtype(DType dtype) {
   switch (dtype) {
     case DType::Bool:
       return "BOOL";
+    case DType::UInt8:
+      return "U8";
+    case DType::Int8:
+      return "I8";
     case DType::Int32:
       return "I32";
     case DType::Int64:
@@ -50,7 +54,7 @@ const char* format_dtype(DType dtype) {
 }
 
 std::optional<DType> parse_dtype(std::string_view name) {
-  for (DType dtype : {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64}) {
+  for (DType dtype : kAllDTypes) {
     if (name == format_dtype(dtype)) return dtype;
   }
   return std::nullopt;

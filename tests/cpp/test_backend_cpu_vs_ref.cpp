@@ -30,8 +30,10 @@ using testing::zeros;
 Backend& ref() { return backend_for(ref_device()); }
 Backend& cpu() { return backend_for(cpu_device()); }
 
-const std::vector<DType> kAllDtypes = {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64};
-const std::vector<DType> kNumericDtypes = {DType::Int32, DType::Int64, DType::Float32, DType::Float64};
+const std::vector<DType> kAllDtypes = {DType::Bool,  DType::UInt8,   DType::Int8,   DType::Int32,
+                                       DType::Int64, DType::Float32, DType::Float64};
+const std::vector<DType> kNumericDtypes = {DType::UInt8, DType::Int8,    DType::Int32,
+                                           DType::Int64, DType::Float32, DType::Float64};
 
 const std::vector<Shape> kShapes = {{},     {0},    {1},    {7},    {8},    {9},     {63},      {64},      {65},
                                     {3, 0}, {1, 1}, {2, 9}, {8, 8}, {9, 7}, {65, 2}, {0, 2, 3}, {3, 1, 8}, {2, 3, 9}};

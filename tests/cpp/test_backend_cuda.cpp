@@ -77,8 +77,10 @@ class CudaVsRef : public ::testing::Test {
 const Device kRef = ref_device();
 const Device kCuda = cuda_device();
 
-const std::vector<DType> kAllDtypes = {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64};
-const std::vector<DType> kNumericDtypes = {DType::Int32, DType::Int64, DType::Float32, DType::Float64};
+const std::vector<DType> kAllDtypes = {DType::Bool,  DType::UInt8,   DType::Int8,   DType::Int32,
+                                       DType::Int64, DType::Float32, DType::Float64};
+const std::vector<DType> kNumericDtypes = {DType::UInt8, DType::Int8,    DType::Int32,
+                                           DType::Int64, DType::Float32, DType::Float64};
 const std::vector<DType> kFloatDtypes = {DType::Float32, DType::Float64};
 
 // Sizes around warp (32) and block (256) widths, empty and size-1 dimensions, ranks 0 to 4.

@@ -202,6 +202,10 @@ TEST(DeviceTest, NamesParseAndCudaIsDisabledWithoutSupport) {
 
 TEST(DTypeTest, PromotionFollowsPyTorch) {
   EXPECT_EQ(promote_types(DType::Int32, DType::Int64), DType::Int64);
+  EXPECT_EQ(promote_types(DType::UInt8, DType::Int8), DType::Int32);
+  EXPECT_EQ(promote_types(DType::Int8, DType::UInt8), DType::Int32);
+  EXPECT_EQ(promote_types(DType::Bool, DType::UInt8), DType::UInt8);
+  EXPECT_EQ(promote_types(DType::Int8, DType::Float32), DType::Float32);
   EXPECT_EQ(promote_types(DType::Int64, DType::Float32), DType::Float32);
   EXPECT_EQ(promote_types(DType::Bool, DType::Int32), DType::Int32);
   EXPECT_EQ(promote_types(DType::Float32, DType::Float64), DType::Float64);

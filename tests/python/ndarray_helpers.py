@@ -10,8 +10,8 @@ from needle import backend_ndarray as nd
 
 # Device names (not Device objects: module-level extension objects can outlive the extension at exit).
 DEVICES = ["ref", "cpu"]
-ALL_DTYPES = ["float32", "float64", "int32", "int64", "bool"]
-NUMERIC_DTYPES = ["float32", "float64", "int32", "int64"]
+ALL_DTYPES = ["float32", "float64", "int32", "int64", "int8", "uint8", "bool"]
+NUMERIC_DTYPES = ["float32", "float64", "int32", "int64", "int8", "uint8"]
 FLOAT_DTYPES = ["float32", "float64"]
 # Odd sizes, size-0 and size-1 dimensions, 0-d.
 SHAPES = [(), (1,), (7,), (0,), (3, 5), (1, 4), (4, 0, 3), (2, 3, 5), (2, 1, 3, 4)]
@@ -31,8 +31,8 @@ def random_array(shape: Sequence[int], dtype: str, rng: np.random.Generator, kin
     shape = tuple(shape)
     if dtype == "bool":
         return rng.random(shape) < 0.5
-    if dtype.startswith("int"):
-        low = 1 if kind == "positive" else -9
+    if dtype.startswith(("int", "uint")):
+        low = 1 if kind == "positive" else (0 if dtype == "uint8" else -9)
         return rng.integers(low, 10, size=shape).astype(dtype)
     values = rng.standard_normal(shape)
     if kind == "positive":
@@ -83,9 +83,12 @@ def check(actual: nd.NDArray, expected: np.ndarray | float | bool, dtype: str | 
 
 
 def promote(a: str, b: str) -> str:
-    """PyTorch's promotion of two array dtypes: bool < integers < floating; within a category the wider wins."""
-    order = ["bool", "int32", "int64", "float32", "float64"]
-    category = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
+    """PyTorch's promotion of two array dtypes: bool < integers < floating; within a category the wider wins
+    (uint8 with int8: int32, Needle having no int16)."""
+    order = ["bool", "uint8", "int8", "int32", "int64", "float32", "float64"]
+    category = {"bool": 0, "uint8": 1, "int8": 1, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
+    if {a, b} == {"uint8", "int8"}:
+        return "int32"
     if category[a] != category[b]:
         return a if category[a] > category[b] else b
     return a if order.index(a) >= order.index(b) else b

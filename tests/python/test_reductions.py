@@ -22,7 +22,8 @@ def axis_choices(ndim: int) -> list[int | tuple[int, ...] | None]:
 
 
 def sum_dtype(dtype: str) -> str:
-    return "int64" if dtype in ("bool", "int32", "int64") else dtype
+    # PyTorch's rule: integer sums are int64.
+    return "int64" if dtype in ("bool", "uint8", "int8", "int32", "int64") else dtype
 
 
 def tolerant(dtype: str) -> dict[str, float]:

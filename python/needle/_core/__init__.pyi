@@ -126,7 +126,9 @@ class NDArray:
 
     @property
     def dtype(self) -> str:
-        """The element type: "float32", "float64", "int32", "int64" or "bool"."""
+        """
+        The element type: "float32", "float64", "int64", "int32", "int8", "uint8" or "bool".
+        """
 
     def shares_memory(self, other: NDArray) -> bool:
         """True when both arrays view the same storage."""
@@ -798,7 +800,9 @@ class Tensor:
 
     @property
     def dtype(self) -> str:
-        """The element type: "float32", "float64", "int32", "int64" or "bool"."""
+        """
+        The element type: "float32", "float64", "int64", "int32", "int8", "uint8" or "bool".
+        """
 
     @property
     def device(self) -> Device:

@@ -114,6 +114,10 @@ void dispatch(DType dtype, Fn&& fn) {
   switch (dtype) {
     case DType::Bool:
       return fn.template operator()<bool>();
+    case DType::UInt8:
+      return fn.template operator()<std::uint8_t>();
+    case DType::Int8:
+      return fn.template operator()<std::int8_t>();
     case DType::Int32:
       return fn.template operator()<std::int32_t>();
     case DType::Int64:
