@@ -94,6 +94,8 @@ template <typename T>
 NEEDLE_HOST_DEVICE T abs(T x) {
   if constexpr (std::is_floating_point_v<T>) {
     return std::abs(x);
+  } else if constexpr (std::is_unsigned_v<T>) {
+    return x;
   } else {
     return x < 0 ? negate(x) : x;
   }
@@ -130,7 +132,11 @@ NEEDLE_HOST_DEVICE T sigmoid(T x) {
 // Keeps NaN (like np.maximum(x, 0)) because the comparison is false for it.
 template <typename T>
 NEEDLE_HOST_DEVICE T relu(T x) {
-  return x < T(0) ? T(0) : x;
+  if constexpr (std::is_unsigned_v<T>) {
+    return x;
+  } else {
+    return x < T(0) ? T(0) : x;
+  }
 }
 
 template <typename T>

@@ -93,7 +93,9 @@ struct DivOp {
         return 0;
       }
       // The most negative value divided by -1 overflows; it wraps like negation.
-      if (b == -1) return negate(a);
+      if constexpr (std::is_signed_v<T>) {
+        if (b == -1) return negate(a);
+      }
     }
     return a / b;
   }
@@ -102,9 +104,11 @@ struct PowOp {
   template <typename T>
   __device__ T operator()(T base, T exponent, int* flag) const {
     if constexpr (kIsInteger<T>) {
-      if (exponent < 0) {
-        *flag = kNegativeIntegerPower;
-        return 0;
+      if constexpr (std::is_signed_v<T>) {
+        if (exponent < 0) {
+          *flag = kNegativeIntegerPower;
+          return 0;
+        }
       }
       T result = 1;
       while (exponent > 0) {

@@ -24,6 +24,19 @@ __device__ __forceinline__ void atomic_add(T* target, T value) {
     atomicAdd(reinterpret_cast<unsigned long long*>(target), static_cast<unsigned long long>(value));
   } else if constexpr (std::is_same_v<T, std::int32_t>) {
     atomicAdd(reinterpret_cast<unsigned int*>(target), static_cast<unsigned int>(value));
+  } else if constexpr (sizeof(T) == 1) {
+    // No 8-bit atomicAdd: add into the byte's lane of its aligned 32-bit word by compare-and-swap (a
+    // wrapping unsigned byte add is the two's complement add of int8 too).
+    const auto address = reinterpret_cast<std::uintptr_t>(target);
+    auto* word = reinterpret_cast<unsigned int*>(address & ~std::uintptr_t{3});
+    const unsigned int shift = static_cast<unsigned int>(address & 3U) * 8U;
+    unsigned int old = *word;
+    unsigned int assumed = 0;
+    do {
+      assumed = old;
+      const auto sum = static_cast<unsigned char>(((assumed >> shift) & 0xFFU) + static_cast<unsigned char>(value));
+      old = atomicCAS(word, assumed, (assumed & ~(0xFFU << shift)) | (static_cast<unsigned int>(sum) << shift));
+    } while (assumed != old);
   } else {
     atomicAdd(target, value);
   }
