@@ -51,8 +51,9 @@ __version__ = "0.1.0"
 
 
 def manual_seed(seed: int) -> None:
-    """Seeds Needle's C++ generator (dropout, ``needle.backend_ndarray.rand``...) and, for convenience,
-    NumPy's global random state that ``needle.init`` draws from (with ``seed % 2**32``)."""
+    """Seeds Needle's C++ generator (``ops.dropout``, the C++ layers, ``needle.backend_ndarray.rand``...) and
+    NumPy's global random state (with ``seed % 2**32``), which the course's API draws from: ``needle.init``,
+    ``nn.Dropout``, the random transforms and DataLoader shuffling."""
     _core.manual_seed(seed)
     _np.random.seed(seed % 2**32)  # noqa: NPY002 (needle.init draws from NumPy's global state, as in Needle)
 

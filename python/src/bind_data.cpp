@@ -45,7 +45,9 @@ void bind_transforms(nb::module_& m) {
   nb::class_<data::RandomFlipHorizontal, Transform>(m, "RandomFlipHorizontal")
       .def(
           "__init__", [](data::RandomFlipHorizontal* self, double p) { new (self) data::RandomFlipHorizontal(p); },
-          nb::arg("p") = 0.5, "Mirrors the image along W with probability p (Needle's generator: manual_seed).");
+          nb::arg("p") = 0.5,
+          "Mirrors the image along W with probability p (Needle's C++ generator; needle.data's transform draws from "
+          "NumPy instead).");
   nb::class_<data::RandomCrop, Transform>(m, "RandomCrop")
       .def(
           "__init__", [](data::RandomCrop* self, std::int64_t padding) { new (self) data::RandomCrop(padding); },
@@ -108,6 +110,14 @@ void bind_loader(nb::module_& m) {
       .def(
           "__iter__", [](data::DataLoader& loader) { return EpochIterator{loader.epoch()}; }, nb::keep_alive<0, 1>(),
           "Starts the next epoch (a new permutation when shuffling).")
+      .def(
+          "epoch",
+          [](data::DataLoader& loader, std::vector<std::int64_t> order) {
+            return EpochIterator{loader.epoch(std::move(order))};
+          },
+          nb::arg("order"), nb::keep_alive<0, 1>(),
+          "An epoch over the samples `order` names, in that order (e.g. a permutation drawn by NumPy), built on "
+          "the worker threads like any other.")
       .def("__len__", &data::DataLoader::size, "Batches per epoch.")
       .def_prop_ro("batch_size", &data::DataLoader::batch_size)
       .def_prop_ro("num_workers", &data::DataLoader::num_workers)

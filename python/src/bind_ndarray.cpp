@@ -279,8 +279,7 @@ void bind_ndarray(nb::module_& m) {
       "the course Needle's NDArray backend) or \"numpy\" (NumPy's dtypes: float64 stays float64; the "
       "course's NumPy backend, NEEDLE_BACKEND=np).");
   m.def(
-      "float_input_policy",
-      [] { return float_input_policy() == FloatInputPolicy::Float32 ? "float32" : "numpy"; },
+      "float_input_policy", [] { return float_input_policy() == FloatInputPolicy::Float32 ? "float32" : "numpy"; },
       "The current set_float_input_policy.");
   def_conversions(cls);
   def_computations(cls);

@@ -173,18 +173,16 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, std::int64_t batc
   }
 }
 
-std::int64_t DataLoader::size() const {
-  const std::int64_t n = dataset_->size();
-  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+std::int64_t DataLoader::batches_for(std::int64_t samples) const {
+  return drop_last_ ? samples / batch_size_ : (samples + batch_size_ - 1) / batch_size_;
 }
 
+std::int64_t DataLoader::size() const { return batches_for(dataset_->size()); }
+
 Epoch DataLoader::epoch() {
-  auto state = std::make_unique<EpochState>();
-  state->dataset = dataset_;
-  state->batch_size = batch_size_;
   const std::int64_t n = dataset_->size();
-  state->order.resize(static_cast<std::size_t>(n));
-  std::iota(state->order.begin(), state->order.end(), std::int64_t{0});
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
   if (shuffle_) {
     // Fisher-Yates with counter-based draws: epoch e uses its own stream of the loader's seed, so
     // epochs differ from each other yet repeat exactly for the same seed.
@@ -192,11 +190,29 @@ Epoch DataLoader::epoch() {
     for (std::int64_t i = n - 1; i > 0; --i) {
       const double u = random_bits::uniform01(stream, static_cast<std::uint64_t>(i));
       const auto j = std::min(i, static_cast<std::int64_t>(u * static_cast<double>(i + 1)));  // rounding guard
-      std::swap(state->order[static_cast<std::size_t>(i)], state->order[static_cast<std::size_t>(j)]);
+      std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
     }
   }
   ++epochs_started_;
-  state->num_batches = size();
+  return start(std::move(order));
+}
+
+Epoch DataLoader::epoch(std::vector<std::int64_t> order) {
+  const std::int64_t n = dataset_->size();
+  for (const std::int64_t index : order) {
+    NEEDLE_CHECK(index >= 0 && index < n, IndexError, "DataLoader: sample index ", index,
+                 " is out of range for a dataset of ", n, " samples");
+  }
+  ++epochs_started_;
+  return start(std::move(order));
+}
+
+Epoch DataLoader::start(std::vector<std::int64_t> order) const {
+  auto state = std::make_unique<EpochState>();
+  state->dataset = dataset_;
+  state->batch_size = batch_size_;
+  state->num_batches = batches_for(static_cast<std::int64_t>(order.size()));
+  state->order = std::move(order);
   state->capacity = 2 * num_workers_;
   if (num_workers_ > 0 && state->num_batches > 0) state->start(num_workers_);
   return Epoch(std::move(state));

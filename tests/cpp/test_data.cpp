@@ -242,6 +242,29 @@ TEST(DataLoaderTest, SeededShufflesCoverEverySampleAndRepeat) {
   EXPECT_NE(epochs[0], identity(23));
 }
 
+TEST(DataLoaderTest, AnEpochInAGivenOrderOnWorkersOrNot) {
+  auto dataset = std::make_shared<CountingDataset>(11);
+  const std::vector<std::int64_t> order = {10, 3, 3, 0, 7, 1, 9};  // any in-range indices, repeats allowed
+  for (const std::int64_t workers : {0, 2}) {
+    for (const bool drop_last : {false, true}) {
+      DataLoader loader(dataset, 3, /*shuffle=*/true, drop_last, workers, 5);
+      std::vector<std::vector<std::int64_t>> batches;
+      data::Epoch epoch = loader.epoch(order);
+      while (std::optional<Batch> batch = epoch.next()) batches.push_back(ints_of((*batch)[1]));
+      std::vector<std::vector<std::int64_t>> expected = {{10, 3, 3}, {0, 7, 1}};
+      if (!drop_last) expected.push_back({9});
+      EXPECT_EQ(batches, expected) << workers << " workers, drop_last " << drop_last;
+    }
+  }
+  DataLoader loader(dataset, 3);
+  expect_error<IndexError>(
+      [&] {
+        (void)loader.epoch({0, 11});
+      },
+      "DataLoader: sample index 11 is out of range for a dataset of 11 samples");
+  expect_error<IndexError>([&] { (void)loader.epoch({-1}); }, "sample index -1");
+}
+
 TEST(DataLoaderTest, WorkersDeliverTheSameBatchesInOrder) {
   auto dataset = std::make_shared<CountingDataset>(37);
   for (const bool drop_last : {false, true}) {

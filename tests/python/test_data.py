@@ -151,17 +151,25 @@ def test_mnist_small_files(tmp_path: Path) -> None:
         ds = data.MNISTDataset(*write_idx(tmp_path, images, labels, compress))
         assert len(ds) == 5
         image, label = ds[2]
-        assert image.shape == (28, 28, 1)
+        # The course's layout: a flattened image and a uint8 label.
+        assert image.shape == (784,)
         assert image.dtype == np.float32
-        np.testing.assert_allclose(image[:, :, 0], images[2] / 255.0, rtol=1e-6)
+        assert label.dtype == np.uint8
+        np.testing.assert_allclose(image, images[2].reshape(784) / 255.0, rtol=1e-6)
         assert int(label) == labels[2]
+        np.testing.assert_allclose(ds[1:4][0], images[1:4].reshape(3, 784) / 255.0, rtol=1e-6)
+        with pytest.raises(IndexError, match="index 5 is out of range for 5 samples"):
+            ds[5]
     flipped = data.MNISTDataset(*write_idx(tmp_path, images, labels), transforms=[data.RandomFlipHorizontal(1.0)])
-    np.testing.assert_allclose(flipped[0][0][:, :, 0], images[0][:, ::-1] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(flipped[0][0].reshape(28, 28), images[0][:, ::-1] / 255.0, rtol=1e-6)
     python_tf = data.MNISTDataset(*write_idx(tmp_path, images, labels), transforms=[lambda x: 1.0 - x])
     assert not python_tf.batches_in_cpp
-    np.testing.assert_allclose(python_tf[0][0][:, :, 0], 1.0 - images[0] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(python_tf[0][0].reshape(28, 28), 1.0 - images[0] / 255.0, rtol=1e-6)
     (x, y) = next(iter(data.DataLoader(python_tf, batch_size=5)))
-    assert x.shape == (5, 28, 28, 1)
+    assert x.shape == (5, 784)
+    for workers in (0, 1):
+        (x, y) = next(iter(data.DataLoader(ds, batch_size=5, num_workers=workers)))
+        assert (x.shape, x.dtype, y.dtype) == ((5, 784), "float32", "uint8")
     np.testing.assert_array_equal(y.numpy(), labels)
 
 
@@ -188,13 +196,13 @@ def test_mnist_shared_data() -> None:
     ds = data.MNISTDataset(images, labels)
     assert len(ds) == 10000
     x, y = ds[0]
-    assert x.shape == (28, 28, 1)
+    assert x.shape == (784,)
     assert x.min() >= 0.0
     assert x.max() <= 1.0
     assert int(y) == 7  # the first test digit
     total = 0
     for xb, yb in data.DataLoader(ds, batch_size=1000, num_workers=2):
-        assert xb.shape[1:] == (28, 28, 1)
+        assert xb.shape[1:] == (784,)
         total += yb.shape[0]
     assert total == 10000
 

@@ -56,6 +56,11 @@ class DataLoader {
 
   // Starts the next epoch (a new permutation when shuffling).
   [[nodiscard]] Epoch epoch();
+  // Starts an epoch over the samples `order` names, in that order (batches of batch_size, the last one
+  // shorter or dropped by drop_last), whatever `shuffle` says: how a caller that draws its own
+  // permutation (Python's NumPy-seeded shuffling) keeps the batches on the worker threads. IndexError
+  // for an index outside the dataset.
+  [[nodiscard]] Epoch epoch(std::vector<std::int64_t> order);
   // Batches per epoch.
   [[nodiscard]] std::int64_t size() const;
   [[nodiscard]] const std::shared_ptr<const Dataset>& dataset() const { return dataset_; }
@@ -95,6 +100,8 @@ class DataLoader {
   std::int64_t num_workers_;
   std::uint64_t seed_;
   std::uint64_t epochs_started_ = 0;
+  [[nodiscard]] std::int64_t batches_for(std::int64_t samples) const;
+  [[nodiscard]] Epoch start(std::vector<std::int64_t> order) const;
 };
 
 }  // namespace needle::data

@@ -1783,7 +1783,7 @@ class Transform:
 class RandomFlipHorizontal(Transform):
     def __init__(self, p: float = 0.5) -> None:
         """
-        Mirrors the image along W with probability p (Needle's generator: manual_seed).
+        Mirrors the image along W with probability p (Needle's C++ generator; needle.data's transform draws from NumPy instead).
         """
 
 class RandomCrop(Transform):
@@ -1859,6 +1859,11 @@ class DataLoader:
 
     def __iter__(self) -> DataLoaderEpoch:
         """Starts the next epoch (a new permutation when shuffling)."""
+
+    def epoch(self, order: Sequence[int]) -> DataLoaderEpoch:
+        """
+        An epoch over the samples `order` names, in that order (e.g. a permutation drawn by NumPy), built on the worker threads like any other.
+        """
 
     def __len__(self) -> int:
         """Batches per epoch."""

@@ -9,8 +9,8 @@ How a batch is built depends on the dataset:
 
 - A C++ dataset (``NDArrayDataset``, ``MNISTDataset``, ``CIFAR10Dataset``) without transforms: batches are
   gathered from its arrays in native code: by C++, ahead of time on ``num_workers`` threads when
-  ``num_workers > 0`` (Python waits without holding the GIL; shuffled epochs then read a copy of the arrays
-  in the drawn order), or, shuffled with ``num_workers == 0``, by NumPy indexing of the arrays.
+  ``num_workers > 0`` (Python waits without holding the GIL; a shuffled epoch hands C++ the drawn order),
+  or, shuffled with ``num_workers == 0``, by NumPy indexing of the arrays.
 - Any other dataset, or a C++ one with transforms: sample by sample (``dataset[i]``), each field stacked with
   NumPy into one Tensor.
 
@@ -99,14 +99,13 @@ class DataLoader:
                     self._tensor(_core.array(v[indices], device=a.device)) for v, a in zip(views, fields, strict=True)
                 )
             return
-        cpp_dataset = dataset._cpp
-        if order is not None:
-            # The C++ loader takes no order of ours, so its workers read a copy of the arrays in that order
-            # (one copy per epoch); its unshuffled epoch is then exactly the course's shuffled one.
-            cpp_dataset = _core.NDArrayDataset([_core.array(a.numpy()[order], device=a.device) for a in fields])
-        # seed=0: an unshuffled loader needs none, and drawing one would advance the C++ generator.
-        loader = _core.DataLoader(cpp_dataset, self.batch_size, False, self.drop_last, self.num_workers, 0)
-        for batch in loader:
+        # The loader reads the fields (the layout the dataset gives, e.g. MNIST's flattened images), in the
+        # drawn order when shuffling. seed=0: the loader never shuffles itself, and drawing a seed would
+        # advance the C++ generator.
+        loader = _core.DataLoader(
+            _core.NDArrayDataset(fields), self.batch_size, False, self.drop_last, self.num_workers, 0
+        )
+        for batch in loader if order is None else loader.epoch(order.tolist()):
             yield tuple(self._tensor(a) for a in batch)
 
     def _sample(self, index: int) -> tuple[Any, ...]:

@@ -102,8 +102,10 @@ class NDArrayDataset(CppDataset):
 
 
 class MNISTDataset(CppDataset):
-    """MNIST or Fashion-MNIST from IDX files (gzipped or not): samples (image (28, 28, 1) float32 in [0, 1],
-    label int64). A missing, truncated or malformed file raises ValueError naming it."""
+    """MNIST or Fashion-MNIST from IDX files (gzipped or not), as the course's dataset gives them: samples
+    (image (784,) float32 in [0, 1], the 28 x 28 pixels row by row; label uint8). Transforms see each image
+    as (28, 28, 1) and their result is flattened again (other IDX image sizes alike). A missing, truncated
+    or malformed file raises ValueError naming it."""
 
     _cpp: _core.MNISTDataset
 
@@ -115,19 +117,41 @@ class MNISTDataset(CppDataset):
     ) -> None:
         super().__init__(transforms)
         self._cpp = _core.MNISTDataset(os.fspath(image_filename), os.fspath(label_filename))
+        # The C++ reader keeps (N, 28, 28, 1) images and int64 labels; the course's layout is a view of
+        # the images and a uint8 copy of the labels (one byte per image).
+        images = self._cpp.images
+        self._image_shape = images.shape[1:]  # (28, 28, 1) for MNIST; the IDX header decides
+        self._flat_images = images.reshape((images.shape[0], int(np.prod(self._image_shape))))
+        self._uint8_labels = self._cpp.labels.astype("uint8")
 
     def _fields(self) -> list[_core.NDArray]:
-        return [self._cpp.images, self._cpp.labels]
+        return [self._flat_images, self._uint8_labels]
+
+    def __getitem__(self, index: Index) -> tuple[np.ndarray[Any, Any], ...]:
+        """As ``CppDataset``, in the course's layout: an int gives ((784,) image, uint8 label)."""
+        if not _is_single(index):
+            return super().__getitem__(index)
+        position = int(index)  # type: ignore[arg-type]
+        if not -len(self) <= position < len(self):
+            raise IndexError(f"MNISTDataset: index {position} is out of range for {len(self)} samples")
+        image, label = (a.numpy()[position] for a in self._fields())
+        if self.transforms:
+            image = self._transform_image(image)
+        return image, label
+
+    def _transform_image(self, image: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        out = np.asarray(self.apply_transforms(image.reshape(self._image_shape)))
+        return np.ascontiguousarray(out).reshape(-1)
 
     @property
     def images(self) -> np.ndarray[Any, Any]:
-        """Every image, (N, 28, 28, 1) float32, untransformed."""
-        return self._cpp.images.numpy()
+        """Every image, (N, 784) float32, untransformed."""
+        return self._flat_images.numpy()
 
     @property
     def labels(self) -> np.ndarray[Any, Any]:
-        """Every label, (N,) int64."""
-        return self._cpp.labels.numpy()
+        """Every label, (N,) uint8."""
+        return self._uint8_labels.numpy()
 
 
 class CIFAR10Dataset(CppDataset):
