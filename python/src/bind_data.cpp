@@ -84,7 +84,8 @@ void bind_datasets(nb::module_& m) {
 
 void bind_loader(nb::module_& m) {
   nb::class_<EpochIterator>(m, "DataLoaderEpoch", "One pass over a DataLoader's data.")
-      .def("__iter__", [](nb::handle self) { return self; })
+      .def(
+          "__iter__", [](nb::handle self) { return self; }, nb::sig("def __iter__(self) -> DataLoaderEpoch"))
       .def(
           "__next__",
           [](EpochIterator& it) {

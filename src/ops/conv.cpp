@@ -131,7 +131,10 @@ Tensor conv_weight_grad(const Tensor& a, const Tensor& g, const ConvGeometry& ge
 
 }  // namespace
 
-Tensor conv(const Tensor& a, const Tensor& b, std::int64_t stride, std::int64_t padding) {
+Tensor conv(const Tensor& input, const Tensor& weight, std::int64_t stride, std::int64_t padding) {
+  const std::vector<Tensor> operands = detail::promoted({input, weight});
+  const Tensor& a = operands[0];
+  const Tensor& b = operands[1];
   const auto shapes = [&] { return str(shape_str(a.shape()), " and ", shape_str(b.shape())); };
   NEEDLE_CHECK(a.ndim() == 4 && b.ndim() == 4, ValueError,
                "conv: expected input (N, H, W, C_in) and weight (K, K, C_in, C_out), got shapes ", shapes());
@@ -145,9 +148,6 @@ Tensor conv(const Tensor& a, const Tensor& b, std::int64_t stride, std::int64_t 
   NEEDLE_CHECK(a.shape()[1] + 2 * padding >= k && a.shape()[2] + 2 * padding >= k, ValueError, "conv: kernel size ", k,
                " exceeds the padded input (padding ", padding, ", shapes ", shapes(), ")");
   detail::check_floating("conv", a);
-  detail::check_floating("conv", b);
-  NEEDLE_CHECK(a.dtype() == b.dtype(), TypeError, "conv: input and weight dtypes differ: ", dtype_name(a.dtype()),
-               " and ", dtype_name(b.dtype()), " (shapes ", shapes(), ")");
   detail::check_same_device("conv", {a, b});
   const ConvGeometry geo{a.shape()[0], a.shape()[1], a.shape()[2], a.shape()[3], k, b.shape()[3], stride, padding};
   return conv2d(a, b, geo);

@@ -308,10 +308,7 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& gates, const Tensor& c_prev, c
                  shape_str(gates.shape()), ", got ", shape_str(c_prev.shape()));
     inputs.push_back(c_prev);
   }
-  for (const Tensor& t : inputs) {
-    NEEDLE_CHECK(t.dtype() == gates.dtype(), TypeError, "lstm_cell: every operand must have the dtype of gates (",
-                 dtype_name(gates.dtype()), "), got ", dtype_name(t.dtype()));
-  }
+  inputs = detail::promoted(std::move(inputs));  // mixed float32/float64 promote, as elsewhere
   detail::check_same_device("lstm_cell", inputs);
   const std::vector<Tensor> outputs = Tensor::from_op_outputs(std::make_shared<const LstmCellOp>(which), inputs);
   return {outputs[0], outputs[1]};
@@ -338,10 +335,7 @@ std::pair<Tensor, Tensor> lstm_sequence(const Tensor& xproj, const Tensor& w_hh,
                  shape_str(xproj.shape()), ", got ", shape_str(state.shape()));
     inputs.push_back(state);
   }
-  for (const Tensor& t : inputs) {
-    NEEDLE_CHECK(t.dtype() == xproj.dtype(), TypeError, "lstm_sequence: every operand must have the dtype of xproj (",
-                 dtype_name(xproj.dtype()), "), got ", dtype_name(t.dtype()));
-  }
+  inputs = detail::promoted(std::move(inputs));  // mixed float32/float64 promote, as elsewhere
   detail::check_same_device("lstm_sequence", inputs);
   const std::vector<Tensor> outputs =
       Tensor::from_op_outputs(std::make_shared<const LstmSequenceOp>(LstmStates{h0.defined(), c0.defined()}), inputs);

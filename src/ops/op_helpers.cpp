@@ -1,3 +1,4 @@
+#include <optional>
 #include "ops/op_helpers.h"
 
 #include <numbers>
@@ -14,6 +15,17 @@ void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) 
 void check_floating(std::string_view op, const Tensor& t) {
   NEEDLE_CHECK(is_floating(t.dtype()), TypeError, op, ": expected a floating-point tensor, got dtype ",
                dtype_name(t.dtype()), " (shape ", shape_str(t.shape()), ")");
+}
+
+std::vector<Tensor> promoted(std::vector<Tensor> tensors) {
+  std::optional<DType> common;
+  for (const Tensor& t : tensors) {
+    if (t.defined()) common = common ? promote_types(*common, t.dtype()) : t.dtype();
+  }
+  for (Tensor& t : tensors) {
+    if (t.defined()) t = astype(t, *common);
+  }
+  return tensors;
 }
 
 Tensor sign_of(const Tensor& a) {

@@ -36,6 +36,11 @@ void check_same_device(std::string_view op, const std::vector<Tensor>& tensors);
 // Throws TypeError naming `op` unless the tensor's dtype is floating point.
 void check_floating(std::string_view op, const Tensor& t);
 
+// The defined tensors of `tensors` converted (ops::astype, so gradients flow back in each one's dtype) to
+// the dtype they promote to, as every op with several floating operands does: a float32 layer given
+// float64 input computes in float64, like an elementwise op would. Undefined tensors stay undefined.
+std::vector<Tensor> promoted(std::vector<Tensor> tensors);
+
 // Constants and factors of the gradients in unary_ops.def.
 inline constexpr double kTwoOverSqrtPi = 1.1283791670955126;  // d erf / dx at 0
 // sign(a) as a constant (-1, 0 or 1 in a's float dtype): d|a|/da.

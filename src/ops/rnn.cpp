@@ -153,10 +153,7 @@ Tensor rnn_sequence(const Tensor& xproj, const Tensor& w_hh, const Tensor& h0, c
                  shape_str(xproj.shape()), ", got ", shape_str(h0.shape()));
     inputs.push_back(h0);
   }
-  for (const Tensor& t : inputs) {
-    NEEDLE_CHECK(t.dtype() == xproj.dtype(), TypeError, "rnn_sequence: every operand must have the dtype of xproj (",
-                 dtype_name(xproj.dtype()), "), got ", dtype_name(t.dtype()));
-  }
+  inputs = detail::promoted(std::move(inputs));  // mixed float32/float64 promote, as elsewhere
   detail::check_same_device("rnn_sequence", inputs);
   return make<RnnSequenceOp>(std::move(inputs), h0.defined(), nonlinearity == "relu");
 }

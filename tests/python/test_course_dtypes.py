@@ -91,3 +91,29 @@ def test_one_element_numpy_array_as_a_scalar(device: nd.Device) -> None:
     # Operators keep NumPy's broadcasting for arrays: a 0-d array plus a (1,) array is (1,).
     a = nd.array(np.float64(2.0), device=device)
     assert (a + np.array([5.0])).shape == (1,)
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda d: nn.Conv(3, 4, 3, device=d), (2, 3, 5, 5)),
+        (lambda d: nn.LSTM(3, 2, num_layers=2, device=d), (4, 2, 3)),
+        (lambda d: nn.RNN(3, 2, device=d), (4, 2, 3)),
+        (lambda d: nn.LSTMCell(3, 2, device=d), (2, 3)),
+    ],
+)
+def test_float64_input_to_float32_layers_promotes(device: nd.Device, make: object, shape: tuple[int, ...]) -> None:
+    # One policy for mixing float32 and float64, in every op: the wider wins (as in elementwise ops), and each
+    # gradient comes back in its own tensor's dtype.
+    layer = make(device)  # type: ignore[operator]
+    x = ndl.Tensor(np.random.default_rng(1).standard_normal(shape), device=device, dtype="float64")
+    out = layer(x)
+    first = out[0] if isinstance(out, tuple) else out
+    assert first.dtype == "float64"
+    first.sum().backward()
+    assert x.grad.dtype == "float64"
+    assert all(p.grad.dtype == "float32" for p in layer.parameters() if p.grad is not None)
+    # The same numbers as the float32 input computed in float32, up to float32's rounding.
+    out32 = layer(ndl.Tensor(x.numpy().astype(np.float32), device=device))
+    first32 = out32[0] if isinstance(out32, tuple) else out32
+    np.testing.assert_allclose(first.numpy(), first32.numpy(), rtol=1e-4, atol=1e-5)

@@ -607,3 +607,14 @@ def test_python_and_cpp_modules_share_the_state_dict_checks() -> None:
     model.load_state_dict({"scale": np.full(2, 3.0, dtype=np.float32), "other": object()}, strict=False)
     np.testing.assert_array_equal(model.scale.numpy(), [3.0, 3.0])
     assert ndl._core.check_state_dict("M", [("a", model.scale)], {"a": model.scale.cached_data}) == [0]
+
+
+def test_layer_norm_backward_in_float32_keeps_small_gradients(device: nd.Device) -> None:
+    # The gradient of sum(LayerNorm(x)**4) is a small difference of large terms; float32 sums lost it (0.6%).
+    values = np.array([[2.1, 0.95, 3.45], [3.1, 2.45, 2.3], [3.3, 0.4, 1.2]])
+    grads = {}
+    for dtype in ("float32", "float64"):
+        x = ndl.Tensor(values, device=device, dtype=dtype, requires_grad=True)
+        (nn.LayerNorm1d(3, device=device, dtype=dtype)(x) ** 4).sum().backward()
+        grads[dtype] = x.grad.numpy()
+    np.testing.assert_allclose(grads["float32"], grads["float64"], rtol=1e-3, atol=2e-6)

@@ -105,7 +105,7 @@ class DataLoader:
         loader = _core.DataLoader(
             _core.NDArrayDataset(fields), self.batch_size, False, self.drop_last, self.num_workers, 0
         )
-        for batch in loader if order is None else loader.epoch(order.tolist()):
+        for batch in iter(loader) if order is None else loader.epoch(order.tolist()):
             yield tuple(self._tensor(a) for a in batch)
 
     def _sample(self, index: int) -> tuple[Any, ...]:

@@ -159,21 +159,31 @@ template <typename T>
   }
 }
 
+// The backward pass sums and subtracts in double whatever T is, as ref does: dx is a small difference of
+// large terms (it is orthogonal to 1 and to xhat), so float32 arithmetic loses it; the gradient of
+// sum(LayerNorm(x)**4) for a row like (3.1, 2.45, 2.3) came out 0.6% off.
 template <typename T>
 [[gnu::always_inline]] inline void layer_norm_backward_rows(T* dx, const T* g, const T* x, std::int64_t first,
                                                             std::int64_t last, std::int64_t cols, double eps) {
-  const auto n = static_cast<T>(cols);
+  const auto n = static_cast<double>(cols);
   for (std::int64_t row = first; row < last; ++row) {
     const T* gr = g + row * cols;
     const T* xr = x + row * cols;
     T* out = dx + row * cols;
-    T mean = 0;
-    T rstd = 0;
-    row_statistics(xr, cols, eps, mean, rstd);
-    const T mean_g = lane_sum<T>(cols, [&](std::int64_t j) { return gr[j]; }) / n;
-    const T mean_g_xhat = lane_sum<T>(cols, [&](std::int64_t j) { return gr[j] * ((xr[j] - mean) * rstd); }) / n;
+    const double mean = lane_sum<double>(cols, [&](std::int64_t j) { return static_cast<double>(xr[j]); }) / n;
+    const double squares = lane_sum<double>(cols, [&](std::int64_t j) {
+      const double centred = static_cast<double>(xr[j]) - mean;
+      return centred * centred;
+    });
+    const double rstd = 1.0 / std::sqrt(squares / n + eps);
+    const double mean_g = lane_sum<double>(cols, [&](std::int64_t j) { return static_cast<double>(gr[j]); }) / n;
+    const double mean_g_xhat = lane_sum<double>(cols, [&](std::int64_t j) {
+                                 return static_cast<double>(gr[j]) * ((static_cast<double>(xr[j]) - mean) * rstd);
+                               }) /
+                               n;
     for (std::int64_t j = 0; j < cols; ++j) {
-      out[j] = rstd * (gr[j] - mean_g - ((xr[j] - mean) * rstd) * mean_g_xhat);
+      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+      out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) - mean_g - xhat * mean_g_xhat));
     }
   }
 }
