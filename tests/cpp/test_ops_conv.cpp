@@ -157,8 +157,11 @@ TEST_P(ConvOpsTest, BadArgumentsRaiseClearErrors) {
                            "conv: kernel size 6 exceeds the padded input (padding 0, shapes (1, 4, 4, 2) and "
                            "(6, 6, 2, 1))");
   EXPECT_EQ(ops::conv(a, big, 1, 1).shape(), (Shape{1, 1, 1, 1}));  // padding makes room
-  expect_error<TypeError>([&] { (void)ops::conv(a, ops::astype(b, DType::Float32)); },
-                          "conv: input and weight dtypes differ: float64 and float32");
+  // Mixed float32/float64 operands promote, as in every op; each gradient comes back in its own dtype.
+  const Tensor w32 = ops::astype(b, DType::Float32);
+  const Tensor mixed = ops::conv(a, w32);
+  EXPECT_EQ(mixed.dtype(), DType::Float64);
+  EXPECT_EQ(values_of(mixed), values_of(ops::conv(a, ops::astype(w32, DType::Float64))));
   expect_error<TypeError>([&] { (void)ops::conv(ops::astype(a, DType::Int32), ops::astype(b, DType::Int32)); },
                           "conv: expected a floating-point tensor");
 }
