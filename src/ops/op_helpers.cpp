@@ -1,7 +1,7 @@
-#include <optional>
 #include "ops/op_helpers.h"
 
 #include <numbers>
+#include <optional>
 
 namespace needle::ops::detail {
 

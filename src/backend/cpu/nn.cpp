@@ -177,10 +177,11 @@ template <typename T>
     });
     const double rstd = 1.0 / std::sqrt(squares / n + eps);
     const double mean_g = lane_sum<double>(cols, [&](std::int64_t j) { return static_cast<double>(gr[j]); }) / n;
-    const double mean_g_xhat = lane_sum<double>(cols, [&](std::int64_t j) {
-                                 return static_cast<double>(gr[j]) * ((static_cast<double>(xr[j]) - mean) * rstd);
-                               }) /
-                               n;
+    const double mean_g_xhat =
+        lane_sum<double>(
+            cols,
+            [&](std::int64_t j) { return static_cast<double>(gr[j]) * ((static_cast<double>(xr[j]) - mean) * rstd); }) /
+        n;
     for (std::int64_t j = 0; j < cols; ++j) {
       const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
       out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) - mean_g - xhat * mean_g_xhat));
