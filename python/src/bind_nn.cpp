@@ -411,7 +411,33 @@ void bind_transformer(nb::module_& m) {
           nb::arg("max_seq_len") = 2048, nb::arg("dropout") = 0.0, nb::arg("causal") = true,
           nb::arg("device") = nb::none(), nb::arg("dtype") = nb::none())
       .def_prop_ro("vocab_size", &nn::Transformer::vocab_size)
-      .def_prop_ro("max_seq_len", &nn::Transformer::max_seq_len);
+      .def_prop_ro("max_seq_len", &nn::Transformer::max_seq_len)
+      .def(
+          "__call__",
+          [](nn::Transformer& self, const Tensor& tokens, nn::KVCache* cache) {
+            return cache == nullptr ? self.forward(tokens) : self.forward(tokens, *cache);
+          },
+          nb::arg("tokens"), nb::arg("cache") = nb::none(),
+          "Logits (batch, seq, vocab_size); with a cache, of the new tokens that continue its sequences.")
+      .def(
+          "generate",
+          [](nn::Transformer& self, const NDArray& prompt, std::int64_t max_new_tokens, double temperature,
+             std::int64_t top_k, double top_p, std::uint64_t seed, bool use_cache, nn::KVCache* cache) {
+            return self.generate(prompt, max_new_tokens, {temperature, top_k, top_p, seed, use_cache}, cache);
+          },
+          nb::arg("prompt"), nb::arg("max_new_tokens"), nb::arg("temperature") = 1.0, nb::arg("top_k") = 0,
+          nb::arg("top_p") = 1.0, nb::arg("seed") = 0, nb::arg("use_cache") = true, nb::arg("cache") = nb::none(),
+          "prompt ids (batch, T) followed by max_new_tokens sampled ids: (batch, T + max_new_tokens).");
+  nb::class_<nn::KVCache>(m, "KVCache")
+      .def(nb::init<const nn::Transformer&, std::int64_t, std::int64_t>(), nb::arg("model"), nb::arg("batch_size"),
+           nb::arg("capacity") = 0)
+      .def_prop_ro("batch_size", &nn::KVCache::batch)
+      .def_prop_ro("capacity", &nn::KVCache::capacity)
+      .def_prop_ro("length", &nn::KVCache::length)
+      .def_prop_ro("num_layers", &nn::KVCache::num_layers)
+      .def("keys", &nn::KVCache::keys, nb::arg("layer"), "Layer's keys (batch, num_heads, capacity, head_dim).")
+      .def("values", &nn::KVCache::values, nb::arg("layer"), "Layer's values (batch, num_heads, capacity, head_dim).")
+      .def("reset", &nn::KVCache::reset, "Empties the cache (length 0) and keeps its memory.");
 }
 
 }  // namespace

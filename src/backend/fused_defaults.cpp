@@ -211,6 +211,25 @@ void Backend::attention_kernel(const kernels::AttentionLayout& n, const StridedV
   matmul(out, {probs.data(), n.dtype, {n.batch, n.queries, n.keys}, {n.queries * n.keys, n.keys, 1}}, v);
 }
 
+// Composed: the scores q k^T of every problem as one batched matmul reading the cache in place (k seen
+// transposed through its strides), scaled, a softmax per row, then one batched matmul with v.
+void Backend::decode_attention_kernel(const kernels::AttentionLayout& n, const StridedView& out, const StridedView& q,
+                                      const StridedView& k, const StridedView& v, double scale) {
+  if (out.size() == 0) return;
+  const RowLayout rows{n.batch, n.keys, n.dtype};
+  Scratch scores(*this, rows.size(), n.dtype);
+  const StridedView score_view{scores.data(), n.dtype, {n.batch, 1, n.keys}, {n.keys, n.keys, 1}};
+  const StridedView q_rows{q.data, n.dtype, {n.batch, 1, n.dim}, {n.dim, n.dim, 1}};
+  const StridedView k_transposed{k.data, n.dtype, {n.batch, n.dim, n.keys}, {k.strides[0], 1, k.strides[1]}};
+  matmul(score_view, q_rows, k_transposed);
+  Scratch factor(*this, 1, n.dtype);
+  fill({factor.data(), n.dtype, {1}, {1}}, Scalar(scale));
+  binary(BinaryOp::Mul, rows.full(scores.data()), rows.full(scores.data()),
+         {factor.data(), n.dtype, {n.batch, n.keys}, {0, 0}});
+  softmax(rows.full(scores.data()), rows.full(scores.data()), /*log=*/false);
+  matmul({out.data, n.dtype, {n.batch, 1, n.value_dim}, {n.value_dim, n.value_dim, 1}}, score_view, v);
+}
+
 // Composed: p recomputed from the scores and logsumexp, then dv = p^T g, ds = scale * p * (g v^T - D) with
 // D = rowsum(g * out), dq = ds k and dk = ds^T q, each product one batched matmul.
 void Backend::attention_backward_kernel(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,

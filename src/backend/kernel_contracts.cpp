@@ -254,6 +254,37 @@ AttentionLayout attention_layout(std::string_view op, const StridedView& q, cons
   return layout;
 }
 
+// decode_attention: q (B, d) and out (B, dv) contiguous, k (B, S, d) and v (B, S, dv) with a unit last
+// stride and non-negative batch and row strides, S >= 1, one floating dtype.
+AttentionLayout decode_attention_layout(const StridedView& out, const StridedView& q, const StridedView& k,
+                                        const StridedView& v) {
+  constexpr std::string_view op = "decode_attention";
+  expect_floating(op, q.dtype);
+  expect_rank(op, "q", q, 2);
+  expect_rank(op, "k", k, 3);
+  expect_rank(op, "v", v, 3);
+  AttentionLayout layout;
+  layout.dtype = q.dtype;
+  layout.batch = q.shape[0];
+  layout.queries = 1;
+  layout.dim = q.shape[1];
+  layout.keys = k.shape[1];
+  layout.value_dim = v.shape[2];
+  expect_shape(op, "k", k, {layout.batch, layout.keys, layout.dim});
+  expect_shape(op, "v", v, {layout.batch, layout.keys, layout.value_dim});
+  expect_shape(op, "out", out, {layout.batch, layout.value_dim});
+  NEEDLE_CHECK(layout.keys >= 1, RuntimeError, op, ": needs at least one cached key, got k of shape ",
+               shape_str(k.shape));
+  for (const StridedView* view : {&out, &q, &k, &v}) expect_dtype(op, "operand", *view, layout.dtype);
+  expect_contiguous(op, "q", q);
+  expect_contiguous(op, "out", out);
+  for (const StridedView* view : {&k, &v}) {
+    NEEDLE_CHECK(view->strides[2] == 1 && view->strides[0] >= 0 && view->strides[1] >= 0, RuntimeError, op,
+                 ": k and v need a unit last stride and non-negative strides, got strides ", shape_str(view->strides));
+  }
+  return layout;
+}
+
 // ---- LSTM cell -----------------------------------------------------------------------------------------
 
 // A 2-D operand of rows x cols with a unit column stride; an output must not repeat one row.

@@ -199,6 +199,29 @@ AttentionResult attention(const NDArray& q, const NDArray& k, const NDArray& v, 
   return r;
 }
 
+NDArray decode_attention(const NDArray& q, const NDArray& k, const NDArray& v, double scale) {
+  constexpr std::string_view op = "decode_attention";
+  check_same_device(op, {&q, &k, &v});
+  check_same_dtype(op, {&q, &k, &v});
+  check_floating(op, q);
+  NEEDLE_CHECK(q.ndim() == 2 && k.ndim() == 3 && v.ndim() == 3 && k.shape()[0] == q.shape()[0] &&
+                   v.shape()[0] == q.shape()[0] && k.shape()[2] == q.shape()[1] && v.shape()[1] == k.shape()[1] &&
+                   k.shape()[1] >= 1,
+               ValueError, op, ": expected q (B, d), k (B, S, d) and v (B, S, dv) with S >= 1, got shapes ",
+               shape_str(q.shape()), ", ", shape_str(k.shape()), " and ", shape_str(v.shape()));
+  // The kernel reads k and v through their batch and row strides; only the last axis must be contiguous.
+  const auto rows_in_place = [](const NDArray& a) {
+    const Strides& s = a.strides();
+    return s[2] == 1 && s[0] >= 0 && s[1] >= 0 ? a : a.compact();
+  };
+  const NDArray qc = q.compact();
+  const NDArray kc = rows_in_place(k);
+  const NDArray vc = rows_in_place(v);
+  NDArray out = NDArray::empty({q.shape()[0], v.shape()[2]}, q.dtype(), q.device());
+  if (out.size() > 0) backend_of(q).decode_attention(out.view(), qc.view(), kc.view(), vc.view(), scale);
+  return out;
+}
+
 AttentionGrads attention_backward(const NDArray& g, const NDArray& q, const NDArray& k, const NDArray& v,
                                   const AttentionResult& forward, double scale, bool causal) {
   check_attention("attention_backward", q, k, v);

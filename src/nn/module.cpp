@@ -2,6 +2,7 @@
 #include "needle/nn/module.h"
 
 #include <unordered_set>
+#include <utility>
 
 #include "needle/core/error.h"
 
@@ -230,6 +231,17 @@ void Module::set_parameter(const std::string& name, const Tensor& value) {
 
 void Module::set_buffer(const std::string& name, const Tensor& value) {
   replace_entry(buffers_, this->name(), "buffer", name, value);
+}
+
+void Module::set_child(const std::string& name, std::shared_ptr<Module> module) {
+  NEEDLE_CHECK(module != nullptr, ValueError, this->name(), ": cannot set child '", name, "' to no module");
+  for (auto& entry : children_) {
+    if (entry.first == name) {
+      entry.second = std::move(module);
+      return;
+    }
+  }
+  throw ValueError(str(this->name(), ": no submodule named '", name, "'"));
 }
 
 void Module::zero_grad() {

@@ -6,6 +6,7 @@
 #include <needle/needle.h>
 #include <needle/nn/layers.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -211,6 +212,146 @@ TEST(NnTransformer, DecoderOnlyTransformerMapsTokensToCausalLogits) {
       },
       "Transformer: input is on device ref but the module's parameters are on device cpu");
 }
+
+// ---- key/value cache and generation ------------------------------------------------------------------
+
+// Random token ids (batch, length) below vocab.
+NDArray random_tokens(std::int64_t batch, std::int64_t length, std::int64_t vocab, std::uint64_t seed) {
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(batch * length));
+  std::uint64_t state = seed;
+  for (auto& id : ids) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    id = static_cast<std::int64_t>((state >> 33) % static_cast<std::uint64_t>(vocab));
+  }
+  return NDArray::from_vector(ids, {batch, length});
+}
+
+// Columns [from, to) of a (batch, length) id array.
+Tensor columns(const NDArray& ids, std::int64_t from, std::int64_t to, Device device) {
+  return Tensor(ids.index({IndexItem::range(), IndexItem::range(from, to)}).compact().to(device));
+}
+
+class NnTransformerCache : public ::testing::TestWithParam<Device> {};
+
+// Prefill, multi-token chunks after cached positions and single-token decode steps give the logits of the
+// plain forward on the whole sequence, position by position, for float64 and float32 models.
+TEST_P(NnTransformerCache, CachedForwardMatchesTheFullForwardForEveryChunking) {
+  const Device device = GetParam();
+  for (const DType dtype : {DType::Float64, DType::Float32}) {
+    const double tolerance = dtype == DType::Float64 ? 1e-10 : 2e-5;
+    nn::Transformer model(11, 16, 2, 4, 24, 32, 0.0, true, device, dtype);
+    model.eval();
+    const NDArray ids = random_tokens(2, 13, 11, 7);
+    const Vec full = host(model(columns(ids, 0, 13, device)));  // (2, 13, 11)
+    // Chunkings of the 13 positions: one prefill then decode steps, uneven chunks, all at once.
+    for (const std::vector<std::int64_t>& chunks :
+         std::vector<std::vector<std::int64_t>>{{5, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 3, 4, 1, 4}, {13}}) {
+      nn::KVCache cache(model, 2, 20);
+      std::int64_t start = 0;
+      for (const std::int64_t n : chunks) {
+        const Vec logits = host(model(columns(ids, start, start + n, device), cache));
+        ASSERT_EQ(cache.length(), start + n);
+        for (std::int64_t b = 0; b < 2; ++b) {
+          for (std::int64_t t = 0; t < n; ++t) {
+            for (std::int64_t c = 0; c < 11; ++c) {
+              const double expected = full[static_cast<std::size_t>((b * 13 + start + t) * 11 + c)];
+              const double actual = logits[static_cast<std::size_t>((b * n + t) * 11 + c)];
+              ASSERT_NEAR(actual, expected, tolerance * (1.0 + std::abs(expected)))
+                  << dtype_name(dtype) << " chunk at " << start << " of " << n << " sequence " << b;
+            }
+          }
+        }
+        start += n;
+      }
+    }
+  }
+}
+
+// Greedy generation with and without the cache gives the same tokens, continuing the prompt; sampling is
+// reproducible from its seed; top_k = 1 is greedy; a given cache is reset and reused.
+TEST_P(NnTransformerCache, GenerateIsTheSameWithAndWithoutTheCacheAndReproducible) {
+  const Device device = GetParam();
+  nn::Transformer model(13, 16, 2, 2, 32, 40, 0.1, true, device, kF64);
+  const NDArray prompt = random_tokens(3, 4, 13, 3).to(device);
+  const auto generate = [&](const nn::GenerationOptions& options, nn::KVCache* cache = nullptr) {
+    return model.generate(prompt, 12, options, cache).to_vector<std::int64_t>();
+  };
+  const std::vector<std::int64_t> cached = generate({.temperature = 0.0});
+  const std::vector<std::int64_t> uncached = generate({.temperature = 0.0, .use_cache = false});
+  EXPECT_EQ(cached, uncached);
+  ASSERT_EQ(cached.size(), 3U * 16U);
+  const std::vector<std::int64_t> prompt_ids = prompt.to_vector<std::int64_t>();
+  for (std::size_t b = 0; b < 3; ++b) {
+    for (std::size_t t = 0; t < 4; ++t) EXPECT_EQ(cached[b * 16 + t], prompt_ids[b * 4 + t]);
+  }
+  EXPECT_TRUE(model.training()) << "generate restores the training mode";
+  EXPECT_EQ(generate({.temperature = 0.7, .top_k = 1}), cached);
+
+  const nn::GenerationOptions sampling{.temperature = 1.5, .top_k = 8, .top_p = 0.9, .seed = 5};
+  const std::vector<std::int64_t> sampled = generate(sampling);
+  EXPECT_EQ(generate(sampling), sampled);
+  nn::KVCache reused(model, 3, 20);
+  EXPECT_EQ(generate(sampling, &reused), sampled);
+  EXPECT_EQ(reused.length(), 15);  // prompt and 11 decode steps (the last token is not run)
+  nn::GenerationOptions uncached_sampling = sampling;
+  uncached_sampling.use_cache = false;
+  EXPECT_EQ(generate(uncached_sampling), sampled);
+  nn::GenerationOptions other_seed = sampling;
+  other_seed.seed = 6;
+  EXPECT_NE(generate(other_seed), sampled);
+  for (const std::int64_t id : sampled) EXPECT_TRUE(id >= 0 && id < 13);
+}
+
+// Sampling follows the distribution it is given: with top_p small enough only the most likely token of the
+// model's first step survives, and temperature sampling over many seeds picks more than one token.
+TEST_P(NnTransformerCache, SamplingRespectsTopPAndVaries) {
+  const Device device = GetParam();
+  nn::Transformer model(7, 8, 1, 2, 16, 10, 0.0, true, device, kF64);
+  const NDArray prompt = NDArray::from_vector(std::vector<std::int64_t>{1, 2}, {1, 2}, device);
+  const std::int64_t greedy = model.generate(prompt, 1, {.temperature = 0.0}).to_vector<std::int64_t>()[2];
+  std::vector<int> seen(7, 0);
+  for (std::uint64_t seed = 0; seed < 40; ++seed) {
+    EXPECT_EQ(model.generate(prompt, 1, {.top_p = 1e-9, .seed = seed}).to_vector<std::int64_t>()[2], greedy);
+    ++seen[static_cast<std::size_t>(
+        model.generate(prompt, 1, {.temperature = 5.0, .seed = seed}).to_vector<std::int64_t>()[2])];
+  }
+  EXPECT_GE(7 - std::count(seen.begin(), seen.end(), 0), 3);
+}
+
+TEST_P(NnTransformerCache, ErrorsNameTheCallAndTheLimits) {
+  const Device device = GetParam();
+  nn::Transformer model(5, 8, 1, 2, 16, 6, 0.0, true, device, kF64);
+  nn::KVCache cache(model, 1, 4);
+  (void)model(Tensor(NDArray::zeros({1, 3}, DType::Int64, device)), cache);
+  expect_error<ValueError>(
+      [&] {
+        (void)model(Tensor(NDArray::zeros({1, 2}, DType::Int64, device)), cache);
+      },
+      "Transformer: 2 new tokens after 3 cached ones exceed the cache's capacity 4");
+  expect_error<ValueError>(
+      [&] {
+        (void)model(Tensor(NDArray::zeros({2, 1}, DType::Int64, device)), cache);
+      },
+      "the cache holds 1 sequences");
+  expect_error<ValueError>([&] { nn::KVCache too_long(model, 1, 7); }, "KVCache: capacity must lie in [1, 6]");
+  nn::Transformer bidirectional(5, 8, 1, 2, 16, 6, 0.0, false, device, kF64);
+  expect_error<ValueError>([&] { nn::KVCache cache2(bidirectional, 1); }, "KVCache: the model is not causal");
+  const NDArray prompt = NDArray::zeros({1, 2}, DType::Int64, device);
+  expect_error<ValueError>([&] { (void)model.generate(prompt, 5); },
+                           "Transformer.generate: prompt length 2 plus 5 new tokens exceeds max_seq_len 6");
+  expect_error<ValueError>([&] { (void)model.generate(prompt, 1, {.top_p = 0.0}); }, "top_p must lie in (0, 1]");
+  expect_error<ValueError>([&] { (void)model.generate(prompt, 1, {.temperature = -1.0}); }, "temperature");
+  expect_error<TypeError>(
+      [&] {
+        (void)model.generate(NDArray::zeros({1, 2}, DType::Float32, device), 1);
+      },
+      "prompt ids must be integers");
+  expect_error<ValueError>([&] { (void)model.generate(NDArray::zeros({2}, DType::Int64, device), 1); },
+                           "expected prompt ids of shape (batch, seq)");
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, NnTransformerCache, ::testing::Values(cpu_device(), ref_device()),
+                         [](const auto& info) { return info.param.name(); });
 
 }  // namespace
 }  // namespace needle

@@ -68,6 +68,11 @@ struct AttentionGrads {
 AttentionGrads attention_backward(const NDArray& g, const NDArray& q, const NDArray& k, const NDArray& v,
                                   const AttentionResult& forward, double scale, bool causal);
 
+// One query row per problem against the first S rows of a key/value cache (Backend::decode_attention):
+// q (B, d), k (B, S, d), v (B, S, dv) with S >= 1 give (B, dv). k and v are read in place when their last
+// axis is contiguous (the filled prefix of a preallocated cache), compacted otherwise.
+NDArray decode_attention(const NDArray& q, const NDArray& k, const NDArray& v, double scale);
+
 // ---- LSTM cell ----------------------------------------------------------------------------------------
 // One LSTM cell step (Backend::lstm_cell) written into h and c (B, H), which may be views of a larger array
 // (a sequence's output): gates (B, 4H) plus gates2 (B, 4H) when given, c_prev (B, H) or none (the zero

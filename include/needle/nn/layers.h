@@ -409,6 +409,21 @@ class LSTM final : public Module {
 
 // ---- attention and transformers (src/nn/transformer.cpp) ------------------------------------------
 
+class KVCache;
+
+// How Transformer::generate picks each next token from the logits of the last position: greedily (the
+// largest logit, the first on ties) when temperature is 0, else by sampling softmax(logits / temperature)
+// restricted to the top_k largest (0: no limit) and then to the smallest set of most probable tokens whose
+// probabilities sum to at least top_p (1: no limit). `seed` fixes the sampling: the same seed, prompt and
+// model give the same tokens.
+struct GenerationOptions {
+  double temperature = 1.0;
+  std::int64_t top_k = 0;
+  double top_p = 1.0;
+  std::uint64_t seed = 0;
+  bool use_cache = true;
+};
+
 // Multi-head attention over (batch, seq, embed_dim): q/k/v projections ("q_projection", "k_projection",
 // "v_projection": Linear(embed_dim, embed_dim, bias)), split into num_heads heads of embed_dim / num_heads,
 // softmax(q k^T / sqrt(d) [+ causal mask]) v per head (ops::scaled_dot_product_attention), with dropout on
@@ -429,20 +444,24 @@ class MultiHeadAttention final : public Module {
   [[nodiscard]] std::int64_t num_heads() const { return num_heads_; }
   [[nodiscard]] bool causal() const { return causal_; }
   [[nodiscard]] double dropout() const { return dropout_; }
-  [[nodiscard]] const std::shared_ptr<Linear>& q_projection() const { return q_projection_; }
-  [[nodiscard]] const std::shared_ptr<Linear>& k_projection() const { return k_projection_; }
-  [[nodiscard]] const std::shared_ptr<Linear>& v_projection() const { return v_projection_; }
-  [[nodiscard]] const std::shared_ptr<Linear>& out_projection() const { return out_projection_; }
+  // The projections while they are Linear layers (nullptr once replaced, e.g. by quantize_dynamic's
+  // QuantizedLinear: forward calls whatever module is registered under the name).
+  [[nodiscard]] std::shared_ptr<Linear> q_projection() const;
+  [[nodiscard]] std::shared_ptr<Linear> k_projection() const;
+  [[nodiscard]] std::shared_ptr<Linear> v_projection() const;
+  [[nodiscard]] std::shared_ptr<Linear> out_projection() const;
+
+  // Causal self-attention of the n new positions x (batch, n, embed_dim) that follow the `start` positions
+  // already in `keys` and `values` (batch, num_heads, capacity, head_dim): their keys and values are written
+  // at [start, start + n), and each new position i attends to the positions <= start + i. Inference only
+  // (no graph is recorded); dropout is not applied. Needs a causal layer and start + n <= capacity.
+  Tensor forward_cached(const Tensor& x, const NDArray& keys, const NDArray& values, std::int64_t start);
 
  private:
   std::int64_t embed_dim_;
   std::int64_t num_heads_;
   bool causal_;
   double dropout_;
-  std::shared_ptr<Linear> q_projection_;
-  std::shared_ptr<Linear> k_projection_;
-  std::shared_ptr<Linear> v_projection_;
-  std::shared_ptr<Linear> out_projection_;
 };
 
 // Pre-LayerNorm transformer block on (batch, seq, dim): x + dropout(attn(ln1(x))), then
@@ -453,16 +472,15 @@ class TransformerLayer final : public Module {
   TransformerLayer(std::int64_t dim, std::int64_t num_heads, std::int64_t hidden_size, double dropout = 0.0,
                    bool causal = true, Device device = default_device(), DType dtype = kDefaultFloat);
   Tensor forward(const Tensor& x) override;
+  // The block over n new positions with the attention's keys and values cached
+  // (MultiHeadAttention::forward_cached).
+  Tensor forward_cached(const Tensor& x, const NDArray& keys, const NDArray& values, std::int64_t start);
   [[nodiscard]] std::string name() const override { return "TransformerLayer"; }
   [[nodiscard]] const std::shared_ptr<MultiHeadAttention>& attn() const { return attn_; }
 
  private:
   std::int64_t dim_;
-  std::shared_ptr<LayerNorm1d> ln1_;
   std::shared_ptr<MultiHeadAttention> attn_;
-  std::shared_ptr<LayerNorm1d> ln2_;
-  std::shared_ptr<Sequential> mlp_;
-  std::shared_ptr<Dropout> dropout_;
 };
 
 // Decoder-only transformer language model: token ids (batch, seq) -> logits (batch, seq, vocab_size).
@@ -474,18 +492,62 @@ class Transformer final : public Module {
               std::int64_t hidden_size, std::int64_t max_seq_len = 2048, double dropout = 0.0, bool causal = true,
               Device device = default_device(), DType dtype = kDefaultFloat);
   Tensor forward(const Tensor& tokens) override;
+  // Logits (batch, n, vocab_size) of n new tokens (batch, n) that continue the cache's sequences: their
+  // positions are cache.length() + [0, n), every layer attends to the cached keys and values and appends
+  // the new ones, and the cache's length grows by n. Inference only (no graph is recorded). The prompt in
+  // one call (prefill), then one token per call (decode), gives the logits of forward() on the whole
+  // sequence.
+  Tensor forward(const Tensor& tokens, KVCache& cache);
+  using Module::operator();
+  Tensor operator()(const Tensor& tokens, KVCache& cache) { return forward(tokens, cache); }
+  // prompt (batch, T) of int64 token ids followed by max_new_tokens sampled ones: (batch, T +
+  // max_new_tokens). Runs in evaluation mode (the module's mode is restored afterwards). With use_cache
+  // (the default) the prompt is run once and each new token in one decode step against `cache` (reset and
+  // reused when given, else allocated for this call); without it, every step runs forward() on the whole
+  // sequence so far: the same tokens, slower.
+  NDArray generate(const NDArray& prompt, std::int64_t max_new_tokens, const GenerationOptions& options = {},
+                   KVCache* cache = nullptr);
   [[nodiscard]] std::string name() const override { return "Transformer"; }
   [[nodiscard]] std::int64_t vocab_size() const { return vocab_size_; }
   [[nodiscard]] std::int64_t max_seq_len() const { return max_seq_len_; }
+  [[nodiscard]] std::int64_t dim() const { return dim_; }
+  [[nodiscard]] std::int64_t num_layers() const { return static_cast<std::int64_t>(blocks_.size()); }
+  [[nodiscard]] std::int64_t num_heads() const { return num_heads_; }
+  [[nodiscard]] bool causal() const { return causal_; }
 
  private:
   std::int64_t vocab_size_;
   std::int64_t max_seq_len_;
-  std::shared_ptr<Embedding> token_embedding_;
-  std::shared_ptr<Embedding> positional_embedding_;
-  std::shared_ptr<Sequential> layers_;
-  std::shared_ptr<LayerNorm1d> norm_;
-  std::shared_ptr<Linear> head_;
+  std::int64_t dim_;
+  std::int64_t num_heads_;
+  bool causal_;
+  std::vector<std::shared_ptr<TransformerLayer>> blocks_;  // the children of "layers", in order
+};
+
+// The keys and values that a Transformer's attention layers computed for the positions seen so far, per
+// layer an array (batch, num_heads, capacity, head_dim) allocated once, on the model's device and in its
+// dtype, so that each decode step appends one position instead of recomputing the sequence. Positions
+// [0, length()) are filled. One cache serves one model (its shape is checked at each use) and may be
+// reused across generate() calls (reset() empties it without freeing).
+class KVCache {
+ public:
+  // capacity 0 means the model's max_seq_len; it may not exceed it (the positional embedding ends there).
+  KVCache(const Transformer& model, std::int64_t batch, std::int64_t capacity = 0);
+  [[nodiscard]] std::int64_t batch() const { return batch_; }
+  [[nodiscard]] std::int64_t capacity() const { return capacity_; }
+  [[nodiscard]] std::int64_t length() const { return length_; }
+  [[nodiscard]] std::int64_t num_layers() const { return static_cast<std::int64_t>(keys_.size()); }
+  [[nodiscard]] const NDArray& keys(std::int64_t layer) const;
+  [[nodiscard]] const NDArray& values(std::int64_t layer) const;
+  void reset() { length_ = 0; }
+
+ private:
+  friend class Transformer;
+  std::int64_t batch_;
+  std::int64_t capacity_;
+  std::int64_t length_ = 0;
+  std::vector<NDArray> keys_;
+  std::vector<NDArray> values_;
 };
 
 }  // namespace needle::nn

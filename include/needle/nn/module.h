@@ -88,6 +88,10 @@ class Module {
   // sizes are fixed at construction. Optimizers built earlier keep the old tensor, as in PyTorch.
   void set_parameter(const std::string& name, const Tensor& value);
   void set_buffer(const std::string& name, const Tensor& value);
+  // Replaces this module's own child `name` by `module` (ValueError when there is no such child or module
+  // is null). Layers call their children by name at each forward, so the replacement computes from then
+  // on: how quantize_dynamic swaps a Linear for a QuantizedLinear inside a built model.
+  void set_child(const std::string& name, std::shared_ptr<Module> module);
 
   // Sets every parameter's gradient to undefined.
   void zero_grad();

@@ -25,7 +25,7 @@ from needle.nn.layers import (
 from needle.nn.module import CppModule, Module, Parameter
 from needle.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm, LayerNorm1d
 from needle.nn.rnn import LSTM, RNN, LSTMCell, RNNCell
-from needle.nn.transformer import MultiHeadAttention, Transformer, TransformerLayer
+from needle.nn.transformer import KVCache, MultiHeadAttention, Transformer, TransformerLayer
 
 __all__ = [
     "GELU",
@@ -42,6 +42,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "Identity",
+    "KVCache",
     "LSTMCell",
     "LayerNorm",
     "LayerNorm1d",

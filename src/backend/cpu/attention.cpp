@@ -11,6 +11,10 @@
 // recomputing its probabilities from the saved logsumexp (no L x S matrix here either); dk and dv of the
 // key block and dq of every query row are accumulated in place. Problems are split over the thread pool.
 //
+// Decode (one query row per problem against a cache prefix read in place through its strides): the S
+// scores of a problem are one gemm row (dot products of q with the cached keys), then a softmax in place
+// and one more gemm row with the cached values; problems are split over the thread pool.
+//
 // Every output element is computed by one thread in a fixed order (nested gemm calls run on their caller's
 // thread, and gemm's own results never depend on the thread count), so results do not depend on the
 // thread count.
@@ -274,6 +278,33 @@ void CpuBackend::attention_backward_kernel(const kernels::AttentionLayout& n, co
         attention_backward_problem<T>(n, dq.ptr<T>(), dk.ptr<T>(), dv.ptr<T>(), g.ptr<T>(), q.ptr<T>(), k.ptr<T>(),
                                       v.ptr<T>(), out.ptr<T>(), logsumexp.ptr<T>(), static_cast<T>(scale), causal, b,
                                       scratch);
+      }
+    });
+  });
+}
+
+void CpuBackend::decode_attention_kernel(const kernels::AttentionLayout& n, const StridedView& out,
+                                         const StridedView& q, const StridedView& k, const StridedView& v,
+                                         double scale) {
+  if (out.size() == 0) return;
+  dispatch_floating(n.dtype, "decode_attention", [&]<typename T>() {
+    parallel_for(0, n.batch, 1, [&](std::int64_t first, std::int64_t last) {
+      std::vector<T> scratch(static_cast<std::size_t>(n.keys + n.dim));
+      T* scores = scratch.data();
+      T* scaled_q = scores + n.keys;
+      for (std::int64_t b = first; b < last; ++b) {
+        const T* qb = q.ptr<T>() + b * n.dim;
+        for (std::int64_t c = 0; c < n.dim; ++c) scaled_q[c] = qb[c] * static_cast<T>(scale);
+        // scores (1 x S) = (scale q) (1 x d) @ k^T (d x S), the cached keys read transposed in place.
+        product(1, n.keys, n.dim, scaled_q, n.dim, 1, k.ptr<T>() + b * k.strides[0], 1, k.strides[1], scores, n.keys);
+        const T largest = lane_max(scores, n.keys);
+        for (std::int64_t j = 0; j < n.keys; ++j) scores[j] -= largest;
+        exp_in_place(scores, n.keys);
+        const T inverse_sum = T(1) / lane_sum(scores, n.keys);
+        T* ob = out.ptr<T>() + b * n.value_dim;
+        product(1, n.value_dim, n.keys, scores, n.keys, 1, v.ptr<T>() + b * v.strides[0], v.strides[1], 1, ob,
+                n.value_dim);
+        for (std::int64_t c = 0; c < n.value_dim; ++c) ob[c] *= inverse_sum;
       }
     });
   });

@@ -95,4 +95,29 @@ void attention_backward(const kernels::AttentionLayout& n, const StridedView& dq
   });
 }
 
+void decode_attention(const kernels::AttentionLayout& n, const StridedView& out, const StridedView& q,
+                      const StridedView& k, const StridedView& v, double scale) {
+  dispatch_floating(n.dtype, "decode_attention", [&]<typename T>() {
+    std::vector<double> scores(static_cast<std::size_t>(n.keys));
+    for (std::int64_t b = 0; b < n.batch; ++b) {
+      const T* qb = q.ptr<T>() + b * n.dim;
+      double largest = -std::numeric_limits<double>::infinity();
+      for (std::int64_t j = 0; j < n.keys; ++j) {
+        scores[j] = scale * dot(qb, k.ptr<T>() + b * k.strides[0] + j * k.strides[1], n.dim);
+        largest = std::fmax(largest, scores[j]);
+      }
+      double sum = 0.0;
+      for (std::int64_t j = 0; j < n.keys; ++j) sum += std::exp(scores[j] - largest);
+      T* o = out.ptr<T>() + b * n.value_dim;
+      for (std::int64_t c = 0; c < n.value_dim; ++c) {
+        double acc = 0.0;
+        for (std::int64_t j = 0; j < n.keys; ++j) {
+          acc += std::exp(scores[j] - largest) * v.ptr<T>()[b * v.strides[0] + j * v.strides[1] + c];
+        }
+        o[c] = static_cast<T>(acc / sum);
+      }
+    }
+  });
+}
+
 }  // namespace needle::ref
