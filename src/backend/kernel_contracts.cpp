@@ -21,10 +21,10 @@ namespace {
 using kernels::AttentionLayout;
 using kernels::ChannelLayout;
 using kernels::ConvLayout;
-using kernels::Int8MatmulLayout;
 using kernels::expect_dtype;
 using kernels::expect_rank;
 using kernels::expect_shape;
+using kernels::Int8MatmulLayout;
 using kernels::LstmLayout;
 using kernels::present;
 using kernels::RowLayout;

@@ -48,8 +48,8 @@ void Backend::quantize_rows_kernel(const kernels::RowLayout& layout, const Strid
     return;
   }
   constexpr float kRoundingShift = 12582912.0F;  // 1.5 * 2^23: float32 sums of this size have no fraction
-  const FloatConstants constant(*this, {0.0F, 1.0F, 127.0F, -127.0F, kRoundingShift,
-                                                   std::numeric_limits<float>::infinity()});
+  const FloatConstants constant(*this,
+                                {0.0F, 1.0F, 127.0F, -127.0F, kRoundingShift, std::numeric_limits<float>::infinity()});
   const Shape per_row = {rows};
   const Shape full = {rows, cols};
   const StridedView x_full{x.data, DType::Float32, full, {cols, 1}};
@@ -90,8 +90,8 @@ void Backend::quantize_rows_kernel(const kernels::RowLayout& layout, const Strid
 }
 
 // Composed: both operands widened to int32, then the int32 matmul primitive with w read transposed.
-void Backend::int8_matmul_kernel(const kernels::Int8MatmulLayout& layout, const StridedView& out,
-                                 const StridedView& a, const StridedView& w) {
+void Backend::int8_matmul_kernel(const kernels::Int8MatmulLayout& layout, const StridedView& out, const StridedView& a,
+                                 const StridedView& w) {
   const auto [m, n, k] = layout;
   if (m == 0 || n == 0) return;
   Scratch a_wide(*this, m * k, DType::Int32);

@@ -29,15 +29,15 @@ void check_int8_operands(std::string_view op, const NDArray& a, const NDArray& w
   check_dtype(op, "w", w, DType::Int8);
   NEEDLE_CHECK(a.ndim() == 2 && w.ndim() == 2 && a.shape()[1] == w.shape()[1], ValueError, op,
                ": expected a (M, K) and w (N, K), got shapes ", shape_str(a.shape()), " and ", shape_str(w.shape()));
-  NEEDLE_CHECK(a.shape()[1] <= kernels::kMaxInt8Depth, ValueError, op, ": depth K = ", a.shape()[1],
-               " exceeds ", kernels::kMaxInt8Depth, ", beyond which int32 sums could overflow (shapes ",
-               shape_str(a.shape()), " and ", shape_str(w.shape()), ")");
+  NEEDLE_CHECK(a.shape()[1] <= kernels::kMaxInt8Depth, ValueError, op, ": depth K = ", a.shape()[1], " exceeds ",
+               kernels::kMaxInt8Depth, ", beyond which int32 sums could overflow (shapes ", shape_str(a.shape()),
+               " and ", shape_str(w.shape()), ")");
 }
 
 void check_vector(std::string_view op, std::string_view name, const NDArray& v, std::int64_t length) {
   check_dtype(op, name, v, DType::Float32);
-  NEEDLE_CHECK(v.ndim() == 1 && v.shape()[0] == length, ValueError, op, ": ", name, " must have shape (", length,
-               "), got ", shape_str(v.shape()));
+  NEEDLE_CHECK(v.ndim() == 1 && v.shape()[0] == length, ValueError, op, ": ", name, " must have shape ",
+               shape_str(Shape{length}), ", got ", shape_str(v.shape()));
 }
 
 }  // namespace

@@ -52,8 +52,8 @@ Int8Kernel resolve_kernel() {
 }
 
 // The portable micro-kernel: one dot product at a time, in loops the compiler vectorises for the target.
-void int8_dot_portable(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w,
-                       std::int64_t ldw, std::int64_t rows, std::int64_t cols, std::int32_t* sums) {
+void int8_dot_portable(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
+                       std::int64_t rows, std::int64_t cols, std::int32_t* sums) {
   for (std::int64_t i = 0; i < rows; ++i) {
     for (std::int64_t j = 0; j < cols; ++j) {
       const std::int8_t* x = a + i * lda;

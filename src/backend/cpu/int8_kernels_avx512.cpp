@@ -37,9 +37,8 @@ namespace {
 
 // One step of depth for a rows x cols tile: 64 bytes of each row of a and w (zeros past `mask`).
 template <int rows, int cols>
-NEEDLE_TARGET_VNNI inline void dot_step(const std::int8_t* a, std::int64_t lda, const std::int8_t* w,
-                                        std::int64_t ldw, __mmask64 mask, __m512i (&acc)[rows][cols],
-                                        __m512i (&offset)[cols]) {
+NEEDLE_TARGET_VNNI inline void dot_step(const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
+                                        __mmask64 mask, __m512i (&acc)[rows][cols], __m512i (&offset)[cols]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i wv[cols];
   for (int j = 0; j < cols; ++j) {
@@ -105,7 +104,8 @@ NEEDLE_TARGET_VNNI void quantize_rows_avx512(const float* x, std::int8_t* values
     std::int8_t* out = values + row * cols;
     __m512i largest = _mm512_setzero_si512();
     for (std::int64_t j = 0; j < cols; j += 16) {
-      const auto mask = static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::min<std::int64_t>(16, cols - j))));
+      const auto mask =
+          static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::min<std::int64_t>(16, cols - j))));
       const __m512i bits = _mm512_and_si512(_mm512_maskz_loadu_epi32(mask, in + j), magnitude_bits);
       largest = _mm512_max_epi32(largest, bits);
     }
@@ -122,7 +122,8 @@ NEEDLE_TARGET_VNNI void quantize_rows_avx512(const float* x, std::int8_t* values
     const __m512i low = _mm512_set1_epi32(-127);
     const __m512i high = _mm512_set1_epi32(127);
     for (std::int64_t j = 0; j < cols; j += 16) {
-      const auto mask = static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::min<std::int64_t>(16, cols - j))));
+      const auto mask =
+          static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::min<std::int64_t>(16, cols - j))));
       const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, in + j), inv_vector));
       _mm512_mask_cvtepi32_storeu_epi8(out + j, mask, _mm512_min_epi32(_mm512_max_epi32(q, low), high));
     }
