@@ -104,7 +104,9 @@ QuantizeRowsKernel choose_quantize_kernel() {
 template <typename Epilogue>
 void int8_gemm(const kernels::Int8MatmulLayout& layout, const std::int8_t* a, const std::int8_t* w,
                const Epilogue& epilogue) {
-  const auto [m, n, k] = layout;
+  const std::int64_t m = layout.m;
+  const std::int64_t n = layout.n;
+  const std::int64_t k = layout.k;
   if (m == 0 || n == 0) return;
   const Int8DotKernel kernel = choose_dot_kernel();
   // One thread's share: rows [m0, m1) times columns [n0, n1), a block of w's rows at a time.
