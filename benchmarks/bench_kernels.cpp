@@ -14,6 +14,7 @@
 #endif
 
 #include "../src/backend/cpu/gemm.h"
+#include "../src/backend/cpu/int8_gemm.h"
 
 namespace {
 
@@ -66,6 +67,37 @@ BENCHMARK(BM_sgemm)
     ->ArgNames({"n", "threads", "bT"})
     ->ArgsProduct({{256, 512, 1024, 2048}, {1, 2}, {0}})
     ->ArgsProduct({{1024}, {1, 2}, {1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// quantized_matmul of int8 a (M, K) and w (N, K) with per-row and per-column scales and a bias, on the cpu
+// device: args M, N = K, threads, and the int8 build (0 auto, 1 AVX-512 VNNI, 2 AVX2, 3 portable). GOP/s
+// counts a multiply and an add per term, like BM_sgemm's GFLOP/s, so the two compare directly.
+void BM_quantized_matmul(benchmark::State& state) {
+  const std::int64_t m = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto kernel = static_cast<needle::cpu::Int8Kernel>(state.range(3));
+  if (!needle::cpu::int8_kernel_supported(kernel)) {
+    state.SkipWithError("this CPU lacks the int8 build");
+    return;
+  }
+  const int previous_threads = needle::get_num_threads();
+  needle::set_num_threads(static_cast<int>(state.range(2)));
+  needle::cpu::set_int8_kernel(kernel);
+  const auto cpu = needle::cpu_device();
+  const needle::QuantizedRows a = needle::quantize_rows(needle::randn({m, n}, 0.0, 1.0, needle::DType::Float32, cpu));
+  const needle::QuantizedRows w = needle::quantize_rows(needle::randn({n, n}, 0.0, 1.0, needle::DType::Float32, cpu));
+  const needle::NDArray bias = needle::randn({n}, 0.0, 1.0, needle::DType::Float32, cpu);
+  for (auto _ : state) benchmark::DoNotOptimize(needle::quantized_matmul(a.values, a.scale, w.values, w.scale, &bias));
+  state.counters["GOP/s"] = benchmark::Counter(
+      static_cast<double>(2 * m * n * n), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  needle::cpu::set_int8_kernel(needle::cpu::Int8Kernel::Auto);
+  needle::set_num_threads(previous_threads);
+}
+BENCHMARK(BM_quantized_matmul)
+    ->ArgNames({"m", "n", "threads", "kernel"})
+    ->ArgsProduct({{1024}, {1024}, {1, 2}, {1, 2, 3}})
+    ->ArgsProduct({{1}, {4096}, {1, 2}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -184,6 +184,30 @@ void def_creation(nb::module_& m) {
       nb::arg("n"), nb::arg("dtype") = "int64", nb::arg("device") = nb::none(), "0, 1, ..., n - 1.");
 }
 
+// int8 post-training quantization (inference only).
+void def_quantization(nb::module_& m) {
+  m.def(
+      "quantize_rows",
+      [](const NDArray& x) {
+        QuantizedRows q = quantize_rows(x);
+        return std::pair(std::move(q.values), std::move(q.scale));
+      },
+      nb::arg("x"),
+      "(values, scale): x (float32 or float64, at least 1-d) quantized to int8 per row of its last axis, "
+      "scale = max|x| / 127 (float32, x's shape less the last axis), values = round-half-even(x / scale).");
+  m.def("int8_matmul", &int8_matmul, nb::arg("a"), nb::arg("w"),
+        "The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N).");
+  m.def(
+      "quantized_matmul",
+      [](const NDArray& a, const NDArray& a_scale, const NDArray& w, const NDArray& w_scale,
+         const std::optional<NDArray>& bias) {
+        return quantized_matmul(a, a_scale, w, w_scale, bias ? &*bias : nullptr);
+      },
+      nb::arg("a"), nb::arg("a_scale"), nb::arg("w"), nb::arg("w_scale"), nb::arg("bias") = nb::none(),
+      "float32 (M, N) = int8_matmul(a, w) * a_scale[:, None] * w_scale[None, :] + bias, fused: a (M, K) and "
+      "w (N, K) int8, a_scale (M), w_scale (N) and bias (N) float32.");
+}
+
 }  // namespace
 
 void bind_array_ops(nb::module_& m) {
@@ -191,6 +215,7 @@ void bind_array_ops(nb::module_& m) {
   def_reductions(m);
   def_shape_functions(m);
   def_creation(m);
+  def_quantization(m);
 }
 
 }  // namespace needle::python

@@ -24,6 +24,7 @@ using kernels::ConvLayout;
 using kernels::expect_dtype;
 using kernels::expect_rank;
 using kernels::expect_shape;
+using kernels::Int8MatmulLayout;
 using kernels::LstmLayout;
 using kernels::present;
 using kernels::RowLayout;
@@ -361,6 +362,64 @@ ConvLayout conv_layout(std::string_view op, const StridedView& image, const Stri
 ConvLayout col2im_layout(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) {
   const ConvLayout layout = conv_layout("col2im", image, cols, stride, padding);
   expect_contiguous("col2im", "image", image);
+  return layout;
+}
+
+// ---- int8 quantization -----------------------------------------------------------------------------------
+
+// x float32 (at least 1-d), values int8 of x's shape, scale float32 of x's shape less the last axis; all
+// contiguous. Rows stay counted when cols is 0 (each still gets a scale).
+RowLayout quantize_rows_layout(const StridedView& values, const StridedView& scale, const StridedView& x) {
+  constexpr std::string_view op = "quantize_rows";
+  expect_dtype(op, "input", x, DType::Float32);
+  NEEDLE_CHECK(!x.shape.empty(), RuntimeError, op, ": expected at least 1 dimension, got a 0-d input");
+  expect_dtype(op, "values", values, DType::Int8);
+  expect_dtype(op, "scale", scale, DType::Float32);
+  expect_shape(op, "values", values, x.shape);
+  expect_shape(op, "scale", scale, Shape(x.shape.begin(), x.shape.end() - 1));
+  for (const StridedView* view : {&values, &scale, &x}) expect_contiguous(op, "operand", *view);
+  RowLayout layout;
+  layout.dtype = DType::Float32;
+  layout.cols = x.shape.back();
+  layout.rows = numel(scale.shape);
+  return layout;
+}
+
+// a (M, K) and w (N, K) int8 with K <= kMaxInt8Depth, out (M, N) of `out_dtype`; all contiguous.
+Int8MatmulLayout int8_matmul_layout(std::string_view op, const StridedView& out, const StridedView& a,
+                                    const StridedView& w, DType out_dtype) {
+  expect_rank(op, "a", a, 2);
+  expect_rank(op, "w", w, 2);
+  expect_dtype(op, "a", a, DType::Int8);
+  expect_dtype(op, "w", w, DType::Int8);
+  expect_dtype(op, "output", out, out_dtype);
+  const Int8MatmulLayout layout{a.shape[0], w.shape[0], a.shape[1]};
+  expect_shape(op, "w", w, {layout.n, layout.k});
+  expect_shape(op, "output", out, {layout.m, layout.n});
+  NEEDLE_CHECK(layout.k <= kernels::kMaxInt8Depth, RuntimeError, op, ": depth ", layout.k, " exceeds ",
+               kernels::kMaxInt8Depth);
+  for (const StridedView* view : {&out, &a, &w}) expect_contiguous(op, "operand", *view);
+  return layout;
+}
+
+// int8_matmul's operands with a float32 output, float32 scales (M) and (N) and an optional float32 bias (N).
+Int8MatmulLayout quantized_matmul_layout(const StridedView& out, const StridedView& a, const StridedView& a_scale,
+                                         const StridedView& w, const StridedView& w_scale, const StridedView& bias) {
+  constexpr std::string_view op = "quantized_matmul";
+  const Int8MatmulLayout layout = int8_matmul_layout(op, out, a, w, DType::Float32);
+  expect_shape(op, "a_scale", a_scale, {layout.m});
+  expect_shape(op, "w_scale", w_scale, {layout.n});
+  std::initializer_list<std::pair<const StridedView*, std::string_view>> vectors = {{&a_scale, "a_scale"},
+                                                                                    {&w_scale, "w_scale"}};
+  for (const auto& [view, name] : vectors) {
+    expect_dtype(op, name, *view, DType::Float32);
+    expect_contiguous(op, name, *view);
+  }
+  if (present(bias)) {
+    expect_shape(op, "bias", bias, {layout.n});
+    expect_dtype(op, "bias", bias, DType::Float32);
+    expect_contiguous(op, "bias", bias);
+  }
   return layout;
 }
 

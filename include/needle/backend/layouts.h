@@ -71,6 +71,17 @@ inline std::int64_t visible_keys(std::int64_t query, std::int64_t keys, bool cau
   return causal ? std::min(query + 1, keys) : keys;
 }
 
+// The int8 products: a (M, K) and w (N, K) int8, out (M, N); all contiguous.
+struct Int8MatmulLayout {
+  std::int64_t m = 0;
+  std::int64_t n = 0;
+  std::int64_t k = 0;
+};
+
+// The deepest int8 product the int8 kernels accept: the largest sum, 128 * 128 * K (a and w all -128), stays
+// below 2^31 only for K < 2^17.
+constexpr std::int64_t kMaxInt8Depth = (std::int64_t{1} << 17) - 1;
+
 // The LSTM cell: (B, H) states and (B, 4H) gates, 2-D with unit column stride and any row stride.
 struct LstmLayout {
   std::int64_t batch = 0;

@@ -104,4 +104,28 @@ void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray&
 // may be any view, of any dtype).
 void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step);
 
+// ---- int8 quantization ---------------------------------------------------------------------------------
+// Post-training quantization for inference (no gradients): symmetric int8 with a float32 scale per row.
+
+// x (float32 or float64, at least 1-d; float64 is converted to float32 first) quantized along its last axis:
+// per row, scale = max|x| / 127 and values = clamp(nearbyint(x * (127 / max|x|)), -127, 127), rounded half
+// to even, all in float32; a row of zeros (or of no columns) gets scale 1 and values 0. values is int8 with
+// x's shape, scale float32 with x's shape less the last axis. NaN or infinity in x raises ValueError.
+struct QuantizedRows {
+  NDArray values;
+  NDArray scale;
+};
+QuantizedRows quantize_rows(const NDArray& x);
+
+// The exact int32 product a @ wᵀ of a (M, K) and w (N, K), both int8 (w holds a linear layer's weight as
+// PyTorch stores it: one output feature per row), as an (M, N) int32 array. K may be at most 131071, so
+// that no sum can overflow.
+NDArray int8_matmul(const NDArray& a, const NDArray& w);
+
+// A quantized linear layer: out[m, n] = fma(float(acc[m, n]), a_scale[m] * w_scale[n], bias[n]) with acc
+// as int8_matmul's, a_scale (M) and w_scale (N) float32, and bias (N) float32 or null for none (+ 0). The
+// result is float32 (M, N); no int32 product is stored on the way.
+NDArray quantized_matmul(const NDArray& a, const NDArray& a_scale, const NDArray& w, const NDArray& w_scale,
+                         const NDArray* bias = nullptr);
+
 }  // namespace needle

@@ -696,6 +696,19 @@ def ones(shape: Sequence[int], dtype: str = 'float32', device: Device | None = N
 def arange(n: int, dtype: str = 'int64', device: Device | None = None) -> NDArray:
     """0, 1, ..., n - 1."""
 
+def quantize_rows(x: NDArray) -> tuple[NDArray, NDArray]:
+    """
+    (values, scale): x (float32 or float64, at least 1-d) quantized to int8 per row of its last axis, scale = max|x| / 127 (float32, x's shape less the last axis), values = round-half-even(x / scale).
+    """
+
+def int8_matmul(a: NDArray, w: NDArray) -> NDArray:
+    """The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N)."""
+
+def quantized_matmul(a: NDArray, a_scale: NDArray, w: NDArray, w_scale: NDArray, bias: NDArray | None = None) -> NDArray:
+    """
+    float32 (M, N) = int8_matmul(a, w) * a_scale[:, None] * w_scale[None, :] + bias, fused: a (M, K) and w (N, K) int8, a_scale (M), w_scale (N) and bias (N) float32.
+    """
+
 def manual_seed(seed: int) -> None:
     """
     Seeds Needle's default generator (used by rand, randn and randb; not by NumPy's global state).

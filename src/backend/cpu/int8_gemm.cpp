@@ -1,0 +1,201 @@
+// The cpu backend's int8 kernels (int8_gemm.h): the driver of the int8 product with its two epilogues,
+// the portable builds and the run-time choice between them and the AVX2 and AVX-512 VNNI builds.
+#include "backend/cpu/int8_gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/ref/ref_kernels.h"
+#include "needle/core/threads.h"
+
+namespace needle::cpu {
+
+namespace {
+
+// Rows of w per block: 64 rows of depth 4096 (256 KiB) stay in L2 while every row of a passes over them.
+constexpr std::int64_t kColumnBlock = 64;
+// Products smaller than this many multiply-adds stay on one thread: waking a worker costs microseconds.
+constexpr double kParallelMinWork = 1 << 20;
+// quantize_rows splits its rows over threads in chunks of at least this many values.
+constexpr std::int64_t kQuantizeGrain = 32768;
+
+std::atomic<Int8Kernel> g_int8_kernel{Int8Kernel::Auto};
+
+bool cpu_has_vnni() {
+#if defined(__x86_64__)
+  static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("bmi2");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__)
+  static const bool supported = __builtin_cpu_supports("avx2");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+// The build a call uses: the forced one when the CPU has it, else the best the CPU has.
+Int8Kernel resolve_kernel() {
+  const Int8Kernel choice = g_int8_kernel.load(std::memory_order_relaxed);
+  if (choice != Int8Kernel::Auto && int8_kernel_supported(choice)) return choice;
+  if (cpu_has_vnni()) return Int8Kernel::Vnni;
+  if (cpu_has_avx2()) return Int8Kernel::Avx2;
+  return Int8Kernel::Portable;
+}
+
+// The portable micro-kernel: one dot product at a time, in loops the compiler vectorises for the target.
+void int8_dot_portable(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
+                       std::int64_t rows, std::int64_t cols, std::int32_t* sums) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const std::int8_t* x = a + i * lda;
+      const std::int8_t* y = w + j * ldw;
+      std::int32_t sum = 0;
+      for (std::int64_t p = 0; p < k; ++p) sum += std::int32_t{x[p]} * std::int32_t{y[p]};
+      sums[i * kInt8TileCols + j] = sum;
+    }
+  }
+}
+
+void quantize_rows_portable(const float* x, std::int8_t* values, float* scale, std::int64_t first, std::int64_t last,
+                            std::int64_t cols) {
+  for (std::int64_t row = first; row < last; ++row) {
+    ref::quantize_row(x + row * cols, values + row * cols, scale + row, cols);
+  }
+}
+
+Int8DotKernel choose_dot_kernel() {
+  switch (resolve_kernel()) {
+#if defined(__x86_64__)
+    case Int8Kernel::Vnni:
+      return &int8_dot_vnni;
+    case Int8Kernel::Avx2:
+      return &int8_dot_avx2;
+#endif
+    default:
+      return &int8_dot_portable;
+  }
+}
+
+QuantizeRowsKernel choose_quantize_kernel() {
+  switch (resolve_kernel()) {
+#if defined(__x86_64__)
+    case Int8Kernel::Vnni:
+      return &quantize_rows_avx512;
+    case Int8Kernel::Avx2:
+      return &quantize_rows_avx2;
+#endif
+    default:
+      return &quantize_rows_portable;
+  }
+}
+
+// Runs the dot kernel over the (M, N) grid of a (M, K) @ w (N, K)ᵀ and hands every finished tile to
+// epilogue(m0, n0, rows, cols, sums), split over threads by rows or, with fewer rows than columns, by
+// columns. Each output is computed by exactly one tile whatever the split, so threads never change it.
+template <typename Epilogue>
+void int8_gemm(const kernels::Int8MatmulLayout& layout, const std::int8_t* a, const std::int8_t* w,
+               const Epilogue& epilogue) {
+  const std::int64_t m = layout.m;
+  const std::int64_t n = layout.n;
+  const std::int64_t k = layout.k;
+  if (m == 0 || n == 0) return;
+  const Int8DotKernel kernel = choose_dot_kernel();
+  // One thread's share: rows [m0, m1) times columns [n0, n1), a block of w's rows at a time.
+  const auto run = [&](std::int64_t m0, std::int64_t m1, std::int64_t n0, std::int64_t n1) {
+    alignas(64) std::int32_t sums[kInt8TileRows * kInt8TileCols];
+    for (std::int64_t block = n0; block < n1; block += kColumnBlock) {
+      const std::int64_t block_end = std::min(n1, block + kColumnBlock);
+      for (std::int64_t i = m0; i < m1; i += kInt8TileRows) {
+        const std::int64_t rows = std::min(kInt8TileRows, m1 - i);
+        for (std::int64_t j = block; j < block_end; j += kInt8TileCols) {
+          const std::int64_t cols = std::min(kInt8TileCols, block_end - j);
+          kernel(k, a + i * k, k, w + j * k, k, rows, cols, sums);
+          epilogue(i, j, rows, cols, sums);
+        }
+      }
+    }
+  };
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (get_num_threads() <= 1 || in_parallel_region() || work < kParallelMinWork) return run(0, m, 0, n);
+  if (m >= n) {
+    parallel_for(0, (m + kInt8TileRows - 1) / kInt8TileRows, 1, [&](std::int64_t q0, std::int64_t q1) {
+      run(q0 * kInt8TileRows, std::min(m, q1 * kInt8TileRows), 0, n);
+    });
+  } else {
+    parallel_for(0, (n + kInt8TileCols - 1) / kInt8TileCols, 1, [&](std::int64_t q0, std::int64_t q1) {
+      run(0, m, q0 * kInt8TileCols, std::min(n, q1 * kInt8TileCols));
+    });
+  }
+}
+
+}  // namespace
+
+void set_int8_kernel(Int8Kernel kernel) { g_int8_kernel.store(kernel, std::memory_order_relaxed); }
+
+bool int8_kernel_supported(Int8Kernel kernel) {
+  switch (kernel) {
+    case Int8Kernel::Vnni:
+      return cpu_has_vnni();
+    case Int8Kernel::Avx2:
+      return cpu_has_avx2();
+    case Int8Kernel::Auto:
+    case Int8Kernel::Portable:
+      return true;
+  }
+  return false;
+}
+
+}  // namespace needle::cpu
+
+namespace needle {
+
+void CpuBackend::quantize_rows_kernel(const kernels::RowLayout& layout, const StridedView& values,
+                                      const StridedView& scale, const StridedView& x) {
+  const cpu::QuantizeRowsKernel kernel = cpu::choose_quantize_kernel();
+  const std::int64_t grain = std::max<std::int64_t>(1, cpu::kQuantizeGrain / std::max<std::int64_t>(1, layout.cols));
+  parallel_for(0, layout.rows, grain, [&](std::int64_t first, std::int64_t last) {
+    kernel(x.ptr<float>(), values.ptr<std::int8_t>(), scale.ptr<float>(), first, last, layout.cols);
+  });
+}
+
+void CpuBackend::int8_matmul_kernel(const kernels::Int8MatmulLayout& layout, const StridedView& out,
+                                    const StridedView& a, const StridedView& w) {
+  auto* const c = out.ptr<std::int32_t>();
+  cpu::int8_gemm(layout, a.ptr<std::int8_t>(), w.ptr<std::int8_t>(),
+                 [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols, const std::int32_t* sums) {
+                   for (std::int64_t i = 0; i < rows; ++i) {
+                     std::copy_n(sums + i * cpu::kInt8TileCols, cols, c + (m0 + i) * layout.n + n0);
+                   }
+                 });
+}
+
+void CpuBackend::quantized_matmul_kernel(const kernels::Int8MatmulLayout& layout, const StridedView& out,
+                                         const StridedView& a, const StridedView& a_scale, const StridedView& w,
+                                         const StridedView& w_scale, const StridedView& bias) {
+  auto* const c = out.ptr<float>();
+  const float* const row_scale = a_scale.ptr<float>();
+  const float* const col_scale = w_scale.ptr<float>();
+  const float* const bias_data = kernels::present(bias) ? bias.ptr<float>() : nullptr;
+  cpu::int8_gemm(layout, a.ptr<std::int8_t>(), w.ptr<std::int8_t>(),
+                 [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols, const std::int32_t* sums) {
+                   for (std::int64_t i = 0; i < rows; ++i) {
+                     for (std::int64_t j = 0; j < cols; ++j) {
+                       const std::int64_t col = n0 + j;
+                       c[(m0 + i) * layout.n + col] =
+                           ref::requantize(sums[i * cpu::kInt8TileCols + j], row_scale[m0 + i] * col_scale[col],
+                                           bias_data != nullptr ? bias_data[col] : 0.0F);
+                     }
+                   }
+                 });
+}
+
+}  // namespace needle

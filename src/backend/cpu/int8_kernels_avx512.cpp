@@ -1,0 +1,139 @@
+// AVX-512 builds of the int8 kernels (int8_gemm.h): the dot-product tile on VNNI's vpdpbusd and the
+// quantization of float32 rows. Compiled for AVX-512F/BW/VNNI and BMI2 whatever the project's flags say and called
+// only after a run-time check of the CPU (int8_gemm.cpp).
+//
+// vpdpbusd multiplies unsigned bytes by signed bytes, four per 32-bit lane, and adds the four products to
+// the lane. So a's bytes are flipped to a + 128 (xor 0x80, an unsigned byte) and 128 * w is summed alongside
+// by a second vpdpbusd of 0x80 bytes with the same w vector: sum (a + 128) w - sum 128 w = sum a w. The lane
+// sums may wrap around 2^32, but the difference is taken per lane before the lanes are added, and a lane's
+// difference is a partial sum of the exact product, which fits: the result is exact for every int8 input.
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "backend/cpu/int8_gemm.h"
+#include "backend/ref/ref_kernels.h"
+
+// GCC 12's AVX-512 reduction intrinsics start from _mm256_undefined_si256(), which it then reports as
+// uninitialized (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#define NEEDLE_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,bmi2")))
+
+namespace needle::cpu {
+
+namespace {
+
+// One step of depth for a rows x cols tile: 64 bytes of each row of a and w (zeros past `mask`).
+template <int rows, int cols>
+NEEDLE_TARGET_VNNI inline void dot_step(const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
+                                        __mmask64 mask, __m512i (&acc)[rows][cols], __m512i (&offset)[cols]) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i wv[cols];
+  for (int j = 0; j < cols; ++j) {
+    wv[j] = _mm512_maskz_loadu_epi8(mask, w + j * ldw);
+    offset[j] = _mm512_dpbusd_epi32(offset[j], flip, wv[j]);
+  }
+  for (int i = 0; i < rows; ++i) {
+    const __m512i av = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, a + i * lda), flip);
+    for (int j = 0; j < cols; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
+  }
+}
+
+template <int rows, int cols>
+NEEDLE_TARGET_VNNI void dot_tile(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w,
+                                 std::int64_t ldw, std::int32_t* sums) {
+  __m512i acc[rows][cols];
+  __m512i offset[cols];
+  for (int j = 0; j < cols; ++j) {
+    offset[j] = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) acc[i][j] = _mm512_setzero_si512();
+  }
+  std::int64_t p = 0;
+  for (; p + 64 <= k; p += 64) dot_step<rows, cols>(a + p, lda, w + p, ldw, ~__mmask64{0}, acc, offset);
+  if (p < k) dot_step<rows, cols>(a + p, lda, w + p, ldw, _bzhi_u64(~0ULL, static_cast<unsigned>(k - p)), acc, offset);
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; ++j) {
+      sums[i * kInt8TileCols + j] = _mm512_reduce_add_epi32(_mm512_sub_epi32(acc[i][j], offset[j]));
+    }
+  }
+}
+
+using TileFn = void (*)(std::int64_t, const std::int8_t*, std::int64_t, const std::int8_t*, std::int64_t,
+                        std::int32_t*);
+
+template <int rows, int... cols>
+constexpr std::array<TileFn, sizeof...(cols)> tile_row(std::integer_sequence<int, cols...> /*unused*/) {
+  return {&dot_tile<rows, cols + 1>...};
+}
+template <int... rows>
+constexpr std::array<std::array<TileFn, kInt8TileCols>, sizeof...(rows)> tile_table(
+    std::integer_sequence<int, rows...> /*unused*/) {
+  return {tile_row<rows + 1>(std::make_integer_sequence<int, kInt8TileCols>{})...};
+}
+// tiles[rows - 1][cols - 1]: each tile shape compiled with its accumulators in registers.
+constexpr auto tiles = tile_table(std::make_integer_sequence<int, kInt8TileRows>{});
+
+}  // namespace
+
+void int8_dot_vnni(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
+                   std::int64_t rows, std::int64_t cols, std::int32_t* sums) {
+  tiles.at(static_cast<std::size_t>(rows - 1)).at(static_cast<std::size_t>(cols - 1))(k, a, lda, w, ldw, sums);
+}
+
+// Two passes per row: the largest magnitude, taken on the bits (|x| as an integer orders like the float,
+// and NaN above infinity), then the scaled values, converted by vcvtps2dq (half to even under the default
+// MXCSR, as nearbyint) and narrowed by vpmovdb. Rows of zeros, with NaN or an infinity, or so tiny that
+// 127 / amax overflows, are ref's.
+NEEDLE_TARGET_VNNI void quantize_rows_avx512(const float* x, std::int8_t* values, float* scale, std::int64_t first,
+                                             std::int64_t last, std::int64_t cols) {
+  const __m512i magnitude_bits = _mm512_set1_epi32(0x7fffffff);
+  for (std::int64_t row = first; row < last; ++row) {
+    const float* in = x + row * cols;
+    std::int8_t* out = values + row * cols;
+    __m512i largest = _mm512_setzero_si512();
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const auto mask =
+          static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::min<std::int64_t>(16, cols - j))));
+      const __m512i bits = _mm512_and_si512(_mm512_maskz_loadu_epi32(mask, in + j), magnitude_bits);
+      largest = _mm512_max_epi32(largest, bits);
+    }
+    const std::int32_t amax_bits = _mm512_reduce_max_epi32(largest);
+    float amax = 0.0F;
+    std::memcpy(&amax, &amax_bits, sizeof amax);
+    const float inv = 127.0F / amax;
+    if (amax_bits == 0 || amax_bits >= 0x7f800000 || !std::isfinite(inv)) {
+      ref::quantize_row(in, out, scale + row, cols);
+      continue;
+    }
+    scale[row] = amax / 127.0F;
+    const __m512 inv_vector = _mm512_set1_ps(inv);
+    const __m512i low = _mm512_set1_epi32(-127);
+    const __m512i high = _mm512_set1_epi32(127);
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const auto mask =
+          static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::min<std::int64_t>(16, cols - j))));
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, in + j), inv_vector));
+      _mm512_mask_cvtepi32_storeu_epi8(out + j, mask, _mm512_min_epi32(_mm512_max_epi32(q, low), high));
+    }
+  }
+}
+
+}  // namespace needle::cpu
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#endif
