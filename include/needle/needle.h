@@ -28,6 +28,7 @@
 #include "needle/nn/init.h"
 #include "needle/nn/layers.h"
 #include "needle/nn/module.h"
+#include "needle/nn/quantized.h"
 #include "needle/ops/ops.h"
 #include "needle/optim/clip_grad.h"
 #include "needle/optim/lr_scheduler.h"

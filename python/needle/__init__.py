@@ -7,7 +7,20 @@ heavy runs in the C++ core (``needle._core``).
 
 import numpy as _np
 
-from needle import _core, autograd, backend_ndarray, backend_selection, data, debug, init, nn, ops, optim, viz
+from needle import (
+    _core,
+    autograd,
+    backend_ndarray,
+    backend_selection,
+    data,
+    debug,
+    init,
+    nn,
+    ops,
+    optim,
+    quantization,
+    viz,
+)
 from needle._core import get_num_threads, set_num_threads
 from needle.autograd import (
     Op,
@@ -96,6 +109,7 @@ __all__ = [
     "ones_like",
     "ops",
     "optim",
+    "quantization",
     "ref",
     "reset_peak_memory_stats",
     "save",

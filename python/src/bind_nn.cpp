@@ -11,6 +11,7 @@
 
 #include "needle/nn/layers.h"
 #include "needle/nn/module.h"
+#include "needle/nn/quantized.h"
 #include "tensor_bindings.h"
 
 namespace needle::python {
@@ -440,6 +441,44 @@ void bind_transformer(nb::module_& m) {
       .def("reset", &nn::KVCache::reset, "Empties the cache (length 0) and keeps its memory.");
 }
 
+void bind_quantized(nb::module_& m) {
+  nb::class_<nn::QuantizedLinear, Module>(m, "QuantizedLinear")
+      .def(nb::init<std::int64_t, std::int64_t, bool, Device>(), nb::arg("in_features"), nb::arg("out_features"),
+           nb::arg("bias") = true, nb::arg("device") = cpu_device())
+      .def_static("from_linear", &nn::QuantizedLinear::from_linear, nb::arg("linear"))
+      .def_static("from_weight", &nn::QuantizedLinear::from_weight, nb::arg("weight"), nb::arg("bias"),
+                  "From a float weight (out, in) (PyTorch's layout) and a bias (out,) or an empty array.")
+      .def_prop_ro("in_features", &nn::QuantizedLinear::in_features)
+      .def_prop_ro("out_features", &nn::QuantizedLinear::out_features)
+      .def_prop_rw("input_scale", &nn::QuantizedLinear::input_scale, &nn::QuantizedLinear::set_input_scale);
+  nb::class_<nn::QuantizedConv, Module>(m, "QuantizedConv")
+      .def(nb::init<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool, Device>(),
+           nb::arg("in_channels"), nb::arg("out_channels"), nb::arg("kernel_size"), nb::arg("stride"),
+           nb::arg("padding"), nb::arg("bias") = true, nb::arg("device") = cpu_device())
+      .def_static("from_conv", &nn::QuantizedConv::from_conv, nb::arg("conv"), nb::arg("input_scale") = 0.0)
+      .def_prop_ro("in_channels", &nn::QuantizedConv::in_channels)
+      .def_prop_ro("out_channels", &nn::QuantizedConv::out_channels)
+      .def_prop_ro("kernel_size", &nn::QuantizedConv::kernel_size)
+      .def_prop_ro("stride", &nn::QuantizedConv::stride)
+      .def_prop_ro("padding", &nn::QuantizedConv::padding)
+      .def_prop_rw("input_scale", &nn::QuantizedConv::input_scale, &nn::QuantizedConv::set_input_scale);
+  nb::class_<nn::QuantizedLSTM, Module>(m, "QuantizedLSTM")
+      .def(nb::init<std::int64_t, std::int64_t, std::int64_t, bool, Device>(), nb::arg("input_size"),
+           nb::arg("hidden_size"), nb::arg("num_layers") = 1, nb::arg("bias") = true, nb::arg("device") = cpu_device())
+      .def_static("from_lstm", &nn::QuantizedLSTM::from_lstm, nb::arg("lstm"))
+      .def(
+          "__call__",
+          [](nn::QuantizedLSTM& self, const Tensor& x, const OptionalState& h) { return self(x, state_pair(h)); },
+          nb::arg("x"), nb::arg("h") = nb::none(), "(output, (h_n, c_n)) for x and h = (h0, c0) or None.")
+      .def_prop_ro("input_size", &nn::QuantizedLSTM::input_size)
+      .def_prop_ro("hidden_size", &nn::QuantizedLSTM::hidden_size)
+      .def_prop_ro("num_layers", &nn::QuantizedLSTM::num_layers);
+  m.def("quantize_dynamic", &nn::quantize_dynamic, nb::arg("module"),
+        "Replaces every Linear and LSTM below module by its int8 version, in place; returns how many.");
+  m.def("quantize_convolutions", &nn::quantize_convolutions, nb::arg("module"),
+        "Replaces every Conv below module by a QuantizedConv (input_scale 0 until calibrated); returns how many.");
+}
+
 }  // namespace
 
 void bind_nn(nb::module_& m) {
@@ -449,6 +488,7 @@ void bind_nn(nb::module_& m) {
   bind_conv(m);
   bind_rnn(m);
   bind_transformer(m);
+  bind_quantized(m);
 }
 
 }  // namespace needle::python

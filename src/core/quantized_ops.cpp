@@ -8,6 +8,7 @@
 
 #include "core/array_checks.h"
 #include "needle/backend/layouts.h"
+#include "needle/core/array_ops.h"
 #include "needle/core/fused_ops.h"
 
 namespace needle {
@@ -97,6 +98,23 @@ NDArray quantized_matmul(const NDArray& a, const NDArray& a_scale, const NDArray
                                      bias != nullptr ? bias_c.view() : StridedView{});
   }
   return out;
+}
+
+NDArray quantize_with_scale(const NDArray& x, double scale) {
+  constexpr std::string_view op = "quantize_with_scale";
+  NEEDLE_CHECK(is_floating(x.dtype()), TypeError, op, ": x must be float32 or float64, got ", dtype_name(x.dtype()));
+  NEEDLE_CHECK(scale > 0.0 && std::isfinite(scale), ValueError, op, ": scale must be finite and > 0, got ", scale);
+  // x / scale clamped to [-127, 127] in float32, then rounded half to even by adding and subtracting
+  // 1.5 * 2^23: in that range the sum's spacing is 1, so the addition itself rounds (to nearest, ties to
+  // even, as float arithmetic does) and the subtraction is exact.
+  constexpr double kRounder = 12582912.0;  // 1.5 * 2^23
+  const NDArray y =
+      binary(BinaryOp::Mul, x.astype(DType::Float32), Scalar(1.0 / static_cast<double>(static_cast<float>(scale))));
+  const bool has_nan = y.size() > 0 && max(ne(y, y)).item().to<bool>();
+  NEEDLE_CHECK(!has_nan, ValueError, op, ": x holds NaN (shape ", shape_str(x.shape()), ")");
+  const NDArray clamped = binary(BinaryOp::Minimum, binary(BinaryOp::Maximum, y, Scalar(-127.0)), Scalar(127.0));
+  const NDArray rounded = binary(BinaryOp::Sub, binary(BinaryOp::Add, clamped, Scalar(kRounder)), Scalar(kRounder));
+  return rounded.astype(DType::Int8);
 }
 
 }  // namespace needle

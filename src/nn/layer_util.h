@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "needle/autograd/tensor.h"
 #include "needle/core/error.h"
@@ -32,5 +33,12 @@ inline void expect_positive(std::string_view layer, std::string_view what, std::
 // Integer indices for ops that pick rows: integer tensors as they are, floating ones (Needle's data
 // pipeline stores ids and labels as float32) converted when every value is a whole number.
 Tensor as_indices(std::string_view layer, const Tensor& indices);
+
+// Recurrent layers (src/nn/rnn.cpp): a stacked initial state (num_layers, batch, hidden_size) checked and
+// split by layer (undefined: undefined states for every layer), and the check of an input sequence
+// (seq_len, batch, input_size).
+std::vector<Tensor> layer_states(std::string_view layer, const Tensor& state, std::string_view state_name,
+                                 const Tensor& x, std::int64_t num_layers, std::int64_t hidden_size);
+void check_sequence(std::string_view layer, const Tensor& x, std::int64_t input_size);
 
 }  // namespace needle::nn::detail

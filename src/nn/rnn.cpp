@@ -40,10 +40,12 @@ Tensor pre_activation(const Tensor& x, const Tensor& h, const Tensor& w_ih, cons
   return z;
 }
 
+}  // namespace
+
 // Checks a stacked initial state (num_layers, batch, hidden_size) and splits it by layer (undefined:
 // undefined states for every layer).
-std::vector<Tensor> layer_states(std::string_view layer, const Tensor& state, std::string_view state_name,
-                                 const Tensor& x, std::int64_t num_layers, std::int64_t hidden_size) {
+std::vector<Tensor> detail::layer_states(std::string_view layer, const Tensor& state, std::string_view state_name,
+                                         const Tensor& x, std::int64_t num_layers, std::int64_t hidden_size) {
   if (!state.defined()) return std::vector<Tensor>(static_cast<std::size_t>(num_layers));
   NEEDLE_CHECK(state.ndim() == 3 && state.shape()[0] == num_layers && state.shape()[1] == x.shape()[1] &&
                    state.shape()[2] == hidden_size,
@@ -52,14 +54,12 @@ std::vector<Tensor> layer_states(std::string_view layer, const Tensor& state, st
   return ops::split(state, 0);
 }
 
-void check_sequence(std::string_view layer, const Tensor& x, std::int64_t input_size) {
+void detail::check_sequence(std::string_view layer, const Tensor& x, std::int64_t input_size) {
   detail::expect_ndim(layer, x, 3, "(seq_len, batch, input_size)");
   detail::expect_dim(layer, x, 2, input_size, "input_size (dimension 2)");
   NEEDLE_CHECK(x.shape()[0] >= 1, ValueError, layer, ": expected at least one time step, got shape ",
                shape_str(x.shape()));
 }
-
-}  // namespace
 
 RNNCell::RNNCell(std::int64_t input_size, std::int64_t hidden_size, bool bias, const std::string& nonlinearity,
                  Device device, DType dtype)
@@ -129,9 +129,9 @@ const std::shared_ptr<RNNCell>& RNN::cell(std::int64_t layer) const {
 }
 
 std::pair<Tensor, Tensor> RNN::forward(const Tensor& x, const Tensor& h0) {
-  check_sequence("RNN", x, input_size_);
+  detail::check_sequence("RNN", x, input_size_);
   check_device(x, cells_.front()->W_ih().device());
-  const std::vector<Tensor> initial = layer_states("RNN", h0, "h0", x, num_layers(), hidden_size_);
+  const std::vector<Tensor> initial = detail::layer_states("RNN", h0, "h0", x, num_layers(), hidden_size_);
   // As LSTM::forward: one input projection per layer for the whole sequence, then the recurrence as one op.
   const std::int64_t steps = x.shape()[0];
   const std::int64_t batch = x.shape()[1];
@@ -165,10 +165,10 @@ const std::shared_ptr<LSTMCell>& LSTM::cell(std::int64_t layer) const {
 }
 
 std::pair<Tensor, std::pair<Tensor, Tensor>> LSTM::forward(const Tensor& x, const std::pair<Tensor, Tensor>& state) {
-  check_sequence("LSTM", x, input_size_);
+  detail::check_sequence("LSTM", x, input_size_);
   check_device(x, cells_.front()->W_ih().device());
-  const std::vector<Tensor> h_initial = layer_states("LSTM", state.first, "h0", x, num_layers(), hidden_size_);
-  const std::vector<Tensor> c_initial = layer_states("LSTM", state.second, "c0", x, num_layers(), hidden_size_);
+  const std::vector<Tensor> h_initial = detail::layer_states("LSTM", state.first, "h0", x, num_layers(), hidden_size_);
+  const std::vector<Tensor> c_initial = detail::layer_states("LSTM", state.second, "c0", x, num_layers(), hidden_size_);
   // Each layer projects its whole input sequence at once, (T * B, in) @ (in, 4H) plus both biases, and
   // hands the recurrence to lstm_sequence, which runs only h @ W_hh and the fused cell per step; the cells'
   // parameters are used as they are, so the layer computes what unrolling LSTMCell::forward would.

@@ -21,6 +21,14 @@ namespace needle::nn {
 
 namespace {
 
+// The device of a layer's weights: its first parameter's, or its first buffer's (a quantized layer has
+// only buffers).
+Device state_device(const Module& layer) {
+  const std::vector<Tensor> parameters = layer.parameters();
+  if (!parameters.empty()) return parameters.front().device();
+  return layer.named_buffers().front().second.device();
+}
+
 // softmax(q k^T / sqrt(d) [+ causal mask]) with dropout on the probabilities, then @ v. Only used when
 // attention dropout is active, since ops::scaled_dot_product_attention has no dropout; the mask is the
 // op's (position i sees j <= i, masked scores -inf so their weights are exactly 0).
@@ -78,8 +86,7 @@ Tensor MultiHeadAttention::forward(const Tensor& q, const Tensor& k, const Tenso
                    k.shape()[0] == q.shape()[0] && v.shape()[0] == q.shape()[0] && v.shape()[1] == k.shape()[1],
                ValueError, "MultiHeadAttention: expected q (batch, L, ", embed_dim_, "), k and v (batch, S, ",
                embed_dim_, "), got shapes ", shapes());
-  const Tensor weight = child("q_projection")->parameters().front();
-  const Device device = weight.device();
+  const Device device = state_device(*child("q_projection"));
   check_device(q, device);
   check_device(k, device);
   check_device(v, device);

@@ -128,4 +128,9 @@ NDArray int8_matmul(const NDArray& a, const NDArray& w);
 NDArray quantized_matmul(const NDArray& a, const NDArray& a_scale, const NDArray& w, const NDArray& w_scale,
                          const NDArray* bias = nullptr);
 
+// Static quantization with a calibrated scale (scale > 0, the same for every element): values =
+// clamp(round-half-even(x / scale), -127, 127) as int8 with x's shape, rounded in float32 like
+// quantize_rows. Composed from array functions (every device has it); NaN raises ValueError.
+NDArray quantize_with_scale(const NDArray& x, double scale);
+
 }  // namespace needle

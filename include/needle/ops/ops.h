@@ -148,6 +148,19 @@ Tensor max_pool2d(const Tensor& a, std::int64_t kernel_size, std::optional<std::
 Tensor avg_pool2d(const Tensor& a, std::int64_t kernel_size, std::optional<std::int64_t> stride = std::nullopt,
                   std::int64_t padding = 0);
 
+// ---- int8 inference (src/ops/quantized.cpp) ---------------------------------------------------------
+// x (..., in) @ weightᵀ + bias with an int8 weight (out, in) quantized per output row (weight_scale (out,)
+// float32; bias (out,) float32 or undefined): the activations are quantized to int8 per row (dynamic, from
+// each row's largest magnitude) or with one calibrated input_scale (static, when > 0), multiplied exactly
+// in int32 and scaled back to x's dtype. No gradient (inference only).
+Tensor quantized_linear(const Tensor& x, const Tensor& weight, const Tensor& weight_scale, const Tensor& bias,
+                        double input_scale = 0.0);
+// The K x K convolution of x (N, C, H, W) with an int8 weight (C_out, K * K * C) in im2col's (i, j, c)
+// order, per-output-channel scales and bias as above: (N, C_out, H_out, W_out), the activations quantized
+// as above (static with a calibrated input_scale > 0, else per im2col row).
+Tensor quantized_conv(const Tensor& x, const Tensor& weight, const Tensor& weight_scale, const Tensor& bias,
+                      std::int64_t kernel, std::int64_t stride, std::int64_t padding, double input_scale = 0.0);
+
 }  // namespace needle::ops
 
 namespace needle {
