@@ -4,6 +4,7 @@
     python examples/python/train_transformer_lm.py --data DIR      # a folder with ptb.train/valid/test.txt
     python examples/python/train_transformer_lm.py --resume        # continue from out/transformer_lm/checkpoint...
     python examples/python/train_transformer_lm.py --max-steps 5   # a quick smoke run
+    python examples/python/generate.py                             # then sample text from the checkpoint
 
 needle.nn.Transformer: word embeddings plus learned position embeddings, pre-LayerNorm blocks with causal
 multi-head self-attention and a GELU MLP, a final LayerNorm and a Linear head over the vocabulary. Each
@@ -18,6 +19,7 @@ examples/cpp/train_transformer_lm.cpp.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -124,6 +126,10 @@ def main() -> int:
     )
 
     checkpoint = args.out / "checkpoint.safetensors"
+    # What generate.py needs to rebuild the model around the checkpoint and to map ids back to words.
+    config = {"vocab_size": vocab, "dim": args.dim, "layers": args.layers, "heads": args.heads, "mlp": args.mlp}
+    config |= {"seq_len": args.seq_len, "data": str(args.data.resolve())}
+    (args.out / "model.json").write_text(json.dumps(config, indent=2) + "\n")
     fields = ["epoch", "train_loss", "train_ppl", "eval_loss", "eval_ppl", "lr", "seconds", "tokens_per_s"]
     log = MetricsLog(args.out / "metrics.csv", fields)
     first_epoch = 0

@@ -74,3 +74,25 @@ def test_trains_writes_metrics_and_resumes(
     assert "after epoch 2" in second
     assert "holds the model only" not in second  # the optimizer and the schedule were restored too
     assert [r["epoch"] for r in rows(out / "metrics.csv")] == ["1", "2", "3"]
+
+
+def test_generate_samples_from_the_trained_transformer(tmp_path: Path) -> None:
+    data = write_ptb(tmp_path / "ptb", ("valid", "test"))
+    out = tmp_path / "out"
+    model_args = ["--dim", "16", "--heads", "2", "--mlp", "32", "--batch-size", "4", "--seq-len", "24"]
+    run("train_transformer_lm.py", "--data", str(data), "--out", str(out), *model_args, "--max-steps", "3")
+    greedy = run(
+        "generate.py", "--out", str(out), "--prompt", "w1 w2 nosuchword", "--tokens", "8", "--greedy", "--compare"
+    )
+    prompt, _, continuation = greedy.splitlines()[0].partition(" || ")
+    assert prompt == "w1 w2 nosuchword"
+    assert len(continuation.split()) == 8
+    assert "without the cache" in greedy
+    assert "the same words" in greedy
+    sampled = run("generate.py", "--out", str(out), "--tokens", "5", "--int8", "--seed", "3")
+    assert "int8 model" in sampled
+    missing = subprocess.run(
+        [sys.executable, str(EXAMPLES / "generate.py"), "--out", str(tmp_path / "none")], capture_output=True, text=True
+    )
+    assert missing.returncode == 1
+    assert "run examples/python/train_transformer_lm.py first" in missing.stderr

@@ -702,7 +702,9 @@ def quantize_rows(x: NDArray) -> tuple[NDArray, NDArray]:
     """
 
 def int8_matmul(a: NDArray, w: NDArray) -> NDArray:
-    """The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N)."""
+    """
+    The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N).
+    """
 
 def quantized_matmul(a: NDArray, a_scale: NDArray, w: NDArray, w_scale: NDArray, bias: NDArray | None = None) -> NDArray:
     """
@@ -1641,6 +1643,119 @@ class Transformer(Module):
 
     @property
     def max_seq_len(self) -> int: ...
+
+    def __call__(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
+        """
+        Logits (batch, seq, vocab_size); with a cache, of the new tokens that continue its sequences.
+        """
+
+    def generate(self, prompt: NDArray, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True, cache: KVCache | None = None) -> NDArray:
+        """
+        prompt ids (batch, T) followed by max_new_tokens sampled ids: (batch, T + max_new_tokens).
+        """
+
+class KVCache:
+    def __init__(self, model: Transformer, batch_size: int, capacity: int = 0) -> None: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def capacity(self) -> int: ...
+
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def keys(self, layer: int) -> NDArray:
+        """Layer's keys (batch, num_heads, capacity, head_dim)."""
+
+    def values(self, layer: int) -> NDArray:
+        """Layer's values (batch, num_heads, capacity, head_dim)."""
+
+    def reset(self) -> None:
+        """Empties the cache (length 0) and keeps its memory."""
+
+class QuantizedLinear(Module):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device = ...) -> None: ...
+
+    @staticmethod
+    def from_linear(linear: Linear) -> QuantizedLinear: ...
+
+    @staticmethod
+    def from_weight(weight: NDArray, bias: NDArray) -> QuantizedLinear:
+        """
+        From a float weight (out, in) (PyTorch's layout) and a bias (out,) or an empty array.
+        """
+
+    @property
+    def in_features(self) -> int: ...
+
+    @property
+    def out_features(self) -> int: ...
+
+    @property
+    def input_scale(self) -> float: ...
+
+    @input_scale.setter
+    def input_scale(self, arg: float, /) -> None: ...
+
+class QuantizedConv(Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, bias: bool = True, device: Device = ...) -> None: ...
+
+    @staticmethod
+    def from_conv(conv: Conv, input_scale: float = 0.0) -> QuantizedConv: ...
+
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def out_channels(self) -> int: ...
+
+    @property
+    def kernel_size(self) -> int: ...
+
+    @property
+    def stride(self) -> int: ...
+
+    @property
+    def padding(self) -> int: ...
+
+    @property
+    def input_scale(self) -> float: ...
+
+    @input_scale.setter
+    def input_scale(self, arg: float, /) -> None: ...
+
+class QuantizedLSTM(Module):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, device: Device = ...) -> None: ...
+
+    @staticmethod
+    def from_lstm(lstm: LSTM) -> QuantizedLSTM: ...
+
+    def __call__(self, x: Tensor, h: tuple[Tensor | None, Tensor | None] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """(output, (h_n, c_n)) for x and h = (h0, c0) or None."""
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def num_layers(self) -> int: ...
+
+def quantize_dynamic(module: Module) -> int:
+    """
+    Replaces every Linear and LSTM below module by its int8 version, in place; returns how many.
+    """
+
+def quantize_convolutions(module: Module) -> int:
+    """
+    Replaces every Conv below module by a QuantizedConv (input_scale 0 until calibrated); returns how many.
+    """
 
 class Optimizer:
     """A C++ optimizer: updates its parameters in place from their gradients."""
