@@ -1,12 +1,12 @@
-// AVX-512 builds of the int8 kernels (int8_gemm.h): the dot-product tile on VNNI's vpdpbusd and the
-// quantization of float32 rows. Compiled for AVX-512F/BW/VNNI and BMI2 whatever the project's flags say and called
-// only after a run-time check of the CPU (int8_gemm.cpp).
+// AVX-512 builds of the int8 kernels (int8_gemm.h): the packing of w and the register tile of the packed
+// path, the dot-product tile on VNNI's vpdpbusd and the quantization of float32 rows. Compiled for AVX-512F/BW/VNNI and
+// BMI2 whatever the project's flags say and called only after a run-time check of the CPU (int8_gemm.cpp).
 //
-// vpdpbusd multiplies unsigned bytes by signed bytes, four per 32-bit lane, and adds the four products to
-// the lane. So a's bytes are flipped to a + 128 (xor 0x80, an unsigned byte) and 128 * w is summed alongside
-// by a second vpdpbusd of 0x80 bytes with the same w vector: sum (a + 128) w - sum 128 w = sum a w. The lane
-// sums may wrap around 2^32, but the difference is taken per lane before the lanes are added, and a lane's
-// difference is a partial sum of the exact product, which fits: the result is exact for every int8 input.
+// The packed path's layout and shift are described in int8_gemm.cpp. In the dot-product tile, a's bytes are flipped to
+// a + 128 (xor 0x80, an unsigned byte) and 128 * w is summed alongside by a second vpdpbusd of 0x80 bytes with the same
+// w vector: sum (a + 128) w - sum 128 w = sum a w. The lane sums may wrap around 2^32, but the difference is taken per
+// lane before the lanes are added, and a lane's difference is a partial sum of the exact product, which fits: the
+// result is exact for every int8 input.
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -34,6 +34,129 @@
 namespace needle::cpu {
 
 namespace {
+
+// ---- the packed path ----
+
+// The four bytes a[p .. p + 3] broadcast to every lane; only `count` (< 4) of them in the last group.
+NEEDLE_TARGET_VNNI inline __m512i broadcast_group(const std::int8_t* a) {
+  std::int32_t group = 0;
+  std::memcpy(&group, a, sizeof group);
+  return _mm512_set1_epi32(group);
+}
+NEEDLE_TARGET_VNNI inline __m512i broadcast_partial_group(const std::int8_t* a, std::int64_t count) {
+  std::int32_t group = 0;
+  std::memcpy(&group, a, static_cast<std::size_t>(count));
+  return _mm512_set1_epi32(group);
+}
+
+// acc += per 32-bit lane the four products of w's unsigned bytes and a's signed bytes (vpdpbusd), in inline
+// assembly: GCC 12 moves the intrinsic's accumulator through another register, and here spills it, on every
+// use.
+NEEDLE_TARGET_VNNI inline void dpbusd(__m512i& acc, __m512i w, __m512i a) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(a));
+}
+
+// Lanes [0, count) of a panel (count clamped to 0 .. 16).
+NEEDLE_TARGET_VNNI inline __mmask16 lane_mask(std::int64_t count) {
+  return static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::clamp<std::int64_t>(count, 0, 16))));
+}
+
+// The rows x panels register tile: for each group of four depths, one vector of each panel and one
+// broadcast of each row of a, rows * panels vpdpbusd. Then the shift is taken off and the outputs stored.
+// The loops over rows and panels are unrolled (the pragmas) so that GCC keeps acc in registers.
+template <int rows, int panels>
+NEEDLE_TARGET_VNNI void packed_tile(std::int64_t k, const std::int8_t* a, const std::int32_t* row_sums,
+                                    const std::uint8_t* strip, std::int64_t cols, std::int64_t m0, std::int64_t n0,
+                                    const Int8Output& output) {
+  __m512i acc[rows][panels];
+#pragma GCC unroll 8
+  for (int i = 0; i < rows; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < panels; ++j) acc[i][j] = _mm512_setzero_si512();
+  }
+  const std::int8_t* a_rows[rows];
+#pragma GCC unroll 8
+  for (int i = 0; i < rows; ++i) a_rows[i] = a + i * k;
+  const std::int64_t whole_groups = k / 4;
+  const auto* vectors = reinterpret_cast<const __m512i*>(strip);
+  for (std::int64_t g = 0; g < whole_groups; ++g, vectors += panels) {
+    __m512i w[panels];
+#pragma GCC unroll 8
+    for (int j = 0; j < panels; ++j) w[j] = _mm512_load_si512(vectors + j);
+#pragma GCC unroll 8
+    for (int i = 0; i < rows; ++i) {
+      const __m512i av = broadcast_group(a_rows[i] + 4 * g);
+#pragma GCC unroll 8
+      for (int j = 0; j < panels; ++j) dpbusd(acc[i][j], w[j], av);
+    }
+  }
+  if (const std::int64_t rest = k - 4 * whole_groups; rest > 0) {
+    __m512i w[panels];
+#pragma GCC unroll 8
+    for (int j = 0; j < panels; ++j) w[j] = _mm512_load_si512(vectors + j);
+#pragma GCC unroll 8
+    for (int i = 0; i < rows; ++i) {
+      const __m512i av = broadcast_partial_group(a_rows[i] + 4 * whole_groups, rest);
+#pragma GCC unroll 8
+      for (int j = 0; j < panels; ++j) dpbusd(acc[i][j], w[j], av);
+    }
+  }
+  // Take the shift off (the shifted w added 128 * a[m, p] per term; 128 * sum fits int32 for K <= kMaxInt8Depth)
+  // and store, masked past the last column.
+  __mmask16 masks[panels];
+#pragma GCC unroll 8
+  for (int j = 0; j < panels; ++j) masks[j] = lane_mask(cols - j * kInt8PanelCols);
+  if (output.int_out != nullptr) {
+#pragma GCC unroll 8
+    for (int i = 0; i < rows; ++i) {
+      const __m512i shift = _mm512_set1_epi32(128 * row_sums[i]);
+      std::int32_t* out = output.int_out + (m0 + i) * output.ld + n0;
+#pragma GCC unroll 8
+      for (int j = 0; j < panels; ++j) {
+        _mm512_mask_storeu_epi32(out + j * kInt8PanelCols, masks[j], _mm512_sub_epi32(acc[i][j], shift));
+      }
+    }
+    return;
+  }
+  __m512 col_scales[panels];
+  __m512 biases[panels];
+#pragma GCC unroll 8
+  for (int j = 0; j < panels; ++j) {
+    const std::int64_t n = n0 + j * kInt8PanelCols;
+    col_scales[j] = _mm512_maskz_loadu_ps(masks[j], output.col_scale + n);
+    biases[j] = output.bias != nullptr ? _mm512_maskz_loadu_ps(masks[j], output.bias + n) : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < rows; ++i) {
+    const __m512i shift = _mm512_set1_epi32(128 * row_sums[i]);
+    const __m512 row_scale = _mm512_set1_ps(output.row_scale[m0 + i]);
+    float* out = output.float_out + (m0 + i) * output.ld + n0;
+#pragma GCC unroll 8
+    for (int j = 0; j < panels; ++j) {
+      const __m512 sums = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], shift));
+      _mm512_mask_storeu_ps(out + j * kInt8PanelCols, masks[j],
+                            _mm512_fmadd_ps(sums, _mm512_mul_ps(row_scale, col_scales[j]), biases[j]));
+    }
+  }
+}
+
+using PackedTileFn = void (*)(std::int64_t, const std::int8_t*, const std::int32_t*, const std::uint8_t*, std::int64_t,
+                              std::int64_t, std::int64_t, const Int8Output&);
+
+template <int rows, int... panels>
+constexpr std::array<PackedTileFn, sizeof...(panels)> packed_tile_row(
+    std::integer_sequence<int, panels...> /*unused*/) {
+  return {&packed_tile<rows, panels + 1>...};
+}
+template <int... rows>
+constexpr std::array<std::array<PackedTileFn, kInt8StripPanels>, sizeof...(rows)> packed_tile_table(
+    std::integer_sequence<int, rows...> /*unused*/) {
+  return {packed_tile_row<rows + 1>(std::make_integer_sequence<int, kInt8StripPanels>{})...};
+}
+// packed_tiles[rows - 1][panels - 1].
+constexpr auto packed_tiles = packed_tile_table(std::make_integer_sequence<int, kInt8PackedTileRows>{});
+
+// ---- the dot-product tile ----
 
 // One step of depth for a rows x cols tile: 64 bytes of each row of a and w (zeros past `mask`).
 template <int rows, int cols>
@@ -90,6 +213,47 @@ constexpr auto tiles = tile_table(std::make_integer_sequence<int, kInt8TileRows>
 void int8_dot_vnni(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
                    std::int64_t rows, std::int64_t cols, std::int32_t* sums) {
   tiles.at(static_cast<std::size_t>(rows - 1)).at(static_cast<std::size_t>(cols - 1))(k, a, lda, w, ldw, sums);
+}
+
+NEEDLE_TARGET_VNNI void pack_int8_strip_vnni(const std::int8_t* w, std::int64_t k, std::int64_t cols,
+                                             std::uint8_t* strip) {
+  const std::int64_t panels = (cols + kInt8PanelCols - 1) / kInt8PanelCols;
+  const std::int64_t whole_groups = k / 4;
+  const std::int64_t rest = k - 4 * whole_groups;
+  constexpr std::uint32_t flip = 0x80808080U;
+  for (std::int64_t j = 0; j < panels; ++j) {
+    for (std::int64_t lane = 0; lane < kInt8PanelCols; ++lane) {
+      const std::int64_t col = j * kInt8PanelCols + lane;
+      std::uint8_t* out = strip + (j * kInt8PanelCols + lane) * 4;
+      const std::int64_t stride = panels * 64;
+      if (col >= cols) {
+        for (std::int64_t g = 0; g < (k + 3) / 4; ++g) std::memset(out + g * stride, 0, 4);
+        continue;
+      }
+      const std::int8_t* row = w + col * k;
+      for (std::int64_t g = 0; g < whole_groups; ++g) {
+        std::uint32_t group = 0;
+        std::memcpy(&group, row + 4 * g, 4);
+        group ^= flip;
+        std::memcpy(out + g * stride, &group, 4);
+      }
+      if (rest > 0) {
+        // The padding bytes stay 0: they add nothing whatever a holds there.
+        std::uint32_t group = 0;
+        std::memcpy(&group, row + 4 * whole_groups, static_cast<std::size_t>(rest));
+        group ^= flip & _bzhi_u32(~0U, static_cast<unsigned>(8 * rest));
+        std::memcpy(out + whole_groups * stride, &group, 4);
+      }
+    }
+  }
+}
+
+void int8_packed_tile_vnni(std::int64_t k, const std::int8_t* a, const std::int32_t* row_sums, std::int64_t rows,
+                           const std::uint8_t* strip, std::int64_t cols, std::int64_t m0, std::int64_t n0,
+                           const Int8Output& output) {
+  const std::int64_t panels = (cols + kInt8PanelCols - 1) / kInt8PanelCols;
+  packed_tiles.at(static_cast<std::size_t>(rows - 1))
+      .at(static_cast<std::size_t>(panels - 1))(k, a, row_sums, strip, cols, m0, n0, output);
 }
 
 // Two passes per row: the largest magnitude, taken on the bits (|x| as an integer orders like the float,
