@@ -42,9 +42,6 @@ constexpr std::int64_t kColumnBlock = 64;
 constexpr double kParallelMinWork = 1 << 20;
 // quantize_rows splits its rows over threads in chunks of at least this many values.
 constexpr std::int64_t kQuantizeGrain = 32768;
-// Products with fewer rows than this take the dot-product path even where the packed one exists: packing a
-// strip costs about as much as passing a few rows over it.
-constexpr std::int64_t kPackedMinRows = 4;
 
 std::atomic<Int8Kernel> g_int8_kernel{Int8Kernel::Auto};
 
@@ -195,7 +192,7 @@ class Scratch {
 thread_local Scratch t_packed_strip;
 
 bool use_packed_path(const kernels::Int8MatmulLayout& layout) {
-  return layout.m >= kPackedMinRows && resolve_kernel() == Int8Kernel::Vnni;
+  return layout.m >= kInt8PackedMinRows && resolve_kernel() == Int8Kernel::Vnni;
 }
 
 // The packed path (see the top of this file) over the whole product, writing through `output`.

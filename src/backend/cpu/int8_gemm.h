@@ -35,6 +35,10 @@ constexpr std::int64_t kInt8StripPanels = 4;
 constexpr std::int64_t kInt8StripCols = kInt8PanelCols * kInt8StripPanels;
 constexpr std::int64_t kInt8PackedTileRows = 6;
 
+// Products with fewer rows than this take the dot-product tiles even where the packed path exists: packing
+// w costs about as much as passing 16 rows of a over it in place (M = 1 .. 15 read w once, unpacked).
+constexpr std::int64_t kInt8PackedMinRows = 16;
+
 // Bytes of a packed strip of `cols` columns (1 <= cols <= kInt8StripCols) and depth k.
 constexpr std::int64_t int8_packed_strip_bytes(std::int64_t k, std::int64_t cols) {
   return (k + 3) / 4 * ((cols + kInt8PanelCols - 1) / kInt8PanelCols) * 64;

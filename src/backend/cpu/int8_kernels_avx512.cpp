@@ -61,6 +61,38 @@ NEEDLE_TARGET_VNNI inline __mmask16 lane_mask(std::int64_t count) {
   return static_cast<__mmask16>(_bzhi_u32(0xffffU, static_cast<unsigned>(std::clamp<std::int64_t>(count, 0, 16))));
 }
 
+// Transposes the 16 x 16 matrix of 32-bit elements whose rows are v[0 .. 15], in place: interleaves within
+// 128-bit lanes (32- then 64-bit), then moves the 128-bit lanes (twice).
+NEEDLE_TARGET_VNNI inline void transpose_16x16_epi32(__m512i (&v)[16]) {
+  __m512i t[16];
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; q += 2) {
+    t[q] = _mm512_unpacklo_epi32(v[q], v[q + 1]);
+    t[q + 1] = _mm512_unpackhi_epi32(v[q], v[q + 1]);
+  }
+  // u[4 q + c], 128-bit lane l: rows 4 q .. 4 q + 3 of column 4 l + c.
+  __m512i u[16];
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; q += 4) {
+    u[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);
+    u[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]);
+    u[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
+    u[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
+  }
+// Column 4 l + c is lane l of u[c], u[4 + c], u[8 + c], u[12 + c].
+#pragma GCC unroll 16
+  for (int c = 0; c < 4; ++c) {
+    const __m512i even01 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd01 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i even23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    v[c] = _mm512_shuffle_i32x4(even01, even23, _MM_SHUFFLE(2, 0, 2, 0));
+    v[4 + c] = _mm512_shuffle_i32x4(odd01, odd23, _MM_SHUFFLE(2, 0, 2, 0));
+    v[8 + c] = _mm512_shuffle_i32x4(even01, even23, _MM_SHUFFLE(3, 1, 3, 1));
+    v[12 + c] = _mm512_shuffle_i32x4(odd01, odd23, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
 // The rows x panels register tile: for each group of four depths, one vector of each panel and one
 // broadcast of each row of a, rows * panels vpdpbusd. Then the shift is taken off and the outputs stored.
 // The loops over rows and panels are unrolled (the pragmas) so that GCC keeps acc in registers.
@@ -158,19 +190,27 @@ constexpr auto packed_tiles = packed_tile_table(std::make_integer_sequence<int, 
 
 // ---- the dot-product tile ----
 
+// How far ahead of its loads the dot-product tile prefetches each row of w: with one row of a (decoding)
+// the tile streams w from L3 or memory, and the prefetches keep more of it in flight.
+constexpr std::int64_t kDotPrefetchBytes = 1024;
+
 // One step of depth for a rows x cols tile: 64 bytes of each row of a and w (zeros past `mask`).
 template <int rows, int cols>
 NEEDLE_TARGET_VNNI inline void dot_step(const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
                                         __mmask64 mask, __m512i (&acc)[rows][cols], __m512i (&offset)[cols]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i wv[cols];
+#pragma GCC unroll 4
   for (int j = 0; j < cols; ++j) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + kDotPrefetchBytes), _MM_HINT_T0);
     wv[j] = _mm512_maskz_loadu_epi8(mask, w + j * ldw);
-    offset[j] = _mm512_dpbusd_epi32(offset[j], flip, wv[j]);
+    dpbusd(offset[j], flip, wv[j]);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < rows; ++i) {
     const __m512i av = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, a + i * lda), flip);
-    for (int j = 0; j < cols; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
+#pragma GCC unroll 4
+    for (int j = 0; j < cols; ++j) dpbusd(acc[i][j], av, wv[j]);
   }
 }
 
@@ -179,14 +219,18 @@ NEEDLE_TARGET_VNNI void dot_tile(std::int64_t k, const std::int8_t* a, std::int6
                                  std::int64_t ldw, std::int32_t* sums) {
   __m512i acc[rows][cols];
   __m512i offset[cols];
+#pragma GCC unroll 4
   for (int j = 0; j < cols; ++j) {
     offset[j] = _mm512_setzero_si512();
+#pragma GCC unroll 4
     for (int i = 0; i < rows; ++i) acc[i][j] = _mm512_setzero_si512();
   }
   std::int64_t p = 0;
   for (; p + 64 <= k; p += 64) dot_step<rows, cols>(a + p, lda, w + p, ldw, ~__mmask64{0}, acc, offset);
   if (p < k) dot_step<rows, cols>(a + p, lda, w + p, ldw, _bzhi_u64(~0ULL, static_cast<unsigned>(k - p)), acc, offset);
+#pragma GCC unroll 4
   for (int i = 0; i < rows; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < cols; ++j) {
       sums[i * kInt8TileCols + j] = _mm512_reduce_add_epi32(_mm512_sub_epi32(acc[i][j], offset[j]));
     }
@@ -215,34 +259,32 @@ void int8_dot_vnni(std::int64_t k, const std::int8_t* a, std::int64_t lda, const
   tiles.at(static_cast<std::size_t>(rows - 1)).at(static_cast<std::size_t>(cols - 1))(k, a, lda, w, ldw, sums);
 }
 
+// A panel is packed 16 groups (64 bytes of depth) at a time: the 16 columns' 64-byte runs, shifted, are a
+// 16 x 16 matrix of 32-bit groups, and its transpose is the panel's 16 vectors for those depths.
 NEEDLE_TARGET_VNNI void pack_int8_strip_vnni(const std::int8_t* w, std::int64_t k, std::int64_t cols,
                                              std::uint8_t* strip) {
   const std::int64_t panels = (cols + kInt8PanelCols - 1) / kInt8PanelCols;
-  const std::int64_t whole_groups = k / 4;
-  const std::int64_t rest = k - 4 * whole_groups;
-  constexpr std::uint32_t flip = 0x80808080U;
+  const std::int64_t groups = (k + 3) / 4;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  auto* const vectors = reinterpret_cast<__m512i*>(strip);
   for (std::int64_t j = 0; j < panels; ++j) {
-    for (std::int64_t lane = 0; lane < kInt8PanelCols; ++lane) {
-      const std::int64_t col = j * kInt8PanelCols + lane;
-      std::uint8_t* out = strip + (j * kInt8PanelCols + lane) * 4;
-      const std::int64_t stride = panels * 64;
-      if (col >= cols) {
-        for (std::int64_t g = 0; g < (k + 3) / 4; ++g) std::memset(out + g * stride, 0, 4);
-        continue;
+    for (std::int64_t p = 0; p < k; p += 64) {
+      const std::int64_t depth = std::min<std::int64_t>(64, k - p);
+      const __mmask64 depth_mask = _bzhi_u64(~0ULL, static_cast<unsigned>(depth));
+      // Shift only the bytes that exist: the padding stays 0 and adds nothing whatever a holds there.
+      const __m512i shift = _mm512_maskz_mov_epi8(depth_mask, flip);
+      __m512i run[16];
+#pragma GCC unroll 16
+      for (int lane = 0; lane < 16; ++lane) {
+        const std::int64_t col = j * kInt8PanelCols + lane;
+        run[lane] = col < cols ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(depth_mask, w + col * k + p), shift)
+                               : _mm512_setzero_si512();
       }
-      const std::int8_t* row = w + col * k;
-      for (std::int64_t g = 0; g < whole_groups; ++g) {
-        std::uint32_t group = 0;
-        std::memcpy(&group, row + 4 * g, 4);
-        group ^= flip;
-        std::memcpy(out + g * stride, &group, 4);
-      }
-      if (rest > 0) {
-        // The padding bytes stay 0: they add nothing whatever a holds there.
-        std::uint32_t group = 0;
-        std::memcpy(&group, row + 4 * whole_groups, static_cast<std::size_t>(rest));
-        group ^= flip & _bzhi_u32(~0U, static_cast<unsigned>(8 * rest));
-        std::memcpy(out + whole_groups * stride, &group, 4);
+      transpose_16x16_epi32(run);
+      const std::int64_t first_group = p / 4;
+      const std::int64_t block_groups = std::min<std::int64_t>(16, groups - first_group);
+      for (std::int64_t g = 0; g < block_groups; ++g) {
+        _mm512_store_si512(vectors + (first_group + g) * panels + j, run[g]);
       }
     }
   }
