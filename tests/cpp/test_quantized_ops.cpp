@@ -212,17 +212,17 @@ std::vector<ProductCase> product_cases() {
                                     {257, 65, 255}, {3, 1000, 129}, {65, 17, 1000}, {1, 3, 5}, {7, 5, 3}};
   // The packed path's edges (AVX-512 VNNI, kInt8PackedMinRows or more rows; fewer take the dot-product
   // tiles): every remainder of rows by the 6-row tile, columns around 16-column panels and 64-column
-  // strips, depths not a multiple of 4 or shorter than one group, and a product split over threads by rows
-  // (few columns, many rows).
+  // strips, depths not a multiple of 4, shorter than one group or 0, and a product split over threads by
+  // rows (few columns, many rows).
   const std::int64_t packed = cpu::kInt8PackedMinRows;
-  const std::vector<ProductCase> packed_edges = {{packed - 1, 70, 9},   {packed, 17, 3},      {packed + 1, 16, 4},
-                                                 {packed + 2, 64, 1},   {packed + 3, 65, 5},  {packed + 4, 33, 2},
-                                                 {packed + 5, 48, 130}, {packed + 6, 129, 6}, {packed + 7, 200, 257},
-                                                 {packed + 9, 1, 1027}, {300, 20, 67},        {40, 127, 4099}};
+  const std::vector<ProductCase> packed_edges = {
+      {packed - 1, 70, 9}, {packed, 17, 3},       {packed + 1, 16, 4},  {packed + 2, 64, 1},    {packed + 3, 65, 5},
+      {packed + 4, 33, 2}, {packed + 5, 48, 130}, {packed + 6, 129, 6}, {packed + 7, 200, 257}, {packed + 9, 1, 1027},
+      {packed + 8, 70, 0}, {300, 20, 259},        {40, 127, 4099}};
   cases.insert(cases.end(), packed_edges.begin(), packed_edges.end());
   std::mt19937 rng(11);
   std::uniform_int_distribution<std::size_t> pick(0, sizes.size() - 1);
-  while (cases.size() < 52) {
+  while (cases.size() < 53) {
     const ProductCase c{sizes[pick(rng)], sizes[pick(rng)], sizes[pick(rng)]};
     if (c.m * c.n * c.k <= 20'000'000) cases.push_back(c);
   }

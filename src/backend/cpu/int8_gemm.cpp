@@ -159,6 +159,7 @@ void int8_gemm(const kernels::Int8MatmulLayout& layout, const std::int8_t* a, co
   }
 }
 
+#if defined(__x86_64__)
 // A 64-byte aligned scratch buffer per thread, grown on demand and kept for the thread's lifetime.
 class Scratch {
  public:
@@ -187,7 +188,6 @@ class Scratch {
   std::size_t capacity_ = 0;
 };
 
-#if defined(__x86_64__)
 // The strip of w a thread is passing its rows of a over.
 thread_local Scratch t_packed_strip;
 
