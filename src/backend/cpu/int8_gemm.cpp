@@ -13,12 +13,14 @@
 // row sums of a, computed once per call, take the second term off at the end. The lanes may wrap around
 // 2^32 on the way (vpdpbusd, unlike vpdpbusds, does not saturate), but the difference is right modulo 2^32
 // and the exact result fits int32 (K <= kMaxInt8Depth), so it is exact for every int8 value, -128 included.
-// Padding bytes are 0, not 0x80, so they add nothing whatever a holds there.
+// Padding bytes are 0, not 0x80, so they add nothing whatever a holds there. (Shifting w rather than a
+// costs nothing: the packing rewrites w anyway, while a is read in place, four bytes per broadcast.)
 //
 // A micro-kernel call computes kInt8PackedTileRows rows of a against one strip over the whole depth, with
 // the 6 x 4 accumulators in registers, then subtracts the shift, converts, scales, adds the bias and stores
-// (masked at the last columns). A thread packs one strip (k * 64 bytes, in L1 or L2) and passes all its
-// rows of a over it before the next. Threads split the strips or, with few columns, the rows.
+// (masked at the last columns). A thread packs one strip (k * 64 bytes) and passes all its rows of a over
+// it before packing the next. The depth is not blocked: a strip stays in L2 for the depths of real layers
+// (2 MiB at K = 32768). Threads split the strips or, with few columns and many rows, the rows.
 #include "backend/cpu/int8_gemm.h"
 
 #include <algorithm>

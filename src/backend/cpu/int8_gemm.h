@@ -29,7 +29,7 @@ using QuantizeRowsKernel = void (*)(const float* x, std::int8_t* values, float* 
 // ---- the packed path (AVX-512 VNNI) --------------------------------------------------------------
 
 // Columns of w per packed panel (one zmm of int32 lanes), panels per strip, and rows of a per tile: a tile
-// holds kInt8TileRowsPacked x kInt8StripPanels accumulators (24 of the 32 zmm registers).
+// holds kInt8PackedTileRows x kInt8StripPanels accumulators (24 of the 32 zmm registers).
 constexpr std::int64_t kInt8PanelCols = 16;
 constexpr std::int64_t kInt8StripPanels = 4;
 constexpr std::int64_t kInt8StripCols = kInt8PanelCols * kInt8StripPanels;

@@ -49,11 +49,11 @@ NEEDLE_TARGET_VNNI inline __m512i broadcast_partial_group(const std::int8_t* a, 
   return _mm512_set1_epi32(group);
 }
 
-// acc += per 32-bit lane the four products of w's unsigned bytes and a's signed bytes (vpdpbusd), in inline
-// assembly: GCC 12 moves the intrinsic's accumulator through another register, and here spills it, on every
-// use.
-NEEDLE_TARGET_VNNI inline void dpbusd(__m512i& acc, __m512i w, __m512i a) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(a));
+// acc += per 32-bit lane the four products of unsigned_bytes' and signed_bytes' bytes (vpdpbusd), written as
+// inline assembly: GCC 12 moves the intrinsic's accumulator through another register, and here spilled it to
+// the stack, on every use.
+NEEDLE_TARGET_VNNI inline void dpbusd(__m512i& acc, __m512i unsigned_bytes, __m512i signed_bytes) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(unsigned_bytes), "v"(signed_bytes));
 }
 
 // Lanes [0, count) of a panel (count clamped to 0 .. 16).
@@ -79,9 +79,9 @@ NEEDLE_TARGET_VNNI inline void transpose_16x16_epi32(__m512i (&v)[16]) {
     u[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
     u[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
   }
-// Column 4 l + c is lane l of u[c], u[4 + c], u[8 + c], u[12 + c].
 #pragma GCC unroll 16
   for (int c = 0; c < 4; ++c) {
+    // Column 4 l + c is lane l of u[c], u[4 + c], u[8 + c], u[12 + c].
     const __m512i even01 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
     const __m512i odd01 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
     const __m512i even23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
