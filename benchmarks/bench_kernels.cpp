@@ -73,6 +73,7 @@ BENCHMARK(BM_sgemm)
 // quantized_matmul of int8 a (M, K) and w (N, K) with per-row and per-column scales and a bias, on the cpu
 // device: args M, N = K, threads, and the int8 build (0 auto, 1 AVX-512 VNNI, 2 AVX2, 3 portable). GOP/s
 // counts a multiply and an add per term, like BM_sgemm's GFLOP/s, so the two compare directly.
+// M = 1 is decoding one token (w streamed from memory), 4 and 16 small batches.
 void BM_quantized_matmul(benchmark::State& state) {
   const std::int64_t m = state.range(0);
   const std::int64_t n = state.range(1);
@@ -97,7 +98,7 @@ void BM_quantized_matmul(benchmark::State& state) {
 BENCHMARK(BM_quantized_matmul)
     ->ArgNames({"m", "n", "threads", "kernel"})
     ->ArgsProduct({{1024}, {1024}, {1, 2}, {1, 2, 3}})
-    ->ArgsProduct({{1}, {4096}, {1, 2}, {1}})
+    ->ArgsProduct({{1, 4, 16}, {4096}, {1, 2}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -210,9 +210,19 @@ std::vector<ProductCase> product_cases() {
   const std::vector<std::int64_t> sizes = {0, 1, 3, 15, 16, 17, 63, 64, 65, 255, 257, 1000};
   std::vector<ProductCase> cases = {{1, 1, 1},      {0, 5, 7},      {5, 0, 7},      {4, 4, 0}, {1, 1000, 1100},
                                     {257, 65, 255}, {3, 1000, 129}, {65, 17, 1000}, {1, 3, 5}, {7, 5, 3}};
+  // The packed path's edges (AVX-512 VNNI, kInt8PackedMinRows or more rows; fewer take the dot-product
+  // tiles): every remainder of rows by the 6-row tile, columns around 16-column panels and 64-column
+  // strips, depths not a multiple of 4, shorter than one group or 0, and a product split over threads by
+  // rows (few columns, many rows).
+  const std::int64_t packed = cpu::kInt8PackedMinRows;
+  const std::vector<ProductCase> packed_edges = {
+      {packed - 1, 70, 9}, {packed, 17, 3},       {packed + 1, 16, 4},  {packed + 2, 64, 1},    {packed + 3, 65, 5},
+      {packed + 4, 33, 2}, {packed + 5, 48, 130}, {packed + 6, 129, 6}, {packed + 7, 200, 257}, {packed + 9, 1, 1027},
+      {packed + 8, 70, 0}, {300, 20, 259},        {40, 127, 4099}};
+  cases.insert(cases.end(), packed_edges.begin(), packed_edges.end());
   std::mt19937 rng(11);
   std::uniform_int_distribution<std::size_t> pick(0, sizes.size() - 1);
-  while (cases.size() < 40) {
+  while (cases.size() < 53) {
     const ProductCase c{sizes[pick(rng)], sizes[pick(rng)], sizes[pick(rng)]};
     if (c.m * c.n * c.k <= 20'000'000) cases.push_back(c);
   }
@@ -252,11 +262,23 @@ TEST(Int8Matmul, ExtremeValuesAndTheDeepestProductAreExact) {
   std::vector<std::int8_t> rows(static_cast<std::size_t>(2 * k), std::int8_t{-128});
   std::fill(rows.begin() + k, rows.end(), std::int8_t{127});
   const NDArray mixed = int8_array(rows, {2, k});  // a row of -128 and a row of 127
+  // kInt8PackedMinRows rows of a take the packed path where there is one (two take the dot-product tiles).
+  const std::int64_t packed_rows = cpu::kInt8PackedMinRows;
+  const NDArray lowest_rows = NDArray::full({packed_rows, k}, Scalar(-128), DType::Int8, cpu_device());
+  const NDArray highest_rows = NDArray::full({packed_rows, k}, Scalar(127), DType::Int8, cpu_device());
+  std::vector<std::int32_t> highest_by_mixed;
+  for (std::int64_t i = 0; i < packed_rows; ++i)
+    highest_by_mixed.insert(highest_by_mixed.end(), {-127 * 128 * k, 127 * 127 * k});
   for_each_build([&] {
     EXPECT_EQ(int8_matmul(lowest, lowest).to_vector<std::int32_t>(), std::vector<std::int32_t>(4, 128 * 128 * k));
     EXPECT_EQ(int8_matmul(lowest, highest).to_vector<std::int32_t>(), std::vector<std::int32_t>(4, -128 * 127 * k));
     EXPECT_EQ(int8_matmul(mixed, lowest).to_vector<std::int32_t>(),
               std::vector<std::int32_t>({128 * 128 * k, 128 * 128 * k, -127 * 128 * k, -127 * 128 * k}));
+    EXPECT_EQ(int8_matmul(lowest_rows, lowest).to_vector<std::int32_t>(),
+              std::vector<std::int32_t>(2 * packed_rows, 128 * 128 * k));
+    EXPECT_EQ(int8_matmul(lowest_rows, highest).to_vector<std::int32_t>(),
+              std::vector<std::int32_t>(2 * packed_rows, -128 * 127 * k));
+    EXPECT_EQ(int8_matmul(highest_rows, mixed).to_vector<std::int32_t>(), highest_by_mixed);
   });
 }
 

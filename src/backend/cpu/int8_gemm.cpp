@@ -1,10 +1,34 @@
-// The cpu backend's int8 kernels (int8_gemm.h): the driver of the int8 product with its two epilogues,
+// The cpu backend's int8 kernels (int8_gemm.h): the drivers of the int8 product with its two epilogues,
 // the portable builds and the run-time choice between them and the AVX2 and AVX-512 VNNI builds.
+//
+// The packed path (AVX-512 VNNI). vpdpbusd multiplies four unsigned bytes by four signed bytes per 32-bit
+// lane and adds the four products to the lane. w is cut into strips of kInt8StripCols columns (rows of w),
+// each packed just before use into panels of 16 columns: for each group of four depths p .. p + 3, panel j
+// holds one 64-byte vector whose lane l is w[n0 + 16 j + l, p .. p + 3], and the vectors of a strip's panels
+// for one group lie next to each other, so the micro-kernel reads the strip front to back. Depth is padded
+// to a multiple of 4 and columns to a multiple of 16 with zero bytes.
+//
+// The shift: the packed bytes are w + 128 (w xor 0x80, an unsigned byte), and a's four bytes are broadcast
+// as they are (signed). So a tile accumulates sum_p (w + 128) a = sum_p w a + 128 * sum_p a[m, p], and the
+// row sums of a, computed once per call, take the second term off at the end. The lanes may wrap around
+// 2^32 on the way (vpdpbusd, unlike vpdpbusds, does not saturate), but the difference is right modulo 2^32
+// and the exact result fits int32 (K <= kMaxInt8Depth), so it is exact for every int8 value, -128 included.
+// Padding bytes are 0, not 0x80, so they add nothing whatever a holds there. (Shifting w rather than a
+// costs nothing: the packing rewrites w anyway, while a is read in place, four bytes per broadcast.)
+//
+// A micro-kernel call computes kInt8PackedTileRows rows of a against one strip over the whole depth, with
+// the 6 x 4 accumulators in registers, then subtracts the shift, converts, scales, adds the bias and stores
+// (masked at the last columns). A thread packs one strip (k * 64 bytes) and passes all its rows of a over
+// it before packing the next. The depth is not blocked: a strip stays in L2 for the depths of real layers
+// (2 MiB at K = 32768). Threads split the strips or, with few columns and many rows, the rows.
 #include "backend/cpu/int8_gemm.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <new>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/ref/ref_kernels.h"
@@ -137,6 +161,84 @@ void int8_gemm(const kernels::Int8MatmulLayout& layout, const std::int8_t* a, co
   }
 }
 
+#if defined(__x86_64__)
+// A 64-byte aligned scratch buffer per thread, grown on demand and kept for the thread's lifetime.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { release(); }
+
+  std::uint8_t* get(std::int64_t bytes) {
+    const auto size = static_cast<std::size_t>(std::max<std::int64_t>(bytes, 64));
+    if (size > capacity_) {
+      release();
+      data_ = ::operator new (size, std::align_val_t{64});
+      capacity_ = size;
+    }
+    return static_cast<std::uint8_t*>(data_);
+  }
+
+ private:
+  void release() {
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{64});
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+  void* data_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+// The strip of w a thread is passing its rows of a over.
+thread_local Scratch t_packed_strip;
+
+bool use_packed_path(const kernels::Int8MatmulLayout& layout) {
+  return layout.m >= kInt8PackedMinRows && resolve_kernel() == Int8Kernel::Vnni;
+}
+
+// The packed path (see the top of this file) over the whole product, writing through `output`.
+void int8_gemm_packed(const kernels::Int8MatmulLayout& layout, const std::int8_t* a, const std::int8_t* w,
+                      const Int8Output& output) {
+  const std::int64_t m = layout.m;
+  const std::int64_t n = layout.n;
+  const std::int64_t k = layout.k;
+  if (m == 0 || n == 0) return;
+  std::vector<std::int32_t> row_sums(static_cast<std::size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) {
+    const std::int8_t* row = a + i * k;
+    std::int32_t sum = 0;
+    for (std::int64_t p = 0; p < k; ++p) sum += row[p];
+    row_sums[static_cast<std::size_t>(i)] = sum;
+  }
+  const std::int64_t strips = (n + kInt8StripCols - 1) / kInt8StripCols;
+  // One thread's share: rows [m0, m1) against strips [s0, s1).
+  const auto run = [&](std::int64_t m0, std::int64_t m1, std::int64_t s0, std::int64_t s1) {
+    std::uint8_t* const strip = t_packed_strip.get(int8_packed_strip_bytes(k, kInt8StripCols));
+    for (std::int64_t s = s0; s < s1; ++s) {
+      const std::int64_t n0 = s * kInt8StripCols;
+      const std::int64_t cols = std::min(kInt8StripCols, n - n0);
+      pack_int8_strip_vnni(w + n0 * k, k, cols, strip);
+      for (std::int64_t i = m0; i < m1; i += kInt8PackedTileRows) {
+        const std::int64_t rows = std::min(kInt8PackedTileRows, m1 - i);
+        int8_packed_tile_vnni(k, a + i * k, row_sums.data() + i, rows, strip, cols, i, n0, output);
+      }
+    }
+  };
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const int threads = get_num_threads();
+  if (threads <= 1 || in_parallel_region() || work < kParallelMinWork) return run(0, m, 0, strips);
+  if (strips >= 2 * threads || n >= m) {
+    parallel_for(0, strips, 1, [&](std::int64_t s0, std::int64_t s1) { run(0, m, s0, s1); });
+  } else {
+    const std::int64_t tiles = (m + kInt8PackedTileRows - 1) / kInt8PackedTileRows;
+    parallel_for(0, tiles, 1, [&](std::int64_t t0, std::int64_t t1) {
+      run(t0 * kInt8PackedTileRows, std::min(m, t1 * kInt8PackedTileRows), 0, strips);
+    });
+  }
+}
+#endif
+
 }  // namespace
 
 void set_int8_kernel(Int8Kernel kernel) { g_int8_kernel.store(kernel, std::memory_order_relaxed); }
@@ -170,6 +272,14 @@ void CpuBackend::quantize_rows_kernel(const kernels::RowLayout& layout, const St
 void CpuBackend::int8_matmul_kernel(const kernels::Int8MatmulLayout& layout, const StridedView& out,
                                     const StridedView& a, const StridedView& w) {
   auto* const c = out.ptr<std::int32_t>();
+#if defined(__x86_64__)
+  if (cpu::use_packed_path(layout)) {
+    cpu::Int8Output output;
+    output.int_out = c;
+    output.ld = layout.n;
+    return cpu::int8_gemm_packed(layout, a.ptr<std::int8_t>(), w.ptr<std::int8_t>(), output);
+  }
+#endif
   cpu::int8_gemm(layout, a.ptr<std::int8_t>(), w.ptr<std::int8_t>(),
                  [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols, const std::int32_t* sums) {
                    for (std::int64_t i = 0; i < rows; ++i) {
@@ -185,6 +295,17 @@ void CpuBackend::quantized_matmul_kernel(const kernels::Int8MatmulLayout& layout
   const float* const row_scale = a_scale.ptr<float>();
   const float* const col_scale = w_scale.ptr<float>();
   const float* const bias_data = kernels::present(bias) ? bias.ptr<float>() : nullptr;
+#if defined(__x86_64__)
+  if (cpu::use_packed_path(layout)) {
+    cpu::Int8Output output;
+    output.float_out = c;
+    output.row_scale = row_scale;
+    output.col_scale = col_scale;
+    output.bias = bias_data;
+    output.ld = layout.n;
+    return cpu::int8_gemm_packed(layout, a.ptr<std::int8_t>(), w.ptr<std::int8_t>(), output);
+  }
+#endif
   cpu::int8_gemm(layout, a.ptr<std::int8_t>(), w.ptr<std::int8_t>(),
                  [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols, const std::int32_t* sums) {
                    for (std::int64_t i = 0; i < rows; ++i) {

@@ -40,19 +40,26 @@ template <int rows, int cols>
 NEEDLE_TARGET_AVX2 void dot_tile(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w,
                                  std::int64_t ldw, std::int32_t* sums) {
   __m256i acc[rows][cols];
+#pragma GCC unroll 4
   for (int i = 0; i < rows; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < cols; ++j) acc[i][j] = _mm256_setzero_si256();
   }
   std::int64_t p = 0;
   for (; p + 16 <= k; p += 16) {
     __m256i wv[cols];
+#pragma GCC unroll 4
     for (int j = 0; j < cols; ++j) wv[j] = widen(w + j * ldw + p);
+#pragma GCC unroll 4
     for (int i = 0; i < rows; ++i) {
       const __m256i av = widen(a + i * lda + p);
+#pragma GCC unroll 4
       for (int j = 0; j < cols; ++j) acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, wv[j]));
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < rows; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < cols; ++j) {
       std::int32_t sum = sum_lanes(acc[i][j]);
       for (std::int64_t q = p; q < k; ++q) sum += std::int32_t{a[i * lda + q]} * std::int32_t{w[j * ldw + q]};
@@ -73,14 +80,21 @@ constexpr std::array<std::array<TileFn, kInt8TileCols>, sizeof...(rows)> tile_ta
     std::integer_sequence<int, rows...> /*unused*/) {
   return {tile_row<rows + 1>(std::make_integer_sequence<int, kInt8TileCols>{})...};
 }
+// Rows of a per pass: a 2 x 4 tile's 8 accumulators, 4 vectors of w and a row of a fit the 16 ymm registers
+// (a 4 x 4 tile's 16 accumulators alone would fill them and spill).
+constexpr std::int64_t kPassRows = 2;
 // tiles[rows - 1][cols - 1]: each tile shape compiled with its accumulators in registers.
-constexpr auto tiles = tile_table(std::make_integer_sequence<int, kInt8TileRows>{});
+constexpr auto tiles = tile_table(std::make_integer_sequence<int, kPassRows>{});
 
 }  // namespace
 
 void int8_dot_avx2(std::int64_t k, const std::int8_t* a, std::int64_t lda, const std::int8_t* w, std::int64_t ldw,
                    std::int64_t rows, std::int64_t cols, std::int32_t* sums) {
-  tiles.at(static_cast<std::size_t>(rows - 1)).at(static_cast<std::size_t>(cols - 1))(k, a, lda, w, ldw, sums);
+  for (std::int64_t i = 0; i < rows; i += kPassRows) {
+    const std::int64_t pass_rows = std::min(kPassRows, rows - i);
+    tiles.at(static_cast<std::size_t>(pass_rows - 1))
+        .at(static_cast<std::size_t>(cols - 1))(k, a + i * lda, lda, w, ldw, sums + i * kInt8TileCols);
+  }
 }
 
 // As quantize_rows_avx512, eight values at a time; the last cols % 8 values of a row are scalar.
