@@ -92,7 +92,8 @@ CASES = [Case("gemm", f"{m}x1024x1024", (1024, 1024), m) for m in (1, 64, 256, 1
 
 
 def needle_quantize(model: Any) -> Any | None:
-    """Needle's int8 copy of `model`, or None on a build without int8 quantization."""
+    """`model` quantized to int8 in place (needle.quantization swaps the layers), or None on a build without
+    int8 quantization."""
     try:
         from needle.quantization import quantize_dynamic  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -105,14 +106,17 @@ class NeedleCase:
         import needle as ndl
         from needle import nn
 
-        ndl.manual_seed(0)
-        layers: list[Any] = []
-        for i, (a, b) in enumerate(zip(case.sizes, case.sizes[1:], strict=False)):
-            layers += [nn.ReLU()] if i else []
-            layers.append(nn.Linear(a, b))
-        self.model = nn.Sequential(*layers)
+        def build() -> Any:
+            ndl.manual_seed(0)  # the same initial weights for both builds
+            layers: list[Any] = []
+            for i, (a, b) in enumerate(zip(case.sizes, case.sizes[1:], strict=False)):
+                layers += [nn.ReLU()] if i else []
+                layers.append(nn.Linear(a, b))
+            return nn.Sequential(*layers)
+
+        self.model = build()
         self.model.eval()
-        quantized = needle_quantize(self.model)
+        quantized = needle_quantize(build())  # quantization swaps layers in place: a second, identical model
         if quantized is not None:
             quantized.eval()
         self.models: dict[str, Any] = {"float32": self.model, "int8": quantized}

@@ -9,10 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
+#include <string>
 #include <memory>
 #include <vector>
 
+#include "file_test_util.h"
 #include "gradcheck.h"
 #include "nn_test_util.h"
 #include "ops_test_util.h"
@@ -181,13 +182,13 @@ TEST_P(NnQuantized, SavedQuantizedWeightsLoadIntoAFreshlyQuantizedModel) {
   nn::Sequential model({std::make_shared<nn::Linear>(12, 16, true, device), std::make_shared<nn::ReLU>(),
                         std::make_shared<nn::Linear>(16, 3, true, device)});
   EXPECT_EQ(nn::quantize_dynamic(model), 2);
-  const std::filesystem::path path = std::filesystem::temp_directory_path() / "needle_quantized_model.safetensors";
-  io::save_safetensors(path.string(), model.state_dict());
+  const testing::TempDir folder;
+  const std::string path = folder.file("int8.safetensors");
+  io::save_safetensors(path, model.state_dict());
   nn::Sequential other({std::make_shared<nn::Linear>(12, 16, true, device), std::make_shared<nn::ReLU>(),
                         std::make_shared<nn::Linear>(16, 3, true, device)});
   nn::quantize_dynamic(other);
-  other.load_state_dict(io::load_safetensors(path.string(), device));
-  std::filesystem::remove(path);
+  other.load_state_dict(io::load_safetensors(path, device));
   const Tensor x(random_array({4, 12}, device, 9).astype(DType::Float32));
   EXPECT_EQ(host(other(x)), host(model(x)));
 }
