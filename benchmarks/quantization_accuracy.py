@@ -15,8 +15,9 @@ Models (a model whose checkpoint is missing is skipped, with a message):
   perplexity (windows of the model's context length, each without earlier context, as the example evaluates).
 
 Each model is built by its example's code, with the sizes read from the checkpoint's weight shapes (the number
-of attention heads is not in the weights: --heads, the example's default unless given), and evaluated by its
-example's evaluation function, on the CPU. Every column starts from a freshly loaded float32 checkpoint:
+of attention heads is not in the weights: --heads, else the "heads" of the model.json the example writes next
+to the checkpoint, else the example's default), and evaluated by its example's evaluation function, on the
+CPU. Every column starts from a freshly loaded float32 checkpoint:
 
 * float32: the model as trained;
 * int8 (dynamic): `quantize_dynamic`, every Linear and LSTM with int8 weights (one scale per output channel) and
@@ -32,6 +33,7 @@ gained in percent (goal: at most 2%). The table is Markdown, ready for BENCHMARK
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shlex
@@ -59,6 +61,7 @@ ACCURACY_GOAL_POINTS = 0.5  # int8 test accuracy at most this many points below 
 PERPLEXITY_GOAL_PERCENT = 2.0  # int8 test perplexity at most this many percent above float32
 CALIBRATION_BATCH_SIZE = 128
 TEST_BATCH_SIZE = 1000
+DEFAULT_HEADS = 4  # train_transformer_lm.py's --heads
 
 State = dict[str, Any]
 
@@ -238,21 +241,33 @@ def lstm_result(path: Path, args: argparse.Namespace) -> Result:
     return language_model_result("LSTM LM", build, path, splits, mean_loss)
 
 
+def transformer_heads(path: Path, given: int | None) -> tuple[int, str]:
+    """The transformer's number of attention heads and where it came from: --heads, the model.json that
+    train_transformer_lm.py writes next to its checkpoint, or the example's default."""
+    if given is not None:
+        return given, "--heads"
+    config = path.parent / "model.json"
+    if config.is_file():
+        return int(json.loads(config.read_text())["heads"]), str(config)
+    return DEFAULT_HEADS, f"no {config}: the example's default; --heads to change"
+
+
 def transformer_result(path: Path, args: argparse.Namespace) -> Result:
     state = model_state(path)
     vocab_size, dim = (int(n) for n in state["token_embedding.weight"].shape)
     context = int(state["positional_embedding.weight"].shape[0])
     layers = sum(1 for name in state if name.startswith("layers.") and name.endswith(".ln1.weight"))
     mlp = int(state["layers.0.mlp.0.weight"].shape[1])
+    heads, source = transformer_heads(path, args.heads)
     print(
-        f"  transformer language model: vocabulary {vocab_size}, dim {dim}, {layers} layers, {args.heads} heads "
-        f"(--heads), MLP {mlp}, context {context}"
+        f"  transformer language model: vocabulary {vocab_size}, dim {dim}, {layers} layers, {heads} heads "
+        f"({source}), MLP {mlp}, context {context}"
     )
     splits = ptb_splits(args, vocab_size)
     device = ndl.cpu()
 
     def build() -> nn.Module:
-        return nn.Transformer(vocab_size, dim, layers, args.heads, mlp, context, 0.0, device=device)
+        return nn.Transformer(vocab_size, dim, layers, heads, mlp, context, 0.0, device=device)
 
     def mean_loss(model: nn.Module) -> float:
         return train_transformer_lm.evaluate(model, splits.test, context, vocab_size, device)
@@ -307,7 +322,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--fashion-mnist", type=Path, default=train_mlp.DEFAULT_DATA, help="Fashion-MNIST folder")
     parser.add_argument("--ptb", type=Path, default=train_lstm_lm.DEFAULT_DATA, help="the models' PTB folder")
-    parser.add_argument("--heads", type=int, default=4, help="the transformer's attention heads (as trained)")
+    parser.add_argument("--heads", type=int, help="the transformer's attention heads (default: from model.json)")
     parser.add_argument("--bptt", type=int, default=35, help="the LSTM's evaluation window (train_lstm_lm's --bptt)")
     parser.add_argument("--calibration-batches", type=int, default=8, help="training batches for static scales")
     parser.add_argument("--percentile", type=float, default=99.99, help="the percentile observer's percentile")

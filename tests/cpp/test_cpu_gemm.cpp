@@ -331,6 +331,32 @@ TEST_P(CpuGemmKernel, DotPathForFewRowsAndTransposedB) {
   }
 }
 
+TEST_P(CpuGemmKernel, RowPathForOneRowAndRowMajorB) {
+  // One row of A times a B with contiguous rows streams B four rows at a time over blocks of columns: k in
+  // steps of four plus a tail, n across vector widths and across a block edge, A stepped or flipped, C
+  // column-major, and the same result at every thread count.
+  std::mt19937_64 rng(23);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (std::int64_t n : {1, 7, 8, 9, 31, 64, 65, 1000, 8192 + 37}) {
+      for (std::int64_t k : {1, 3, 4, 5, 8, 67}) {
+        std::vector<std::vector<double>> results;
+        const std::uint64_t seed = rng();
+        for (int threads : {1, 2, 3}) {
+          const GemmSettings settings(kernel(), threads);
+          std::mt19937_64 same(seed);  // the same inputs at every thread count
+          const Layout la = kLayouts[static_cast<std::size_t>(n + k) % 4 == 1 ? 0 : static_cast<std::size_t>(k) % 4];
+          results.push_back(check_product(same, dtype, {}, 1, k, n, la == Layout::ColumnMajor ? Layout::Stepped : la,
+                                          Layout::RowMajor, n % 2 == 1));
+        }
+        for (std::size_t i = 1; i < results.size(); ++i) {
+          EXPECT_TRUE(results[i] == results[0]) << "n " << n << " k " << k;
+        }
+      }
+    }
+    check_product(rng, dtype, {3}, 1, 129, 300, Layout::RowMajor, Layout::RowMajor, false);
+  }
+}
+
 TEST_P(CpuGemmKernel, DeterministicAcrossRunsAndThreadCounts) {
   struct Case {
     std::int64_t m, k, n;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "needle/core/threads.h"
 
@@ -167,6 +168,22 @@ void dot_kernel_portable(std::int64_t k, const T* a, std::int64_t rsa, const T* 
       c[i * rsc + j * csc] = sum;
     }
   }
+}
+
+// The portable row kernel: gemm.h's loops in the project's baseline instructions.
+template <typename T>
+void row_kernel_portable(std::int64_t k, const T* a, std::int64_t csa, const T* b, std::int64_t rsb, T* c,
+                         std::int64_t csc, std::int64_t cols) {
+  std::vector<T> block(static_cast<std::size_t>(cols));
+  row_times_matrix(k, a, csa, b, rsb, c, csc, cols, block.data());
+}
+
+template <typename T>
+RowKernel<T> choose_row_kernel() {
+#if defined(__x86_64__)
+  if (resolve_kernel() != GemmKernel::Portable && cpu_has_avx2()) return static_cast<RowKernel<T>>(&row_kernel_avx2);
+#endif
+  return &row_kernel_portable<T>;
 }
 
 template <typename T>
@@ -446,6 +463,20 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
     const std::int64_t out_stride = column ? rsc : csc;
     parallel_for(0, rows, parallel ? 1 : rows, [&](std::int64_t i0, std::int64_t i1) {
       gemv_rows(i1 - i0, k, matrix + i0 * matrix_rs, matrix_rs, vector, vector_stride, c + i0 * out_stride, out_stride);
+    });
+    return;
+  }
+  // One row times a B with contiguous rows: B streamed once, column blocks split over the threads.
+  if (m == 1 && csb == 1) {
+    const RowKernel<T> row = choose_row_kernel<T>();
+    // Each column's sum is the same whatever the blocks, so they may shrink to give every thread a share.
+    const std::int64_t threads = parallel ? get_num_threads() : 1;
+    const std::int64_t width = std::min(kRowBlockCols, ((n + threads - 1) / threads + 15) / 16 * 16);
+    parallel_for(0, (n + width - 1) / width, 1, [&](std::int64_t q0, std::int64_t q1) {
+      for (std::int64_t q = q0; q < q1; ++q) {
+        const std::int64_t j0 = q * width;
+        row(k, a, csa, b + j0, rsb, c + j0 * csc, csc, std::min(width, n - j0));
+      }
     });
     return;
   }

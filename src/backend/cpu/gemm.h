@@ -74,12 +74,53 @@ using DotKernel = void (*)(std::int64_t k, const T* a, std::int64_t rsa, const T
 constexpr std::int64_t kDotRows = 3;
 constexpr std::int64_t kDotCols = 4;
 
+// One row of A times a B with contiguous rows (x @ W with a row-major W: a linear layer's forward for one
+// sample, the decode step of generation): c[j * csc] = sum over p < k of a[p * csa] * b[p * rsb + j] for
+// j < cols, accumulated in p order. B is streamed row by row, four rows per pass over a block of c held in
+// cache, so it is read once, sequentially: the product is bound by memory bandwidth, as it should be.
+template <typename T>
+using RowKernel = void (*)(std::int64_t k, const T* a, std::int64_t csa, const T* b, std::int64_t rsb, T* c,
+                           std::int64_t csc, std::int64_t cols);
+// Columns of C per block of the row kernel (and per work item of its thread split): 32 KiB of float.
+constexpr std::int64_t kRowBlockCols = 8192;
+
+// The row kernel's loops, shared by the portable build (gemm.cpp) and the AVX2 + FMA build
+// (gemm_kernels_avx2.cpp), which inlines them into a function compiled for those instructions.
+template <typename T>
+[[gnu::always_inline]] inline void row_times_matrix(std::int64_t k, const T* a, std::int64_t csa, const T* b,
+                                                    std::int64_t rsb, T* c, std::int64_t csc, std::int64_t cols,
+                                                    T* block) {
+  for (std::int64_t j = 0; j < cols; ++j) block[j] = T(0);
+  std::int64_t p = 0;
+  for (; p + 4 <= k; p += 4) {
+    const T a0 = a[p * csa];
+    const T a1 = a[(p + 1) * csa];
+    const T a2 = a[(p + 2) * csa];
+    const T a3 = a[(p + 3) * csa];
+    const T* b0 = b + p * rsb;
+    const T* b1 = b0 + rsb;
+    const T* b2 = b1 + rsb;
+    const T* b3 = b2 + rsb;
+    for (std::int64_t j = 0; j < cols; ++j) block[j] = block[j] + a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+  }
+  for (; p < k; ++p) {
+    const T ap = a[p * csa];
+    const T* bp = b + p * rsb;
+    for (std::int64_t j = 0; j < cols; ++j) block[j] = block[j] + ap * bp[j];
+  }
+  for (std::int64_t j = 0; j < cols; ++j) c[j * csc] = block[j];
+}
+
 #if defined(__x86_64__)
 // AVX2 + FMA kernels (gemm_kernels_avx2.cpp), on Avx2Tile panels; call only where the CPU supports both.
 void dot_kernel_avx2(std::int64_t k, const float* a, std::int64_t rsa, const float* b, std::int64_t csb, float* c,
                      std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols);
 void dot_kernel_avx2(std::int64_t k, const double* a, std::int64_t rsa, const double* b, std::int64_t csb, double* c,
                      std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols);
+void row_kernel_avx2(std::int64_t k, const float* a, std::int64_t csa, const float* b, std::int64_t rsb, float* c,
+                     std::int64_t csc, std::int64_t cols);
+void row_kernel_avx2(std::int64_t k, const double* a, std::int64_t csa, const double* b, std::int64_t rsb, double* c,
+                     std::int64_t csc, std::int64_t cols);
 void micro_kernel_avx2(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
                        std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 void micro_kernel_avx2(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c, std::int64_t rsc,
