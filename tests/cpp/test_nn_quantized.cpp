@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "file_test_util.h"
@@ -43,7 +43,8 @@ std::pair<Vec, Vec> quantize_rows_on_host(const Vec& x, std::size_t rows, std::s
     const float scale = amax == 0.0F ? 1.0F : amax / 127.0F;
     const float inverse = amax == 0.0F ? 0.0F : 127.0F / amax;
     scales[r] = scale;
-    for (std::size_t c = 0; c < cols; ++c) values[r * cols + c] = quantize_value(static_cast<float>(x[r * cols + c]), inverse);
+    for (std::size_t c = 0; c < cols; ++c)
+      values[r * cols + c] = quantize_value(static_cast<float>(x[r * cols + c]), inverse);
   }
   return {values, scales};
 }
@@ -200,12 +201,18 @@ TEST_P(NnQuantized, QuantizedLayersHaveNoGradientAndCheckTheirInput) {
   const Tensor x(random_array({3, 4}, device, 1).astype(DType::Float32), /*requires_grad=*/true);
   const Tensor y = ops::summation((*quantized)(x));
   expect_error<RuntimeError>([&] { y.backward(); }, "quantized_linear: int8 layers are for inference");
-  expect_error<ValueError>([&] { (void)(*quantized)(Tensor(NDArray::ones({3, 5}, DType::Float32, device))); },
-                           "QuantizedLinear: expected input with last dimension 4, got shape (3, 5)");
+  expect_error<ValueError>(
+      [&] {
+        (void)(*quantized)(Tensor(NDArray::ones({3, 5}, DType::Float32, device)));
+      },
+      "QuantizedLinear: expected input with last dimension 4, got shape (3, 5)");
   nn::Conv conv(2, 3, 3, 1, true, device);
   const auto qconv = nn::QuantizedConv::from_conv(conv, 0.1);
-  expect_error<ValueError>([&] { (void)(*qconv)(Tensor(NDArray::ones({1, 3, 5, 5}, DType::Float32, device))); },
-                           "QuantizedConv: expected input with channels (dimension 1) 2, got shape (1, 3, 5, 5)");
+  expect_error<ValueError>(
+      [&] {
+        (void)(*qconv)(Tensor(NDArray::ones({1, 3, 5, 5}, DType::Float32, device)));
+      },
+      "QuantizedConv: expected input with channels (dimension 1) 2, got shape (1, 3, 5, 5)");
   expect_error<ValueError>(
       [&] { (void)nn::QuantizedLinear::from_weight(NDArray::ones({3}, DType::Float32, device), NDArray()); },
       "QuantizedLinear: expected a float weight (out, in)");
@@ -219,7 +226,10 @@ TEST(QuantizeWithScale, RoundsHalfToEvenClampsAndRejectsNan) {
   EXPECT_EQ(host(quantize_with_scale(x, 1.0)), (Vec{0, 2, 2, 0, -2, 127, 127, -127}));
   EXPECT_EQ(quantize_with_scale(x, 1.0).dtype(), DType::Int8);
   expect_error<ValueError>(
-      [] { (void)quantize_with_scale(NDArray::from_vector(std::vector<double>{1.0, NAN}, {2}), 1.0); }, "NaN");
+      [] {
+        (void)quantize_with_scale(NDArray::from_vector(std::vector<double>{1.0, NAN}, {2}), 1.0);
+      },
+      "NaN");
   expect_error<ValueError>([&] { (void)quantize_with_scale(x, 0.0); }, "scale must be finite and > 0");
   expect_error<TypeError>([] { (void)quantize_with_scale(NDArray::ones({2}, DType::Int32), 1.0); }, "float32");
 }
