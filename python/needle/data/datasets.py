@@ -73,7 +73,10 @@ class CppDataset(Dataset):
         """One sample for an int (negative counts from the end); for a slice or an integer array, the samples
         it selects stacked along a new first axis (``(images, labels)``), as NumPy indexing of each array."""
         if _is_single(index):
-            sample = tuple(a.numpy() for a in self._cpp[int(index)])  # type: ignore[arg-type]
+            position = int(index)  # type: ignore[arg-type]
+            if not -len(self) <= position < len(self):
+                raise IndexError(f"{type(self).__name__}: index {position} is out of range for {len(self)} samples")
+            sample = tuple(a.numpy()[position] for a in self._fields())  # rows of zero-copy views
             if self.transforms:
                 sample = (self._transform_image(sample[0]), *sample[1:])
             return sample
@@ -126,18 +129,6 @@ class MNISTDataset(CppDataset):
 
     def _fields(self) -> list[_core.NDArray]:
         return [self._flat_images, self._uint8_labels]
-
-    def __getitem__(self, index: Index) -> tuple[np.ndarray[Any, Any], ...]:
-        """As ``CppDataset``, in the course's layout: an int gives ((784,) image, uint8 label)."""
-        if not _is_single(index):
-            return super().__getitem__(index)
-        position = int(index)  # type: ignore[arg-type]
-        if not -len(self) <= position < len(self):
-            raise IndexError(f"MNISTDataset: index {position} is out of range for {len(self)} samples")
-        image, label = (a.numpy()[position] for a in self._fields())
-        if self.transforms:
-            image = self._transform_image(image)
-        return image, label
 
     def _transform_image(self, image: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         out = np.asarray(self.apply_transforms(image.reshape(self._image_shape)))
