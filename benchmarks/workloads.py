@@ -42,6 +42,7 @@ WORKLOADS = [f"sgemm{n}" for n in SGEMM_SIZES] + [
     "resnet9_step",
     "lstm_lm_step",
     "gpt_mini_step",
+    "cnn_fmnist_step",
     "tiny_add",
     "tiny_graph",
 ]
@@ -135,6 +136,26 @@ def needle_workload(name: str) -> Step:
         loss_fn = nn.SoftmaxLoss()
         opt = ndl.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         return train_step(model, opt, lambda: loss_fn(model(tokens).reshape((batch * context, vocab)), targets))
+    if name == "cnn_fmnist_step":
+        # The README's CNN: two conv 3x3 + BatchNorm + ReLU + 2x2 max-pool blocks on 28x28 images, then an MLP.
+        model = nn.Sequential(
+            nn.Conv(1, 16, 3),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv(16, 32, 3),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+        x, y = tensor(128, 1, 28, 28), labels(128, 10)
+        loss_fn = nn.SoftmaxLoss()
+        opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
+        return train_step(model, opt, lambda: loss_fn(model(x), y))
     if name == "tiny_add":
         a, b = tensor(1), tensor(1)
 
@@ -275,6 +296,24 @@ def torch_workload(name: str) -> Step:
         tokens, targets = torch.from_numpy(gen.integers(0, vocab, (batch, context))), labels(batch * context, vocab)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         return train_step(opt, lambda: nn.functional.cross_entropy(model(tokens).reshape(-1, vocab), targets))
+    if name == "cnn_fmnist_step":
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+        x, y = tensor(128, 1, 28, 28), labels(128, 10)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        return train_step(opt, lambda: nn.functional.cross_entropy(model(x), y))
     if name == "tiny_add":
         a, b = tensor(1), tensor(1)
 
