@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from workloads import find_torch_python, thread_env, torch_env
+from workloads import TorchWorker, find_torch_python, thread_env, torch_env
 
 DECODE_STEPS = 16  # cached decode steps timed, and tokens of the greedy agreement check
 LOGIT_TOLERANCE = 1e-4  # max |Needle - PyTorch| over the prompt's logits, relative to max(1, max |logit|)
@@ -349,37 +349,17 @@ def torch_worker() -> None:
         print(json.dumps(answer), flush=True)
 
 
-class TorchWorker:
+class GenerationWorker(TorchWorker):
+    """The PyTorch side of this script (its --torch-worker loop) in its own process."""
+
     def __init__(self, python: str, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [python, __file__, "--torch-worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        self.info = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the PyTorch worker exited (see its error above)")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        return self._read()
+        super().__init__(python, env, script=__file__)
 
     def warm(self, seconds: float) -> None:
         self.ask({"warm": seconds})
 
     def run(self, kind: str) -> float:
         return float(self.ask({"run": kind})["seconds"])
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait()
 
 
 # ---- one thread count, in a child process ---------------------------------------------------------------------
@@ -429,7 +409,7 @@ def run_thread_count(args: argparse.Namespace) -> None:
     if hasattr(ndl, "set_num_threads"):
         ndl.set_num_threads(threads)
     torch_python = find_torch_python(args.torch_python)
-    worker = TorchWorker(torch_python, torch_env()) if torch_python else None
+    worker = GenerationWorker(torch_python, torch_env()) if torch_python else None
     # As in workloads.py: with several threads, pause before each turn until the other library's threads
     # sleep, then wake this one's for 0.1 s with untimed forwards.
     settle = args.settle if args.settle is not None else (0.25 if threads > 1 else 0.0)

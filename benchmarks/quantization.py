@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from workloads import find_torch_python, thread_env, torch_env
+from workloads import TorchWorker, find_torch_python, thread_env, torch_env
 
 VARIANTS = ("float32", "int8")
 OPS_PER_REP = 4e8  # a repetition repeats the forward until it has done about this many operations
@@ -208,33 +208,14 @@ def torch_worker(per_channel: bool) -> None:
         print(json.dumps(answer), flush=True)
 
 
-class TorchWorker:
+class QuantizationWorker(TorchWorker):
+    """The PyTorch side of this script (its --torch-worker loop) in its own process."""
+
     def __init__(self, python: str, env: dict[str, str], per_channel: bool) -> None:
-        command = [python, __file__, "--torch-worker"] + (["--torch-per-channel"] if per_channel else [])
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.info = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the PyTorch worker exited (see its error above)")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        return self._read()
+        super().__init__(python, env, script=__file__, extra_args=("--torch-per-channel",) if per_channel else ())
 
     def run(self, variant: str) -> float:
         return float(self.ask({"run": variant})["seconds"])
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait()
 
 
 # ---- checks ----------------------------------------------------------------------------------------------------
@@ -276,7 +257,7 @@ def run_thread_count(args: argparse.Namespace) -> None:
     if hasattr(ndl, "set_num_threads"):
         ndl.set_num_threads(threads)
     torch_python = find_torch_python(args.torch_python)
-    worker = TorchWorker(torch_python, torch_env(), args.torch_per_channel) if torch_python else None
+    worker = QuantizationWorker(torch_python, torch_env(), args.torch_per_channel) if torch_python else None
     if worker is not None:
         print(json.dumps({"torch_info": worker.info}), flush=True)
     # As in workloads.py: with several threads, pause before each turn until the other library's threads

@@ -357,9 +357,18 @@ def torch_worker() -> None:
 
 
 class TorchWorker:
-    def __init__(self, python: str, env: dict[str, str]) -> None:
+    """`script --torch-worker [extra_args]` under the PyTorch interpreter, driven one JSON line per command
+    (this file's worker by default; the other benchmark scripts start their own through it)."""
+
+    def __init__(
+        self, python: str, env: dict[str, str], script: str = __file__, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.process = subprocess.Popen(
-            [python, __file__, "--torch-worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            [python, script, "--torch-worker", *extra_args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.info = self._read()
 
