@@ -28,11 +28,13 @@ MAY_USE: dict[str, set[str]] = {
     "data": {"vocabulary", "array"},
     "io": {"vocabulary", "array", "nn", "autograd"},
     "debug": {"vocabulary", "backend_api", "array", "autograd", "ops", "debug_hooks"},
+    # Process groups and data parallelism: collectives on arrays, gradient hooks, wrapped modules.
+    "dist": {"vocabulary", "array", "autograd", "ops", "nn"},
     "debug_hooks": {"vocabulary", "array", "autograd"},
 }
 
 # Layers above the array layer reach kernels only through array functions, never through a Backend.
-ABOVE_ARRAY = {"autograd", "ops", "nn", "optim", "data", "io"}
+ABOVE_ARRAY = {"autograd", "ops", "nn", "optim", "data", "io", "dist"}
 BACKEND_CALL = re.compile(r"\b(backend_for|builtin_backend_for)\s*\(")
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)

@@ -158,7 +158,36 @@ void gradient_outputs_of(const Tensor& node, std::vector<Tensor>& outputs) {
 
 }  // namespace
 
+namespace {
+
+// The callbacks queued during the backward pass running on this thread (null outside one). Each pass has
+// its own list, so a backward run from a hook does not run the outer pass's callbacks.
+thread_local std::vector<std::function<void()>>* t_end_callbacks = nullptr;
+
+// Runs a leaf's post-accumulate-grad hooks once its gradient is complete.
+void run_grad_hooks(const Tensor& leaf) {
+  if (leaf.impl()->grad_hooks.empty()) return;
+  // A copy: a hook may register or remove hooks.
+  const auto hooks = leaf.impl()->grad_hooks;
+  for (const auto& [id, hook] : hooks) hook(leaf);
+}
+
+}  // namespace
+
+void queue_callback(std::function<void()> callback) {
+  NEEDLE_CHECK(t_end_callbacks != nullptr, RuntimeError,
+               "queue_callback: no backward pass is running on this thread (call it from a gradient hook)");
+  t_end_callbacks->push_back(std::move(callback));
+}
+
 void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, bool create_graph) {
+  std::vector<std::function<void()>> end_callbacks;
+  std::vector<std::function<void()>>* const outer_callbacks = t_end_callbacks;
+  t_end_callbacks = &end_callbacks;
+  struct RestoreCallbacks {
+    std::vector<std::function<void()>>* outer;
+    ~RestoreCallbacks() { t_end_callbacks = outer; }
+  } restore{outer_callbacks};
   const debug::detail::BackwardScope debug_scope;  // tracing and anomaly mode see the whole backward pass
   NEEDLE_CHECK(output.defined(), RuntimeError, "backward: called on an undefined tensor");
   check_not_released(output);
@@ -210,6 +239,7 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
       if (output.requires_grad() && (output.is_leaf() || !create_graph)) {
         const Tensor previous = output.grad();
         output.impl()->grad = (previous.defined() ? ops::add(previous, out_grads[j]) : out_grads[j]).impl();
+        if (output.is_leaf()) run_grad_hooks(output);
       }
     }
     if (!any_grad || node.is_leaf()) {
@@ -243,6 +273,11 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
     if (release) {
       for (const Tensor& output : outputs) release_node(*output.impl());
     }
+  }
+  // Callbacks may queue more callbacks: index, not iterators.
+  for (std::size_t i = 0; i < end_callbacks.size(); ++i) {
+    std::function<void()> callback = std::move(end_callbacks[i]);
+    callback();
   }
 }
 

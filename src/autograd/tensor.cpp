@@ -243,6 +243,21 @@ void Tensor::backward(const Tensor& out_grad, bool retain_graph, bool create_gra
   autograd::backward(*this, out_grad, retain_graph, create_graph);
 }
 
+std::uint64_t Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const {
+  NEEDLE_CHECK(defined() && is_leaf(), TypeError,
+               "register_post_accumulate_grad_hook: only a leaf tensor (a parameter) accumulates a gradient, got ",
+               describe());
+  static std::atomic<std::uint64_t> next_id{1};
+  const std::uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
+  impl_->grad_hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void Tensor::remove_post_accumulate_grad_hook(std::uint64_t id) const {
+  if (!defined()) return;
+  std::erase_if(impl_->grad_hooks, [id](const auto& entry) { return entry.first == id; });
+}
+
 std::string Tensor::describe() const {
   if (!defined()) return "Tensor(undefined)";
   return str("Tensor(shape=", shape_str(shape()), ", dtype=", dtype_name(dtype()), ", device=", device(),

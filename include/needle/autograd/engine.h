@@ -1,6 +1,7 @@
 // Reverse-mode differentiation over the recorded graph.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "needle/autograd/tensor.h"
@@ -13,5 +14,11 @@ std::vector<Tensor> topological_order(const std::vector<Tensor>& outputs);
 
 // The work behind Tensor::backward (see there).
 void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, bool create_graph);
+
+// Queues `callback` to run once the backward pass now running on this thread has handled every node
+// (PyTorch's queue_callback): how a gradient hook says "and when backward is over, do this" (wait for the
+// all-reduces the hooks started). RuntimeError outside a backward pass. Callbacks run in queue order; if
+// backward fails before its end, they are dropped.
+void queue_callback(std::function<void()> callback);
 
 }  // namespace needle::autograd

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,13 @@ class Tensor {
   // the backward pass itself is recorded, so gradients can be differentiated again.
   void backward(const Tensor& out_grad = Tensor(), bool retain_graph = false, bool create_graph = false) const;
 
+  // Calls `hook(tensor)` each time a backward pass has finished accumulating this leaf's gradient into
+  // grad() (PyTorch's post-accumulate-grad hook): the gradient is final for that pass, even while backward
+  // goes on through the rest of the graph. DistributedDataParallel starts its all-reduces from here.
+  // Returns an id for remove_post_accumulate_grad_hook. TypeError on a non-leaf tensor.
+  std::uint64_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const;
+  void remove_post_accumulate_grad_hook(std::uint64_t id) const;
+
   // "Tensor(shape=(2, 3), dtype=float32, device=cpu, requires_grad=true, op=add)".
   [[nodiscard]] std::string describe() const;
 
@@ -108,6 +116,8 @@ struct TensorImpl {
   // leaves and for ops that save nothing).
   std::vector<SavedVersion> saved_versions;
   std::shared_ptr<TensorImpl> grad;
+  // Tensor::register_post_accumulate_grad_hook's hooks, with their ids.
+  std::vector<std::pair<std::uint64_t, std::function<void(const Tensor&)>>> grad_hooks;
   // Set when backward() released this node's graph links, so a second backward can say so.
   std::string released_op_name;
   // What the debugging tools recorded when this tensor was created (its call site), or null when no tool
