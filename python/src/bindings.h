@@ -98,6 +98,7 @@ void bind_data(nb::module_& m);
 void bind_io(nb::module_& m);
 void bind_debug(nb::module_& m);
 void bind_threads(nb::module_& m);
+void bind_dist(nb::module_& m);
 
 }  // namespace needle::python
 

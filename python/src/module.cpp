@@ -58,4 +58,5 @@ NB_MODULE(_core, m) {
   bind_io(m);
   bind_debug(m);
   bind_threads(m);
+  bind_dist(m);
 }

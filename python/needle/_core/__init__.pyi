@@ -2165,3 +2165,136 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The number of threads the cpu kernels use."""
+
+class Work:
+    """A collective in flight (async_op=True)."""
+
+    @property
+    def completed(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> None:
+        """
+        Blocks until the collective completed; RuntimeError after `timeout` seconds (default: NEEDLE_DIST_TIMEOUT or 300) or when it failed.
+        """
+
+class ProcessGroup:
+    """The ranks of this job and the collectives between them."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def local_rank(self) -> int: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    def all_reduce(self, array: NDArray, op: str = 'sum', async_op: bool = False) -> object:
+        """Reduces `array` over the ranks in place ('sum', 'average' or 'max')."""
+
+    def broadcast(self, array: NDArray, root: int = 0, async_op: bool = False) -> object:
+        """Copies rank `root`'s `array` into every rank's."""
+
+    def all_gather_into(self, output: NDArray, input: NDArray, async_op: bool = False) -> object:
+        """Every rank's `input` into `output` of shape (size, *input.shape)."""
+
+    def reduce_scatter_into(self, output: NDArray, input: NDArray, op: str = 'sum', async_op: bool = False) -> object:
+        """
+        `input` (size * n, ...) reduced over the ranks; this rank's block of n rows into `output`.
+        """
+
+    def barrier(self, async_op: bool = False) -> object:
+        """Returns once every rank has called barrier()."""
+
+def dist_init() -> ProcessGroup:
+    """
+    The process group of this job, set up from the launcher's environment on the first call.
+    """
+
+def dist_is_initialized() -> bool: ...
+
+def dist_shutdown() -> None:
+    """Runs the queued collectives, stops the group and finalizes MPI."""
+
+def dist_abort(message: str, exit_code: int = 1) -> None:
+    """Ends every rank of the job (MPI_Abort) after printing `message`."""
+
+def dist_mpi_available() -> bool: ...
+
+def dist_nccl_available() -> bool: ...
+
+def dist_broadcast_from_rank0(named_tensors: Sequence[tuple[str, Tensor]], what: str) -> None:
+    """
+    Checks every rank has the same (name, dtype, shape) list, then copies rank 0's values into every rank's.
+    """
+
+class GradientReducer:
+    """Averages gradients over the ranks in buckets started during backward."""
+
+    def __init__(self, named_parameters: Sequence[tuple[str, Tensor]], bucket_cap_mb: float = 25.0, find_unused_parameters: bool = False) -> None: ...
+
+    @property
+    def sync(self) -> bool:
+        """False inside no_sync(): backward only accumulates local gradients."""
+
+    @sync.setter
+    def sync(self, arg: bool, /) -> None: ...
+
+    def bucket_names(self) -> list[list[str]]:
+        """The parameter names of each bucket, in launch order."""
+
+    def stats(self) -> dict[str, float]:
+        """
+        Communication statistics: per-step bytes and buckets, all-reduce and waiting seconds, hidden fraction.
+        """
+
+    def last_timeline(self) -> tuple:
+        """
+        ([(queued, started, finished) per bucket], backward_end) of the last step, steady-clock seconds.
+        """
+
+class DistributedSampler:
+    def __init__(self, dataset_size: int, num_replicas: int = -1, rank: int = -1, shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    def indices(self) -> list[int]:
+        """This rank's indices for the current epoch."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def num_replicas(self) -> int: ...
+
+    @property
+    def rank(self) -> int: ...
+
+class SyncBatchNorm(Module):
+    def __init__(self, dim: int, eps: float = 1e-05, momentum: float = 0.1, device: Device | None = None, dtype: str | None = None) -> None: ...
+
+    @property
+    def num_features(self) -> int: ...
+
+    @property
+    def eps(self) -> float: ...
+
+    @property
+    def momentum(self) -> float: ...
+
+    @property
+    def weight(self) -> Tensor: ...
+
+    @property
+    def bias(self) -> Tensor: ...
+
+    @property
+    def running_mean(self) -> Tensor: ...
+
+    @property
+    def running_var(self) -> Tensor: ...

@@ -20,7 +20,7 @@ gradient (inputs, not parameters), on ``device`` when given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ class DataLoader:
         num_workers: int = 0,
         *,
         device: DeviceLike = None,
+        sampler: Iterable[int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
@@ -55,9 +56,13 @@ class DataLoader:
         self.drop_last = drop_last
         self.num_workers = num_workers
         self.device = None if device is None else as_device(device)
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True cannot be combined (the sampler sets the order)")
+        # Which indices an epoch reads, in order (a DistributedSampler's shard): every index once otherwise.
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.sampler) if isinstance(self.sampler, Sized) else len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _tensor(self, array: NDArray) -> Tensor:
@@ -73,6 +78,8 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         # Drawn here, when the iteration starts (not at the first batch): the course's order of draws.
+        if self.sampler is not None:
+            return self._epoch(np.fromiter(iter(self.sampler), dtype=np.int64))
         order = np.random.permutation(len(self.dataset)) if self.shuffle else None  # noqa: NPY002 (the course's)
         return self._epoch(order)
 
