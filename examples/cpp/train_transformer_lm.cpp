@@ -30,42 +30,6 @@ using needle::Tensor;
 namespace nn = needle::nn;
 namespace data = needle::data;
 
-namespace {
-
-constexpr std::int64_t kEvalBatchSize = 10;
-
-// get_batch's (seq, batch) window turned into the transformer's (batch, seq) input, and the targets in the
-// same order as the logits reshaped to (batch * seq, vocab).
-std::pair<Tensor, Tensor> batch_first(const NDArray& batches, std::int64_t i, std::int64_t seq_len) {
-  const auto [x, y] = data::get_batch(batches, i, seq_len);
-  const std::int64_t length = x.shape()[0];
-  const std::int64_t batch = x.shape()[1];
-  const NDArray inputs = x.permute({1, 0}).compact();
-  const NDArray targets = y.reshape({length, batch}).permute({1, 0}).compact().reshape({length * batch});
-  return {Tensor(inputs), Tensor(targets)};
-}
-
-// Mean cross entropy per token over `ids` cut into windows of seq_len words (each window starts without
-// context, as in training).
-double evaluate(nn::Transformer& model, const std::vector<std::int64_t>& ids, std::int64_t seq_len) {
-  model.eval();
-  const needle::NoGradGuard no_grad;
-  const NDArray batches = data::batchify(ids, kEvalBatchSize);
-  nn::SoftmaxLoss loss_fn;
-  double total = 0.0;
-  std::int64_t tokens = 0;
-  for (std::int64_t i = 0; i < batches.shape()[0] - 1; i += seq_len) {
-    const auto [x, y] = batch_first(batches, i, seq_len);
-    const std::int64_t n = y.shape()[0];
-    const Tensor logits = needle::ops::reshape(model(x), {n, model.vocab_size()});
-    total += loss_fn(logits, y).value().item().to<double>() * static_cast<double>(n);
-    tokens += n;
-  }
-  return tokens > 0 ? total / static_cast<double>(tokens) : std::numeric_limits<double>::quiet_NaN();
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   try {
     const examples::Args args(argc, argv, "train_transformer_lm",
@@ -141,7 +105,7 @@ int main(int argc, char** argv) {
       examples::Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), steps_per_epoch,
                                   "tokens");
       for (const std::int64_t i : positions) {
-        const auto [x, y] = batch_first(train_batches, i, seq_len);
+        const auto [x, y] = examples::batch_first(train_batches, i, seq_len);
         const Tensor logits = needle::ops::reshape(model(x), {y.shape()[0], splits.vocab_size});
         const Tensor loss = loss_fn(logits, y);
         optimizer.reset_grad();
@@ -155,7 +119,7 @@ int main(int argc, char** argv) {
       const double seconds = progress.seconds();
       const double train_loss = progress.mean_loss();
       const double speed = static_cast<double>(progress.samples()) / seconds;
-      eval_loss = evaluate(model, splits.eval, seq_len);
+      eval_loss = examples::evaluate_language_model(model, splits.eval, seq_len);
       std::printf("epoch %d: train loss %.4f (ppl %.1f) | %s loss %.4f ppl %.1f | %.1f s, %.0f tokens/s\n", epoch + 1,
                   train_loss, std::exp(train_loss), splits.eval_name.c_str(), eval_loss, std::exp(eval_loss), seconds,
                   speed);
@@ -172,7 +136,7 @@ int main(int argc, char** argv) {
     std::printf("metrics: %s; checkpoint: %s\n", metrics.path().c_str(), checkpoint.c_str());
     // The per-epoch evaluation already ran on the test text when there is no separate validation text.
     const double test_loss =
-        splits.eval_is_test && !std::isnan(eval_loss) ? eval_loss : evaluate(model, splits.test, seq_len);
+        splits.eval_is_test && !std::isnan(eval_loss) ? eval_loss : examples::evaluate_language_model(model, splits.test, seq_len);
     const double test_ppl = std::exp(test_loss);
     const double unigram = examples::unigram_perplexity(splits.train, splits.test, splits.vocab_size);
     // Lower perplexity is better: say by what factor the model beats (or trails) the baseline.

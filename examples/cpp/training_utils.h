@@ -320,6 +320,39 @@ inline LanguageSplits language_splits(const std::filesystem::path& folder) {
   return s;
 }
 
+// get_batch's (seq, batch) window turned into the transformer's (batch, seq) input, and the targets in the
+// same order as the logits reshaped to (batch * seq, vocab).
+inline std::pair<needle::Tensor, needle::Tensor> batch_first(const needle::NDArray& batches, std::int64_t i,
+                                                             std::int64_t seq_len) {
+  const auto [x, y] = needle::data::get_batch(batches, i, seq_len);
+  const std::int64_t length = x.shape()[0];
+  const std::int64_t batch = x.shape()[1];
+  const needle::NDArray inputs = x.permute({1, 0}).compact();
+  const needle::NDArray targets = y.reshape({length, batch}).permute({1, 0}).compact().reshape({length * batch});
+  return {needle::Tensor(inputs), needle::Tensor(targets)};
+}
+
+// A transformer language model's mean cross entropy per token over `ids` cut into windows of seq_len words
+// (each window starts without context, as in training); leaves the model in eval mode.
+inline double evaluate_language_model(needle::nn::Transformer& model, const std::vector<std::int64_t>& ids,
+                                      std::int64_t seq_len) {
+  constexpr std::int64_t kEvalBatchSize = 10;
+  model.eval();
+  const needle::NoGradGuard no_grad;
+  const needle::NDArray batches = needle::data::batchify(ids, kEvalBatchSize);
+  needle::nn::SoftmaxLoss loss_fn;
+  double total = 0.0;
+  std::int64_t tokens = 0;
+  for (std::int64_t i = 0; i < batches.shape()[0] - 1; i += seq_len) {
+    const auto [x, y] = batch_first(batches, i, seq_len);
+    const std::int64_t n = y.shape()[0];
+    const needle::Tensor logits = needle::ops::reshape(model(x), {n, model.vocab_size()});
+    total += loss_fn(logits, y).value().item().to<double>() * static_cast<double>(n);
+    tokens += n;
+  }
+  return tokens > 0 ? total / static_cast<double>(tokens) : std::numeric_limits<double>::quiet_NaN();
+}
+
 // Perplexity on `test` of the unigram model fitted on `train`'s word counts, add-one smoothed over the
 // whole vocabulary: the baseline a language model has to beat.
 inline double unigram_perplexity(const std::vector<std::int64_t>& train, const std::vector<std::int64_t>& test,

@@ -180,9 +180,10 @@ def test_ddp_reports_parameters_without_gradient() -> None:
             return self.used(x)
 
     x = ndl.Tensor(np.ones((1, 2)), dtype="float64")
+    ddp = dist.DistributedDataParallel(TwoHeads())
+    loss = ddp(x).sum()
     with pytest.raises(RuntimeError, match=r"'unused.weight'.*find_unused_parameters"):
-        ddp = dist.DistributedDataParallel(TwoHeads())
-        ddp(x).sum().backward()
+        loss.backward()
     model = TwoHeads()
     ddp = dist.DistributedDataParallel(model, find_unused_parameters=True)
     ddp(x).sum().backward()
@@ -226,3 +227,47 @@ def test_sync_batch_norm_of_one_rank_is_batch_norm() -> None:
             sync(ndl.Tensor(x, dtype="float64")).numpy(), reference(ndl.Tensor(x, dtype="float64")).numpy(), atol=1e-12
         )
     np.testing.assert_allclose(sync.running_mean.numpy(), reference.running_mean.numpy(), atol=1e-12)
+
+
+# ---- the examples: examples/python/train_ddp.py and examples/cpp/train_ddp, 2 ranks, tiny data ----------
+
+REPO = Path(__file__).resolve().parents[2]
+CPP_EXAMPLE = REPO / "build" / "release" / "examples" / "cpp" / "train_ddp"
+
+
+def example_command(kind: str, tmp_path: Path, model: str) -> list[str]:
+    from test_examples_language import write_ptb
+    from test_examples_vision import write_fashion_mnist
+
+    if model == "mlp":
+        data = ["--data", str(write_fashion_mnist(tmp_path / "fmnist", n_train=64, n_test=16)), "--batch-size", "16"]
+    else:
+        folder = write_ptb(tmp_path / "ptb", ("valid", "test"))
+        data = ["--lm-data" if kind == "python" else "--data", str(folder), "--max-steps", "3"]
+        data += ["--lm-epochs", "1"] if kind == "python" else []
+    program = (
+        [sys.executable, str(REPO / "examples" / "python" / "train_ddp.py")] if kind == "python" else [str(CPP_EXAMPLE)]
+    )
+    return [*program, "--model", model, "--epochs", "1", "--threads", "1", "--out", str(tmp_path / "out"), *data]
+
+
+@needs_mpi
+@pytest.mark.parametrize("model", ["mlp", "transformer"])
+@pytest.mark.parametrize("kind", ["python", "cpp"])
+def test_train_ddp_examples_run_on_two_ranks(tmp_path: Path, kind: str, model: str) -> None:
+    if kind == "cpp" and not CPP_EXAMPLE.exists():
+        pytest.skip(f"{CPP_EXAMPLE} is not built (scripts/test.sh builds it)")
+    assert MPIRUN is not None
+    command = [MPIRUN, "-np", "2", "--oversubscribe", "--bind-to", "none", *example_command(kind, tmp_path, model)]
+    env = {
+        **os.environ,
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "NEEDLE_DIST_TIMEOUT": "60",
+    }
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "final test accuracy" in output if model == "mlp" else "final test perplexity" in output
+    assert "rank 1:" in output  # every rank's timing line
+    assert (tmp_path / "out" / "checkpoint.safetensors").exists()

@@ -119,6 +119,7 @@ class DistributedDataParallel : public nn::Module {
   [[nodiscard]] std::string name() const override { return "DistributedDataParallel"; }
   [[nodiscard]] const std::shared_ptr<nn::Module>& module() const { return module_; }
   [[nodiscard]] GradientReducer& reducer() { return *reducer_; }
+  [[nodiscard]] const GradientReducer& reducer() const { return *reducer_; }
   [[nodiscard]] ProcessGroup& group() { return group_; }
 
   // Gradient accumulation: backward passes inside the guard's lifetime are not synchronized.
