@@ -15,6 +15,11 @@ command -v clang-tidy >/dev/null || missing+=(clang-tidy)
 [ -f /usr/include/benchmark/benchmark.h ] || missing+=(libbenchmark-dev)
 [ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 command -v dot >/dev/null || missing+=(graphviz)  # renders needle.viz graphs; its DOT test uses it
+# Multi-process training (needle::dist) runs over OpenMPI; its tests launch ranks with mpirun, and the
+# network test joins two network namespaces with `ip`.
+command -v mpirun >/dev/null || missing+=(openmpi-bin)
+command -v mpicc >/dev/null || missing+=(libopenmpi-dev)  # mpi.h and the libraries
+command -v ip >/dev/null || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""
