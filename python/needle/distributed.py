@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from needle import _core
 from needle._core import NDArray, Tensor
@@ -136,17 +136,17 @@ def _array(value: Tensor | NDArray, what: str) -> NDArray:
 
 def all_reduce(tensor: Tensor | NDArray, op: str = ReduceOp.SUM, async_op: bool = False) -> Work | None:
     """Reduces ``tensor`` over the ranks, in place: ``"sum"``, ``"average"`` or ``"max"``."""
-    return init().all_reduce(_array(tensor, "all_reduce"), op, async_op)
+    return cast("Work | None", init().all_reduce(_array(tensor, "all_reduce"), op, async_op))
 
 
 def broadcast(tensor: Tensor | NDArray, src: int = 0, async_op: bool = False) -> Work | None:
     """Copies rank ``src``'s ``tensor`` into every rank's, in place."""
-    return init().broadcast(_array(tensor, "broadcast"), src, async_op)
+    return cast("Work | None", init().broadcast(_array(tensor, "broadcast"), src, async_op))
 
 
 def barrier(async_op: bool = False) -> Work | None:
     """Returns once every rank has called it."""
-    return init().barrier(async_op)
+    return cast("Work | None", init().barrier(async_op))
 
 
 def all_gather(tensor: Tensor | NDArray) -> Tensor | NDArray:

@@ -2,10 +2,12 @@
 // DistributedDataParallel, DistributedSampler and SyncBatchNorm (include/needle/dist).
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/tuple.h>
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "needle/dist/ddp.h"
 #include "needle/dist/process_group.h"
@@ -67,7 +69,8 @@ void bind_process_group(nb::module_& m) {
           [](ProcessGroup& g, const NDArray& array, int root, bool async_op) {
             return finish(g.broadcast_async(array, root), async_op);
           },
-          nb::arg("array"), nb::arg("root") = 0, nb::arg("async_op") = false, "Copies rank `root`'s `array` into every rank's.")
+          nb::arg("array"), nb::arg("root") = 0, nb::arg("async_op") = false,
+          "Copies rank `root`'s `array` into every rank's.")
       .def(
           "all_gather_into",
           [](ProcessGroup& g, const NDArray& output, const NDArray& input, bool async_op) {
@@ -126,24 +129,21 @@ void bind_reducer(nb::module_& m) {
           "stats",
           [](const dist::GradientReducer& r) {
             const dist::CommStats s = r.stats();
-            return std::map<std::string, double>{{"steps", static_cast<double>(s.steps)},
-                                                 {"buckets", static_cast<double>(s.buckets)},
-                                                 {"bytes", static_cast<double>(s.bytes)},
-                                                 {"last_comm_seconds", s.last_comm_seconds},
-                                                 {"last_wait_seconds", s.last_wait_seconds},
-                                                 {"total_comm_seconds", s.total_comm_seconds},
-                                                 {"total_wait_seconds", s.total_wait_seconds},
-                                                 {"hidden_fraction", s.hidden_fraction()}};
+            return std::map<std::string, double>{
+                {"steps", static_cast<double>(s.steps)},      {"buckets", static_cast<double>(s.buckets)},
+                {"bytes", static_cast<double>(s.bytes)},      {"last_comm_seconds", s.last_comm_seconds},
+                {"last_wait_seconds", s.last_wait_seconds},   {"total_comm_seconds", s.total_comm_seconds},
+                {"total_wait_seconds", s.total_wait_seconds}, {"hidden_fraction", s.hidden_fraction()}};
           },
           "Communication statistics: per-step bytes and buckets, all-reduce and waiting seconds, hidden fraction.")
       .def(
           "last_timeline",
           [](const dist::GradientReducer& r) {
-            nb::list buckets;
+            std::vector<std::tuple<double, double, double>> buckets;
             for (const dist::WorkTiming& t : r.last_timeline().buckets) {
-              buckets.append(nb::make_tuple(t.queued_at, t.started_at, t.finished_at));
+              buckets.emplace_back(t.queued_at, t.started_at, t.finished_at);
             }
-            return nb::make_tuple(buckets, r.last_timeline().backward_end);
+            return std::make_pair(buckets, r.last_timeline().backward_end);
           },
           "([(queued, started, finished) per bucket], backward_end) of the last step, steady-clock seconds.");
 }
@@ -162,10 +162,10 @@ void bind_sampler_and_layers(nb::module_& m) {
   nb::class_<dist::SyncBatchNorm, nn::Module>(m, "SyncBatchNorm")
       .def(
           "__init__",
-          [](dist::SyncBatchNorm* self, std::int64_t dim, double eps, double momentum, const std::optional<Device>& device,
-             const std::optional<DTypeLike>& dtype) {
-            new (self)
-                dist::SyncBatchNorm(dim, eps, momentum, device_or_default(device), to_dtype(dtype).value_or(kDefaultFloat));
+          [](dist::SyncBatchNorm* self, std::int64_t dim, double eps, double momentum,
+             const std::optional<Device>& device, const std::optional<DTypeLike>& dtype) {
+            new (self) dist::SyncBatchNorm(dim, eps, momentum, device_or_default(device),
+                                           to_dtype(dtype).value_or(kDefaultFloat));
           },
           nb::arg("dim"), nb::arg("eps") = 1e-5, nb::arg("momentum") = 0.1, nb::arg("device") = nb::none(),
           nb::arg("dtype") = nb::none())

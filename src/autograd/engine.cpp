@@ -274,8 +274,8 @@ void backward(const Tensor& output, const Tensor& out_grad, bool retain_graph, b
       for (const Tensor& output : outputs) release_node(*output.impl());
     }
   }
-  // Callbacks may queue more callbacks: index, not iterators.
-  for (std::size_t i = 0; i < end_callbacks.size(); ++i) {
+  // Callbacks may queue more callbacks, which would invalidate iterators: index.
+  for (std::size_t i = 0; i < end_callbacks.size(); ++i) {  // NOLINT(modernize-loop-convert)
     std::function<void()> callback = std::move(end_callbacks[i]);
     callback();
   }

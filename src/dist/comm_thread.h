@@ -53,8 +53,7 @@ class CommThread {
   CommThread& operator=(const CommThread&) = delete;
 
   // Queues `run` (communication thread) with `finish` (waiter) and returns its handle.
-  std::shared_ptr<Work> submit(std::string description, std::function<void()> run,
-                               std::function<void()> finish = {});
+  std::shared_ptr<Work> submit(std::string description, std::function<void()> run, std::function<void()> finish = {});
   // Runs what is queued, then stops the thread. Idempotent.
   void stop();
 

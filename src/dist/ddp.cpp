@@ -1,11 +1,12 @@
 // DistributedDataParallel's wrapping: the same model on every rank (checked), rank 0's values everywhere,
 // then a GradientReducer on its parameters.
+#include "needle/dist/ddp.h"
+
 #include <algorithm>
 #include <cstring>
 #include <sstream>
 
 #include "needle/core/error.h"
-#include "needle/dist/ddp.h"
 
 namespace needle::dist {
 
@@ -67,8 +68,8 @@ void broadcast_from_rank0(ProcessGroup& group, const std::vector<std::pair<std::
     while (i < reference.size() && i < other.size() && reference[i] == other[i]) ++i;
     const std::string on0 = i < reference.size() ? "'" + reference[i] + "'" : "nothing more";
     const std::string onr = i < other.size() ? "'" + other[i] + "'" : "nothing more";
-    throw RuntimeError(str("DistributedDataParallel: the ranks' models differ (every rank must build the same ",
-                           what, "): entry ", i, " is ", on0, " on rank 0 but ", onr, " on rank ", r,
+    throw RuntimeError(str("DistributedDataParallel: the ranks' models differ (every rank must build the same ", what,
+                           "): entry ", i, " is ", on0, " on rank 0 but ", onr, " on rank ", r,
                            " (entries are 'name dtype shape'); rank 0 has ", reference.size(), ", rank ", r, " has ",
                            other.size()));
   }

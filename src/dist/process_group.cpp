@@ -73,16 +73,16 @@ void check_reduce_op(std::string_view collective, const NDArray& array, ReduceOp
 }
 
 void check_root(int root, int size) {
-  NEEDLE_CHECK(root >= 0 && root < size, IndexError, "broadcast: root ", root, " is not a rank of this group of ",
-               size, " ranks");
+  NEEDLE_CHECK(root >= 0 && root < size, IndexError, "broadcast: root ", root, " is not a rank of this group of ", size,
+               " ranks");
 }
 
 void check_all_gather(const NDArray& output, const NDArray& input, int size) {
   Shape expected{size};
   expected.insert(expected.end(), input.shape().begin(), input.shape().end());
   NEEDLE_CHECK(output.shape() == expected, ValueError, "all_gather: output of shape ", shape_str(output.shape()),
-               " cannot hold ", size, " inputs of shape ", shape_str(input.shape()), " (expected ",
-               shape_str(expected), ")");
+               " cannot hold ", size, " inputs of shape ", shape_str(input.shape()), " (expected ", shape_str(expected),
+               ")");
   NEEDLE_CHECK(output.dtype() == input.dtype(), TypeError, "all_gather: output is ", dtype_name(output.dtype()),
                " but the input is ", dtype_name(input.dtype()));
   NEEDLE_CHECK(output.device() == input.device(), RuntimeError, "all_gather: output is on ", output.device(),
@@ -96,10 +96,10 @@ void check_reduce_scatter(const NDArray& output, const NDArray& input, int size)
                "), got shape ", shape_str(input.shape()));
   expected[0] /= size;
   NEEDLE_CHECK(output.shape() == expected, ValueError, "reduce_scatter: output has shape ", shape_str(output.shape()),
-               ", expected ", shape_str(expected), " for an input of shape ", shape_str(input.shape()), " over ",
-               size, " ranks");
-  NEEDLE_CHECK(output.dtype() == input.dtype(), TypeError, "reduce_scatter: output is ",
-               dtype_name(output.dtype()), " but the input is ", dtype_name(input.dtype()));
+               ", expected ", shape_str(expected), " for an input of shape ", shape_str(input.shape()), " over ", size,
+               " ranks");
+  NEEDLE_CHECK(output.dtype() == input.dtype(), TypeError, "reduce_scatter: output is ", dtype_name(output.dtype()),
+               " but the input is ", dtype_name(input.dtype()));
   NEEDLE_CHECK(output.device() == input.device(), RuntimeError, "reduce_scatter: output is on ", output.device(),
                " but the input is on ", input.device());
 }

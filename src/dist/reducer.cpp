@@ -33,11 +33,10 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<std::pair<std:
   for (std::size_t k = params_.size(); k-- > 0;) {
     const Tensor& tensor = params_[k].second;
     const auto bytes = tensor.size() * static_cast<std::int64_t>(itemsize(tensor.dtype()));
-    const bool fits = !buckets_.empty() && buckets_.back().dtype == tensor.dtype() &&
-                      buckets_.back().device == tensor.device() &&
-                      (buckets_.back().numel * static_cast<std::int64_t>(itemsize(tensor.dtype())) + bytes <=
-                           cap_bytes ||
-                       buckets_.back().members.empty());
+    const bool fits =
+        !buckets_.empty() && buckets_.back().dtype == tensor.dtype() && buckets_.back().device == tensor.device() &&
+        (buckets_.back().numel * static_cast<std::int64_t>(itemsize(tensor.dtype())) + bytes <= cap_bytes ||
+         buckets_.back().members.empty());
     if (!fits) {
       Bucket bucket;
       bucket.dtype = tensor.dtype();
@@ -162,7 +161,8 @@ void GradientReducer::finish_step() {
     const Bucket& bucket = buckets_[bucket_of_[k]];
     Tensor param = params_[k].second;  // a handle: sets the parameter's gradient
     const std::int64_t offset = bucket.offsets[slot_of_[k]];
-    param.set_grad(Tensor(bucket.buffer.index({IndexItem::range(offset, offset + param.size())}).reshape(param.shape())));
+    param.set_grad(
+        Tensor(bucket.buffer.index({IndexItem::range(offset, offset + param.size())}).reshape(param.shape())));
   }
   for (Bucket& bucket : buckets_) bucket.buffer = NDArray();
   in_step_ = false;

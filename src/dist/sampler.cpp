@@ -18,8 +18,8 @@ DistributedSampler::DistributedSampler(std::int64_t dataset_size, int num_replic
       drop_last_(drop_last) {
   NEEDLE_CHECK(dataset_size >= 0, ValueError, "DistributedSampler: dataset size must be >= 0, got ", dataset_size);
   NEEDLE_CHECK(num_replicas_ >= 1, ValueError, "DistributedSampler: num_replicas must be >= 1, got ", num_replicas_);
-  NEEDLE_CHECK(rank_ >= 0 && rank_ < num_replicas_, IndexError, "DistributedSampler: rank ", rank_,
-               " is not in [0, ", num_replicas_, ")");
+  NEEDLE_CHECK(rank_ >= 0 && rank_ < num_replicas_, IndexError, "DistributedSampler: rank ", rank_, " is not in [0, ",
+               num_replicas_, ")");
   const std::int64_t replicas = num_replicas_;
   num_samples_ = drop_last_ ? dataset_size_ / replicas : (dataset_size_ + replicas - 1) / replicas;
 }

@@ -42,8 +42,7 @@ SyncBatchNorm::SyncBatchNorm(std::int64_t num_features, double eps, double momen
     : num_features_(num_features), eps_(eps), momentum_(momentum), group_(group) {
   NEEDLE_CHECK(num_features > 0, ValueError, "SyncBatchNorm: num_features must be positive, got ", num_features);
   NEEDLE_CHECK(eps >= 0, ValueError, "SyncBatchNorm: eps must be >= 0, got ", eps);
-  NEEDLE_CHECK(momentum >= 0 && momentum <= 1, ValueError, "SyncBatchNorm: momentum must be in [0, 1], got ",
-               momentum);
+  NEEDLE_CHECK(momentum >= 0 && momentum <= 1, ValueError, "SyncBatchNorm: momentum must be in [0, 1], got ", momentum);
   register_parameter("weight", nn::init::ones({num_features}, dtype, device));
   register_parameter("bias", nn::init::zeros({num_features}, dtype, device));
   register_buffer("running_mean", nn::init::zeros({num_features}, dtype, device));
@@ -68,8 +67,8 @@ Tensor SyncBatchNorm::forward(const Tensor& x) {
   if (training()) {
     ProcessGroup& group = group_ != nullptr ? *group_ : world();
     // The global count: every rank's share of the batch may differ in size.
-    NDArray count = NDArray::full({1}, Scalar(static_cast<double>(x.size() / num_features_)), DType::Float64,
-                                  Device{});
+    NDArray count = NDArray::full({1}, Scalar(static_cast<double>(x.size()) / static_cast<double>(num_features_)),
+                                  DType::Float64, Device{});
     group.all_reduce(count, ReduceOp::Sum);
     const double total = count.to_vector<double>()[0];
     NEEDLE_CHECK(total > 0, ValueError, "SyncBatchNorm: the global batch is empty");

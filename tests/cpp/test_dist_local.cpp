@@ -98,7 +98,8 @@ TEST(CollectiveCheck, RecordsDescribeTheCallAndDisagreementNamesEveryRank) {
     FAIL() << "no error";
   } catch (const RuntimeError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("rank 0 called all_reduce #3 (float32, shape (2, 3), op sum)"), std::string::npos) << message;
+    EXPECT_NE(message.find("rank 0 called all_reduce #3 (float32, shape (2, 3), op sum)"), std::string::npos)
+        << message;
     EXPECT_NE(message.find("rank 1 called all_reduce #3 (float32, shape (3,), op sum)"), std::string::npos) << message;
   }
   // Shapes beyond the stored dimensions still count.
@@ -198,7 +199,9 @@ TEST(SyncBatchNorm, OneRankEqualsBatchNorm) {
     dist::SyncBatchNorm sync(3, 1e-5, 0.1, cpu_device(), DType::Float64);
     const NDArray w = testing::random_array({3}, cpu_device(), 3);
     for (nn::Module* m : {reference.get(), static_cast<nn::Module*>(&sync)}) {
-      m->load_state_dict({{"weight", w}, {"bias", w * Scalar(0.5)}, {"running_mean", w * Scalar(0.1)},
+      m->load_state_dict({{"weight", w},
+                          {"bias", w * Scalar(0.5)},
+                          {"running_mean", w * Scalar(0.1)},
                           {"running_var", NDArray::full({3}, Scalar(2.0), DType::Float64)}});
     }
     const NDArray x = testing::random_array(shape, cpu_device(), 8);

@@ -35,11 +35,11 @@ struct ReducerOptions {
 
 // Where the time of the last and of all backward passes went (seconds).
 struct CommStats {
-  std::int64_t steps = 0;             // backward passes reduced
-  std::int64_t buckets = 0;           // buckets per step
-  std::int64_t bytes = 0;             // gradient bytes all-reduced per step
-  double last_comm_seconds = 0;       // last step: from the first bucket's start to the last one's end
-  double last_wait_seconds = 0;       // last step: time backward's end waited for the buckets (not hidden)
+  std::int64_t steps = 0;        // backward passes reduced
+  std::int64_t buckets = 0;      // buckets per step
+  std::int64_t bytes = 0;        // gradient bytes all-reduced per step
+  double last_comm_seconds = 0;  // last step: from the first bucket's start to the last one's end
+  double last_wait_seconds = 0;  // last step: time backward's end waited for the buckets (not hidden)
   double total_comm_seconds = 0;
   double total_wait_seconds = 0;
   // 1 - wait / comm over all steps: the fraction of all-reduce time hidden behind backward.

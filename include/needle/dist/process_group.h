@@ -25,7 +25,7 @@
 namespace needle::dist {
 
 enum class ReduceOp : std::uint8_t { Sum, Average, Max };
-std::string_view reduce_op_name(ReduceOp op);  // "sum", "average", "max"
+std::string_view reduce_op_name(ReduceOp op);         // "sum", "average", "max"
 ReduceOp reduce_op_from_name(std::string_view name);  // ValueError for an unknown name
 
 // How long a collective may take before the waiting rank gives up with an error (another rank crashed,

@@ -24,8 +24,7 @@ Tensor all_reduce_sum(const Tensor& x, ProcessGroup& group);
 class SyncBatchNorm final : public nn::Module {
  public:
   explicit SyncBatchNorm(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1,
-                         Device device = default_device(), DType dtype = kDefaultFloat,
-                         ProcessGroup* group = nullptr);
+                         Device device = default_device(), DType dtype = kDefaultFloat, ProcessGroup* group = nullptr);
   Tensor forward(const Tensor& x) override;
   [[nodiscard]] std::string name() const override { return "SyncBatchNorm"; }
   [[nodiscard]] std::int64_t num_features() const { return num_features_; }

@@ -2251,7 +2251,7 @@ class GradientReducer:
         Communication statistics: per-step bytes and buckets, all-reduce and waiting seconds, hidden fraction.
         """
 
-    def last_timeline(self) -> tuple:
+    def last_timeline(self) -> tuple[list[tuple[float, float, float]], float]:
         """
         ([(queued, started, finished) per bucket], backward_end) of the last step, steady-clock seconds.
         """

@@ -8,6 +8,7 @@
 #include <needle/dist/sync_batch_norm.h>
 #include <needle/needle.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,7 +21,8 @@ dist::ProcessGroup& group() { return dist::init(); }
 // Values of rank r's array: distinct per rank and per element, exact in every dtype.
 NDArray rank_values(std::int64_t n, DType dtype, int rank) {
   std::vector<double> values(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = static_cast<double>((i * 7 + rank * 3) % 11);
+  for (std::int64_t i = 0; i < n; ++i)
+    values[static_cast<std::size_t>(i)] = static_cast<double>((i * 7 + rank * 3) % 11);
   if (dtype == DType::Bool) {
     for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = ((i + rank) % 3 == 0) ? 1 : 0;
   }
@@ -136,10 +138,11 @@ TEST(Collectives, DisagreeingCallsFailOnEveryRank) {
       EXPECT_NE(std::string(e.what()).find("rank 1 called"), std::string::npos) << e.what();
     }
   };
-  expect_refused([&] { group().all_reduce(NDArray::zeros({rank == 0 ? 3 : 4}), dist::ReduceOp::Sum); },
-                 "shape (3,)");
+  expect_refused([&] { group().all_reduce(NDArray::zeros({rank == 0 ? 3 : 4}), dist::ReduceOp::Sum); }, "shape (3,)");
   expect_refused(
-      [&] { group().all_reduce(NDArray::zeros({3}, rank == 0 ? DType::Float32 : DType::Float64), dist::ReduceOp::Sum); },
+      [&] {
+        group().all_reduce(NDArray::zeros({3}, rank == 0 ? DType::Float32 : DType::Float64), dist::ReduceOp::Sum);
+      },
       "float64");
   expect_refused(
       [&] {
@@ -150,17 +153,55 @@ TEST(Collectives, DisagreeingCallsFailOnEveryRank) {
         }
       },
       "broadcast");
-  expect_refused([&] { group().all_reduce(NDArray::zeros({3}), rank == 0 ? dist::ReduceOp::Sum : dist::ReduceOp::Max); },
-                 "op max");
+  expect_refused(
+      [&] { group().all_reduce(NDArray::zeros({3}), rank == 0 ? dist::ReduceOp::Sum : dist::ReduceOp::Max); },
+      "op max");
   const NDArray after = NDArray::ones({2});
   group().all_reduce(after, dist::ReduceOp::Sum);
   EXPECT_EQ(host(after)[0], group().size());
 }
 
+// CUDA arrays go through NCCL, each rank on the GPU of its local rank. Every rank runs it or every rank
+// skips it (decided together: one rank in a collective alone would wait for the others).
+TEST(Collectives, CudaArraysThroughNccl) {
+  const Device gpu = cuda_device(group().local_rank());
+  const NDArray ready =
+      NDArray::full({1}, Scalar(gpu.enabled() && dist::nccl_available() ? 1 : 0), DType::Int64, cpu_device());
+  group().all_reduce(ready, dist::ReduceOp::Sum);
+  if (ready.to_vector<std::int64_t>()[0] != group().size()) {
+    GTEST_SKIP() << "needs a CUDA device for every rank (one per local rank) and Needle built with NCCL: "
+                 << (dist::nccl_available() ? "not every rank has its GPU here" : "built without NCCL");
+  }
+  const int size = group().size();
+  const int rank = group().rank();
+  for (const DType dtype : {DType::Float32, DType::Float64, DType::Int64, DType::UInt8}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const NDArray a = rank_values(1000, dtype, rank).to(gpu);
+    group().all_reduce(a, dist::ReduceOp::Sum);
+    std::vector<double> sum(1000, 0.0);
+    for (int r = 0; r < size; ++r) {
+      const std::vector<double> v = host(rank_values(1000, dtype, r));
+      for (std::size_t i = 0; i < v.size(); ++i) sum[i] += v[i];
+    }
+    if (dtype == DType::UInt8) {
+      for (double& v : sum) v = std::fmod(v, 256.0);  // wraps, as it would in MPI
+    }
+    EXPECT_EQ(host(a.to(cpu_device())), sum);
+    const NDArray b = rank_values(7, dtype, rank).to(gpu);
+    group().broadcast(b, size - 1);
+    EXPECT_EQ(host(b.to(cpu_device())), host(rank_values(7, dtype, size - 1)));
+    const NDArray gathered = group().all_gather(rank_values(3, dtype, rank).to(gpu));
+    EXPECT_EQ(gathered.shape(), (Shape{size, 3}));
+  }
+  const NDArray rows = NDArray::full({2 * size, 3}, Scalar(1.0), DType::Float32, gpu);
+  EXPECT_EQ(host(group().reduce_scatter(rows, dist::ReduceOp::Average).to(cpu_device())), std::vector<double>(6, 1.0));
+}
+
 // An MLP of float64 layers whose weights depend on `seed`.
 std::shared_ptr<nn::Sequential> mlp(std::uint64_t seed, std::int64_t width = 6, int hidden_layers = 1) {
   manual_seed(seed);
-  std::vector<std::shared_ptr<nn::Module>> layers{std::make_shared<nn::Linear>(4, width, true, cpu_device(), DType::Float64)};
+  std::vector<std::shared_ptr<nn::Module>> layers{
+      std::make_shared<nn::Linear>(4, width, true, cpu_device(), DType::Float64)};
   for (int i = 0; i < hidden_layers; ++i) {
     layers.push_back(std::make_shared<nn::ReLU>());
     layers.push_back(std::make_shared<nn::Linear>(width, width, true, cpu_device(), DType::Float64));
@@ -177,7 +218,8 @@ void expect_ranks_bitwise_equal(const nn::Module& module) {
     const std::vector<double> all = gathered.to_vector<double>();
     const auto per_rank = static_cast<std::size_t>(p.size());
     for (int r = 1; r < group().size(); ++r) {
-      EXPECT_EQ(std::memcmp(all.data(), all.data() + per_rank * static_cast<std::size_t>(r), per_rank * sizeof(double)), 0)
+      EXPECT_EQ(std::memcmp(all.data(), all.data() + per_rank * static_cast<std::size_t>(r), per_rank * sizeof(double)),
+                0)
           << name << " differs between rank 0 and rank " << r;
     }
   }
