@@ -265,14 +265,18 @@ TEST(DistributedDataParallel, RanksMatchOneProcessOnTheWholeBatch) {
   EXPECT_GT(ddp.reducer().stats().buckets, 1);
 }
 
+// Backward of this model takes tens of milliseconds at one thread, so even with more ranks than cores the
+// communication thread gets to run before it ends.
 TEST(DistributedDataParallel, FirstBucketStartsBeforeBackwardEnds) {
-  auto model = mlp(5, 256, 6);
+  auto model = mlp(5, 512, 6);
   dist::DistributedDataParallel ddp(model, dist::ReducerOptions{/*bucket_cap_mb=*/0.6});
   ASSERT_GT(ddp.reducer().stats().buckets, 3);
-  const Tensor x(rand({128, 4}, -1, 1, DType::Float64, cpu_device()));
+  const Tensor x(rand({256, 4}, -1, 1, DType::Float64, cpu_device()));
   for (int step = 0; step < 2; ++step) ops::summation(ddp(x)).backward();
   const auto& timeline = ddp.reducer().last_timeline();
   ASSERT_FALSE(timeline.buckets.empty());
+  EXPECT_LT(timeline.buckets.front().queued_at, timeline.backward_end)
+      << "the first bucket was handed to the communication thread only after backward ended";
   EXPECT_LT(timeline.buckets.front().started_at, timeline.backward_end)
       << "the first bucket's all-reduce started only after backward ended";
   EXPECT_GT(ddp.reducer().stats().total_comm_seconds, 0);
