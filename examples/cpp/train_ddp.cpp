@@ -63,8 +63,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // The sum over the ranks of `values`.
 std::vector<double> summed(dist::ProcessGroup& group, const std::vector<double>& values) {
-  const NDArray array =
-      NDArray::from_vector(values, {static_cast<std::int64_t>(values.size())}, needle::cpu_device());
+  const NDArray array = NDArray::from_vector(values, {static_cast<std::int64_t>(values.size())}, needle::cpu_device());
   group.all_reduce(array, dist::ReduceOp::Sum);
   return array.to_vector<double>();
 }
@@ -150,10 +149,10 @@ int train_transformer(const examples::Args& args, dist::ProcessGroup& group, con
   const int max_steps = args.get_int("max-steps", 0);
   // The token stream cut into global-batch columns; this rank trains on its own columns.
   const NDArray stream = needle::data::batchify(splits.train, per_rank * group.size());
-  const NDArray mine =
-      stream.index({needle::IndexItem::range(), needle::IndexItem::range(group.rank() * per_rank,
-                                                                         (group.rank() + 1) * per_rank)})
-          .compact();
+  const NDArray mine = stream
+                           .index({needle::IndexItem::range(),
+                                   needle::IndexItem::range(group.rank() * per_rank, (group.rank() + 1) * per_rank)})
+                           .compact();
   std::vector<std::int64_t> positions;
   for (std::int64_t i = 0; i < mine.shape()[0] - 1; i += seq_len) positions.push_back(i);
   if (max_steps > 0 && static_cast<std::size_t>(max_steps) < positions.size()) positions.resize(max_steps);

@@ -135,8 +135,9 @@ int main(int argc, char** argv) {
                            "Transformer on PTB");  // prints where the picture went
     std::printf("metrics: %s; checkpoint: %s\n", metrics.path().c_str(), checkpoint.c_str());
     // The per-epoch evaluation already ran on the test text when there is no separate validation text.
-    const double test_loss =
-        splits.eval_is_test && !std::isnan(eval_loss) ? eval_loss : examples::evaluate_language_model(model, splits.test, seq_len);
+    const double test_loss = splits.eval_is_test && !std::isnan(eval_loss)
+                                 ? eval_loss
+                                 : examples::evaluate_language_model(model, splits.test, seq_len);
     const double test_ppl = std::exp(test_loss);
     const double unigram = examples::unigram_perplexity(splits.train, splits.test, splits.vocab_size);
     // Lower perplexity is better: say by what factor the model beats (or trails) the baseline.
