@@ -27,16 +27,20 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<std::pair<std:
   }
   // Buckets in reverse registration order, a new one when the cap is reached or the dtype or device
   // changes (a bucket is one flat array).
-  const auto cap_bytes = static_cast<std::int64_t>(options_.bucket_cap_mb * 1024 * 1024);
+  NEEDLE_CHECK(options_.first_bucket_cap_mb > 0, ValueError,
+               "DistributedDataParallel: first_bucket_cap_mb must be positive, got ", options_.first_bucket_cap_mb);
+  const auto mib = [](double mb) { return static_cast<std::int64_t>(mb * 1024 * 1024); };
   bucket_of_.resize(params_.size());
   slot_of_.resize(params_.size());
   for (std::size_t k = params_.size(); k-- > 0;) {
     const Tensor& tensor = params_[k].second;
     const auto bytes = tensor.size() * static_cast<std::int64_t>(itemsize(tensor.dtype()));
-    const bool fits =
-        !buckets_.empty() && buckets_.back().dtype == tensor.dtype() && buckets_.back().device == tensor.device() &&
-        (buckets_.back().numel * static_cast<std::int64_t>(itemsize(tensor.dtype())) + bytes <= cap_bytes ||
-         buckets_.back().members.empty());
+    // The bucket being filled is the first one: the smaller cap.
+    const std::int64_t cap_bytes = mib(
+        buckets_.size() == 1 ? std::min(options_.first_bucket_cap_mb, options_.bucket_cap_mb) : options_.bucket_cap_mb);
+    const bool fits = !buckets_.empty() && buckets_.back().dtype == tensor.dtype() &&
+                      buckets_.back().device == tensor.device() &&
+                      buckets_.back().numel * static_cast<std::int64_t>(itemsize(tensor.dtype())) + bytes <= cap_bytes;
     if (!fits) {
       Bucket bucket;
       bucket.dtype = tensor.dtype();

@@ -272,6 +272,23 @@ TEST(GradientReducer, BucketsInReverseOrderAndGradientsOfOneRankUnchanged) {
   EXPECT_EQ(big.size(), 1U) << "everything fits one 25 MB bucket";
 }
 
+// A model that fits one 25 MB bucket still gets a small first bucket, so its all-reduce can start while
+// backward goes through the first layer.
+TEST(GradientReducer, TheFirstBucketIsSmall) {
+  const auto make = [] {
+    return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Linear>(784, 512), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(512, 256),
+        std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(256, 10)});
+  };
+  const auto buckets = dist::DistributedDataParallel(make()).reducer().bucket_names();
+  ASSERT_EQ(buckets.size(), 2U);  // 1 MB: the last two layers and the first bias; then the 1.6 MB weight
+  EXPECT_EQ(buckets[0], (std::vector<std::string>{"4.bias", "4.weight", "2.bias", "2.weight", "0.bias"}));
+  EXPECT_EQ(buckets[1], std::vector<std::string>{"0.weight"});
+  EXPECT_EQ(dist::DistributedDataParallel(make(), dist::ReducerOptions{25, false, 25}).reducer().bucket_names().size(),
+            1U);
+  EXPECT_THROW(dist::DistributedDataParallel(make(), dist::ReducerOptions{25, false, 0}), ValueError);
+}
+
 TEST(GradientReducer, UnusedParametersAreAnErrorUnlessAllowed) {
   for (const bool allow : {false, true}) {
     TinyMlp mlp;

@@ -4,11 +4,11 @@
 //
 // GradientReducer does the averaging, overlapped with backward: parameters are grouped into buckets of
 // about `bucket_cap_mb` in reverse registration order (roughly the order backward produces their
-// gradients); a post-accumulate-grad hook on each parameter copies its gradient into its bucket, and the
-// moment a bucket is full its all-reduce starts on the group's communication thread while backward goes
-// on. At the end of backward (autograd::queue_callback) the reducer waits for the buckets and gives each
-// parameter its averaged gradient, a view into its bucket. Buckets start in the same order on every rank,
-// as MPI requires.
+// gradients; the first bucket at most `first_bucket_cap_mb`); a post-accumulate-grad hook on each parameter copies its
+// gradient into its bucket, and the moment a bucket is full its all-reduce starts on the group's communication thread
+// while backward goes on. At the end of backward (autograd::queue_callback) the reducer waits for the buckets and gives
+// each parameter its averaged gradient, a view into its bucket. Buckets start in the same order on every rank, as MPI
+// requires.
 //
 // DistributedDataParallel wraps a module with a reducer; Python's needle.distributed wraps Python modules
 // with the same reducer.
@@ -31,6 +31,9 @@ struct ReducerOptions {
   // Parameters that get no gradient in a backward pass are an error (their bucket would never be full)
   // unless this is set: they then count as zero gradients.
   bool find_unused_parameters = false;
+  // The first bucket (the last layers' gradients, ready first) is kept small so that communication starts
+  // early in backward even for a model that fits one bucket (PyTorch does the same).
+  double first_bucket_cap_mb = 1;
 };
 
 // Where the time of the last and of all backward passes went (seconds).
