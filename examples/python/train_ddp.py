@@ -22,7 +22,7 @@ import argparse
 import itertools
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -90,6 +90,31 @@ def global_mean(total: float, count: float) -> float:
     return float(values[0] / max(values[1], 1.0))
 
 
+def wrap(
+    local: nn.Module,
+    optimizer: ndl.optim.Optimizer,
+    scheduler: ndl.optim.LRScheduler,
+    args: argparse.Namespace,
+    out: Path,
+) -> tuple[dist.DistributedDataParallel, int, RankLog]:
+    """Resumes `local` and its optimizer from the checkpoint (every rank reads it) with --resume, wraps it for
+    data parallelism, and opens this rank's log; returns the wrapped model, the first epoch and the log."""
+    checkpoint = out / "checkpoint.safetensors"
+    first_epoch = 0
+    if args.resume and checkpoint.exists():
+        first_epoch = load_checkpoint(local, optimizer, scheduler, checkpoint)[0]
+    model = dist.DistributedDataParallel(local)
+    return model, first_epoch, RankLog(out / f"rank{dist.get_rank()}.log", model, args.log_every)
+
+
+def on_rank0(compute: Callable[[], list[float]], count: int) -> list[float]:
+    """`compute()` (evaluation, checkpoint) on rank 0 only, its results sent to every rank: the others wait
+    here meanwhile."""
+    values = ndl.NDArray(np.array(compute() if dist.get_rank() == 0 else [0.0] * count, dtype=np.float64))
+    dist.broadcast(values)
+    return [float(v) for v in values.numpy()]
+
+
 def timed_steps(items: Iterable[object], log: RankLog) -> Iterable[object]:
     """Yields the items and logs the time from one to the next (the training step between)."""
     start = time.perf_counter()
@@ -111,13 +136,8 @@ def run_mlp(args: argparse.Namespace, out: Path, device: ndl.Device) -> float:
     local.to(device)
     optimizer = ndl.optim.Adam(local.parameters(), lr=args.lr)
     scheduler = ndl.optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    checkpoint = out / "checkpoint.safetensors"
-    first_epoch = (
-        load_checkpoint(local, optimizer, scheduler, checkpoint)[0] if args.resume and checkpoint.exists() else 0
-    )
-    model = dist.DistributedDataParallel(local)
+    model, first_epoch, log = wrap(local, optimizer, scheduler, args, out)
     loss_fn = nn.SoftmaxLoss()
-    log = RankLog(out / f"rank{rank}.log", model, args.log_every)
     if rank == 0:
         print(f"{size} ranks x batch {per_rank} = global batch {per_rank * size}; {len(loader)} steps per epoch")
     accuracy = 0.0
@@ -139,13 +159,14 @@ def run_mlp(args: argparse.Namespace, out: Path, device: ndl.Device) -> float:
                 bar.update(loss.item(), labels.shape[0])
         scheduler.step()
         train_loss = global_mean(loss_sum, seen)
-        result = ndl.NDArray(np.zeros(2))
-        if rank == 0:
-            test_loss, accuracy = evaluate(local, ndl.data.DataLoader(test_set, 1000, device=device), loss_fn)
-            result = ndl.NDArray(np.array([test_loss, accuracy]))
-            save_checkpoint(local, optimizer, scheduler, checkpoint, epoch + 1)
-        dist.broadcast(result)  # the others wait here for rank 0's evaluation
-        test_loss, accuracy = (float(v) for v in result.numpy())
+
+        def evaluate_and_save(finished: int = epoch + 1) -> list[float]:
+            test_loader = ndl.data.DataLoader(test_set, 1000, device=device)
+            results = evaluate(local, test_loader, loss_fn)
+            save_checkpoint(local, optimizer, scheduler, out / "checkpoint.safetensors", finished)
+            return list(results)
+
+        test_loss, accuracy = on_rank0(evaluate_and_save, 2)
         if rank == 0:
             print(f"epoch {epoch + 1}: train loss {train_loss:.4f} | test loss {test_loss:.4f} acc {accuracy:.2%}")
         report_ranks(log)
@@ -171,13 +192,8 @@ def run_transformer(args: argparse.Namespace, out: Path, device: ndl.Device) -> 
     warmup = max(1, min(100, total_steps // 10))
     cosine = ndl.optim.CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup, 1))
     scheduler = ndl.optim.LinearWarmup(optimizer, warmup, start_factor=0.1, then=cosine)
-    checkpoint = out / "checkpoint.safetensors"
-    first_epoch = (
-        load_checkpoint(local, optimizer, scheduler, checkpoint)[0] if args.resume and checkpoint.exists() else 0
-    )
-    model = dist.DistributedDataParallel(local)
+    model, first_epoch, log = wrap(local, optimizer, scheduler, args, out)
     loss_fn = nn.SoftmaxLoss()
-    log = RankLog(out / f"rank{rank}.log", model, args.log_every)
     if rank == 0:
         print(f"PTB: {splits.describe()}; {size} ranks x batch {per_rank}; {len(positions)} steps per epoch")
     perplexity = float("nan")
@@ -199,12 +215,13 @@ def run_transformer(args: argparse.Namespace, out: Path, device: ndl.Device) -> 
             if bar is not None:
                 bar.update(loss.item(), y.shape[0])
         train_loss = global_mean(loss_sum, seen)
-        result = ndl.NDArray(np.zeros(1))
-        if rank == 0:
-            result = ndl.NDArray(np.array([evaluate_lm(local, splits.test, args.seq_len, vocab, device)]))
-            save_checkpoint(local, optimizer, scheduler, checkpoint, epoch + 1)
-        dist.broadcast(result)
-        perplexity = float(np.exp(result.numpy()[0]))
+
+        def evaluate_and_save(finished: int = epoch + 1) -> list[float]:
+            test_loss = evaluate_lm(local, splits.test, args.seq_len, vocab, device)
+            save_checkpoint(local, optimizer, scheduler, out / "checkpoint.safetensors", finished)
+            return [test_loss]
+
+        perplexity = float(np.exp(on_rank0(evaluate_and_save, 1)[0]))
         if rank == 0:
             print(f"epoch {epoch + 1}: train ppl {np.exp(train_loss):.1f} | test ppl {perplexity:.1f}")
         report_ranks(log)

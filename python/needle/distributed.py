@@ -29,8 +29,9 @@ from typing import Any, cast
 
 from needle import _core
 from needle._core import NDArray, Tensor
-from needle.nn._layer import CppAttribute, Layer, placement
+from needle.nn._layer import Layer, placement
 from needle.nn.module import DeviceLike, Module
+from needle.nn.norm import _BatchNorm
 
 __all__ = [
     "DistributedDataParallel",
@@ -250,12 +251,12 @@ class DistributedSampler:
         return len(self._cpp)
 
 
-class SyncBatchNorm(Layer):
+class SyncBatchNorm(_BatchNorm):
     """BatchNorm over (N, C) or (N, C, ...) with the statistics of the global batch (every rank's N), from
     two all-reduces per forward in training; eval mode uses the running statistics. Same parameters,
     buffers and semantics as BatchNorm1d/2d (which it equals with one rank)."""
 
-    _cpp: _core.SyncBatchNorm
+    _cpp: _core.SyncBatchNorm  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -265,25 +266,16 @@ class SyncBatchNorm(Layer):
         device: DeviceLike = None,
         dtype: str | None = "float32",
     ) -> None:
-        super().__init__(_core.SyncBatchNorm, dim, eps, momentum, *placement(device, dtype))
-
-    dim = CppAttribute[int]("Number of channels.", cpp_name="num_features")
-    eps = CppAttribute[float]("Added to the variance.")
-    momentum = CppAttribute[float]("Weight of the batch in the running statistics.")
-    weight = CppAttribute[Tensor]("(dim,), ones at first.")
-    bias = CppAttribute[Tensor]("(dim,), zeros at first.")
-    running_mean = CppAttribute[Tensor]("(dim,) buffer.")
-    running_var = CppAttribute[Tensor]("(dim,) buffer.")
+        Layer.__init__(self, _core.SyncBatchNorm, dim, eps, momentum, *placement(device, dtype))
 
 
 def convert_sync_batchnorm(module: Module) -> Module:
     """Replaces every BatchNorm1d/2d inside ``module`` (attributes, lists, tuples and dicts) by a
     SyncBatchNorm holding the same values, in place; returns ``module`` (or the replacement when
     ``module`` itself is a BatchNorm)."""
-    from needle.nn.norm import _BatchNorm
 
     def convert(value: object) -> object:
-        if isinstance(value, _BatchNorm):
+        if isinstance(value, _BatchNorm) and not isinstance(value, SyncBatchNorm):
             sync = SyncBatchNorm(value.dim, value.eps, value.momentum, value.weight.device, value.weight.dtype)
             sync.load_state_dict(value.state_dict())
             sync.train(value.training)
