@@ -18,22 +18,34 @@ Configurations: Needle 1 process x 2 threads (whole batch); Needle 2 ranks x 1 t
 first, then 25 MiB); Needle 1 process x 1 thread on half the batch (what one rank computes, alone on the
 machine); PyTorch 1 process x 2 threads; PyTorch DDP over Gloo, 2 processes x 1 thread (also started by
 mpirun, the rendezvous on 127.0.0.1 only). --warmups untimed steps, then the median of --steps timed ones; in
-a multi-rank run every step is timed between two barriers and rank 0's median is reported. For Needle's DDP
-the reducer's own counters give, per step, the all-reduce time (first bucket's start to last bucket's end),
-the time the end of backward waited for it, and so the fraction of it hidden behind backward.
+a multi-rank run every step is timed between two barriers and rank 0's median is reported. Every
+configuration runs --rounds times (the rounds one after another) and the median of its runs' medians is
+the result.
+
+For Needle's DDP, per step: the reducer's counters (comm_stats: the all-reduce span from the first bucket's
+start to the last bucket's end, the wait at the end of backward, and its hidden fraction 1 - wait / span) and
+its bucket timeline (when each bucket was launched, started and finished, and when backward's walk of the
+graph ended): the time the all-reduces ran, the backward time between the first and the last bucket's launch,
+and the time from the last bucket's launch (every gradient ready) to the end of backward. That last one is
+near zero when a rank has a core to spare; with 2 ranks on 2 cores the communication threads hold both cores
+while the last bucket is reduced, the compute thread only gets to the end of backward after it, and the
+time is exposed without showing as wait, so it counts as exposed here: t_c = rank step - (wait + that time).
 
 All-reduce: `needle.distributed.all_reduce` of a float32 buffer of 4 bytes, 1, 4 and 25 MiB between 2 ranks
-(median of --reps, each call between barriers), op "sum" and "average", and Gloo's all_reduce (sum) alongside.
-For 2 ranks a ring all-reduce sends and receives about the buffer once, so bytes / time is the effective
-bandwidth B, and half the 4-byte time is the latency of one ring hop.
+(median of --reps after 5 warm-ups, each call between barriers), op "sum" and "average", and Gloo's
+all_reduce (sum) alongside. For 2 ranks a ring all-reduce sends and receives about the buffer once, so
+bytes / time is the effective bandwidth B, and half the 4-byte time is the latency of one ring hop.
 
 Projection to N machines (each with the per-rank batch of the 2-rank run, so the global batch grows with N):
-step(N) = t_c + max(0, T(N) - hidden), where t_c is the 2-rank run's median step minus its median exposed
-wait (the rank's compute, barriers included), T(N) = 2 (N-1)/N * bytes / B + 2 (N-1) * hop latency * buckets
-is a ring all-reduce of the gradient bytes, and hidden = hidden fraction * all-reduce time measured in the
-2-rank run (the assumption: the same stretch of backward can overlap communication at every N). B is the
-measured local bandwidth, 10 Gbit/s and 100 Gbit/s; the hop latency is the measured local one throughout.
+step(N) = t_c + exposed(N), with T(N, bytes, buckets) = 2 (N-1)/N * bytes / B + 2 (N-1) * hop latency *
+buckets for a ring all-reduce, B the measured local bandwidth, 10 Gbit/s or 100 Gbit/s, and the measured
+local hop latency throughout. Two estimates of what overlaps: A, exposed = max(0, T(N, all) - hidden fraction
+* span), assuming that as much backward as overlapped in the 2-rank run overlaps at every N; B, the last
+bucket (whose last gradient comes at the end of backward) fully exposed and the other buckets hidden up to the
+backward time between the first and the last launch: exposed = T(N, last) + max(0, T(N, others) - window).
 
+Other processes on the machine are measured during each run (CPU time of the machine less the run's own); a
+run during which they used more than --max-others cores is repeated (--retries) and the least disturbed kept.
 Thread pools are sized by NEEDLE_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS,
 set before each process starts. The tables are Markdown, ready for BENCHMARKS.md.
 """
@@ -100,11 +112,11 @@ def shard(rank: int, shards: int, batch: int) -> slice:
 
 
 def time_steps(
-    step: Step, barrier: Callable[[], None] | None, stats: Callable[[], dict[str, float]] | None, args: Any
+    step: Step, barrier: Callable[[], None] | None, per_step: Callable[[], dict[str, float]] | None, args: Any
 ) -> dict[str, Any]:
-    seconds: list[float] = []
-    comm: list[float] = []
-    wait: list[float] = []
+    """--warmups untimed steps, then --steps timed ones (between barriers when there are several ranks);
+    the step times and, per timed step, whatever `per_step` reads after it."""
+    result: dict[str, Any] = {"seconds": [], "affinity": sorted(os.sched_getaffinity(0))}
     for i in range(args.warmups + args.steps):
         if barrier is not None:
             barrier()
@@ -115,16 +127,30 @@ def time_steps(
         elapsed = time.perf_counter() - start
         if i < args.warmups:
             continue
-        seconds.append(elapsed)
-        if stats is not None:
-            s = stats()
-            comm.append(s["last_comm_seconds"])
-            wait.append(s["last_wait_seconds"])
-    result: dict[str, Any] = {"seconds": seconds, "affinity": sorted(os.sched_getaffinity(0))}
-    if stats is not None:
-        s = stats()
-        result |= {"comm": comm, "wait": wait, "bytes": s["bytes"], "buckets": s["buckets"]}
+        result["seconds"].append(elapsed)
+        for key, value in (per_step() if per_step is not None else {}).items():
+            result.setdefault(key, []).append(value)
     return result
+
+
+def ddp_measurements(wrapped: Any) -> Callable[[], dict[str, float]]:
+    """What the reducer saw in the last step: its counters (all-reduce span from the first bucket's start to
+    the last one's end, and the wait at the end of backward) and, from its bucket timeline, the seconds the
+    buckets' all-reduces ran, the backward time between the first and the last bucket's launch, and the time
+    from the last bucket's launch (every gradient ready) to the end of backward's walk of the graph."""
+
+    def read() -> dict[str, float]:
+        stats = wrapped.comm_stats()
+        buckets, backward_end = wrapped._reducer.last_timeline()  # (queued, started, finished) per bucket
+        return {
+            "span": stats["last_comm_seconds"],
+            "wait": stats["last_wait_seconds"],
+            "busy": sum(finished - started for _, started, finished in buckets),
+            "window": buckets[-1][0] - buckets[0][0],
+            "tail": max(0.0, backward_end - buckets[-1][0]),
+        }
+
+    return read
 
 
 def needle_worker(args: argparse.Namespace) -> None:
@@ -177,8 +203,10 @@ def needle_worker(args: argparse.Namespace) -> None:
         loss.numpy()
 
     barrier = dist.barrier if world > 1 else None
-    stats = wrapped.comm_stats if args.ddp else None
-    result = time_steps(step, barrier, stats, args)
+    result = time_steps(step, barrier, ddp_measurements(wrapped) if args.ddp else None, args)
+    if args.ddp:
+        sizes = {name: p.numpy().nbytes for name, p in model.named_parameters()}
+        result["bucket_bytes"] = [sum(sizes[name] for name in names) for names in wrapped.bucket_names()]
     report(args, {"rank": rank, "world": world} | result)
 
 
@@ -249,12 +277,12 @@ def time_all_reduce(all_reduce: Callable[[int], None], barrier: Callable[[], Non
     medians = {}
     for size in ALL_REDUCE_BYTES:
         times = []
-        for i in range(2 + reps):
+        for i in range(5 + reps):
             barrier()
             start = time.perf_counter()
             all_reduce(size)
             elapsed = time.perf_counter() - start
-            if i >= 2:
+            if i >= 5:
                 times.append(elapsed)
         medians[str(size)] = statistics.median(times)
     return medians
@@ -317,43 +345,57 @@ def wait_for_quiet(limit: float) -> None:
 
 
 def launch(
-    python: str, worker_args: list[str], ranks: int, threads: int, torch_side: bool, quiet_wait: float = 0.0
+    python: str, worker_args: list[str], ranks: int, threads: int, torch_side: bool, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """Runs this script's worker in `ranks` processes of `threads` threads; every rank's result, by rank, each
-    with "others": the cores other processes kept busy on average meanwhile (the run's own CPU time taken
-    out of the machine's)."""
+    with "others": the cores other processes kept busy on average meanwhile (the machine's CPU time less the
+    run's own, over the run's wall time). A run during which others used more than --max-others cores is
+    repeated, up to --retries times, and the least disturbed one kept."""
     env = thread_env(threads)
     if torch_side:
         env = {**torch_env(), **{k: env[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     command = [python, __file__, *worker_args]
     if ranks > 1:
-        env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "GLOO_SOCKET_IFNAME": "lo"}
         if os.geteuid() == 0:
             env |= {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-        exported = [
-            "NEEDLE_NUM_THREADS",
-            "OMP_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "MASTER_ADDR",
-            "MASTER_PORT",
-            "GLOO_SOCKET_IFNAME",
-        ]
-        flags = [f for var in exported if var in env for f in ("-x", var)]
+        env |= {"MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
+        exported = ["NEEDLE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
+        exported += ["MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME"]
+        flags = [f for var in exported for f in ("-x", var)]
         command = ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none", *flags, *command]
-    wait_for_quiet(quiet_wait)
-    with tempfile.TemporaryDirectory() as folder:
-        busy, ours, start = busy_cpu_seconds(), children_cpu_seconds(), time.perf_counter()
-        out = subprocess.run([*command, "--out", folder], env=env, capture_output=True, text=True, timeout=900)
-        wall = time.perf_counter() - start
-        others = max(0.0, (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)) / wall
-        if out.returncode != 0:
-            sys.stderr.write(out.stdout + out.stderr)
-            raise RuntimeError(f"{' '.join(command)} failed with exit status {out.returncode}")
-        records = [json.loads(path.read_text()) | {"others": others} for path in Path(folder).glob("rank*.json")]
-    if len(records) != ranks:
-        raise RuntimeError(f"{' '.join(command)}: {len(records)} results from {ranks} ranks")
-    return sorted(records, key=lambda r: r["rank"])
+    best: list[dict[str, Any]] = []
+    for _ in range(1 + args.retries):
+        if ranks > 1:
+            env["MASTER_PORT"] = str(free_port())
+        wait_for_quiet(args.quiet_wait)
+        with tempfile.TemporaryDirectory() as folder:
+            busy, ours, start = busy_cpu_seconds(), children_cpu_seconds(), time.perf_counter()
+            out = subprocess.run([*command, "--out", folder], env=env, capture_output=True, text=True, timeout=900)
+            wall = time.perf_counter() - start
+            others = max(0.0, (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)) / wall
+            if out.returncode != 0:
+                sys.stderr.write(out.stdout + out.stderr)
+                raise RuntimeError(f"{' '.join(command)} failed with exit status {out.returncode}")
+            records = [json.loads(path.read_text()) | {"others": others} for path in Path(folder).glob("rank*.json")]
+        if len(records) != ranks:
+            raise RuntimeError(f"{' '.join(command)}: {len(records)} results from {ranks} ranks")
+        if not best or others < best[0]["others"]:
+            best = sorted(records, key=lambda r: r["rank"])
+        if others <= args.max_others:
+            break
+    return best
+
+
+def merge_rounds(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rank's results of every round: the per-step lists joined, each round's median step kept, and the
+    most other processes used in any round."""
+    merged = dict(records[0])
+    for key, value in records[0].items():
+        if key != "affinity" and isinstance(value, list) and value and isinstance(value[0], float):
+            merged[key] = [v for r in records for v in r[key]]
+    merged["round_medians"] = [statistics.median(r["seconds"]) for r in records]
+    merged["others"] = max(r["others"] for r in records)
+    return merged
 
 
 def cpu_model() -> str:
@@ -381,6 +423,14 @@ def main() -> int:
         default=0.0,
         help="before each run, wait up to this many seconds for other processes to use under 0.2 cores",
     )
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.25,
+        help="repeat a run during which other processes used more cores than this on average (default 0.25)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="runs of every configuration (default 3)")
+    parser.add_argument("--retries", type=int, default=2, help="repetitions of a disturbed run (default 2)")
     parser.add_argument(
         "--worker", choices=("needle", "torch", "needle-allreduce", "torch-allreduce"), help=argparse.SUPPRESS
     )
@@ -422,20 +472,29 @@ def main() -> int:
             ("PyTorch DDP (Gloo), 2 ranks x 1 thread", torch_python, 2, 1, 2, True, True),
         ]
 
+    # Every configuration once per round, the rounds one after another, so that a slow spell of the machine
+    # lands on one round of several configurations rather than on every round of one.
+    runs: dict[tuple[str, int], list[list[dict[str, Any]]]] = {}
+    chosen = [w for w in WORKLOADS if w in selected]
+    for _ in range(args.rounds):
+        for workload in chosen:
+            for index, (_, python, ranks, threads, shards, ddp, torch_side) in enumerate(configs):
+                worker = ["--worker", "torch" if torch_side else "needle", "--workload", workload]
+                worker += ["--shards", str(shards), *(["--ddp"] if ddp else [])]
+                records = launch(python, [*worker, *common], ranks, threads, torch_side, args)
+                torch_version = records[0].get("torch", torch_version)
+                runs.setdefault((workload, index), []).append(records)
     steps: dict[str, list[tuple[str, int, dict[str, Any], list[dict[str, Any]]]]] = {}
-    for workload in (w for w in WORKLOADS if w in selected):
+    for workload in chosen:
         steps[workload] = []
-        for label, python, ranks, threads, shards, ddp, torch_side in configs:
-            worker = ["--worker", "torch" if torch_side else "needle", "--workload", workload, "--shards", str(shards)]
-            worker += ["--ddp"] if ddp else []
-            records = launch(python, [*worker, *common], ranks, threads, torch_side, args.quiet_wait)
-            torch_version = records[0].get("torch", torch_version)
-            steps[workload].append((label, shards, records[0], records))
+        for index, (label, _, ranks, _, shards, _, _) in enumerate(configs):
+            merged = [merge_rounds([records[rank] for records in runs[(workload, index)]]) for rank in range(ranks)]
+            steps[workload].append((label, shards, merged[0], merged))
     all_reduce: dict[str, dict[str, float]] = {}
     if "allreduce" in selected:
-        all_reduce = launch(needle_python, ["--worker", "needle-allreduce", *common], 2, 1, False, args.quiet_wait)[0]
+        all_reduce = launch(needle_python, ["--worker", "needle-allreduce", *common], 2, 1, False, args)[0]
         if torch_python:
-            gloo = launch(torch_python, ["--worker", "torch-allreduce", *common], 2, 1, True, args.quiet_wait)[0]
+            gloo = launch(torch_python, ["--worker", "torch-allreduce", *common], 2, 1, True, args)[0]
             all_reduce["gloo"] = gloo["sum"]
             torch_version = gloo.get("torch", torch_version)
     load_end = os.getloadavg()
@@ -447,6 +506,7 @@ def main() -> int:
             ("--steps", args.steps),
             ("--warmups", args.warmups),
             ("--reps", args.reps),
+            ("--rounds", args.rounds),
             ("--quiet-wait", args.quiet_wait or None),
         )
         if value is not None
@@ -454,63 +514,75 @@ def main() -> int:
     print(f"Command: `{command}` (PyTorch: `{torch_python or 'none'}`)\n")
     print(
         f"Machine: {cpu_model()}, {os.cpu_count()} cores; load average {load_start[0]:.2f} at the start, "
-        f"{load_end[0]:.2f} at the end. PyTorch {torch_version}. Median of {args.steps} timed steps after "
-        f"{args.warmups} warm-ups; 2-rank runs: `mpirun -np 2 --oversubscribe --bind-to none`, rank 0's median."
+        f"{load_end[0]:.2f} at the end. PyTorch {torch_version}. Each configuration run {args.rounds} times "
+        f"(rounds one after another), each run the median of {args.steps} timed steps after {args.warmups} "
+        "warm-ups, and the table gives the median of the runs; 2-rank runs: `mpirun -np 2 --oversubscribe "
+        "--bind-to none`, every step between barriers, rank 0's times. DDP details: medians over every timed step."
     )
 
     # Steps per second, every configuration.
     for workload, rows in steps.items():
-        base = statistics.median(rows[0][2]["seconds"])
+        base = statistics.median(rows[0][2]["round_medians"])
         print(f"\n**{workload}** (global batch {GLOBAL_BATCH[workload]} {BATCH_UNIT[workload]}):\n")
         print(
-            "| configuration | batch per process | step (rank 0) | steps/s | speed vs Needle 1x2 | "
-            "other processes' CPU use |"
+            "| configuration | batch per process | step, rank 0 (rounds' range) | rank 1 | steps/s | "
+            "speed vs Needle 1x2 | other processes' CPU use (most in a round) |"
         )
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for label, shards, record, records in rows:
-            step = statistics.median(record["seconds"])
+            step = statistics.median(record["round_medians"])
+            spread = ""
+            if len(record["round_medians"]) > 1:
+                spread = f" ({ms(min(record['round_medians']))} to {ms(max(record['round_medians']))})"
             per_process = GLOBAL_BATCH[workload] // shards
-            note = ""
-            if len(records) > 1:
-                others = ", ".join(ms(statistics.median(r["seconds"])) for r in records[1:])
-                note = f" (rank 1: {others})"
+            rank1 = ms(statistics.median(records[1]["round_medians"])) if len(records) > 1 else ""
             alone_on_half = shards > 1 and record["world"] == 1
             relative = "n/a (half the work)" if alone_on_half else f"{base / step:.2f}"
             print(
-                f"| {label} | {per_process} | {ms(step)}{note} | {1 / step:.1f} | {relative} | "
+                f"| {label} | {per_process} | {ms(step)}{spread} | {rank1} | {1 / step:.1f} | {relative} | "
                 f"{record['others']:.2f} cores |"
             )
         affinity = {tuple(r["affinity"]) for _, _, _, rs in rows for r in rs}
         print(f"\nCPUs each process may run on: {', '.join(str(list(a)) for a in sorted(affinity))}")
 
     # Needle's DDP: what the reducer measured.
-    ddp: dict[str, dict[str, float]] = {}
+    ddp: dict[str, dict[str, Any]] = {}
     for workload, rows in steps.items():
         record = rows[1][2]
-        comm, wait = record["comm"], record["wait"]
-        step = statistics.median(record["seconds"])
+        exposed = [w + t for w, t in zip(record["wait"], record["tail"], strict=True)]
+        step = statistics.median(record["round_medians"])
         ddp[workload] = {
             "step": step,
-            "comm": statistics.median(comm),
-            "wait": statistics.median(wait),
-            "hidden": max(0.0, min(1.0, 1 - sum(wait) / sum(comm))) if sum(comm) > 0 else 0.0,
-            "bytes": record["bytes"],
-            "buckets": record["buckets"],
-            "t_c": step - statistics.median(wait),
-            "alone": statistics.median(rows[2][2]["seconds"]),
+            "span": statistics.median(record["span"]),
+            "busy": statistics.median(record["busy"]),
+            "wait": statistics.median(record["wait"]),
+            "tail": statistics.median(record["tail"]),
+            "window": statistics.median(record["window"]),
+            "hidden": max(0.0, 1 - sum(record["wait"]) / sum(record["span"])) if sum(record["span"]) > 0 else 0.0,
+            "bucket_bytes": record["bucket_bytes"],
+            "t_c": step - statistics.median(exposed),
+            "alone": statistics.median(rows[2][2]["round_medians"]),
         }
     if ddp:
         print("\nNeedle DistributedDataParallel, 2 ranks x 1 thread (rank 0, medians over the timed steps):\n")
         print(
-            "| workload | gradient bytes / step | buckets | all-reduce / step | exposed wait | hidden fraction | "
-            "t_c = step - wait | 1 rank alone, half batch |"
+            "| workload | gradient bytes / step (buckets) | all-reduce span | all-reduces running | wait at the end of "
+            "backward | last bucket's launch to the end of backward | hidden fraction | t_c | rank step | "
+            "1 rank alone, half batch |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for workload, d in ddp.items():
+            buckets = " + ".join(f"{n / MIB:.2f}" for n in d["bucket_bytes"])
             print(
-                f"| {workload} | {d['bytes'] / MIB:.2f} MiB | {d['buckets']:.0f} | {ms(d['comm'])} | {ms(d['wait'])} | "
-                f"{d['hidden']:.2f} | {ms(d['t_c'])} | {ms(d['alone'])} |"
+                f"| {workload} | {sum(d['bucket_bytes']) / MIB:.2f} MiB ({buckets}) | {ms(d['span'])} | "
+                f"{ms(d['busy'])} | {ms(d['wait'])} | {ms(d['tail'])} | {d['hidden']:.2f} | {ms(d['t_c'])} | "
+                f"{ms(d['step'])} | {ms(d['alone'])} |"
             )
+        print(
+            "\nSpan: the reducer's all-reduce time (first bucket's start to last bucket's end); running: the sum of "
+            "the buckets' all-reduce times; hidden fraction: the reducer's 1 - wait / span over the timed steps; "
+            "t_c = rank step - (wait + last bucket's launch to the end of backward)."
+        )
 
     # The all-reduce.
     bandwidth = latency = None
@@ -536,28 +608,49 @@ def main() -> int:
 
     # The projection.
     if ddp and bandwidth and latency:
+        hop = latency
+
+        def ring(n: int, nbytes: float, buckets: int, link: float) -> float:
+            return 2 * (n - 1) / n * nbytes / link + 2 * (n - 1) * hop * buckets
+
         links = [(f"measured local ({bandwidth / 1e9:.1f} GB/s)", bandwidth), *LINKS]
+        models = {
+            "A: hidden = hidden fraction x all-reduce span": lambda d, n, b: max(
+                0.0, ring(n, sum(d["bucket_bytes"]), len(d["bucket_bytes"]), b) - d["hidden"] * d["span"]
+            ),
+            "B: the last bucket exposed, the others hidden behind the backward between the first and last launch": (
+                lambda d, n, b: (
+                    ring(n, d["bucket_bytes"][-1], 1, b)
+                    + max(0.0, ring(n, sum(d["bucket_bytes"][:-1]), len(d["bucket_bytes"]) - 1, b) - d["window"])
+                )
+            ),
+        }
+        for title, exposed_time in models.items():
+            print(
+                f"\nProjection {title}; step time and t_c / step for N machines of one rank each (per-rank batch as "
+                "in the 2-rank run):\n"
+            )
+            print("| workload | link | " + " | ".join(f"N = {n}" for n in NODES) + " |")
+            print("| --- | --- | " + " | ".join("---" for _ in NODES) + " |")
+            for workload, d in ddp.items():
+                for name, b in links:
+                    cells = []
+                    for n in NODES:
+                        step = d["t_c"] + exposed_time(d, n, b)
+                        cells.append(f"{ms(step)}, {d['t_c'] / step:.0%}")
+                    print(f"| {workload} | {name} | " + " | ".join(cells) + " |")
         print(
-            "\nProjection, step time and compute share t_c / step for N machines of one rank each (per-rank batch "
-            "as in the 2-rank run):\n"
-        )
-        print("| workload | link | " + " | ".join(f"N = {n}" for n in NODES) + " |")
-        print("| --- | --- | " + " | ".join("---" for _ in NODES) + " |")
-        for workload, d in ddp.items():
-            hidden = d["hidden"] * d["comm"]
-            for name, b in links:
-                cells = []
-                for n in NODES:
-                    t = 2 * (n - 1) / n * d["bytes"] / b + 2 * (n - 1) * latency * d["buckets"]
-                    step = d["t_c"] + max(0.0, t - hidden)
-                    cells.append(f"{ms(step)}, {d['t_c'] / step:.0%}")
-                print(f"| {workload} | {name} | " + " | ".join(cells) + " |")
-        print(
-            "\nt_c, bytes, buckets and the hidden time (hidden fraction x all-reduce time) per workload come from "
-            "the 2-rank run above: "
+            "\nInputs, from the 2-rank run: "
             + "; ".join(
-                f"{w}: t_c {ms(d['t_c'])}, {d['bytes'] / MIB:.2f} MiB, {d['buckets']:.0f} bucket(s), "
-                f"hidden {ms(d['hidden'] * d['comm'])}"
+                f"{w}: t_c {ms(d['t_c'])}, buckets of "
+                + " + ".join(f"{n / MIB:.2f}" for n in d["bucket_bytes"])
+                + f" MiB, A's hidden time {ms(d['hidden'] * d['span'])}, B's window {ms(d['window'])}"
+                for w, d in ddp.items()
+            )
+            + f"; hop latency {ms(hop)} for every link. The model's T(2) on the local link: "
+            + ", ".join(
+                f"{w} {ms(ring(2, sum(d['bucket_bytes']), len(d['bucket_bytes']), bandwidth))} "
+                f"(all-reduces running in the 2-rank run: {ms(d['busy'])})"
                 for w, d in ddp.items()
             )
             + "."
