@@ -27,12 +27,12 @@ own cached loop against PyTorch's); a disagreement is printed as MISMATCH.
 
 PyTorch runs in a worker process that this script drives over a pipe, so the two take turns repetition by
 repetition and machine noise hits both alike. PyTorch comes from --torch-python or, by default, the first of
-this interpreter, python3 on PATH and /usr/bin/python3 that can `import torch`. Each thread count runs in
-fresh processes whose thread pools are sized by NEEDLE_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
-MKL_NUM_THREADS. --warmups untimed repetitions, then the median of --reps timed ones. The tables are
-Markdown, ready for BENCHMARKS.md; "ratio" is PyTorch's time / Needle's time (above 1: Needle is faster),
-and "cache speed-up" is cached decode tokens/s over uncached decode tokens/s.
-"""
+.torch-venv (scripts/setup_torch_reference.sh), this interpreter, python3 on PATH and /usr/bin/python3 that
+can `import torch`. Each thread count runs in fresh processes whose thread pools are sized by
+NEEDLE_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS. --warmups untimed repetitions,
+then the median of --reps timed ones. The tables are Markdown, ready for BENCHMARKS.md; "ratio" is PyTorch's
+time / Needle's time (above 1: Needle is faster), and "cache speed-up" is cached decode tokens/s over uncached
+decode tokens/s."""
 
 from __future__ import annotations
 

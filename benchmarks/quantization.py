@@ -24,15 +24,14 @@ scheme (symmetric per-channel weights, symmetric per-row activations, exact inte
 marked MISMATCH.
 
 PyTorch runs in a worker process that this script drives over a pipe, so the frameworks take turns call by
-call and machine noise hits both alike. PyTorch comes from --torch-python or, by default, the first of this
-interpreter, python3 on PATH and /usr/bin/python3 that can `import torch`. Each thread count runs in fresh
-processes whose thread pools are sized by NEEDLE_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
-MKL_NUM_THREADS. Inputs are random normal float32. A timed repetition runs the forward enough times to
-cover about 0.4 GOP (the same count in every column of a row) and reports the time of one; --warmups
-untimed repetitions, then the median of --reps timed ones. The tables are Markdown, ready for BENCHMARKS.md;
-"ratio" is PyTorch's time / Needle's time (above 1: Needle is faster) and "int8 speed-up" a framework's
-float32 time / its int8 time.
-"""
+call and machine noise hits both alike. PyTorch comes from --torch-python or, by default, the first of .torch-
+venv (scripts/setup_torch_reference.sh), this interpreter, python3 on PATH and /usr/bin/python3 that can
+`import torch`. Each thread count runs in fresh processes whose thread pools are sized by NEEDLE_NUM_THREADS,
+OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS. Inputs are random normal float32. A timed
+repetition runs the forward enough times to cover about 0.4 GOP (the same count in every column of a row) and
+reports the time of one; --warmups untimed repetitions, then the median of --reps timed ones. The tables are
+Markdown, ready for BENCHMARKS.md; "ratio" is PyTorch's time / Needle's time (above 1: Needle is faster) and
+"int8 speed-up" a framework's float32 time / its int8 time."""
 
 from __future__ import annotations
 

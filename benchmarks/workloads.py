@@ -6,8 +6,9 @@ interleaved repetition by repetition in one run, at 1 thread and at 2 threads.
     python benchmarks/workloads.py --threads 1 --reps 5  # quicker
     python benchmarks/workloads.py --memory              # also peak memory of the gpt_mini_step loop
 
-PyTorch comes from whichever interpreter has it: this one, or the one named by --torch-python (default: the
-first of python3 on PATH and /usr/bin/python3 that can `import torch`, e.g. Debian's python3-torch). It
+PyTorch comes from the interpreter named by --torch-python, by default the first that can `import torch` of
+.torch-venv/bin/python (PyPI's current build with MKL and oneDNN, set up by scripts/setup_torch_reference.sh),
+this one, python3 on PATH and /usr/bin/python3 (Debian's python3-torch, the fallback). It
 runs in a worker process that this script drives over a pipe (Debian's build multiplies matrices with
 whatever `libblas.so.3` points to: install `libopenblas0-pthread`, or it is the slow reference BLAS), so
 Needle and PyTorch take turns: Needle's repetition i, then PyTorch's repetition i, and so on; machine
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -417,8 +419,15 @@ def torch_env() -> dict[str, str]:
     return env
 
 
+# PyPI's current PyTorch, set up by scripts/setup_torch_reference.sh: the reference the benchmarks use first.
+REFERENCE_TORCH_PYTHON = Path(__file__).resolve().parent.parent / ".torch-venv" / "bin" / "python"
+
+
 def find_torch_python(requested: str | None) -> str | None:
-    candidates = [requested] if requested else [sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]
+    """The interpreter PyTorch runs in: --torch-python if given, else the first that can import torch of
+    .torch-venv (PyPI's build), this one, python3 on PATH and /usr/bin/python3 (Debian's python3-torch)."""
+    fallbacks = [sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]
+    candidates = [requested] if requested else [str(REFERENCE_TORCH_PYTHON), *fallbacks]
     for python in candidates:
         if python and subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
             return python
@@ -588,7 +597,8 @@ def main() -> int:
 
     torch_python = find_torch_python(args.torch_python)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()}")
-    print(f"PyTorch: {torch_python or 'not found (install python3-torch or pass --torch-python)'}")
+    missing = "not found (run scripts/setup_torch_reference.sh, install python3-torch or pass --torch-python)"
+    print(f"PyTorch: {torch_python or missing}")
     print(f"PyTorch's OpenBLAS kernels: OPENBLAS_CORETYPE={torch_env().get('OPENBLAS_CORETYPE', '(its own choice)')}")
     print(f"median of {args.reps} repetitions after {args.warmups} warm-ups, interleaved; tiny_*: time per op")
     for threads in (int(t) for t in args.threads.split(",")):

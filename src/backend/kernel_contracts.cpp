@@ -26,6 +26,7 @@ using kernels::expect_rank;
 using kernels::expect_shape;
 using kernels::Int8MatmulLayout;
 using kernels::LstmLayout;
+using kernels::PoolLayout;
 using kernels::present;
 using kernels::RowLayout;
 
@@ -362,6 +363,69 @@ ConvLayout conv_layout(std::string_view op, const StridedView& image, const Stri
 ConvLayout col2im_layout(const StridedView& image, const StridedView& cols, std::int64_t stride, std::int64_t padding) {
   const ConvLayout layout = conv_layout("col2im", image, cols, stride, padding);
   expect_contiguous("col2im", "image", image);
+  return layout;
+}
+
+// ---- pooling -------------------------------------------------------------------------------------------
+
+// `image` (N, C, H, W) of a floating dtype with any strides; out and indices contiguous (N, C, H_out, W_out),
+// out of the image's dtype and indices int64. 0 <= padding <= kernel / 2 (no window lies in the padding alone).
+PoolLayout pool_layout(const StridedView& out, const StridedView& indices, const StridedView& image,
+                       std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
+  constexpr std::string_view op = "max_pool2d";
+  expect_floating(op, image.dtype);
+  expect_rank(op, "image", image, 4);
+  expect_dtype(op, "output", out, image.dtype);
+  expect_dtype(op, "indices", indices, DType::Int64);
+  NEEDLE_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && padding <= kernel / 2, RuntimeError, op, ": bad kernel ",
+               kernel, ", stride ", stride, " or padding ", padding);
+  PoolLayout layout;
+  layout.n = image.shape[0];
+  layout.c = image.shape[1];
+  layout.h = image.shape[2];
+  layout.w = image.shape[3];
+  layout.k = kernel;
+  layout.stride = stride;
+  layout.padding = padding;
+  layout.dtype = image.dtype;
+  NEEDLE_CHECK(layout.h + 2 * padding >= kernel && layout.w + 2 * padding >= kernel, RuntimeError, op, ": kernel size ",
+               kernel, " does not fit the image ", shape_str(image.shape), " padded by ", padding);
+  layout.h_out = (layout.h + 2 * padding - kernel) / stride + 1;
+  layout.w_out = (layout.w + 2 * padding - kernel) / stride + 1;
+  const Shape pooled{layout.n, layout.c, layout.h_out, layout.w_out};
+  expect_shape(op, "output", out, pooled);
+  expect_shape(op, "indices", indices, pooled);
+  expect_contiguous(op, "output", out);
+  expect_contiguous(op, "indices", indices);
+  return layout;
+}
+
+// grad_image contiguous (N, C, H, W) of a floating dtype; grad_out (same dtype) and indices (int64) contiguous
+// (N, C, H_out, W_out). The window geometry is not needed: the indices say where each gradient goes.
+PoolLayout pool_backward_layout(const StridedView& grad_image, const StridedView& grad_out,
+                                const StridedView& indices) {
+  constexpr std::string_view op = "max_pool2d_backward";
+  expect_floating(op, grad_image.dtype);
+  expect_rank(op, "image gradient", grad_image, 4);
+  expect_rank(op, "output gradient", grad_out, 4);
+  expect_dtype(op, "output gradient", grad_out, grad_image.dtype);
+  expect_dtype(op, "indices", indices, DType::Int64);
+  expect_shape(op, "indices", indices, grad_out.shape);
+  NEEDLE_CHECK(grad_out.shape[0] == grad_image.shape[0] && grad_out.shape[1] == grad_image.shape[1], RuntimeError, op,
+               ": output gradient of shape ", shape_str(grad_out.shape), " does not fit the image gradient of shape ",
+               shape_str(grad_image.shape));
+  for (const auto& [name, view] : {std::pair{"image gradient", &grad_image}, std::pair{"output gradient", &grad_out},
+                                   std::pair{"indices", &indices}}) {
+    expect_contiguous(op, name, *view);
+  }
+  PoolLayout layout;
+  layout.n = grad_image.shape[0];
+  layout.c = grad_image.shape[1];
+  layout.h = grad_image.shape[2];
+  layout.w = grad_image.shape[3];
+  layout.h_out = grad_out.shape[2];
+  layout.w_out = grad_out.shape[3];
+  layout.dtype = grad_image.dtype;
   return layout;
 }
 

@@ -4,9 +4,11 @@
 #include "needle/core/fused_ops.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/array_checks.h"
 #include "needle/core/array_ops.h"
+#include "needle/core/checked_math.h"
 
 namespace needle {
 
@@ -314,6 +316,114 @@ NDArray col2im(const NDArray& cols, const Shape& image_shape, std::int64_t strid
   NDArray image = NDArray::empty(image_shape, cols.dtype(), cols.device());
   backend_of(image).col2im(image.view(), columns.view(), stride, padding);
   return image;
+}
+
+// ---- max pooling ------------------------------------------------------------------------------------------
+
+namespace {
+
+// The (N', C', H_out, W_out, K * K) windows of `padded` (N', C', H + 2p, W + 2p), compact.
+NDArray pool_windows(const NDArray& padded, std::int64_t kernel, std::int64_t stride, std::int64_t h_out,
+                     std::int64_t w_out) {
+  const NDArray a = padded.compact();
+  const Shape& s = a.shape();
+  const Strides& st = a.strides();
+  // With one window along an axis its step is never taken; stride * (row stride) might not fit then.
+  const std::int64_t step_y = h_out > 1 ? st[2] * stride : st[2];
+  const std::int64_t step_x = w_out > 1 ? st[3] * stride : st[3];
+  return a
+      .as_strided({s[0], s[1], h_out, w_out, kernel, kernel}, {st[0], st[1], step_y, step_x, st[2], st[3]}, a.offset())
+      .compact()
+      .reshape({s[0], s[1], h_out, w_out, kernel * kernel});
+}
+
+NDArray pad_plane(const NDArray& a, std::int64_t padding, const Scalar& value) {
+  return padding == 0 ? a : pad(a, {{0, 0}, {0, 0}, {padding, padding}, {padding, padding}}, value);
+}
+
+}  // namespace
+
+MaxPoolResult max_pool2d(const NDArray& image, std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
+  check_floating("max_pool2d", image);
+  NEEDLE_CHECK(image.ndim() == 4, ValueError, "max_pool2d: expected an (N, C, H, W) image, got shape ",
+               shape_str(image.shape()));
+  const Shape& s = image.shape();
+  NEEDLE_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && padding <= kernel / 2, ValueError,
+               "max_pool2d: expected kernel >= 1, stride >= 1 and 0 <= padding <= kernel / 2, got kernel ", kernel,
+               ", stride ", stride, ", padding ", padding);
+  // padding <= kernel / 2, so 2 * padding fits; every window then holds an image cell once H, W >= 1.
+  const std::optional<std::int64_t> height = checked_add(s[2], 2 * padding);
+  const std::optional<std::int64_t> width = checked_add(s[3], 2 * padding);
+  NEEDLE_CHECK(s[2] >= 1 && s[3] >= 1 && height && width && *height >= kernel && *width >= kernel, ValueError,
+               "max_pool2d: kernel ", kernel, " with padding ", padding, " does not fit an image of shape ",
+               shape_str(s));
+  const Shape pooled{s[0], s[1], (*height - kernel) / stride + 1, (*width - kernel) / stride + 1};
+  Backend& backend = backend_of(image);
+  if (backend.implements(OptionalKernel::max_pool2d)) {
+    MaxPoolResult r{NDArray::empty(pooled, image.dtype(), image.device()),
+                    NDArray::empty(pooled, DType::Int64, image.device())};
+    if (r.values.size() > 0)
+      backend.max_pool2d(r.values.view(), r.indices.view(), image.view(), kernel, stride, padding);
+    return r;
+  }
+  // The reference: argmax over the unfolded windows of the image padded with -inf. The same unfolding of
+  // the plane positions iy * W + ix, padded with H * W, gives the argmax's position; a window whose maximum
+  // is -inf may have it in the padding, and then its first image cell is the answer (the smallest position,
+  // positions growing in row-major order).
+  NEEDLE_CHECK(checked_numel({s[0], s[1], pooled[2], pooled[3], kernel, kernel}), ValueError, "max_pool2d: kernel ",
+               kernel, " and stride ", stride, " make too many window cells for an image of shape ", shape_str(s));
+  if (image.size() == 0) {
+    return {NDArray::empty(pooled, image.dtype(), image.device()),
+            NDArray::empty(pooled, DType::Int64, image.device())};
+  }
+  const NDArray windows = pool_windows(pad_plane(image, padding, Scalar(-std::numeric_limits<double>::infinity())),
+                                       kernel, stride, pooled[2], pooled[3]);
+  const NDArray picked = argmax(windows, 4, /*keepdims=*/true);
+  const std::int64_t plane = s[2] * s[3];
+  const NDArray positions =
+      pool_windows(pad_plane(NDArray::arange(plane, DType::Int64, image.device()).reshape({1, 1, s[2], s[3]}), padding,
+                             Scalar(plane)),
+                   kernel, stride, pooled[2], pooled[3]);
+  const NDArray position = gather(positions.broadcast_to(windows.shape()), 4, picked);
+  const NDArray first_cell = min(positions, {4}, /*keepdims=*/true).broadcast_to(position.shape());
+  return {gather(windows, 4, picked).reshape(pooled),
+          where(ge(position, NDArray::full({}, Scalar(plane), DType::Int64, image.device())), first_cell, position)
+              .reshape(pooled)};
+}
+
+NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, const Shape& image_shape) {
+  check_same_device("max_pool2d_backward", {&grad_out, &indices});
+  check_floating("max_pool2d_backward", grad_out);
+  NEEDLE_CHECK(indices.dtype() == DType::Int64, TypeError, "max_pool2d_backward: expected int64 indices, got ",
+               dtype_name(indices.dtype()));
+  NEEDLE_CHECK(grad_out.ndim() == 4 && image_shape.size() == 4 && indices.shape() == grad_out.shape() &&
+                   grad_out.shape()[0] == image_shape[0] && grad_out.shape()[1] == image_shape[1],
+               ValueError,
+               "max_pool2d_backward: expected a gradient and indices of one shape (N, C, H_out, W_out) and an image "
+               "shape (N, C, H, W), got ",
+               shape_str(grad_out.shape()), ", ", shape_str(indices.shape()), " and ", shape_str(image_shape));
+  check_valid_shape(image_shape, "max_pool2d_backward");
+  const Shape& g = grad_out.shape();
+  const std::int64_t plane = image_shape[2] * image_shape[3];
+  if (indices.size() > 0) {
+    const std::int64_t lowest = min(indices).item().to<std::int64_t>();
+    const std::int64_t highest = max(indices).item().to<std::int64_t>();
+    NEEDLE_CHECK(lowest >= 0 && highest < plane, IndexError, "max_pool2d_backward: index ",
+                 lowest < 0 ? lowest : highest, " is out of bounds for an image plane of ", plane, " cells (shape ",
+                 shape_str(image_shape), ")");
+  }
+  Backend& backend = backend_of(grad_out);
+  if (backend.implements(OptionalKernel::max_pool2d_backward)) {
+    const NDArray grad = grad_out.compact();
+    const NDArray where_from = indices.compact();
+    NDArray out = NDArray::empty(image_shape, grad_out.dtype(), grad_out.device());
+    if (out.size() > 0) backend.max_pool2d_backward(out.view(), grad.view(), where_from.view());
+    return out;
+  }
+  const Shape flat_out{g[0], g[1], g[2] * g[3]};
+  return scatter_add(NDArray::zeros({image_shape[0], image_shape[1], plane}, grad_out.dtype(), grad_out.device()), 2,
+                     indices.reshape(flat_out), grad_out.reshape(flat_out))
+      .reshape(image_shape);
 }
 
 // ---- optimizer updates ------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
-// 2-d pooling over NCHW. Both pools are a window extraction (unfold: an as_strided view of the windows,
-// made contiguous) followed by a reduction over the last two axes: max for max_pool2d (whose gradient
-// routes to the arg-max, sharing ties), mean for avg_pool2d. Unfold's gradient is fold (summing each
-// window's gradient back onto the cells it read), and fold's gradient is unfold, so the pools are
-// differentiable to any order.
-#include <limits>
+// 2-d pooling over NCHW. max_pool2d is one op with two outputs, the maxima and where each was found (plane
+// positions, from the array layer's max_pool2d: one fused kernel on the cpu), whose gradient sends each
+// output gradient back to that position (max_pool2d_backward); the gradient of that is a gather of the same
+// positions, so max pooling is differentiable to any order. avg_pool2d is a window extraction (unfold: an
+// as_strided view of the windows, made contiguous) followed by a mean over the last two axes; unfold's
+// gradient is fold (summing each window's gradient back onto the cells it read), and fold's gradient is
+// unfold.
+#include <memory>
+#include <utility>
 
 #include "needle/core/checked_math.h"
+#include "needle/core/fused_ops.h"
 #include "ops/op_helpers.h"
 
 namespace needle::ops {
@@ -102,6 +106,56 @@ Tensor fold(const Tensor& windows, std::int64_t stride, std::int64_t height, std
   return make<FoldOp>({windows}, stride, height, width);
 }
 
+// grad_out (N, C, H_out, W_out) and the positions max pooling took (int64, no gradient) -> (N, C, H, W):
+// each gradient added at its position. Linear in grad_out; its adjoint reads grad_out's positions back.
+class MaxPoolScatterOp final : public SingleOutputOp {
+ public:
+  explicit MaxPoolScatterOp(Shape image_shape) : image_shape_(std::move(image_shape)) {}
+  std::string name() const override { return "max_pool2d_backward"; }
+  // Reads the positions.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(1); }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return needle::max_pool2d_backward(in[0], in[1], image_shape_);
+  }
+  std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
+    // <scatter(g), h> = <g, h read at the positions>.
+    const Shape& out = node.inputs()[0].shape();
+    const Shape flat_out{out[0], out[1], out[2] * out[3]};
+    const Tensor plane = reshape(h, {image_shape_[0], image_shape_[1], image_shape_[2] * image_shape_[3]});
+    return {reshape(gather(plane, 2, reshape(node.inputs()[1], flat_out)), out), Tensor()};
+  }
+
+ private:
+  Shape image_shape_;
+};
+
+// Input: the image (N, C, H, W). Outputs: the window maxima and their int64 plane positions iy * W + ix
+// (the first maximum of a window with ties, as PyTorch's), which the gradient reads.
+class MaxPool2dOp final : public Op {
+ public:
+  MaxPool2dOp(std::int64_t kernel, std::int64_t stride, std::int64_t padding)
+      : kernel_(kernel), stride_(stride), padding_(padding) {}
+  std::string name() const override { return "max_pool2d"; }
+  // The positions (saved with the maxima, the node's other output).
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.outputs(); }
+  std::size_t num_outputs() const override { return 2; }
+  std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
+    MaxPoolResult r = needle::max_pool2d(in[0], kernel_, stride_, padding_);
+    return {std::move(r.values), std::move(r.indices)};
+  }
+  std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& inputs,
+                                       const NeedsGrad& /*needs_grad*/) const override {
+    if (!out_grads[0].defined()) return {Tensor()};
+    return {make<MaxPoolScatterOp>({out_grads[0], outputs[1]}, inputs[0].shape())};
+  }
+
+ private:
+  std::int64_t kernel_;
+  std::int64_t stride_;
+  std::int64_t padding_;
+};
+
 // Checks the arguments shared by both pools and returns the stride to use.
 std::int64_t check_pool(std::string_view op, const Tensor& a, std::int64_t kernel, std::optional<std::int64_t> stride,
                         std::int64_t padding) {
@@ -139,9 +193,7 @@ Tensor pad_hw(const Tensor& a, std::int64_t padding, double value) {
 
 Tensor max_pool2d(const Tensor& a, std::int64_t kernel_size, std::optional<std::int64_t> stride, std::int64_t padding) {
   const std::int64_t s = check_pool("max_pool2d", a, kernel_size, stride, padding);
-  // -inf padding never wins a window (each window holds at least one real cell, see check_pool).
-  const Tensor padded = pad_hw(a, padding, -std::numeric_limits<double>::infinity());
-  return max(unfold(padded, kernel_size, s), {4, 5});
+  return Tensor::from_op_outputs(std::make_shared<const MaxPool2dOp>(kernel_size, s, padding), {a}).front();
 }
 
 Tensor avg_pool2d(const Tensor& a, std::int64_t kernel_size, std::optional<std::int64_t> stride, std::int64_t padding) {

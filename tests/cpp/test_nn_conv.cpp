@@ -1,6 +1,6 @@
 // Pooling ops (max_pool2d, avg_pool2d) and the convolution and pooling layers over NCHW: forwards against
 // direct loops over strides, paddings and kernel sizes (including strides larger than the kernel, which
-// leave cells unread), gradients and second derivatives by finite differences, tie sharing, and errors.
+// leave cells unread), gradients and second derivatives by finite differences, ties, and errors.
 #include <gtest/gtest.h>
 #include <needle/needle.h>
 #include <needle/nn/layers.h>
@@ -103,14 +103,15 @@ TEST_P(NnPoolTest, PoolGradientsAreDifferentiableAgain) {
       {x});
 }
 
-TEST_P(NnPoolTest, MaxPoolSharesTheGradientAmongTies) {
+TEST_P(NnPoolTest, MaxPoolSendsTheGradientToTheFirstOfTiedMaxima) {
   const Device d = GetParam();
-  // Window [[1, 1], [0, 1]] has three tied maxima; window [[2, 0], [0, 0]] has one.
+  // Window [[1, 1], [0, 1]] has three tied maxima (as PyTorch, the first in row-major order takes the whole
+  // gradient); window [[2, 0], [0, 0]] has one.
   const Tensor x(NDArray::from_vector(std::vector<double>{1, 1, 2, 0, 0, 1, 0, 0}, {1, 1, 2, 4}, d), true);
   const Tensor y = ops::max_pool2d(x, 2);
   EXPECT_EQ(host(y), (std::vector<double>{1, 2}));
   y.backward();
-  expect_all_near(host(x.grad()), {1.0 / 3, 1.0 / 3, 1, 0, 0, 1.0 / 3, 0, 0}, 1e-12);
+  expect_all_near(host(x.grad()), {1, 0, 1, 0, 0, 0, 0, 0}, 1e-12);
 }
 
 TEST_P(NnPoolTest, PoolLayersAndErrors) {

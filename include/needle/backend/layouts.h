@@ -116,4 +116,19 @@ struct ConvLayout {
   [[nodiscard]] std::int64_t patch() const { return k * k * c; }
 };
 
+// Max pooling: N * C planes of H x W image cells and H_out x W_out windows of K x K cells.
+struct PoolLayout {
+  std::int64_t n = 0, c = 0, h = 0, w = 0, k = 1, h_out = 0, w_out = 0, stride = 1, padding = 0;
+  DType dtype = DType::Float32;
+
+  [[nodiscard]] std::int64_t planes() const { return n * c; }
+  [[nodiscard]] std::int64_t plane_size() const { return h * w; }
+  [[nodiscard]] std::int64_t windows() const { return h_out * w_out; }  // per plane
+  // The taps [first, last) of window position `pos` that lie inside [0, extent), as ConvLayout::taps.
+  [[nodiscard]] ConvLayout::Taps taps(std::int64_t pos, std::int64_t extent) const {
+    const std::int64_t start = pos * stride - padding;
+    return {std::max<std::int64_t>(0, -start), std::min(k, extent - start)};
+  }
+};
+
 }  // namespace needle::kernels

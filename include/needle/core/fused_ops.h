@@ -1,5 +1,5 @@
 // The array layer's fused computations: each one call of a fused backend kernel (softmax, layer and batch
-// norm, attention, the LSTM cell, the convolution's im2col/col2im, the optimizer updates), doing in one or
+// norm, attention, the LSTM cell, the convolution's im2col/col2im, max pooling, the optimizer updates), doing in one or
 // two passes what a chain of the functions in array_ops.h would do in many.
 //
 // Like array_ops.h, each function checks its operands once (device, dtype, shapes: a failure names the
@@ -91,6 +91,23 @@ NDArray im2col(const NDArray& image, std::int64_t kernel, std::int64_t stride, s
 // The adjoint: every column entry of cols (N, H_out, W_out, K, K, C) added at the cell of an image of
 // `image_shape` (N, H, W, C) it was read from (Backend::col2im).
 NDArray col2im(const NDArray& cols, const Shape& image_shape, std::int64_t stride, std::int64_t padding);
+
+// ---- max pooling ---------------------------------------------------------------------------------------
+// Max pooling of image (N, C, H, W) (any strides, floating) over kernel x kernel windows, `stride` apart,
+// with `padding` cells of -inf on each side (1 <= kernel, 1 <= stride, 0 <= padding <= kernel / 2): the
+// (N, C, H_out, W_out) maxima and, as int64, the position iy * W + ix in the image plane of each window's
+// first maximum (a NaN beats every number; Backend::max_pool2d). One pass of the optional max_pool2d
+// kernel where the device has it, else composed of array_ops.h (its reference).
+struct MaxPoolResult {
+  NDArray values;
+  NDArray indices;
+};
+MaxPoolResult max_pool2d(const NDArray& image, std::int64_t kernel, std::int64_t stride, std::int64_t padding);
+// The adjoint of that selection: an array of `image_shape` (N, C, H, W) holding, at each plane position,
+// the sum of the grad_out (N, C, H_out, W_out) entries whose index names it, 0 elsewhere. indices is int64
+// of grad_out's shape with values in [0, H * W) (IndexError otherwise); Backend::max_pool2d_backward, or
+// zeros and a scatter_add where the device lacks it.
+NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, const Shape& image_shape);
 
 // ---- optimizer updates ---------------------------------------------------------------------------------
 // One Adam or AdamW step in place (the formula is Backend::adam_update's): param, exp_avg and exp_avg_sq
