@@ -2,8 +2,10 @@
 //   build/release/benchmarks/bench_kernels --benchmark_filter=matmul
 //   build/release/benchmarks/bench_kernels --benchmark_filter=sgemm
 //   build/release/benchmarks/bench_kernels --benchmark_filter='softmax|layer_norm'
+//   build/release/benchmarks/bench_kernels --benchmark_filter=max_pool2d
 #include <benchmark/benchmark.h>
 #include <needle/backend/backend.h>
+#include <needle/core/fused_ops.h>
 #include <needle/core/threads.h>
 #include <needle/needle.h>
 
@@ -238,6 +240,32 @@ BENCHMARK(BM_layer_norm_train)
     ->ArgNames({"fused", "rows", "cols"})
     ->ArgsProduct({{0, 1}, {2048}, {128}})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Max pooling 2 x 2 / 2 of cnn_fmnist_step's two activations through the array layer, forward (mode 0) and
+// backward (mode 1): the cpu kernels, or on ref the composition they replace (unfold, argmax, gather;
+// scatter_add).
+void BM_max_pool2d(benchmark::State& state) {
+  const std::int64_t channels = state.range(2);
+  const std::int64_t size = state.range(3);
+  const nd::NDArray image = nd::randn({128, channels, size, size}, 0.0, 1.0, nd::DType::Float32, device_arg(state));
+  const nd::MaxPoolResult pooled = nd::max_pool2d(image, 2, 2, 0);
+  const nd::NDArray grad = nd::randn(pooled.values.shape(), 0.0, 1.0, nd::DType::Float32, device_arg(state));
+  for (auto _ : state) {
+    if (state.range(1) == 0) {
+      benchmark::DoNotOptimize(nd::max_pool2d(image, 2, 2, 0));
+    } else {
+      benchmark::DoNotOptimize(nd::max_pool2d_backward(grad, pooled.indices, image.shape()));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * image.size());
+}
+BENCHMARK(BM_max_pool2d)
+    ->ArgNames({"cpu", "backward", "channels", "size"})
+    ->ArgsProduct({{0, 1}, {0, 1}, {16}, {28}})
+    ->Args({1, 0, 32, 14})
+    ->Args({1, 1, 32, 14})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 #if defined(__x86_64__)

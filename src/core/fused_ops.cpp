@@ -405,20 +405,20 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
   check_valid_shape(image_shape, "max_pool2d_backward");
   const Shape& g = grad_out.shape();
   const std::int64_t plane = image_shape[2] * image_shape[3];
-  if (indices.size() > 0) {
-    const std::int64_t lowest = min(indices).item().to<std::int64_t>();
-    const std::int64_t highest = max(indices).item().to<std::int64_t>();
-    NEEDLE_CHECK(lowest >= 0 && highest < plane, IndexError, "max_pool2d_backward: index ",
-                 lowest < 0 ? lowest : highest, " is out of bounds for an image plane of ", plane, " cells (shape ",
-                 shape_str(image_shape), ")");
-  }
   Backend& backend = backend_of(grad_out);
   if (backend.implements(OptionalKernel::max_pool2d_backward)) {
+    // The kernel checks each index as it reads it (kernels.def).
     const NDArray grad = grad_out.compact();
     const NDArray where_from = indices.compact();
     NDArray out = NDArray::empty(image_shape, grad_out.dtype(), grad_out.device());
     if (out.size() > 0) backend.max_pool2d_backward(out.view(), grad.view(), where_from.view());
     return out;
+  }
+  if (indices.size() > 0) {
+    const std::int64_t lowest = min(indices).item().to<std::int64_t>();
+    const std::int64_t highest = max(indices).item().to<std::int64_t>();
+    NEEDLE_CHECK(lowest >= 0 && highest < plane, IndexError, "max_pool2d_backward: index ",
+                 lowest < 0 ? lowest : highest, " is out of bounds for an image plane of ", plane, " cells");
   }
   const Shape flat_out{g[0], g[1], g[2] * g[3]};
   return scatter_add(NDArray::zeros({image_shape[0], image_shape[1], plane}, grad_out.dtype(), grad_out.device()), 2,

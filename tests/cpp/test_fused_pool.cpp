@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "needle/backend/backend.h"
 #include "needle/core/fused_ops.h"
 #include "needle/core/threads.h"
@@ -144,10 +145,16 @@ TEST(FusedMaxPool, OnlyTheCpuBackendImplementsTheKernels) {
 }
 
 TEST(FusedMaxPool, CpuKernelMatchesTheReferenceAndTheContractOnEveryGeometryAndLayout) {
-  const std::vector<Shape> shapes = {{2, 3, 7, 5}, {1, 1, 1, 1}, {1, 2, 4, 9}, {3, 1, 6, 6}, {1, 1, 1, 8}};
+  // Rows of 37 and 40 cells fill whole vectors of the 2 x 2 path and leave (or not) a tail; 5 and 9 leave only
+  // tails, with the last window ending the row.
+  const std::vector<Shape> shapes = {{2, 3, 7, 5}, {1, 1, 1, 1},  {1, 2, 4, 9}, {3, 1, 6, 6},
+                                     {1, 1, 1, 8}, {2, 2, 5, 37}, {1, 1, 2, 40}};
   const int saved_threads = get_num_threads();
   std::uint64_t seed = 11;
-  for (const int threads : {1, 2}) {
+  for (const int run : {0, 1, 2}) {
+    // The 2 x 2 path's builds: the one this CPU gets (1 and 2 threads) and the portable one.
+    const int threads = run == 1 ? 2 : 1;
+    cpu::set_max_pool_portable(run == 2);
     set_num_threads(threads);
     for (const Shape& shape : shapes) {
       for (const PoolGeometry& g : geometries()) {
@@ -157,7 +164,8 @@ TEST(FusedMaxPool, CpuKernelMatchesTheReferenceAndTheContractOnEveryGeometryAndL
           const NDArray base = tied_image(shape, seed, /*with_nan=*/seed % 3 == 0).astype(dtype);
           for (const Layout layout : all_layouts()) {
             SCOPED_TRACE(str(shape_str(shape), " kernel ", g.kernel, " stride ", g.stride, " padding ", g.padding, " ",
-                             dtype_name(dtype), " layout ", static_cast<int>(layout), " threads ", threads));
+                             dtype_name(dtype), " layout ", static_cast<int>(layout), " threads ", threads,
+                             run == 2 ? " portable" : ""));
             const NDArray image = in_layout(base, layout);
             const MaxPoolResult fused = max_pool2d(image, g.kernel, g.stride, g.padding);
             const MaxPoolResult reference = max_pool2d(image.to(ref_device()), g.kernel, g.stride, g.padding);
@@ -173,6 +181,7 @@ TEST(FusedMaxPool, CpuKernelMatchesTheReferenceAndTheContractOnEveryGeometryAndL
       }
     }
   }
+  cpu::set_max_pool_portable(false);
   set_num_threads(saved_threads);
 }
 
