@@ -35,9 +35,12 @@ Tensor sign_of(const Tensor& a) {
   return constant(needle::gt(x, zero).astype(dtype) - needle::lt(x, zero).astype(dtype));
 }
 
-Tensor positive_mask(const Tensor& a) {
+Tensor relu_gradient(const Tensor& g, const Tensor& a) {
   const NDArray& x = a.value();
-  return constant(needle::gt(x, NDArray::zeros({}, x.dtype(), x.device())).astype(float_result_type(x.dtype())));
+  // g where a > 0, else 0 (also where g is inf or NaN, as PyTorch's threshold_backward): one comparison and
+  // one select, where multiplying by a 0/1 mask would need the mask converted to g's dtype first.
+  return where(constant(needle::gt(x, NDArray::zeros({}, x.dtype(), x.device()))), g,
+               constant(NDArray::zeros({}, g.dtype(), g.device())));
 }
 
 Tensor gelu_second_derivative(const Tensor& a) {

@@ -45,8 +45,8 @@ std::vector<Tensor> promoted(std::vector<Tensor> tensors);
 inline constexpr double kTwoOverSqrtPi = 1.1283791670955126;  // d erf / dx at 0
 // sign(a) as a constant (-1, 0 or 1 in a's float dtype): d|a|/da.
 Tensor sign_of(const Tensor& a);
-// 1 where a > 0, else 0 (NaN gives 0), as a constant: d relu(a)/da.
-Tensor positive_mask(const Tensor& a);
+// The gradient of relu(a) given the output's gradient g: g where a > 0, else 0 (a NaN in a gives 0).
+Tensor relu_gradient(const Tensor& g, const Tensor& a);
 // d^2 gelu / da^2 = phi(a) (2 - a^2), composed of ops (needed only for gradients of gradients).
 Tensor gelu_second_derivative(const Tensor& a);
 

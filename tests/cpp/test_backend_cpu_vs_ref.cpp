@@ -363,6 +363,8 @@ TEST(BackendCpuVsRef, Where) {
   Random rng(4);
   const std::vector<std::array<Layout, 3>> layouts = {
       {Layout::Contiguous, Layout::Contiguous, Layout::Contiguous},
+      {Layout::Contiguous, Layout::Contiguous, Layout::Scalar},
+      {Layout::Contiguous, Layout::Scalar, Layout::Contiguous},
       {Layout::Broadcast, Layout::Transposed, Layout::Flipped},
       {Layout::Scalar, Layout::Stepped, Layout::Scalar},
       {Layout::Flipped, Layout::Scalar, Layout::Broadcast},

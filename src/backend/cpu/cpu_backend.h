@@ -1,7 +1,7 @@
 // The `cpu` backend: Needle's default device. It is the `ref` backend with faster kernels: each kernel it
 // overrides takes fast paths for the common layouts (contiguous operands, scalar broadcasts, trailing-axis
 // reductions, row-major matmul) and falls back on the `ref` kernel for everything else, so both always
-// compute the same per-element arithmetic; a kernel it does not override (where, arg_reduce, gather,
+// compute the same per-element arithmetic; a kernel it does not override (arg_reduce, gather,
 // scatter_add, random) is ref's, visibly so by inheritance.
 #pragma once
 
@@ -30,6 +30,8 @@ class CpuBackend final : public RefBackend {
   void copy_kernel(const StridedView& out, const StridedView& in) override;
   void unary_kernel(UnaryOp op, const StridedView& out, const StridedView& in) override;
   void binary_kernel(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) override;
+  void where_kernel(const StridedView& out, const StridedView& cond, const StridedView& a,
+                    const StridedView& b) override;
   void reduce_kernel(ReduceOp op, const StridedView& out, const StridedView& in) override;
   void matmul_kernel(const StridedView& out, const StridedView& a, const StridedView& b) override;
 

@@ -149,6 +149,29 @@ void CpuBackend::binary_kernel(BinaryOp op, const StridedView& out, const Stride
   });
 }
 
+// The contiguous layouts (a and b each contiguous or a scalar, as a ReLU gradient's where(x > 0, g, 0) is):
+// one flat loop split over threads; anything else walks strides as ref does.
+void CpuBackend::where_kernel(const StridedView& out, const StridedView& cond, const StridedView& a,
+                              const StridedView& b) {
+  const FlatLayout layout_a = flat_layout(a);
+  const FlatLayout layout_b = flat_layout(b);
+  if (!out.is_contiguous() || !cond.is_contiguous() || layout_a == FlatLayout::Strided ||
+      layout_b == FlatLayout::Strided) {
+    return ref::where(out, cond, a, b);
+  }
+  const std::int64_t step_a = layout_a == FlatLayout::Contiguous ? 1 : 0;
+  const std::int64_t step_b = layout_b == FlatLayout::Contiguous ? 1 : 0;
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    T* o = out.ptr<T>();
+    const bool* c = cond.ptr<bool>();
+    const T* pa = a.ptr<T>();
+    const T* pb = b.ptr<T>();
+    flat_for(out.size(), [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t i = first; i < last; ++i) o[i] = c[i] ? pa[i * step_a] : pb[i * step_b];
+    });
+  });
+}
+
 }  // namespace needle
 
 namespace needle {
