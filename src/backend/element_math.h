@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <numbers>
 #include <type_traits>
 
@@ -30,6 +31,29 @@ NEEDLE_HOST_DEVICE bool is_nan(T x) {
     return std::isnan(x);
   } else {
     return false;
+  }
+}
+
+// ---- dtype conversion ---------------------------------------------------------------------------------
+
+// One element of astype. Floats truncate toward zero and anything nonzero (NaN too) becomes true, as in
+// NumPy. A float outside the target integer's range is undefined for a plain cast, and devices disagree on
+// it (x86 answers with the type's minimum, GPUs saturate), so the answer is pinned down here to what NumPy
+// and PyTorch give on x86: NaN and values beyond int32 (int64) become its minimum, and the 8-bit types
+// take their value modulo 256 through int64 (PyTorch's rule for uint8): -1.5 becomes 255, 300.5 becomes 44.
+template <typename To, typename From>
+NEEDLE_HOST_DEVICE To convert(From x) {
+  if constexpr (std::is_floating_point_v<From> && kIsInteger<To>) {
+    constexpr From kTwoToThe63 = From(9223372036854775808.0);  // exact in float and double
+    // Both comparisons are false for NaN.
+    const std::int64_t wide = (x >= -kTwoToThe63 && x < kTwoToThe63) ? static_cast<std::int64_t>(x) : INT64_MIN;
+    if constexpr (sizeof(To) == 4) {
+      return (wide >= INT32_MIN && wide <= INT32_MAX) ? static_cast<To>(wide) : static_cast<To>(INT32_MIN);
+    } else {
+      return static_cast<To>(wide);  // modulo 2^8 for the 8-bit types (integer conversions wrap in C++20)
+    }
+  } else {
+    return static_cast<To>(x);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "backend_test_util.h"
 #include "needle/backend/backend.h"
+#include "needle/backend/cuda.h"
 #include "needle/core/error.h"
 #include "needle/core/random.h"
 
@@ -51,8 +52,8 @@ TEST(BackendRef, Registry) {
   EXPECT_EQ(&backend_for(ref_device()), &backend_for(ref_device()));
   EXPECT_TRUE(ref_device().enabled());
   EXPECT_TRUE(cpu_device().enabled());
-  EXPECT_FALSE(cuda_device().enabled());
-  EXPECT_THROW(backend_for(cuda_device()), RuntimeError);
+  // A CUDA device past the last GPU (every one, on a machine without GPUs) has no backend.
+  EXPECT_THROW(backend_for(cuda_device(cuda_device_count())), RuntimeError);
 }
 
 // ---- memory ---------------------------------------------------------------------------------------
@@ -134,6 +135,25 @@ TEST(BackendRef, CopyConvertsLikeAstype) {
   auto narrow = zeros(DType::Int32, {2});
   ref().copy(narrow.view, wide.view);
   EXPECT_EQ(values_of<std::int32_t>(narrow.view), (std::vector<std::int32_t>{7, -1}));
+
+  // Floats outside the integer's range: what NumPy and PyTorch give on x86, the same on every device.
+  auto wild = array_of<double>({6}, {-1.5, 300.5, -129.5, 3e9, 1e300, kNaN});
+  auto bytes = zeros(DType::UInt8, {6});
+  ref().copy(bytes.view, wild.view);
+  EXPECT_EQ(values_of<std::uint8_t>(bytes.view), (std::vector<std::uint8_t>{255, 44, 127, 0, 0, 0}));
+  auto small = zeros(DType::Int8, {6});
+  ref().copy(small.view, wild.view);
+  EXPECT_EQ(values_of<std::int8_t>(small.view), (std::vector<std::int8_t>{-1, 44, 127, 0, 0, 0}));
+  const std::int32_t int32_min = std::numeric_limits<std::int32_t>::min();
+  auto words = zeros(DType::Int32, {6});
+  ref().copy(words.view, wild.view);
+  EXPECT_EQ(values_of<std::int32_t>(words.view),
+            (std::vector<std::int32_t>{-1, 300, -129, int32_min, int32_min, int32_min}));
+  const std::int64_t int64_min = std::numeric_limits<std::int64_t>::min();
+  auto longs = zeros(DType::Int64, {6});
+  ref().copy(longs.view, wild.view);
+  EXPECT_EQ(values_of<std::int64_t>(longs.view),
+            (std::vector<std::int64_t>{-1, 300, -129, 3000000000, int64_min, int64_min}));
 }
 
 TEST(BackendRef, CopyWalksAnyStrides) {

@@ -1,5 +1,6 @@
 // NDArray views and copies: shapes, strides, offsets and storage sharing, on both devices.
 #include <gtest/gtest.h>
+#include <needle/backend/cuda.h>
 #include <needle/needle.h>
 
 #include <vector>
@@ -189,15 +190,18 @@ TEST_P(NDArrayTest, BadViewArgumentsRaiseNamedErrors) {
 INSTANTIATE_TEST_SUITE_P(Devices, NDArrayTest, ::testing::Values(ref_device(), cpu_device()),
                          [](const ::testing::TestParamInfo<Device>& info) { return info.param.name(); });
 
-TEST(DeviceTest, NamesParseAndCudaIsDisabledWithoutSupport) {
+TEST(DeviceTest, NamesParseAndMissingCudaDevicesAreDisabled) {
   EXPECT_EQ(device_from_name("cpu"), cpu_device());
   EXPECT_EQ(device_from_name("ref"), ref_device());
   EXPECT_EQ(device_from_name("cuda:1"), cuda_device(1));
   EXPECT_THROW((void)device_from_name("tpu"), ValueError);
   EXPECT_TRUE(cpu_device().enabled());
   EXPECT_TRUE(ref_device().enabled());
-  EXPECT_FALSE(cuda_device().enabled());
-  EXPECT_THROW((void)NDArray::empty({2}, DType::Float32, cuda_device()), RuntimeError);
+  // cuda:0 is there exactly when a GPU is (and Needle was built for it); the index past the last GPU never is.
+  EXPECT_EQ(cuda_device().enabled(), cuda_available());
+  const Device missing = cuda_device(cuda_device_count());
+  EXPECT_FALSE(missing.enabled());
+  EXPECT_THROW((void)NDArray::empty({2}, DType::Float32, missing), RuntimeError);
 }
 
 TEST(DTypeTest, PromotionFollowsPyTorch) {

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/vector_math.h"
+#include "backend/element_math.h"
 #include "backend/element_ops.h"
 #include "backend/view_checks.h"
 #include "needle/core/threads.h"
@@ -89,7 +90,7 @@ void CpuBackend::copy_kernel(const StridedView& out, const StridedView& in) {
       To* o = out.ptr<To>();
       const From* i = in.ptr<From>();
       flat_for(n, [&](std::int64_t first, std::int64_t last) {
-        for (std::int64_t k = first; k < last; ++k) o[k] = static_cast<To>(i[k]);
+        for (std::int64_t k = first; k < last; ++k) o[k] = math::convert<To>(i[k]);
       });
     });
   });

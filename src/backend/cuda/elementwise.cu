@@ -19,8 +19,8 @@ template <typename To, typename From>
 struct CopyFn {
   To* out;
   const From* in;
-  // static_cast is astype: floats truncate toward zero, anything nonzero (NaN too) becomes true.
-  __device__ void operator()(const std::int64_t (&at)[2]) const { out[at[0]] = static_cast<To>(in[at[1]]); }
+  // astype's rule (element_math.h): out-of-range floats into integers give what the host backends give.
+  __device__ void operator()(const std::int64_t (&at)[2]) const { out[at[0]] = math::convert<To>(in[at[1]]); }
 };
 
 // ---- unary ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 // Element-wise `ref` kernels: one strided walk per call, one scalar operation per element.
+#include "backend/element_math.h"
 #include "backend/element_ops.h"
 #include "backend/ref/ref_kernels.h"
 #include "backend/strided_loop.h"
@@ -22,9 +23,8 @@ void copy(const StridedView& out, const StridedView& in) {
     dispatch_dtype(in.dtype, [&]<typename From>() {
       To* o = out.ptr<To>();
       const From* i = in.ptr<From>();
-      // static_cast is astype: floats truncate toward zero, anything nonzero (NaN too) becomes true.
       for_each_offset(out.shape, {&out.strides, &in.strides},
-                      [&](const Offsets<2>& at) { o[at[0]] = static_cast<To>(i[at[1]]); });
+                      [&](const Offsets<2>& at) { o[at[0]] = math::convert<To>(i[at[1]]); });
     });
   });
 }
