@@ -7,6 +7,7 @@
 // by enum, and unary_supports<Op, T> says whether dtype T computes it.
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -32,6 +33,35 @@ NEEDLE_HOST_DEVICE bool is_nan(T x) {
   } else {
     return false;
   }
+}
+
+// ---- selection ----------------------------------------------------------------------------------------
+
+template <std::size_t Bytes>
+struct UnsignedOfSize;
+template <>
+struct UnsignedOfSize<1> {
+  using type = std::uint8_t;
+};
+template <>
+struct UnsignedOfSize<4> {
+  using type = std::uint32_t;
+};
+template <>
+struct UnsignedOfSize<8> {
+  using type = std::uint64_t;
+};
+
+// `condition ? if_true : if_false` (where's element) computed with bit masks rather than a branch, which
+// compilers keep for floats: on a condition with no pattern (a ReLU gradient's x > 0) a branch mispredicts
+// every other element, and the masks also let the loop vectorize. The chosen value's bits are copied, so
+// NaN payloads and signed zeros pass through unchanged.
+template <typename T>
+inline T select(bool condition, T if_true, T if_false) {
+  using Bits = typename UnsignedOfSize<sizeof(T)>::type;
+  const Bits mask = static_cast<Bits>(Bits{0} - static_cast<Bits>(condition));
+  return std::bit_cast<T>(
+      static_cast<Bits>((std::bit_cast<Bits>(if_true) & mask) | (std::bit_cast<Bits>(if_false) & ~mask)));
 }
 
 // ---- dtype conversion ---------------------------------------------------------------------------------

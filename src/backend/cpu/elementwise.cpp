@@ -168,7 +168,7 @@ void CpuBackend::where_kernel(const StridedView& out, const StridedView& cond, c
     const T* pa = a.ptr<T>();
     const T* pb = b.ptr<T>();
     flat_for(out.size(), [&](std::int64_t first, std::int64_t last) {
-      for (std::int64_t i = first; i < last; ++i) o[i] = c[i] ? pa[i * step_a] : pb[i * step_b];
+      for (std::int64_t i = first; i < last; ++i) o[i] = math::select(c[i], pa[i * step_a], pb[i * step_b]);
     });
   });
 }

@@ -59,7 +59,7 @@ void where(const StridedView& out, const StridedView& cond, const StridedView& a
     const T* pa = a.ptr<T>();
     const T* pb = b.ptr<T>();
     for_each_offset(out.shape, {&out.strides, &cond.strides, &a.strides, &b.strides},
-                    [&](const Offsets<4>& at) { o[at[0]] = c[at[1]] ? pa[at[2]] : pb[at[3]]; });
+                    [&](const Offsets<4>& at) { o[at[0]] = math::select(c[at[1]], pa[at[2]], pb[at[3]]); });
   });
 }
 
