@@ -3,17 +3,15 @@
 //   build/release/benchmarks/bench_kernels --benchmark_filter=sgemm
 //   build/release/benchmarks/bench_kernels --benchmark_filter='softmax|layer_norm'
 //   build/release/benchmarks/bench_kernels --benchmark_filter=max_pool2d
+//   build/release/benchmarks/bench_kernels --benchmark_filter=fma_peak
 #include <benchmark/benchmark.h>
 #include <needle/backend/backend.h>
+#include <needle/backend/cpu.h>
 #include <needle/core/fused_ops.h>
 #include <needle/core/threads.h>
 #include <needle/needle.h>
 
 #include <vector>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #include "../src/backend/cpu/gemm.h"
 #include "../src/backend/cpu/int8_gemm.h"
@@ -268,67 +266,17 @@ BENCHMARK(BM_max_pool2d)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-#if defined(__x86_64__)
-// The FMA peak of one core as this machine delivers it now (clock, turbo, sharing): twelve independent
-// chains of 8-float FMAs, enough to fill both FMA pipes through their latency. The sgemm GFLOP/s above are
-// meaningful as a fraction of this.
-__attribute__((target("avx2,fma"))) void BM_fma_peak(benchmark::State& state) {
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
-    state.SkipWithError("no AVX2 + FMA");
-    return;
-  }
-  constexpr int kChains = 12;
-  constexpr std::int64_t kSteps = 1 << 20;
-  __m256 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(0.001F * static_cast<float>(i));
-  const __m256 scale = _mm256_set1_ps(0.9999F);
-  const __m256 shift = _mm256_set1_ps(0.0001F);
-  for (auto _ : state) {
-    for (std::int64_t k = 0; k < kSteps; ++k) {
-#pragma GCC unroll 12
-      for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(scale, acc[i], shift);
-    }
-  }
-  float sink[8];
-  __m256 total = acc[0];
-  for (int i = 1; i < kChains; ++i) total = _mm256_add_ps(total, acc[i]);
-  _mm256_storeu_ps(sink, total);
-  benchmark::DoNotOptimize(sink[0]);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(static_cast<double>(kSteps * kChains * 16), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
+// The float32 FMA peak as this machine delivers it now (clock, turbo, sharing), through the library's own
+// measurement (needle::measure_fma_peak: the widest FMA the GEMM kernels use, twelve independent chains per
+// thread), on 1 and on 2 threads at once. The sgemm GFLOP/s above are meaningful as a fraction of this.
+void BM_fma_peak(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  needle::FmaPeak peak;
+  for (auto _ : state) peak = needle::measure_fma_peak(threads, 0.2);
+  state.SetLabel(peak.isa);
+  state.counters["GFLOP/s"] = peak.gflops;
+  state.counters["GFLOP/s per thread"] = peak.gflops / threads;
 }
-BENCHMARK(BM_fma_peak)->Unit(benchmark::kMillisecond);
-
-// The same with 16-float zmm FMAs, the peak the AVX-512 sgemm kernel is measured against (some CPUs run
-// 512-bit FMAs on one pipe, or at a lower clock, so it is not simply twice the AVX2 figure).
-__attribute__((target("avx512f"))) void BM_fma_peak_avx512(benchmark::State& state) {
-  if (!__builtin_cpu_supports("avx512f")) {
-    state.SkipWithError("no AVX-512F");
-    return;
-  }
-  constexpr int kChains = 12;
-  constexpr std::int64_t kSteps = 1 << 20;
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001F * static_cast<float>(i));
-  const __m512 scale = _mm512_set1_ps(0.9999F);
-  const __m512 shift = _mm512_set1_ps(0.0001F);
-  for (auto _ : state) {
-    for (std::int64_t k = 0; k < kSteps; ++k) {
-#pragma GCC unroll 12
-      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(scale, acc[i], shift);
-    }
-  }
-  __m512 total = acc[0];
-  for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
-  float sink[16];
-  _mm512_storeu_ps(sink, total);
-  benchmark::DoNotOptimize(sink[0]);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(static_cast<double>(kSteps * kChains * 32), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
-}
-BENCHMARK(BM_fma_peak_avx512)->Unit(benchmark::kMillisecond);
-#endif
+BENCHMARK(BM_fma_peak)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(3)->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -18,6 +18,13 @@ Each thread count runs in fresh processes whose thread pools are sized by NEEDLE
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (set before any library starts its threads). Inputs are random
 float32 (never zeros), 3 warm-ups, the median of --reps timed repetitions (default 10). The tables are
 Markdown, ready for BENCHMARKS.md; "ratio" is PyTorch's time / Needle's time (above 1: Needle is faster).
+
+How close each comes to the machine: every thread count first measures the float32 FMA peak of that many
+threads running at once (`needle.debug.fma_peak`), and each workload's floating-point operations per step
+are counted from a Needle trace of one step (the kernels' own counts: 2 per multiply-add, 1 per
+element-wise operation). The same count divides both frameworks' times, since they run the same model:
+the GFLOP/s columns are that count over each median time, and "% of peak" is Needle's GFLOP/s over the
+measured peak.
 """
 
 from __future__ import annotations
@@ -341,6 +348,18 @@ def timed(step: Step) -> float:
     return time.perf_counter() - start
 
 
+def step_flops(step: Step) -> float:
+    """Floating-point operations of one step: the kernels' counts in a Needle trace of it, each kernel once
+    (a kernel that runs inside another, a composed default's primitives, is part of its parent's count)."""
+    import needle as ndl
+
+    with ndl.trace() as recording:
+        step()
+    events = recording.events
+    kernel_ids = {e["id"] for e in events if e["cat"] == "kernel"}
+    return float(sum(e["flops"] for e in events if e["cat"] == "kernel" and e["parent"] not in kernel_ids))
+
+
 def torch_worker() -> None:
     """Reads one JSON command per line: {"setup": name} builds a workload, {"run": true} times one
     repetition of it; answers one JSON line each."""
@@ -451,6 +470,8 @@ def run_thread_count(args: argparse.Namespace) -> None:
     # library's second thread misses its share (measured here: Needle and NumPy both reach full two-thread
     # speed on sgemm512 only after 50-100 ms of work, as they are in a training loop's steady state).
     settle = args.settle if args.settle is not None else (0.25 if threads > 1 else 0.0)
+    peak = ndl.debug.fma_peak(threads, seconds=0.5)
+    print(json.dumps({"peak": peak}), flush=True)
 
     def turn(run: Callable[[], float]) -> float:
         if settle > 0:
@@ -478,7 +499,8 @@ def run_thread_count(args: argparse.Namespace) -> None:
                     for key, seconds in results.items():
                         times[key].append(seconds)
             medians = {k: statistics.median(v) for k, v in times.items() if v}
-            print(json.dumps({"workload": name, "threads": threads, "medians": medians}), flush=True)
+            flops = None if name.startswith("tiny") else step_flops(needle_step)
+            print(json.dumps({"workload": name, "threads": threads, "medians": medians, "flops": flops}), flush=True)
     finally:
         if worker is not None:
             print(json.dumps({"torch_version": worker.info["torch"]}), flush=True)
@@ -510,17 +532,35 @@ def format_cell(name: str, seconds: float | None) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
-def print_table(rows: list[dict[str, Any]], threads: int) -> None:
+def rate(flops: float | None, seconds: float | None) -> float | None:
+    return flops / seconds / 1e9 if flops and seconds else None
+
+
+def print_table(rows: list[dict[str, Any]], threads: int, peak: dict[str, Any] | None) -> None:
     print(f"\n{threads} thread{'s' if threads > 1 else ''}:\n")
-    print("| workload | Needle | PyTorch | ratio (PyTorch time / Needle time) | NumPy |")
-    print("| --- | --- | --- | --- | --- |")
+    if peak:
+        print(
+            f"Measured FMA peak of {threads} thread{'s' if threads > 1 else ''} at once ({peak['isa']}): "
+            f"{peak['gflops']:.1f} GFLOP/s ({peak['gflops'] / threads:.1f} per thread)\n"
+        )
+    print(
+        "| workload | Needle | PyTorch | ratio (PyTorch time / Needle time) | NumPy | GFLOP per step "
+        "| Needle GFLOP/s | PyTorch GFLOP/s | Needle % of peak |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         m = row["medians"]
         name = row["workload"]
+        flops = row.get("flops")
         ratio = f"{m['torch'] / m['needle']:.2f}" if "torch" in m else "n/a"
+        needle_rate = rate(flops, m.get("needle"))
+        torch_rate = rate(flops, m.get("torch"))
+        share = f"{100 * needle_rate / peak['gflops']:.0f}%" if needle_rate and peak else ""
         print(
             f"| {name} | {format_cell(name, m.get('needle'))} | {format_cell(name, m.get('torch'))} | {ratio} | "
-            f"{format_cell(name, m['numpy']) if 'numpy' in m else ''} |"
+            f"{format_cell(name, m['numpy']) if 'numpy' in m else ''} | "
+            f"{f'{flops / 1e9:.3f}' if flops else ''} | {f'{needle_rate:.1f}' if needle_rate else ''} | "
+            f"{f'{torch_rate:.1f}' if torch_rate else ''} | {share} |"
         )
 
 
@@ -617,7 +657,8 @@ def main() -> int:
         for record in records:
             if "torch_version" in record:
                 print(f"PyTorch version: {record['torch_version']}")
-        print_table([r for r in records if "workload" in r], threads)
+        peak = next((r["peak"] for r in records if "peak" in r), None)
+        print_table([r for r in records if "workload" in r], threads, peak)
     if args.memory:
         run_memory(args)
     return 0

@@ -6,6 +6,7 @@
 #include "needle/autograd/op.h"
 #include "needle/autograd/tensor.h"
 #include "needle/backend/backend.h"
+#include "needle/backend/cpu.h"
 #include "needle/core/array_ops.h"
 #include "needle/core/checked_math.h"
 #include "needle/core/device.h"

@@ -9,6 +9,7 @@ Everything here is a thin layer over the C++ tools (``include/needle/debug/``); 
 - ``needle.check_against_ref(rtol, atol)``: every op is computed again on ``ref`` and compared.
 - ``needle.memory_stats()``, ``memory_summary()``, ``reset_peak_memory_stats()``, ``empty_cache()`` and
   ``track_memory()`` (record where tensors are created, for ``memory_summary``).
+- ``needle.debug.fma_peak(threads)``: the machine's float32 FMA peak, measured (for a fraction of peak).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "check_against_ref",
     "detect_anomaly",
     "empty_cache",
+    "fma_peak",
     "memory_stats",
     "memory_summary",
     "reset_peak_memory_stats",
@@ -113,6 +115,15 @@ def track_memory() -> Iterator[None]:
         yield
     finally:
         _core.debug_disable_memory_tracking()
+
+
+def fma_peak(threads: int = 1, seconds: float = 0.2) -> dict[str, Any]:
+    """This machine's float32 FMA peak, measured: ``threads`` threads each run independent FMA chains at
+    once for about ``seconds``. Returns ``isa`` ("avx512", "avx2" or "scalar": the widest FMA the GEMM
+    kernels use), ``threads`` and ``gflops`` (all threads together). The denominator of the benchmarks'
+    fraction of peak."""
+    peak: dict[str, Any] = _core.measure_fma_peak(threads, seconds)
+    return peak
 
 
 def memory_stats(device: Device | None = None) -> dict[str, int]:

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "needle/backend/cpu.h"
 #include "needle/debug/debug.h"
 #include "tensor_bindings.h"
 
@@ -193,6 +194,23 @@ void bind_debug(nb::module_& m) {
       "(call site, live tensors, bytes) for tensors created while tracked, largest first.");
   m.def("debug_enable_memory_tracking", &debug::enable_memory_tracking, "Records tensors' call sites (calls nest).");
   m.def("debug_disable_memory_tracking", &debug::disable_memory_tracking, "Undoes one debug_enable_memory_tracking().");
+
+  m.def(
+      "measure_fma_peak",
+      [](int threads, double seconds) {
+        FmaPeak peak;
+        {
+          const nb::gil_scoped_release no_gil;  // a fraction of a second of pure arithmetic
+          peak = measure_fma_peak(threads, seconds);
+        }
+        nb::dict out;
+        out["isa"] = peak.isa;
+        out["threads"] = peak.threads;
+        out["gflops"] = peak.gflops;
+        return out;
+      },
+      nb::arg("threads") = 1, nb::arg("seconds") = 0.2,
+      "The float32 FMA peak measured on `threads` threads at once: isa, threads, gflops (all together).");
 
   m.def("graph_dot", &debug::graph_dot, nb::arg("tensor"), "The autograd graph behind `tensor` as Graphviz DOT.");
 }

@@ -246,3 +246,25 @@ def test_memory_summary_groups_live_tensors_by_the_line_that_created_them() -> N
     del kept
     gc.collect()
     assert not any(s.endswith(f"{THIS_FILE}:{line}") for s, _, _ in ndl._core.memory_by_call_site())
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return set(next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), []))
+    except OSError:
+        return set()
+
+
+def test_fma_peak_measures_the_widest_fma_on_the_threads_asked_for() -> None:
+    flags = _cpu_flags()
+    expected = "avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags else "scalar"
+    for threads in (1, 2):
+        peak = ndl.debug.fma_peak(threads, seconds=0.01)
+        assert peak["isa"] == expected
+        assert peak["threads"] == threads
+        assert peak["gflops"] > 0.0
+    with pytest.raises(ValueError, match="measure_fma_peak: threads"):
+        ndl.debug.fma_peak(0)
+    with pytest.raises(ValueError, match="measure_fma_peak: seconds"):
+        ndl.debug.fma_peak(1, seconds=0.0)

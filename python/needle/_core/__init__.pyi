@@ -2155,6 +2155,11 @@ def debug_enable_memory_tracking() -> None:
 def debug_disable_memory_tracking() -> None:
     """Undoes one debug_enable_memory_tracking()."""
 
+def measure_fma_peak(threads: int = 1, seconds: float = 0.2) -> dict:
+    """
+    The float32 FMA peak measured on `threads` threads at once: isa, threads, gflops (all together).
+    """
+
 def graph_dot(tensor: Tensor) -> str:
     """The autograd graph behind `tensor` as Graphviz DOT."""
 
