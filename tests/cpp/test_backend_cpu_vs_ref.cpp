@@ -4,6 +4,7 @@
 // products whose accumulation order a backend may choose; errors must be of the same kind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -254,6 +255,42 @@ TEST(BackendCpuVsRef, CopyBetweenEveryDtypePair) {
           }
         }
       }
+    }
+  }
+}
+
+// Permuted views made contiguous, the cpu backend's tiled transposing copy: every permutation of 3-d and
+// 4-d buffers with odd sizes, size-1 dimensions and planes smaller and larger than a 16 x 16 tile, and a
+// buffer read with a step (unit stride only along the permuted dimension).
+TEST(BackendCpuVsRef, CopyOfPermutedViews) {
+  Random rng(11);
+  const std::vector<Shape> buffers = {{5, 7, 16}, {3, 17, 33}, {2, 1, 9, 21}, {2, 28, 28, 16}, {4, 3, 40, 5}};
+  for (const DType dtype : {DType::Float32, DType::Float64, DType::Int8, DType::Bool}) {
+    for (const Shape& buffer_shape : buffers) {
+      std::vector<std::size_t> perm(buffer_shape.size());
+      for (std::size_t d = 0; d < perm.size(); ++d) perm[d] = d;
+      do {
+        for (const bool stepped : {false, true}) {
+          Shape base = buffer_shape;
+          if (stepped) base[0] *= 2;
+          HostArray in = random_array(rng, dtype, base, Layout::Contiguous, full_range(dtype));
+          if (stepped) in = testing::stepped(in, 0, 2);
+          Shape shape;
+          Strides strides;
+          for (const std::size_t d : perm) {
+            shape.push_back(in.view.shape[d]);
+            strides.push_back(in.view.strides[d]);
+          }
+          in.view.shape = shape;
+          in.view.strides = strides;
+          SCOPED_TRACE(str(describe(shape, dtype), " strides ", shape_str(strides)));
+          HostArray out_ref = output_array(dtype, shape, Layout::Contiguous);
+          HostArray out_cpu = output_array(dtype, shape, Layout::Contiguous);
+          ref().copy(out_ref.view, in.view);
+          cpu().copy(out_cpu.view, in.view);
+          expect_same(out_ref.view, out_cpu.view);
+        }
+      } while (std::next_permutation(perm.begin(), perm.end()));
     }
   }
 }
