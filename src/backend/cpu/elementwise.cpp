@@ -2,8 +2,10 @@
 // which the compiler can vectorize, split over threads from kParallelGrain elements on; any other
 // layout goes to the strided `ref` walk. Each element is computed alone, so the split changes nothing.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/vector_math.h"
@@ -46,16 +48,37 @@ void flat_for(std::int64_t n, Fn&& fn) {
   parallel_for(0, n, kParallelGrain, std::forward<Fn>(fn));
 }
 
-// Offset (in elements) of row `row` of a view whose last axis is walked separately: the row-major
-// unravelling of `row` over shape[0..ndim-1) dotted with the strides.
-std::int64_t row_offset(std::int64_t row, const Shape& shape, const Strides& strides) {
-  std::int64_t offset = 0;
-  for (std::size_t d = shape.size() - 1; d-- > 0;) {
-    offset += (row % shape[d]) * strides[d];
-    row /= shape[d];
+// The offsets (in elements) of consecutive rows of three views of one shape whose last axis is walked
+// separately: the first row's index is unravelled once, and each next row advances it like an odometer (one
+// add per view), instead of a division per dimension per view for every row.
+class RowOffsets {
+ public:
+  RowOffsets(std::int64_t row, const Shape& shape, const std::array<const Strides*, 3>& strides)
+      : shape_(shape.begin(), shape.end() - 1), strides_(strides), index_(shape_.size(), 0) {
+    for (std::size_t d = shape_.size(); d-- > 0;) {
+      index_[d] = row % shape_[d];
+      row /= shape_[d];
+      for (std::size_t k = 0; k < 3; ++k) offsets_[k] += index_[d] * (*strides_[k])[d];
+    }
   }
-  return offset;
-}
+  std::int64_t operator[](std::size_t k) const { return offsets_[k]; }
+  void next() {
+    for (std::size_t d = shape_.size(); d-- > 0;) {
+      if (++index_[d] < shape_[d]) {
+        for (std::size_t k = 0; k < 3; ++k) offsets_[k] += (*strides_[k])[d];
+        return;
+      }
+      index_[d] = 0;
+      for (std::size_t k = 0; k < 3; ++k) offsets_[k] -= (shape_[d] - 1) * (*strides_[k])[d];
+    }
+  }
+
+ private:
+  Shape shape_;
+  std::array<const Strides*, 3> strides_;
+  std::vector<std::int64_t> index_;
+  std::array<std::int64_t, 3> offsets_{};
+};
 
 // Rows shorter than this are walked by `ref`: the per-row bookkeeping would cost more than it saves.
 constexpr std::int64_t kMinRowLength = 8;
@@ -256,10 +279,11 @@ void CpuBackend::binary_rows(BinaryOp op, const StridedView& out, const StridedV
       using R = decltype(f(T{}, T{}));
       const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / length);
       parallel_for(0, rows, grain, [&](std::int64_t first, std::int64_t last) {
-        for (std::int64_t r = first; r < last; ++r) {
-          R* o = out.ptr<R>() + row_offset(r, out.shape, out.strides);
-          const T* pa = a.ptr<T>() + row_offset(r, a.shape, a.strides);
-          const T* pb = b.ptr<T>() + row_offset(r, b.shape, b.strides);
+        RowOffsets at(first, out.shape, {&out.strides, &a.strides, &b.strides});
+        for (std::int64_t r = first; r < last; ++r, at.next()) {
+          R* o = out.ptr<R>() + at[0];
+          const T* pa = a.ptr<T>() + at[1];
+          const T* pb = b.ptr<T>() + at[2];
           if (step_a == 1 && step_b == 1) {
             binary_flat<1, 1>(o, pa, pb, length, f);
           } else if (step_a == 1) {
