@@ -203,7 +203,7 @@ void bind_debug(nb::module_& m) {
           const nb::gil_scoped_release no_gil;  // a fraction of a second of pure arithmetic
           peak = measure_fma_peak(threads, seconds);
         }
-        nb::dict out;
+        nb::typed<nb::dict, nb::str, nb::object> out;
         out["isa"] = peak.isa;
         out["threads"] = peak.threads;
         out["gflops"] = peak.gflops;

@@ -2155,7 +2155,7 @@ def debug_enable_memory_tracking() -> None:
 def debug_disable_memory_tracking() -> None:
     """Undoes one debug_enable_memory_tracking()."""
 
-def measure_fma_peak(threads: int = 1, seconds: float = 0.2) -> dict:
+def measure_fma_peak(threads: int = 1, seconds: float = 0.2) -> dict[str, object]:
     """
     The float32 FMA peak measured on `threads` threads at once: isa, threads, gflops (all together).
     """
