@@ -1,5 +1,6 @@
 // Element-wise `cpu` kernels: flat loops when every operand is contiguous (or a broadcast scalar),
-// which the compiler can vectorize, split over threads from kParallelGrain elements on; any other
+// which the compiler can vectorize, split over threads from kParallelGrain elements on; row by row when the
+// last axis is contiguous or broadcast; a permuted view copied into contiguous memory in tiles; any other
 // layout goes to the strided `ref` walk. Each element is computed alone, so the split changes nothing.
 #include <algorithm>
 #include <array>
