@@ -10,7 +10,9 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-step() { printf '\n==== %s ====\n' "$*"; }
+# Each step's header says how long the run has taken so far, so that a slow step shows in CI's log.
+started=$SECONDS
+step() { printf '\n==== %s (at %d s) ====\n' "$*" $((SECONDS - started)); }
 
 # The CUDA backend is compiled whenever nvcc is around, so that it always builds; its tests skip
 # without a GPU. The sanitizer build and the Python wheel stay without it.
@@ -49,3 +51,4 @@ bash scripts/fuzz.sh 20
 step "Python tests"
 # pytest exits 5 when it collected no tests: that means something broke, so it fails here too.
 python -m pytest tests/python -q
+step "done"
