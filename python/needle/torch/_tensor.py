@@ -35,6 +35,7 @@ def _wrap(t: _Core) -> Tensor:
     """A PyTorch-API tensor over Needle tensor ``t`` (no copy)."""
     result = Tensor.__new__(Tensor)
     result._t = t
+    result._computed = t.op is not None
     return result
 
 
@@ -115,8 +116,11 @@ def _axis(dim: int, ndim: int) -> int:
 class Tensor:
     """A PyTorch tensor over a Needle tensor: PyTorch's methods, properties and operators."""
 
-    __slots__ = ("_t",)
+    __slots__ = ("_computed", "_t")
     _t: _Core
+    # Made by an op that recorded gradients: PyTorch keeps no .grad for such tensors (Needle's graph frees
+    # the op after backward, so this is remembered here).
+    _computed: builtins.bool
 
     def __init__(self, *args: Any) -> None:
         # torch.Tensor(data) makes a float tensor of the default dtype; torch.Tensor(2, 3) an uninitialized one.
@@ -219,7 +223,10 @@ class Tensor:
 
     @property
     def grad(self) -> Tensor | None:
-        """The gradient accumulated by ``backward()`` (None before the first)."""
+        """The gradient accumulated by ``backward()`` (None before the first, and for tensors computed by
+        ops: PyTorch keeps gradients of leaves only)."""
+        if self._computed:
+            return None
         g = self._t.grad
         return None if g is None else _wrap(g)
 
@@ -261,6 +268,7 @@ class Tensor:
     def detach_(self) -> Tensor:
         """Takes this tensor out of the graph, in place."""
         self._t = self._t.detach()
+        self._computed = False
         return self
 
     @property
@@ -1078,6 +1086,7 @@ class Tensor:
         t.data[...] = result.detach()
         if recording:
             self._t = result
+            self._computed = True
         return self
 
     def add_(self, other: Any, *, alpha: Scalar = 1) -> Tensor:

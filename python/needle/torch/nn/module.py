@@ -24,6 +24,7 @@ class Parameter(Tensor):
             data = Tensor(0)
         # A new leaf over the same storage, as in PyTorch.
         self._t = data._t.detach()
+        self._computed = False
         if requires_grad:
             self._t.requires_grad = True
 
