@@ -325,7 +325,7 @@ def case_state_dict_round_trip(torch):
         "same": np.array(
             [
                 np.array_equal(a.numpy(), b.numpy())
-                for a, b in zip(source.state_dict().values(), target.state_dict().values())
+                for a, b in zip(source.state_dict().values(), target.state_dict().values(), strict=True)
             ]
         ),
         "out": _np(target.eval()(x)),
