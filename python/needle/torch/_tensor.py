@@ -280,6 +280,29 @@ class Tensor:
     def data(self, value: Tensor) -> None:
         self._t.data = value._t
 
+    # ---- copying and pickling -----------------------------------------------------------------------------
+    def _copy_core(self) -> _Core:
+        """A new leaf with a copy of the values (recording gradients if this is a leaf that does)."""
+        values = _Core(self._t.numpy(), device=self._t.device, dtype=self._t.dtype, requires_grad=False)
+        if self._t.requires_grad and not self._computed:
+            values.requires_grad = True
+        return values
+
+    def __deepcopy__(self, memo: dict[builtins.int, Any]) -> Tensor:
+        if self._computed:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the "
+                "moment."
+            )
+        result = _wrap(self._copy_core())
+        if type(self) is not Tensor:  # a Parameter stays a Parameter
+            result = type(self)(result, self._t.requires_grad)
+        memo[id(self)] = result
+        return result
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (_rebuild, (type(self), self._t.numpy(), self._t.requires_grad and not self._computed))
+
     # ---- conversions --------------------------------------------------------------------------------------
     def item(self) -> Scalar:
         """The single element as a Python number."""
@@ -1188,6 +1211,16 @@ class Tensor:
         if name.startswith("_"):
             raise AttributeError(f"'Tensor' object has no attribute '{name}'")
         raise Unsupported(f"Tensor.{name} is not supported by needle.torch")
+
+
+def _rebuild(kind: type[Tensor], values: np.ndarray[Any, Any], requires_grad: builtins.bool) -> Tensor:
+    """A tensor (or Parameter) of ``kind`` from pickled values."""
+    result = _wrap(_Core(values, dtype=values.dtype.name, requires_grad=False))
+    if kind is not Tensor:
+        return kind(result, requires_grad)
+    if requires_grad:
+        result._t.requires_grad = True
+    return result
 
 
 class Unsupported(NotImplementedError, AttributeError):

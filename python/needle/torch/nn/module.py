@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, overload
 
 from needle.autograd import no_grad
-from needle.torch._tensor import Tensor, wrap
+from needle.torch._tensor import Tensor
 
 
 class Parameter(Tensor):
@@ -30,9 +30,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        return (Parameter, (wrap(self._t.detach()), self.requires_grad))
 
 
 class IncompatibleKeys(NamedTuple):
