@@ -28,6 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# Real PyTorch for the tests that compare needle.torch with it (tests/python/torch_reference.py). It runs
+# in Debian's own interpreter, in a process of its own: it is never a dependency of Needle's environment.
+if ! /usr/bin/python3 -c "import torch" >/dev/null 2>&1 && [ ! -x .torch-venv/bin/python ]; then
+  echo "setup: installing Debian's python3-torch (the reference the needle.torch tests compare with)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-torch
+fi
+
 # Python environment with the pinned build, test and lint tools.
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
