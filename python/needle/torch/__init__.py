@@ -160,6 +160,7 @@ def use_deterministic_algorithms(mode: builtins.bool, *, warn_only: builtins.boo
 
 
 from needle.torch import nn, optim, utils  # noqa: E402 (they import the names above)
+from needle.torch.serialization import load, save  # noqa: E402
 
 
 def __getattr__(name: str) -> NoReturn:
@@ -210,6 +211,7 @@ __all__ = [
     "is_inference_mode_enabled",
     "is_tensor",
     "linspace",
+    "load",
     "long",
     "manual_seed",
     "nn",
@@ -225,6 +227,7 @@ __all__ = [
     "randn",
     "randn_like",
     "randperm",
+    "save",
     "seed",
     "set_default_dtype",
     "set_grad_enabled",
