@@ -403,3 +403,90 @@ def case_init_statistics(torch):
         "linear_bound": np.array([float(lin.weight.abs().max()) <= bound, float(lin.bias.abs().max()) <= bound]),
         "gain": np.array([torch.nn.init.calculate_gain("relu"), torch.nn.init.calculate_gain("tanh")]),
     }
+
+
+# ---- sequence layers ------------------------------------------------------------------------------------------
+def _sequence_case(torch, layer, x, hx=None):
+    _set_params(torch, layer, seed=21, scale=0.4)
+    out, state = layer(x) if hx is None else layer(x, hx)
+    states = state if isinstance(state, tuple) else (state,)
+    weights = torch.tensor(_rng(22).standard_normal(tuple(out.shape)).astype("float32"))
+    total = (out * weights).sum() + sum((s * s).sum() for s in states)
+    total.backward()
+    result = {"out": _np(out), **{f"state{i}": _np(s) for i, s in enumerate(states)}, **_grads(layer)}
+    if x.requires_grad:
+        result["grad.input"] = x.grad.numpy()
+    result["names"] = np.array([name for name, _ in layer.named_parameters()])
+    return result
+
+
+def case_lstm(torch):
+    return _sequence_case(torch, torch.nn.LSTM(4, 5), _input(torch, (6, 3, 4)))
+
+
+def case_lstm_two_layers_batch_first_initial_state(torch):
+    lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+    h0 = _input(torch, (2, 2, 4), seed=5)
+    c0 = _input(torch, (2, 2, 4), seed=6)
+    return _sequence_case(torch, lstm, _input(torch, (2, 5, 3)), (h0, c0))
+
+
+def case_lstm_bidirectional_unbatched(torch):
+    return _sequence_case(torch, torch.nn.LSTM(3, 2, bidirectional=True), _input(torch, (4, 3)))
+
+
+def case_gru(torch):
+    return _sequence_case(torch, torch.nn.GRU(4, 3, num_layers=2), _input(torch, (5, 2, 4)))
+
+
+def case_rnn_relu_bidirectional(torch):
+    rnn = torch.nn.RNN(3, 4, nonlinearity="relu", bidirectional=True, batch_first=True)
+    return _sequence_case(torch, rnn, _input(torch, (2, 4, 3)))
+
+
+def case_lstm_wrong_input_size(torch):
+    torch.nn.LSTM(3, 4)(torch.zeros(5, 2, 2))
+
+
+def case_multihead_attention(torch):
+    mha = _set_params(torch, torch.nn.MultiheadAttention(8, 2), seed=23)
+    q = _input(torch, (4, 3, 8))
+    kv = _input(torch, (5, 3, 8), seed=24)
+    out, weights = mha(q, kv, kv)
+    (out * out).sum().backward()
+    return {
+        "out": _np(out),
+        "weights": _np(weights),
+        "grad.q": q.grad.numpy(),
+        "grad.kv": kv.grad.numpy(),
+        **_grads(mha),
+    }
+
+
+def case_multihead_attention_masks_batch_first(torch):
+    mha = _set_params(torch, torch.nn.MultiheadAttention(6, 3, batch_first=True), seed=25)
+    x = _input(torch, (2, 5, 6))
+    causal = torch.tensor(np.triu(np.ones((5, 5), dtype=bool), k=1))
+    padding = torch.tensor([[False] * 5, [False, False, False, True, True]])
+    out, weights = mha(x, x, x, attn_mask=causal, key_padding_mask=padding, average_attn_weights=False)
+    float_mask = torch.nn.Transformer.generate_square_subsequent_mask(5)
+    out2, _ = mha(x, x, x, attn_mask=float_mask, need_weights=False)
+    (out.sum() + (out2 * out2).sum()).backward()
+    return {"out": _np(out), "weights": _np(weights), "out2": _np(out2), "grad.x": x.grad.numpy(), **_grads(mha)}
+
+
+def case_transformer_encoder(torch):
+    layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+    encoder = _set_params(torch, torch.nn.TransformerEncoder(layer, 2), seed=26, scale=0.2)
+    x = _input(torch, (5, 2, 8))
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(5)
+    out = encoder(x, mask=mask)
+    (out * torch.arange(8.0)).sum().backward()
+    return {"out": _np(out), "grad.x": x.grad.numpy(), **_grads(encoder)}
+
+
+def case_transformer_layer_norm_first_gelu_batch_first(torch):
+    layer = torch.nn.TransformerEncoderLayer(
+        6, 3, 12, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+    )
+    return _run(torch, _set_params(torch, layer, seed=27), _input(torch, (2, 4, 6)))

@@ -1,5 +1,8 @@
 """``torch.nn``: modules, layers and losses with PyTorch's layouts and defaults."""
 
+from typing import NoReturn
+
+from needle.torch._tensor import Unsupported
 from needle.torch.nn import functional, init, utils
 from needle.torch.nn.layers import (
     GELU,
@@ -33,9 +36,21 @@ from needle.torch.nn.layers import (
     Unflatten,
 )
 from needle.torch.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from needle.torch.nn.rnn import GRU, LSTM, RNN
+from needle.torch.nn.transformer import MultiheadAttention, Transformer, TransformerEncoder, TransformerEncoderLayer
+
+
+def __getattr__(name: str) -> NoReturn:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise Unsupported(f"torch.nn.{name} is not supported by needle.torch")
+
 
 __all__ = [
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BCELoss",
@@ -58,6 +73,7 @@ __all__ = [
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "ReLU",
@@ -68,6 +84,9 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Transformer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "Unflatten",
     "functional",
     "init",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from needle.torch._ops import ops as _ops
-from needle.torch._tensor import Tensor, core_of, wrap
+from needle.torch._tensor import Tensor, Unsupported, core_of, wrap
 
 _Pair = int | tuple[int, int] | Sequence[int]
 
@@ -536,3 +536,9 @@ def binary_cross_entropy(
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+def __getattr__(name: str) -> NoReturn:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise Unsupported(f"torch.nn.functional.{name} is not supported by needle.torch")
