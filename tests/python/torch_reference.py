@@ -12,9 +12,11 @@ installs it). Without one the tests skip, saying so.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -78,7 +80,7 @@ def reference_results(name: str) -> dict[str, np.ndarray[Any, Any]]:
             capture_output=True,
             text=True,
             timeout=600,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            env={**os.environ, "OMP_NUM_THREADS": "1", "NEEDLE_TORCH_SCRATCH": scratch_dir()},
         )
         if run.returncode != 0:
             raise RuntimeError(f"the PyTorch reference run of {name} failed:\n{run.stderr[-4000:]}")
@@ -86,9 +88,20 @@ def reference_results(name: str) -> dict[str, np.ndarray[Any, Any]]:
             return {key: saved[key] for key in saved.files}
 
 
+@functools.cache
+def scratch_dir() -> str:
+    """A folder both runs of a case can use for files (a checkpoint real PyTorch writes and needle.torch
+    reads), removed when the test session ends."""
+    path = tempfile.mkdtemp(prefix="needle-torch-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def compare(name: str, case: str, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """Runs ``case`` of module ``name`` under needle.torch and checks it against PyTorch's results."""
     import needle.torch as torch
+
+    os.environ["NEEDLE_TORCH_SCRATCH"] = scratch_dir()
 
     reference = {k.split("/", 1)[1]: v for k, v in reference_results(name).items() if k.split("/", 1)[0] == case}
     function = getattr(load_cases(name), case)

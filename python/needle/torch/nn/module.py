@@ -398,6 +398,14 @@ class Sequential(Module):
         assert module is not None
         return module
 
+    def __setitem__(self, index: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._modules[list(self._modules)[index]] = module  # same name and place, hence the same state_dict key
+
+    def __delitem__(self, index: int) -> None:
+        self._remove(list(self._modules)[index])
+
     def __len__(self) -> int:
         return len(self._modules)
 
