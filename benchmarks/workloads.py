@@ -194,9 +194,12 @@ def numpy_workload(name: str) -> Step:
 # ---- the same workloads in PyTorch (run inside the worker process) --------------------------------------
 
 
-def torch_workload(name: str) -> Step:
-    import torch
-    from torch import nn
+def torch_workload(name: str, torch: Any = None) -> Step:
+    """The workload in PyTorch's API: with real PyTorch (the default), or with another module of the same
+    API (``needle.torch``: benchmarks/torch_layer.py)."""
+    if torch is None:
+        import torch
+    nn = torch.nn
 
     torch.manual_seed(0)
     gen = np.random.default_rng(0)

@@ -195,6 +195,44 @@ void def_quantization(nb::module_& m) {
       nb::arg("x"),
       "(values, scale): x (float32 or float64, at least 1-d) quantized to int8 per row of its last axis, "
       "scale = max|x| / 127 (float32, x's shape less the last axis), values = round-half-even(x / scale).");
+  // The optimizers' fused in-place updates, for optimizers written in Python (needle.torch.optim).
+  m.def(
+      "adam_update",
+      [](NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, double lr, double beta1,
+         double beta2, double eps, double weight_decay, double correction1, double correction2, bool decoupled) {
+        AdamStep step;
+        step.lr = lr;
+        step.beta1 = beta1;
+        step.beta2 = beta2;
+        step.eps = eps;
+        step.weight_decay = weight_decay;
+        step.correction1 = correction1;
+        step.correction2 = correction2;
+        step.decoupled = decoupled;
+        adam_update(param, grad, exp_avg, exp_avg_sq, step);
+      },
+      nb::arg("param"), nb::arg("grad"), nb::arg("exp_avg"), nb::arg("exp_avg_sq"), nb::arg("lr"), nb::arg("beta1"),
+      nb::arg("beta2"), nb::arg("eps"), nb::arg("weight_decay"), nb::arg("correction1"), nb::arg("correction2"),
+      nb::arg("decoupled"),
+      "One Adam (AdamW when `decoupled`) step in place, in one pass: m = beta1 m + (1 - beta1) g, v = beta2 v + "
+      "(1 - beta2) g^2, p -= lr (m / correction1) / (sqrt(v / correction2) + eps). param, exp_avg and exp_avg_sq "
+      "(contiguous, one floating dtype) are overwritten.");
+  m.def(
+      "sgd_update",
+      [](NDArray& param, const NDArray& grad, std::optional<NDArray> momentum_buffer, double lr, double momentum,
+         double weight_decay, bool first) {
+        SgdStep step;
+        step.lr = lr;
+        step.momentum = momentum;
+        step.weight_decay = weight_decay;
+        step.first = first;
+        sgd_update(param, grad, momentum_buffer ? &*momentum_buffer : nullptr, step);
+      },
+      nb::arg("param"), nb::arg("grad"), nb::arg("momentum_buffer").none(), nb::arg("lr"), nb::arg("momentum"),
+      nb::arg("weight_decay"), nb::arg("first"),
+      "One SGD step in place, in one pass: g += weight_decay p; u = momentum u + (1 - momentum) g (u = (1 - "
+      "momentum) g when `first`); p -= lr u (p -= lr g without a buffer). param and momentum_buffer (contiguous) "
+      "are overwritten.");
   m.def("int8_matmul", &int8_matmul, nb::arg("a"), nb::arg("w"),
         "The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N).");
   m.def(

@@ -215,6 +215,22 @@ void def_indexing_and_nn(nb::module_& m) {
           "running ones in place), running statistics otherwise.");
   m.def("scaled_dot_product_attention", &ops::scaled_dot_product_attention, nb::arg("q"), nb::arg("k"), nb::arg("v"),
         nb::arg("causal") = false, "softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes.");
+  m.def(
+      "lstm_sequence",
+      [](const Tensor& xproj, const Tensor& w_hh, const std::optional<Tensor>& h0, const std::optional<Tensor>& c0) {
+        return ops::lstm_sequence(xproj, w_hh, h0.value_or(Tensor()), c0.value_or(Tensor()));
+      },
+      nb::arg("xproj"), nb::arg("w_hh"), nb::arg("h0") = nb::none(), nb::arg("c0") = nb::none(),
+      "Every step of one LSTM layer: xproj (T, B, 4H) the input projection with the biases (gates i, f, g, o), "
+      "w_hh (H, 4H), h0 and c0 (B, H) (None: zeros). Returns (h, c) of every step, each (T, B, H).");
+  m.def(
+      "rnn_sequence",
+      [](const Tensor& xproj, const Tensor& w_hh, const std::optional<Tensor>& h0, const std::string& nonlinearity) {
+        return ops::rnn_sequence(xproj, w_hh, h0.value_or(Tensor()), nonlinearity);
+      },
+      nb::arg("xproj"), nb::arg("w_hh"), nb::arg("h0") = nb::none(), nb::arg("nonlinearity") = "tanh",
+      "Every step of one Elman RNN layer, h_t = nonlinearity(xproj_t + h_{t-1} @ w_hh) (\"tanh\" or \"relu\"): "
+      "xproj (T, B, H) with the biases, w_hh (H, H), h0 (B, H) (None: zeros). Returns every step's h, (T, B, H).");
   m.def("max_pool2d", &ops::max_pool2d, nb::arg("a"), nb::arg("kernel_size"), nb::arg("stride") = nb::none(),
         nb::arg("padding") = 0,
         "Maximum over K x K windows of a (N, C, H, W) moved by `stride` (default K), padding with -inf; "

@@ -701,6 +701,16 @@ def quantize_rows(x: NDArray) -> tuple[NDArray, NDArray]:
     (values, scale): x (float32 or float64, at least 1-d) quantized to int8 per row of its last axis, scale = max|x| / 127 (float32, x's shape less the last axis), values = round-half-even(x / scale).
     """
 
+def adam_update(param: NDArray, grad: NDArray, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, correction1: float, correction2: float, decoupled: bool) -> None:
+    """
+    One Adam (AdamW when `decoupled`) step in place, in one pass: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2, p -= lr (m / correction1) / (sqrt(v / correction2) + eps). param, exp_avg and exp_avg_sq (contiguous, one floating dtype) are overwritten.
+    """
+
+def sgd_update(param: NDArray, grad: NDArray, momentum_buffer: NDArray | None, lr: float, momentum: float, weight_decay: float, first: bool) -> None:
+    """
+    One SGD step in place, in one pass: g += weight_decay p; u = momentum u + (1 - momentum) g (u = (1 - momentum) g when `first`); p -= lr u (p -= lr g without a buffer). param and momentum_buffer (contiguous) are overwritten.
+    """
+
 def int8_matmul(a: NDArray, w: NDArray) -> NDArray:
     """
     The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N).

@@ -308,6 +308,16 @@ def batch_norm(x: needle._core.Tensor, weight: needle._core.Tensor | None = None
 def scaled_dot_product_attention(q: needle._core.Tensor, k: needle._core.Tensor, v: needle._core.Tensor, causal: bool = False) -> needle._core.Tensor:
     """softmax(q k^T / sqrt(d) [+ causal mask]) v over the last two axes."""
 
+def lstm_sequence(xproj: needle._core.Tensor, w_hh: needle._core.Tensor, h0: needle._core.Tensor | None = None, c0: needle._core.Tensor | None = None) -> tuple[needle._core.Tensor, needle._core.Tensor]:
+    """
+    Every step of one LSTM layer: xproj (T, B, 4H) the input projection with the biases (gates i, f, g, o), w_hh (H, 4H), h0 and c0 (B, H) (None: zeros). Returns (h, c) of every step, each (T, B, H).
+    """
+
+def rnn_sequence(xproj: needle._core.Tensor, w_hh: needle._core.Tensor, h0: needle._core.Tensor | None = None, nonlinearity: str = 'tanh') -> needle._core.Tensor:
+    """
+    Every step of one Elman RNN layer, h_t = nonlinearity(xproj_t + h_{t-1} @ w_hh) ("tanh" or "relu"): xproj (T, B, H) with the biases, w_hh (H, H), h0 (B, H) (None: zeros). Returns every step's h, (T, B, H).
+    """
+
 def max_pool2d(a: needle._core.Tensor, kernel_size: int, stride: int | None = None, padding: int = 0) -> needle._core.Tensor:
     """
     Maximum over K x K windows of a (N, C, H, W) moved by `stride` (default K), padding with -inf; ties share the gradient.

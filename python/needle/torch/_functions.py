@@ -388,6 +388,24 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     return product.reshape(*xs[:-1], *ys[nb + 1 :])
 
 
+def _triangle(x: Tensor, diagonal: int, upper: builtins.bool) -> Tensor:
+    rows, cols = x.shape[-2], x.shape[-1]
+    keep = np.triu(np.ones((rows, cols), bool), diagonal) if upper else np.tril(np.ones((rows, cols), bool), diagonal)
+    mask = core_of(keep, x._t)
+    zero = _ops.astype(core_of(np.zeros((), np.int64), x._t), x._t.dtype)
+    return wrap(_ops.where(mask, x._t, zero))
+
+
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The elements on and above the ``diagonal``-th diagonal of the last two dimensions; zeros below."""
+    return _triangle(x, diagonal, upper=True)
+
+
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The elements on and below the ``diagonal``-th diagonal of the last two dimensions; zeros above."""
+    return _triangle(x, diagonal, upper=False)
+
+
 # ---- function forms of Tensor methods ------------------------------------------------------------------
 def _method(name: str) -> Callable[..., Any]:
     def call(x: Tensor, *args: Any, **kwargs: Any) -> Any:

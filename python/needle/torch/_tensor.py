@@ -1078,6 +1078,18 @@ class Tensor:
         """The indices that sort self along ``dim``."""
         return self.sort(dim, descending, stable).indices
 
+    def triu(self, diagonal: builtins.int = 0) -> Tensor:
+        """Zeros below the ``diagonal``-th diagonal of the last two dimensions."""
+        from needle.torch._functions import triu
+
+        return triu(self, diagonal)
+
+    def tril(self, diagonal: builtins.int = 0) -> Tensor:
+        """Zeros above the ``diagonal``-th diagonal of the last two dimensions."""
+        from needle.torch._functions import tril
+
+        return tril(self, diagonal)
+
     def gather(self, dim: builtins.int, index: Tensor) -> Tensor:
         """Values of self at ``index`` along ``dim``."""
         return _wrap(_ops.gather(self._t, _axis(dim, self.ndim), index._t))

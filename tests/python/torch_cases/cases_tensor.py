@@ -405,3 +405,11 @@ def case_no_grad_and_modes(torch):
         "leaf": np.array([a.is_leaf, c.is_leaf, b.is_leaf]),
         "enabled": np.array(torch.is_grad_enabled()),
     }
+
+
+def case_triangles(torch):
+    x = _leaf(torch, (2, 3, 4), seed=18)
+    upper, lower = torch.triu(x, 1), x.tril(-1)
+    (upper * 2 + lower).sum().backward()
+    mask = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
+    return {"upper": _np(upper), "lower": _np(lower), "grad": x.grad.numpy(), "mask": mask.numpy()}

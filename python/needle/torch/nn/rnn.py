@@ -4,7 +4,8 @@
 between them, bidirectional layers and unbatched input.
 
 The input projection of every time step is one matrix product over the whole sequence; the recurrence
-then runs step by step with Needle's ops, so the gradients are the engine's.
+runs in Needle's fused sequence ops (``lstm_sequence``, ``rnn_sequence``: per step only h @ W_hh and the
+cell) or, for the GRU, step by step with Needle's ops; either way the gradients are the engine's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import math
 from typing import Any
 
 from needle.torch._functions import cat, empty, stack, zeros
-from needle.torch._tensor import Tensor
+from needle.torch._ops import ops as _ops
+from needle.torch._tensor import Tensor, wrap
 from needle.torch.nn import functional as F
 from needle.torch.nn import init
 from needle.torch.nn.module import Module, Parameter
@@ -69,10 +71,12 @@ class RNNBase(Module):
         for weight in self.parameters():
             init.uniform_(weight, -bound, bound)
 
-    def _cell(self, x_proj: Tensor, state: Any, weight_hh: Tensor, bias_hh: Tensor | None) -> Any:
+    def _layer(self, projected: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, state: Any) -> tuple[Tensor, Any]:
+        """One layer in one direction over the projected inputs (T, N, gates * H) from ``state``: every
+        step's output (T, N, H) and the final state."""
         raise NotImplementedError
 
-    def _run(self, input: Tensor, hx: Any) -> tuple[Tensor, list[Any]]:
+    def _run(self, input: Tensor, hx: Any) -> tuple[Tensor, list[Any]]:  # noqa: A002 (PyTorch's name)
         """Every layer and direction over ``input`` (L, N, H_in) from initial states ``hx`` (one per layer
         and direction); the last layer's outputs and every final state."""
         directions = 2 if self.bidirectional else 1
@@ -86,14 +90,11 @@ class RNNBase(Module):
                 b_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
                 b_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
                 projected = F.linear(layer_input, w_ih, b_ih)  # all time steps in one product
-                state = hx[layer * directions + direction]
-                steps = range(projected.shape[0] - 1, -1, -1) if direction else range(projected.shape[0])
-                seq: list[Tensor] = [projected[0]] * projected.shape[0]
-                for t in steps:
-                    state = self._cell(projected[t], state, w_hh, b_hh)
-                    seq[t] = state[0] if isinstance(state, tuple) else state
-                outputs.append(stack(seq))
-                finals.append(state)
+                if direction:  # the backward direction reads the sequence from its end
+                    projected = wrap(_ops.flip(projected._t, [0]))
+                out, final = self._layer(projected, w_hh, b_hh, hx[layer * directions + direction])
+                outputs.append(wrap(_ops.flip(out._t, [0])) if direction else out)
+                finals.append(final)
             layer_input = outputs[0] if directions == 1 else cat(outputs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, True)
@@ -149,9 +150,11 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", *args, **kwargs)
 
-    def _cell(self, x_proj: Tensor, state: Any, weight_hh: Tensor, bias_hh: Tensor | None) -> Any:
-        pre = x_proj + F.linear(state, weight_hh, bias_hh)
-        return pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
+    def _layer(self, projected: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, state: Any) -> tuple[Tensor, Any]:
+        # Needle's fused sequence op: per step only h @ W_hh and the nonlinearity.
+        xproj = projected if bias_hh is None else projected + bias_hh
+        out = wrap(_ops.rnn_sequence(xproj._t, _ops.transpose(weight_hh._t), state._t, self.nonlinearity))
+        return out, out[-1]
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x, batched = self._prepare(input)
@@ -167,12 +170,13 @@ class LSTM(RNNBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__("LSTM", *args, **kwargs)
 
-    def _cell(self, x_proj: Tensor, state: Any, weight_hh: Tensor, bias_hh: Tensor | None) -> Any:
-        h, c = state
-        gates = x_proj + F.linear(h, weight_hh, bias_hh)
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+    def _layer(self, projected: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, state: Any) -> tuple[Tensor, Any]:
+        # Needle's fused sequence op: per step only h @ W_hh and the fused cell, forward and backward.
+        xproj = projected if bias_hh is None else projected + bias_hh
+        h0, c0 = state
+        hs, cs = _ops.lstm_sequence(xproj._t, _ops.transpose(weight_hh._t), h0._t, c0._t)
+        out = wrap(hs)
+        return out, (out[-1], wrap(cs)[-1])
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         x, batched = self._prepare(input)
@@ -192,14 +196,20 @@ class GRU(RNNBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__("GRU", *args, **kwargs)
 
-    def _cell(self, x_proj: Tensor, state: Any, weight_hh: Tensor, bias_hh: Tensor | None) -> Any:
-        hidden = F.linear(state, weight_hh, bias_hh)
-        x_r, x_z, x_n = x_proj.chunk(3, dim=1)
-        h_r, h_z, h_n = hidden.chunk(3, dim=1)
-        r = (x_r + h_r).sigmoid()
-        z = (x_z + h_z).sigmoid()
-        n = (x_n + r * h_n).tanh()
-        return (1 - z) * n + z * state
+    def _layer(self, projected: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, state: Any) -> tuple[Tensor, Any]:
+        # Step by step with Needle's ops (there is no fused GRU op).
+        steps: list[Tensor] = []
+        h = state
+        for t in range(projected.shape[0]):
+            hidden = F.linear(h, weight_hh, bias_hh)
+            x_r, x_z, x_n = projected[t].chunk(3, dim=1)
+            h_r, h_z, h_n = hidden.chunk(3, dim=1)
+            r = (x_r + h_r).sigmoid()
+            z = (x_z + h_z).sigmoid()
+            n = (x_n + r * h_n).tanh()
+            h = (1 - z) * n + z * h
+            steps.append(h)
+        return stack(steps), h
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x, batched = self._prepare(input)

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from needle import _core
 from needle.autograd import no_grad
 from needle.torch._functions import tensor, zeros_like
 from needle.torch._tensor import Tensor
@@ -157,6 +158,11 @@ class SGD(Optimizer):
         super().__init__(params, defaults | {"nesterov": nesterov, "maximize": maximize})
 
     def _update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
+        momentum = group["momentum"]
+        fusable = not group["maximize"] and not group["nesterov"] and group["dampening"] == 0 and momentum < 1
+        if fusable and _contiguous(param, state.get("momentum_buffer")):
+            self._fused_update(param, grad, group, state)
+            return
         d_p = -grad if group["maximize"] else grad
         if group["weight_decay"]:
             d_p = d_p + param * group["weight_decay"]
@@ -168,6 +174,29 @@ class SGD(Optimizer):
             state["momentum_buffer"] = buf
             d_p = d_p + buf * momentum if group["nesterov"] else buf
         _write(param, param - d_p * group["lr"])
+
+    def _fused_update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
+        """The same step in one pass of Needle's SGD kernel. The kernel keeps an average, u = m u + (1 - m) g;
+        given g / (1 - m) and weight_decay / (1 - m) it computes PyTorch's buffer, u = m u + g + wd p, so the
+        state stays PyTorch's."""
+        momentum, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
+        if not momentum:
+            _core.sgd_update(param._t.cached_data, grad._t.cached_data, None, lr, 0.0, wd, False)
+            return
+        scale = 1.0 / (1.0 - momentum)
+        buf = state.get("momentum_buffer")
+        first = buf is None
+        if buf is None:
+            buf = state["momentum_buffer"] = zeros_like(param)
+        scaled = grad * scale
+        _core.sgd_update(
+            param._t.cached_data, scaled._t.cached_data, buf._t.cached_data, lr, momentum, wd * scale, first
+        )
+
+
+def _contiguous(*tensors: Tensor | None) -> bool:
+    """Whether every given tensor's elements lie in row-major order without gaps (the fused kernels' need)."""
+    return all(t is None or t._t.cached_data.is_compact() for t in tensors)
 
 
 class Adam(Optimizer):
@@ -212,6 +241,16 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = zeros_like(param)
         beta1, beta2 = group["betas"]
         lr, wd = group["lr"], group["weight_decay"]
+        if not group["amsgrad"] and not group["maximize"] and _contiguous(param, state["exp_avg"], state["exp_avg_sq"]):
+            # One pass of Needle's Adam kernel (AdamW's decay included), in place.
+            step = float(state["step"].item()) + 1
+            state["step"] = tensor(step)
+            arrays = (param, grad, state["exp_avg"], state["exp_avg_sq"])
+            corrections = (1 - beta1**step, 1 - beta2**step)
+            _core.adam_update(
+                *(t._t.cached_data for t in arrays), lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled
+            )
+            return
         if group["maximize"]:
             grad = -grad
         if wd:
