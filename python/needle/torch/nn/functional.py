@@ -448,27 +448,27 @@ def cross_entropy(
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     class_dim = 0 if input.ndim == 1 else 1
-    logp = input.log_softmax(class_dim)
     classes = input.shape[class_dim]
     if target.dtype.is_floating_point:  # class probabilities
         if target.shape != input.shape:
             raise RuntimeError(
                 f"expected target of shape {list(input.shape)} for probabilities, got {list(target.shape)}"
             )
+        logp = input.log_softmax(class_dim)
         probs = target * (1 - label_smoothing) + label_smoothing / classes if label_smoothing else target
         weighted = logp if weight is None else logp * weight.reshape(-1, *([1] * (input.ndim - 2)))
         loss = -(weighted * probs).sum(class_dim)
         if reduction == "mean":
             return loss.sum() / (input.numel() // classes)
         return _reduce(loss, reduction)
-    if (
-        input.ndim == 2
-        and weight is None
-        and label_smoothing == 0.0
-        and reduction == "mean"
-        and not bool(target.eq(ignore_index).any().item())
-    ):
-        return wrap(_ops.cross_entropy(input._t, target._t))  # the fused op for the common case
+    if input.ndim == 2 and weight is None and label_smoothing == 0.0 and reduction == "mean" and ignore_index < 0:
+        # The common case in one fused op. It refuses labels outside [0, C): an ignored (negative) label
+        # sends the batch down the general path below, which knows ignore_index and names a bad label.
+        try:
+            return wrap(_ops.cross_entropy(input._t, target._t))
+        except IndexError:
+            pass
+    logp = input.log_softmax(class_dim)
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0.0:
         return nll
