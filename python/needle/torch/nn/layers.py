@@ -38,7 +38,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(empty(out_features, in_features, **_factory(device, dtype)))
+        # PyTorch's weight, (out_features, in_features), is a view of (in_features, out_features) memory, the
+        # layout x @ W reads: the matrix product then takes it, and hands back its gradient, without a copy.
+        self.weight = Parameter(empty(in_features, out_features, **_factory(device, dtype)).t())
         self.bias = Parameter(empty(out_features, **_factory(device, dtype))) if bias else None
         if not bias:
             self.register_parameter("bias", None)
@@ -85,8 +87,12 @@ class Conv2d(Module):
         self.stride = F._pair(stride, "stride")
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding")
         self.dilation = F._pair(dilation, "dilation")
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = Parameter(empty(*shape, **_factory(device, dtype)))
+        # PyTorch's weight, (C_out, C_in / groups, kH, kW), is a view of memory laid out as Needle's convolution
+        # reads it, (kH, kW, C_in / groups, C_out): the kernel then takes the weight and hands back its gradient
+        # without a layout copy in every step.
+        kh, kw = self.kernel_size
+        stored = empty(kh, kw, in_channels // groups, out_channels, **_factory(device, dtype))
+        self.weight = Parameter(stored.permute(3, 2, 0, 1))
         self.bias = Parameter(empty(out_channels, **_factory(device, dtype))) if bias else None
         if not bias:
             self.register_parameter("bias", None)

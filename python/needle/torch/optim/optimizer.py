@@ -10,7 +10,7 @@ from typing import Any
 
 from needle import _core
 from needle.autograd import no_grad
-from needle.torch._functions import tensor, zeros_like
+from needle.torch._functions import tensor, zeros, zeros_like
 from needle.torch._tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -160,8 +160,7 @@ class SGD(Optimizer):
     def _update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         momentum = group["momentum"]
         fusable = not group["maximize"] and not group["nesterov"] and group["dampening"] == 0 and momentum < 1
-        if fusable and _contiguous(param, state.get("momentum_buffer")):
-            self._fused_update(param, grad, group, state)
+        if fusable and self._fused_update(param, grad, group, state):
             return
         d_p = -grad if group["maximize"] else grad
         if group["weight_decay"]:
@@ -175,28 +174,50 @@ class SGD(Optimizer):
             d_p = d_p + buf * momentum if group["nesterov"] else buf
         _write(param, param - d_p * group["lr"])
 
-    def _fused_update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
-        """The same step in one pass of Needle's SGD kernel. The kernel keeps an average, u = m u + (1 - m) g;
-        given g / (1 - m) and weight_decay / (1 - m) it computes PyTorch's buffer, u = m u + g + wd p, so the
-        state stays PyTorch's."""
+    def _fused_update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> bool:
+        """The same step in one pass of Needle's SGD kernel (False when the layouts do not allow it). The kernel
+        keeps an average, u = m u + (1 - m) g; given g / (1 - m) and weight_decay / (1 - m) it computes PyTorch's
+        buffer, u = m u + g + wd p, so the state stays PyTorch's."""
         momentum, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
         if not momentum:
-            _core.sgd_update(param._t.cached_data, grad._t.cached_data, None, lr, 0.0, wd, False)
-            return
+            arrays = _fused_arrays(param, grad)
+            if arrays is not None:
+                _core.sgd_update(arrays[0], arrays[1], None, lr, 0.0, wd, False)
+            return arrays is not None
+        first = "momentum_buffer" not in state
+        buf = _zeros_laid_out_like(param) if first else state["momentum_buffer"]
+        arrays = _fused_arrays(param, grad, buf)
+        if arrays is None:
+            return False
+        state["momentum_buffer"] = buf
         scale = 1.0 / (1.0 - momentum)
-        buf = state.get("momentum_buffer")
-        first = buf is None
-        if buf is None:
-            buf = state["momentum_buffer"] = zeros_like(param)
-        scaled = grad * scale
-        _core.sgd_update(
-            param._t.cached_data, scaled._t.cached_data, buf._t.cached_data, lr, momentum, wd * scale, first
-        )
+        _core.sgd_update(arrays[0], arrays[1] * scale, arrays[2], lr, momentum, wd * scale, first)
+        return True
 
 
-def _contiguous(*tensors: Tensor | None) -> bool:
-    """Whether every given tensor's elements lie in row-major order without gaps (the fused kernels' need)."""
-    return all(t is None or t._t.cached_data.is_compact() for t in tensors)
+def _fused_arrays(*tensors: Tensor) -> list[_core.NDArray] | None:
+    """The tensors' arrays as the fused kernels need them, contiguous, or None when they cannot be. Arrays
+    that share one dense memory order other than row-major (a Conv2d weight, its gradient and its state)
+    are all permuted into that order, which leaves the element-wise update the same."""
+    arrays = [t._t.cached_data for t in tensors]
+    first = arrays[0]
+    if any(a.shape != first.shape or a.strides != first.strides for a in arrays[1:]):
+        return None
+    if first.is_compact():
+        return arrays
+    order = sorted(range(first.ndim), key=lambda d: (-first.strides[d], d))
+    permuted = [a.permute(order) for a in arrays]
+    return permuted if permuted[0].is_compact() else None
+
+
+def _zeros_laid_out_like(param: Tensor) -> Tensor:
+    """Zeros in ``param``'s shape and memory order, so that optimizer state and parameter stay fusable."""
+    array = param._t.cached_data
+    order = sorted(range(array.ndim), key=lambda d: (-array.strides[d], d))
+    if array.is_compact() or order == list(range(array.ndim)):
+        return zeros_like(param)
+    stored = zeros([array.shape[d] for d in order], dtype=param.dtype, device=param.device)
+    return stored.permute(*[order.index(d) for d in range(array.ndim)])
 
 
 class Adam(Optimizer):
@@ -235,21 +256,22 @@ class Adam(Optimizer):
     def _update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         if not state:
             state["step"] = tensor(0.0)
-            state["exp_avg"] = zeros_like(param)
-            state["exp_avg_sq"] = zeros_like(param)
+            state["exp_avg"] = _zeros_laid_out_like(param)
+            state["exp_avg_sq"] = _zeros_laid_out_like(param)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = zeros_like(param)
         beta1, beta2 = group["betas"]
         lr, wd = group["lr"], group["weight_decay"]
-        if not group["amsgrad"] and not group["maximize"] and _contiguous(param, state["exp_avg"], state["exp_avg_sq"]):
+        arrays = None
+        if not group["amsgrad"] and not group["maximize"]:
+            arrays = _fused_arrays(param, grad, state["exp_avg"], state["exp_avg_sq"])
+        if arrays is not None:
             # One pass of Needle's Adam kernel (AdamW's decay included), in place.
             step = float(state["step"].item()) + 1
             state["step"] = tensor(step)
-            arrays = (param, grad, state["exp_avg"], state["exp_avg_sq"])
             corrections = (1 - beta1**step, 1 - beta2**step)
-            _core.adam_update(
-                *(t._t.cached_data for t in arrays), lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled
-            )
+            p, g, m, v = arrays
+            _core.adam_update(p, g, m, v, lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled)
             return
         if group["maximize"]:
             grad = -grad
