@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import workloads  # noqa: E402 (the directory above is on the path now)
+import workloads
 
-import needle as ndl  # noqa: E402
-import needle.torch  # noqa: E402
+import needle as ndl
+import needle.torch
 
 WORKLOADS = ["mlp_step", "resnet9_step", "lstm_lm_step", "gpt_mini_step", "cnn_fmnist_step", "tiny_add", "tiny_graph"]
 

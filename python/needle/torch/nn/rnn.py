@@ -76,7 +76,7 @@ class RNNBase(Module):
         step's output (T, N, H) and the final state."""
         raise NotImplementedError
 
-    def _run(self, input: Tensor, hx: Any) -> tuple[Tensor, list[Any]]:  # noqa: A002 (PyTorch's name)
+    def _run(self, input: Tensor, hx: Any) -> tuple[Tensor, list[Any]]:
         """Every layer and direction over ``input`` (L, N, H_in) from initial states ``hx`` (one per layer
         and direction); the last layer's outputs and every final state."""
         directions = 2 if self.bidirectional else 1
