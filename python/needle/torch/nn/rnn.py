@@ -58,8 +58,10 @@ class RNNBase(Module):
             layer_input = input_size if layer == 0 else hidden_size * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                setattr(self, "weight_ih" + suffix, Parameter(empty(gates, layer_input, **factory)))
-                setattr(self, "weight_hh" + suffix, Parameter(empty(gates, hidden_size, **factory)))
+                # PyTorch's (gates, in) weights are views of (in, gates) memory, the layout x @ W reads (as in
+                # Linear): no copy of them or of their gradients in a step.
+                setattr(self, "weight_ih" + suffix, Parameter(empty(layer_input, gates, **factory).t()))
+                setattr(self, "weight_hh" + suffix, Parameter(empty(hidden_size, gates, **factory).t()))
                 if bias:
                     setattr(self, "bias_ih" + suffix, Parameter(empty(gates, **factory)))
                     setattr(self, "bias_hh" + suffix, Parameter(empty(gates, **factory)))
@@ -89,7 +91,10 @@ class RNNBase(Module):
                 w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
                 b_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
                 b_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
-                projected = F.linear(layer_input, w_ih, b_ih)  # all time steps in one product
+                # All time steps' input projections in one product, with both biases (the fused sequence ops
+                # add only h @ W_hh).
+                both = b_ih + b_hh if b_ih is not None and b_hh is not None else None
+                projected = F.linear(layer_input, w_ih, both if self.mode != "GRU" else b_ih)
                 if direction:  # the backward direction reads the sequence from its end
                     projected = wrap(_ops.flip(projected._t, [0]))
                 out, final = self._layer(projected, w_hh, b_hh, hx[layer * directions + direction])
@@ -151,9 +156,8 @@ class RNN(RNNBase):
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", *args, **kwargs)
 
     def _layer(self, projected: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, state: Any) -> tuple[Tensor, Any]:
-        # Needle's fused sequence op: per step only h @ W_hh and the nonlinearity.
-        xproj = projected if bias_hh is None else projected + bias_hh
-        out = wrap(_ops.rnn_sequence(xproj._t, _ops.transpose(weight_hh._t), state._t, self.nonlinearity))
+        # Needle's fused sequence op: per step only h @ W_hh and the nonlinearity (the biases are in projected).
+        out = wrap(_ops.rnn_sequence(projected._t, _ops.transpose(weight_hh._t), state._t, self.nonlinearity))
         return out, out[-1]
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -171,10 +175,10 @@ class LSTM(RNNBase):
         super().__init__("LSTM", *args, **kwargs)
 
     def _layer(self, projected: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, state: Any) -> tuple[Tensor, Any]:
-        # Needle's fused sequence op: per step only h @ W_hh and the fused cell, forward and backward.
-        xproj = projected if bias_hh is None else projected + bias_hh
+        # Needle's fused sequence op: per step only h @ W_hh and the fused cell, forward and backward (the
+        # biases are in projected).
         h0, c0 = state
-        hs, cs = _ops.lstm_sequence(xproj._t, _ops.transpose(weight_hh._t), h0._t, c0._t)
+        hs, cs = _ops.lstm_sequence(projected._t, _ops.transpose(weight_hh._t), h0._t, c0._t)
         out = wrap(hs)
         return out, (out[-1], wrap(cs)[-1])
 
