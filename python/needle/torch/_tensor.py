@@ -16,8 +16,10 @@ from typing import Any, NamedTuple, NoReturn
 import numpy as np
 
 from needle import _core
+from needle._core import ops as _needle_ops
 from needle.torch import _dtype
 from needle.torch._dtype import Size, device, dtype
+from needle.torch._ops import TorchRuntimeError
 from needle.torch._ops import ops as _ops
 
 Scalar = builtins.bool | builtins.int | builtins.float
@@ -657,13 +659,16 @@ class Tensor:
     multiply, subtract, divide, true_divide = mul, sub, div, div
 
     def __add__(self, other: Any) -> Tensor:
-        return self.add(other)
+        fast = _fast_binary(self, other, _needle_ops.add, _needle_ops.add_scalar)
+        return fast if fast is not None else self.add(other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return self.add(other)
+        fast = _fast_binary(self, other, _needle_ops.add, _needle_ops.add_scalar)
+        return fast if fast is not None else self.add(other)
 
     def __sub__(self, other: Any) -> Tensor:
-        return self.sub(other)
+        fast = _fast_binary(self, other, _needle_ops.sub, None)
+        return fast if fast is not None else self.sub(other)
 
     def __rsub__(self, other: Any) -> Tensor:
         if isinstance(other, Scalar):
@@ -671,13 +676,16 @@ class Tensor:
         return _wrap(_ops.sub(self._operand(other), self._t))
 
     def __mul__(self, other: Any) -> Tensor:
-        return self.mul(other)
+        fast = _fast_binary(self, other, _needle_ops.multiply, _needle_ops.mul_scalar)
+        return fast if fast is not None else self.mul(other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return self.mul(other)
+        fast = _fast_binary(self, other, _needle_ops.multiply, _needle_ops.mul_scalar)
+        return fast if fast is not None else self.mul(other)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return self.div(other)
+        fast = _fast_binary(self, other, _needle_ops.divide, _needle_ops.divide_scalar)
+        return fast if fast is not None else self.div(other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
         if isinstance(other, Scalar):
@@ -918,6 +926,8 @@ class Tensor:
         dtype: _dtype.dtype | None = None,
     ) -> Tensor:
         """Sum over ``dim`` (None: all); integers and bools sum to int64, as in PyTorch."""
+        if dim is None and dtype is None and self._t.dtype in ("float32", "float64"):
+            return _wrap(_needle_ops.summation(self._t))
         source = self._t
         if dtype is not None:
             source = _ops.astype(source, dtype.name)
@@ -1223,6 +1233,22 @@ class Tensor:
         if name.startswith("_"):
             raise AttributeError(f"'Tensor' object has no attribute '{name}'")
         raise Unsupported(f"Tensor.{name} is not supported by needle.torch")
+
+
+def _fast_binary(x: Tensor, other: Any, tensor_op: Any, scalar_op: Any) -> Tensor | None:
+    """The common cases of an arithmetic operator without the general path's checks: two tensors of one
+    dtype, or a tensor and a Python float or int (Needle's ops promote as PyTorch does). None otherwise."""
+    a = x._t
+    try:
+        if isinstance(other, Tensor):
+            b = other._t
+            if a.dtype == b.dtype:
+                return _wrap(tensor_op(a, b))
+        elif scalar_op is not None and type(other) in (builtins.float, builtins.int):
+            return _wrap(scalar_op(a, other))
+    except ValueError as error:  # as _ops does: PyTorch's RuntimeError and Needle's ValueError at once
+        raise TorchRuntimeError(str(error)) from None
+    return None
 
 
 def _rebuild(kind: type[Tensor], values: np.ndarray[Any, Any], requires_grad: builtins.bool) -> Tensor:
