@@ -204,3 +204,18 @@ def test_random_corruption_never_crashes(tmp_path: Path) -> None:
         path.write_bytes(_archive(dict(records, **{"data.pkl": bytes(mutated)})))
         with contextlib.suppress(pickle.UnpicklingError, RuntimeError, ValueError, TypeError, MemoryError):
             torch.load(path)
+
+
+def test_random_damage_to_the_archive_never_crashes(tmp_path: Path) -> None:
+    source = io.BytesIO()
+    torch.save({"w": torch.randn(3, 4), "step": 2}, source)
+    data = source.getvalue()
+    rng = np.random.default_rng(1)
+    path = tmp_path / "damaged.pt"
+    for _ in range(300):
+        damaged = bytearray(data)
+        for _ in range(int(rng.integers(1, 6))):
+            damaged[int(rng.integers(0, len(damaged)))] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(damaged))
+        with contextlib.suppress(pickle.UnpicklingError, RuntimeError, MemoryError):
+            torch.load(path)

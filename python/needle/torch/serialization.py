@@ -246,7 +246,9 @@ def load(
     source = os.fspath(f) if isinstance(f, str | os.PathLike) else getattr(f, "name", "<file>")
     try:
         archive = zipfile.ZipFile(f)
-    except (zipfile.BadZipFile, OSError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # BadZipFile, OSError, or what a damaged directory makes zipfile raise
         raise RuntimeError(
             f"torch.load('{source}'): not a PyTorch zip checkpoint ({error}); the legacy pre-1.6 format is not "
             "supported"
@@ -257,13 +259,21 @@ def load(
         if not pickles:
             raise RuntimeError(f"torch.load('{source}'): the archive has no data.pkl record")
         prefix = pickles[0][: -len("data.pkl")]
-        reader = _Reader(io.BytesIO(archive.read(pickles[0])), archive, prefix, source)
+        try:
+            data = archive.read(pickles[0])
+        except MemoryError:
+            raise
+        except Exception as error:  # a bad CRC, an unknown compression method, a truncated record
+            raise RuntimeError(f"torch.load('{source}'): damaged archive ({error})") from None
+        reader = _Reader(io.BytesIO(data), archive, prefix, source)
         try:
             result = reader.load()
-        except pickle.UnpicklingError:
+        except (pickle.UnpicklingError, MemoryError):
             raise
-        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, struct.error) as error:
-            raise pickle.UnpicklingError(f"torch.load('{source}'): corrupt checkpoint: {error}") from None
+        except Exception as error:  # whatever a damaged pickle stream makes the unpickler raise
+            raise pickle.UnpicklingError(
+                f"torch.load('{source}'): corrupt checkpoint ({type(error).__name__}: {error})"
+            ) from None
     if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
         result = _move(result, map_location)
     return result
