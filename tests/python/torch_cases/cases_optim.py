@@ -296,3 +296,32 @@ def case_regression_mlp_sgd(torch):
         optimizer.step()
         losses.append(loss.item())
     return {"losses": np.array(losses), **{f"param.{k}": p.detach().numpy() for k, p in model.named_parameters()}}
+
+
+def case_one_cycle_lr_sgd(torch):
+    result = _schedule(torch, lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.2, total_steps=12), steps=12)
+    return result
+
+
+def case_one_cycle_lr_adam_linear_three_phase(torch):
+    def make(params):
+        return torch.optim.Adam(params, lr=0.01)
+
+    def schedule(optimizer):
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=0.05, epochs=2, steps_per_epoch=5, anneal_strategy="linear", three_phase=True
+        )
+
+    result = _trajectory(torch, make, steps=10, scheduler=schedule)
+    return result
+
+
+def case_reduce_lr_on_plateau(torch):
+    model = _mlp(torch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1, cooldown=1, min_lr=0.02)
+    lrs = []
+    for metric in [1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]:
+        plateau.step(metric)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return {"lrs": np.array(lrs)}
