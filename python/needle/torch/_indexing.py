@@ -27,8 +27,9 @@ def _is_basic(key: Any) -> builtins.bool:
     return isinstance(key, _BASIC) and not isinstance(key, builtins.bool)
 
 
-def _numpy_key(key: Any, shape: tuple[int, ...]) -> Any:
-    """``key`` with every tensor, list and bool turned into a NumPy index, checked against ``shape``."""
+def _numpy_key(key: Any) -> Any:
+    """``key`` with every tensor and list turned into a NumPy index (a float tensor is refused, as in
+    PyTorch); NumPy then checks it against the shape."""
     from needle.torch._tensor import Tensor
 
     def convert(k: Any) -> Any:
@@ -49,7 +50,7 @@ def _positions(shape: tuple[int, ...], key: Any) -> np.ndarray[Any, Any]:
     with NumPy's (= PyTorch's) rules for advanced indexing and its IndexErrors."""
     flat = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
     try:
-        return np.asarray(flat[_numpy_key(key, shape)])
+        return np.asarray(flat[_numpy_key(key)])
     except IndexError as error:
         raise IndexError(f"index {key!r} is out of bounds for a tensor of shape {list(shape)}: {error}") from None
 
@@ -87,7 +88,7 @@ def setitem(x: Tensor, key: Any, value: Any) -> None:
         t.data[key] = source if source.dtype == t.dtype else _ops.astype(source, t.dtype)
         return
     values = t.numpy()
-    values[_numpy_key(key, t.shape)] = source.numpy() if isinstance(value, Tensor | _core.Tensor) else value
+    values[_numpy_key(key)] = source.numpy() if isinstance(value, Tensor | _core.Tensor) else value
     t.data[...] = _core.Tensor(values, device=t.device, dtype=t.dtype, requires_grad=False)
 
 
