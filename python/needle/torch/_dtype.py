@@ -115,8 +115,7 @@ class device:
         return device("cuda", d.index)
 
     def __eq__(self, other: object) -> builtins.bool:
-        if isinstance(other, str):
-            other = device(other)
+        # As in PyTorch, a device equals only a device: torch.device("cpu") == "cpu" is False.
         return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self) -> int:

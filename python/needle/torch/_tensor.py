@@ -10,6 +10,7 @@ ending in ``_``, PyTorch's errors.
 from __future__ import annotations
 
 import builtins
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, NoReturn
 
@@ -62,6 +63,8 @@ def _as_numpy(value: object, dtype_name: str | None = None) -> np.ndarray[Any, A
     elif isinstance(value, list | tuple) and any(isinstance(v, Tensor) for v in _flatten(value)):
         value = _nested_items(value)
     array = np.asarray(value)
+    if array.dtype.kind in "USOV":
+        raise TypeError(f"expected a tensor, a number or (nested) lists of numbers, got {type(value).__name__}")
     if dtype_name is not None:
         return array.astype(dtype_name, copy=False)
     if array.dtype == np.float64 and not isinstance(value, np.ndarray | np.generic):
@@ -103,12 +106,16 @@ def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
     """``dim`` as a tuple of non-negative axes (None: every axis), checked as PyTorch checks it."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = tuple(dim) if isinstance(dim, Sequence) else (dim,)
     return tuple(_axis(d, ndim) for d in dims)
 
 
 def _axis(dim: int, ndim: int) -> int:
     """``dim`` wrapped into [0, ndim), with PyTorch's IndexError when it is out of range."""
+    try:
+        dim = operator.index(dim)  # ints, NumPy ints and one-element integer tensors
+    except TypeError:
+        raise TypeError(f"a dimension must be an int, got {type(dim).__name__} {dim!r}") from None
     bound = builtins.max(ndim, 1)
     if not -bound <= dim < bound:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-bound}, {bound - 1}], but got {dim})")

@@ -490,3 +490,23 @@ def case_transformer_layer_norm_first_gelu_batch_first(torch):
         6, 3, 12, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
     )
     return _run(torch, _set_params(torch, layer, seed=27), _input(torch, (2, 4, 6)))
+
+
+def case_unflatten_and_clip_grad_value(torch):
+    layer = _set_params(torch, torch.nn.Linear(6, 4))
+    x = _input(torch, (3, 6))
+    out = torch.nn.Unflatten(1, (2, 2))(layer(x))
+    (out * out * 10).sum().backward()
+    torch.nn.utils.clip_grad_value_(layer.parameters(), 0.5)
+    return {"out": _np(out), **_grads(layer)}
+
+
+def case_trunc_normal_statistics(torch):
+    torch.manual_seed(0)
+    w = torch.empty(200, 100)
+    torch.nn.init.trunc_normal_(w, std=0.5, a=-1.0, b=1.0)
+    values = w.numpy()
+    return {
+        "within": np.array([values.min() >= -1.0, values.max() <= 1.0]),
+        "std_close": np.array(abs(values.std() - 0.5) < 0.1),
+    }

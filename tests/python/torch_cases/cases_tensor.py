@@ -413,3 +413,17 @@ def case_triangles(torch):
     (upper * 2 + lower).sum().backward()
     mask = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
     return {"upper": _np(upper), "lower": _np(lower), "grad": x.grad.numpy(), "mask": mask.numpy()}
+
+
+def case_nonzero_and_devices(torch):
+    x = torch.tensor([[0, 2, 0], [3, 0, 4]])
+    rows, cols = torch.nonzero(x, as_tuple=True)
+    cpu = torch.device("cpu")
+    return {
+        "nonzero": torch.nonzero(x).numpy(),
+        "rows": rows.numpy(),
+        "cols": cols.numpy(),
+        "where_one": torch.where(x > 1)[1].numpy(),
+        "device": np.array([str(cpu), repr(cpu), str(x.device), str(torch.device("cuda", 1)), cpu.type]),
+        "equal": np.array([x.device == cpu, x.device == "cpu", torch.device("cuda:0").index]),
+    }
