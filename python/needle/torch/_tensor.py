@@ -316,7 +316,8 @@ class Tensor:
     def item(self) -> Scalar:
         """The single element as a Python number."""
         if self._t.numel() != 1:
-            raise RuntimeError(f"a Tensor with {self._t.numel()} elements cannot be converted to Scalar")
+            # PyTorch 2 raises RuntimeError, PyTorch 1 ValueError: this is both.
+            raise TorchRuntimeError(f"a Tensor with {self._t.numel()} elements cannot be converted to Scalar")
         return self._t.item()
 
     def tolist(self) -> Any:

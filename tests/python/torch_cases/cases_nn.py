@@ -357,7 +357,7 @@ def case_zero_grad_and_requires_grad(torch):
     net = _set_params(torch, torch.nn.Linear(3, 2))
     net(_input(torch, (2, 3), requires_grad=False)).sum().backward()
     had = net.weight.grad is not None
-    net.zero_grad()
+    net.zero_grad(set_to_none=True)  # explicit: PyTorch 1's default zeroes instead
     cleared = net.weight.grad is None
     net.bias.requires_grad_(False)
     net(_input(torch, (2, 3), requires_grad=False)).sum().backward()

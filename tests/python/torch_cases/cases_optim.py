@@ -325,3 +325,24 @@ def case_reduce_lr_on_plateau(torch):
         plateau.step(metric)
         lrs.append(optimizer.param_groups[0]["lr"])
     return {"lrs": np.array(lrs)}
+
+
+def case_sequential_lr_warmup_then_cosine(torch):
+    def schedule(optimizer):
+        warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=3)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=6, eta_min=0.001)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[3])
+
+    return _schedule(torch, schedule)
+
+
+def case_sequential_lr_three_parts(torch):
+    def schedule(optimizer):
+        parts = [
+            torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9),
+            torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5),
+            torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5**epoch),
+        ]
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, parts, milestones=[4, 8])
+
+    return _schedule(torch, schedule)

@@ -3,7 +3,9 @@ the learning rates agree with PyTorch's step for step, rounding included."""
 
 from __future__ import annotations
 
+import bisect
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,16 +39,29 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
-        """Advances one epoch and sets the groups' learning rates."""
-        if epoch is not None:
-            raise NotImplementedError(
-                "scheduler.step(epoch) is deprecated in PyTorch and not supported by needle.torch"
-            )
+        """Advances one epoch and sets the groups' learning rates. ``step(epoch)`` (deprecated in PyTorch,
+        with the same warning here) jumps to ``epoch``, using the closed form where the schedule has one."""
         self._step_count += 1
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            warnings.warn(
+                "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+                "possible. Please use `scheduler.step()` to step the scheduler.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.last_epoch = epoch
+            closed = self._closed_form()
+            values = closed if closed is not None else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _closed_form(self) -> list[float] | None:
+        """The rates at ``last_epoch`` from the base rates alone (None: this schedule has no closed form)."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (and functions, which cannot be saved)."""
@@ -75,6 +90,9 @@ class StepLR(LRScheduler):
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
 
+    def _closed_form(self) -> list[float] | None:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """lr * gamma at each of the ``milestones`` epochs."""
@@ -90,6 +108,10 @@ class MultiStepLR(LRScheduler):
             return self._lrs()
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._lrs()]
 
+    def _closed_form(self) -> list[float] | None:
+        passed = bisect.bisect_right(sorted(self.milestones.elements()), self.last_epoch)
+        return [base * self.gamma**passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """lr * gamma every epoch."""
@@ -102,6 +124,9 @@ class ExponentialLR(LRScheduler):
         if self.last_epoch == 0:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
+
+    def _closed_form(self) -> list[float] | None:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -122,6 +147,10 @@ class CosineAnnealingLR(LRScheduler):
             ]
         ratio = (1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
         return [ratio * (lr - self.eta_min) + self.eta_min for lr in self._lrs()]
+
+    def _closed_form(self) -> list[float] | None:
+        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
 
 
 class LambdaLR(LRScheduler):
@@ -167,6 +196,10 @@ class LinearLR(LRScheduler):
         span = self.end_factor - self.start_factor
         factor = 1.0 + span / (self.total_iters * self.start_factor + (self.last_epoch - 1) * span)
         return [lr * factor for lr in self._lrs()]
+
+    def _closed_form(self) -> list[float] | None:
+        span = (self.end_factor - self.start_factor) * min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * (self.start_factor + span) for base in self.base_lrs]
 
 
 class OneCycleLR(LRScheduler):
@@ -328,3 +361,40 @@ class ReduceLROnPlateau:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restores what ``state_dict`` saved."""
         self.__dict__.update(state_dict)
+
+
+class SequentialLR(LRScheduler):
+    """``schedulers[i]`` from ``milestones[i - 1]`` on; each later one starts at its epoch 0 (PyTorch's
+    behaviour: the switch calls ``step(0)``, so a schedule with a closed form restarts from the base rate)."""
+
+    def __init__(
+        self, optimizer: Optimizer, schedulers: list[LRScheduler], milestones: list[int], last_epoch: int = -1
+    ) -> None:
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                "Sequential Schedulers expects number of schedulers provided to be one more than the number of "
+                f"milestone points, but got number of schedulers {len(schedulers)} and the number of milestones "
+                f"to be equal to {len(milestones)}"
+            )
+        if any(s.optimizer is not optimizer for s in schedulers):
+            raise ValueError("Sequential Schedulers expects all schedulers to belong to the same optimizer")
+        self._schedulers, self._milestones = schedulers, list(milestones)
+        self.optimizer, self.last_epoch = optimizer, last_epoch + 1
+        for group in optimizer.param_groups:  # back to the initial rates, as if no scheduler had stepped
+            group["lr"] = group["initial_lr"]
+        for scheduler in schedulers:
+            scheduler.last_epoch -= 1
+        schedulers[0].step()
+        self._last_lr = schedulers[0].get_last_lr()
+
+    def step(self, epoch: int | None = None) -> None:
+        self.last_epoch += 1
+        index = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                scheduler.step(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
