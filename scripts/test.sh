@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 JOBS=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 
-bash scripts/setup.sh
-# shellcheck disable=SC1091
-. .venv/bin/activate
-
 # Each step's header says how long the run has taken so far, so that a slow step shows in CI's log.
 started=$SECONDS
 step() { printf '\n==== %s (at %d s) ====\n' "$*" $((SECONDS - started)); }
+
+step "setup: system packages, .venv, the needle package"
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
 
 # The CUDA backend is compiled whenever nvcc is around, so that it always builds; its tests skip
 # without a GPU. The sanitizer build and the Python wheel stay without it.
