@@ -58,3 +58,16 @@ def test_a_pytorch_step_is_traced_down_to_kernels() -> None:
     names = {(e["cat"], e["name"]) for e in trace.events}
     assert ("op", "conv") in names
     assert any(cat == "kernel" and name == "sgd_update" for cat, name in names)
+
+
+def test_script_boilerplate_runs() -> None:
+    model = torch.nn.Linear(2, 2)
+    assert torch.compile(model) is model
+    assert torch.cuda.is_available() in (True, False)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert model.to(device) is model
+    torch.backends.cudnn.benchmark = True
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(torch.get_num_threads())
+    with torch.inference_mode():
+        assert not model(torch.ones(1, 2)).requires_grad
