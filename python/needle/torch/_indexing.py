@@ -69,7 +69,31 @@ def getitem(x: Tensor, key: Any) -> Tensor:
 
     if _is_basic(key):
         return wrap(_ops.getitem(x._t, key))
+    rows = _row_index(key)
+    if rows is not None and x._t.shape:
+        # x[index] with one integer index: whole rows, gathered without a table of every element's position.
+        extent = x._t.shape[0]
+        if rows.size and (rows.min() < -extent or rows.max() >= extent):
+            raise IndexError(f"index {int(rows.max())} is out of bounds for dimension 0 with size {extent}")
+        index = _core.Tensor(rows % max(extent, 1), device=x._t.device, dtype="int64", requires_grad=False)
+        picked = _ops.embedding(index, _ops.reshape(x._t, [extent, -1]))
+        return wrap(_ops.reshape(picked, [*rows.shape, *x._t.shape[1:]]))
     return wrap(_take(x._t, _positions(x._t.shape, key)))
+
+
+def _row_index(key: Any) -> np.ndarray[Any, Any] | None:
+    """The integer array of a key that is one integer tensor, list or array (not boolean), else None."""
+    from needle.torch._tensor import Tensor
+
+    if isinstance(key, Tensor):
+        values = key._t.numpy() if key.dtype.name not in ("bool", "float32", "float64") else None
+    elif isinstance(key, list | np.ndarray):
+        values = np.asarray(key)
+        if values.dtype.kind not in "iu" or values.ndim == 0:
+            values = None
+    else:
+        values = None
+    return None if values is None else values.astype(np.int64, copy=False)
 
 
 def setitem(x: Tensor, key: Any, value: Any) -> None:
