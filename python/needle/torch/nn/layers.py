@@ -9,7 +9,8 @@ from typing import Any
 
 from needle.torch import _dtype
 from needle.torch._functions import empty, ones, tensor, zeros
-from needle.torch._tensor import Tensor
+from needle.torch._ops import ops as _ops
+from needle.torch._tensor import Tensor, wrap
 from needle.torch.nn import functional as F
 from needle.torch.nn import init
 from needle.torch.nn.module import Module, Parameter
@@ -107,6 +108,24 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
+        shape = input._t.shape
+        kh, kw = self.kernel_size
+        simple = self.groups == 1 and self.dilation == (1, 1) and kh == kw and self.stride[0] == self.stride[1]
+        padding = self.padding
+        square_padding = not isinstance(padding, str) and padding[0] == padding[1]
+        if simple and square_padding and len(shape) == 4 and shape[1] == self.in_channels:
+            # The common layer straight to Needle's ops (F.conv2d's general argument handling costs more
+            # than the ops themselves on small inputs): NCHW as an NHWC view, the weight as its HWIO memory.
+            out = _ops.conv(
+                _ops.permute(input._t, [0, 2, 3, 1]),
+                _ops.permute(self.weight._t, [2, 3, 1, 0]),
+                self.stride[0],
+                padding[0],
+            )
+            bias = self.bias
+            if bias is not None:
+                out = _ops.add(out, bias._t)
+            return wrap(_ops.permute(out, [0, 3, 1, 2]))
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
@@ -169,8 +188,8 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
             counter = self.num_batches_tracked
-            if counter is not None:
-                counter.add_(1)
+            if counter is not None:  # a new value in place of the old: nothing records this counter
+                counter._t.data = _ops.add_scalar(counter._t, 1)
         return F.batch_norm(
             input,
             self.running_mean if self.track_running_stats else None,
