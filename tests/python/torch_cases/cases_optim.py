@@ -346,3 +346,20 @@ def case_sequential_lr_three_parts(torch):
         return torch.optim.lr_scheduler.SequentialLR(optimizer, parts, milestones=[4, 8])
 
     return _schedule(torch, schedule)
+
+
+def case_dataloader_worker_threads(torch):
+    x, y = _data(torch, n=13)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4, num_workers=2)
+    batches = list(loader)
+    torch.manual_seed(1)
+    shuffled = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=5, shuffle=True, drop_last=True, num_workers=2
+    )
+    seen = np.concatenate([b[1].numpy() for b in shuffled])
+    return {
+        "x": np.concatenate([b[0].numpy() for b in batches]),
+        "y": np.concatenate([b[1].numpy() for b in batches]),
+        "sizes": np.array([len(b[1]) for b in batches]),
+        "shuffled_count": np.array([len(seen), len(shuffled)]),
+    }

@@ -1,7 +1,8 @@
 """``torch.utils.data``: datasets, samplers, PyTorch's default collation and ``DataLoader``.
 
-Batches are assembled in the calling thread (``num_workers`` is accepted and ignored: a worker process
-would copy every batch once more, and Needle's kernels already use the cores). Shuffling draws from
+With ``num_workers > 0``, a TensorDataset's batches are gathered by Needle's C++ DataLoader on that many
+worker threads, ahead of the loop; other datasets build their batches in the calling thread (a worker
+process would copy every batch once more). Shuffling draws from
 Needle's generator, which ``torch.manual_seed`` seeds.
 """
 
@@ -13,8 +14,9 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from needle import _core
 from needle.torch._functions import randperm, stack, tensor
-from needle.torch._tensor import Tensor
+from needle.torch._tensor import Tensor, wrap
 
 T = TypeVar("T")
 
@@ -213,12 +215,29 @@ class DataLoader(Generic[T]):
                 yield self.dataset[index]
             return
         whole_rows = isinstance(self.dataset, TensorDataset) and self.collate_fn is default_collate
+        if whole_rows and self.num_workers > 0 and isinstance(self.batch_sampler, BatchSampler):
+            yield from self._batches_on_worker_threads()
+            return
         for indices in self.batch_sampler:
             if whole_rows:  # one gather per tensor instead of one view per sample and a stack
                 rows = tensor(np.asarray(indices, dtype=np.int64))
                 yield [t[rows] for t in self.dataset.tensors]
             else:
                 yield self.collate_fn([self.dataset[i] for i in indices])
+
+    def _batches_on_worker_threads(self) -> Iterator[list[Tensor]]:
+        """A TensorDataset's batches gathered by Needle's C++ DataLoader on ``num_workers`` threads, ahead of
+        the training loop, in the order this loader's sampler gives."""
+        assert isinstance(self.batch_sampler, BatchSampler)
+        tensors = self.dataset.tensors
+        native = _core.DataLoader(
+            _core.NDArrayDataset([t.detach()._t.cached_data for t in tensors]),
+            batch_size=self.batch_sampler.batch_size,
+            drop_last=self.batch_sampler.drop_last,
+            num_workers=self.num_workers,
+        )
+        for arrays in native.epoch(list(self.sampler)):
+            yield [wrap(_core.Tensor(array, requires_grad=False)) for array in arrays]
 
     def __len__(self) -> int:
         return len(self.batch_sampler) if self.batch_sampler is not None else len(self.sampler)
