@@ -21,7 +21,7 @@ from needle import (
     quantization,
     viz,
 )
-from needle._core import get_num_threads, set_num_threads
+from needle._core import ArgumentError, get_num_threads, set_num_threads
 from needle.autograd import (
     Op,
     Tensor,
@@ -72,6 +72,7 @@ def manual_seed(seed: int) -> None:
 
 
 __all__ = [
+    "ArgumentError",
     "BackendDevice",
     "Device",
     "NDArray",

@@ -216,7 +216,8 @@ void def_quantization(nb::module_& m) {
       nb::arg("decoupled"),
       "One Adam (AdamW when `decoupled`) step in place, in one pass: m = beta1 m + (1 - beta1) g, v = beta2 v + "
       "(1 - beta2) g^2, p -= lr (m / correction1) / (sqrt(v / correction2) + eps). param, exp_avg and exp_avg_sq "
-      "(contiguous, one floating dtype) are overwritten.");
+      "(one floating dtype, dense in one shared memory order: contiguous, or one permutation of it) are "
+      "overwritten; ValueError, touching nothing, when their layouts do not allow it.");
   m.def(
       "sgd_update",
       [](NDArray& param, const NDArray& grad, std::optional<NDArray> momentum_buffer, double lr, double momentum,
@@ -231,8 +232,9 @@ void def_quantization(nb::module_& m) {
       nb::arg("param"), nb::arg("grad"), nb::arg("momentum_buffer").none(), nb::arg("lr"), nb::arg("momentum"),
       nb::arg("weight_decay"), nb::arg("first"),
       "One SGD step in place, in one pass: g += weight_decay p; u = momentum u + (1 - momentum) g (u = (1 - "
-      "momentum) g when `first`); p -= lr u (p -= lr g without a buffer). param and momentum_buffer (contiguous) "
-      "are overwritten.");
+      "momentum) g when `first`); p -= lr u (p -= lr g without a buffer). param and momentum_buffer (dense in one "
+      "shared memory order: contiguous, or one permutation of it) are overwritten; ValueError, touching nothing, "
+      "when their layouts do not allow it.");
   m.def("int8_matmul", &int8_matmul, nb::arg("a"), nb::arg("w"),
         "The exact int32 product a @ w.T of int8 a (M, K) and w (N, K), as (M, N).");
   m.def(

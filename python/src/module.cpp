@@ -4,7 +4,18 @@
 
 namespace needle::python {
 
-void bind_errors(nb::module_& /*m*/) {
+void bind_errors(nb::module_& m) {
+  // A wrong shape or value is a ValueError in Needle's API and a RuntimeError in PyTorch's, for the same
+  // mistake. One class that is both lets code written for either API (needle.torch included) catch it, with no
+  // translation layer between the ops and Python.
+  nb::object bases = nb::make_tuple(nb::handle(PyExc_ValueError), nb::handle(PyExc_RuntimeError));
+  static PyObject* argument_error = PyErr_NewExceptionWithDoc(
+      "needle._core.ArgumentError",
+      "An op's argument has a wrong shape or value: a ValueError, and also a RuntimeError, the class PyTorch raises "
+      "for the same mistake.",
+      bases.ptr(), nullptr);
+  if (argument_error == nullptr) throw nb::python_error();
+  m.attr("ArgumentError") = nb::handle(argument_error);
   // needle::Error carries the Python exception type it stands for.
   nb::register_exception_translator([](const std::exception_ptr& error, void* /*payload*/) {
     try {
@@ -12,7 +23,7 @@ void bind_errors(nb::module_& /*m*/) {
     } catch (const Error& e) {
       switch (e.kind()) {
         case ErrorKind::Value:
-          PyErr_SetString(PyExc_ValueError, e.what());
+          PyErr_SetString(argument_error, e.what());
           break;
         case ErrorKind::Type:
           PyErr_SetString(PyExc_TypeError, e.what());

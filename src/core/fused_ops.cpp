@@ -428,6 +428,43 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
 
 // ---- optimizer updates ------------------------------------------------------------------------------------
 
+namespace {
+
+// Whether two arrays of one shape step through memory alike (strides of size-1 axes never matter).
+bool same_layout(const NDArray& a, const NDArray& b) {
+  for (std::size_t i = 0; i < a.shape().size(); ++i) {
+    if (a.shape()[i] != 1 && a.strides()[i] != b.strides()[i]) return false;
+  }
+  return true;
+}
+
+// An update visits each element once, in any order. So the arrays it writes may be laid out in any dense
+// memory order, as long as they share it: a PyTorch-shaped view of a weight stored in Needle's layout and its
+// optimizer state are updated as compact views in their memory order, with no layout copy. Returns the axes
+// from the largest stride to the smallest (the identity for contiguous arrays); permuting by them makes every
+// written array contiguous.
+std::vector<std::int64_t> update_order(std::string_view op, const NDArray& param,
+                                       std::initializer_list<const NDArray*> state) {
+  std::vector<std::int64_t> order(param.shape().size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
+  if (!param.is_compact()) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::int64_t a, std::int64_t b) { return param.strides()[a] > param.strides()[b]; });
+  }
+  NEEDLE_CHECK(param.permute(order).is_compact(), ValueError, op,
+               ": the parameter must be dense in memory (contiguous, or a permuted view of contiguous memory), "
+               "got strides ",
+               shape_str(param.strides()), " for shape ", shape_str(param.shape()));
+  for (const NDArray* a : state) {
+    NEEDLE_CHECK(a == nullptr || same_layout(*a, param), ValueError, op, ": optimizer state with strides ",
+                 shape_str(a->strides()), " must be laid out like the parameter, strides ",
+                 shape_str(param.strides()), " for shape ", shape_str(param.shape()));
+  }
+  return order;
+}
+
+}  // namespace
+
 void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step) {
   check_same_device("adam_update", {&param, &grad, &exp_avg, &exp_avg_sq});
   NEEDLE_CHECK(is_floating(param.dtype()), TypeError, "adam_update: parameters must be floating point, got dtype ",
@@ -440,16 +477,13 @@ void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray&
     NEEDLE_CHECK(a->dtype() == param.dtype(), TypeError, "adam_update: optimizer state of dtype ",
                  dtype_name(a->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
   }
-  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(&exp_avg),
-                           static_cast<const NDArray*>(&exp_avg_sq)}) {
-    NEEDLE_CHECK(a->is_compact(), ValueError, "adam_update: the updated arrays must be contiguous, got strides ",
-                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
-  }
+  const std::vector<std::int64_t> order = update_order("adam_update", param, {&exp_avg, &exp_avg_sq});
   if (param.size() == 0) return;
-  const NDArray g = grad.astype(param.dtype()).compact();
+  const NDArray g = grad.permute(order).astype(param.dtype()).compact();
   // In-place writes: a graph that saved the parameter must notice (Storage::version).
   for (NDArray* a : {&param, &exp_avg, &exp_avg_sq}) a->storage()->increment_version();
-  backend_of(param).adam_update(param.view(), g.view(), exp_avg.view(), exp_avg_sq.view(), step);
+  backend_of(param).adam_update(param.permute(order).view(), g.view(), exp_avg.permute(order).view(),
+                                exp_avg_sq.permute(order).view(), step);
 }
 
 void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step) {
@@ -468,18 +502,14 @@ void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, c
     NEEDLE_CHECK(momentum_buffer->dtype() == param.dtype(), TypeError, "sgd_update: momentum buffer of dtype ",
                  dtype_name(momentum_buffer->dtype()), " for a parameter of dtype ", dtype_name(param.dtype()));
   }
-  for (const NDArray* a : {static_cast<const NDArray*>(&param), static_cast<const NDArray*>(momentum_buffer)}) {
-    if (a == nullptr) continue;
-    NEEDLE_CHECK(a->is_compact(), ValueError, "sgd_update: the updated arrays must be contiguous, got strides ",
-                 shape_str(a->strides()), " for shape ", shape_str(a->shape()));
-  }
+  const std::vector<std::int64_t> order = update_order("sgd_update", param, {momentum_buffer});
   if (param.size() == 0) return;
-  const NDArray g = grad.astype(param.dtype()).compact();
-  const StridedView u = momentum_buffer != nullptr ? momentum_buffer->view() : StridedView{};
+  const NDArray g = grad.permute(order).astype(param.dtype()).compact();
+  const StridedView u = momentum_buffer != nullptr ? momentum_buffer->permute(order).view() : StridedView{};
   // In-place writes: a graph that saved the parameter must notice (Storage::version).
   param.storage()->increment_version();
   if (momentum_buffer != nullptr) momentum_buffer->storage()->increment_version();
-  backend_of(param).sgd_update(param.view(), g.view(), u, step);
+  backend_of(param).sgd_update(param.permute(order).view(), g.view(), u, step);
 }
 
 }  // namespace needle

@@ -294,5 +294,52 @@ TEST(FusedOptim, SgdArrayFunctionChecksItsOperands) {
   for (std::size_t i = 0; i < moved.size(); ++i) EXPECT_FLOAT_EQ(moved[i], expected[i]) << i;
 }
 
+// A weight stored in one memory order and seen through a permuted view (needle.torch's Conv2d weight: OIHW
+// over HWIO memory) is updated in place, with its state laid out alike, exactly as its contiguous twin.
+TEST(FusedOptim, ArraysDenseInOneSharedOrderAreUpdatedInPlace) {
+  const std::vector<std::int64_t> to_view = {3, 2, 0, 1};  // (kH, kW, I, O) memory seen as (O, I, kH, kW)
+  const auto random_memory = [](std::uint64_t seed, bool positive) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::vector<double> values(3 * 3 * 4 * 5);
+    for (double& v : values) v = positive ? std::abs(normal(rng)) : normal(rng);
+    return NDArray::from_vector(values, {3, 3, 4, 5}, cpu_device()).astype(DType::Float32);
+  };
+  const auto permuted = [&](const NDArray& memory) { return memory.permute(to_view); };
+  const auto contiguous = [&](const NDArray& memory) { return memory.permute(to_view).copy(); };
+  // The gradient arrives in the view's layout too, or as a contiguous array of the view's shape.
+  for (const bool grad_contiguous : {false, true}) {
+    NDArray p_mem = random_memory(1, false), m_mem = random_memory(2, false), v_mem = random_memory(3, true);
+    const NDArray g_mem = random_memory(4, false);
+    NDArray p = permuted(p_mem), m = permuted(m_mem), v = permuted(v_mem);
+    NDArray p2 = contiguous(p_mem), m2 = contiguous(m_mem), v2 = contiguous(v_mem);
+    const NDArray g = grad_contiguous ? contiguous(g_mem) : permuted(g_mem);
+    const AdamStep step = make_step(true, 0.01);
+    adam_update(p, g, m, v, step);
+    adam_update(p2, contiguous(g_mem), m2, v2, step);
+    EXPECT_EQ(values_of(p.copy()), values_of(p2));
+    EXPECT_EQ(values_of(m.copy()), values_of(m2));
+    EXPECT_EQ(values_of(v.copy()), values_of(v2));
+    EXPECT_EQ(values_of(permuted(p_mem).copy()), values_of(p2));  // written in place, in p_mem itself
+
+    NDArray q_mem = random_memory(5, false), u_mem = random_memory(6, false);
+    NDArray q = permuted(q_mem), u = permuted(u_mem), q2 = contiguous(q_mem), u2 = contiguous(u_mem);
+    const SgdStep sgd = make_sgd_step(0.9, 0.01, false);
+    sgd_update(q, g, &u, sgd);
+    sgd_update(q2, contiguous(g_mem), &u2, sgd);
+    EXPECT_EQ(values_of(q.copy()), values_of(q2));
+    EXPECT_EQ(values_of(u.copy()), values_of(u2));
+  }
+  // Not dense (every other row), or state in another order than the parameter: refused, nothing written.
+  NDArray rows = NDArray::zeros({4, 3}, DType::Float32, cpu_device()).index({IndexItem::range(0, 4, 2)});
+  NDArray buffer = NDArray::zeros({2, 3}, DType::Float32, cpu_device());
+  EXPECT_THROW(sgd_update(rows, buffer, &buffer, make_sgd_step(0.9, 0.0, false)), ValueError);
+  NDArray p = permuted(random_memory(7, false));
+  const std::vector<double> before = values_of(p.copy());
+  NDArray state = contiguous(random_memory(8, true));
+  EXPECT_THROW(adam_update(p, state, state, state, make_step(false, 0.0)), ValueError);
+  EXPECT_EQ(values_of(p.copy()), before);
+}
+
 }  // namespace
 }  // namespace needle

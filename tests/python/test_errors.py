@@ -22,6 +22,20 @@ def test_broadcast_mismatch(device: nd.Device) -> None:
         nd.where(arr((2,), device, "bool"), arr((3,), device), arr((2,), device))
 
 
+def test_a_wrong_shape_is_a_value_error_and_a_runtime_error(device: nd.Device) -> None:
+    # needle.ArgumentError: Needle's documented ValueError, and the RuntimeError PyTorch code catches.
+    with pytest.raises(ndl.ArgumentError, match=r"add.*\(2, 3\).*\(4,\)") as raised:
+        arr((2, 3), device) + arr((4,), device)
+    assert isinstance(raised.value, ValueError)
+    assert isinstance(raised.value, RuntimeError)
+    with pytest.raises(ndl.ArgumentError, match=r"matmul"):
+        ndl.ops.matmul(ndl.Tensor(np.zeros((2, 3))), ndl.Tensor(np.zeros((4, 5))))
+    # Other kinds keep their own class.
+    with pytest.raises(TypeError) as wrong_dtype:
+        nd.matmul(arr((2, 2), device, "bool"), arr((2, 2), device, "bool"))
+    assert not isinstance(wrong_dtype.value, ndl.ArgumentError)
+
+
 def test_matmul_mismatch(device: nd.Device) -> None:
     with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(4, 5\)"):
         arr((2, 3), device) @ arr((4, 5), device)

@@ -26,12 +26,16 @@ from needle import backend_ndarray as nd
 
 
 def raised_in_subprocess(statements: str) -> str:
-    """Runs `statements` in a fresh interpreter and returns "Type: message" of the exception they raise."""
+    """Runs `statements` in a fresh interpreter and returns "Type: message" of the exception they raise, Type
+    being the built-in class it is (needle.ArgumentError is a ValueError first)."""
     code = (
         PRELUDE
         + "try:\n"
         + textwrap.indent(textwrap.dedent(statements).strip(), "    ")
-        + "\nexcept Exception as e:\n    print(f'{type(e).__name__}: {e}')\nelse:\n    print('no exception')\n"
+        + "\nexcept Exception as e:\n"
+        + "    kind = next(c for c in type(e).__mro__ if c.__module__ == 'builtins')\n"
+        + "    print(f'{kind.__name__}: {e}')\n"
+        + "else:\n    print('no exception')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, f"the interpreter died with code {result.returncode}: {result.stderr[-2000:]}"

@@ -112,13 +112,13 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
 // ---- optimizer updates ---------------------------------------------------------------------------------
 // One Adam or AdamW step in place (the formula is Backend::adam_update's): param, exp_avg and exp_avg_sq
 // are overwritten. All four share a shape, a floating dtype and a device; the three updated arrays must be
-// contiguous (grad may be any view).
+// dense in one shared memory order, contiguous or one permutation of it (grad may be any view).
 void adam_update(NDArray& param, const NDArray& grad, NDArray& exp_avg, NDArray& exp_avg_sq, const AdamStep& step);
 
 // One SGD step in place (the formula is Backend::sgd_update's): param and *momentum_buffer are
 // overwritten. momentum_buffer may be null only when step.momentum is 0; on step.first its contents are
-// not read. All share a shape, a floating dtype and a device; the updated arrays must be contiguous (grad
-// may be any view, of any dtype).
+// not read. All share a shape, a floating dtype and a device; the updated arrays must be dense in one shared
+// memory order, contiguous or one permutation of it (grad may be any view, of any dtype).
 void sgd_update(NDArray& param, const NDArray& grad, NDArray* momentum_buffer, const SgdStep& step);
 
 // ---- int8 quantization ---------------------------------------------------------------------------------

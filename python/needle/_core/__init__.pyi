@@ -11,6 +11,11 @@ import numpy.typing
 from needle._core import ops as ops
 
 
+class ArgumentError(ValueError, RuntimeError):
+    """
+    An op's argument has a wrong shape or value: a ValueError, and also a RuntimeError, the class PyTorch raises for the same mistake.
+    """
+
 class Device:
     """
     Where an array lives and which backend runs its kernels: cpu(), ref() or cuda(). Needle calls this class BackendDevice.
@@ -703,12 +708,12 @@ def quantize_rows(x: NDArray) -> tuple[NDArray, NDArray]:
 
 def adam_update(param: NDArray, grad: NDArray, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, correction1: float, correction2: float, decoupled: bool) -> None:
     """
-    One Adam (AdamW when `decoupled`) step in place, in one pass: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2, p -= lr (m / correction1) / (sqrt(v / correction2) + eps). param, exp_avg and exp_avg_sq (contiguous, one floating dtype) are overwritten.
+    One Adam (AdamW when `decoupled`) step in place, in one pass: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2, p -= lr (m / correction1) / (sqrt(v / correction2) + eps). param, exp_avg and exp_avg_sq (one floating dtype, dense in one shared memory order: contiguous, or one permutation of it) are overwritten; ValueError, touching nothing, when their layouts do not allow it.
     """
 
 def sgd_update(param: NDArray, grad: NDArray, momentum_buffer: NDArray | None, lr: float, momentum: float, weight_decay: float, first: bool) -> None:
     """
-    One SGD step in place, in one pass: g += weight_decay p; u = momentum u + (1 - momentum) g (u = (1 - momentum) g when `first`); p -= lr u (p -= lr g without a buffer). param and momentum_buffer (contiguous) are overwritten.
+    One SGD step in place, in one pass: g += weight_decay p; u = momentum u + (1 - momentum) g (u = (1 - momentum) g when `first`); p -= lr u (p -= lr g without a buffer). param and momentum_buffer (dense in one shared memory order: contiguous, or one permutation of it) are overwritten; ValueError, touching nothing, when their layouts do not allow it.
     """
 
 def int8_matmul(a: NDArray, w: NDArray) -> NDArray:

@@ -1247,15 +1247,12 @@ def _fast_binary(x: Tensor, other: Any, tensor_op: Any, scalar_op: Any) -> Tenso
     """The common cases of an arithmetic operator without the general path's checks: two tensors of one
     dtype, or a tensor and a Python float or int (Needle's ops promote as PyTorch does). None otherwise."""
     a = x._t
-    try:
-        if isinstance(other, Tensor):
-            b = other._t
-            if a.dtype == b.dtype:
-                return _wrap(tensor_op(a, b))
-        elif scalar_op is not None and type(other) in (builtins.float, builtins.int):
-            return _wrap(scalar_op(a, other))
-    except ValueError as error:  # as _ops does: PyTorch's RuntimeError and Needle's ValueError at once
-        raise TorchRuntimeError(str(error)) from None
+    if isinstance(other, Tensor):
+        b = other._t
+        if a.dtype == b.dtype:
+            return _wrap(tensor_op(a, b))
+    elif scalar_op is not None and type(other) in (builtins.float, builtins.int):
+        return _wrap(scalar_op(a, other))
     return None
 
 

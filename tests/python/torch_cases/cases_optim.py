@@ -149,6 +149,30 @@ def case_optimizer_state_dict_resume(torch):
     }
 
 
+def case_optimizers_on_parameters_with_gaps(torch):
+    # A parameter that is a view with gaps (every other column) cannot be updated by the fused kernels in
+    # place; needle.torch takes its general path, with the same numbers.
+    result = {}
+    makers = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+        "adam": lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.01),
+    }
+    for name, make in makers.items():
+        base = torch.tensor((_rng(3).standard_normal((6, 6)) * 0.5).astype("float32"))
+        w = torch.nn.Parameter(base[:, ::2])
+        optimizer = make([w])
+        x, y = _data(torch)
+        for step in range(4):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(x @ w, y)
+            loss.backward()
+            optimizer.step()
+            result[f"{name}.loss{step}"] = np.array(loss.item())
+        result[f"{name}.w"] = w.detach().numpy()
+        result[f"{name}.base"] = base.numpy()  # the update lands in the viewed memory
+    return result
+
+
 def case_optimizer_empty_parameters(torch):
     torch.optim.SGD([], lr=0.1)
 

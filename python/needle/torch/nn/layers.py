@@ -188,8 +188,9 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
             counter = self.num_batches_tracked
-            if counter is not None:  # a new value in place of the old: nothing records this counter
-                counter._t.data = _ops.add_scalar(counter._t, 1)
+            if counter is not None:  # in place, as PyTorch's add_(1); nothing records this counter, so no op
+                count = counter._t.cached_data
+                count.fill(count.item() + 1)
         return F.batch_norm(
             input,
             self.running_mean if self.track_running_stats else None,

@@ -179,35 +179,19 @@ class SGD(Optimizer):
         keeps an average, u = m u + (1 - m) g; given g / (1 - m) and weight_decay / (1 - m) it computes PyTorch's
         buffer, u = m u + g + wd p, so the state stays PyTorch's."""
         momentum, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
-        if not momentum:
-            arrays = _fused_arrays(param, grad)
-            if arrays is not None:
-                _core.sgd_update(arrays[0], arrays[1], None, lr, 0.0, wd, False)
-            return arrays is not None
-        first = "momentum_buffer" not in state
-        buf = _zeros_laid_out_like(param) if first else state["momentum_buffer"]
-        arrays = _fused_arrays(param, grad, buf)
-        if arrays is None:
+        p, g = param._t.cached_data, grad._t.cached_data
+        try:
+            if not momentum:
+                _core.sgd_update(p, g, None, lr, 0.0, wd, False)
+                return True
+            first = "momentum_buffer" not in state
+            buf = _zeros_laid_out_like(param) if first else state["momentum_buffer"]
+            scale = 1.0 / (1.0 - momentum)
+            _core.sgd_update(p, g * scale, buf._t.cached_data, lr, momentum, wd * scale, first)
+        except ValueError:  # arrays the kernel cannot update in place (see _core.sgd_update): the general path
             return False
         state["momentum_buffer"] = buf
-        scale = 1.0 / (1.0 - momentum)
-        _core.sgd_update(arrays[0], arrays[1] * scale, arrays[2], lr, momentum, wd * scale, first)
         return True
-
-
-def _fused_arrays(*tensors: Tensor) -> list[_core.NDArray] | None:
-    """The tensors' arrays as the fused kernels need them, contiguous, or None when they cannot be. Arrays
-    that share one dense memory order other than row-major (a Conv2d weight, its gradient and its state)
-    are all permuted into that order, which leaves the element-wise update the same."""
-    arrays = [t._t.cached_data for t in tensors]
-    first = arrays[0]
-    if any(a.shape != first.shape or a.strides != first.strides for a in arrays[1:]):
-        return None
-    if first.is_compact():
-        return arrays
-    order = sorted(range(first.ndim), key=lambda d: (-first.strides[d], d))
-    permuted = [a.permute(order) for a in arrays]
-    return permuted if permuted[0].is_compact() else None
 
 
 def _zeros_laid_out_like(param: Tensor) -> Tensor:
@@ -262,17 +246,18 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = zeros_like(param)
         beta1, beta2 = group["betas"]
         lr, wd = group["lr"], group["weight_decay"]
-        arrays = None
         if not group["amsgrad"] and not group["maximize"]:
-            arrays = _fused_arrays(param, grad, state["exp_avg"], state["exp_avg_sq"])
-        if arrays is not None:
             # One pass of Needle's Adam kernel (AdamW's decay included), in place.
             step = float(state["step"].item()) + 1
-            state["step"] = tensor(step)
             corrections = (1 - beta1**step, 1 - beta2**step)
-            p, g, m, v = arrays
-            _core.adam_update(p, g, m, v, lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled)
-            return
+            p, g = param._t.cached_data, grad._t.cached_data
+            m, v = state["exp_avg"]._t.cached_data, state["exp_avg_sq"]._t.cached_data
+            try:
+                _core.adam_update(p, g, m, v, lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled)
+                state["step"] = tensor(step)
+                return
+            except ValueError:  # arrays the kernel cannot update in place (see _core.adam_update)
+                pass
         if group["maximize"]:
             grad = -grad
         if wd:
