@@ -457,8 +457,8 @@ std::vector<std::int64_t> update_order(std::string_view op, const NDArray& param
                shape_str(param.strides()), " for shape ", shape_str(param.shape()));
   for (const NDArray* a : state) {
     NEEDLE_CHECK(a == nullptr || same_layout(*a, param), ValueError, op, ": optimizer state with strides ",
-                 shape_str(a->strides()), " must be laid out like the parameter, strides ",
-                 shape_str(param.strides()), " for shape ", shape_str(param.shape()));
+                 shape_str(a->strides()), " must be laid out like the parameter, strides ", shape_str(param.strides()),
+                 " for shape ", shape_str(param.shape()));
   }
   return order;
 }
