@@ -235,6 +235,24 @@ NDArray argmin(const NDArray& a, std::optional<std::int64_t> axis, bool keepdims
 
 // ---- linear algebra ------------------------------------------------------------------------------
 
+namespace {
+
+// True when every row of `a` (its last axis) starts a fixed distance after the previous one, so that
+// reshaping all its axes but the last into one is a view.
+bool rows_are_one_matrix(const NDArray& a) {
+  std::int64_t expected = -1;  // the stride the next outer axis must have; -1 before the first axis
+  for (std::int64_t d = a.ndim() - 2; d >= 0; --d) {
+    const std::int64_t size = a.shape()[static_cast<std::size_t>(d)];
+    const std::int64_t stride = a.strides()[static_cast<std::size_t>(d)];
+    if (size == 1) continue;  // a length-1 axis has no step to match
+    if (expected != -1 && stride != expected) return false;
+    expected = stride * size;
+  }
+  return true;
+}
+
+}  // namespace
+
 NDArray matmul(const NDArray& a, const NDArray& b) {
   check_same_device("matmul", {&a, &b});
   NEEDLE_CHECK(a.ndim() >= 1 && b.ndim() >= 1, ValueError, "matmul: 0-d arrays are not allowed, got shapes ",
@@ -260,6 +278,15 @@ NDArray matmul(const NDArray& a, const NDArray& b) {
   } catch (const ValueError&) {
     throw ValueError(str("matmul: batch dimensions of shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
                          " cannot be broadcast together"));
+  }
+  if (rhs.ndim() == 2 && lhs.ndim() > 2 && rows_are_one_matrix(lhs)) {
+    // x @ W for a batch x (..., m, k) and one matrix W (a layer applied to every position of a sequence):
+    // x's rows, evenly spaced in memory, are one (batch * m, k) matrix, and one large product replaces a
+    // small product per matrix of the batch, each packing W again.
+    const std::int64_t rows = numel(Shape(lhs.shape().begin(), lhs.shape().end() - 1));
+    out_shape.insert(out_shape.end(), {m, n});
+    NDArray out = matmul(lhs.reshape({rows, k}), rhs).reshape(out_shape);
+    return b.ndim() == 1 ? out.squeeze({-1}) : out;
   }
   Shape a_shape = out_shape;
   Shape b_shape = out_shape;

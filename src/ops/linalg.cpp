@@ -27,8 +27,20 @@ class MatmulOp final : public SingleOutputOp {
     // dA = dC B^T, dB = A^T dC, then summed over broadcast batch dimensions.
     return {detail::grad_if(needs_grad[0],
                             [&] { return reshape(sum_to_shape(matmul(g2, transpose(b2)), a2.shape()), a.shape()); }),
-            detail::grad_if(needs_grad[1],
-                            [&] { return reshape(sum_to_shape(matmul(transpose(a2), g2), b2.shape()), b.shape()); })};
+            detail::grad_if(needs_grad[1], [&] { return reshape(weight_gradient(a2, b2, g2), b.shape()); })};
+  }
+
+ private:
+  // dB = A^T dC summed over the batch dimensions. When B is one matrix shared by a batch of A (x @ W with x
+  // (batch, ..., m, k), a layer applied to a sequence), that sum is one matmul of A's rows stacked,
+  // (batch * m, k)^T (batch * m, n), not a batched matmul whose results a reduction then adds up.
+  static Tensor weight_gradient(const Tensor& a2, const Tensor& b2, const Tensor& g2) {
+    if (b2.ndim() == 2 && a2.ndim() > 2) {
+      const Shape& shape = a2.shape();
+      const std::int64_t rows = numel(Shape(shape.begin(), shape.end() - 1));
+      return matmul(transpose(reshape(a2, {rows, shape.back()})), reshape(g2, {rows, g2.shape().back()}));
+    }
+    return sum_to_shape(matmul(transpose(a2), g2), b2.shape());
   }
 };
 

@@ -1,4 +1,7 @@
 // Shape ops: views and rearrangements of data. Their gradients undo the rearrangement.
+#include <algorithm>
+#include <numeric>
+
 #include "needle/core/checked_math.h"
 #include "ops/op_helpers.h"
 
@@ -193,6 +196,64 @@ class StackOp final : public SingleOutputOp {
   std::int64_t axis_;  // normalized against the output's rank
 };
 
+// Every slice along an axis, with the axis removed (x[0], x[1], ... as views), in one node: its gradient
+// stacks the pieces' gradients into one array, where one getitem per piece would each scatter into zeros
+// of the whole input (q, k, v = qkv unpacks three slices of one projection). The stacked gradient is laid
+// out in memory like the input, so that the views the input came from (a permute of a projection's
+// output, say) take it back as views, without a copy.
+class SplitOp final : public Op {
+ public:
+  SplitOp(std::int64_t axis, std::int64_t count) : axis_(axis), count_(count) {}
+  std::string name() const override { return "split"; }
+  std::size_t num_outputs() const override { return static_cast<std::size_t>(count_); }
+  // Reads only the input's shape.
+  SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return {}; }
+  std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
+    std::vector<NDArray> parts;
+    for (std::int64_t i = 0; i < count_; ++i) parts.push_back(in[0].index(pick(axis_, i)));
+    return parts;
+  }
+  std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& inputs,
+                                       const NeedsGrad& /*needs_grad*/) const override {
+    // The input's axes from the outermost in memory (largest stride) to the innermost.
+    const Strides& strides = inputs[0].value().strides();
+    Axes order(strides.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
+      return strides[static_cast<std::size_t>(x)] > strides[static_cast<std::size_t>(y)];
+    });
+    // Each piece's axes in that order (the split axis left out), and where the split axis goes among them.
+    Axes piece_order;
+    std::int64_t stack_axis = 0;
+    for (std::int64_t axis : order) {
+      if (axis == axis_) {
+        stack_axis = static_cast<std::int64_t>(piece_order.size());
+      } else {
+        piece_order.push_back(axis < axis_ ? axis : axis - 1);
+      }
+    }
+    std::vector<Tensor> pieces;
+    for (std::size_t i = 0; i < out_grads.size(); ++i) {
+      // A piece no gradient reached counts as zeros.
+      const NDArray& value = outputs[i].value();
+      const Tensor piece = out_grads[i].defined()
+                               ? out_grads[i]
+                               : detail::constant(NDArray::zeros(value.shape(), value.dtype(), value.device()));
+      pieces.push_back(permute(piece, piece_order));
+    }
+    // Stacked in memory order, then permuted back to the input's axes.
+    Axes back(order.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+      back[static_cast<std::size_t>(order[i])] = static_cast<std::int64_t>(i);
+    return {permute(stack(pieces, stack_axis), back)};
+  }
+
+ private:
+  std::int64_t axis_;   // normalized
+  std::int64_t count_;  // the axis' length: one output per slice
+};
+
 // The shape dilate makes of `shape`: each of `axes` (dilation + 1) times longer. Checked, so that a size
 // that does not fit is refused naming dilate and the sizes asked for, not allocated with a wrapped shape.
 Shape dilated_shape(const Shape& shape, const Axes& axes, std::int64_t dilation) {
@@ -360,10 +421,9 @@ Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis) {
 
 std::vector<Tensor> split(const Tensor& a, std::int64_t axis) {
   const std::int64_t ax = normalize_axis(axis, a.ndim(), "split");
-  std::vector<Tensor> parts;
-  // Each piece is its own getitem, so its gradient flows back to its slice only.
-  for (std::int64_t i = 0; i < a.shape()[static_cast<std::size_t>(ax)]; ++i) parts.push_back(getitem(a, pick(ax, i)));
-  return parts;
+  const std::int64_t count = a.shape()[static_cast<std::size_t>(ax)];
+  if (count == 0) return {};
+  return Tensor::from_op_outputs(std::make_shared<SplitOp>(ax, count), {a});
 }
 
 Tensor dilate(const Tensor& a, const Axes& axes, std::int64_t dilation) {

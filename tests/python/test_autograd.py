@@ -181,6 +181,20 @@ def test_gradient_flows_through_split_and_stack(device: nd.Device) -> None:
     np.testing.assert_allclose(s.numpy(), 2 * x.numpy())
 
 
+def test_split_gradient_is_laid_out_like_its_input(device: nd.Device) -> None:
+    # q, k, v = qkv.permute(...): the stacked gradient of the pieces keeps the input's memory order, so the
+    # permute and reshape that made the input take it back as views.
+    values = np.arange(60.0).reshape(4, 5, 3)
+    x = ndl.Tensor.make_const(nd.NDArray(values, device=device).permute((2, 0, 1)), requires_grad=True)
+    first, second, third = ops.split(x, 0)
+    (first * 1 + second * 2 + third * 3 + first * second).sum().backward()
+    assert x.grad is not None
+    assert x.grad.cached_data.strides == x.cached_data.strides
+    v = np.transpose(values, (2, 0, 1))
+    expected = np.stack([1 + v[1], 2 + v[0], np.full((4, 5), 3.0)])
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
 def test_int_inputs_get_no_gradient(device: nd.Device) -> None:
     w = ndl.Tensor(np.ones((3, 2)), device=device)
     idx = ndl.Tensor(np.array([0, 2, 2]), device=device)

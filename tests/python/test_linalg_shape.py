@@ -13,6 +13,9 @@ MATMUL_SHAPES = [
     ((5,), (5, 3)),
     ((2, 6), (6,)),
     ((2, 3, 4), (4, 5)),
+    ((2, 1, 3, 5, 4), (4, 6)),
+    ((4, 3, 7), (7,)),
+    ((2, 0, 4), (4, 3)),
     ((3, 4), (2, 4, 5)),
     ((2, 1, 3, 4), (5, 4, 2)),
     ((0, 3), (3, 4)),
@@ -49,6 +52,28 @@ def test_matmul_non_contiguous(device: nd.Device, rng: np.random.Generator, layo
     np.testing.assert_allclose((a @ b).numpy(), x @ y, rtol=1e-5, atol=1e-5)
     t = a.permute((0, 2, 1))  # transposed operand
     np.testing.assert_allclose((t @ a).numpy(), np.swapaxes(x, 1, 2) @ x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "sliced_rows", "size_1_axis", "permuted_batch", "broadcast_batch"])
+def test_matmul_of_a_batch_with_one_matrix(device: nd.Device, rng: np.random.Generator, layout: str) -> None:
+    # x (..., m, k) @ W (k, n): rows evenly spaced in memory are multiplied as one matrix, others per matrix.
+    base = rng.standard_normal((3, 5, 9)).astype("float32")
+    w = rng.standard_normal((6, 4)).astype("float32")
+    a = nd.NDArray(base, device=device)
+    views = {
+        "contiguous": (base[:, :, :6], a[:, :, :6]),  # rows 9 apart, k = 6
+        "sliced_rows": (base[:, ::2, 2:8], a[:, ::2, 2:8]),
+        "size_1_axis": (base[1:2, :, :6], a[1:2, :, :6]),
+        "permuted_batch": (base[:, :, :6].transpose(1, 0, 2), a[:, :, :6].permute((1, 0, 2))),
+        "broadcast_batch": (
+            np.broadcast_to(base[:1, :, :6], (4, 5, 6)),
+            a[:1, :, :6].broadcast_to((4, 5, 6)),
+        ),
+    }
+    x, view = views[layout]
+    b = nd.NDArray(w, device=device)
+    np.testing.assert_allclose((view @ b).numpy(), x @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose((view @ b[:, 1]).numpy(), x @ w[:, 1], rtol=1e-5, atol=1e-5)
 
 
 def test_matmul_promotes(device: nd.Device) -> None:

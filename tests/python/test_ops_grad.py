@@ -81,6 +81,7 @@ CASES: dict[str, tuple[Callable[..., ndl.Tensor], list[tuple[int, ...]], Callabl
     "concat": (lambda a, b: ops.concat([a, b], 1), [(2, 1), (2, 3)], normal),
     "stack": (lambda a, b: ops.stack([a, b], 1), [(2, 3), (2, 3)], normal),
     "split": (lambda a: ops.split(a, 1)[0] * ops.split(a, 1)[2], [(2, 3)], normal),
+    "split_every_piece": (lambda a: ops.stack(list(reversed(ops.split(a, 2))), 0) * a[..., 0], [(2, 3, 4)], normal),
     "dilate": (lambda a: ops.dilate(a, (0, 1), 1), [(2, 3)], normal),
     "undilate": (lambda a: ops.undilate(a, (1,), 1), [(2, 5)], normal),
     # reductions
@@ -99,6 +100,8 @@ CASES: dict[str, tuple[Callable[..., ndl.Tensor], list[tuple[int, ...]], Callabl
     "matmul_batched": (ops.matmul, [(2, 2, 3), (3, 2)], normal),
     "matmul_broadcast_batch": (ops.matmul, [(1, 2, 3), (2, 3, 2)], normal),
     "matmul_vector": (ops.matmul, [(3,), (3, 2)], normal),
+    "matmul_sequence": (ops.matmul, [(2, 3, 2, 3), (3, 4)], normal),
+    "matmul_sequence_vector": (ops.matmul, [(2, 2, 3), (3,)], normal),
     # indexing
     "gather": (
         lambda a: ops.gather(a, 1, ndl.Tensor(np.array([[0, 2, 2], [1, 0, 1]]), device=a.device)),
@@ -147,7 +150,20 @@ def test_gradient(name: str, device: nd.Device) -> None:
     gradient_check(fn, *arrays, device=device, rng=rng)
 
 
-@pytest.mark.parametrize("name", ["add", "multiply", "tanh", "matmul_batched", "permute", "logsumexp", "getitem"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "add",
+        "multiply",
+        "tanh",
+        "matmul_batched",
+        "matmul_sequence",
+        "permute",
+        "logsumexp",
+        "getitem",
+        "split_every_piece",
+    ],
+)
 def test_gradient_of_non_contiguous_inputs(name: str, device: nd.Device) -> None:
     fn, shapes, draw = CASES[name]
     rng = np.random.default_rng(7)
@@ -226,6 +242,8 @@ def double_backward_check(
         ("silu", ops.silu, [(2, 3)]),
         ("rms_norm", lambda a: ops.rms_norm(a, None, 1e-3), [(2, 3)]),
         ("matmul", ops.matmul, [(2, 3), (3, 2)]),
+        ("matmul_sequence", ops.matmul, [(2, 2, 3), (3, 2)]),
+        ("split", lambda a: ops.split(a, 0)[1] * ops.split(a, 0)[1], [(2, 3)]),
         ("logsumexp", lambda a: ops.logsumexp(a, 1), [(2, 3)]),
         ("sigmoid_times", lambda a, b: ops.sigmoid(a) * b, [(2, 2), (2, 2)]),
         ("logsoftmax", ops.logsoftmax, [(2, 3)]),

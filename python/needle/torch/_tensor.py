@@ -558,7 +558,8 @@ class Tensor:
     def __iter__(self) -> Iterator[Tensor]:
         if not self._t.shape:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self._t.shape[0]))
+        # As PyTorch: the slices of unbind(0), one node whose backward stacks their gradients.
+        return (_wrap(t) for t in _ops.split(self._t, 0))
 
     # ---- indexing -----------------------------------------------------------------------------------------
     def __getitem__(self, key: Any) -> Tensor:

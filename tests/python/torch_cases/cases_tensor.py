@@ -207,6 +207,17 @@ def case_cat_stack_split(torch):
     }
 
 
+def case_unpacking_and_unbind_gradients(torch):
+    # q, k, v = qkv.view(...).permute(...): iteration unbinds dim 0; pieces used or not, once or twice.
+    x = _leaf(torch, (2, 4, 6), seed=9)
+    q, k, v = x.view(2, 4, 3, 2).permute(2, 0, 3, 1)
+    rows = list(x[0])
+    first, _, third = torch.unbind(x, 2)[:3]
+    total = (q * k).sum() + (q.exp() * 2).sum() + rows[3].pow(2).sum() + (first * third).sum()
+    total.backward()
+    return {"q": _np(q), "v": _np(v), "row_count": np.array(len(rows)), "grad": x.grad.numpy()}
+
+
 def case_where_masked_fill_topk_sort(torch):
     x = _leaf(torch, (3, 5), seed=9)
     w = torch.where(x > 0, x, x * 0.1)

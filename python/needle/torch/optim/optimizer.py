@@ -248,13 +248,14 @@ class Adam(Optimizer):
         lr, wd = group["lr"], group["weight_decay"]
         if not group["amsgrad"] and not group["maximize"]:
             # One pass of Needle's Adam kernel (AdamW's decay included), in place.
-            step = float(state["step"].item()) + 1
+            count = state["step"]._t.cached_data
+            step = float(count.item()) + 1
             corrections = (1 - beta1**step, 1 - beta2**step)
             p, g = param._t.cached_data, grad._t.cached_data
             m, v = state["exp_avg"]._t.cached_data, state["exp_avg_sq"]._t.cached_data
             try:
                 _core.adam_update(p, g, m, v, lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled)
-                state["step"] = tensor(step)
+                count.fill(step)  # in place, as PyTorch's step += 1: no new tensor per parameter per step
                 return
             except ValueError:  # arrays the kernel cannot update in place (see _core.adam_update)
                 pass
