@@ -95,8 +95,18 @@ def _nested_items(value: object) -> object:
     return value
 
 
+# What a shape given as one argument usually is (tuple, list, torch.Size); others take the general path.
+_SHAPE_TYPES: tuple[type, ...] = (tuple, list, Size)
+
+
 def _shape_args(args: Sequence[Any]) -> tuple[int, ...]:
     """The shape of ``f(2, 3)``, ``f((2, 3))``, ``f([2, 3])`` or ``f(torch.Size([2, 3]))``."""
+    # The common cases first, without the conversions below.
+    if len(args) == 1 and type(args[0]) in _SHAPE_TYPES:
+        if all(type(s) is int for s in args[0]):
+            return tuple(args[0])
+    elif all(type(s) is int for s in args):
+        return tuple(args)
     if len(args) == 1 and isinstance(args[0], Sequence):
         return tuple(int(s) for s in args[0])
     return tuple(int(s) for s in args)
@@ -112,6 +122,8 @@ def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
 
 def _axis(dim: int, ndim: int) -> int:
     """``dim`` wrapped into [0, ndim), with PyTorch's IndexError when it is out of range."""
+    if type(dim) is int and 0 <= dim < ndim:  # the common case, without the checks below
+        return dim
     try:
         dim = operator.index(dim)  # ints, NumPy ints and one-element integer tensors
     except TypeError:
@@ -487,7 +499,7 @@ class Tensor:
         merged = 1
         for extent in shape[start : end + 1]:
             merged *= extent
-        return self.view((*shape[:start], merged, *shape[end + 1 :]))
+        return _wrap(_ops.reshape(self._t, [*shape[:start], merged, *shape[end + 1 :]]))
 
     def unflatten(self, dim: builtins.int, sizes: Sequence[builtins.int]) -> Tensor:
         """Dimension ``dim`` split into ``sizes``."""

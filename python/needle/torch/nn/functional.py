@@ -31,12 +31,13 @@ def _pair(value: _Pair, name: str) -> tuple[int, int]:
 # ---- linear layers and convolutions ---------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias, weight (out_features, in_features)."""
-    if input.shape[-1] != weight.shape[-1]:
+    x, w = input._t, weight._t
+    if x.shape[-1] != w.shape[-1]:
         raise RuntimeError(
             f"mat1 and mat2 shapes cannot be multiplied ({math.prod(input.shape[:-1])}x{input.shape[-1]} and "
             f"{weight.shape[1]}x{weight.shape[0]})"
         )
-    out = _ops.matmul(input._t, _ops.transpose(weight._t))
+    out = _ops.matmul(x, _ops.transpose(w))
     return wrap(out if bias is None else _ops.add(out, bias._t))
 
 

@@ -180,24 +180,27 @@ class _BatchNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
-        if input.shape[1] != self.num_features:
+        channels = input._t.shape[1]
+        if channels != self.num_features:
             raise RuntimeError(
-                f"running_mean should contain {input.shape[1]} elements not {self.num_features} "
+                f"running_mean should contain {channels} elements not {self.num_features} "
                 f"({type(self).__name__} got input of shape {list(input.shape)})"
             )
-        use_batch_stats = self.training or not self.track_running_stats
-        if self.training and self.track_running_stats:
-            counter = self.num_batches_tracked
+        # Straight from the tables (attribute access would search them one by one in Module.__getattr__).
+        params, buffers = self._parameters, self._buffers
+        track = self.track_running_stats
+        if self.training and track:
+            counter = buffers.get("num_batches_tracked")
             if counter is not None:  # in place, as PyTorch's add_(1); nothing records this counter, so no op
                 count = counter._t.cached_data
                 count.fill(count.item() + 1)
         return F.batch_norm(
             input,
-            self.running_mean if self.track_running_stats else None,
-            self.running_var if self.track_running_stats else None,
-            self.weight,
-            self.bias,
-            use_batch_stats,
+            buffers.get("running_mean") if track else None,
+            buffers.get("running_var") if track else None,
+            params.get("weight"),
+            params.get("bias"),
+            self.training or not track,
             self.momentum,
             self.eps,
         )

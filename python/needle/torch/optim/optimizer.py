@@ -11,7 +11,7 @@ from typing import Any
 from needle import _core
 from needle.autograd import no_grad
 from needle.torch._functions import tensor, zeros, zeros_like
-from needle.torch._tensor import Tensor
+from needle.torch._tensor import Tensor, wrap
 
 ParamGroup = dict[str, Any]
 
@@ -52,11 +52,9 @@ class Optimizer:
         """Clears every parameter's gradient (to None, or to zeros)."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
                 if set_to_none:
-                    p.grad = None
-                else:
+                    p._t.grad = None  # what ``p.grad = None`` does, without wrapping the old gradient first
+                elif p.grad is not None:
                     p.grad.zero_()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -70,11 +68,14 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, p.grad, group, self.state.setdefault(p, {}))
+                    # p.grad's Needle tensor, unwrapped (the updates hand it to Needle's kernels).
+                    grad = None if p._computed else p._t.grad
+                    if grad is not None:
+                        self._update(p, grad, group, self.state.setdefault(p, {}))
         return loss
 
-    def _update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
+    def _update(self, param: Tensor, grad: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
+        """One parameter's update, given its gradient as a Needle tensor."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -157,11 +158,12 @@ class SGD(Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay}
         super().__init__(params, defaults | {"nesterov": nesterov, "maximize": maximize})
 
-    def _update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
+    def _update(self, param: Tensor, grad_core: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         momentum = group["momentum"]
         fusable = not group["maximize"] and not group["nesterov"] and group["dampening"] == 0 and momentum < 1
-        if fusable and self._fused_update(param, grad, group, state):
+        if fusable and self._fused_update(param, grad_core, group, state):
             return
+        grad = wrap(grad_core)
         d_p = -grad if group["maximize"] else grad
         if group["weight_decay"]:
             d_p = d_p + param * group["weight_decay"]
@@ -174,12 +176,12 @@ class SGD(Optimizer):
             d_p = d_p + buf * momentum if group["nesterov"] else buf
         _write(param, param - d_p * group["lr"])
 
-    def _fused_update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> bool:
+    def _fused_update(self, param: Tensor, grad: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> bool:
         """The same step in one pass of Needle's SGD kernel (False when the layouts do not allow it). The kernel
         keeps an average, u = m u + (1 - m) g; given g / (1 - m) and weight_decay / (1 - m) it computes PyTorch's
         buffer, u = m u + g + wd p, so the state stays PyTorch's."""
         momentum, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
-        p, g = param._t.cached_data, grad._t.cached_data
+        p, g = param._t.cached_data, grad.cached_data
         try:
             if not momentum:
                 _core.sgd_update(p, g, None, lr, 0.0, wd, False)
@@ -237,7 +239,7 @@ class Adam(Optimizer):
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad}
         super().__init__(params, defaults | {"maximize": maximize})
 
-    def _update(self, param: Tensor, grad: Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
+    def _update(self, param: Tensor, grad_core: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         if not state:
             state["step"] = tensor(0.0)
             state["exp_avg"] = _zeros_laid_out_like(param)
@@ -251,7 +253,7 @@ class Adam(Optimizer):
             count = state["step"]._t.cached_data
             step = float(count.item()) + 1
             corrections = (1 - beta1**step, 1 - beta2**step)
-            p, g = param._t.cached_data, grad._t.cached_data
+            p, g = param._t.cached_data, grad_core.cached_data
             m, v = state["exp_avg"]._t.cached_data, state["exp_avg_sq"]._t.cached_data
             try:
                 _core.adam_update(p, g, m, v, lr, beta1, beta2, group["eps"], wd, *corrections, self._decoupled)
@@ -259,6 +261,7 @@ class Adam(Optimizer):
                 return
             except ValueError:  # arrays the kernel cannot update in place (see _core.adam_update)
                 pass
+        grad = wrap(grad_core)
         if group["maximize"]:
             grad = -grad
         if wd:
