@@ -99,6 +99,7 @@ void bind_io(nb::module_& m);
 void bind_debug(nb::module_& m);
 void bind_threads(nb::module_& m);
 void bind_dist(nb::module_& m);
+void bind_torch_layer(nb::module_& m);
 
 }  // namespace needle::python
 

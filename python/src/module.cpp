@@ -70,4 +70,5 @@ NB_MODULE(_core, m) {
   bind_debug(m);
   bind_threads(m);
   bind_dist(m);
+  bind_torch_layer(m);
 }

@@ -2318,3 +2318,11 @@ class SyncBatchNorm(Module):
 
     @property
     def running_var(self) -> Tensor: ...
+
+def torch_install(cls: type) -> None:
+    """
+    Makes `cls` (needle.torch.Tensor) the class torch_wrap creates, and gives it the C++ common cases of +, -, * and / (operands they do not cover go to cls.add, cls.sub, cls.mul and cls.div).
+    """
+
+def torch_wrap(t: object) -> object:
+    """A needle.torch.Tensor over Needle tensor `t` (no copy)."""

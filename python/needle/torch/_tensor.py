@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import builtins
 import operator
-from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, NoReturn, cast
 
 import numpy as np
 
@@ -32,14 +32,6 @@ class ValuesIndices(NamedTuple):
 
     values: Tensor
     indices: Tensor
-
-
-def _wrap(t: _Core) -> Tensor:
-    """A PyTorch-API tensor over Needle tensor ``t`` (no copy)."""
-    result = Tensor.__new__(Tensor)
-    result._t = t
-    result._computed = t.op is not None
-    return result
 
 
 def _core_of(value: object, like: _Core | None = None) -> _Core:
@@ -92,6 +84,13 @@ def _nested_items(value: object) -> object:
         return [_nested_items(v) for v in value]
     if isinstance(value, Tensor):
         return value._t.numpy()
+    return value
+
+
+def _number(value: Scalar) -> Scalar:
+    """A Python number operand, refused as PyTorch refuses it when it is an int beyond int64."""
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        raise RuntimeError("Overflow when unpacking long")
     return value
 
 
@@ -232,7 +231,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
         """Turns gradient recording for this leaf on or off; returns the tensor."""
-        if not self._t.is_leaf and not requires_grad:
+        if self._computed and not requires_grad:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. If you want to use a computed "
                 "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
@@ -257,8 +256,9 @@ class Tensor:
 
     @property
     def is_leaf(self) -> builtins.bool:
-        """Whether the tensor was made by the user rather than by an op that records gradients."""
-        return self._t.is_leaf
+        """Whether the tensor was made by the user rather than by an op that records gradients (also after
+        backward() has released the graph, as in PyTorch)."""
+        return not self._computed
 
     @property
     def grad_fn(self) -> _core.Op | None:
@@ -646,21 +646,21 @@ class Tensor:
     def add(self, other: Any, *, alpha: Scalar = 1) -> Tensor:
         """self + alpha * other."""
         if isinstance(other, Scalar):
-            return _wrap(_ops.add_scalar(self._t, other * alpha))
+            return _wrap(_ops.add_scalar(self._t, _number(other * alpha)))
         o = self._operand(other)
         return _wrap(_ops.add(self._t, o if alpha == 1 else _ops.mul_scalar(o, alpha)))
 
     def sub(self, other: Any, *, alpha: Scalar = 1) -> Tensor:
         """self - alpha * other."""
         if isinstance(other, Scalar):
-            return _wrap(_ops.add_scalar(self._t, -other * alpha))
+            return _wrap(_ops.add_scalar(self._t, _number(-other * alpha)))
         o = self._operand(other)
         return _wrap(_ops.sub(self._t, o if alpha == 1 else _ops.mul_scalar(o, alpha)))
 
     def mul(self, other: Any) -> Tensor:
         """self * other."""
         if isinstance(other, Scalar):
-            return _wrap(_ops.mul_scalar(self._t, other))
+            return _wrap(_ops.mul_scalar(self._t, _number(other)))
         return _wrap(_ops.multiply(self._t, self._operand(other)))
 
     def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
@@ -668,49 +668,46 @@ class Tensor:
         if rounding_mode is not None:
             raise NotImplementedError("Tensor.div(rounding_mode=...) is not supported by needle.torch")
         if isinstance(other, Scalar):
-            return _wrap(_ops.divide_scalar(self._t, other))
+            return _wrap(_ops.divide_scalar(self._t, _number(other)))
         return _wrap(_ops.divide(self._t, self._operand(other)))
 
     def pow(self, exponent: Any) -> Tensor:
         """self ** exponent."""
         if isinstance(exponent, Scalar):
-            return _wrap(_ops.power_scalar(self._t, exponent))
+            return _wrap(_ops.power_scalar(self._t, _number(exponent)))
         return _wrap(_ops.power(self._t, self._operand(exponent)))
 
     multiply, subtract, divide, true_divide = mul, sub, div, div
 
+    # The common cases of +, -, * and / (two tensors of one dtype, a tensor and a Python number) run in C++:
+    # _core.torch_install, called below the class, replaces these six methods with its own, which hand every
+    # other operand to the general methods (self.add(other), ...), as these do.
     def __add__(self, other: Any) -> Tensor:
-        fast = _fast_binary(self, other, _needle_ops.add, _needle_ops.add_scalar)
-        return fast if fast is not None else self.add(other)
+        return self.add(other)
 
     def __radd__(self, other: Any) -> Tensor:
-        fast = _fast_binary(self, other, _needle_ops.add, _needle_ops.add_scalar)
-        return fast if fast is not None else self.add(other)
+        return self.add(other)
 
     def __sub__(self, other: Any) -> Tensor:
-        fast = _fast_binary(self, other, _needle_ops.sub, None)
-        return fast if fast is not None else self.sub(other)
+        return self.sub(other)
 
     def __rsub__(self, other: Any) -> Tensor:
         if isinstance(other, Scalar):
-            return _wrap(_ops.add_scalar(_ops.negate(self._t), other))
+            return _wrap(_ops.add_scalar(_ops.negate(self._t), _number(other)))
         return _wrap(_ops.sub(self._operand(other), self._t))
 
     def __mul__(self, other: Any) -> Tensor:
-        fast = _fast_binary(self, other, _needle_ops.multiply, _needle_ops.mul_scalar)
-        return fast if fast is not None else self.mul(other)
+        return self.mul(other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        fast = _fast_binary(self, other, _needle_ops.multiply, _needle_ops.mul_scalar)
-        return fast if fast is not None else self.mul(other)
+        return self.mul(other)
 
     def __truediv__(self, other: Any) -> Tensor:
-        fast = _fast_binary(self, other, _needle_ops.divide, _needle_ops.divide_scalar)
-        return fast if fast is not None else self.div(other)
+        return self.div(other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
         if isinstance(other, Scalar):
-            return _wrap(_ops.rdivide_scalar(other, self._t))
+            return _wrap(_ops.rdivide_scalar(_number(other), self._t))
         return _wrap(_ops.divide(self._operand(other), self._t))
 
     def __pow__(self, other: Any) -> Tensor:
@@ -718,7 +715,7 @@ class Tensor:
 
     def __rpow__(self, other: Any) -> Tensor:
         if isinstance(other, Scalar):
-            return _wrap(_ops.rpower_scalar(other, self._t))
+            return _wrap(_ops.rpower_scalar(_number(other), self._t))
         return _wrap(_ops.power(self._operand(other), self._t))
 
     def __matmul__(self, other: Tensor) -> Tensor:
@@ -816,9 +813,9 @@ class Tensor:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         result = self._t
         if min is not None:
-            result = _ops.maximum(result, min if isinstance(min, Scalar) else self._operand(min))
+            result = _ops.maximum(result, _number(min) if isinstance(min, Scalar) else self._operand(min))
         if max is not None:
-            result = _ops.minimum(result, max if isinstance(max, Scalar) else self._operand(max))
+            result = _ops.minimum(result, _number(max) if isinstance(max, Scalar) else self._operand(max))
         return _wrap(result)
 
     clip = clamp
@@ -860,7 +857,7 @@ class Tensor:
 
     # ---- comparisons and logic ----------------------------------------------------------------------------
     def _compare(self, other: Any, op: Any) -> Tensor:
-        return _wrap(op(self._t, other if isinstance(other, Scalar) else self._operand(other)))
+        return _wrap(op(self._t, _number(other) if isinstance(other, Scalar) else self._operand(other)))
 
     def eq(self, other: Any) -> Tensor:
         """self == other, as bool."""
@@ -1256,17 +1253,11 @@ class Tensor:
         raise Unsupported(f"Tensor.{name} is not supported by needle.torch")
 
 
-def _fast_binary(x: Tensor, other: Any, tensor_op: Any, scalar_op: Any) -> Tensor | None:
-    """The common cases of an arithmetic operator without the general path's checks: two tensors of one
-    dtype, or a tensor and a Python float or int (Needle's ops promote as PyTorch does). None otherwise."""
-    a = x._t
-    if isinstance(other, Tensor):
-        b = other._t
-        if a.dtype == b.dtype:
-            return _wrap(tensor_op(a, b))
-    elif scalar_op is not None and type(other) in (builtins.float, builtins.int):
-        return _wrap(scalar_op(a, other))
-    return None
+# The class's most frequent calls, in C++ (python/src/bind_torch_layer.cpp): the operators' common cases (see
+# __add__), and _wrap, the PyTorch-API tensor over a Needle tensor t (no copy; its _computed says whether an
+# op that records gradients made t).
+_core.torch_install(Tensor)
+_wrap = cast("Callable[[_Core], Tensor]", _core.torch_wrap)
 
 
 def _rebuild(kind: type[Tensor], values: np.ndarray[Any, Any], requires_grad: builtins.bool) -> Tensor:
@@ -1284,9 +1275,7 @@ class Unsupported(NotImplementedError, AttributeError):
     AttributeError, so that ``hasattr`` and ``getattr(x, name, default)`` still work."""
 
 
-def wrap(t: _Core) -> Tensor:
-    """A PyTorch-API tensor over Needle tensor ``t`` (for the other modules of needle.torch)."""
-    return _wrap(t)
+wrap = _wrap  # for the other modules of needle.torch
 
 
 def core_of(value: object, like: _Core | None = None) -> _Core:

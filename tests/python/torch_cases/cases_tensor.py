@@ -91,6 +91,37 @@ def case_arithmetic_promotion(torch):
     }
 
 
+def case_operator_operands(torch):
+    # Every kind of operand +, -, * and / take: the common cases (one dtype, a Python float or int) and the
+    # others (mixed dtypes, bool, NumPy scalars, ints beyond int64, Parameters, broadcasting), with gradients.
+    f = _leaf(torch, (2, 3), seed=3)
+    g = _leaf(torch, (3,), seed=4)
+    p = torch.nn.Parameter(torch.tensor([[0.5], [2.0]]))
+    i = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = {
+        "tensors": f + g - f * g / (g * g + 1),
+        "python_numbers": (f + 2) * 3 - 1.5 + (2 * f) / 4 + (0.5 + f) * 2.0 - (f - 1),
+        "parameter": f * p + p / 2 + 1 * p,
+        "int_tensor": i * 2 + i / 4 + (i + 0.5) * 2.5 + (i - 1),
+        "int_by_int_tensor": i / i,
+        "mixed_dtypes": f + i + f * i.double(),
+        "bool_operand": (f + True) * False + i * True,
+        "numpy_scalar": f * np.float32(2.0) + np.int64(3) + f / np.float64(2.0),
+    }
+    before = [out["tensors"].is_leaf, f.is_leaf, out["tensors"].grad_fn is None, out["int_tensor"].is_leaf]
+    total = sum(v.sum() for k, v in out.items() if v.requires_grad)
+    total.backward()
+    result = {k: _np(v) for k, v in out.items()}
+    result["leaf_flags"] = np.array([*before, out["tensors"].is_leaf, f.is_leaf])
+    result["dtypes"] = np.array([str(v.dtype) for v in out.values()])
+    result["grad_f"], result["grad_g"], result["grad_p"] = f.grad.numpy(), g.grad.numpy(), p.grad.numpy()
+    try:
+        f + 2**70
+    except RuntimeError as error:  # PyTorch: an int beyond int64 does not fit the tensor's dtype
+        result["overflow"] = np.array(type(error).__name__)
+    return result
+
+
 def case_elementwise_gradients(torch):
     x = torch.tensor(_rng(1).uniform(0.5, 2.0, (3, 4)).astype(np.float32), requires_grad=True)
     y = (x.exp() * x.log() + x.sqrt() - x.rsqrt() + x.tanh() * x.sigmoid() + x.relu() ** 3 + 1 / x).sum()
