@@ -47,9 +47,11 @@ def main() -> None:
                 seconds = workloads.timed(step)
                 if rep >= args.warmups:
                     times[key].append(seconds)
-        scale = 1e3 / (workloads.TINY_OPS_PER_REP if name.startswith("tiny") else 1)
+        tiny = name.startswith("tiny")
+        # Step times in ms; the tiny workloads' times per op in us.
+        scale = 1e6 / workloads.TINY_OPS_PER_REP if tiny else 1e3
         native, layer = (statistics.median(times[k]) * scale for k in ("needle", "torch"))
-        unit = " per op" if name.startswith("tiny") else ""
+        unit = " per op (us)" if tiny else ""
         print(f"| {name}{unit} | {native:.3f} | {layer:.3f} | {layer / native - 1:+.0%} |", flush=True)
 
 

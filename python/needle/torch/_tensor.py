@@ -272,15 +272,15 @@ class Tensor:
         create_graph: builtins.bool = False,
     ) -> None:
         """Accumulates d(self)/d(leaf) into every leaf's ``.grad`` (``gradient`` is required unless this is a
-        single element)."""
-        if create_graph:
-            raise NotImplementedError("Tensor.backward(create_graph=True) is not supported by needle.torch")
+        single element). With ``create_graph`` the gradients are themselves recorded, so that they can be
+        differentiated again; the graph is then kept unless ``retain_graph`` is False, as in PyTorch."""
         if not self._t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         if gradient is None and self._t.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         out_grad = None if gradient is None else _core_of(gradient, self._t)
-        self._t.backward(out_grad, retain_graph=builtins.bool(retain_graph))
+        keep = create_graph if retain_graph is None else builtins.bool(retain_graph)
+        self._t.backward(out_grad, retain_graph=keep, create_graph=builtins.bool(create_graph))
 
     def detach(self) -> Tensor:
         """The same values, outside the graph (shares storage)."""

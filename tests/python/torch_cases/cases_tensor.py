@@ -122,6 +122,19 @@ def case_operator_operands(torch):
     return result
 
 
+def case_second_derivatives_with_create_graph(torch):
+    # A gradient penalty: backward(create_graph=True) records the gradients, which are then differentiated.
+    x = _leaf(torch, (3,), seed=11)
+    w = _leaf(torch, (2, 3), seed=12)
+    y = (x**3).sum() + (w * x.tanh()).sum()
+    y.backward(create_graph=True)
+    g = x.grad
+    first = {"g": _np(g), "g_requires_grad": np.array(g.requires_grad), "w_grad": _np(w.grad)}
+    x.grad, w.grad = None, None
+    (g * g).sum().backward()
+    return {**first, "x_second": x.grad.numpy(), "w_second": w.grad.numpy()}
+
+
 def case_elementwise_gradients(torch):
     x = torch.tensor(_rng(1).uniform(0.5, 2.0, (3, 4)).astype(np.float32), requires_grad=True)
     y = (x.exp() * x.log() + x.sqrt() - x.rsqrt() + x.tanh() * x.sigmoid() + x.relu() ** 3 + 1 / x).sum()
