@@ -113,6 +113,20 @@ void bind_torch_layer(nb::module_& m) {
       "Makes `cls` (needle.torch.Tensor) the class torch_wrap creates, and gives it the C++ common cases of +, -, "
       "* and / (operands they do not cover go to cls.add, cls.sub, cls.mul and cls.div).");
   m.def(
+      "torch_conv2d",
+      [](nb::handle input, nb::handle weight, nb::handle bias, std::int64_t stride, std::int64_t padding) {
+        // PyTorch's NCHW input and OIHW weight are views of what Needle's convolution reads, NHWC and HWIO.
+        const auto x = nb::cast<Tensor>(core_of(input));
+        const auto w = nb::cast<Tensor>(core_of(weight));
+        Tensor out = ops::conv(ops::permute(x, {0, 2, 3, 1}), ops::permute(w, {2, 3, 1, 0}), stride, padding);
+        if (!bias.is_none()) out = ops::add(out, nb::cast<Tensor>(core_of(bias)));
+        return wrap_tensor(ops::permute(out, {0, 3, 1, 2}));
+      },
+      nb::arg("input"), nb::arg("weight"), nb::arg("bias").none(), nb::arg("stride"), nb::arg("padding"),
+      "needle.torch's Conv2d in its common case (one group, no dilation, square kernel, stride and padding): "
+      "the torch.Tensor input (N, C, H, W) convolved with weight (C_out, C, k, k), plus bias (C_out) or None. "
+      "The layer checks the shapes first.");
+  m.def(
       "torch_wrap", [](nb::handle t) { return wrap_object(t, !nb::cast<Tensor>(t).is_leaf()); }, nb::arg("t"),
       "A needle.torch.Tensor over Needle tensor `t` (no copy).");
 }

@@ -2324,5 +2324,10 @@ def torch_install(cls: type) -> None:
     Makes `cls` (needle.torch.Tensor) the class torch_wrap creates, and gives it the C++ common cases of +, -, * and / (operands they do not cover go to cls.add, cls.sub, cls.mul and cls.div).
     """
 
+def torch_conv2d(input: object, weight: object, bias: object | None, stride: int, padding: int) -> object:
+    """
+    needle.torch's Conv2d in its common case (one group, no dilation, square kernel, stride and padding): the torch.Tensor input (N, C, H, W) convolved with weight (C_out, C, k, k), plus bias (C_out) or None. The layer checks the shapes first.
+    """
+
 def torch_wrap(t: object) -> object:
     """A needle.torch.Tensor over Needle tensor `t` (no copy)."""

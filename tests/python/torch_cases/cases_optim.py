@@ -155,6 +155,7 @@ def case_optimizers_on_parameters_with_gaps(torch):
     result = {}
     makers = {
         "sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+        "plain_sgd": lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01),
         "adam": lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.01),
     }
     for name, make in makers.items():

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+from needle import _core
 from needle.torch import _dtype
 from needle.torch._functions import empty, ones, tensor, zeros
-from needle.torch._ops import ops as _ops
-from needle.torch._tensor import Tensor, wrap
+from needle.torch._tensor import Tensor
 from needle.torch.nn import functional as F
 from needle.torch.nn import init
 from needle.torch.nn.module import Module, Parameter
@@ -112,20 +112,19 @@ class Conv2d(Module):
         kh, kw = self.kernel_size
         simple = self.groups == 1 and self.dilation == (1, 1) and kh == kw and self.stride[0] == self.stride[1]
         padding = self.padding
-        square_padding = not isinstance(padding, str) and padding[0] == padding[1]
-        if simple and square_padding and len(shape) == 4 and shape[1] == self.in_channels:
-            # The common layer straight to Needle's ops (F.conv2d's general argument handling costs more
-            # than the ops themselves on small inputs): NCHW as an NHWC view, the weight as its HWIO memory.
-            out = _ops.conv(
-                _ops.permute(input._t, [0, 2, 3, 1]),
-                _ops.permute(self.weight._t, [2, 3, 1, 0]),
-                self.stride[0],
-                padding[0],
-            )
-            bias = self.bias
-            if bias is not None:
-                out = _ops.add(out, bias._t)
-            return wrap(_ops.permute(out, [0, 3, 1, 2]))
+        if (
+            simple
+            and not isinstance(padding, str)
+            and padding[0] == padding[1]
+            and len(shape) == 4
+            and shape[1] == self.in_channels
+        ):
+            # The common layer straight to Needle's ops, in one C++ call (F.conv2d's general argument handling
+            # costs more than the ops themselves on small inputs): NCHW as an NHWC view, the weight as its
+            # HWIO memory, the bias added, the result back as an NCHW view.
+            params = self._parameters
+            out = _core.torch_conv2d(input, params["weight"], params["bias"], self.stride[0], padding[0])
+            return cast(Tensor, out)
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:

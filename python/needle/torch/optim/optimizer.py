@@ -67,12 +67,16 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                for p in group["params"]:
-                    # p.grad's Needle tensor, unwrapped (the updates hand it to Needle's kernels).
-                    grad = None if p._computed else p._t.grad
-                    if grad is not None:
-                        self._update(p, grad, group, self.state.setdefault(p, {}))
+                self._update_group(group)
         return loss
+
+    def _update_group(self, group: ParamGroup) -> None:
+        """Updates every parameter of ``group`` that has a gradient."""
+        for p in group["params"]:
+            # p.grad's Needle tensor, unwrapped (the updates hand it to Needle's kernels).
+            grad = None if p._computed else p._t.grad
+            if grad is not None:
+                self._update(p, grad, group, self.state.setdefault(p, {}))
 
     def _update(self, param: Tensor, grad: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         """One parameter's update, given its gradient as a Needle tensor."""
@@ -157,6 +161,22 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay}
         super().__init__(params, defaults | {"nesterov": nesterov, "maximize": maximize})
+
+    def _update_group(self, group: ParamGroup) -> None:
+        if group["momentum"] or group["maximize"]:
+            super()._update_group(group)
+            return
+        # Plain SGD, the most common group, in one tight loop of Needle's fused kernel.
+        lr, wd, state = group["lr"], group["weight_decay"], self.state
+        for p in group["params"]:
+            grad = None if p._computed else p._t.grad
+            if grad is None:
+                continue
+            state.setdefault(p, {})
+            try:
+                _core.sgd_update(p._t.cached_data, grad.cached_data, None, lr, 0.0, wd, False)
+            except ValueError:  # arrays the kernel cannot update in place (see _core.sgd_update)
+                self._update(p, grad, group, state[p])
 
     def _update(self, param: Tensor, grad_core: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         momentum = group["momentum"]
