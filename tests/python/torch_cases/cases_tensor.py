@@ -135,6 +135,16 @@ def case_second_derivatives_with_create_graph(torch):
     return {**first, "x_second": x.grad.numpy(), "w_second": w.grad.numpy()}
 
 
+def case_tensors_as_dict_keys(torch):
+    # Tensors hash by identity: a key stays found after an in-place op records a new node for it.
+    a = _leaf(torch, (2,), seed=1)
+    t = a * 2
+    table = {t: 1, a: 2}
+    t.add_(1)
+    copy = t.clone()
+    return {"found": np.array([t in table, table.get(t, 0), table[a], copy in table, len({t, t, copy})])}
+
+
 def case_elementwise_gradients(torch):
     x = torch.tensor(_rng(1).uniform(0.5, 2.0, (3, 4)).astype(np.float32), requires_grad=True)
     y = (x.exp() * x.log() + x.sqrt() - x.rsqrt() + x.tanh() * x.sigmoid() + x.relu() ** 3 + 1 / x).sum()
