@@ -180,7 +180,8 @@ class SGD(Optimizer):
 
     def _update(self, param: Tensor, grad_core: _core.Tensor, group: ParamGroup, state: dict[str, Any]) -> None:
         momentum = group["momentum"]
-        fusable = not group["maximize"] and not group["nesterov"] and group["dampening"] == 0 and momentum < 1
+        # Plain SGD (no momentum) took the fused kernel in _update_group already; here it is the general path.
+        fusable = not group["maximize"] and not group["nesterov"] and group["dampening"] == 0 and 0 < momentum < 1
         if fusable and self._fused_update(param, grad_core, group, state):
             return
         grad = wrap(grad_core)
@@ -203,9 +204,6 @@ class SGD(Optimizer):
         momentum, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
         p, g = param._t.cached_data, grad.cached_data
         try:
-            if not momentum:
-                _core.sgd_update(p, g, None, lr, 0.0, wd, False)
-                return True
             first = "momentum_buffer" not in state
             buf = _zeros_laid_out_like(param) if first else state["momentum_buffer"]
             scale = 1.0 / (1.0 - momentum)
