@@ -70,11 +70,11 @@ def main() -> None:
     (args.out / "summary.txt").write_text(summary)
     print(summary)
 
-    # From loss.backward() down to the GEMM: the backward node of the first layer's matmul and all it ran.
+    # From loss.backward() down to the GEMM: the backward node of the first layer's x @ W + b and all it ran.
     events = trace.events
-    first_matmul = [e for e in events if e["cat"] == "backward" and e["name"] == "matmul"][-1]
-    print("backward node of the first Linear's matmul:")
-    print_tree(events, first_matmul, "  ")
+    first_linear = [e for e in events if e["cat"] == "backward" and e["name"] == "linear"][-1]
+    print("backward node of the first Linear:")
+    print_tree(events, first_linear, "  ")
 
     # backward() released the step's graph, so draw the graph of a fresh forward pass, under a trace so
     # that its ops carry the lines that created them.

@@ -94,7 +94,15 @@ void def_shapes(nb::module_& m) {
           nb::arg("axes") = nb::none(), "The given size-1 axes removed (None: every size-1 axis).")
       .def("unsqueeze", &ops::unsqueeze, nb::arg("a"), nb::arg("axis"), "A size-1 axis inserted at `axis`.")
       .def("matmul", &ops::matmul, nb::arg("a"), nb::arg("b"),
-           "Matrix product (batched, broadcasting batch dimensions; 1-d operands as in NumPy).");
+           "Matrix product (batched, broadcasting batch dimensions; 1-d operands as in NumPy).")
+      .def(
+          "linear",
+          [](const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias) {
+            return ops::linear(x, weight, bias.value_or(Tensor()));
+          },
+          nb::arg("x"), nb::arg("weight"), nb::arg("bias") = nb::none(),
+          "x (..., in) @ weight (in, out) + bias (shape (out,) or (1, out); optional), as one node that keeps "
+          "only x and weight for backward.");
   m.def(
        "flip",
        [](const Tensor& a, const AxisArg& axes) {

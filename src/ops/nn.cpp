@@ -129,6 +129,36 @@ std::vector<Tensor> NormalizeOp::gradient(const Tensor& g, const Tensor& node, c
   return {make<NormalizeGradOp>({g, node.inputs()[0]}, eps_)};
 }
 
+// normalize(x) * weight + bias along the last axis (weight and bias of shape (dim,)) as one node. As
+// normalize, multiply and add, the normalized rows and their scaled copy would both stay alive until backward
+// (held by the next nodes as inputs): two arrays of x's size per layer norm. This node keeps only x and the
+// weight and recomputes the normalized rows in backward, as PyTorch's layer_norm does from its statistics.
+class AffineNormalizeOp final : public SingleOutputOp {
+ public:
+  explicit AffineNormalizeOp(double eps) : eps_(eps) {}
+  std::string name() const override { return "layer_norm"; }
+  // dx and dweight read x; dx also reads the weight; dbias reads nothing.
+  SavedTensors saved_tensors(const NeedsGrad& needs_grad) const override {
+    return SavedTensors{}.input(0, needs_grad[0] || needs_grad[1]).input(1, needs_grad[0]);
+  }
+  NDArray compute(const std::vector<NDArray>& in) const override {
+    return needle::add(needle::mul(needle::layer_norm(in[0], eps_), in[1]), in[2]);
+  }
+  std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
+    const Tensor& x = node.inputs()[0];
+    const Tensor& weight = node.inputs()[1];
+    const Tensor& bias = node.inputs()[2];
+    std::vector<Tensor> grads(3);
+    if (needs_grad[0]) grads[0] = make<NormalizeGradOp>({g * weight, x}, eps_);
+    if (needs_grad[1]) grads[1] = sum_to_shape(g * make<NormalizeOp>({x}, eps_), weight.shape());
+    if (needs_grad[2]) grads[2] = sum_to_shape(g, bias.shape());
+    return grads;
+  }
+
+ private:
+  double eps_;
+};
+
 // x / sqrt(mean(x^2) + eps) along the last axis, by the fused kernel where the device has one. With
 // r = 1 / sqrt(mean(x^2) + eps) and y the output x * r, the gradient is r * (g - y * mean(g * y)), composed
 // of ops so that it is differentiable again.
@@ -228,6 +258,12 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   const std::int64_t dim = x.shape().back();
   check_vector_param("layer_norm", "weight", weight, x, dim);
   check_vector_param("layer_norm", "bias", bias, x, dim);
+  // Both parameters of x's dtype and device (a layer's): one node. Otherwise the composition, which promotes
+  // mixed dtypes and reports mixed devices as multiply and add do.
+  if (weight.defined() && bias.defined() && weight.dtype() == x.dtype() && bias.dtype() == x.dtype() &&
+      weight.device() == x.device() && bias.device() == x.device()) {
+    return make<AffineNormalizeOp>({x, weight, bias}, eps);
+  }
   return scale_and_shift(make<NormalizeOp>({x}, eps), weight, bias, {dim});
 }
 

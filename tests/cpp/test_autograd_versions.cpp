@@ -245,9 +245,9 @@ TEST_P(VersionsTest, AnOptimizerStepBetweenTwoBackwardsOfOneGraphRaises) {
   const Tensor x(NDArray::from_vector(std::vector<double>{1, 2}, {1, 2}, GetParam()), true);
   const Tensor loss = ops::summation(layer.forward(x));
   loss.backward(Tensor(), /*retain_graph=*/true);
-  sgd.step();  // writes the weight that matmul saved for x's gradient
+  sgd.step();  // writes the weight that the layer's linear node saved for x's gradient
   const std::string message = runtime_error_of([&] { loss.backward(); });
-  EXPECT_NE(message.find("input 1 of matmul (shape (2, 1)) is at version 1, expected version 0"), std::string::npos)
+  EXPECT_NE(message.find("input 1 of linear (shape (2, 1)) is at version 1, expected version 0"), std::string::npos)
       << message;
 }
 

@@ -204,6 +204,57 @@ TEST_P(NnOpsTest, LayerNormMatchesANaiveLoop) {
   expect_gradients_match([](const V& t) { return ops::layer_norm(t[0], Tensor(), Tensor()); }, {x});
 }
 
+// The affine layer norm is one node that keeps only x and the weight: the normalized rows and their scaled
+// copy are not alive between forward and backward. Its second derivatives go through the recomputed rows.
+TEST_P(NnOpsTest, AffineLayerNormIsOneNodeWithSecondDerivatives) {
+  const NDArray x = random_array({3, 4}, GetParam(), 11, -2.0, 2.0);
+  const NDArray w = random_array({4}, GetParam(), 12);
+  const NDArray b = random_array({4}, GetParam(), 13);
+  const Tensor xt(x, true);
+  const Tensor y = ops::layer_norm(xt, Tensor(w, true), Tensor(b, true));
+  EXPECT_EQ(y.op()->name(), "layer_norm");
+  EXPECT_TRUE(y.inputs()[0].same(xt));
+  expect_second_gradients_match([](const V& t) { return ops::layer_norm(t[0], t[1], t[2]); }, {x, w, b}, 1e-5, 1e-5);
+  // Only some inputs needing a gradient: each still gets the right one.
+  expect_gradients_match([&](const V& t) { return ops::layer_norm(t[0], Tensor(w), Tensor(b)); }, {x});
+  expect_gradients_match([&](const V& t) { return ops::layer_norm(Tensor(x), t[0], t[1]); }, {w, b});
+}
+
+// ---- linear ---------------------------------------------------------------------------------------
+
+// linear(x, W, b) against matmul + add, on rows, on a batch of sequences and with a (1, out) bias; its
+// gradients against finite differences, first and second.
+TEST_P(NnOpsTest, LinearIsMatmulPlusBiasInOneNode) {
+  const NDArray w = random_array({4, 3}, GetParam(), 14);
+  const NDArray b = random_array({3}, GetParam(), 15);
+  for (const Shape& shape : {Shape{5, 4}, Shape{2, 3, 4}, Shape{1, 4}}) {
+    SCOPED_TRACE(shape_str(shape));
+    const NDArray x = random_array(shape, GetParam(), 16);
+    const Tensor y = ops::linear(Tensor(x, true), Tensor(w), Tensor(b));
+    EXPECT_EQ(y.op()->name(), "linear");
+    Shape expected = shape;
+    expected.back() = 3;
+    EXPECT_EQ(y.shape(), expected);
+    expect_all_near(values_of(y), values_of(ops::matmul(Tensor(x), Tensor(w)) + Tensor(b)), 1e-12);
+    expect_gradients_match([](const V& t) { return ops::linear(t[0], t[1], t[2]); }, {x, w, b});
+    expect_gradients_match([](const V& t) { return ops::linear(t[0], t[1], t[2]); }, {x, w, b.reshape({1, 3})});
+    expect_second_gradients_match([](const V& t) { return ops::linear(t[0] * t[0], t[1], t[2]); }, {x, w, b}, 1e-5,
+                                  1e-5);
+  }
+  // What the fused node does not cover gives matmul's and add's results: a 1-d x, a bias that broadcasts
+  // otherwise, mixed dtypes.
+  const NDArray row = random_array({4}, GetParam(), 17);
+  expect_all_near(values_of(ops::linear(Tensor(row), Tensor(w), Tensor(b))),
+                  values_of(ops::matmul(Tensor(row), Tensor(w)) + Tensor(b)), 1e-12);
+  const NDArray x = random_array({5, 4}, GetParam(), 18);
+  const NDArray column = random_array({5, 1}, GetParam(), 19);
+  expect_all_near(values_of(ops::linear(Tensor(x), Tensor(w), Tensor(column))),
+                  values_of(ops::matmul(Tensor(x), Tensor(w)) + Tensor(column)), 1e-12);
+  EXPECT_EQ(ops::linear(Tensor(x), Tensor(w), Tensor(b.astype(DType::Float32))).dtype(), DType::Float64);
+  expect_error<ValueError>([&] { (void)ops::linear(Tensor(x), Tensor(w), Tensor(random_array({4}, GetParam(), 20))); },
+                           "cannot be broadcast together");
+}
+
 // ---- batch norm -----------------------------------------------------------------------------------
 
 // Per-channel mean and biased variance of x (N, C, spatial...) laid out as (N, C, inner).

@@ -285,6 +285,20 @@ def test_matmul(shapes: tuple[tuple[int, ...], tuple[int, ...]], device: nd.Devi
     check(a.matmul(b), x @ y)
 
 
+@pytest.mark.parametrize("x_shape", [(5, 4), (2, 3, 4), (4,), (0, 4)], ids=str)
+@pytest.mark.parametrize("bias_shape", [(3,), (1, 3), None], ids=str)
+def test_linear(
+    x_shape: tuple[int, ...], bias_shape: tuple[int, ...] | None, device: nd.Device, rng: np.random.Generator
+) -> None:
+    x, a = random_tensor(x_shape, rng, device, "float32", "permuted")
+    w, weight = random_tensor((4, 3), rng, device, "float32", "strided")
+    if bias_shape is None:
+        check(ops.linear(a, weight), x @ w)
+        return
+    b, bias = random_tensor(bias_shape, rng, device, "float32", "contiguous")
+    check(ops.linear(a, weight, bias), x @ w + b)
+
+
 # ---- indexing -------------------------------------------------------------------------------------
 
 

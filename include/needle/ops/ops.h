@@ -83,6 +83,9 @@ Tensor argmax(const Tensor& a, std::optional<std::int64_t> axis = std::nullopt, 
 
 // ---- linear algebra (src/ops/linalg.cpp) ----------------------------------------------------------
 Tensor matmul(const Tensor& a, const Tensor& b);  // batched, broadcasting batch dims, 1-d operands as in NumPy
+// matmul(x, weight) + bias (bias optional): x (..., in) @ weight (in, out) + a bias of shape (out,) or
+// (1, out) is one node, which keeps only x and weight for backward.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- indexing (src/ops/index.cpp) -----------------------------------------------------------------
 Tensor gather(const Tensor& a, std::int64_t axis, const Tensor& index);  // gradient for a only

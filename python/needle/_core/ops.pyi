@@ -206,6 +206,11 @@ def matmul(a: needle._core.Tensor, b: needle._core.Tensor) -> needle._core.Tenso
     Matrix product (batched, broadcasting batch dimensions; 1-d operands as in NumPy).
     """
 
+def linear(x: needle._core.Tensor, weight: needle._core.Tensor, bias: needle._core.Tensor | None = None) -> needle._core.Tensor:
+    """
+    x (..., in) @ weight (in, out) + bias (shape (out,) or (1, out); optional), as one node that keeps only x and weight for backward.
+    """
+
 def flip(a: needle._core.Tensor, axes: int | Sequence[int] | None = None) -> needle._core.Tensor:
     """The order of elements reversed along `axes` (None: every axis)."""
 

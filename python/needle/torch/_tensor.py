@@ -87,10 +87,14 @@ def _nested_items(value: object) -> object:
     return value
 
 
+class ScalarOverflowError(OverflowError, RuntimeError):
+    """An int operand beyond int64: PyTorch 2 raises OverflowError, PyTorch 1 RuntimeError; this is both."""
+
+
 def _number(value: Scalar) -> Scalar:
     """A Python number operand, refused as PyTorch refuses it when it is an int beyond int64."""
     if type(value) is int and not -(2**63) <= value < 2**63:
-        raise RuntimeError("Overflow when unpacking long")
+        raise ScalarOverflowError("int too big to convert")
     return value
 
 

@@ -463,6 +463,11 @@ def case_multihead_attention(torch):
     }
 
 
+# grad.in_proj_bias[0] is a float32 sum that cancels down to -7.7e-3: float32 results (two PyTorch builds
+# among them) lie up to 1e-6 from its float64 value, -7.70234e-3, depending only on the order of the sum.
+case_multihead_attention.tolerance = (1e-5, 2e-6)
+
+
 def case_multihead_attention_masks_batch_first(torch):
     mha = _set_params(torch, torch.nn.MultiheadAttention(6, 3, batch_first=True), seed=25)
     x = _input(torch, (2, 5, 6))

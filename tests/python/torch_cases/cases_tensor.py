@@ -117,8 +117,10 @@ def case_operator_operands(torch):
     result["grad_f"], result["grad_g"], result["grad_p"] = f.grad.numpy(), g.grad.numpy(), p.grad.numpy()
     try:
         f + 2**70
-    except RuntimeError as error:  # PyTorch: an int beyond int64 does not fit the tensor's dtype
-        result["overflow"] = np.array(type(error).__name__)
+    except (OverflowError, RuntimeError):  # an int beyond int64 does not fit: OverflowError in PyTorch 2,
+        result["overflow"] = np.array("refused")  # RuntimeError in PyTorch 1
+    else:
+        result["overflow"] = np.array("accepted")
     return result
 
 

@@ -37,8 +37,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"mat1 and mat2 shapes cannot be multiplied ({math.prod(input.shape[:-1])}x{input.shape[-1]} and "
             f"{weight.shape[1]}x{weight.shape[0]})"
         )
-    out = _ops.matmul(x, _ops.transpose(w))
-    return wrap(out if bias is None else _ops.add(out, bias._t))
+    return wrap(_ops.linear(x, _ops.transpose(w), None if bias is None else bias._t))
 
 
 def conv2d(
