@@ -211,6 +211,8 @@ std::vector<Case> kernel_cases() {
   cases.push_back({64, 100, 1});    // BatchNorm1d-like, channels split over threads
   cases.push_back({9, 130, 1});     // more channels than one tile of the column kernels
   cases.push_back({2048, 128, 1});  // a channels-last (32, 128, 8, 8) input, split over threads
+  cases.push_back({1100, 3, 1});    // rows in blocks of 512 summed apart, the last one partial
+  cases.push_back({4097, 16, 1});   // a channels-last (N, 16, H, W) input: eight full blocks and one row
   return cases;
 }
 

@@ -12,6 +12,7 @@
 // kernel is compiled for the baseline instruction set and, on x86-64, for AVX2 + FMA, picked at run time.
 #include <algorithm>
 #include <atomic>
+#include <vector>
 #include <cmath>
 #include <cstdint>
 
@@ -165,121 +166,82 @@ template <typename T>
 }
 
 // With S = 1 (BatchNorm1d, or a channels-last input read as (N * H * W, C, 1)) a channel's values are a
-// column: these kernels walk the rows and keep the statistics of a tile of kTile adjacent channels, so the
-// inner loops run along the contiguous channels and vectorise. Each channel's sums still run over the rows
-// in order, so the result does not depend on how channels are split.
-constexpr std::int64_t kTile = 64;
+// column, and a row holds one value of every channel. Splitting channels over threads would have each
+// thread read every row for a few of its values and write parts of the same cache lines as the other
+// threads; these kernels split the rows instead. The statistics are sums over fixed blocks of kRowBlock
+// rows (each block's sums run over its rows in order, along the contiguous channels, so they vectorise),
+// added up block by block in order: the result does not depend on the thread count. The second pass
+// writes whole rows.
+constexpr std::int64_t kRowBlock = 512;
 
+// The rows [row_first, row_last) of an (N, C) array and the per-channel values the passes need.
+struct Rows {
+  std::int64_t channels;
+  std::int64_t row_first;
+  std::int64_t row_last;
+};
+
+// Per channel c of the rows: sums[c] += x - shift_c and sums[C + c] += (x - shift_c)^2, shift_c = x[0, c].
 template <typename T>
-[[gnu::always_inline]] inline void batch_norm_columns(T* y, T* mean, T* var, const T* x, const T* weight, const T* bias,
-                                                      const Channels& part, double eps) {
-  const std::int64_t channels = part.channels;
-  const auto count = static_cast<double>(part.batch);
-  for (std::int64_t c0 = part.first; c0 < part.last; c0 += kTile) {
-    const std::int64_t width = std::min(kTile, part.last - c0);
-    double shift[kTile];
-    double sum[kTile] = {};
-    double squares[kTile] = {};
-    for (std::int64_t k = 0; k < width; ++k) shift[k] = x[c0 + k];
-    for (std::int64_t n = 0; n < part.batch; ++n) {
-      const T* row = x + n * channels + c0;
-      for (std::int64_t k = 0; k < width; ++k) {
-        const double d = static_cast<double>(row[k]) - shift[k];
-        sum[k] += d;
-        squares[k] += d * d;
-      }
-    }
-    // The per-channel constants of y = ((x - sample) - center) * scale + shift_out (see batch_norm_channels).
-    T sample[kTile];
-    T center[kTile];
-    T scale[kTile];
-    T shift_out[kTile];
-    for (std::int64_t k = 0; k < width; ++k) {
-      const double offset = sum[k] / count;
-      const double v = std::max(squares[k] / count - offset * offset, 0.0);
-      mean[c0 + k] = static_cast<T>(shift[k] + offset);
-      var[c0 + k] = static_cast<T>(v);
-      sample[k] = x[c0 + k];
-      center[k] = static_cast<T>(offset);
-      scale[k] = static_cast<T>(static_cast<double>(weight[c0 + k]) / std::sqrt(v + eps));
-      shift_out[k] = bias[c0 + k];
-    }
-    for (std::int64_t n = 0; n < part.batch; ++n) {
-      const T* row = x + n * channels + c0;
-      T* out = y + n * channels + c0;
-      for (std::int64_t k = 0; k < width; ++k) out[k] = ((row[k] - sample[k]) - center[k]) * scale[k] + shift_out[k];
+[[gnu::always_inline]] inline void column_sums(double* sums, const T* x, const Rows& rows) {
+  const std::int64_t channels = rows.channels;
+  double* squares = sums + channels;
+  for (std::int64_t n = rows.row_first; n < rows.row_last; ++n) {
+    const T* row = x + n * channels;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const double d = static_cast<double>(row[c]) - static_cast<double>(x[c]);
+      sums[c] += d;
+      squares[c] += d * d;
     }
   }
 }
 
+// Per channel c of the rows: sums[c] += g and sums[C + c] += g * (x - mean_c).
 template <typename T>
-[[gnu::always_inline]] inline void batch_norm_backward_columns(T* dx, T* dweight, T* dbias, const T* g, const T* x,
-                                                               const T* mean, const T* var, const T* weight,
-                                                               const Channels& part, double eps) {
-  const std::int64_t channels = part.channels;
-  const auto count = static_cast<double>(part.batch);
-  for (std::int64_t c0 = part.first; c0 < part.last; c0 += kTile) {
-    const std::int64_t width = std::min(kTile, part.last - c0);
-    double m[kTile];
-    double sum_g[kTile] = {};
-    double sum_g_centered[kTile] = {};
-    for (std::int64_t k = 0; k < width; ++k) m[k] = mean[c0 + k];
-    for (std::int64_t n = 0; n < part.batch; ++n) {
-      const T* gr = g + n * channels + c0;
-      const T* xr = x + n * channels + c0;
-      for (std::int64_t k = 0; k < width; ++k) {
-        const double gj = gr[k];
-        sum_g[k] += gj;
-        sum_g_centered[k] += gj * (static_cast<double>(xr[k]) - m[k]);
-      }
-    }
-    // The per-channel constants of dx = g_scale * g + slope * ((x - sample) - center) + offset.
-    T g_scale[kTile];
-    T slope[kTile];
-    T offset[kTile];
-    T sample[kTile];
-    T center[kTile];
-    for (std::int64_t k = 0; k < width; ++k) {
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c0 + k]) + eps);
-      const double sum_g_xhat = sum_g_centered[k] * invstd;
-      dbias[c0 + k] = static_cast<T>(sum_g[k]);
-      dweight[c0 + k] = static_cast<T>(sum_g_xhat);
-      const double scale = static_cast<double>(weight[c0 + k]) * invstd;
-      g_scale[k] = static_cast<T>(scale);
-      slope[k] = static_cast<T>(-scale * invstd * sum_g_xhat / count);
-      offset[k] = static_cast<T>(-scale * sum_g[k] / count);
-      sample[k] = x[c0 + k];
-      center[k] = static_cast<T>(m[k] - static_cast<double>(sample[k]));
-    }
-    for (std::int64_t n = 0; n < part.batch; ++n) {
-      const T* gr = g + n * channels + c0;
-      const T* xr = x + n * channels + c0;
-      T* out = dx + n * channels + c0;
-      for (std::int64_t k = 0; k < width; ++k) {
-        out[k] = g_scale[k] * gr[k] + slope[k] * ((xr[k] - sample[k]) - center[k]) + offset[k];
-      }
+[[gnu::always_inline]] inline void column_grad_sums(double* sums, const T* g, const T* x, const double* mean,
+                                                    const Rows& rows) {
+  const std::int64_t channels = rows.channels;
+  double* centered = sums + channels;
+  for (std::int64_t n = rows.row_first; n < rows.row_last; ++n) {
+    const T* gr = g + n * channels;
+    const T* xr = x + n * channels;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const double gj = gr[c];
+      sums[c] += gj;
+      centered[c] += gj * (static_cast<double>(xr[c]) - mean[c]);
     }
   }
 }
 
-// One entry point per direction for both layouts: columns when S = 1, runs otherwise.
+// The per-channel constants of the second pass: out = a * u + slope * ((x - sample) - center) + offset, with
+// u = g in backward and a = 0 in forward (where slope is the scale and offset the bias).
 template <typename T>
-[[gnu::always_inline]] inline void batch_norm_any(T* y, T* mean, T* var, const T* x, const T* weight, const T* bias,
-                                                  const Channels& part, double eps) {
-  if (part.spatial == 1) {
-    batch_norm_columns(y, mean, var, x, weight, bias, part, eps);
-  } else {
-    batch_norm_channels(y, mean, var, x, weight, bias, part, eps);
-  }
-}
+struct ColumnConstants {
+  std::vector<T> a, slope, offset, sample, center;
+  explicit ColumnConstants(std::int64_t channels)
+      : a(channels), slope(channels), offset(channels), sample(channels), center(channels) {}
+};
+
 template <typename T>
-[[gnu::always_inline]] inline void batch_norm_backward_any(T* dx, T* dweight, T* dbias, const T* g, const T* x,
-                                                           const T* mean, const T* var, const T* weight,
-                                                           const Channels& part, double eps) {
-  if (part.spatial == 1) {
-    batch_norm_backward_columns(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
-  } else {
-    batch_norm_backward_channels(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+[[gnu::always_inline]] inline void column_apply(T* out, const T* u, const T* x, const ColumnConstants<T>& k,
+                                                const Rows& rows) {
+  const std::int64_t channels = rows.channels;
+  const T* a = k.a.data();
+  const T* slope = k.slope.data();
+  const T* offset = k.offset.data();
+  const T* sample = k.sample.data();
+  const T* center = k.center.data();
+  for (std::int64_t n = rows.row_first; n < rows.row_last; ++n) {
+    const T* xr = x + n * channels;
+    T* o = out + n * channels;
+    if (u == nullptr) {
+      for (std::int64_t c = 0; c < channels; ++c) o[c] = ((xr[c] - sample[c]) - center[c]) * slope[c] + offset[c];
+    } else {
+      const T* ur = u + n * channels;
+      for (std::int64_t c = 0; c < channels; ++c) {
+        o[c] = a[c] * ur[c] + slope[c] * ((xr[c] - sample[c]) - center[c]) + offset[c];
+      }
+    }
   }
 }
 
@@ -288,28 +250,68 @@ using ForwardKernel = void (*)(T*, T*, T*, const T*, const T*, const T*, const C
 template <typename T>
 using BackwardKernel = void (*)(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const Channels&, double);
 
+#if defined(__x86_64__)
+#define AVX2_OR_NULL(kernel) (&kernel)
+#else
+#define AVX2_OR_NULL(kernel) nullptr
+#endif
+
+template <typename T>
+using SumsKernel = void (*)(double*, const T*, const Rows&);
+template <typename T>
+using GradSumsKernel = void (*)(double*, const T*, const T*, const double*, const Rows&);
+template <typename T>
+using ApplyKernel = void (*)(T*, const T*, const T*, const ColumnConstants<T>&, const Rows&);
+
+// Each kernel twice: for the baseline instruction set, and (below) for AVX2 + FMA.
 template <typename T>
 void batch_norm_portable(T* y, T* mean, T* var, const T* x, const T* weight, const T* bias, const Channels& part,
                          double eps) {
-  batch_norm_any(y, mean, var, x, weight, bias, part, eps);
+  batch_norm_channels(y, mean, var, x, weight, bias, part, eps);
 }
 template <typename T>
 void batch_norm_backward_portable(T* dx, T* dweight, T* dbias, const T* g, const T* x, const T* mean, const T* var,
                                   const T* weight, const Channels& part, double eps) {
-  batch_norm_backward_any(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+  batch_norm_backward_channels(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+}
+template <typename T>
+void column_sums_portable(double* sums, const T* x, const Rows& rows) {
+  column_sums(sums, x, rows);
+}
+template <typename T>
+void column_grad_sums_portable(double* sums, const T* g, const T* x, const double* mean, const Rows& rows) {
+  column_grad_sums(sums, g, x, mean, rows);
+}
+template <typename T>
+void column_apply_portable(T* out, const T* u, const T* x, const ColumnConstants<T>& k, const Rows& rows) {
+  column_apply(out, u, x, k, rows);
 }
 
 #if defined(__x86_64__)
 template <typename T>
 __attribute__((target("avx2,fma"))) void batch_norm_avx2(T* y, T* mean, T* var, const T* x, const T* weight,
                                                          const T* bias, const Channels& part, double eps) {
-  batch_norm_any(y, mean, var, x, weight, bias, part, eps);
+  batch_norm_channels(y, mean, var, x, weight, bias, part, eps);
 }
 template <typename T>
 __attribute__((target("avx2,fma"))) void batch_norm_backward_avx2(T* dx, T* dweight, T* dbias, const T* g, const T* x,
                                                                   const T* mean, const T* var, const T* weight,
                                                                   const Channels& part, double eps) {
-  batch_norm_backward_any(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+  batch_norm_backward_channels(dx, dweight, dbias, g, x, mean, var, weight, part, eps);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void column_sums_avx2(double* sums, const T* x, const Rows& rows) {
+  column_sums(sums, x, rows);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void column_grad_sums_avx2(double* sums, const T* g, const T* x,
+                                                               const double* mean, const Rows& rows) {
+  column_grad_sums(sums, g, x, mean, rows);
+}
+template <typename T>
+__attribute__((target("avx2,fma"))) void column_apply_avx2(T* out, const T* u, const T* x,
+                                                           const ColumnConstants<T>& k, const Rows& rows) {
+  column_apply(out, u, x, k, rows);
 }
 
 bool cpu_has_avx2_fma() {
@@ -342,6 +344,96 @@ BackwardKernel<T> backward_kernel() {
   return &batch_norm_backward_portable<T>;
 }
 
+// The AVX2 build of a kernel where the CPU has it (and the portable one is not forced), else the portable one.
+template <typename Kernel>
+Kernel pick([[maybe_unused]] Kernel portable, [[maybe_unused]] Kernel avx2) {
+#if defined(__x86_64__)
+  if (use_avx2()) return avx2;
+#endif
+  return portable;
+}
+
+// The statistics pass of the column layout: each block of kRowBlock rows summed by `block_sums(sums, rows)`
+// into its own 2 * C partial sums, blocks spread over the threads, then the blocks added in order into
+// `totals` (2 * C).
+template <typename BlockSums>
+void column_totals(const kernels::ChannelLayout& layout, std::vector<double>& totals, BlockSums&& block_sums) {
+  const std::int64_t channels = layout.channels;
+  const std::int64_t blocks = (layout.batch + kRowBlock - 1) / kRowBlock;
+  std::vector<double> partials(static_cast<std::size_t>(blocks * 2 * channels), 0.0);
+  const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / (kRowBlock * channels));
+  parallel_for(0, blocks, grain, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t b = first; b < last; ++b) {
+      block_sums(partials.data() + b * 2 * channels,
+                 Rows{channels, b * kRowBlock, std::min(layout.batch, (b + 1) * kRowBlock)});
+    }
+  });
+  totals.assign(static_cast<std::size_t>(2 * channels), 0.0);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    for (std::int64_t i = 0; i < 2 * channels; ++i) totals[i] += partials[b * 2 * channels + i];
+  }
+}
+
+// The second pass of the column layout: `apply(rows)` over the rows, whole rows per thread.
+template <typename Apply>
+void column_rows(const kernels::ChannelLayout& layout, Apply&& apply) {
+  const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(1, layout.channels));
+  parallel_for(0, layout.batch, grain, [&](std::int64_t first, std::int64_t last) {
+    apply(Rows{layout.channels, first, last});
+  });
+}
+
+template <typename T>
+void batch_norm_columns(const kernels::ChannelLayout& layout, T* y, T* mean, T* var, const T* x, const T* weight,
+                        const T* bias, double eps) {
+  const SumsKernel<T> sums = pick<SumsKernel<T>>(&column_sums_portable<T>, AVX2_OR_NULL(column_sums_avx2<T>));
+  const ApplyKernel<T> apply = pick<ApplyKernel<T>>(&column_apply_portable<T>, AVX2_OR_NULL(column_apply_avx2<T>));
+  std::vector<double> totals;
+  column_totals(layout, totals, [&](double* block, const Rows& rows) { sums(block, x, rows); });
+  const auto count = static_cast<double>(layout.batch);
+  ColumnConstants<T> k(layout.channels);
+  for (std::int64_t c = 0; c < layout.channels; ++c) {
+    // As batch_norm_channels: y = ((x - sample) - (mean - sample)) * (invstd * weight) + bias.
+    const double offset = totals[c] / count;
+    const double v = std::max(totals[layout.channels + c] / count - offset * offset, 0.0);
+    mean[c] = static_cast<T>(static_cast<double>(x[c]) + offset);
+    var[c] = static_cast<T>(v);
+    k.sample[c] = x[c];
+    k.center[c] = static_cast<T>(offset);
+    k.slope[c] = static_cast<T>(static_cast<double>(weight[c]) / std::sqrt(v + eps));
+    k.offset[c] = bias[c];
+  }
+  column_rows(layout, [&](const Rows& rows) { apply(y, nullptr, x, k, rows); });
+}
+
+template <typename T>
+void batch_norm_backward_columns(const kernels::ChannelLayout& layout, T* dx, T* dweight, T* dbias, const T* g,
+                                 const T* x, const T* mean, const T* var, const T* weight, double eps) {
+  const GradSumsKernel<T> sums =
+      pick<GradSumsKernel<T>>(&column_grad_sums_portable<T>, AVX2_OR_NULL(column_grad_sums_avx2<T>));
+  const ApplyKernel<T> apply = pick<ApplyKernel<T>>(&column_apply_portable<T>, AVX2_OR_NULL(column_apply_avx2<T>));
+  const std::vector<double> m(mean, mean + layout.channels);
+  std::vector<double> totals;
+  column_totals(layout, totals, [&](double* block, const Rows& rows) { sums(block, g, x, m.data(), rows); });
+  const auto count = static_cast<double>(layout.batch);
+  ColumnConstants<T> k(layout.channels);
+  for (std::int64_t c = 0; c < layout.channels; ++c) {
+    // As batch_norm_backward_channels: dx = scale * g + slope * ((x - sample) - center) + offset.
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    const double sum_g = totals[c];
+    const double sum_g_xhat = totals[layout.channels + c] * invstd;
+    dbias[c] = static_cast<T>(sum_g);
+    dweight[c] = static_cast<T>(sum_g_xhat);
+    const double scale = static_cast<double>(weight[c]) * invstd;
+    k.a[c] = static_cast<T>(scale);
+    k.slope[c] = static_cast<T>(-scale * invstd * sum_g_xhat / count);
+    k.offset[c] = static_cast<T>(-scale * sum_g / count);
+    k.sample[c] = x[c];
+    k.center[c] = static_cast<T>(m[c] - static_cast<double>(x[c]));
+  }
+  column_rows(layout, [&](const Rows& rows) { apply(dx, g, x, k, rows); });
+}
+
 // fn(part) over the channels, split over threads once a chunk of channels holds kParallelGrain elements.
 template <typename Fn>
 void parallel_channels(const kernels::ChannelLayout& layout, Fn&& fn) {
@@ -364,6 +456,12 @@ void CpuBackend::batch_norm_kernel(const kernels::ChannelLayout& layout, const S
                                    const StridedView& var, const StridedView& x, const StridedView& weight,
                                    const StridedView& bias, double eps) {
   dispatch_floating(layout.dtype, "batch_norm", [&]<typename T>() {
+    if (layout.spatial == 1) {
+      if (layout.size() == 0) return;
+      batch_norm_columns<T>(layout, y.ptr<T>(), mean.ptr<T>(), var.ptr<T>(), x.ptr<T>(), weight.ptr<T>(),
+                            bias.ptr<T>(), eps);
+      return;
+    }
     const ForwardKernel<T> kernel = forward_kernel<T>();
     parallel_channels(layout, [&](const Channels& part) {
       kernel(y.ptr<T>(), mean.ptr<T>(), var.ptr<T>(), x.ptr<T>(), weight.ptr<T>(), bias.ptr<T>(), part, eps);
@@ -376,6 +474,12 @@ void CpuBackend::batch_norm_backward_kernel(const kernels::ChannelLayout& layout
                                             const StridedView& x, const StridedView& mean, const StridedView& var,
                                             const StridedView& weight, double eps) {
   dispatch_floating(layout.dtype, "batch_norm_backward", [&]<typename T>() {
+    if (layout.spatial == 1) {
+      if (layout.size() == 0) return;
+      batch_norm_backward_columns<T>(layout, dx.ptr<T>(), dweight.ptr<T>(), dbias.ptr<T>(), g.ptr<T>(), x.ptr<T>(),
+                                     mean.ptr<T>(), var.ptr<T>(), weight.ptr<T>(), eps);
+      return;
+    }
     const BackwardKernel<T> kernel = backward_kernel<T>();
     parallel_channels(layout, [&](const Channels& part) {
       kernel(dx.ptr<T>(), dweight.ptr<T>(), dbias.ptr<T>(), g.ptr<T>(), x.ptr<T>(), mean.ptr<T>(), var.ptr<T>(),
