@@ -153,6 +153,19 @@ NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
   return run_binary(op, a, b, binary_compute_dtype(op, promote_types(a.dtype(), b.dtype())), out_shape);
 }
 
+void binary_in_place(BinaryOp op, NDArray& out, const NDArray& b) {
+  const std::string_view name = binary_op_name(op);
+  check_same_device(name, {&out, &b});
+  NEEDLE_CHECK(
+      out.is_compact() && !is_comparison(op) && b.dtype() == out.dtype() &&
+          broadcast_shapes(out.shape(), b.shape(), name) == out.shape(),
+      ValueError, name, " in place: needs a compact result and an operand of its dtype that broadcasts to it, got ",
+      shape_str(out.shape()), " ", dtype_name(out.dtype()), " and ", shape_str(b.shape()), " ", dtype_name(b.dtype()));
+  if (out.size() == 0) return;
+  out.storage()->increment_version();
+  backend_of(out).binary(op, out.view(), out.view(), b.broadcast_to(out.shape()).view());
+}
+
 NDArray binary(BinaryOp op, const NDArray& a, const Scalar& s, bool scalar_first) {
   const DType compute = binary_compute_dtype(op, promote_with_scalar(a.dtype(), s));
   const NDArray scalar = NDArray::full({}, s, compute, a.device());

@@ -54,7 +54,9 @@ class LinearOp final : public SingleOutputOp {
     return detail::saves_the_other_input(needs_grad);
   }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    return needle::add(needle::matmul(in[0], in[1]), in[2]);
+    NDArray out = needle::matmul(in[0], in[1]);
+    binary_in_place(BinaryOp::Add, out, in[2]);
+    return out;
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& x = node.inputs()[0];

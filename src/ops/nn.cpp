@@ -142,7 +142,10 @@ class AffineNormalizeOp final : public SingleOutputOp {
     return SavedTensors{}.input(0, needs_grad[0] || needs_grad[1]).input(1, needs_grad[0]);
   }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    return needle::add(needle::mul(needle::layer_norm(in[0], eps_), in[1]), in[2]);
+    NDArray out = needle::layer_norm(in[0], eps_);
+    binary_in_place(BinaryOp::Mul, out, in[1]);
+    binary_in_place(BinaryOp::Add, out, in[2]);
+    return out;
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
     const Tensor& x = node.inputs()[0];

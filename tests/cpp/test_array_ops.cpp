@@ -44,6 +44,34 @@ TEST_P(ArrayOpsTest, BinaryBroadcastsAndPromotes) {
   EXPECT_EQ(lt(a, b).to_vector<bool>(), (std::vector<bool>{false, true, false, false, false, false}));
 }
 
+// binary_in_place writes out op b into out (b broadcast), as binary would compute it, and counts the write.
+TEST_P(ArrayOpsTest, BinaryInPlaceMatchesBinaryAndRefusesWhatItCannotWrite) {
+  NDArray out = make<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  const NDArray row = make<float>({10, 20, 30}, {3});
+  const NDArray expected = out * row;
+  const std::uint64_t version = out.storage()->version();
+  binary_in_place(BinaryOp::Mul, out, row);
+  EXPECT_EQ(out.to_vector<float>(), expected.to_vector<float>());
+  EXPECT_EQ(out.storage()->version(), version + 1);
+  binary_in_place(BinaryOp::Add, out, make<float>({1, 2}, {2, 1}));
+  EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{11, 41, 91, 42, 102, 182}));
+
+  NDArray transposed = make<float>({1, 2, 3, 4, 5, 6}, {2, 3}).permute({1, 0});
+  expect_error<ValueError>(
+      [&] {
+        binary_in_place(BinaryOp::Add, transposed, row.reshape({3, 1}));
+      },
+      "add in place: needs a compact result");
+  expect_error<ValueError>([&] { binary_in_place(BinaryOp::Add, out, row.astype(DType::Float64)); }, "float64");
+  expect_error<ValueError>(
+      [&] {
+        binary_in_place(BinaryOp::Add, out, make<float>({1, 2, 3, 4}, {4}));
+      },
+      "cannot be broadcast together");
+  NDArray small = make<float>({1, 2, 3}, {3});
+  expect_error<ValueError>([&] { binary_in_place(BinaryOp::Add, small, out); }, "(2, 3) float32");
+}
+
 TEST_P(ArrayOpsTest, BoolArithmeticIsLogical) {
   const NDArray t = make<bool>({true, true, false, false}, {4});
   const NDArray u = make<bool>({true, false, true, false}, {4});

@@ -28,6 +28,11 @@ NDArray binary(BinaryOp op, const NDArray& a, const Scalar& s, bool scalar_first
 // bool in float32; Number functions (negate, abs, relu) keep integer dtypes and refuse bool (TypeError).
 NDArray unary(UnaryOp op, const NDArray& a);
 
+// out = out op b, written into out itself, with b broadcast to out's shape and of out's dtype; out must be
+// compact. For an op's compute() finishing a result it has just created (x @ W, then + bias), which saves
+// the second array and the pass that writes it.
+void binary_in_place(BinaryOp op, NDArray& out, const NDArray& b);
+
 NDArray add(const NDArray& a, const NDArray& b);
 NDArray sub(const NDArray& a, const NDArray& b);
 NDArray mul(const NDArray& a, const NDArray& b);
