@@ -56,6 +56,18 @@ TEST_P(ArrayOpsTest, BinaryInPlaceMatchesBinaryAndRefusesWhatItCannotWrite) {
   binary_in_place(BinaryOp::Add, out, make<float>({1, 2}, {2, 1}));
   EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{11, 41, 91, 42, 102, 182}));
 
+  // Large enough for the vectorised and threaded paths, each way b can broadcast.
+  const NDArray big = randn({257, 131}, 0.0, 1.0, DType::Float32, GetParam());
+  for (const NDArray& operand :
+       {randn({257, 131}, 0.0, 1.0, DType::Float32, GetParam()), randn({131}, 0.0, 1.0, DType::Float32, GetParam()),
+        randn({257, 1}, 0.0, 1.0, DType::Float32, GetParam())}) {
+    for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub}) {
+      NDArray result = big.copy();
+      binary_in_place(op, result, operand);
+      EXPECT_EQ(result.to_vector<float>(), binary(op, big, operand).to_vector<float>());
+    }
+  }
+
   NDArray transposed = make<float>({1, 2, 3, 4, 5, 6}, {2, 3}).permute({1, 0});
   expect_error<ValueError>(
       [&] {
