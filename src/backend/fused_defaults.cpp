@@ -182,6 +182,27 @@ void Backend::layer_norm_backward_kernel(const kernels::RowLayout& layout, const
   binary(BinaryOp::Div, layout.full(dx.data), layout.full(xhat.data()), layout.row_broadcast(std_dev.data()));
 }
 
+// Composed: dx = layer_norm_backward(g * weight, x); xhat = layer_norm(x) for dweight = column sums of
+// g * xhat; dbias = column sums of g.
+void Backend::layer_norm_affine_backward_kernel(const kernels::RowLayout& layout, const StridedView& dx,
+                                                const StridedView& dweight, const StridedView& dbias,
+                                                const StridedView& g, const StridedView& x, const StridedView& weight,
+                                                double eps) {
+  if (layout.cols == 0) return;
+  if (layout.rows == 0) {
+    fill(dweight, Scalar(0.0));
+    fill(dbias, Scalar(0.0));
+    return;
+  }
+  Scratch temp(*this, layout.size(), layout.dtype);
+  binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(g.data), layout.column_broadcast(weight.data));
+  layer_norm_backward(dx, layout.full(temp.data()), x, eps);
+  layer_norm(layout.full(temp.data()), x, eps);
+  binary(BinaryOp::Mul, layout.full(temp.data()), layout.full(temp.data()), layout.full(g.data));
+  reduce(ReduceOp::Sum, layout.per_column(dweight.data), layout.full(temp.data()));
+  reduce(ReduceOp::Sum, layout.per_column(dbias.data), layout.full(g.data));
+}
+
 // Composed: the full (B, L, S) scores, their row logsumexp (max, subtract, exp, sum, log, add back), the
 // probabilities exp(s - logsumexp), and out = p v by matmul.
 void Backend::attention_kernel(const kernels::AttentionLayout& n, const StridedView& out, const StridedView& logsumexp,

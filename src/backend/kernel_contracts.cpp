@@ -166,6 +166,17 @@ RowLayout row_layout(std::string_view op, const StridedView& out, OperandList in
   return layout;
 }
 
+// row_layout's operands, and per-column operands: contiguous (cols,) arrays of the rows' dtype.
+RowLayout affine_row_layout(std::string_view op, const StridedView& out, OperandList inputs, OperandList per_column) {
+  const RowLayout layout = row_layout(op, out, inputs);
+  for (const StridedView* column : per_column) {
+    expect_shape(op, "per-column operand", *column, Shape{layout.cols});
+    expect_dtype(op, "per-column operand", *column, out.dtype);
+    expect_contiguous(op, "per-column operand", *column);
+  }
+  return layout;
+}
+
 // Unlike row_layout's, out has in's shape less the last axis, and rows stay counted when cols is 0.
 RowLayout logsumexp_layout(const StridedView& out, const StridedView& in) {
   expect_floating("logsumexp", in.dtype);

@@ -119,6 +119,27 @@ NDArray layer_norm_backward(const NDArray& g, const NDArray& x, double eps) {
   return dx;
 }
 
+AffineLayerNormGrads layer_norm_affine_backward(const NDArray& g, const NDArray& x, const NDArray& weight, double eps) {
+  constexpr std::string_view op = "layer_norm_affine_backward";
+  check_same_device(op, {&g, &x, &weight});
+  check_floating(op, g);
+  check_shape(op, "x", x, g.shape());
+  NEEDLE_CHECK(g.ndim() >= 1, ValueError, op, ": expected at least 1 dimension, got shape ", shape_str(g.shape()));
+  const std::int64_t dim = g.shape().back();
+  check_shape(op, "weight", weight, Shape{dim});
+  const NDArray grad = g.compact();
+  const NDArray in = x.astype(g.dtype()).compact();
+  const NDArray w = weight.astype(g.dtype()).compact();
+  AffineLayerNormGrads grads{NDArray::empty(grad.shape(), grad.dtype(), grad.device()),
+                             NDArray::empty({dim}, grad.dtype(), grad.device()),
+                             NDArray::empty({dim}, grad.dtype(), grad.device())};
+  if (dim > 0) {
+    backend_of(grad).layer_norm_affine_backward(grads.dx.view(), grads.dweight.view(), grads.dbias.view(), grad.view(),
+                                                in.view(), w.view(), eps);
+  }
+  return grads;
+}
+
 NDArray rms_norm(const NDArray& x, double eps) {
   check_floating("rms_norm", x);
   NEEDLE_CHECK(x.ndim() >= 1, ValueError, "rms_norm: expected at least 1 dimension, got shape ", shape_str(x.shape()));

@@ -5,6 +5,7 @@
 // gradients still work.
 #include <algorithm>
 
+#include "needle/autograd/grad_mode.h"
 #include "needle/core/fused_ops.h"
 #include "ops/batch_norm.h"
 #include "ops/op_helpers.h"
@@ -152,6 +153,15 @@ class AffineNormalizeOp final : public SingleOutputOp {
     const Tensor& weight = node.inputs()[1];
     const Tensor& bias = node.inputs()[2];
     std::vector<Tensor> grads(3);
+    if (!grad_enabled()) {
+      // A plain backward records nothing, so one fused kernel computes all three in one pass over the rows.
+      AffineLayerNormGrads fused = needle::layer_norm_affine_backward(g.value(), x.value(), weight.value(), eps_);
+      if (needs_grad[0]) grads[0] = constant(std::move(fused.dx));
+      if (needs_grad[1]) grads[1] = constant(std::move(fused.dweight));
+      if (needs_grad[2]) grads[2] = constant(std::move(fused.dbias));
+      return grads;
+    }
+    // backward(create_graph=true): gradients written with ops, so they can be differentiated again.
     if (needs_grad[0]) grads[0] = make<NormalizeGradOp>({g * weight, x}, eps_);
     if (needs_grad[1]) grads[1] = sum_to_shape(g * make<NormalizeOp>({x}, eps_), weight.shape());
     if (needs_grad[2]) grads[2] = sum_to_shape(g, bias.shape());

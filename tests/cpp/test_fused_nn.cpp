@@ -240,6 +240,69 @@ TEST(FusedNnCpuKernels, MatchRefOnEveryShapeDtypeThreadCountAndBuild) {
   }
 }
 
+// The affine layer norm's backward (three outputs): the cpu kernel's builds and thread counts and the base
+// class's composed default against ref, on the same shapes as the single-output kernels plus more rows than
+// one block of the cpu kernel's column sums (whose result must not depend on the thread count either).
+struct AffineGrads {
+  std::vector<double> dx, dweight, dbias;
+};
+
+AffineGrads run_affine_backward(Backend& backend, const KernelInputs& in, const NDArray& weight,
+                                bool base_default = false) {
+  const std::int64_t cols = in.x.ndim() == 0 ? 1 : in.x.shape().back();
+  NDArray dx = NDArray::full(in.x.shape(), Scalar(-7.0), in.x.dtype(), cpu_device());
+  NDArray dweight = NDArray::full({cols}, Scalar(-7.0), in.x.dtype(), cpu_device());
+  NDArray dbias = NDArray::full({cols}, Scalar(-7.0), in.x.dtype(), cpu_device());
+  if (base_default) {
+    backend.composed_layer_norm_affine_backward(dx.view(), dweight.view(), dbias.view(), in.g.view(), in.x.view(),
+                                                weight.view(), kEps);
+  } else {
+    backend.layer_norm_affine_backward(dx.view(), dweight.view(), dbias.view(), in.g.view(), in.x.view(), weight.view(),
+                                       kEps);
+  }
+  return {host(dx), host(dweight), host(dbias)};
+}
+
+TEST(FusedNnCpuKernels, AffineLayerNormBackwardMatchesRefOnEveryShapeDtypeThreadCountAndBuild) {
+  const FusedKernelSettings restore;
+  std::uint64_t seed = 500;
+  std::vector<Case> cases = kernel_cases();
+  cases.push_back({2049, 128});  // several blocks of rows, the last one partial
+  for (const Case& c : cases) {
+    for (const DType dtype : {DType::Float32, DType::Float64}) {
+      const KernelInputs in = make_inputs({c.rows, c.cols}, dtype, seed);
+      const NDArray weight = random_array({c.cols}, cpu_device(), seed++, -2.0, 2.0).astype(dtype);
+      const AffineGrads expected = run_affine_backward(ref_backend(), in, weight);
+      const std::string shape = str(dtype_name(dtype), " (", c.rows, ", ", c.cols, ")");
+      // The composed default sums the columns in the arrays' dtype (ref and the cpu kernel sum in double),
+      // so its error grows with the number of rows.
+      const double tolerance = tolerance_for(dtype) * std::max<double>(1.0, static_cast<double>(c.rows));
+      const AffineGrads composed = run_affine_backward(cpu_backend(), in, weight, /*base_default=*/true);
+      expect_close(composed.dx, expected.dx, tolerance_for(dtype), "composed dx " + shape);
+      expect_close(composed.dweight, expected.dweight, tolerance, "composed dweight " + shape);
+      expect_close(composed.dbias, expected.dbias, tolerance, "composed dbias " + shape);
+      AffineGrads first_run;
+      for (const bool portable : {false, true}) {
+        cpu::set_fused_nn_portable(portable);
+        for (const int threads : {1, 2}) {
+          set_num_threads(threads);
+          const std::string what = str(shape, " threads ", threads, portable ? " portable" : " dispatched");
+          const AffineGrads actual = run_affine_backward(cpu_backend(), in, weight);
+          expect_close(actual.dx, expected.dx, tolerance_for(dtype), "dx " + what);
+          expect_close(actual.dweight, expected.dweight, tolerance_for(dtype), "dweight " + what);
+          expect_close(actual.dbias, expected.dbias, tolerance_for(dtype), "dbias " + what);
+          if (threads == 1) first_run = actual;
+          if (threads == 2) {
+            EXPECT_EQ(actual.dx, first_run.dx) << what;
+            EXPECT_EQ(actual.dweight, first_run.dweight) << what;
+            EXPECT_EQ(actual.dbias, first_run.dbias) << what;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(FusedNnCpuKernels, HandleExtremeLogits) {
   const FusedKernelSettings restore;
   const double inf = std::numeric_limits<double>::infinity();

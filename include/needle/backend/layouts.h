@@ -27,6 +27,10 @@ struct RowLayout {
   [[nodiscard]] StridedView per_row(void* data) const { return {data, dtype, {rows, 1}, {1, 1}}; }
   // One value (`data` holds a single element) seen as a rows x 1 array by zero strides.
   [[nodiscard]] StridedView scalar_per_row(void* data) const { return {data, dtype, {rows, 1}, {0, 0}}; }
+  // A per-column array (`data` holds cols values) repeated down the rows by a zero stride.
+  [[nodiscard]] StridedView column_broadcast(void* data) const { return {data, dtype, {rows, cols}, {0, 1}}; }
+  // The keepdims shape a column reduction writes: one value per column.
+  [[nodiscard]] StridedView per_column(void* data) const { return {data, dtype, {1, cols}, {0, 1}}; }
 };
 
 // Batch normalization: contiguous (N, C, S) data and (C,) per-channel operands.

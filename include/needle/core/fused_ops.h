@@ -28,6 +28,14 @@ NDArray logsumexp(const NDArray& a, std::int64_t axis, bool keepdims = false);
 NDArray layer_norm(const NDArray& x, double eps);
 // Its vector-Jacobian product given the input x and the output's gradient g; x is converted to g's dtype.
 NDArray layer_norm_backward(const NDArray& g, const NDArray& x, double eps);
+// The gradients of layer_norm(x, eps) * weight + bias (weight of shape (dim,), dim = x's last axis) given the
+// gradient g of its output: dx, and dweight and dbias of shape (dim,). One fused kernel.
+struct AffineLayerNormGrads {
+  NDArray dx;
+  NDArray dweight;
+  NDArray dbias;
+};
+AffineLayerNormGrads layer_norm_affine_backward(const NDArray& g, const NDArray& x, const NDArray& weight, double eps);
 // x / sqrt(mean(x^2) + eps) along the last axis of x (ndim >= 1): RMS norm without its weight. One pass of
 // the optional rms_norm kernel where the device has it, else composed of array_ops.h (its reference).
 NDArray rms_norm(const NDArray& x, double eps);

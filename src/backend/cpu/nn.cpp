@@ -13,6 +13,7 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/fast_exp.h"
@@ -189,6 +190,40 @@ template <typename T>
   }
 }
 
+// The affine layer norm's backward over rows [first, last): dx as layer_norm_backward_rows computes it for the
+// gradient g * w, and, added into `columns` (2 * cols doubles), each column's sum of g * xhat (first half)
+// and of g (second half) over these rows.
+template <typename T>
+[[gnu::always_inline]] inline void layer_norm_affine_backward_rows(T* dx, double* columns, const T* g, const T* x,
+                                                                   const T* w, std::int64_t first, std::int64_t last,
+                                                                   std::int64_t cols, double eps) {
+  const auto n = static_cast<double>(cols);
+  double* sum_g_xhat = columns;
+  double* sum_g = columns + cols;
+  for (std::int64_t row = first; row < last; ++row) {
+    const T* gr = g + row * cols;
+    const T* xr = x + row * cols;
+    T* out = dx + row * cols;
+    const double mean = lane_sum<double>(cols, [&](std::int64_t j) { return static_cast<double>(xr[j]); }) / n;
+    const double squares = lane_sum<double>(cols, [&](std::int64_t j) {
+      const double centred = static_cast<double>(xr[j]) - mean;
+      return centred * centred;
+    });
+    const double rstd = 1.0 / std::sqrt(squares / n + eps);
+    const auto gw = [&](std::int64_t j) { return static_cast<double>(gr[j]) * static_cast<double>(w[j]); };
+    const double mean_gw = lane_sum<double>(cols, gw) / n;
+    const double mean_gw_xhat =
+        lane_sum<double>(cols, [&](std::int64_t j) { return gw(j) * ((static_cast<double>(xr[j]) - mean) * rstd); }) /
+        n;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+      out[j] = static_cast<T>(rstd * (gw(j) - mean_gw - xhat * mean_gw_xhat));
+      sum_g_xhat[j] += static_cast<double>(gr[j]) * xhat;
+      sum_g[j] += static_cast<double>(gr[j]);
+    }
+  }
+}
+
 // x / sqrt(mean(x^2) + eps) per row, the mean of squares summed in lanes like the statistics above.
 template <typename T>
 [[gnu::always_inline]] inline void rms_norm_rows(T* out, const T* x, std::int64_t first, std::int64_t last,
@@ -209,6 +244,8 @@ struct RowKernels {
   void (*softmax_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, bool);
   void (*layer_norm)(T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
   void (*layer_norm_backward)(T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
+  void (*layer_norm_affine_backward)(T*, double*, const T*, const T*, const T*, std::int64_t, std::int64_t,
+                                     std::int64_t, double);
   void (*logsumexp)(const T*, T*, std::int64_t, std::int64_t, std::int64_t);
   void (*rms_norm)(T*, const T*, std::int64_t, std::int64_t, std::int64_t, double);
 };
@@ -235,6 +272,11 @@ template <typename T>
 void layer_norm_backward_portable(T* dx, const T* g, const T* x, std::int64_t first, std::int64_t last,
                                   std::int64_t cols, double eps) {
   layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
+}
+template <typename T>
+void layer_norm_affine_backward_portable(T* dx, double* columns, const T* g, const T* x, const T* w, std::int64_t first,
+                                         std::int64_t last, std::int64_t cols, double eps) {
+  layer_norm_affine_backward_rows(dx, columns, g, x, w, first, last, cols, eps);
 }
 
 template <typename T>
@@ -268,6 +310,13 @@ __attribute__((target("avx2,fma"))) void layer_norm_backward_avx2(T* dx, const T
                                                                   std::int64_t last, std::int64_t cols, double eps) {
   layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
 }
+template <typename T>
+__attribute__((target("avx2,fma"))) void layer_norm_affine_backward_avx2(T* dx, double* columns, const T* g, const T* x,
+                                                                         const T* w, std::int64_t first,
+                                                                         std::int64_t last, std::int64_t cols,
+                                                                         double eps) {
+  layer_norm_affine_backward_rows(dx, columns, g, x, w, first, last, cols, eps);
+}
 
 template <typename T>
 __attribute__((target("avx2,fma"))) void logsumexp_avx2(const T* in, T* out, std::int64_t first, std::int64_t last,
@@ -286,13 +335,22 @@ template <typename T>
 RowKernels<T> row_kernels() {
 #if defined(__x86_64__)
   if (!g_force_portable.load(std::memory_order_relaxed) && cpu_has_avx2_fma()) {
-    return {&softmax_avx2<T>,   &softmax_backward_avx2<T>, &layer_norm_avx2<T>, &layer_norm_backward_avx2<T>,
-            &logsumexp_avx2<T>, &rms_norm_avx2<T>};
+    return {&softmax_avx2<T>,
+            &softmax_backward_avx2<T>,
+            &layer_norm_avx2<T>,
+            &layer_norm_backward_avx2<T>,
+            &layer_norm_affine_backward_avx2<T>,
+            &logsumexp_avx2<T>,
+            &rms_norm_avx2<T>};
   }
 #endif
-  return {&softmax_portable<T>,    &softmax_backward_portable<T>,
-          &layer_norm_portable<T>, &layer_norm_backward_portable<T>,
-          &logsumexp_portable<T>,  &rms_norm_portable<T>};
+  return {&softmax_portable<T>,
+          &softmax_backward_portable<T>,
+          &layer_norm_portable<T>,
+          &layer_norm_backward_portable<T>,
+          &layer_norm_affine_backward_portable<T>,
+          &logsumexp_portable<T>,
+          &rms_norm_portable<T>};
 }
 
 // fn(first, last) over the rows, split over threads once there are kParallelGrain elements per chunk.
@@ -359,6 +417,39 @@ void CpuBackend::layer_norm_backward_kernel(const kernels::RowLayout& layout, co
     parallel_rows(layout, [&](std::int64_t first, std::int64_t last) {
       kernel(dx.ptr<T>(), g.ptr<T>(), x.ptr<T>(), first, last, layout.cols, eps);
     });
+  });
+}
+
+// Rows in fixed blocks of about kParallelGrain elements, spread over the threads; each block adds its
+// column sums into its own partials, and the blocks are added in order, so dweight and dbias do not depend
+// on the thread count.
+void CpuBackend::layer_norm_affine_backward_kernel(const kernels::RowLayout& layout, const StridedView& dx,
+                                                   const StridedView& dweight, const StridedView& dbias,
+                                                   const StridedView& g, const StridedView& x,
+                                                   const StridedView& weight, double eps) {
+  dispatch_floating(layout.dtype, "layer_norm_affine_backward", [&]<typename T>() {
+    const std::int64_t cols = layout.cols;
+    if (cols == 0) return;
+    const auto kernel = row_kernels<T>().layer_norm_affine_backward;
+    const std::int64_t block_rows = std::max<std::int64_t>(1, kParallelGrain / cols);
+    const std::int64_t blocks = (layout.rows + block_rows - 1) / block_rows;
+    std::vector<double> partials(static_cast<std::size_t>(blocks * 2 * cols), 0.0);
+    parallel_for(0, blocks, 1, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t b = first; b < last; ++b) {
+        kernel(dx.ptr<T>(), partials.data() + b * 2 * cols, g.ptr<T>(), x.ptr<T>(), weight.ptr<T>(), b * block_rows,
+               std::min(layout.rows, (b + 1) * block_rows), cols, eps);
+      }
+    });
+    for (std::int64_t j = 0; j < cols; ++j) {
+      double sum_g_xhat = 0.0;
+      double sum_g = 0.0;
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        sum_g_xhat += partials[static_cast<std::size_t>(b * 2 * cols + j)];
+        sum_g += partials[static_cast<std::size_t>(b * 2 * cols + cols + j)];
+      }
+      dweight.ptr<T>()[j] = static_cast<T>(sum_g_xhat);
+      dbias.ptr<T>()[j] = static_cast<T>(sum_g);
+    }
   });
 }
 

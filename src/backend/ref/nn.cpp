@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "backend/ref/ref_kernels.h"
 
@@ -123,6 +124,46 @@ void layer_norm_backward(const kernels::RowLayout& layout, const StridedView& dx
     for (std::int64_t j = 0; j < cols; ++j) {
       const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
       out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) - sum_g / n - xhat * (sum_g_xhat / n)));
+    }
+  });
+}
+
+void layer_norm_affine_backward(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& dweight,
+                                const StridedView& dbias, const StridedView& g, const StridedView& x,
+                                const StridedView& weight, double eps) {
+  const std::int64_t cols = layout.cols;
+  const auto n = static_cast<double>(cols);
+  std::vector<double> sum_g_xhat_columns(static_cast<std::size_t>(cols), 0.0);
+  std::vector<double> sum_g_columns(static_cast<std::size_t>(cols), 0.0);
+  for_each_row(layout, [&]<typename T>(std::int64_t row) {
+    const T* gr = g.ptr<T>() + row * cols;
+    const T* xr = x.ptr<T>() + row * cols;
+    const T* w = weight.ptr<T>();
+    T* out = dx.ptr<T>() + row * cols;
+    double mean = 0.0;
+    double rstd = 0.0;
+    row_statistics(xr, cols, eps, mean, rstd);
+    // The gradient reaching the normalized rows is g * weight.
+    double sum_gw = 0.0;
+    double sum_gw_xhat = 0.0;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+      const double gw = static_cast<double>(gr[j]) * static_cast<double>(w[j]);
+      sum_gw += gw;
+      sum_gw_xhat += gw * xhat;
+      sum_g_xhat_columns[j] += static_cast<double>(gr[j]) * xhat;
+      sum_g_columns[j] += gr[j];
+    }
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+      const double gw = static_cast<double>(gr[j]) * static_cast<double>(w[j]);
+      out[j] = static_cast<T>(rstd * (gw - sum_gw / n - xhat * (sum_gw_xhat / n)));
+    }
+  });
+  dispatch_floating(layout.dtype, "layer_norm_affine_backward", [&]<typename T>() {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      dweight.ptr<T>()[j] = static_cast<T>(sum_g_xhat_columns[j]);
+      dbias.ptr<T>()[j] = static_cast<T>(sum_g_columns[j]);
     }
   });
 }
