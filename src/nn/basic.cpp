@@ -42,7 +42,7 @@ Tensor Linear::forward(const Tensor& x) {
   check_device(x, weight.device());
   // Leading dimensions are folded into one batch so a single 2-d matmul computes every row.
   const Tensor rows = x.ndim() == 2 ? x : ops::reshape(x, {x.size() / in_features_, in_features_});
-  const Tensor y = ops::linear(rows, weight, bias);  // bias (1, out) broadcasts over the rows
+  Tensor y = ops::linear(rows, weight, bias);  // bias (1, out) broadcasts over the rows
   if (x.ndim() == 2) return y;
   Shape out_shape = x.shape();
   out_shape.back() = out_features_;

@@ -155,10 +155,10 @@ class AffineNormalizeOp final : public SingleOutputOp {
     std::vector<Tensor> grads(3);
     if (!grad_enabled()) {
       // A plain backward records nothing, so one fused kernel computes all three in one pass over the rows.
-      AffineLayerNormGrads fused = needle::layer_norm_affine_backward(g.value(), x.value(), weight.value(), eps_);
-      if (needs_grad[0]) grads[0] = constant(std::move(fused.dx));
-      if (needs_grad[1]) grads[1] = constant(std::move(fused.dweight));
-      if (needs_grad[2]) grads[2] = constant(std::move(fused.dbias));
+      const AffineLayerNormGrads fused = needle::layer_norm_affine_backward(g.value(), x.value(), weight.value(), eps_);
+      if (needs_grad[0]) grads[0] = constant(fused.dx);
+      if (needs_grad[1]) grads[1] = constant(fused.dweight);
+      if (needs_grad[2]) grads[2] = constant(fused.dbias);
       return grads;
     }
     // backward(create_graph=true): gradients written with ops, so they can be differentiated again.

@@ -12,9 +12,9 @@
 // kernel is compiled for the baseline instruction set and, on x86-64, for AVX2 + FMA, picked at run time.
 #include <algorithm>
 #include <atomic>
-#include <vector>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "needle/core/threads.h"
@@ -250,12 +250,6 @@ using ForwardKernel = void (*)(T*, T*, T*, const T*, const T*, const T*, const C
 template <typename T>
 using BackwardKernel = void (*)(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const Channels&, double);
 
-#if defined(__x86_64__)
-#define AVX2_OR_NULL(kernel) (&kernel)
-#else
-#define AVX2_OR_NULL(kernel) nullptr
-#endif
-
 template <typename T>
 using SumsKernel = void (*)(double*, const T*, const Rows&);
 template <typename T>
@@ -304,13 +298,13 @@ __attribute__((target("avx2,fma"))) void column_sums_avx2(double* sums, const T*
   column_sums(sums, x, rows);
 }
 template <typename T>
-__attribute__((target("avx2,fma"))) void column_grad_sums_avx2(double* sums, const T* g, const T* x,
-                                                               const double* mean, const Rows& rows) {
+__attribute__((target("avx2,fma"))) void column_grad_sums_avx2(double* sums, const T* g, const T* x, const double* mean,
+                                                               const Rows& rows) {
   column_grad_sums(sums, g, x, mean, rows);
 }
 template <typename T>
-__attribute__((target("avx2,fma"))) void column_apply_avx2(T* out, const T* u, const T* x,
-                                                           const ColumnConstants<T>& k, const Rows& rows) {
+__attribute__((target("avx2,fma"))) void column_apply_avx2(T* out, const T* u, const T* x, const ColumnConstants<T>& k,
+                                                           const Rows& rows) {
   column_apply(out, u, x, k, rows);
 }
 
@@ -344,13 +338,29 @@ BackwardKernel<T> backward_kernel() {
   return &batch_norm_backward_portable<T>;
 }
 
-// The AVX2 build of a kernel where the CPU has it (and the portable one is not forced), else the portable one.
-template <typename Kernel>
-Kernel pick([[maybe_unused]] Kernel portable, [[maybe_unused]] Kernel avx2) {
+// The column kernels' AVX2 builds where the CPU has AVX2 + FMA (and the portable ones are not forced).
+template <typename T>
+SumsKernel<T> column_sums_kernel() {
 #if defined(__x86_64__)
-  if (use_avx2()) return avx2;
+  if (use_avx2()) return &column_sums_avx2<T>;
 #endif
-  return portable;
+  return &column_sums_portable<T>;
+}
+
+template <typename T>
+GradSumsKernel<T> column_grad_sums_kernel() {
+#if defined(__x86_64__)
+  if (use_avx2()) return &column_grad_sums_avx2<T>;
+#endif
+  return &column_grad_sums_portable<T>;
+}
+
+template <typename T>
+ApplyKernel<T> column_apply_kernel() {
+#if defined(__x86_64__)
+  if (use_avx2()) return &column_apply_avx2<T>;
+#endif
+  return &column_apply_portable<T>;
 }
 
 // The statistics pass of the column layout: each block of kRowBlock rows summed by `block_sums(sums, rows)`
@@ -386,8 +396,8 @@ void column_rows(const kernels::ChannelLayout& layout, Apply&& apply) {
 template <typename T>
 void batch_norm_columns(const kernels::ChannelLayout& layout, T* y, T* mean, T* var, const T* x, const T* weight,
                         const T* bias, double eps) {
-  const SumsKernel<T> sums = pick<SumsKernel<T>>(&column_sums_portable<T>, AVX2_OR_NULL(column_sums_avx2<T>));
-  const ApplyKernel<T> apply = pick<ApplyKernel<T>>(&column_apply_portable<T>, AVX2_OR_NULL(column_apply_avx2<T>));
+  const SumsKernel<T> sums = column_sums_kernel<T>();
+  const ApplyKernel<T> apply = column_apply_kernel<T>();
   std::vector<double> totals;
   column_totals(layout, totals, [&](double* block, const Rows& rows) { sums(block, x, rows); });
   const auto count = static_cast<double>(layout.batch);
@@ -409,9 +419,8 @@ void batch_norm_columns(const kernels::ChannelLayout& layout, T* y, T* mean, T* 
 template <typename T>
 void batch_norm_backward_columns(const kernels::ChannelLayout& layout, T* dx, T* dweight, T* dbias, const T* g,
                                  const T* x, const T* mean, const T* var, const T* weight, double eps) {
-  const GradSumsKernel<T> sums =
-      pick<GradSumsKernel<T>>(&column_grad_sums_portable<T>, AVX2_OR_NULL(column_grad_sums_avx2<T>));
-  const ApplyKernel<T> apply = pick<ApplyKernel<T>>(&column_apply_portable<T>, AVX2_OR_NULL(column_apply_avx2<T>));
+  const GradSumsKernel<T> sums = column_grad_sums_kernel<T>();
+  const ApplyKernel<T> apply = column_apply_kernel<T>();
   const std::vector<double> m(mean, mean + layout.channels);
   std::vector<double> totals;
   column_totals(layout, totals, [&](double* block, const Rows& rows) { sums(block, g, x, m.data(), rows); });
@@ -458,8 +467,8 @@ void CpuBackend::batch_norm_kernel(const kernels::ChannelLayout& layout, const S
   dispatch_floating(layout.dtype, "batch_norm", [&]<typename T>() {
     if (layout.spatial == 1) {
       if (layout.size() == 0) return;
-      batch_norm_columns<T>(layout, y.ptr<T>(), mean.ptr<T>(), var.ptr<T>(), x.ptr<T>(), weight.ptr<T>(),
-                            bias.ptr<T>(), eps);
+      batch_norm_columns<T>(layout, y.ptr<T>(), mean.ptr<T>(), var.ptr<T>(), x.ptr<T>(), weight.ptr<T>(), bias.ptr<T>(),
+                            eps);
       return;
     }
     const ForwardKernel<T> kernel = forward_kernel<T>();
