@@ -382,6 +382,35 @@ TEST_P(CpuGemmKernel, DeterministicAcrossRunsAndThreadCounts) {
   }
 }
 
+TEST_P(CpuGemmKernel, LongKIntoASmallOutputIsSplitAlongKTheSameWayOnEveryThreadCount) {
+  // A small C from a long k (a convolution's weight gradient) is cut into chunks of k: at the threshold
+  // (k = 16384), past it with a partial last chunk, and with k long enough that the chunks grow past their
+  // minimum (more than 64 of them otherwise). Narrow outputs (n <= 16) also take the AVX-512 kernel's
+  // one-vector tile reading B in place.
+  struct Case {
+    std::int64_t m, k, n;
+    Layout la, lb;
+  };
+  const std::vector<Case> cases = {{9, 16384, 16, Layout::ColumnMajor, Layout::RowMajor},
+                                   {9, 40001, 16, Layout::ColumnMajor, Layout::RowMajor},
+                                   {2, 600007, 3, Layout::RowMajor, Layout::RowMajor},
+                                   {5, 20000, 9, Layout::RowMajor, Layout::ColumnMajor},
+                                   {30, 17000, 33, Layout::Flipped, Layout::Stepped}};
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Case& c : cases) {
+      std::vector<std::vector<double>> results;
+      for (int threads : {1, 2}) {
+        const GemmSettings settings(kernel(), threads);
+        std::mt19937_64 rng(23);  // the same inputs every time
+        results.push_back(check_product(rng, dtype, {}, c.m, c.k, c.n, c.la, c.lb, false));
+      }
+      for (std::size_t i = 1; i < results.size(); ++i) {
+        EXPECT_TRUE(results[i] == results[0]) << "m " << c.m << " k " << c.k << " n " << c.n << ", run " << i;
+      }
+    }
+  }
+}
+
 TEST_P(CpuGemmKernel, NonFiniteValuesPropagate) {
   // A NaN or infinity in A or B reaches exactly the outputs it should (padding must not leak it).
   const GemmSettings settings(kernel(), 1, tiny_blocks(kernel()));

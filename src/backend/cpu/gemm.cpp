@@ -59,6 +59,13 @@ constexpr double kParallelMinWork = 1 << 20;
 // much as the arithmetic it feeds.
 constexpr std::int64_t kSkinnyMaxRows = 24;
 
+// A product whose C has at most this many elements and whose k is at least twice kSplitKMinChunk is cut
+// along k (see gemm): C is too small to split between threads, and k is long enough to.
+constexpr std::int64_t kSplitKMaxOutput = 64 * 64;
+constexpr std::int64_t kSplitKMinChunk = 8192;
+// At most this many chunks of k, so that their partial products stay small whatever k is.
+constexpr std::int64_t kSplitKMaxChunks = 64;
+
 std::atomic<GemmKernel> g_kernel_choice{GemmKernel::Auto};
 std::atomic<std::int64_t> g_mc{0};
 std::atomic<std::int64_t> g_kc{0};
@@ -222,9 +229,15 @@ void pack_a(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std
       for (std::int64_t p = 0; p < kc; ++p) {
         for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = src[i * rs + p * cs];
       }
-    } else {
+    } else {  // the last, partial panel: height values then zeros, without a test per element
       for (std::int64_t p = 0; p < kc; ++p) {
-        for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = i < height ? src[i * rs + p * cs] : T(0);
+        T* out = dst + p * mr;
+        if (rs == 1) {
+          std::copy_n(src + p * cs, height, out);
+        } else {
+          for (std::int64_t i = 0; i < height; ++i) out[i] = src[i * rs + p * cs];
+        }
+        std::fill(out + height, out + mr, T(0));
       }
     }
     dst += mr * kc;
@@ -262,9 +275,15 @@ void pack_b(std::int64_t kc, std::int64_t cols, const T* b, std::int64_t rs, std
       for (std::int64_t p = 0; p < kc; ++p) {
         for (std::int64_t j = 0; j < nr; ++j) dst[p * nr + j] = src[p * rs + j * cs];
       }
-    } else {
+    } else {  // the last, partial panel: width values then zeros, without a test per element
       for (std::int64_t p = 0; p < kc; ++p) {
-        for (std::int64_t j = 0; j < nr; ++j) dst[p * nr + j] = j < width ? src[p * rs + j * cs] : T(0);
+        T* out = dst + p * nr;
+        if (cs == 1) {
+          std::copy_n(src + p * rs, width, out);
+        } else {
+          for (std::int64_t j = 0; j < width; ++j) out[j] = src[p * rs + j * cs];
+        }
+        std::fill(out + width, out + nr, T(0));
       }
     }
     dst += nr * kc;
@@ -280,11 +299,14 @@ struct GemmPlan {
   void (*pack_a)(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std::int64_t cs, T* dst);
   void (*pack_b)(std::int64_t kc, std::int64_t cols, const T* b, std::int64_t rs, std::int64_t cs, T* dst);
   BlockSizes block;
+  // A strip of B at most this wide may be handed to the kernel with its own row stride, unpadded: the
+  // kernel reads no value of a row past `cols` (0: every strip must have NR readable values per row).
+  std::int64_t in_place_cols;
 };
 
 // The plan of a kernel on Tile-shaped panels, with set_gemm_blocking's overrides applied (MC and NC
 // rounded down to whole panels, so that only the last block of a product has a partial panel).
-template <typename T, typename Tile, bool avx512_rows = false>
+template <typename T, typename Tile, bool avx512 = false>
 GemmPlan<T> make_plan(MicroKernel<T> kernel, BlockSizes defaults) {
   constexpr std::int64_t mr = Tile::mr;
   constexpr std::int64_t nr = Tile::nr;
@@ -295,7 +317,7 @@ GemmPlan<T> make_plan(MicroKernel<T> kernel, BlockSizes defaults) {
   if (mc > 0) block.mc = std::max(mr, mc / mr * mr);
   if (kc > 0) block.kc = kc;
   if (nc > 0) block.nc = std::max(nr, nc / nr * nr);
-  return {mr, nr, kernel, &pack_a<T, mr, avx512_rows>, &pack_b<T, nr>, block};
+  return {mr, nr, kernel, &pack_a<T, mr, avx512>, &pack_b<T, nr>, block, avx512 ? nr / 2 : 0};
 }
 
 template <typename T>
@@ -376,7 +398,7 @@ void gemm_skinny(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<
       const std::int64_t cols = std::min(nr, n - jr);
       const T* strip = x.b + pc * x.rsb + jr;
       std::int64_t ldb = x.rsb;
-      if (cols < nr) {
+      if (cols < nr && cols > plan.in_place_cols) {
         plan.pack_b(kc, cols, strip, x.rsb, std::int64_t{1}, edge_b);
         strip = edge_b;
         ldb = nr;
@@ -435,6 +457,39 @@ void gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<
   if (m == 0 || n == 0) return;
   if (m <= kSkinnyMaxRows && x.csb == 1) return gemm_skinny(m, n, k, x, plan);
   gemm_packed(m, n, k, x, plan);
+}
+
+// A small C from a long k (a convolution's weight gradient: channels x taps of C, batch x pixels of k):
+// splitting C's rows or columns would leave threads idle, so k is cut into chunks, each chunk's product
+// goes to a partial C of its own, and the partials are added in chunk order. The chunks depend on k
+// alone, never on the thread count, so neither does the result.
+template <typename T>
+void gemm_split_k(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, const GemmPlan<T>& plan,
+                  bool parallel) {
+  const std::int64_t kc = plan.block.kc;
+  const std::int64_t min_chunk = (kSplitKMinChunk + kc - 1) / kc * kc;  // whole KC blocks
+  const std::int64_t chunk = std::max(min_chunk, ((k + kSplitKMaxChunks - 1) / kSplitKMaxChunks + kc - 1) / kc * kc);
+  const std::int64_t chunks = (k + chunk - 1) / chunk;
+  std::vector<T> partials(static_cast<std::size_t>(chunks * m * n));
+  parallel_for(0, chunks, parallel ? 1 : chunks, [&](std::int64_t q0, std::int64_t q1) {
+    for (std::int64_t q = q0; q < q1; ++q) {
+      const std::int64_t p0 = q * chunk;
+      Operands<T> part = x;
+      part.a += p0 * x.csa;
+      part.b += p0 * x.rsb;
+      part.c = partials.data() + q * m * n;
+      part.rsc = n;
+      part.csc = 1;
+      gemm_serial(m, n, std::min(chunk, k - p0), part, plan);
+    }
+  });
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      T sum = partials[static_cast<std::size_t>(i * n + j)];
+      for (std::int64_t q = 1; q < chunks; ++q) sum += partials[static_cast<std::size_t>((q * m + i) * n + j)];
+      x.c[i * x.rsc + j * x.csc] = sum;
+    }
+  }
 }
 
 }  // namespace
@@ -496,6 +551,7 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
     return;
   }
   const GemmPlan<T> plan = choose_plan<T>();
+  if (m * n <= kSplitKMaxOutput && k >= 2 * kSplitKMinChunk) return gemm_split_k(m, n, k, x, plan, parallel);
   if (!parallel) return gemm_serial(m, n, k, x, plan);
   // Split the larger side of C: each thread then repacks all of the other operand, which costs least
   // when that operand is the smaller one. Chunks are whole register panels.

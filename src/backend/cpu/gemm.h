@@ -8,7 +8,8 @@
 // of B are read in place (no B packing), or, when B's columns are contiguous, each output is a dot
 // product of two contiguous runs; a product with one output column (or row) is a set of dot products. Large products
 // are split over threads by rows or columns of C, so each element of C is computed by exactly one thread in the same
-// order whatever the thread count.
+// order whatever the thread count. A small C from a long k (a convolution's weight gradient) is split along k
+// instead, into chunks fixed by k alone, whose partial products are added in order.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +62,8 @@ struct Avx512Tile<double> {
 // tile = sum over p < kc of a[p * mr + i] * b[p * ldb + j] (i < mr, j < nr of the kernel's tile: a packed
 // A panel, and kc rows of nr readable values of B), accumulated in p order from zero; then the top-left
 // rows x cols of the tile is stored to c[i * rsc + j * csc], or added to it when `accumulate`.
+// The AVX-512 kernels read only the first `cols` values of each row of B when cols <= NR / 2 (see
+// GemmPlan::in_place_cols), so a B that narrow need not be padded to NR.
 template <typename T>
 using MicroKernel = void (*)(std::int64_t kc, const T* a, const T* b, std::int64_t ldb, T* c, std::int64_t rsc,
                              std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);

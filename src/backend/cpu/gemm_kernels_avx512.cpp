@@ -3,8 +3,10 @@
 // of the panel, and each of the 14 values of the A panel is broadcast from memory once and feeds the two
 // FMAs of its row: 28 FMAs for 16 loads, so the two FMA pipes, not the load ports, set the pace, and 28
 // independent chains cover the FMA latency (eight would do). In L1 this runs at the FMA peak of the core.
-// Edge tiles store through lane masks. Also here: the packing of row-major A into the 14-row float
-// panels, transposed sixteen steps of k at a time in registers. These functions are compiled for
+// Edge tiles store through lane masks, and a tile at most one vector wide (a narrow C) runs with one
+// accumulator per row and reads only its `cols` values of each row of B, through a lane mask: half the
+// FMAs, and a narrow B can be read where it lies instead of padded into a panel. Also here: the packing of row-major A
+// into the 14-row float panels, transposed sixteen steps of k at a time in registers. These functions are compiled for
 // AVX-512F whatever the project's flags say and are only called after a run-time check of the CPU
 // (gemm.cpp).
 #if defined(__x86_64__)
@@ -60,9 +62,10 @@ typename Ops::Mask first_lanes(std::int64_t count) {
   return static_cast<typename Ops::Mask>((1U << count) - 1U);
 }
 
-// The MR x (2 * lanes) tile. The accumulator array is indexed only by constants after full unrolling,
-// so it lives in registers.
-template <typename Ops, int MR>
+// The MR x (NV * lanes) tile, NV = 1 or 2 vectors per row. The accumulator array is indexed only by
+// constants after full unrolling, so it lives in registers. Every element gets the same FMAs in the same
+// order whatever NV is, so the narrow variant changes no result.
+template <typename Ops, int MR, int NV>
 __attribute__((target("avx512f"))) inline void tile_kernel(std::int64_t kc, const typename Ops::T* a,
                                                            const typename Ops::T* b, std::int64_t ldb,
                                                            typename Ops::T* c, std::int64_t rsc, std::int64_t csc,
@@ -77,15 +80,22 @@ __attribute__((target("avx512f"))) inline void tile_kernel(std::int64_t kc, cons
     acc[i][0] = Ops::zero();
     acc[i][1] = Ops::zero();
   }
+  const typename Ops::Mask b_lanes = first_lanes<Ops>(cols);
 #pragma GCC unroll 4
   for (std::int64_t p = 0; p < kc; ++p) {
-    const V b0 = Ops::load(b);
-    const V b1 = Ops::load(b + lanes);
+    if constexpr (NV == 1) {
+      const V b0 = Ops::load(b, b_lanes);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V ai = Ops::splat(a + i);
-      acc[i][0] = Ops::fma(ai, b0, acc[i][0]);
-      acc[i][1] = Ops::fma(ai, b1, acc[i][1]);
+      for (int i = 0; i < MR; ++i) acc[i][0] = Ops::fma(Ops::splat(a + i), b0, acc[i][0]);
+    } else {
+      const V b0 = Ops::load(b);
+      const V b1 = Ops::load(b + lanes);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V ai = Ops::splat(a + i);
+        acc[i][0] = Ops::fma(ai, b0, acc[i][0]);
+        acc[i][1] = Ops::fma(ai, b1, acc[i][1]);
+      }
     }
     a += MR;
     b += ldb;
@@ -127,7 +137,9 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(std::int64_t kc, con
                                                             std::int64_t csc, std::int64_t rows, std::int64_t cols,
                                                             bool accumulate) {
   static_assert(Avx512Tile<float>::nr == 2 * Float512::lanes);
-  tile_kernel<Float512, Avx512Tile<float>::mr>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
+  constexpr int mr = Avx512Tile<float>::mr;
+  if (cols <= Float512::lanes) return tile_kernel<Float512, mr, 1>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
+  tile_kernel<Float512, mr, 2>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
 }
 
 __attribute__((target("avx512f"))) void micro_kernel_avx512(std::int64_t kc, const double* a, const double* b,
@@ -135,7 +147,11 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(std::int64_t kc, con
                                                             std::int64_t csc, std::int64_t rows, std::int64_t cols,
                                                             bool accumulate) {
   static_assert(Avx512Tile<double>::nr == 2 * Double512::lanes);
-  tile_kernel<Double512, Avx512Tile<double>::mr>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
+  constexpr int mr = Avx512Tile<double>::mr;
+  if (cols <= Double512::lanes) {
+    return tile_kernel<Double512, mr, 1>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
+  }
+  tile_kernel<Double512, mr, 2>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
 }
 
 // GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_ps(), which it then reports as
