@@ -174,7 +174,7 @@ template <typename T>
 // writes whole rows.
 constexpr std::int64_t kRowBlock = 512;
 
-// The rows [row_first, row_last) of an (N, C) array and the per-channel values the passes need.
+// The rows [row_first, row_last) of an (N, C) array: one block of a column pass.
 struct Rows {
   std::int64_t channels;
   std::int64_t row_first;
@@ -338,29 +338,21 @@ BackwardKernel<T> backward_kernel() {
   return &batch_norm_backward_portable<T>;
 }
 
-// The column kernels' AVX2 builds where the CPU has AVX2 + FMA (and the portable ones are not forced).
+// The column kernels of one build: AVX2 where the CPU has AVX2 + FMA (and the portable ones are not
+// forced), else portable.
 template <typename T>
-SumsKernel<T> column_sums_kernel() {
-#if defined(__x86_64__)
-  if (use_avx2()) return &column_sums_avx2<T>;
-#endif
-  return &column_sums_portable<T>;
-}
+struct ColumnKernels {
+  SumsKernel<T> sums;
+  GradSumsKernel<T> grad_sums;
+  ApplyKernel<T> apply;
+};
 
 template <typename T>
-GradSumsKernel<T> column_grad_sums_kernel() {
+ColumnKernels<T> column_kernels() {
 #if defined(__x86_64__)
-  if (use_avx2()) return &column_grad_sums_avx2<T>;
+  if (use_avx2()) return {&column_sums_avx2<T>, &column_grad_sums_avx2<T>, &column_apply_avx2<T>};
 #endif
-  return &column_grad_sums_portable<T>;
-}
-
-template <typename T>
-ApplyKernel<T> column_apply_kernel() {
-#if defined(__x86_64__)
-  if (use_avx2()) return &column_apply_avx2<T>;
-#endif
-  return &column_apply_portable<T>;
+  return {&column_sums_portable<T>, &column_grad_sums_portable<T>, &column_apply_portable<T>};
 }
 
 // The statistics pass of the column layout: each block of kRowBlock rows summed by `block_sums(sums, rows)`
@@ -396,8 +388,9 @@ void column_rows(const kernels::ChannelLayout& layout, Apply&& apply) {
 template <typename T>
 void batch_norm_columns(const kernels::ChannelLayout& layout, T* y, T* mean, T* var, const T* x, const T* weight,
                         const T* bias, double eps) {
-  const SumsKernel<T> sums = column_sums_kernel<T>();
-  const ApplyKernel<T> apply = column_apply_kernel<T>();
+  const ColumnKernels<T> kernels = column_kernels<T>();
+  const SumsKernel<T> sums = kernels.sums;
+  const ApplyKernel<T> apply = kernels.apply;
   std::vector<double> totals;
   column_totals(layout, totals, [&](double* block, const Rows& rows) { sums(block, x, rows); });
   const auto count = static_cast<double>(layout.batch);
@@ -419,8 +412,9 @@ void batch_norm_columns(const kernels::ChannelLayout& layout, T* y, T* mean, T* 
 template <typename T>
 void batch_norm_backward_columns(const kernels::ChannelLayout& layout, T* dx, T* dweight, T* dbias, const T* g,
                                  const T* x, const T* mean, const T* var, const T* weight, double eps) {
-  const GradSumsKernel<T> sums = column_grad_sums_kernel<T>();
-  const ApplyKernel<T> apply = column_apply_kernel<T>();
+  const ColumnKernels<T> kernels = column_kernels<T>();
+  const GradSumsKernel<T> sums = kernels.grad_sums;
+  const ApplyKernel<T> apply = kernels.apply;
   const std::vector<double> m(mean, mean + layout.channels);
   std::vector<double> totals;
   column_totals(layout, totals, [&](double* block, const Rows& rows) { sums(block, g, x, m.data(), rows); });

@@ -160,12 +160,17 @@ template <typename T>
   }
 }
 
-// The backward pass sums and subtracts in double whatever T is, as ref does: dx is a small difference of
-// large terms (it is orthogonal to 1 and to xhat), so float32 arithmetic loses it; the gradient of
-// sum(LayerNorm(x)**4) for a row like (3.1, 2.45, 2.3) came out 0.6% off.
-template <typename T>
-[[gnu::always_inline]] inline void layer_norm_backward_rows(T* dx, const T* g, const T* x, std::int64_t first,
-                                                            std::int64_t last, std::int64_t cols, double eps) {
+// The layer norm's backward over rows [first, last). The backward pass sums and subtracts in double whatever
+// T is, as ref does: dx is a small difference of large terms (it is orthogonal to 1 and to xhat), so float32
+// arithmetic loses it; the gradient of sum(LayerNorm(x)**4) for a row like (3.1, 2.45, 2.3) came out 0.6%
+// off. With kAffine, the normalized rows were scaled by w: dx is computed for the gradient g * w, and each
+// column's sum of g * xhat (first half of `columns`, 2 * cols doubles) and of g (second half) over these
+// rows is added into `columns`, for the weight's and the shift's gradients. Without it, w and columns are
+// not read.
+template <typename T, bool kAffine>
+[[gnu::always_inline]] inline void layer_norm_backward_rows(T* dx, double* columns, const T* g, const T* x, const T* w,
+                                                            std::int64_t first, std::int64_t last, std::int64_t cols,
+                                                            double eps) {
   const auto n = static_cast<double>(cols);
   for (std::int64_t row = first; row < last; ++row) {
     const T* gr = g + row * cols;
@@ -177,49 +182,22 @@ template <typename T>
       return centred * centred;
     });
     const double rstd = 1.0 / std::sqrt(squares / n + eps);
-    const double mean_g = lane_sum<double>(cols, [&](std::int64_t j) { return static_cast<double>(gr[j]); }) / n;
-    const double mean_g_xhat =
-        lane_sum<double>(
-            cols,
-            [&](std::int64_t j) { return static_cast<double>(gr[j]) * ((static_cast<double>(xr[j]) - mean) * rstd); }) /
+    // The gradient reaching the normalized row: g, or g * w.
+    const auto gn = [&](std::int64_t j) {
+      if constexpr (kAffine) return static_cast<double>(gr[j]) * static_cast<double>(w[j]);
+      return static_cast<double>(gr[j]);
+    };
+    const double mean_gn = lane_sum<double>(cols, gn) / n;
+    const double mean_gn_xhat =
+        lane_sum<double>(cols, [&](std::int64_t j) { return gn(j) * ((static_cast<double>(xr[j]) - mean) * rstd); }) /
         n;
     for (std::int64_t j = 0; j < cols; ++j) {
       const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) - mean_g - xhat * mean_g_xhat));
-    }
-  }
-}
-
-// The affine layer norm's backward over rows [first, last): dx as layer_norm_backward_rows computes it for the
-// gradient g * w, and, added into `columns` (2 * cols doubles), each column's sum of g * xhat (first half)
-// and of g (second half) over these rows.
-template <typename T>
-[[gnu::always_inline]] inline void layer_norm_affine_backward_rows(T* dx, double* columns, const T* g, const T* x,
-                                                                   const T* w, std::int64_t first, std::int64_t last,
-                                                                   std::int64_t cols, double eps) {
-  const auto n = static_cast<double>(cols);
-  double* sum_g_xhat = columns;
-  double* sum_g = columns + cols;
-  for (std::int64_t row = first; row < last; ++row) {
-    const T* gr = g + row * cols;
-    const T* xr = x + row * cols;
-    T* out = dx + row * cols;
-    const double mean = lane_sum<double>(cols, [&](std::int64_t j) { return static_cast<double>(xr[j]); }) / n;
-    const double squares = lane_sum<double>(cols, [&](std::int64_t j) {
-      const double centred = static_cast<double>(xr[j]) - mean;
-      return centred * centred;
-    });
-    const double rstd = 1.0 / std::sqrt(squares / n + eps);
-    const auto gw = [&](std::int64_t j) { return static_cast<double>(gr[j]) * static_cast<double>(w[j]); };
-    const double mean_gw = lane_sum<double>(cols, gw) / n;
-    const double mean_gw_xhat =
-        lane_sum<double>(cols, [&](std::int64_t j) { return gw(j) * ((static_cast<double>(xr[j]) - mean) * rstd); }) /
-        n;
-    for (std::int64_t j = 0; j < cols; ++j) {
-      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      out[j] = static_cast<T>(rstd * (gw(j) - mean_gw - xhat * mean_gw_xhat));
-      sum_g_xhat[j] += static_cast<double>(gr[j]) * xhat;
-      sum_g[j] += static_cast<double>(gr[j]);
+      out[j] = static_cast<T>(rstd * (gn(j) - mean_gn - xhat * mean_gn_xhat));
+      if constexpr (kAffine) {
+        columns[j] += static_cast<double>(gr[j]) * xhat;
+        columns[cols + j] += static_cast<double>(gr[j]);
+      }
     }
   }
 }
@@ -271,12 +249,12 @@ void layer_norm_portable(T* out, const T* x, std::int64_t first, std::int64_t la
 template <typename T>
 void layer_norm_backward_portable(T* dx, const T* g, const T* x, std::int64_t first, std::int64_t last,
                                   std::int64_t cols, double eps) {
-  layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
+  layer_norm_backward_rows<T, false>(dx, nullptr, g, x, nullptr, first, last, cols, eps);
 }
 template <typename T>
 void layer_norm_affine_backward_portable(T* dx, double* columns, const T* g, const T* x, const T* w, std::int64_t first,
                                          std::int64_t last, std::int64_t cols, double eps) {
-  layer_norm_affine_backward_rows(dx, columns, g, x, w, first, last, cols, eps);
+  layer_norm_backward_rows<T, true>(dx, columns, g, x, w, first, last, cols, eps);
 }
 
 template <typename T>
@@ -308,14 +286,14 @@ __attribute__((target("avx2,fma"))) void layer_norm_avx2(T* out, const T* x, std
 template <typename T>
 __attribute__((target("avx2,fma"))) void layer_norm_backward_avx2(T* dx, const T* g, const T* x, std::int64_t first,
                                                                   std::int64_t last, std::int64_t cols, double eps) {
-  layer_norm_backward_rows(dx, g, x, first, last, cols, eps);
+  layer_norm_backward_rows<T, false>(dx, nullptr, g, x, nullptr, first, last, cols, eps);
 }
 template <typename T>
 __attribute__((target("avx2,fma"))) void layer_norm_affine_backward_avx2(T* dx, double* columns, const T* g, const T* x,
                                                                          const T* w, std::int64_t first,
                                                                          std::int64_t last, std::int64_t cols,
                                                                          double eps) {
-  layer_norm_affine_backward_rows(dx, columns, g, x, w, first, last, cols, eps);
+  layer_norm_backward_rows<T, true>(dx, columns, g, x, w, first, last, cols, eps);
 }
 
 template <typename T>

@@ -89,6 +89,26 @@ void row_statistics(const T* x, std::int64_t cols, double eps, double& mean, dou
   rstd = 1.0 / std::sqrt(squares / static_cast<double>(cols) + eps);
 }
 
+// dx of one row of the layer norm for the gradient gn(j) that reaches the normalized row (g for the plain
+// layer norm, g * weight for the affine one); also hands back the row's mean and rstd.
+template <typename T, typename Gradient>
+void layer_norm_backward_row(const T* xr, T* out, std::int64_t cols, double eps, Gradient gn, double& mean,
+                             double& rstd) {
+  const auto n = static_cast<double>(cols);
+  row_statistics(xr, cols, eps, mean, rstd);
+  double sum = 0.0;
+  double sum_xhat = 0.0;
+  for (std::int64_t j = 0; j < cols; ++j) {
+    const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+    sum += gn(j);
+    sum_xhat += gn(j) * xhat;
+  }
+  for (std::int64_t j = 0; j < cols; ++j) {
+    const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
+    out[j] = static_cast<T>(rstd * (gn(j) - sum / n - xhat * (sum_xhat / n)));
+  }
+}
+
 }  // namespace
 
 void layer_norm(const kernels::RowLayout& layout, const StridedView& out, const StridedView& x, double eps) {
@@ -106,25 +126,13 @@ void layer_norm(const kernels::RowLayout& layout, const StridedView& out, const 
 void layer_norm_backward(const kernels::RowLayout& layout, const StridedView& dx, const StridedView& g,
                          const StridedView& x, double eps) {
   const std::int64_t cols = layout.cols;
-  const auto n = static_cast<double>(cols);
   for_each_row(layout, [&]<typename T>(std::int64_t row) {
     const T* gr = g.ptr<T>() + row * cols;
-    const T* xr = x.ptr<T>() + row * cols;
-    T* out = dx.ptr<T>() + row * cols;
     double mean = 0.0;
     double rstd = 0.0;
-    row_statistics(xr, cols, eps, mean, rstd);
-    double sum_g = 0.0;
-    double sum_g_xhat = 0.0;
-    for (std::int64_t j = 0; j < cols; ++j) {
-      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      sum_g += gr[j];
-      sum_g_xhat += static_cast<double>(gr[j]) * xhat;
-    }
-    for (std::int64_t j = 0; j < cols; ++j) {
-      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) - sum_g / n - xhat * (sum_g_xhat / n)));
-    }
+    layer_norm_backward_row(
+        x.ptr<T>() + row * cols, dx.ptr<T>() + row * cols, cols, eps,
+        [&](std::int64_t j) { return static_cast<double>(gr[j]); }, mean, rstd);
   });
 }
 
@@ -132,32 +140,22 @@ void layer_norm_affine_backward(const kernels::RowLayout& layout, const StridedV
                                 const StridedView& dbias, const StridedView& g, const StridedView& x,
                                 const StridedView& weight, double eps) {
   const std::int64_t cols = layout.cols;
-  const auto n = static_cast<double>(cols);
   std::vector<double> sum_g_xhat_columns(static_cast<std::size_t>(cols), 0.0);
   std::vector<double> sum_g_columns(static_cast<std::size_t>(cols), 0.0);
   for_each_row(layout, [&]<typename T>(std::int64_t row) {
     const T* gr = g.ptr<T>() + row * cols;
     const T* xr = x.ptr<T>() + row * cols;
     const T* w = weight.ptr<T>();
-    T* out = dx.ptr<T>() + row * cols;
     double mean = 0.0;
     double rstd = 0.0;
-    row_statistics(xr, cols, eps, mean, rstd);
     // The gradient reaching the normalized rows is g * weight.
-    double sum_gw = 0.0;
-    double sum_gw_xhat = 0.0;
+    layer_norm_backward_row(
+        xr, dx.ptr<T>() + row * cols, cols, eps,
+        [&](std::int64_t j) { return static_cast<double>(gr[j]) * static_cast<double>(w[j]); }, mean, rstd);
     for (std::int64_t j = 0; j < cols; ++j) {
-      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      const double gw = static_cast<double>(gr[j]) * static_cast<double>(w[j]);
-      sum_gw += gw;
-      sum_gw_xhat += gw * xhat;
-      sum_g_xhat_columns[j] += static_cast<double>(gr[j]) * xhat;
-      sum_g_columns[j] += gr[j];
-    }
-    for (std::int64_t j = 0; j < cols; ++j) {
-      const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      const double gw = static_cast<double>(gr[j]) * static_cast<double>(w[j]);
-      out[j] = static_cast<T>(rstd * (gw - sum_gw / n - xhat * (sum_gw_xhat / n)));
+      const auto column = static_cast<std::size_t>(j);
+      sum_g_xhat_columns[column] += static_cast<double>(gr[j]) * ((static_cast<double>(xr[j]) - mean) * rstd);
+      sum_g_columns[column] += gr[j];
     }
   });
   dispatch_floating(layout.dtype, "layer_norm_affine_backward", [&]<typename T>() {
