@@ -48,7 +48,7 @@ void row_mean_and_std(Backend& backend, const RowLayout& layout, const StridedVi
 void attention_scores(Backend& backend, const kernels::AttentionLayout& n, const StridedView& q, const StridedView& k,
                       double scale, bool causal, void* scores) {
   const StridedView all{scores, n.dtype, {n.batch, n.queries, n.keys}, {n.queries * n.keys, n.keys, 1}};
-  const StridedView k_transposed{k.data, n.dtype, {n.batch, n.dim, n.keys}, {n.keys * n.dim, 1, n.dim}};
+  const StridedView k_transposed{k.data, n.dtype, {n.batch, n.dim, n.keys}, {k.strides[0], 1, k.strides[1]}};
   backend.matmul(all, q, k_transposed);
   Scratch factor(backend, 1, n.dtype);
   backend.fill({factor.data(), n.dtype, {1}, {1}}, Scalar(scale));
@@ -280,11 +280,10 @@ void Backend::attention_backward_kernel(const kernels::AttentionLayout& n, const
   const RowLayout out_rows{n.batch * n.queries, n.value_dim, n.dtype};
   Scratch row_dot(*this, rows.rows, n.dtype);
   Scratch products(*this, out_rows.size(), n.dtype);
-  binary(BinaryOp::Mul, out_rows.full(products.data()), out_rows.full(g.data), out_rows.full(out.data));
+  binary(BinaryOp::Mul, {products.data(), n.dtype, out.shape, compact_strides(out.shape)}, g, out);
   reduce(ReduceOp::Sum, out_rows.per_row(row_dot.data()), out_rows.full(products.data()));
   Scratch dscores(*this, rows.size(), n.dtype);
-  matmul(as_scores(dscores.data()), g,
-         {v.data, n.dtype, {n.batch, n.value_dim, n.keys}, {n.keys * n.value_dim, 1, n.value_dim}});
+  matmul(as_scores(dscores.data()), g, {v.data, n.dtype, {n.batch, n.value_dim, n.keys}, {v.strides[0], 1, v.strides[1]}});
   binary(BinaryOp::Sub, rows.full(dscores.data()), rows.full(dscores.data()), rows.row_broadcast(row_dot.data()));
   binary(BinaryOp::Mul, rows.full(dscores.data()), rows.full(dscores.data()), rows.full(probs.data()));
   Scratch factor(*this, 1, n.dtype);

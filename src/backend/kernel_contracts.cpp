@@ -236,8 +236,18 @@ ChannelLayout channel_layout(std::string_view op, OperandList data, OperandList 
 // Operand kinds for attention_layout's `rest`, indexing the shapes it expects.
 enum AttentionOperand : std::uint8_t { kLikeQ, kLikeK, kLikeV, kLikeOut, kLogsumexp };
 
-// q (B, L, d), k (B, S, d), v (B, S, dv), and `rest` (each with the shape of its kind), all contiguous
-// with one floating dtype.
+// A 3-d attention operand read (or written) row by row in place: each row contiguous (a unit last stride,
+// unless rows hold at most one value) and the batch and row strides non-negative (an empty one is never read).
+void expect_rows_in_place(std::string_view op, std::string_view operand, const StridedView& view) {
+  NEEDLE_CHECK(view.size() == 0 ||
+                   ((view.shape[2] <= 1 || view.strides[2] == 1) && view.strides[0] >= 0 && view.strides[1] >= 0),
+               RuntimeError, op, ": ", operand, " of shape ", shape_str(view.shape), " and strides ",
+               shape_str(view.strides), " needs contiguous rows (a unit last stride) and non-negative strides");
+}
+
+// q (B, L, d), k (B, S, d), v (B, S, dv), and `rest` (each with the shape of its kind), with one floating
+// dtype; the logsumexp contiguous, every other operand with contiguous rows and any non-negative batch and
+// row strides.
 AttentionLayout attention_layout(std::string_view op, const StridedView& q, const StridedView& k, const StridedView& v,
                                  std::initializer_list<std::pair<const StridedView*, AttentionOperand>> rest) {
   expect_floating(op, q.dtype);
@@ -257,12 +267,16 @@ AttentionLayout attention_layout(std::string_view op, const StridedView& q, cons
       q.shape, k.shape, v.shape, {layout.batch, layout.queries, layout.value_dim}, {layout.batch, layout.queries}};
   for (const StridedView* view : {&q, &k, &v}) {
     expect_dtype(op, "operand", *view, layout.dtype);
-    expect_contiguous(op, "operand", *view);
+    expect_rows_in_place(op, "operand", *view);
   }
   for (const auto& [view, kind] : rest) {
     expect_shape(op, "operand", *view, shapes[kind]);
     expect_dtype(op, "operand", *view, layout.dtype);
-    expect_contiguous(op, "operand", *view);
+    if (kind == kLogsumexp) {
+      expect_contiguous(op, "logsumexp", *view);
+    } else {
+      expect_rows_in_place(op, "operand", *view);
+    }
   }
   return layout;
 }
@@ -291,10 +305,8 @@ AttentionLayout decode_attention_layout(const StridedView& out, const StridedVie
   for (const StridedView* view : {&out, &q, &k, &v}) expect_dtype(op, "operand", *view, layout.dtype);
   expect_contiguous(op, "q", q);
   expect_contiguous(op, "out", out);
-  for (const StridedView* view : {&k, &v}) {
-    NEEDLE_CHECK(view->strides[2] == 1 && view->strides[0] >= 0 && view->strides[1] >= 0, RuntimeError, op,
-                 ": k and v need a unit last stride and non-negative strides, got strides ", shape_str(view->strides));
-  }
+  expect_rows_in_place(op, "k", k);
+  expect_rows_in_place(op, "v", v);
   return layout;
 }
 

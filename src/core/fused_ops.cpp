@@ -4,7 +4,10 @@
 #include "needle/core/fused_ops.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <limits>
+#include <numeric>
+#include <vector>
 
 #include "core/array_checks.h"
 #include "needle/core/array_ops.h"
@@ -199,26 +202,117 @@ void check_attention(std::string_view op, const NDArray& q, const NDArray& k, co
   check_same_device(op, {&q, &k, &v});
   check_same_dtype(op, {&q, &k, &v});
   check_floating(op, q);
-  NEEDLE_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3 && k.shape()[0] == q.shape()[0] &&
-                   v.shape()[0] == q.shape()[0] && k.shape()[2] == q.shape()[2] && v.shape()[1] == k.shape()[1],
-               ValueError, op, ": expected q (B, L, d), k (B, S, d) and v (B, S, dv), got shapes ",
+  const std::size_t ndim = q.shape().size();
+  const bool shapes_fit = ndim >= 3 && k.shape().size() == ndim && v.shape().size() == ndim &&
+                          std::equal(q.shape().begin(), q.shape().end() - 2, k.shape().begin()) &&
+                          std::equal(q.shape().begin(), q.shape().end() - 2, v.shape().begin()) &&
+                          k.shape().back() == q.shape().back() && v.shape()[ndim - 2] == k.shape()[ndim - 2];
+  NEEDLE_CHECK(shapes_fit, ValueError, op, ": expected q (..., L, d), k (..., S, d) and v (..., S, dv), got shapes ",
                shape_str(q.shape()), ", ", shape_str(k.shape()), " and ", shape_str(v.shape()));
+}
+
+// An attention operand as the kernels read it: itself when its rows are contiguous and its strides
+// non-negative (a head of a (batch, length, heads, d) projection is), else a compact copy.
+NDArray rows_in_place(const NDArray& a) {
+  const Strides& s = a.strides();
+  const bool in_place = (a.shape().back() <= 1 || s.back() == 1) &&
+                        std::all_of(s.begin(), s.end(), [](std::int64_t stride) { return stride >= 0; });
+  return in_place ? a : a.compact();
+}
+
+// A new array of `shape` whose memory follows the order of `like`'s axes (larger strides outside, the
+// last axis innermost). Attention over the heads of a projection (batch, heads, length, d), a permuted
+// view of (batch, length, heads, d), so writes its result and its gradients as (batch, length, heads, ...),
+// and joining the heads again is a view, not a copy.
+NDArray empty_in_order_of(const NDArray& like, const Shape& shape) {
+  const auto ndim = static_cast<std::int64_t>(shape.size());
+  Axes order(static_cast<std::size_t>(ndim - 1));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  const Strides& strides = like.strides();
+  std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
+    return strides[static_cast<std::size_t>(x)] > strides[static_cast<std::size_t>(y)];
+  });
+  order.push_back(ndim - 1);
+  Shape permuted;
+  Axes inverse(static_cast<std::size_t>(ndim));
+  for (std::int64_t i = 0; i < ndim; ++i) {
+    const auto axis = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
+    permuted.push_back(shape[axis]);
+    inverse[axis] = i;
+  }
+  return NDArray::empty(permuted, like.dtype(), like.device()).permute(inverse);
+}
+
+// Calls `kernel(views, first, count)` with (count, rows, cols) views of the (..., rows, cols) arrays `arrays`
+// (one batch shape for all) covering problems [first, first + count) of the flattened batch dimensions: one
+// call for all of them when every array's batch dimensions step through memory with one stride, else one
+// call per index of the leading batch dimensions, count then being the last batch dimension (the heads of
+// one sequence). The kernels take one batch stride per operand.
+template <typename Kernel>
+void for_each_batch_slab(const std::vector<const NDArray*>& arrays, Kernel&& kernel) {
+  const Shape& shape = arrays.front()->shape();
+  const std::size_t batch_dims = shape.size() - 2;
+  const auto merges = [&](const NDArray& a) {
+    for (std::size_t d = 0; d + 1 < batch_dims; ++d) {
+      if (shape[d] != 1 && a.strides()[d] != a.strides()[d + 1] * shape[d + 1]) return false;
+    }
+    return true;
+  };
+  const bool one_call = std::all_of(arrays.begin(), arrays.end(), [&](const NDArray* a) { return merges(*a); });
+  const std::size_t loop_dims = one_call ? 0 : batch_dims - 1;
+  Shape outer(shape.begin(), shape.begin() + static_cast<std::ptrdiff_t>(loop_dims));
+  std::int64_t problems = 1;
+  for (std::size_t d = loop_dims; d < batch_dims; ++d) problems *= shape[d];
+  const std::int64_t calls = numel(outer);
+  std::vector<std::int64_t> index(loop_dims, 0);
+  for (std::int64_t call = 0; call < calls; ++call) {
+    std::vector<StridedView> views;
+    for (const NDArray* a : arrays) {
+      StridedView view = a->view();
+      std::int64_t offset = 0;
+      for (std::size_t d = 0; d < loop_dims; ++d) offset += index[d] * view.strides[d];
+      const std::size_t rows_axis = shape.size() - 2;
+      view.data = static_cast<std::byte*>(view.data) + offset * static_cast<std::int64_t>(itemsize(view.dtype));
+      view.shape = {problems, a->shape()[rows_axis], a->shape().back()};
+      view.strides = {view.strides[batch_dims - 1], view.strides[rows_axis], view.strides.back()};
+      views.push_back(view);
+    }
+    kernel(views, call * problems, problems);
+    for (std::size_t d = loop_dims; d-- > 0;) {  // the next index, last dimension fastest
+      if (++index[d] < outer[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+// Rows [first, first + count) of a compact (..., L) logsumexp, as the (count, L) operand of one kernel call.
+StridedView logsumexp_slab(const NDArray& logsumexp, std::int64_t first, std::int64_t count) {
+  StridedView view = logsumexp.view();
+  const std::int64_t length = logsumexp.shape().back();
+  view.data = static_cast<std::byte*>(view.data) + first * length * static_cast<std::int64_t>(itemsize(view.dtype));
+  view.shape = {count, length};
+  view.strides = {length, 1};
+  return view;
 }
 
 }  // namespace
 
 AttentionResult attention(const NDArray& q, const NDArray& k, const NDArray& v, double scale, bool causal) {
   check_attention("attention", q, k, v);
-  const NDArray qc = q.compact();
-  const NDArray kc = k.compact();
-  const NDArray vc = v.compact();
-  const std::int64_t batch = q.shape()[0];
-  const std::int64_t length = q.shape()[1];
-  AttentionResult r{NDArray::empty({batch, length, v.shape()[2]}, q.dtype(), q.device()),
-                    NDArray::empty({batch, length}, q.dtype(), q.device())};
-  if (batch * length > 0) {
-    backend_of(q).attention(r.out.view(), r.logsumexp.view(), qc.view(), kc.view(), vc.view(), scale, causal);
-  }
+  const NDArray qc = rows_in_place(q);
+  const NDArray kc = rows_in_place(k);
+  const NDArray vc = rows_in_place(v);
+  Shape out_shape = q.shape();
+  out_shape.back() = v.shape().back();
+  AttentionResult r{empty_in_order_of(qc, out_shape),
+                    NDArray::empty(Shape(q.shape().begin(), q.shape().end() - 1), q.dtype(), q.device())};
+  if (r.logsumexp.size() == 0) return r;
+  Backend& backend = backend_of(q);
+  for_each_batch_slab({&qc, &kc, &vc, &r.out},
+                      [&](const std::vector<StridedView>& s, std::int64_t first, std::int64_t count) {
+                        backend.attention(s[3], logsumexp_slab(r.logsumexp, first, count), s[0], s[1], s[2], scale,
+                                          causal);
+                      });
   return r;
 }
 
@@ -250,18 +344,23 @@ AttentionGrads attention_backward(const NDArray& g, const NDArray& q, const NDAr
   check_attention("attention_backward", q, k, v);
   check_same_device("attention_backward", {&q, &g, &forward.out, &forward.logsumexp});
   check_shape("attention_backward", "g", g, forward.out.shape());
-  const NDArray qc = q.compact();
-  const NDArray kc = k.compact();
-  const NDArray vc = v.compact();
-  const NDArray gc = g.astype(q.dtype()).compact();
-  const NDArray out = forward.out.compact();
-  const NDArray lse = forward.logsumexp.compact();
-  AttentionGrads r{NDArray::empty(q.shape(), q.dtype(), q.device()), NDArray::empty(k.shape(), q.dtype(), q.device()),
-                   NDArray::empty(v.shape(), q.dtype(), q.device())};
-  if (r.dq.size() + r.dk.size() + r.dv.size() > 0) {
-    backend_of(q).attention_backward(r.dq.view(), r.dk.view(), r.dv.view(), gc.view(), qc.view(), kc.view(), vc.view(),
-                                     out.view(), lse.view(), scale, causal);
-  }
+  check_shape("attention_backward", "logsumexp", forward.logsumexp, Shape(q.shape().begin(), q.shape().end() - 1));
+  const NDArray qc = rows_in_place(q);
+  const NDArray kc = rows_in_place(k);
+  const NDArray vc = rows_in_place(v);
+  const NDArray gc = rows_in_place(g.astype(q.dtype()));
+  const NDArray out = rows_in_place(forward.out.astype(q.dtype()));
+  const NDArray lse = forward.logsumexp.astype(q.dtype()).compact();
+  // Each gradient laid out like its input, so that the heads' gradients join again as views.
+  AttentionGrads r{empty_in_order_of(qc, q.shape()), empty_in_order_of(kc, k.shape()),
+                   empty_in_order_of(vc, v.shape())};
+  if (r.dq.size() + r.dk.size() + r.dv.size() == 0) return r;
+  Backend& backend = backend_of(q);
+  for_each_batch_slab({&qc, &kc, &vc, &gc, &out, &r.dq, &r.dk, &r.dv},
+                      [&](const std::vector<StridedView>& s, std::int64_t first, std::int64_t count) {
+                        backend.attention_backward(s[5], s[6], s[7], s[3], s[0], s[1], s[2], s[4],
+                                                   logsumexp_slab(lse, first, count), scale, causal);
+                      });
   return r;
 }
 

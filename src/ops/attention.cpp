@@ -39,18 +39,14 @@ Tensor composed_probabilities(const Tensor& q, const Tensor& k, double scale, bo
   return softmax(scores, -1);
 }
 
-// q (..., L, d) as the (B, L, d) array the kernels read, B the product of the batch dimensions.
-NDArray flat_batch(const NDArray& a) {
-  const Shape& shape = a.shape();
-  const std::int64_t rows = shape[shape.size() - 2];
-  const std::int64_t cols = shape.back();
-  const std::int64_t batch = numel(batch_shape(shape));
-  return a.compact().reshape({batch, rows, cols});
-}
+// q (..., L, d) as the attention array functions take it: with at least one batch dimension. They read
+// the operands through their strides (the heads of a projection in place) and lay the results out like
+// them.
+NDArray with_batch(const NDArray& a) { return a.ndim() == 2 ? a.reshape({1, a.shape()[0], a.shape()[1]}) : a; }
 
 // The fused attention of q (..., L, d), k (..., S, d), v (..., S, dv) with equal batch dimensions and one
-// floating dtype, by Backend::attention. Two outputs: out (..., L, dv), and the per-row logsumexp (B, L) of
-// the scaled, masked scores, which the backward needs to recompute the probabilities tile by tile.
+// floating dtype, by Backend::attention. Two outputs: out (..., L, dv), and the per-row logsumexp (..., L)
+// of the scaled, masked scores, which the backward needs to recompute the probabilities tile by tile.
 class AttentionOp final : public Op {
  public:
   AttentionOp(double scale, bool causal) : scale_(scale), causal_(causal) {}
@@ -58,11 +54,11 @@ class AttentionOp final : public Op {
   std::size_t num_outputs() const override { return 2; }
   std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const AttentionResult r =
-        needle::attention(flat_batch(in[0]), flat_batch(in[1]), flat_batch(in[2]), scale_, causal_);
+        needle::attention(with_batch(in[0]), with_batch(in[1]), with_batch(in[2]), scale_, causal_);
     Shape shape = batch_shape(in[0].shape());
     shape.push_back(in[0].shape()[in[0].ndim() - 2]);
     shape.push_back(in[2].shape().back());
-    return {r.out.reshape(shape), r.logsumexp};
+    return {in[0].ndim() == 2 ? r.out.reshape(shape) : r.out, r.logsumexp};
   }
   std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
                                        const std::vector<Tensor>& inputs, const NeedsGrad& needs_grad) const override;
@@ -93,8 +89,8 @@ std::vector<Tensor> AttentionOp::gradient_outputs(const std::vector<Tensor>& out
   // A plain backward records nothing (grad mode is off), so the gradients are plain arrays from the fused
   // kernel, which recomputes the probabilities tile by tile from the logsumexp output.
   const AttentionGrads grads = needle::attention_backward(
-      flat_batch(g.value()), flat_batch(q.value()), flat_batch(k.value()), flat_batch(v.value()),
-      {flat_batch(outputs[0].value()), outputs[1].value()}, scale_, causal_);
+      with_batch(g.value()), with_batch(q.value()), with_batch(k.value()), with_batch(v.value()),
+      {with_batch(outputs[0].value()), outputs[1].value()}, scale_, causal_);
   return {needs_grad[0] ? constant(grads.dq.reshape(q.shape())) : Tensor(),
           needs_grad[1] ? constant(grads.dk.reshape(k.shape())) : Tensor(),
           needs_grad[2] ? constant(grads.dv.reshape(v.shape())) : Tensor()};

@@ -218,6 +218,78 @@ TEST(FusedAttentionBaseDefaults, MatchRefOnTheCpuAndRefBackends) {
   }
 }
 
+// A (B, R, C) operand as one head of each of the B heads of an (R, B, C + 3) buffer: the (B, R, C) view has
+// batch stride C + 3 and row stride B * (C + 3), as the heads of a projection have, and three values after
+// each row that belong to no operand. The buffer starts as `fill`; `values`, when given, is copied in.
+struct HeadsView {
+  NDArray buffer;
+  NDArray view;
+};
+HeadsView heads_view(const Shape& shape, DType dtype, double fill, const NDArray* values = nullptr) {
+  NDArray buffer = NDArray::full({shape[1], shape[0], shape[2] + 3}, Scalar(fill), dtype, cpu_device());
+  NDArray view =
+      buffer.index({IndexItem::range(), IndexItem::range(), IndexItem::range(0, shape[2])}).swapaxes(0, 1);
+  if (values != nullptr) view.assign(*values);
+  return {buffer, view};
+}
+
+TEST(FusedAttentionKernels, ReadAndWriteHeadsWhereTheyLie) {
+  // Every operand but the logsumexp strided like the heads of a projection: the cpu kernels (1 and 2
+  // threads), ref and the composed defaults against ref on compact copies, and no value outside the
+  // written views touched (the padding after each row stays NaN).
+  const ThreadCount restore;
+  std::uint64_t seed = 900;
+  for (const Problem& p : std::vector<Problem>{{3, 9, 7, 8, 5}, {4, 65, 130, 16, 16}, {2, 1, 1, 1, 1}}) {
+    for (const DType dtype : {DType::Float32, DType::Float64}) {
+      const Operands compact = make_operands(p, dtype, seed++);
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      const HeadsView q = heads_view(compact.q.shape(), dtype, 0.0, &compact.q);
+      const HeadsView k = heads_view(compact.k.shape(), dtype, 0.0, &compact.k);
+      const HeadsView v = heads_view(compact.v.shape(), dtype, 0.0, &compact.v);
+      const HeadsView g = heads_view(compact.g.shape(), dtype, 0.0, &compact.g);
+      for (const bool causal : {false, true}) {
+        const Results expected = run_kernels(ref_backend(), p, compact, causal);
+        for (Backend* backend : {&cpu_backend(), &ref_backend()}) {
+          for (const bool base_default : {false, true}) {
+            for (const int threads : {1, 2}) {
+              set_num_threads(threads);
+              const std::string what = str(problem_str(p, causal, dtype), " on ", backend->name(),
+                                           base_default ? " (default)" : "", " threads ", threads);
+              const HeadsView out = heads_view({p.batch, p.queries, p.value_dim}, dtype, nan);
+              const HeadsView dq = heads_view(compact.q.shape(), dtype, nan);
+              const HeadsView dk = heads_view(compact.k.shape(), dtype, nan);
+              const HeadsView dv = heads_view(compact.v.shape(), dtype, nan);
+              NDArray lse = NDArray::full({p.batch, p.queries}, Scalar(nan), dtype, cpu_device());
+              const double scale = scale_of(p);
+              if (base_default) {
+                backend->composed_attention(out.view.view(), lse.view(), q.view.view(), k.view.view(), v.view.view(),
+                                            scale, causal);
+                backend->composed_attention_backward(dq.view.view(), dk.view.view(), dv.view.view(), g.view.view(),
+                                                     q.view.view(), k.view.view(), v.view.view(), out.view.view(),
+                                                     lse.view(), scale, causal);
+              } else {
+                backend->attention(out.view.view(), lse.view(), q.view.view(), k.view.view(), v.view.view(), scale,
+                                   causal);
+                backend->attention_backward(dq.view.view(), dk.view.view(), dv.view.view(), g.view.view(),
+                                            q.view.view(), k.view.view(), v.view.view(), out.view.view(), lse.view(),
+                                            scale, causal);
+              }
+              expect_results_close({out.view, lse, dq.view, dk.view, dv.view}, expected, tolerance_for(dtype), what);
+              for (const HeadsView* written : {&out, &dq, &dk, &dv}) {
+                const std::int64_t width = written->buffer.shape()[2];
+                for (const double x : host(written->buffer.index(
+                         {IndexItem::range(), IndexItem::range(), IndexItem::range(width - 3, width)}))) {
+                  ASSERT_TRUE(std::isnan(x)) << what << ": a kernel wrote past the end of a row";
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(FusedAttentionKernels, RejectBadOperands) {
   const NDArray q = NDArray::ones({2, 3, 4}, DType::Float64, cpu_device());
   const NDArray k = NDArray::ones({2, 5, 4}, DType::Float64, cpu_device());

@@ -60,14 +60,19 @@ BatchNormGrads batch_norm_backward(const NDArray& g, const NDArray& x, const NDA
                                    const NDArray& weight, double eps);
 
 // ---- attention ---------------------------------------------------------------------------------------
-// Scaled dot-product attention of q (B, L, d), k (B, S, d), v (B, S, dv) (Backend::attention): out
-// (B, L, dv) and each query row's logsumexp (B, L), the one statistic the backward needs.
+// Scaled dot-product attention of q (..., L, d), k (..., S, d), v (..., S, dv), one batch shape of at least
+// one dimension (Backend::attention): out (..., L, dv) and each query row's logsumexp (..., L), the one
+// statistic the backward needs. Operands are read in place when their rows are contiguous (the heads of a
+// (batch, length, heads, d) projection, seen as (batch, heads, length, d)), and out is laid out like q, so
+// that joining the heads again is a view; the kernel runs once, or once per sequence when the heads and the
+// batch do not step through memory with one stride.
 struct AttentionResult {
   NDArray out;
   NDArray logsumexp;
 };
 AttentionResult attention(const NDArray& q, const NDArray& k, const NDArray& v, double scale, bool causal);
-// Its vector-Jacobian product given the gradient g of out (converted to q's dtype) and the forward's results.
+// Its vector-Jacobian product given the gradient g of out (converted to q's dtype) and the forward's results;
+// dq, dk and dv are laid out like q, k and v.
 struct AttentionGrads {
   NDArray dq;
   NDArray dk;

@@ -94,10 +94,27 @@ T lane_sum(const T* x, std::int64_t n) {
   return partial[0] + tail;
 }
 
-// dst[i] += src[i] for i < n.
+// Row r of dst (row stride ld) += row r of the packed rows x cols block src, for r < rows.
 template <typename T>
-void add_to(T* dst, const T* src, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
+void add_rows(T* dst, std::int64_t ld, const T* src, std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* out = dst + r * ld;
+    const T* in = src + r * cols;
+    for (std::int64_t c = 0; c < cols; ++c) out[c] += in[c];
+  }
+}
+
+// Rows [0, rows) of dst (row stride ld, cols values each) set to zero.
+template <typename T>
+void zero_rows(T* dst, std::int64_t ld, std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) std::fill(dst + r * ld, dst + r * ld + cols, T(0));
+}
+
+// Problem b of a (B, rows, cols) operand with contiguous rows (kernels.def): its first row; rows follow
+// at view.strides[1].
+template <typename T>
+T* problem(const StridedView& view, std::int64_t b) {
+  return view.ptr<T>() + b * view.strides[0];
 }
 
 // How many keys of the tile starting at key j0 (nk keys) query i sees.
@@ -107,24 +124,30 @@ std::int64_t visible_in_tile(std::int64_t i, std::int64_t j0, std::int64_t nk, b
 
 // The forward of one query block [i0, i0 + nq) of problem b: out rows and logsumexp entries of that block.
 template <typename T>
-void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, const T* v, T* out, T* logsumexp,
-                     T scale, bool causal, std::int64_t b, std::int64_t i0, std::vector<T>& scratch) {
+void attention_block(const kernels::AttentionLayout& n, const StridedView& q, const StridedView& k,
+                     const StridedView& v, const StridedView& out, T* logsumexp, T scale, bool causal, std::int64_t b,
+                     std::int64_t i0, std::vector<T>& scratch) {
   const std::int64_t d = n.dim;
   const std::int64_t dv = n.value_dim;
   const std::int64_t nq = std::min(kBlock, n.queries - i0);
-  scratch.resize(static_cast<std::size_t>(kBlock * kBlock + kBlock * dv + kBlock * d + 3 * kBlock));
+  scratch.resize(static_cast<std::size_t>(kBlock * kBlock + 2 * kBlock * dv + kBlock * d + 3 * kBlock));
   T* scores = scratch.data();
   T* partial = scores + kBlock * kBlock;  // exp(s - m) v of one tile
-  T* qb = partial + kBlock * dv;          // scale * q of the block: the products then give the scores
+  T* ob = partial + kBlock * dv;          // the block's running output, written to `out` at the end
+  T* qb = ob + kBlock * dv;               // scale * q of the block: the products then give the scores
   T* row_max = qb + kBlock * d;
   T* row_sum = row_max + kBlock;
   T* rescale = row_sum + kBlock;
 
-  const T* q_rows = q + (b * n.queries + i0) * d;
-  for (std::int64_t e = 0; e < nq * d; ++e) qb[e] = q_rows[e] * scale;
-  const T* kb = k + b * n.keys * d;
-  const T* vb = v + b * n.keys * dv;
-  T* ob = out + (b * n.queries + i0) * dv;  // the running output, owned by this block
+  const std::int64_t q_stride = q.strides[1];
+  const T* q_rows = problem<T>(q, b) + i0 * q_stride;
+  for (std::int64_t r = 0; r < nq; ++r) {
+    for (std::int64_t c = 0; c < d; ++c) qb[r * d + c] = q_rows[r * q_stride + c] * scale;
+  }
+  const T* kb = problem<T>(k, b);
+  const T* vb = problem<T>(v, b);
+  const std::int64_t k_stride = k.strides[1];
+  const std::int64_t v_stride = v.strides[1];
   std::fill(ob, ob + nq * dv, T(0));
   std::fill(row_max, row_max + nq, -std::numeric_limits<T>::infinity());
   std::fill(row_sum, row_sum + nq, T(0));
@@ -132,7 +155,8 @@ void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, 
   const std::int64_t key_end = causal ? std::min(n.keys, i0 + nq) : n.keys;
   for (std::int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
     const std::int64_t nk = std::min(kBlock, key_end - j0);
-    product(nq, nk, d, qb, d, 1, kb + j0 * d, 1, d, scores, nk);  // scale q k^T: k read transposed in place
+    // scale q k^T: k read transposed in place.
+    product(nq, nk, d, qb, d, 1, kb + j0 * k_stride, 1, k_stride, scores, nk);
     for (std::int64_t r = 0; r < nq; ++r) {
       T* s = scores + r * nk;
       const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
@@ -159,26 +183,30 @@ void attention_block(const kernels::AttentionLayout& n, const T* q, const T* k, 
         for (std::int64_t c = 0; c < dv; ++c) ob[r * dv + c] *= rescale[r];
       }
     }
-    product(nq, dv, nk, scores, nk, 1, vb + j0 * dv, dv, 1, partial, dv);
-    add_to(ob, partial, nq * dv);
+    product(nq, dv, nk, scores, nk, 1, vb + j0 * v_stride, v_stride, 1, partial, dv);
+    add_rows(ob, dv, partial, nq, dv);
   }
+  T* out_rows = problem<T>(out, b) + i0 * out.strides[1];
   for (std::int64_t r = 0; r < nq; ++r) {
     T* lse = logsumexp + b * n.queries + i0 + r;
+    T* o = out_rows + r * out.strides[1];
     if (row_sum[r] == T(0)) {  // no visible key: the output stays 0
       *lse = -std::numeric_limits<T>::infinity();
+      std::fill(o, o + dv, T(0));
       continue;
     }
     const T inverse = T(1) / row_sum[r];
-    for (std::int64_t c = 0; c < dv; ++c) ob[r * dv + c] *= inverse;
+    for (std::int64_t c = 0; c < dv; ++c) o[c] = ob[r * dv + c] * inverse;
     *lse = row_max[r] + std::log(row_sum[r]);
   }
 }
 
 // The backward of problem b: its rows of dq, dk and dv.
 template <typename T>
-void attention_backward_problem(const kernels::AttentionLayout& n, T* dq, T* dk, T* dv, const T* g, const T* q,
-                                const T* k, const T* v, const T* out, const T* logsumexp, T scale, bool causal,
-                                std::int64_t b, std::vector<T>& scratch) {
+void attention_backward_problem(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,
+                                const StridedView& dv, const StridedView& g, const StridedView& q,
+                                const StridedView& k, const StridedView& v, const StridedView& out,
+                                const T* logsumexp, T scale, bool causal, std::int64_t b, std::vector<T>& scratch) {
   const std::int64_t d = n.dim;
   const std::int64_t dvn = n.value_dim;
   const std::int64_t widest = std::max(d, dvn);
@@ -188,36 +216,42 @@ void attention_backward_problem(const kernels::AttentionLayout& n, T* dq, T* dk,
   T* partial = dscores + kBlock * kBlock;
   T* row_dot = partial + kBlock * widest;  // D[i] = g[i] . out[i]
 
-  const T* qb = q + b * n.queries * d;
-  const T* kb = k + b * n.keys * d;
-  const T* vb = v + b * n.keys * dvn;
-  const T* gb = g + b * n.queries * dvn;
+  // Each operand's first row of problem b and its row stride.
+  const T* qb = problem<T>(q, b);
+  const T* kb = problem<T>(k, b);
+  const T* vb = problem<T>(v, b);
+  const T* gb = problem<T>(g, b);
+  const T* ob = problem<T>(out, b);
+  T* dqb = problem<T>(dq, b);
+  T* dkb = problem<T>(dk, b);
+  T* dvb = problem<T>(dv, b);
+  const std::int64_t qs = q.strides[1];
+  const std::int64_t ks = k.strides[1];
+  const std::int64_t vs = v.strides[1];
+  const std::int64_t gs = g.strides[1];
   const T* lse = logsumexp + b * n.queries;
-  T* dqb = dq + b * n.queries * d;
-  T* dkb = dk + b * n.keys * d;
-  T* dvb = dv + b * n.keys * dvn;
   for (std::int64_t i = 0; i < n.queries; ++i) {
-    const T* gi = gb + i * dvn;
-    const T* oi = out + (b * n.queries + i) * dvn;
+    const T* gi = gb + i * gs;
+    const T* oi = ob + i * out.strides[1];
     T sum = 0;
     for (std::int64_t c = 0; c < dvn; ++c) sum += gi[c] * oi[c];
     row_dot[i] = sum;
   }
-  std::fill(dqb, dqb + n.queries * d, T(0));
-  std::fill(dkb, dkb + n.keys * d, T(0));
-  std::fill(dvb, dvb + n.keys * dvn, T(0));
+  zero_rows(dqb, dq.strides[1], n.queries, d);
+  zero_rows(dkb, dk.strides[1], n.keys, d);
+  zero_rows(dvb, dv.strides[1], n.keys, dvn);
 
   for (std::int64_t j0 = 0; j0 < n.keys; j0 += kBlock) {
     const std::int64_t nk = std::min(kBlock, n.keys - j0);
-    const T* kj = kb + j0 * d;
-    const T* vj = vb + j0 * dvn;
+    const T* kj = kb + j0 * ks;
+    const T* vj = vb + j0 * vs;
     // Query i sees key j0 only from i = j0 on; blocks of queries and keys share one grid.
     for (std::int64_t i0 = causal ? j0 : 0; i0 < n.queries; i0 += kBlock) {
       const std::int64_t nq = std::min(kBlock, n.queries - i0);
-      const T* qi = qb + i0 * d;
-      const T* gi = gb + i0 * dvn;
+      const T* qi = qb + i0 * qs;
+      const T* gi = gb + i0 * gs;
       // p = exp(scale * q k^T - logsumexp), 0 where masked.
-      product(nq, nk, d, qi, d, 1, kj, 1, d, probs, nk);
+      product(nq, nk, d, qi, qs, 1, kj, 1, ks, probs, nk);
       for (std::int64_t r = 0; r < nq; ++r) {
         T* p = probs + r * nk;
         const std::int64_t visible = visible_in_tile(i0 + r, j0, nk, causal);
@@ -230,10 +264,10 @@ void attention_backward_problem(const kernels::AttentionLayout& n, T* dq, T* dk,
         std::fill(probs + r * nk + visible, probs + (r + 1) * nk, T(0));
       }
       // dv_j += p^T g_i.
-      product(nk, dvn, nq, probs, 1, nk, gi, dvn, 1, partial, dvn);
-      add_to(dvb + j0 * dvn, partial, nk * dvn);
+      product(nk, dvn, nq, probs, 1, nk, gi, gs, 1, partial, dvn);
+      add_rows(dvb + j0 * dv.strides[1], dv.strides[1], partial, nk, dvn);
       // ds = scale * p * (g_i v_j^T - D).
-      product(nq, nk, dvn, gi, dvn, 1, vj, 1, dvn, dscores, nk);
+      product(nq, nk, dvn, gi, gs, 1, vj, 1, vs, dscores, nk);
       for (std::int64_t r = 0; r < nq; ++r) {
         const T* p = probs + r * nk;
         T* ds = dscores + r * nk;
@@ -241,10 +275,10 @@ void attention_backward_problem(const kernels::AttentionLayout& n, T* dq, T* dk,
         for (std::int64_t j = 0; j < nk; ++j) ds[j] = scale * p[j] * (ds[j] - row);
       }
       // dq_i += ds k_j; dk_j += ds^T q_i.
-      product(nq, d, nk, dscores, nk, 1, kj, d, 1, partial, d);
-      add_to(dqb + i0 * d, partial, nq * d);
-      product(nk, d, nq, dscores, 1, nk, qi, d, 1, partial, d);
-      add_to(dkb + j0 * d, partial, nk * d);
+      product(nq, d, nk, dscores, nk, 1, kj, ks, 1, partial, d);
+      add_rows(dqb + i0 * dq.strides[1], dq.strides[1], partial, nq, d);
+      product(nk, d, nq, dscores, 1, nk, qi, qs, 1, partial, d);
+      add_rows(dkb + j0 * dk.strides[1], dk.strides[1], partial, nk, d);
     }
   }
 }
@@ -259,8 +293,8 @@ void CpuBackend::attention_kernel(const kernels::AttentionLayout& n, const Strid
     parallel_for(0, n.batch * blocks, 1, [&](std::int64_t first, std::int64_t last) {
       std::vector<T> scratch;
       for (std::int64_t item = first; item < last; ++item) {
-        attention_block<T>(n, q.ptr<T>(), k.ptr<T>(), v.ptr<T>(), out.ptr<T>(), logsumexp.ptr<T>(),
-                           static_cast<T>(scale), causal, item / blocks, (item % blocks) * kBlock, scratch);
+        attention_block<T>(n, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale), causal, item / blocks,
+                           (item % blocks) * kBlock, scratch);
       }
     });
   });
@@ -275,9 +309,8 @@ void CpuBackend::attention_backward_kernel(const kernels::AttentionLayout& n, co
     parallel_for(0, n.batch, 1, [&](std::int64_t first, std::int64_t last) {
       std::vector<T> scratch;
       for (std::int64_t b = first; b < last; ++b) {
-        attention_backward_problem<T>(n, dq.ptr<T>(), dk.ptr<T>(), dv.ptr<T>(), g.ptr<T>(), q.ptr<T>(), k.ptr<T>(),
-                                      v.ptr<T>(), out.ptr<T>(), logsumexp.ptr<T>(), static_cast<T>(scale), causal, b,
-                                      scratch);
+        attention_backward_problem<T>(n, dq, dk, dv, g, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale),
+                                      causal, b, scratch);
       }
     });
   });
@@ -296,13 +329,13 @@ void CpuBackend::decode_attention_kernel(const kernels::AttentionLayout& n, cons
         const T* qb = q.ptr<T>() + b * n.dim;
         for (std::int64_t c = 0; c < n.dim; ++c) scaled_q[c] = qb[c] * static_cast<T>(scale);
         // scores (1 x S) = (scale q) (1 x d) @ k^T (d x S), the cached keys read transposed in place.
-        product(1, n.keys, n.dim, scaled_q, n.dim, 1, k.ptr<T>() + b * k.strides[0], 1, k.strides[1], scores, n.keys);
+        product(1, n.keys, n.dim, scaled_q, n.dim, 1, problem<T>(k, b), 1, k.strides[1], scores, n.keys);
         const T largest = lane_max(scores, n.keys);
         for (std::int64_t j = 0; j < n.keys; ++j) scores[j] -= largest;
         exp_in_place(scores, n.keys);
         const T inverse_sum = T(1) / lane_sum(scores, n.keys);
         T* ob = out.ptr<T>() + b * n.value_dim;
-        product(1, n.value_dim, n.keys, scores, n.keys, 1, v.ptr<T>() + b * v.strides[0], v.strides[1], 1, ob,
+        product(1, n.value_dim, n.keys, scores, n.keys, 1, problem<T>(v, b), v.strides[1], 1, ob,
                 n.value_dim);
         for (std::int64_t c = 0; c < n.value_dim; ++c) ob[c] *= inverse_sum;
       }

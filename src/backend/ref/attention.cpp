@@ -21,6 +21,12 @@ double dot(const T* a, const T* b, std::int64_t dim) {
   return sum;
 }
 
+// Row i of problem b of a (B, rows, cols) operand with contiguous rows (kernels.def).
+template <typename T>
+T* row(const StridedView& a, std::int64_t b, std::int64_t i) {
+  return a.ptr<T>() + b * a.strides[0] + i * a.strides[1];
+}
+
 }  // namespace
 
 void attention(const kernels::AttentionLayout& n, const StridedView& out, const StridedView& logsumexp,
@@ -28,24 +34,21 @@ void attention(const kernels::AttentionLayout& n, const StridedView& out, const 
   dispatch_floating(n.dtype, "attention", [&]<typename T>() {
     std::vector<double> scores(static_cast<std::size_t>(n.keys));
     for (std::int64_t b = 0; b < n.batch; ++b) {
-      const T* qb = q.ptr<T>() + b * n.queries * n.dim;
-      const T* kb = k.ptr<T>() + b * n.keys * n.dim;
-      const T* vb = v.ptr<T>() + b * n.keys * n.value_dim;
       for (std::int64_t i = 0; i < n.queries; ++i) {
         const std::int64_t visible = kernels::visible_keys(i, n.keys, causal);
         double largest = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j < visible; ++j) {
-          scores[j] = scale * dot(qb + i * n.dim, kb + j * n.dim, n.dim);
+          scores[j] = scale * dot(row<T>(q, b, i), row<T>(k, b, j), n.dim);
           largest = std::fmax(largest, scores[j]);
         }
         double sum = 0.0;
         for (std::int64_t j = 0; j < visible; ++j) sum += std::exp(scores[j] - largest);
         const double lse = visible == 0 ? -std::numeric_limits<double>::infinity() : largest + std::log(sum);
         logsumexp.ptr<T>()[b * n.queries + i] = static_cast<T>(lse);
-        T* o = out.ptr<T>() + (b * n.queries + i) * n.value_dim;
+        T* o = row<T>(out, b, i);
         for (std::int64_t c = 0; c < n.value_dim; ++c) {
           double acc = 0.0;
-          for (std::int64_t j = 0; j < visible; ++j) acc += std::exp(scores[j] - lse) * vb[j * n.value_dim + c];
+          for (std::int64_t j = 0; j < visible; ++j) acc += std::exp(scores[j] - lse) * row<T>(v, b, j)[c];
           o[c] = static_cast<T>(acc);
         }
       }
@@ -63,34 +66,35 @@ void attention_backward(const kernels::AttentionLayout& n, const StridedView& dq
     std::vector<double> dv_sum(static_cast<std::size_t>(n.keys * n.value_dim));
     std::vector<double> dq_row(static_cast<std::size_t>(n.dim));
     for (std::int64_t b = 0; b < n.batch; ++b) {
-      const T* qb = q.ptr<T>() + b * n.queries * n.dim;
-      const T* kb = k.ptr<T>() + b * n.keys * n.dim;
-      const T* vb = v.ptr<T>() + b * n.keys * n.value_dim;
       std::fill(dk_sum.begin(), dk_sum.end(), 0.0);
       std::fill(dv_sum.begin(), dv_sum.end(), 0.0);
       for (std::int64_t i = 0; i < n.queries; ++i) {
-        const T* gi = g.ptr<T>() + (b * n.queries + i) * n.value_dim;
-        const T* oi = out.ptr<T>() + (b * n.queries + i) * n.value_dim;
+        const T* gi = row<T>(g, b, i);
+        const T* oi = row<T>(out, b, i);
+        const T* qi = row<T>(q, b, i);
         const double lse = logsumexp.ptr<T>()[b * n.queries + i];
         const double d_i = dot(gi, oi, n.value_dim);  // D[i] = g[i] . out[i]
         std::fill(dq_row.begin(), dq_row.end(), 0.0);
         const std::int64_t visible = kernels::visible_keys(i, n.keys, causal);
         for (std::int64_t j = 0; j < visible; ++j) {
-          const double p = std::exp(scale * dot(qb + i * n.dim, kb + j * n.dim, n.dim) - lse);
-          const double ds = p * (dot(gi, vb + j * n.value_dim, n.value_dim) - d_i);
+          const T* kj = row<T>(k, b, j);
+          const double p = std::exp(scale * dot(qi, kj, n.dim) - lse);
+          const double ds = p * (dot(gi, row<T>(v, b, j), n.value_dim) - d_i);
           for (std::int64_t c = 0; c < n.value_dim; ++c) dv_sum[j * n.value_dim + c] += p * gi[c];
           for (std::int64_t c = 0; c < n.dim; ++c) {
-            dq_row[c] += scale * ds * kb[j * n.dim + c];
-            dk_sum[j * n.dim + c] += scale * ds * qb[i * n.dim + c];
+            dq_row[c] += scale * ds * kj[c];
+            dk_sum[j * n.dim + c] += scale * ds * qi[c];
           }
         }
-        T* dqi = dq.ptr<T>() + (b * n.queries + i) * n.dim;
+        T* dqi = row<T>(dq, b, i);
         for (std::int64_t c = 0; c < n.dim; ++c) dqi[c] = static_cast<T>(dq_row[c]);
       }
-      T* dkb = dk.ptr<T>() + b * n.keys * n.dim;
-      T* dvb = dv.ptr<T>() + b * n.keys * n.value_dim;
-      for (std::int64_t e = 0; e < n.keys * n.dim; ++e) dkb[e] = static_cast<T>(dk_sum[e]);
-      for (std::int64_t e = 0; e < n.keys * n.value_dim; ++e) dvb[e] = static_cast<T>(dv_sum[e]);
+      for (std::int64_t j = 0; j < n.keys; ++j) {
+        T* dkj = row<T>(dk, b, j);
+        T* dvj = row<T>(dv, b, j);
+        for (std::int64_t c = 0; c < n.dim; ++c) dkj[c] = static_cast<T>(dk_sum[j * n.dim + c]);
+        for (std::int64_t c = 0; c < n.value_dim; ++c) dvj[c] = static_cast<T>(dv_sum[j * n.value_dim + c]);
+      }
     }
   });
 }
@@ -103,7 +107,7 @@ void decode_attention(const kernels::AttentionLayout& n, const StridedView& out,
       const T* qb = q.ptr<T>() + b * n.dim;
       double largest = -std::numeric_limits<double>::infinity();
       for (std::int64_t j = 0; j < n.keys; ++j) {
-        scores[j] = scale * dot(qb, k.ptr<T>() + b * k.strides[0] + j * k.strides[1], n.dim);
+        scores[j] = scale * dot(qb, row<T>(k, b, j), n.dim);
         largest = std::fmax(largest, scores[j]);
       }
       double sum = 0.0;
@@ -112,7 +116,7 @@ void decode_attention(const kernels::AttentionLayout& n, const StridedView& out,
       for (std::int64_t c = 0; c < n.value_dim; ++c) {
         double acc = 0.0;
         for (std::int64_t j = 0; j < n.keys; ++j) {
-          acc += std::exp(scores[j] - largest) * v.ptr<T>()[b * v.strides[0] + j * v.strides[1] + c];
+          acc += std::exp(scores[j] - largest) * row<T>(v, b, j)[c];
         }
         o[c] = static_cast<T>(acc / sum);
       }
