@@ -25,6 +25,20 @@ std::int64_t grain_for(std::int64_t elements_per_row) {
   return std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(1, elements_per_row));
 }
 
+// dst[e] = src[e] for e < n. A kernel row of a few taps of one or two channels is a run of a few values,
+// copied here without the call to memcpy that would cost more than the copy; longer runs take memcpy.
+template <typename T>
+inline void copy_run(T* dst, const T* src, std::int64_t n) {
+  constexpr std::int64_t kShort = 8;
+  if (n > kShort) {
+    std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+    return;
+  }
+  for (std::int64_t e = 0; e < kShort; ++e) {
+    if (e < n) dst[e] = src[e];
+  }
+}
+
 template <typename T>
 void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image, std::int64_t first,
                  std::int64_t last) {
@@ -80,8 +94,7 @@ void im2col_rows(const kernels::ConvLayout& l, T* cols, const StridedView& image
           std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(js.first * l.c));
           std::memset(out + js.last * l.c, 0, sizeof(T) * static_cast<std::size_t>((l.k - js.last) * l.c));
         }
-        std::memcpy(out + js.first * l.c, src + (x * l.stride - l.padding + js.first) * l.c,
-                    sizeof(T) * static_cast<std::size_t>((js.last - js.first) * l.c));
+        copy_run(out + js.first * l.c, src + (x * l.stride - l.padding + js.first) * l.c, (js.last - js.first) * l.c);
       }
     }
   }

@@ -229,15 +229,13 @@ void pack_a(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std
       for (std::int64_t p = 0; p < kc; ++p) {
         for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = src[i * rs + p * cs];
       }
-    } else {  // the last, partial panel: height values then zeros, without a test per element
+    } else {  // the last, partial panel: height values over zeros, without a test per element
       for (std::int64_t p = 0; p < kc; ++p) {
+        // A loop of constant length, and one with a run-time stride: neither becomes a call to memset or
+        // memcpy, which would cost more than the few values of a panel row.
         T* out = dst + p * mr;
-        if (rs == 1) {
-          std::copy_n(src + p * cs, height, out);
-        } else {
-          for (std::int64_t i = 0; i < height; ++i) out[i] = src[i * rs + p * cs];
-        }
-        std::fill(out + height, out + mr, T(0));
+        for (std::int64_t i = 0; i < mr; ++i) out[i] = T(0);
+        for (std::int64_t i = 0; i < height; ++i) out[i] = src[i * rs + p * cs];
       }
     }
     dst += mr * kc;
@@ -275,15 +273,11 @@ void pack_b(std::int64_t kc, std::int64_t cols, const T* b, std::int64_t rs, std
       for (std::int64_t p = 0; p < kc; ++p) {
         for (std::int64_t j = 0; j < nr; ++j) dst[p * nr + j] = src[p * rs + j * cs];
       }
-    } else {  // the last, partial panel: width values then zeros, without a test per element
+    } else {  // the last, partial panel: width values over zeros, as pack_a's
       for (std::int64_t p = 0; p < kc; ++p) {
         T* out = dst + p * nr;
-        if (cs == 1) {
-          std::copy_n(src + p * rs, width, out);
-        } else {
-          for (std::int64_t j = 0; j < width; ++j) out[j] = src[p * rs + j * cs];
-        }
-        std::fill(out + width, out + nr, T(0));
+        for (std::int64_t j = 0; j < nr; ++j) out[j] = T(0);
+        for (std::int64_t j = 0; j < width; ++j) out[j] = src[p * rs + j * cs];
       }
     }
     dst += nr * kc;
