@@ -327,10 +327,6 @@ NDArray decode_attention(const NDArray& q, const NDArray& k, const NDArray& v, d
                ValueError, op, ": expected q (B, d), k (B, S, d) and v (B, S, dv) with S >= 1, got shapes ",
                shape_str(q.shape()), ", ", shape_str(k.shape()), " and ", shape_str(v.shape()));
   // The kernel reads k and v through their batch and row strides; only the last axis must be contiguous.
-  const auto rows_in_place = [](const NDArray& a) {
-    const Strides& s = a.strides();
-    return s[2] == 1 && s[0] >= 0 && s[1] >= 0 ? a : a.compact();
-  };
   const NDArray qc = q.compact();
   const NDArray kc = rows_in_place(k);
   const NDArray vc = rows_in_place(v);
