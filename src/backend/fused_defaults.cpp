@@ -283,7 +283,8 @@ void Backend::attention_backward_kernel(const kernels::AttentionLayout& n, const
   binary(BinaryOp::Mul, {products.data(), n.dtype, out.shape, compact_strides(out.shape)}, g, out);
   reduce(ReduceOp::Sum, out_rows.per_row(row_dot.data()), out_rows.full(products.data()));
   Scratch dscores(*this, rows.size(), n.dtype);
-  matmul(as_scores(dscores.data()), g, {v.data, n.dtype, {n.batch, n.value_dim, n.keys}, {v.strides[0], 1, v.strides[1]}});
+  matmul(as_scores(dscores.data()), g,
+         {v.data, n.dtype, {n.batch, n.value_dim, n.keys}, {v.strides[0], 1, v.strides[1]}});
   binary(BinaryOp::Sub, rows.full(dscores.data()), rows.full(dscores.data()), rows.row_broadcast(row_dot.data()));
   binary(BinaryOp::Mul, rows.full(dscores.data()), rows.full(dscores.data()), rows.full(probs.data()));
   Scratch factor(*this, 1, n.dtype);

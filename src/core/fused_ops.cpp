@@ -308,11 +308,10 @@ AttentionResult attention(const NDArray& q, const NDArray& k, const NDArray& v, 
                     NDArray::empty(Shape(q.shape().begin(), q.shape().end() - 1), q.dtype(), q.device())};
   if (r.logsumexp.size() == 0) return r;
   Backend& backend = backend_of(q);
-  for_each_batch_slab({&qc, &kc, &vc, &r.out},
-                      [&](const std::vector<StridedView>& s, std::int64_t first, std::int64_t count) {
-                        backend.attention(s[3], logsumexp_slab(r.logsumexp, first, count), s[0], s[1], s[2], scale,
-                                          causal);
-                      });
+  for_each_batch_slab(
+      {&qc, &kc, &vc, &r.out}, [&](const std::vector<StridedView>& s, std::int64_t first, std::int64_t count) {
+        backend.attention(s[3], logsumexp_slab(r.logsumexp, first, count), s[0], s[1], s[2], scale, causal);
+      });
   return r;
 }
 

@@ -227,8 +227,7 @@ struct HeadsView {
 };
 HeadsView heads_view(const Shape& shape, DType dtype, double fill, const NDArray* values = nullptr) {
   NDArray buffer = NDArray::full({shape[1], shape[0], shape[2] + 3}, Scalar(fill), dtype, cpu_device());
-  NDArray view =
-      buffer.index({IndexItem::range(), IndexItem::range(), IndexItem::range(0, shape[2])}).swapaxes(0, 1);
+  NDArray view = buffer.index({IndexItem::range(), IndexItem::range(), IndexItem::range(0, shape[2])}).swapaxes(0, 1);
   if (values != nullptr) view.assign(*values);
   return {buffer, view};
 }

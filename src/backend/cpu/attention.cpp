@@ -204,9 +204,9 @@ void attention_block(const kernels::AttentionLayout& n, const StridedView& q, co
 // The backward of problem b: its rows of dq, dk and dv.
 template <typename T>
 void attention_backward_problem(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,
-                                const StridedView& dv, const StridedView& g, const StridedView& q,
-                                const StridedView& k, const StridedView& v, const StridedView& out,
-                                const T* logsumexp, T scale, bool causal, std::int64_t b, std::vector<T>& scratch) {
+                                const StridedView& dv, const StridedView& g, const StridedView& q, const StridedView& k,
+                                const StridedView& v, const StridedView& out, const T* logsumexp, T scale, bool causal,
+                                std::int64_t b, std::vector<T>& scratch) {
   const std::int64_t d = n.dim;
   const std::int64_t dvn = n.value_dim;
   const std::int64_t widest = std::max(d, dvn);
@@ -309,8 +309,8 @@ void CpuBackend::attention_backward_kernel(const kernels::AttentionLayout& n, co
     parallel_for(0, n.batch, 1, [&](std::int64_t first, std::int64_t last) {
       std::vector<T> scratch;
       for (std::int64_t b = first; b < last; ++b) {
-        attention_backward_problem<T>(n, dq, dk, dv, g, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale),
-                                      causal, b, scratch);
+        attention_backward_problem<T>(n, dq, dk, dv, g, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale), causal,
+                                      b, scratch);
       }
     });
   });
@@ -335,8 +335,7 @@ void CpuBackend::decode_attention_kernel(const kernels::AttentionLayout& n, cons
         exp_in_place(scores, n.keys);
         const T inverse_sum = T(1) / lane_sum(scores, n.keys);
         T* ob = out.ptr<T>() + b * n.value_dim;
-        product(1, n.value_dim, n.keys, scores, n.keys, 1, problem<T>(v, b), v.strides[1], 1, ob,
-                n.value_dim);
+        product(1, n.value_dim, n.keys, scores, n.keys, 1, problem<T>(v, b), v.strides[1], 1, ob, n.value_dim);
         for (std::int64_t c = 0; c < n.value_dim; ++c) ob[c] *= inverse_sum;
       }
     });
