@@ -264,6 +264,7 @@ void for_each_batch_slab(const std::vector<const NDArray*>& arrays, Kernel&& ker
   std::int64_t problems = 1;
   for (std::size_t d = loop_dims; d < batch_dims; ++d) problems *= shape[d];
   const std::int64_t calls = numel(outer);
+  const std::size_t rows_axis = shape.size() - 2;
   std::vector<std::int64_t> index(loop_dims, 0);
   for (std::int64_t call = 0; call < calls; ++call) {
     std::vector<StridedView> views;
@@ -271,7 +272,6 @@ void for_each_batch_slab(const std::vector<const NDArray*>& arrays, Kernel&& ker
       StridedView view = a->view();
       std::int64_t offset = 0;
       for (std::size_t d = 0; d < loop_dims; ++d) offset += index[d] * view.strides[d];
-      const std::size_t rows_axis = shape.size() - 2;
       view.data = static_cast<std::byte*>(view.data) + offset * static_cast<std::int64_t>(itemsize(view.dtype));
       view.shape = {problems, a->shape()[rows_axis], a->shape().back()};
       view.strides = {view.strides[batch_dims - 1], view.strides[rows_axis], view.strides.back()};

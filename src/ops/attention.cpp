@@ -55,10 +55,9 @@ class AttentionOp final : public Op {
   std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const AttentionResult r =
         needle::attention(with_batch(in[0]), with_batch(in[1]), with_batch(in[2]), scale_, causal_);
-    Shape shape = batch_shape(in[0].shape());
-    shape.push_back(in[0].shape()[in[0].ndim() - 2]);
-    shape.push_back(in[2].shape().back());
-    return {in[0].ndim() == 2 ? r.out.reshape(shape) : r.out, r.logsumexp};
+    // A 2-d q was given a batch dimension of 1; the output drops it again.
+    const Shape& shape = r.out.shape();
+    return {in[0].ndim() == 2 ? r.out.reshape(Shape(shape.begin() + 1, shape.end())) : r.out, r.logsumexp};
   }
   std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
                                        const std::vector<Tensor>& inputs, const NeedsGrad& needs_grad) const override;
