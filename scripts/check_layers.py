@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 # The array layer's files inside core/; the rest of core/ is vocabulary.
-ARRAY_FILES = {"ndarray", "array_ops", "fused_ops", "quantized_ops", "storage", "array_checks"}
+ARRAY_FILES = {"ndarray", "array_ops", "fused_ops", "quantized_ops", "storage", "array_checks", "dense_layout"}
 
 # Layer -> the layers its files may include (its own always). "debug_hooks" is the one door from the engine
 # into the debugging tools: the attachment points of docs/architecture.md ("Seeing inside").

@@ -391,8 +391,36 @@ ConvLayout col2im_layout(const StridedView& image, const StridedView& cols, std:
 
 // ---- pooling -------------------------------------------------------------------------------------------
 
-// `image` (N, C, H, W) of a floating dtype with any strides; out and indices contiguous (N, C, H_out, W_out),
-// out of the image's dtype and indices int64. 0 <= padding <= kernel / 2 (no window lies in the padding alone).
+namespace {
+
+// Whether an (N, C, H, W) view lies in memory as (N, H, W, C), densely (strides of size-1 axes never matter).
+bool is_channels_last(const StridedView& v) {
+  const Shape& d = v.shape;
+  const std::int64_t expected[4] = {d[2] * d[3] * d[1], 1, d[3] * d[1], d[1]};
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (d[i] != 1 && v.strides[i] != expected[i]) return false;
+  }
+  return true;
+}
+
+// The pooling operands `views` all contiguous (the layout's channels_last false), or, when they are not,
+// all channels-last (true).
+bool pool_operands_channels_last(std::string_view op,
+                                 std::initializer_list<std::pair<const char*, const StridedView*>> views) {
+  const bool channels_last = !views.begin()->second->is_contiguous();
+  for (const auto& [name, view] : views) {
+    NEEDLE_CHECK(channels_last ? is_channels_last(*view) : view->is_contiguous(), RuntimeError, op, ": ", name,
+                 " of shape ", shape_str(view->shape), " and strides ", shape_str(view->strides), " must be ",
+                 channels_last ? "channels-last like the first operand" : "contiguous like the first operand");
+  }
+  return channels_last;
+}
+
+}  // namespace
+
+// `image` (N, C, H, W) of a floating dtype with any strides; out and indices (N, C, H_out, W_out) both
+// contiguous, or, for a channels-last image, both channels-last; out of the image's dtype and indices int64.
+// 0 <= padding <= kernel / 2 (no window lies in the padding alone).
 PoolLayout pool_layout(const StridedView& out, const StridedView& indices, const StridedView& image,
                        std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
   constexpr std::string_view op = "max_pool2d";
@@ -418,13 +446,16 @@ PoolLayout pool_layout(const StridedView& out, const StridedView& indices, const
   const Shape pooled{layout.n, layout.c, layout.h_out, layout.w_out};
   expect_shape(op, "output", out, pooled);
   expect_shape(op, "indices", indices, pooled);
-  expect_contiguous(op, "output", out);
-  expect_contiguous(op, "indices", indices);
+  layout.channels_last = pool_operands_channels_last(op, {{"output", &out}, {"indices", &indices}});
+  NEEDLE_CHECK(!layout.channels_last || is_channels_last(image), RuntimeError, op,
+               ": channels-last results need a channels-last image, got strides ", shape_str(image.strides),
+               " for shape ", shape_str(image.shape));
   return layout;
 }
 
-// grad_image contiguous (N, C, H, W) of a floating dtype; grad_out (same dtype) and indices (int64) contiguous
-// (N, C, H_out, W_out). The window geometry is not needed: the indices say where each gradient goes.
+// grad_image (N, C, H, W) of a floating dtype, grad_out (same dtype) and indices (int64) (N, C, H_out, W_out):
+// all three contiguous or all three channels-last. The window geometry is not needed: the indices say where each
+// gradient goes.
 PoolLayout pool_backward_layout(const StridedView& grad_image, const StridedView& grad_out,
                                 const StridedView& indices) {
   constexpr std::string_view op = "max_pool2d_backward";
@@ -437,11 +468,9 @@ PoolLayout pool_backward_layout(const StridedView& grad_image, const StridedView
   NEEDLE_CHECK(grad_out.shape[0] == grad_image.shape[0] && grad_out.shape[1] == grad_image.shape[1], RuntimeError, op,
                ": output gradient of shape ", shape_str(grad_out.shape), " does not fit the image gradient of shape ",
                shape_str(grad_image.shape));
-  for (const auto& [name, view] : {std::pair{"image gradient", &grad_image}, std::pair{"output gradient", &grad_out},
-                                   std::pair{"indices", &indices}}) {
-    expect_contiguous(op, name, *view);
-  }
   PoolLayout layout;
+  layout.channels_last = pool_operands_channels_last(
+      op, {{"image gradient", &grad_image}, {"output gradient", &grad_out}, {"indices", &indices}});
   layout.n = grad_image.shape[0];
   layout.c = grad_image.shape[1];
   layout.h = grad_image.shape[2];

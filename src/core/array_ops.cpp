@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/array_checks.h"
+#include "core/dense_layout.h"
 #include "needle/core/checked_math.h"
 
 namespace needle {
@@ -15,6 +16,7 @@ namespace {
 
 using detail::backend_of;
 using detail::check_same_device;
+using detail::SharedDenseLayout;
 
 // The dtype the kernel computes in for `op` on operands promoted to `common`.
 DType binary_compute_dtype(BinaryOp op, DType common) {
@@ -44,12 +46,18 @@ const NDArray& as_operand(const NDArray& a, DType compute, const Shape& shape, s
 
 NDArray run_binary(BinaryOp op, const NDArray& a, const NDArray& b, DType compute, const Shape& out_shape) {
   const DType out_dtype = is_comparison(op) ? DType::Bool : compute;
-  NDArray out = NDArray::empty(out_shape, out_dtype, a.device());
-  if (out.size() == 0) return out;
   std::optional<NDArray> lhs_holder;
   std::optional<NDArray> rhs_holder;
   const NDArray& lhs = as_operand(a, compute, out_shape, lhs_holder);
   const NDArray& rhs = as_operand(b, compute, out_shape, rhs_holder);
+  if (const auto dense = SharedDenseLayout::of({&lhs, &rhs})) {
+    NDArray out = dense->empty(out_shape, out_dtype, a.device());
+    backend_of(a).binary(bool_equivalent(op, compute), dense->flat(out).view(), dense->flat(lhs).view(),
+                         dense->flat(rhs).view());
+    return out;
+  }
+  NDArray out = NDArray::empty(out_shape, out_dtype, a.device());
+  if (out.size() == 0) return out;
   backend_of(a).binary(bool_equivalent(op, compute), out.view(), lhs.view(), rhs.view());
   return out;
 }
@@ -180,8 +188,14 @@ NDArray unary(UnaryOp op, const NDArray& a) {
   } else {
     NEEDLE_CHECK(a.dtype() != DType::Bool, TypeError, name, ": not supported for bool arrays");
   }
+  const NDArray in = a.astype(compute);
+  if (const auto dense = SharedDenseLayout::of({&in})) {
+    const NDArray out = dense->empty(a.shape(), compute, a.device());
+    backend_of(a).unary(op, dense->flat(out).view(), dense->flat(in).view());
+    return out;
+  }
   NDArray out = NDArray::empty(a.shape(), compute, a.device());
-  if (out.size() > 0) backend_of(a).unary(op, out.view(), a.astype(compute).view());
+  if (out.size() > 0) backend_of(a).unary(op, out.view(), in.view());
   return out;
 }
 
@@ -207,10 +221,18 @@ NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
   check_same_device("where", {&cond, &a, &b});
   const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   const DType dtype = promote_types(a.dtype(), b.dtype());
+  const NDArray c_in = cond.astype(DType::Bool).broadcast_to(shape);
+  const NDArray a_in = a.astype(dtype).broadcast_to(shape);
+  const NDArray b_in = b.astype(dtype).broadcast_to(shape);
+  if (const auto dense = SharedDenseLayout::of({&c_in, &a_in, &b_in})) {
+    NDArray out = dense->empty(shape, dtype, a.device());
+    backend_of(a).where(dense->flat(out).view(), dense->flat(c_in).view(), dense->flat(a_in).view(),
+                        dense->flat(b_in).view());
+    return out;
+  }
   NDArray out = NDArray::empty(shape, dtype, a.device());
   if (out.size() == 0) return out;
-  backend_of(a).where(out.view(), cond.astype(DType::Bool).broadcast_to(shape).view(),
-                      a.astype(dtype).broadcast_to(shape).view(), b.astype(dtype).broadcast_to(shape).view());
+  backend_of(a).where(out.view(), c_in.view(), a_in.view(), b_in.view());
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/array_checks.h"
+#include "core/dense_layout.h"
 #include "needle/core/array_ops.h"
 #include "needle/core/checked_math.h"
 
@@ -475,8 +476,15 @@ MaxPoolResult max_pool2d(const NDArray& image, std::int64_t kernel, std::int64_t
   const Shape pooled{s[0], s[1], (*height - kernel) / stride + 1, (*width - kernel) / stride + 1};
   Backend& backend = backend_of(image);
   if (backend.implements(OptionalKernel::max_pool2d)) {
-    MaxPoolResult r{NDArray::empty(pooled, image.dtype(), image.device()),
-                    NDArray::empty(pooled, DType::Int64, image.device())};
+    // A channels-last image (a convolution's or batch norm's result) pools into channels-last results, which
+    // the next convolution reads in place.
+    const bool channels_last = detail::is_channels_last(image);
+    const auto result = [&](DType dtype) {
+      return channels_last ? NDArray::empty({pooled[0], pooled[2], pooled[3], pooled[1]}, dtype, image.device())
+                                 .permute(detail::kFromChannelsLast)
+                           : NDArray::empty(pooled, dtype, image.device());
+    };
+    MaxPoolResult r{result(image.dtype()), result(DType::Int64)};
     if (r.values.size() > 0)
       backend.max_pool2d(r.values.view(), r.indices.view(), image.view(), kernel, stride, padding);
     return r;
@@ -522,10 +530,19 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
   const std::int64_t plane = image_shape[2] * image_shape[3];
   Backend& backend = backend_of(grad_out);
   if (backend.implements(OptionalKernel::max_pool2d_backward)) {
-    // The kernel checks each index as it reads it (kernels.def).
-    const NDArray grad = grad_out.compact();
-    const NDArray where_from = indices.compact();
-    NDArray out = NDArray::empty(image_shape, grad_out.dtype(), grad_out.device());
+    // The kernel checks each index as it reads it (kernels.def). Channels-last indices (of a channels-last
+    // image) give a channels-last image gradient, which the convolution's backward reads in place.
+    const bool channels_last = detail::is_channels_last(indices);
+    const auto in_layout = [&](const NDArray& a) {
+      return channels_last ? a.permute(detail::kToChannelsLast).compact().permute(detail::kFromChannelsLast)
+                           : a.compact();
+    };
+    const NDArray grad = in_layout(grad_out);
+    const NDArray where_from = in_layout(indices);
+    NDArray out = channels_last ? NDArray::empty({image_shape[0], image_shape[2], image_shape[3], image_shape[1]},
+                                                 grad_out.dtype(), grad_out.device())
+                                      .permute(detail::kFromChannelsLast)
+                                : NDArray::empty(image_shape, grad_out.dtype(), grad_out.device());
     if (out.size() > 0) backend.max_pool2d_backward(out.view(), grad.view(), where_from.view());
     return out;
   }
@@ -545,14 +562,6 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
 
 namespace {
 
-// Whether two arrays of one shape step through memory alike (strides of size-1 axes never matter).
-bool same_layout(const NDArray& a, const NDArray& b) {
-  for (std::size_t i = 0; i < a.shape().size(); ++i) {
-    if (a.shape()[i] != 1 && a.strides()[i] != b.strides()[i]) return false;
-  }
-  return true;
-}
-
 // An update visits each element once, in any order. So the arrays it writes may be laid out in any dense
 // memory order, as long as they share it: a PyTorch-shaped view of a weight stored in Needle's layout and its
 // optimizer state are updated as compact views in their memory order, with no layout copy. Returns the axes
@@ -560,18 +569,13 @@ bool same_layout(const NDArray& a, const NDArray& b) {
 // written array contiguous.
 std::vector<std::int64_t> update_order(std::string_view op, const NDArray& param,
                                        std::initializer_list<const NDArray*> state) {
-  std::vector<std::int64_t> order(param.shape().size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
-  if (!param.is_compact()) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::int64_t a, std::int64_t b) { return param.strides()[a] > param.strides()[b]; });
-  }
+  const Axes order = detail::memory_order(param);
   NEEDLE_CHECK(param.permute(order).is_compact(), ValueError, op,
                ": the parameter must be dense in memory (contiguous, or a permuted view of contiguous memory), "
                "got strides ",
                shape_str(param.strides()), " for shape ", shape_str(param.shape()));
   for (const NDArray* a : state) {
-    NEEDLE_CHECK(a == nullptr || same_layout(*a, param), ValueError, op, ": optimizer state with strides ",
+    NEEDLE_CHECK(a == nullptr || detail::same_layout(*a, param), ValueError, op, ": optimizer state with strides ",
                  shape_str(a->strides()), " must be laid out like the parameter, strides ", shape_str(param.strides()),
                  " for shape ", shape_str(param.shape()));
   }

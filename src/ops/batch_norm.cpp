@@ -88,10 +88,10 @@ class BatchNormOp final : public Op {
   std::vector<NDArray> compute_outputs(const std::vector<NDArray>& in) const override {
     const KernelLayout layout(in[0]);
     const BatchNormResult r = needle::batch_norm(layout.to_kernel(in[0]), in[1], in[2], eps_);
-    // Handed on contiguous in x's own (N, C, ...) order even when read channels-last: the element-wise ops
-    // that follow (ReLU and its gradient) take a strided path on a permuted view that costs several times
-    // this one copy.
-    return {layout.from_kernel(r.y).compact(), r.mean, r.var};
+    // Handed on in the kernel's layout: a channels-last y stays channels-last through the element-wise ops
+    // that follow (ReLU, and its gradient, keep a dense layout), max pooling and the next convolution,
+    // which all read it in place.
+    return {layout.from_kernel(r.y), r.mean, r.var};
   }
   std::vector<Tensor> gradient_outputs(const std::vector<Tensor>& out_grads, const std::vector<Tensor>& outputs,
                                        const std::vector<Tensor>& inputs, const NeedsGrad& needs_grad) const override;

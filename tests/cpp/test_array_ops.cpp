@@ -118,6 +118,55 @@ TEST_P(ArrayOpsTest, WhereBroadcastsAllThree) {
   EXPECT_EQ(r.to_vector<double>(), (std::vector<double>{1, 2, 3, 0, 0, 0}));
 }
 
+// Operands that share a dense but permuted memory order (a channels-last image seen as NCHW, a transposed
+// matrix) give results in that order, computed as one flat run; any other mix of layouts gives contiguous
+// results. Values always match the same op on contiguous copies.
+TEST_P(ArrayOpsTest, ElementWiseResultsKeepTheMemoryOrderTheirOperandsShare) {
+  const auto values = [&](const Shape& shape, double scale) {
+    return (NDArray::arange(numel(shape), DType::Float32, GetParam()) * Scalar(scale) - Scalar(7.0)).reshape(shape);
+  };
+  const auto channels_last = [](const NDArray& a) { return a.permute({0, 2, 3, 1}).compact().permute({0, 3, 1, 2}); };
+  const Shape shape{2, 3, 4, 5};
+  const NDArray x = values(shape, 0.37);
+  const NDArray y = values(shape, -0.21);
+  const NDArray x_last = channels_last(x);
+  const NDArray y_last = channels_last(y);
+  ASSERT_FALSE(x_last.is_compact());
+  const auto expect_like = [&](const NDArray& got, const NDArray& want, const NDArray& layout) {
+    ASSERT_EQ(got.shape(), want.shape());
+    for (std::size_t d = 0; d < got.shape().size(); ++d) {
+      if (got.shape()[d] != 1) {
+        EXPECT_EQ(got.strides()[d], layout.strides()[d]) << "axis " << d;
+      }
+    }
+    EXPECT_EQ(got.dtype(), want.dtype());
+    EXPECT_EQ(got.astype(DType::Float64).to_vector<double>(), want.astype(DType::Float64).to_vector<double>());
+  };
+  expect_like(exp(x_last), exp(x), x_last);
+  expect_like(x_last + y_last, x + y, x_last);
+  expect_like(x_last * Scalar(2.5), x * Scalar(2.5), x_last);
+  expect_like(Scalar(1.0) - x_last, Scalar(1.0) - x, x_last);
+  const NDArray zero = NDArray::zeros({}, DType::Float32, GetParam());
+  expect_like(gt(x_last, zero), gt(x, zero), x_last);
+  expect_like(where(gt(x_last, zero), y_last, zero), where(gt(x, zero), y, zero), x_last);
+  const NDArray matrix = values({6, 7}, 0.5).permute({1, 0});
+  expect_like(matrix * matrix, matrix.compact() * matrix.compact(), matrix);
+  // A size-1 axis's stride does not matter.
+  const NDArray with_one = values({3, 1, 4}, 0.1).permute({2, 1, 0});
+  expect_like(negate(with_one), negate(with_one.compact()), with_one);
+
+  // Mixed layouts, a broadcast row and a view with gaps: contiguous results.
+  const NDArray contiguous = x_last + y;
+  EXPECT_TRUE(contiguous.is_compact());
+  EXPECT_EQ(contiguous.to_vector<float>(), (x + y).to_vector<float>());
+  const NDArray row = values({5}, 1.0);
+  EXPECT_TRUE((x_last * row).is_compact());
+  EXPECT_EQ((x_last * row).to_vector<float>(), (x * row).to_vector<float>());
+  const NDArray gaps = values({4, 6}, 0.3).index({IndexItem::range(), IndexItem::range(0, 6, 2)});
+  EXPECT_TRUE(negate(gaps).is_compact());
+  EXPECT_EQ(negate(gaps).to_vector<float>(), negate(gaps.compact()).to_vector<float>());
+}
+
 TEST_P(ArrayOpsTest, ReductionsOverAxesWithKeepdims) {
   const NDArray a = NDArray::arange(24, DType::Int32, GetParam()).reshape({2, 3, 4});
   const NDArray s = sum(a, {0, 2});

@@ -2,7 +2,8 @@
 // against their reference, the composition of array functions the ref device runs, and both against a
 // direct loop over the contract in kernels.def (first maximum, NaN first, positions in the image plane),
 // on random shapes: odd sizes, size-1 and empty dimensions, every kernel/stride/padding combination up to
-// 4, strided, transposed, channels-last and flipped inputs, ties, -inf and NaN. Also which devices implement
+// 4, strided, transposed, channels-last and flipped inputs (channels-last ones pooled into channels-last
+// results, and their gradients laid out alike), ties, -inf and NaN. Also which devices implement
 // the kernels and the checks of both array functions.
 #include <gtest/gtest.h>
 #include <needle/needle.h>
@@ -176,6 +177,12 @@ TEST(FusedMaxPool, CpuKernelMatchesTheReferenceAndTheContractOnEveryGeometryAndL
             expect_same_indices(fused.indices, direct.indices);
             expect_same_values(reference.values.to(cpu_device()), direct.values);
             expect_same_indices(reference.indices.to(cpu_device()), direct.indices);
+            // A channels-last image (more than one channel, a plane of more than one cell) pools into
+            // channels-last results; every other layout into contiguous ones.
+            const bool channels_last = layout == Layout::ChannelsLast && !image.is_compact();
+            for (const NDArray* result : {&fused.values, &fused.indices}) {
+              EXPECT_TRUE(channels_last ? result->permute({0, 2, 3, 1}).is_compact() : result->is_compact());
+            }
           }
         }
       }
@@ -202,18 +209,23 @@ TEST(FusedMaxPool, BackwardKernelMatchesTheReference) {
   // windows sending their gradient to one cell), gradients of any layout.
   const int saved_threads = get_num_threads();
   std::uint64_t seed = 500;
-  for (const int threads : {1, 2}) {
+  int channels_last_cases = 0;
+  for (const int run : {0, 1, 2, 3}) {
+    // Runs 2 and 3 pool a channels-last image, whose indices, and so the image gradient, are channels-last.
+    const int threads = run % 2 == 0 ? 1 : 2;
+    const Layout image_layout = run < 2 ? Layout::Contiguous : Layout::ChannelsLast;
     set_num_threads(threads);
     for (const PoolGeometry& g : geometries()) {
       const Shape image_shape{2, 3, 6, 5};
-      const NDArray image = tied_image(image_shape, ++seed, false);
+      const NDArray image = in_layout(tied_image(image_shape, ++seed, false), image_layout);
       const NDArray indices = max_pool2d(image, g.kernel, g.stride, g.padding).indices;
       const Shape& out = indices.shape();
       std::mt19937_64 rng(seed);
       std::uniform_int_distribution<std::int64_t> cell(0, image_shape[2] * image_shape[3] - 1);
       std::vector<std::int64_t> anywhere(static_cast<std::size_t>(numel(out)));
       for (std::int64_t& i : anywhere) i = cell(rng);
-      for (const NDArray& where : {indices, NDArray::from_vector(anywhere, out, cpu_device())}) {
+      for (const NDArray& where :
+           {indices, in_layout(NDArray::from_vector(anywhere, out, cpu_device()), image_layout)}) {
         for (const DType dtype : {DType::Float32, DType::Float64}) {
           SCOPED_TRACE(str("kernel ", g.kernel, " stride ", g.stride, " padding ", g.padding, " ", dtype_name(dtype),
                            " threads ", threads));
@@ -225,12 +237,17 @@ TEST(FusedMaxPool, BackwardKernelMatchesTheReference) {
               max_pool2d_backward(grad.to(ref_device()), where.to(ref_device()), image_shape).to(cpu_device());
           ASSERT_EQ(fused.shape(), image_shape);
           ASSERT_EQ(fused.dtype(), dtype);
+          // Channels-last indices (windows in more than one place) give a channels-last image gradient.
+          EXPECT_EQ(fused.is_compact(), where.is_compact());
+          EXPECT_TRUE(fused.permute({0, 2, 3, 1}).is_compact() || where.is_compact());
+          channels_last_cases += where.is_compact() ? 0 : 1;
           // Each cell sums its gradients in the same order (the windows' row-major order) in both.
           expect_same_values(fused, reference.astype(DType::Float64).to_vector<double>());
         }
       }
     }
   }
+  EXPECT_GT(channels_last_cases, 100);
   set_num_threads(saved_threads);
 }
 
@@ -268,6 +285,14 @@ TEST(FusedMaxPool, ChecksItsOperands) {
           (void)max_pool2d_backward(r.values, r.indices - Scalar(std::int64_t{1}), {1, 1, 4, 4});
         },
         "index -1 is out of bounds");
+    // The same check on channels-last indices.
+    const MaxPoolResult last =
+        max_pool2d(NDArray::ones({1, 4, 4, 2}, DType::Float32, d).permute({0, 3, 1, 2}), 2, 2, 0);
+    expect_error<IndexError>(
+        [&] {
+          (void)max_pool2d_backward(last.values, last.indices + Scalar(std::int64_t{6}), {1, 2, 4, 4});
+        },
+        "max_pool2d_backward: index 16 is out of bounds for an image plane of 16 cells");
     expect_error<TypeError>(
         [&] {
           (void)max_pool2d_backward(r.values, r.indices.astype(DType::Int32), {1, 1, 4, 4});

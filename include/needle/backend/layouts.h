@@ -120,10 +120,12 @@ struct ConvLayout {
   [[nodiscard]] std::int64_t patch() const { return k * k * c; }
 };
 
-// Max pooling: N * C planes of H x W image cells and H_out x W_out windows of K x K cells.
+// Max pooling: N * C planes of H x W image cells and H_out x W_out windows of K x K cells. channels_last:
+// the results (and, backward, every operand) lie in memory as (N, H_out, W_out, C), the image as (N, H, W, C).
 struct PoolLayout {
   std::int64_t n = 0, c = 0, h = 0, w = 0, k = 1, h_out = 0, w_out = 0, stride = 1, padding = 0;
   DType dtype = DType::Float32;
+  bool channels_last = false;
 
   [[nodiscard]] std::int64_t planes() const { return n * c; }
   [[nodiscard]] std::int64_t plane_size() const { return h * w; }

@@ -185,6 +185,61 @@ __attribute__((target("avx2"))) void pool_planes_2x2_avx2(const kernels::PoolLay
   pool_planes_2x2<T, 32>(l, image, strides, out, indices, first, last);
 }
 
+// Channels-last images (N, H, W, C in memory, as a convolution writes them) for rows [first, last) of the
+// N * H_out output rows: each tap of a window is a run of C contiguous cells, one per plane, so the loops
+// over channels compare C windows at once and vectorize, whatever the window size, stride and padding.
+// out and indices are channels-last, so row r's windows are contiguous there too.
+template <typename T>
+[[gnu::always_inline]] inline void pool_rows_channels_last(const kernels::PoolLayout& l, const T* image,
+                                                           const Strides& strides, T* out, std::int64_t* indices,
+                                                           std::int64_t first, std::int64_t last) {
+  const std::int64_t c = l.c;
+  for (std::int64_t r = first; r < last; ++r) {
+    const std::int64_t y = r % l.h_out;
+    const T* picture = image + (r / l.h_out) * strides[0];
+    const kernels::ConvLayout::Taps is = l.taps(y, l.h);
+    const std::int64_t top = y * l.stride - l.padding;
+    for (std::int64_t x = 0; x < l.w_out; ++x) {
+      const kernels::ConvLayout::Taps js = l.taps(x, l.w);
+      const std::int64_t left = x * l.stride - l.padding;
+      T* best = out + (r * l.w_out + x) * c;
+      std::int64_t* at = indices + (r * l.w_out + x) * c;
+      const std::int64_t first_cell = (top + is.first) * l.w + left + js.first;
+      const T* cells = picture + (top + is.first) * strides[2] + (left + js.first) * strides[3];
+      for (std::int64_t ch = 0; ch < c; ++ch) {
+        best[ch] = cells[ch];
+        at[ch] = first_cell;
+      }
+      for (std::int64_t i = is.first; i < is.last; ++i) {
+        for (std::int64_t j = js.first; j < js.last; ++j) {
+          if (i == is.first && j == js.first) continue;
+          const std::int64_t cell = (top + i) * l.w + left + j;
+          cells = picture + (top + i) * strides[2] + (left + j) * strides[3];
+          for (std::int64_t ch = 0; ch < c; ++ch) {
+            const T v = cells[ch];
+            const bool take = replaces(v, best[ch]);
+            best[ch] = take ? v : best[ch];
+            at[ch] = take ? cell : at[ch];
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void pool_rows_channels_last_portable(const kernels::PoolLayout& l, const T* image, const Strides& strides, T* out,
+                                      std::int64_t* indices, std::int64_t first, std::int64_t last) {
+  pool_rows_channels_last<T>(l, image, strides, out, indices, first, last);
+}
+
+template <typename T>
+__attribute__((target("avx2"))) void pool_rows_channels_last_avx2(const kernels::PoolLayout& l, const T* image,
+                                                                  const Strides& strides, T* out, std::int64_t* indices,
+                                                                  std::int64_t first, std::int64_t last) {
+  pool_rows_channels_last<T>(l, image, strides, out, indices, first, last);
+}
+
 std::atomic<bool> g_force_portable{false};
 
 bool use_avx2() {
@@ -210,6 +265,13 @@ void CpuBackend::max_pool2d_kernel(const kernels::PoolLayout& layout, const Stri
     const bool two_by_two = layout.k == 2 && layout.stride == 2 && layout.padding == 0 && s[3] == 1;
     const auto two_by_two_planes = use_avx2() ? &pool_planes_2x2_avx2<T> : &pool_planes_2x2_portable<T>;
     const std::int64_t windows = layout.windows();
+    if (layout.channels_last) {
+      const auto rows = use_avx2() ? &pool_rows_channels_last_avx2<T> : &pool_rows_channels_last_portable<T>;
+      const std::int64_t row_cells = layout.w * layout.c * layout.k;
+      parallel_for(0, layout.n * layout.h_out, planes_per_chunk(row_cells),
+                   [&](std::int64_t first, std::int64_t last) { rows(layout, in, s, values, where, first, last); });
+      return;
+    }
     parallel_for(0, layout.planes(), planes_per_chunk(layout.plane_size()), [&](std::int64_t first, std::int64_t last) {
       if (two_by_two) {
         two_by_two_planes(layout, in, s, values, where, first, last);
@@ -232,6 +294,28 @@ void CpuBackend::max_pool2d_backward_kernel(const kernels::PoolLayout& layout, c
     const auto* where = indices.ptr<std::int64_t>();
     const std::int64_t plane_size = layout.plane_size();
     const std::int64_t windows = layout.windows();
+    if (layout.channels_last) {
+      // Image by image (each writes only its own cells); cell `at` of channel ch lies at at * C + ch.
+      const std::int64_t c = layout.c;
+      parallel_for(0, layout.n, planes_per_chunk(plane_size * c), [&](std::int64_t first, std::int64_t last) {
+        std::memset(image + first * plane_size * c, 0,
+                    sizeof(T) * static_cast<std::size_t>((last - first) * plane_size * c));
+        for (std::int64_t n = first; n < last; ++n) {
+          T* picture = image + n * plane_size * c;
+          const T* from = g + n * windows * c;
+          const std::int64_t* at = where + n * windows * c;
+          for (std::int64_t o = 0; o < windows * c; o += c) {
+            for (std::int64_t ch = 0; ch < c; ++ch) {
+              NEEDLE_CHECK(static_cast<std::uint64_t>(at[o + ch]) < static_cast<std::uint64_t>(plane_size), IndexError,
+                           "max_pool2d_backward: index ", at[o + ch], " is out of bounds for an image plane of ",
+                           plane_size, " cells");
+              picture[at[o + ch] * c + ch] += from[o + ch];
+            }
+          }
+        }
+      });
+      return;
+    }
     parallel_for(0, layout.planes(), planes_per_chunk(plane_size), [&](std::int64_t first, std::int64_t last) {
       std::memset(image + first * plane_size, 0, sizeof(T) * static_cast<std::size_t>((last - first) * plane_size));
       for (std::int64_t p = first; p < last; ++p) {
