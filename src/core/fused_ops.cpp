@@ -157,6 +157,32 @@ NDArray rms_norm(const NDArray& x, double eps) {
   return out;
 }
 
+// ---- relu backward -------------------------------------------------------------------------------------
+
+NDArray relu_backward(const NDArray& g, const NDArray& x) {
+  check_same_device("relu_backward", {&g, &x});
+  NEEDLE_CHECK(g.shape() == x.shape(), ValueError, "relu_backward: expected a gradient of the input's shape ",
+               shape_str(x.shape()), ", got ", shape_str(g.shape()));
+  Backend& backend = backend_of(x);
+  const bool fused =
+      backend.implements(OptionalKernel::relu_backward) && is_floating(x.dtype()) && g.dtype() == x.dtype();
+  if (fused) {
+    // Operands in one dense memory order (a channels-last image) are read, and the result written, in it.
+    if (const auto dense = detail::SharedDenseLayout::of({&g, &x})) {
+      NDArray out = dense->empty(x.shape(), x.dtype(), x.device());
+      backend.relu_backward(dense->flat(out).view(), dense->flat(g).view(), dense->flat(x).view());
+      return out;
+    }
+    if (g.is_compact() && x.is_compact()) {
+      NDArray out = NDArray::empty(x.shape(), x.dtype(), x.device());
+      if (out.size() > 0) backend.relu_backward(out.view(), g.view(), x.view());
+      return out;
+    }
+  }
+  // The reference, and mixed layouts: a comparison and a select, which read any strides.
+  return where(gt(x, NDArray::zeros({}, x.dtype(), x.device())), g, NDArray::zeros({}, g.dtype(), g.device()));
+}
+
 // ---- batch norm ----------------------------------------------------------------------------------------
 
 BatchNormResult batch_norm(const NDArray& x, const NDArray& weight, const NDArray& bias, double eps) {

@@ -3,6 +3,9 @@
 #include <numbers>
 #include <optional>
 
+#include "needle/autograd/grad_mode.h"
+#include "needle/core/fused_ops.h"
+
 namespace needle::ops::detail {
 
 void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) {
@@ -37,8 +40,10 @@ Tensor sign_of(const Tensor& a) {
 
 Tensor relu_gradient(const Tensor& g, const Tensor& a) {
   const NDArray& x = a.value();
-  // g where a > 0, else 0 (also where g is inf or NaN, as PyTorch's threshold_backward): one comparison and
-  // one select, where multiplying by a 0/1 mask would need the mask converted to g's dtype first.
+  // g where a > 0, else 0 (also where g is inf or NaN, as PyTorch's threshold_backward). A plain backward
+  // takes one fused pass; while a graph of the gradient is recorded, a comparison and a select, so that the
+  // result is differentiable in g (multiplying by a 0/1 mask would need the mask converted first).
+  if (!grad_enabled()) return constant(needle::relu_backward(g.value(), x));
   return where(constant(needle::gt(x, NDArray::zeros({}, x.dtype(), x.device()))), g,
                constant(NDArray::zeros({}, g.dtype(), g.device())));
 }

@@ -40,6 +40,12 @@ AffineLayerNormGrads layer_norm_affine_backward(const NDArray& g, const NDArray&
 // the optional rms_norm kernel where the device has it, else composed of array_ops.h (its reference).
 NDArray rms_norm(const NDArray& x, double eps);
 
+// ---- relu backward -----------------------------------------------------------------------------------
+// ReLU's gradient: g where x > 0, else 0 (g and x of one shape; the result takes g's dtype promoted with
+// x's). One pass of the optional relu_backward kernel where the device has it (g and x of one floating
+// dtype, contiguous or sharing a dense memory order, which the result keeps), else where(x > 0, g, 0).
+NDArray relu_backward(const NDArray& g, const NDArray& x);
+
 // ---- batch norm --------------------------------------------------------------------------------------
 // Batch normalization of x read as (N, C, S) (contiguous; see Backend::batch_norm), weight and bias (C,):
 // y (N, C, S) and the batch mean and biased variance (C,).
