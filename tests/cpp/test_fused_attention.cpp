@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "fused_test_util.h"
 #include "gradcheck.h"
 #include "needle/backend/backend.h"
@@ -155,7 +156,7 @@ class ThreadCount {
   int threads_;
 };
 
-TEST(FusedAttentionCpuKernels, MatchRefOnEveryShapeDtypeAndThreadCount) {
+TEST(FusedAttentionCpuKernels, MatchRefOnEveryShapeDtypeThreadCountAndBuild) {
   const ThreadCount restore;
   std::vector<Problem> problems;
   const std::vector<std::int64_t> lengths = {1, 7, 8, 9, 33, 64, 65, 130, 257};
@@ -177,14 +178,19 @@ TEST(FusedAttentionCpuKernels, MatchRefOnEveryShapeDtypeAndThreadCount) {
       for (const bool causal : {false, true}) {
         const Results expected = run_kernels(ref_backend(), p, in, causal);
         Results first;
-        for (const int threads : {1, 2}) {
+        for (const int run : {0, 1, 2}) {
+          // 1 and 2 threads, then 1 thread on the baseline build of the tile loops.
+          const int threads = run == 1 ? 2 : 1;
           set_num_threads(threads);
-          const std::string what = str(problem_str(p, causal, dtype), " threads ", threads);
+          cpu::set_attention_portable(run == 2);
+          const std::string what =
+              str(problem_str(p, causal, dtype), " threads ", threads, run == 2 ? " portable" : "");
           const Results actual = run_kernels(cpu_backend(), p, in, causal);
+          cpu::set_attention_portable(false);
           expect_results_close(actual, expected, tolerance_for(dtype), what);
-          // Each output element is computed by one thread in a fixed order.
-          if (threads == 1) first = actual;
-          if (threads == 2) {
+          // Each output element is computed by one thread in a fixed order, the same in both builds.
+          if (run == 0) first = actual;
+          if (run > 0) {
             EXPECT_EQ(host(actual.out), host(first.out)) << what;
             EXPECT_EQ(host(actual.dq), host(first.dq)) << what;
             EXPECT_EQ(host(actual.dk), host(first.dk)) << what;

@@ -19,8 +19,10 @@
 // thread, and gemm's own results never depend on the thread count), so results do not depend on the
 // thread count.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -58,45 +60,82 @@ void product(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::in
   if (m > 0 && n > 0) cpu::gemm<T>(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, 1);
 }
 
-// Independent partial results per row reduction, so the compiler vectorises the sums and maxima (a single
-// running value would chain every addition to the one before).
-constexpr int kLanes = 16;
-
-// The largest of x[0..n), n >= 1, in kLanes partial maxima (a NaN is passed over; it still turns the row's
-// exponentials into NaN).
+// Independent partial results per row reduction, so that the sums and maxima run on vectors (a single
+// running value would chain every addition to the one before): two GCC vectors of 32 bytes, one AVX2
+// register each in the AVX2 build and two SSE2 registers in the baseline one. (Written as a loop over an
+// array of partials, GCC turns the maxima into scalar compares and moves; as vectors wider than the
+// registers, it spills them to the stack.)
 template <typename T>
-T lane_max(const T* x, std::int64_t n) {
-  T partial[kLanes];
-  std::fill(partial, partial + kLanes, -std::numeric_limits<T>::infinity());
+struct PartialsOf;
+template <>
+struct PartialsOf<float> {
+  typedef float Vec __attribute__((vector_size(32)));
+};
+template <>
+struct PartialsOf<double> {
+  typedef double Vec __attribute__((vector_size(32)));
+};
+template <typename T>
+using Partials = typename PartialsOf<T>::Vec;
+template <typename T>
+constexpr std::int64_t kLanes = 32 / sizeof(T);
+
+// Through a reference: returning a vector by value from a function compiled without AVX changes the ABI,
+// which GCC warns about.
+template <typename T>
+[[gnu::always_inline]] inline void load_partials(const T* x, Partials<T>& v) {
+  std::memcpy(&v, x, sizeof(v));
+}
+
+// The largest of x[0..n), n >= 1 (a NaN is passed over; it still turns the row's exponentials into NaN).
+template <typename T>
+[[gnu::always_inline]] inline T lane_max(const T* x, std::int64_t n) {
+  constexpr std::int64_t lanes = kLanes<T>;
+  Partials<T> low = Partials<T>{} - std::numeric_limits<T>::infinity();
+  Partials<T> high = low;
   std::int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int lane = 0; lane < kLanes; ++lane) partial[lane] = x[j + lane] > partial[lane] ? x[j + lane] : partial[lane];
+  for (; j + 2 * lanes <= n; j += 2 * lanes) {
+    Partials<T> a;
+    Partials<T> b;
+    load_partials(x + j, a);
+    load_partials(x + j + lanes, b);
+    low = a > low ? a : low;
+    high = b > high ? b : high;
   }
+  low = high > low ? high : low;
   T largest = -std::numeric_limits<T>::infinity();
   for (; j < n; ++j) largest = x[j] > largest ? x[j] : largest;
-  for (const T value : partial) largest = value > largest ? value : largest;
+  for (std::int64_t lane = 0; lane < lanes; ++lane) largest = low[lane] > largest ? low[lane] : largest;
   return largest;
 }
 
-// The sum of x[0..n) in kLanes partial sums combined pairwise.
+// The sum of x[0..n) in 2 * kLanes partial sums, combined in a fixed order.
 template <typename T>
-T lane_sum(const T* x, std::int64_t n) {
-  T partial[kLanes] = {};
+[[gnu::always_inline]] inline T lane_sum(const T* x, std::int64_t n) {
+  constexpr std::int64_t lanes = kLanes<T>;
+  Partials<T> low = {};
+  Partials<T> high = {};
   std::int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int lane = 0; lane < kLanes; ++lane) partial[lane] += x[j + lane];
+  for (; j + 2 * lanes <= n; j += 2 * lanes) {
+    Partials<T> a;
+    Partials<T> b;
+    load_partials(x + j, a);
+    load_partials(x + j + lanes, b);
+    low += a;
+    high += b;
   }
+  low += high;
   T tail = 0;
   for (; j < n; ++j) tail += x[j];
-  for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int lane = 0; lane < width; ++lane) partial[lane] += partial[lane + width];
-  }
-  return partial[0] + tail;
+  T sum = 0;
+  for (std::int64_t lane = 0; lane < lanes; ++lane) sum += low[lane];
+  return sum + tail;
 }
 
 // Row r of dst (row stride ld) += row r of the packed rows x cols block src, for r < rows.
 template <typename T>
-void add_rows(T* dst, std::int64_t ld, const T* src, std::int64_t rows, std::int64_t cols) {
+[[gnu::always_inline]] inline void add_rows(T* dst, std::int64_t ld, const T* src, std::int64_t rows,
+                                            std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) {
     T* out = dst + r * ld;
     const T* in = src + r * cols;
@@ -106,27 +145,29 @@ void add_rows(T* dst, std::int64_t ld, const T* src, std::int64_t rows, std::int
 
 // Rows [0, rows) of dst (row stride ld, cols values each) set to zero.
 template <typename T>
-void zero_rows(T* dst, std::int64_t ld, std::int64_t rows, std::int64_t cols) {
+[[gnu::always_inline]] inline void zero_rows(T* dst, std::int64_t ld, std::int64_t rows, std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) std::fill(dst + r * ld, dst + r * ld + cols, T(0));
 }
 
 // Problem b of a (B, rows, cols) operand with contiguous rows (kernels.def): its first row; rows follow
 // at view.strides[1].
 template <typename T>
-T* problem(const StridedView& view, std::int64_t b) {
+[[gnu::always_inline]] inline T* problem(const StridedView& view, std::int64_t b) {
   return view.ptr<T>() + b * view.strides[0];
 }
 
 // How many keys of the tile starting at key j0 (nk keys) query i sees.
-std::int64_t visible_in_tile(std::int64_t i, std::int64_t j0, std::int64_t nk, bool causal) {
+[[gnu::always_inline]] inline std::int64_t visible_in_tile(std::int64_t i, std::int64_t j0, std::int64_t nk,
+                                                           bool causal) {
   return causal ? std::clamp<std::int64_t>(i + 1 - j0, 0, nk) : nk;
 }
 
 // The forward of one query block [i0, i0 + nq) of problem b: out rows and logsumexp entries of that block.
 template <typename T>
-void attention_block(const kernels::AttentionLayout& n, const StridedView& q, const StridedView& k,
-                     const StridedView& v, const StridedView& out, T* logsumexp, T scale, bool causal, std::int64_t b,
-                     std::int64_t i0, std::vector<T>& scratch) {
+[[gnu::always_inline]] inline void attention_block(const kernels::AttentionLayout& n, const StridedView& q,
+                                                   const StridedView& k, const StridedView& v, const StridedView& out,
+                                                   T* logsumexp, T scale, bool causal, std::int64_t b, std::int64_t i0,
+                                                   std::vector<T>& scratch) {
   const std::int64_t d = n.dim;
   const std::int64_t dv = n.value_dim;
   const std::int64_t nq = std::min(kBlock, n.queries - i0);
@@ -203,10 +244,12 @@ void attention_block(const kernels::AttentionLayout& n, const StridedView& q, co
 
 // The backward of problem b: its rows of dq, dk and dv.
 template <typename T>
-void attention_backward_problem(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,
-                                const StridedView& dv, const StridedView& g, const StridedView& q, const StridedView& k,
-                                const StridedView& v, const StridedView& out, const T* logsumexp, T scale, bool causal,
-                                std::int64_t b, std::vector<T>& scratch) {
+[[gnu::always_inline]] inline void attention_backward_problem(const kernels::AttentionLayout& n, const StridedView& dq,
+                                                              const StridedView& dk, const StridedView& dv,
+                                                              const StridedView& g, const StridedView& q,
+                                                              const StridedView& k, const StridedView& v,
+                                                              const StridedView& out, const T* logsumexp, T scale,
+                                                              bool causal, std::int64_t b, std::vector<T>& scratch) {
   const std::int64_t d = n.dim;
   const std::int64_t dvn = n.value_dim;
   const std::int64_t widest = std::max(d, dvn);
@@ -283,18 +326,67 @@ void attention_backward_problem(const kernels::AttentionLayout& n, const Strided
   }
 }
 
+// The tile loops above (row maxima and sums, scaling, masking, accumulating) are compiled twice: for the
+// baseline, and for AVX2, where they run on 8-float vectors instead of 4; the run-time check picks one. The
+// AVX2 build leaves FMA out, so that no product and sum are contracted into one rounding: both builds compute
+// every value alike, and results do not depend on the build.
+std::atomic<bool> g_force_portable{false};
+
+bool use_avx2() {
+  static const bool supported = __builtin_cpu_supports("avx2");
+  return supported && !g_force_portable.load(std::memory_order_relaxed);
+}
+
+template <typename T>
+void attention_block_portable(const kernels::AttentionLayout& n, const StridedView& q, const StridedView& k,
+                              const StridedView& v, const StridedView& out, T* logsumexp, T scale, bool causal,
+                              std::int64_t b, std::int64_t i0, std::vector<T>& scratch) {
+  attention_block<T>(n, q, k, v, out, logsumexp, scale, causal, b, i0, scratch);
+}
+
+template <typename T>
+__attribute__((target("avx2"))) void attention_block_avx2(const kernels::AttentionLayout& n, const StridedView& q,
+                                                          const StridedView& k, const StridedView& v,
+                                                          const StridedView& out, T* logsumexp, T scale, bool causal,
+                                                          std::int64_t b, std::int64_t i0, std::vector<T>& scratch) {
+  attention_block<T>(n, q, k, v, out, logsumexp, scale, causal, b, i0, scratch);
+}
+
+template <typename T>
+void attention_backward_portable(const kernels::AttentionLayout& n, const StridedView& dq, const StridedView& dk,
+                                 const StridedView& dv, const StridedView& g, const StridedView& q,
+                                 const StridedView& k, const StridedView& v, const StridedView& out, const T* logsumexp,
+                                 T scale, bool causal, std::int64_t b, std::vector<T>& scratch) {
+  attention_backward_problem<T>(n, dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal, b, scratch);
+}
+
+template <typename T>
+__attribute__((target("avx2"))) void attention_backward_avx2(const kernels::AttentionLayout& n, const StridedView& dq,
+                                                             const StridedView& dk, const StridedView& dv,
+                                                             const StridedView& g, const StridedView& q,
+                                                             const StridedView& k, const StridedView& v,
+                                                             const StridedView& out, const T* logsumexp, T scale,
+                                                             bool causal, std::int64_t b, std::vector<T>& scratch) {
+  attention_backward_problem<T>(n, dq, dk, dv, g, q, k, v, out, logsumexp, scale, causal, b, scratch);
+}
+
 }  // namespace
+
+namespace cpu {
+void set_attention_portable(bool portable) { g_force_portable.store(portable, std::memory_order_relaxed); }
+}  // namespace cpu
 
 void CpuBackend::attention_kernel(const kernels::AttentionLayout& n, const StridedView& out,
                                   const StridedView& logsumexp, const StridedView& q, const StridedView& k,
                                   const StridedView& v, double scale, bool causal) {
   const std::int64_t blocks = (n.queries + kBlock - 1) / kBlock;
   dispatch_floating(n.dtype, "attention", [&]<typename T>() {
+    const auto block = use_avx2() ? &attention_block_avx2<T> : &attention_block_portable<T>;
     parallel_for(0, n.batch * blocks, 1, [&](std::int64_t first, std::int64_t last) {
       std::vector<T> scratch;
       for (std::int64_t item = first; item < last; ++item) {
-        attention_block<T>(n, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale), causal, item / blocks,
-                           (item % blocks) * kBlock, scratch);
+        block(n, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale), causal, item / blocks,
+              (item % blocks) * kBlock, scratch);
       }
     });
   });
@@ -306,11 +398,11 @@ void CpuBackend::attention_backward_kernel(const kernels::AttentionLayout& n, co
                                            const StridedView& out, const StridedView& logsumexp, double scale,
                                            bool causal) {
   dispatch_floating(n.dtype, "attention_backward", [&]<typename T>() {
+    const auto problem_backward = use_avx2() ? &attention_backward_avx2<T> : &attention_backward_portable<T>;
     parallel_for(0, n.batch, 1, [&](std::int64_t first, std::int64_t last) {
       std::vector<T> scratch;
       for (std::int64_t b = first; b < last; ++b) {
-        attention_backward_problem<T>(n, dq, dk, dv, g, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale), causal,
-                                      b, scratch);
+        problem_backward(n, dq, dk, dv, g, q, k, v, out, logsumexp.ptr<T>(), static_cast<T>(scale), causal, b, scratch);
       }
     });
   });

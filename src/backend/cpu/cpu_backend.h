@@ -62,6 +62,8 @@ void set_fused_nn_portable(bool portable);
 void set_batch_norm_portable(bool portable);
 // Makes max_pool2d's 2 x 2 path use its SSE2 build (16-byte vectors) even on a CPU with AVX2 (for tests).
 void set_max_pool_portable(bool portable);
+// Makes the fused attention's tile loops use their baseline build even on a CPU with AVX2 (for tests).
+void set_attention_portable(bool portable);
 
 }  // namespace cpu
 
