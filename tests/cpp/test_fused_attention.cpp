@@ -295,6 +295,45 @@ TEST(FusedAttentionKernels, ReadAndWriteHeadsWhereTheyLie) {
   }
 }
 
+// The array functions on the heads of (batch, length, heads, d) projections, whose batch axes do not merge:
+// the kernels walk the longer batch axis (the sequences of 5 > 3 heads, or the 6 > 2 heads of a sequence),
+// one call per index of the other. Each problem is computed as on compact copies (one call for all), to
+// the bit, on both devices and thread counts, and the backward takes the forward's logsumexp in any layout.
+TEST(FusedAttentionArrayFunctions, HeadsInPlaceMatchCompactCopiesWhicheverBatchAxisIsWalked) {
+  const ThreadCount restore;
+  std::uint64_t seed = 1300;
+  for (const auto& [batch, heads] : std::vector<std::pair<std::int64_t, std::int64_t>>{{5, 3}, {2, 6}}) {
+    for (const Device device : {cpu_device(), ref_device()}) {
+      for (const int threads : {1, 2}) {
+        set_num_threads(threads);
+        const auto projection_heads = [&](std::int64_t length, std::int64_t dim) {
+          return random_array({batch, length, heads, dim}, device, ++seed).permute({0, 2, 1, 3});
+        };
+        const NDArray q = projection_heads(70, 8);
+        const NDArray k = projection_heads(70, 8);
+        const NDArray v = projection_heads(70, 5);
+        const NDArray g = projection_heads(70, 5);
+        const std::string what = str("batch ", batch, " heads ", heads, " on ", device.name(), " threads ", threads);
+        const AttentionResult strided = attention(q, k, v, 0.3, /*causal=*/true);
+        const AttentionResult compact = attention(q.compact(), k.compact(), v.compact(), 0.3, /*causal=*/true);
+        EXPECT_EQ(host(strided.out), host(compact.out)) << what;
+        EXPECT_EQ(host(strided.logsumexp), host(compact.logsumexp)) << what;
+        const AttentionGrads from_strided = attention_backward(g, q, k, v, strided, 0.3, /*causal=*/true);
+        const AttentionGrads from_compact =
+            attention_backward(g.compact(), q.compact(), k.compact(), v.compact(), compact, 0.3, /*causal=*/true);
+        // The strided operands with the compact copies' logsumexp, laid out for one call.
+        const AttentionGrads mixed =
+            attention_backward(g, q, k, v, {strided.out, compact.logsumexp.compact()}, 0.3, /*causal=*/true);
+        for (const AttentionGrads* grads : {&from_strided, &mixed}) {
+          EXPECT_EQ(host(grads->dq), host(from_compact.dq)) << what;
+          EXPECT_EQ(host(grads->dk), host(from_compact.dk)) << what;
+          EXPECT_EQ(host(grads->dv), host(from_compact.dv)) << what;
+        }
+      }
+    }
+  }
+}
+
 TEST(FusedAttentionKernels, RejectBadOperands) {
   const NDArray q = NDArray::ones({2, 3, 4}, DType::Float64, cpu_device());
   const NDArray k = NDArray::ones({2, 5, 4}, DType::Float64, cpu_device());

@@ -70,8 +70,9 @@ BatchNormGrads batch_norm_backward(const NDArray& g, const NDArray& x, const NDA
 // one dimension (Backend::attention): out (..., L, dv) and each query row's logsumexp (..., L), the one
 // statistic the backward needs. Operands are read in place when their rows are contiguous (the heads of a
 // (batch, length, heads, d) projection, seen as (batch, heads, length, d)), and out is laid out like q, so
-// that joining the heads again is a view; the kernel runs once, or once per sequence when the heads and the
-// batch do not step through memory with one stride.
+// that joining the heads again is a view. The kernel runs once when the batch axes step through memory
+// with one stride; otherwise it walks the longest batch axis (the sequences of one head), once per index of
+// the others.
 struct AttentionResult {
   NDArray out;
   NDArray logsumexp;
