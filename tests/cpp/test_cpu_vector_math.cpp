@@ -1,10 +1,11 @@
 // The cpu backend's vectorised float32 exp, sigmoid, GELU and GELU derivative (backend/cpu/vector_math.h)
 // against the same functions evaluated in double precision, over a dense sweep of inputs, the special values
-// and the subnormal range, and at every tail length of the eight-lane loop.
+// and the subnormal range, and at every tail length, for the AVX-512 and the AVX2 kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <string>
@@ -35,8 +36,10 @@ struct Tolerance {
 // Runs the vector kernel for `op` on `xs` and checks every result against want(x) within the tolerance;
 // NaN must give NaN and infinities must match exactly.
 template <typename Want>
-void expect_close(UnaryOp op, const std::vector<float>& xs, Want want, Tolerance tol) {
+void expect_close_at_width(UnaryOp op, const std::vector<float>& xs, Want want, Tolerance tol, bool avx2_only) {
+  cpu::set_vector_math_avx2_only(avx2_only);
   const cpu::FloatArrayFn fn = cpu::vector_unary_f32(op);
+  cpu::set_vector_math_avx2_only(false);
   if (fn == nullptr) GTEST_SKIP() << "this CPU has no AVX2 + FMA: the cpu backend uses the scalar loops";
   std::vector<float> out(xs.size());
   fn(out.data(), xs.data(), static_cast<std::int64_t>(xs.size()));
@@ -57,6 +60,15 @@ void expect_close(UnaryOp op, const std::vector<float>& xs, Want want, Tolerance
       ++failures;
       ADD_FAILURE() << unary_op_name(op) << "(" << xs[i] << ") = " << got << ", expected " << expected;
     }
+  }
+}
+
+// Both widths: the CPU's widest kernels (AVX-512 where it has it), then the AVX2 ones.
+template <typename Want>
+void expect_close(UnaryOp op, const std::vector<float>& xs, Want want, Tolerance tol) {
+  for (const bool avx2_only : {false, true}) {
+    SCOPED_TRACE(avx2_only ? "AVX2" : "widest");
+    expect_close_at_width(op, xs, want, tol, avx2_only);
   }
 }
 
@@ -115,18 +127,48 @@ TEST(CpuVectorMath, GeluGradMatchesFormula) {
   expect_close(UnaryOp::GeluGrad, xs, gelu_grad_want, {1e-6, 1e-7});
 }
 
-TEST(CpuVectorMath, EveryTailLength) {
-  const cpu::FloatArrayFn fn = cpu::vector_unary_f32(UnaryOp::Exp);
-  if (fn == nullptr) GTEST_SKIP() << "this CPU has no AVX2 + FMA: the cpu backend uses the scalar loops";
-  for (std::int64_t n = 0; n <= 19; ++n) {
+// fn = exp on every length up to 35 (two whole vectors of either width and every tail after them).
+void expect_every_tail(cpu::FloatArrayFn fn, bool avx2_only) {
+  for (std::int64_t n = 0; n <= 35; ++n) {
     // A guard element past the end must stay untouched.
     std::vector<float> in(static_cast<std::size_t>(n) + 1, 0.25F);
     std::vector<float> out(static_cast<std::size_t>(n) + 1, -1.0F);
     fn(out.data(), in.data(), n);
     for (std::int64_t i = 0; i < n; ++i) {
-      EXPECT_NEAR(out[static_cast<std::size_t>(i)], std::exp(0.25), 1e-6) << "n = " << n << ", i = " << i;
+      EXPECT_NEAR(out[static_cast<std::size_t>(i)], std::exp(0.25), 1e-6)
+          << "n = " << n << ", i = " << i << (avx2_only ? " (AVX2)" : "");
     }
-    EXPECT_EQ(out.back(), -1.0F) << "n = " << n;
+    EXPECT_EQ(out.back(), -1.0F) << "n = " << n << (avx2_only ? " (AVX2)" : "");
+  }
+}
+
+TEST(CpuVectorMath, EveryTailLengthAtBothWidths) {
+  for (const bool avx2_only : {false, true}) {
+    cpu::set_vector_math_avx2_only(avx2_only);
+    const cpu::FloatArrayFn fn = cpu::vector_unary_f32(UnaryOp::Exp);
+    cpu::set_vector_math_avx2_only(false);
+    if (fn == nullptr) GTEST_SKIP() << "this CPU has no AVX2 + FMA: the cpu backend uses the scalar loops";
+    expect_every_tail(fn, avx2_only);
+  }
+}
+
+// Every lane computes what the others do, so the AVX-512 and AVX2 kernels agree to the bit on every input.
+TEST(CpuVectorMath, BothWidthsGiveTheSameBits) {
+  std::vector<float> xs = sweep(-120.0F, 120.0F, 100003);
+  xs.push_back(std::numeric_limits<float>::quiet_NaN());
+  xs.push_back(std::numeric_limits<float>::infinity());
+  xs.push_back(-std::numeric_limits<float>::infinity());
+  for (const UnaryOp op : {UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::GeluGrad}) {
+    const cpu::FloatArrayFn widest = cpu::vector_unary_f32(op);
+    cpu::set_vector_math_avx2_only(true);
+    const cpu::FloatArrayFn avx2 = cpu::vector_unary_f32(op);
+    cpu::set_vector_math_avx2_only(false);
+    if (widest == nullptr) GTEST_SKIP() << "this CPU has no AVX2 + FMA: the cpu backend uses the scalar loops";
+    std::vector<float> a(xs.size());
+    std::vector<float> b(xs.size());
+    widest(a.data(), xs.data(), static_cast<std::int64_t>(xs.size()));
+    avx2(b.data(), xs.data(), static_cast<std::int64_t>(xs.size()));
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << unary_op_name(op);
   }
 }
 

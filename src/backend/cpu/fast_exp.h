@@ -1,7 +1,7 @@
 // exp() for the cpu backend's own kernels, instead of a libm call per element: one set of Cephes
 // coefficients for float, used by the branch-free scalar functions below (written so that loops calling
 // them vectorise for whatever instruction set the calling file is compiled for: cpu/nn.cpp) and by the
-// explicit AVX2 version in vector_math_avx2.cpp.
+// explicit AVX2 and AVX-512 versions in vector_math_formulas.inc.
 #pragma once
 #include <bit>
 #include <cstdint>
