@@ -190,7 +190,7 @@ NDArray unary(UnaryOp op, const NDArray& a) {
   }
   const NDArray in = a.astype(compute);
   if (const auto dense = SharedDenseLayout::of({&in})) {
-    const NDArray out = dense->empty(a.shape(), compute, a.device());
+    NDArray out = dense->empty(a.shape(), compute, a.device());
     backend_of(a).unary(op, dense->flat(out).view(), dense->flat(in).view());
     return out;
   }

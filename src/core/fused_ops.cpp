@@ -347,6 +347,7 @@ class BatchSlabs {
     std::vector<std::int64_t> index(batch_dims, 0);  // the walked axis (and all, for one call) stays 0
     for (std::int64_t call = 0; call < calls; ++call) {
       std::vector<StridedView> views;
+      views.reserve(arrays.size());
       for (const NDArray* a : arrays) views.push_back(slab(*a, index));
       kernel(views, slab(rows, index));
       for (std::size_t d = batch_dims; d-- > 0;) {  // the next index of the looped axes, the last fastest
@@ -638,7 +639,7 @@ namespace {
 // written array contiguous.
 std::vector<std::int64_t> update_order(std::string_view op, const NDArray& param,
                                        std::initializer_list<const NDArray*> state) {
-  const Axes order = detail::memory_order(param);
+  Axes order = detail::memory_order(param);
   NEEDLE_CHECK(param.permute(order).is_compact(), ValueError, op,
                ": the parameter must be dense in memory (contiguous, or a permuted view of contiguous memory), "
                "got strides ",

@@ -17,8 +17,13 @@ namespace needle::cpu {
 
 namespace {
 
+// Clang spells the target region differently from GCC.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 namespace avx2 {
 
 // Eight floats in a __m256; a lane mask is a vector of all-ones or all-zeros lanes.
@@ -74,14 +79,22 @@ using I = V::I;
 #include "backend/cpu/vector_math_formulas.inc"
 
 }  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which it then reports as maybe-uninitialized
 // (GCC bug 105593, fixed in GCC 13).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
+#endif
 namespace avx512 {
 
 // Sixteen floats in a __m512; a lane mask is a 16-bit __mmask16. The bitwise float operations go through
@@ -133,8 +146,12 @@ using I = V::I;
 #include "backend/cpu/vector_math_formulas.inc"
 
 }  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
 #pragma GCC diagnostic pop
+#endif
 
 std::atomic<bool> g_avx2_only{false};
 
