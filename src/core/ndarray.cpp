@@ -174,9 +174,12 @@ NDArray NDArray::arange(std::int64_t n, DType dtype, Device device) {
 
 bool NDArray::is_compact() const {
   if (size() <= 1) return true;
-  const Strides expected = compact_strides(shape_);
-  for (std::size_t i = 0; i < shape_.size(); ++i) {
-    if (shape_[i] != 1 && strides_[i] != expected[i]) return false;
+  // compact_strides(shape_) compared on the fly: every element-wise op asks, and a vector of strides for
+  // each operand would be a heap allocation each time.
+  std::int64_t expected = 1;
+  for (std::size_t i = shape_.size(); i-- > 0;) {
+    if (shape_[i] != 1 && strides_[i] != expected) return false;
+    expected *= shape_[i];
   }
   return true;
 }
