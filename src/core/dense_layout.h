@@ -37,6 +37,18 @@ inline Axes memory_order(const NDArray& a) {
   return order;
 }
 
+// A new array of `shape` whose memory holds its axes in `order` (outermost first): the array
+// NDArray::empty(shape permuted by order) seen through the inverse permutation.
+inline NDArray empty_in_memory_order(const Shape& shape, const Axes& order, DType dtype, Device device) {
+  Shape in_memory;
+  Axes inverse(order.size());
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    in_memory.push_back(shape[static_cast<std::size_t>(order[i])]);
+    inverse[static_cast<std::size_t>(order[i])] = static_cast<std::int64_t>(i);
+  }
+  return NDArray::empty(in_memory, dtype, device).permute(inverse);
+}
+
 // The axes that take an (N, C, H, W) array to (N, H, W, C) and back.
 inline const Axes kToChannelsLast{0, 2, 3, 1};
 inline const Axes kFromChannelsLast{0, 3, 1, 2};
@@ -71,13 +83,7 @@ class SharedDenseLayout {
 
   // A new array of `shape` (the operands' shape) laid out in the shared memory order.
   [[nodiscard]] NDArray empty(const Shape& shape, DType dtype, Device device) const {
-    Shape in_memory;
-    Axes inverse(order_.size());
-    for (std::size_t i = 0; i < order_.size(); ++i) {
-      in_memory.push_back(shape[static_cast<std::size_t>(order_[i])]);
-      inverse[static_cast<std::size_t>(order_[i])] = static_cast<std::int64_t>(i);
-    }
-    return NDArray::empty(in_memory, dtype, device).permute(inverse);
+    return empty_in_memory_order(shape, order_, dtype, device);
   }
   // An operand (or the result) as one flat run of its elements in memory order: a view.
   [[nodiscard]] NDArray flat(const NDArray& a) const { return a.permute(order_).reshape({a.size()}); }

@@ -260,14 +260,7 @@ NDArray empty_in_order_of(const NDArray& like, const Shape& shape) {
     return strides[static_cast<std::size_t>(x)] > strides[static_cast<std::size_t>(y)];
   });
   order.push_back(ndim - 1);
-  Shape permuted;
-  Axes inverse(static_cast<std::size_t>(ndim));
-  for (std::int64_t i = 0; i < ndim; ++i) {
-    const auto axis = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
-    permuted.push_back(shape[axis]);
-    inverse[axis] = i;
-  }
-  return NDArray::empty(permuted, like.dtype(), like.device()).permute(inverse);
+  return detail::empty_in_memory_order(shape, order, like.dtype(), like.device());
 }
 
 // How the attention kernels walk the batch dimensions of the (..., rows, cols) operands (one batch shape for
@@ -299,25 +292,20 @@ class BatchSlabs {
     }
     if (!one_call_) rows_order_.push_back(static_cast<std::int64_t>(walked_));
     rows_order_.push_back(static_cast<std::int64_t>(batch_.size()));
-    rows_inverse_.resize(rows_order_.size());
-    for (std::size_t i = 0; i < rows_order_.size(); ++i) {
-      rows_inverse_[static_cast<std::size_t>(rows_order_[i])] = static_cast<std::int64_t>(i);
-    }
   }
 
   // A new (..., L) logsumexp whose rows each call reads as one contiguous (count, L) block.
   [[nodiscard]] NDArray empty_rows(std::int64_t length, DType dtype, Device device) const {
-    Shape in_memory;
-    for (const std::int64_t axis : rows_order_) {
-      in_memory.push_back(axis < static_cast<std::int64_t>(batch_.size()) ? batch_[static_cast<std::size_t>(axis)]
-                                                                          : length);
-    }
-    return NDArray::empty(in_memory, dtype, device).permute(rows_inverse_);
+    Shape shape = batch_;
+    shape.push_back(length);
+    return detail::empty_in_memory_order(shape, rows_order_, dtype, device);
   }
   // `rows` (..., L) laid out as empty_rows lays it out: itself when it is, else a copy.
   [[nodiscard]] NDArray rows_for_kernels(const NDArray& rows) const {
-    const NDArray in_memory = rows.permute(rows_order_);
-    return in_memory.is_compact() ? rows : in_memory.compact().permute(rows_inverse_);
+    if (rows.permute(rows_order_).is_compact()) return rows;
+    NDArray copy = empty_rows(rows.shape().back(), rows.dtype(), rows.device());
+    copy.assign(rows);
+    return copy;
   }
 
   // Calls kernel(views, rows_view): (count, rows, cols) views of `arrays` and the (count, L) view of `rows` (from
@@ -363,7 +351,6 @@ class BatchSlabs {
   bool one_call_ = true;
   std::size_t walked_ = 0;
   Axes rows_order_;
-  Axes rows_inverse_;
 };
 
 }  // namespace
@@ -550,8 +537,7 @@ MaxPoolResult max_pool2d(const NDArray& image, std::int64_t kernel, std::int64_t
     // the next convolution reads in place.
     const bool channels_last = detail::is_channels_last(image);
     const auto result = [&](DType dtype) {
-      return channels_last ? NDArray::empty({pooled[0], pooled[2], pooled[3], pooled[1]}, dtype, image.device())
-                                 .permute(detail::kFromChannelsLast)
+      return channels_last ? detail::empty_in_memory_order(pooled, detail::kToChannelsLast, dtype, image.device())
                            : NDArray::empty(pooled, dtype, image.device());
     };
     MaxPoolResult r{result(image.dtype()), result(DType::Int64)};
@@ -609,9 +595,8 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
     };
     const NDArray grad = in_layout(grad_out);
     const NDArray where_from = in_layout(indices);
-    NDArray out = channels_last ? NDArray::empty({image_shape[0], image_shape[2], image_shape[3], image_shape[1]},
-                                                 grad_out.dtype(), grad_out.device())
-                                      .permute(detail::kFromChannelsLast)
+    NDArray out = channels_last ? detail::empty_in_memory_order(image_shape, detail::kToChannelsLast, grad_out.dtype(),
+                                                                grad_out.device())
                                 : NDArray::empty(image_shape, grad_out.dtype(), grad_out.device());
     if (out.size() > 0) backend.max_pool2d_backward(out.view(), grad.view(), where_from.view());
     return out;

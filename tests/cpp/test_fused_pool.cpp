@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "fused_test_util.h"
 #include "needle/backend/backend.h"
 #include "needle/core/fused_ops.h"
 #include "needle/core/threads.h"
@@ -25,6 +26,7 @@ namespace needle {
 namespace {
 
 using testing::expect_error;
+using testing::expect_same_values;
 
 struct PoolGeometry {
   std::int64_t kernel, stride, padding;
@@ -120,18 +122,6 @@ std::vector<PoolGeometry> geometries() {
     }
   }
   return out;
-}
-
-void expect_same_values(const NDArray& got, const std::vector<double>& want) {
-  const std::vector<double> values = got.astype(DType::Float64).to_vector<double>();
-  ASSERT_EQ(values.size(), want.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (std::isnan(want[i])) {
-      EXPECT_TRUE(std::isnan(values[i])) << "element " << i;
-    } else {
-      EXPECT_EQ(values[i], want[i]) << "element " << i;
-    }
-  }
 }
 
 void expect_same_indices(const NDArray& got, const std::vector<std::int64_t>& want) {

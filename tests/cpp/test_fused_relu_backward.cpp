@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "fused_test_util.h"
 #include "gradcheck.h"
 #include "needle/backend/backend.h"
 #include "needle/core/fused_ops.h"
@@ -22,6 +23,7 @@ namespace needle {
 namespace {
 
 using testing::expect_error;
+using testing::expect_same_values;
 using testing::random_array;
 
 // x with some cells set to the values the rule must get right: 0, -0, NaN, +-inf.
@@ -39,19 +41,6 @@ std::vector<double> rule(const NDArray& g, const NDArray& x) {
   std::vector<double> out(gv.size());
   for (std::size_t i = 0; i < gv.size(); ++i) out[i] = xv[i] > 0.0 ? gv[i] : 0.0;
   return out;
-}
-
-void expect_same(const NDArray& got, const std::vector<double>& want) {
-  const std::vector<double> values = got.astype(DType::Float64).to_vector<double>();
-  ASSERT_EQ(values.size(), want.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (std::isnan(want[i])) {
-      EXPECT_TRUE(std::isnan(values[i])) << "element " << i;
-    } else {
-      EXPECT_EQ(values[i], want[i]) << "element " << i;
-      EXPECT_EQ(std::signbit(values[i]), std::signbit(want[i])) << "element " << i;
-    }
-  }
 }
 
 NDArray channels_last(const NDArray& a) { return a.permute({0, 2, 3, 1}).compact().permute({0, 3, 1, 2}); }
@@ -90,8 +79,8 @@ TEST(FusedReluBackward, CpuKernelMatchesTheReferenceAndTheRuleOnEveryLayout) {
           const NDArray reference = relu_backward(grad.to(ref_device()), input.to(ref_device())).to(cpu_device());
           EXPECT_EQ(fused.dtype(), dtype);
           EXPECT_EQ(fused.shape(), shape);
-          expect_same(fused, want);
-          expect_same(reference, want);
+          expect_same_values(fused, want);
+          expect_same_values(reference, want);
           if (c == 1 && numel(shape) > 1 && shape[1] > 1) {
             // The shared channels-last order is kept.
             EXPECT_FALSE(fused.is_compact());
