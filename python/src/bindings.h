@@ -86,6 +86,10 @@ Axes flip_axes(const NDArray& a, const AxisArg& axes);
 void def_course_ndarray(nb::module_& m, nb::class_<NDArray>& cls);
 void def_course_device(nb::class_<Device>& cls);
 
+// Raises `error` in Python as the exception class its kind stands for (what bind_errors() registers for
+// every bound function; functions written against the C API call it themselves).
+void set_python_error(const Error& error);
+
 void bind_errors(nb::module_& m);
 void bind_device(nb::module_& m);
 void bind_ndarray(nb::module_& m);

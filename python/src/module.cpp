@@ -4,12 +4,39 @@
 
 namespace needle::python {
 
+namespace {
+
+// needle._core.ArgumentError, made by bind_errors().
+PyObject* argument_error = nullptr;
+
+}  // namespace
+
+void set_python_error(const Error& error) {
+  switch (error.kind()) {
+    case ErrorKind::Value:
+      PyErr_SetString(argument_error != nullptr ? argument_error : PyExc_ValueError, error.what());
+      break;
+    case ErrorKind::Type:
+      PyErr_SetString(PyExc_TypeError, error.what());
+      break;
+    case ErrorKind::Index:
+      PyErr_SetString(PyExc_IndexError, error.what());
+      break;
+    case ErrorKind::Runtime:
+      PyErr_SetString(PyExc_RuntimeError, error.what());
+      break;
+    case ErrorKind::Memory:
+      PyErr_SetString(PyExc_MemoryError, error.what());
+      break;
+  }
+}
+
 void bind_errors(nb::module_& m) {
   // A wrong shape or value is a ValueError in Needle's API and a RuntimeError in PyTorch's, for the same
   // mistake. One class that is both lets code written for either API (needle.torch included) catch it, with no
   // translation layer between the ops and Python.
   nb::object bases = nb::make_tuple(nb::handle(PyExc_ValueError), nb::handle(PyExc_RuntimeError));
-  static PyObject* argument_error = PyErr_NewExceptionWithDoc(
+  argument_error = PyErr_NewExceptionWithDoc(
       "needle._core.ArgumentError",
       "An op's argument has a wrong shape or value: a ValueError, and also a RuntimeError, the class PyTorch raises "
       "for the same mistake.",
@@ -21,23 +48,7 @@ void bind_errors(nb::module_& m) {
     try {
       std::rethrow_exception(error);
     } catch (const Error& e) {
-      switch (e.kind()) {
-        case ErrorKind::Value:
-          PyErr_SetString(argument_error, e.what());
-          break;
-        case ErrorKind::Type:
-          PyErr_SetString(PyExc_TypeError, e.what());
-          break;
-        case ErrorKind::Index:
-          PyErr_SetString(PyExc_IndexError, e.what());
-          break;
-        case ErrorKind::Runtime:
-          PyErr_SetString(PyExc_RuntimeError, e.what());
-          break;
-        case ErrorKind::Memory:
-          PyErr_SetString(PyExc_MemoryError, e.what());
-          break;
-      }
+      set_python_error(e);
     }
   });
 }

@@ -35,6 +35,29 @@ def test_shape_errors_are_both_value_and_runtime_errors() -> None:
         torch.ones(2, 3) @ torch.ones(4, 3)
 
 
+def test_fast_methods_raise_python_errors_on_broken_receivers() -> None:
+    # +, sum() and backward() read the Needle tensor straight from the `_t` slot: a tensor whose slot is gone,
+    # a receiver of another class and a wrong argument of the C++ convolution raise, never crash.
+    from needle import _core
+
+    t = torch.ones(2)
+    del t._t
+    for call in (lambda: t + 1, lambda: torch.ones(2) * t, lambda: t.sum(), lambda: t.backward()):
+        with pytest.raises(AttributeError, match="_t"):
+            call()
+    with pytest.raises(TypeError):
+        torch.Tensor.__add__(1.0, torch.ones(2))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"conv2d: weight must be a torch\.Tensor"):
+        _core.torch_conv2d(torch.ones(1, 1, 3, 3), ndl.Tensor([[1.0]]), None, 1, 0)
+    with pytest.raises(RuntimeError, match="installed"):
+        _core.torch_install(torch.Tensor)
+
+
+def test_fast_methods_keep_the_general_methods_documentation() -> None:
+    assert "integers and bools sum to int64" in (torch.Tensor.sum.__doc__ or "")
+    assert "retain_graph" in (torch.Tensor.backward.__doc__ or "")
+
+
 def test_conv_and_linear_weights_are_views_of_needle_layouts() -> None:
     conv = torch.nn.Conv2d(3, 8, (3, 5))
     assert conv.weight.shape == (8, 3, 3, 5)

@@ -2321,7 +2321,7 @@ class SyncBatchNorm(Module):
 
 def torch_install(cls: type) -> None:
     """
-    Makes `cls` (needle.torch.Tensor) the class torch_wrap creates, and gives it the C++ common cases of +, -, * and / (operands they do not cover go to cls.add, cls.sub, cls.mul and cls.div).
+    Makes `cls` (needle.torch.Tensor, with slots _t and _computed) the class torch_wrap creates, and gives it the C++ common cases of +, -, * and / (operands they do not cover go to cls.add, cls.sub, cls.mul and cls.div), of sum() and of backward() (calls with arguments go to the Python methods they replace).
     """
 
 def torch_conv2d(input: object, weight: object, bias: object | None, stride: int, padding: int) -> object:

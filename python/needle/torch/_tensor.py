@@ -17,7 +17,6 @@ from typing import Any, NamedTuple, NoReturn, cast
 import numpy as np
 
 from needle import _core
-from needle._core import ops as _needle_ops
 from needle.torch import _dtype
 from needle.torch._dtype import Size, device, dtype
 from needle.torch._ops import TorchRuntimeError
@@ -278,6 +277,8 @@ class Tensor:
         """Accumulates d(self)/d(leaf) into every leaf's ``.grad`` (``gradient`` is required unless this is a
         single element). With ``create_graph`` the gradients are themselves recorded, so that they can be
         differentiated again; the graph is then kept unless ``retain_graph`` is False, as in PyTorch."""
+        # _core.torch_install, called below the class, puts its C++ common case (loss.backward() of a
+        # one-element tensor that requires grad) in front of this method, which it calls for everything else.
         if not self._t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         if gradient is None and self._t.numel() != 1:
@@ -949,8 +950,8 @@ class Tensor:
         dtype: _dtype.dtype | None = None,
     ) -> Tensor:
         """Sum over ``dim`` (None: all); integers and bools sum to int64, as in PyTorch."""
-        if dim is None and dtype is None and self._t.dtype in ("float32", "float64"):
-            return _wrap(_needle_ops.summation(self._t))
+        # _core.torch_install, called below the class, puts its C++ common case (x.sum() of a floating-point
+        # tensor) in front of this method, which it calls for everything else.
         source = self._t
         if dtype is not None:
             source = _ops.astype(source, dtype.name)
@@ -1258,9 +1259,9 @@ class Tensor:
         raise Unsupported(f"Tensor.{name} is not supported by needle.torch")
 
 
-# The class's most frequent calls, in C++ (python/src/bind_torch_layer.cpp): the operators' common cases (see
-# __add__), and _wrap, the PyTorch-API tensor over a Needle tensor t (no copy; its _computed says whether an
-# op that records gradients made t).
+# The class's most frequent calls, in C++ (python/src/bind_torch_layer.cpp): the common cases of the operators
+# (see __add__), of sum() and of backward(), and _wrap, the PyTorch-API tensor over a Needle tensor t (no copy;
+# its _computed says whether an op that records gradients made t).
 _core.torch_install(Tensor)
 _wrap = cast("Callable[[_Core], Tensor]", _core.torch_wrap)
 

@@ -124,6 +124,45 @@ def case_operator_operands(torch):
     return result
 
 
+def case_sum_and_backward_calls(torch):
+    # sum() and backward() without arguments run in C++; every other call goes to the general methods.
+    f = _leaf(torch, (2, 3), seed=5)
+    d = _leaf(torch, (3,), seed=6, dtype="float64")
+    p = torch.nn.Parameter(torch.tensor([[0.5, -1.0, 2.0]]))
+    i = torch.tensor([[1, 2, 3], [4, 5, 6]], dtype=torch.int32)
+    sums = {
+        "float": f.sum(),
+        "double": d.sum(),
+        "parameter": p.sum(),
+        "int32_to_int64": i.sum(),
+        "bool_to_int64": (i > 2).sum(),
+        "dim": f.sum(1),
+        "dim_keepdim": f.sum(dim=0, keepdim=True),
+        "dtype": f.sum(dtype=torch.float64),
+        "empty": torch.ones(0, 3).sum(),
+    }
+    result = {k: _np(v) for k, v in sums.items()}
+    result["dtypes"] = np.array([str(v.dtype) for v in sums.values()])
+    y = (f * f).sum() + (d * 3).sum().float() + (p * f).sum()
+    y.backward(retain_graph=True)
+    result["grads_once"] = np.concatenate([f.grad.numpy().ravel(), d.grad.numpy().ravel(), p.grad.numpy().ravel()])
+    y.backward()  # the retained graph, a second time: the gradients add up
+    (f.sum() * 2).backward(torch.tensor(0.5))
+    (f[0] * 3).backward(gradient=torch.ones(3))
+    result["grads_after"] = np.concatenate([f.grad.numpy().ravel(), d.grad.numpy().ravel(), p.grad.numpy().ravel()])
+    return result
+
+
+def case_backward_of_tensor_without_grad_error(torch):
+    torch.ones(()).backward()
+
+
+def case_backward_of_released_graph_error(torch):
+    y = (_leaf(torch, (2,)) * 2).sum()
+    y.backward()
+    y.backward()
+
+
 def case_second_derivatives_with_create_graph(torch):
     # A gradient penalty: backward(create_graph=True) records the gradients, which are then differentiated.
     x = _leaf(torch, (3,), seed=11)
