@@ -144,8 +144,7 @@ void gradient_outputs_of(const Tensor& node, std::vector<Tensor>& outputs) {
   for (std::size_t j = 0; j < group.outputs.size(); ++j) {
     std::shared_ptr<TensorImpl> output = group.outputs[j].lock();
     if (output == nullptr) {
-      output = std::make_shared<TensorImpl>();
-      output->value = group.values[j];
+      output = std::make_shared<TensorImpl>(group.values[j]);
       output->requires_grad = is_floating(output->value.dtype());
       output->op = impl.op;
       output->inputs = impl.inputs;

@@ -80,6 +80,13 @@ TensorImpl::TensorImpl() {
   }
 }
 
+TensorImpl::TensorImpl(NDArray value) : value(std::move(value)) {
+  live_tensors.fetch_add(1, std::memory_order_relaxed);
+  if (debug::detail::enabled()) [[unlikely]] {
+    debug::detail::on_tensor_created(*this);
+  }
+}
+
 TensorImpl::~TensorImpl() {
   live_tensors.fetch_sub(1, std::memory_order_relaxed);
   if (debug_info != nullptr) debug::detail::on_tensor_destroyed(*this);
@@ -101,9 +108,8 @@ TensorImpl::~TensorImpl() {
 
 std::size_t TensorImpl::live_count() { return live_tensors.load(std::memory_order_relaxed); }
 
-Tensor::Tensor(NDArray value, bool requires_grad) : impl_(std::make_shared<TensorImpl>()) {
-  impl_->requires_grad = requires_grad && is_floating(value.dtype());
-  impl_->value = std::move(value);
+Tensor::Tensor(NDArray value, bool requires_grad) : impl_(std::make_shared<TensorImpl>(std::move(value))) {
+  impl_->requires_grad = requires_grad && is_floating(impl_->value.dtype());
 }
 
 namespace {
@@ -152,11 +158,12 @@ Tensor Tensor::from_op(std::shared_ptr<const Op> op, std::vector<Tensor> inputs)
     return from_op_outputs(op, inputs).front();
   }
   const std::vector<NDArray> values = values_of(inputs);
-  auto impl = std::make_shared<TensorImpl>();
+  std::shared_ptr<TensorImpl> impl;
   if (debug::detail::enabled()) [[unlikely]] {
+    impl = std::make_shared<TensorImpl>();  // the debugging tools record the call site against the tensor
     impl->value = std::move(debug::detail::compute_op(*op, values, call_site_of(*impl)).front());
   } else {
-    impl->value = single->compute(values);
+    impl = std::make_shared<TensorImpl>(single->compute(values));
   }
   // Only floating results carry gradients; comparisons, argmax and friends never do.
   if (is_floating(impl->value.dtype()) && records(inputs)) {

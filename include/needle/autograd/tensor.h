@@ -100,6 +100,9 @@ struct SavedVersion {
 // The state behind a Tensor handle. Exposed so bindings can hold it directly; use Tensor's methods.
 struct TensorImpl {
   TensorImpl();
+  // Holding `value` from the start: an op's result is made this way, without first making (and allocating)
+  // the empty array a default value is.
+  explicit TensorImpl(NDArray value);
   ~TensorImpl();
   TensorImpl(const TensorImpl&) = delete;
   TensorImpl& operator=(const TensorImpl&) = delete;
