@@ -455,25 +455,40 @@ NDArray gather(const NDArray& a, std::int64_t axis, const NDArray& index) {
   return out;
 }
 
-NDArray scatter_add(const NDArray& a, std::int64_t axis, const NDArray& index, const NDArray& src) {
-  check_same_device("scatter_add", {&a, &index, &src});
-  const std::int64_t ax = normalize_axis(axis, a.ndim(), "scatter_add");
-  NEEDLE_CHECK(index.ndim() == a.ndim() && src.ndim() == a.ndim(), ValueError, "scatter_add: input ",
-               shape_str(a.shape()), ", index ", shape_str(index.shape()), " and src ", shape_str(src.shape()),
+namespace {
+
+// Accumulates src into `out` at `index` along `axis` (scatter_add's checks and kernel; out is the result).
+void scatter_add_into(NDArray& out, std::int64_t axis, const NDArray& index, const NDArray& src) {
+  check_same_device("scatter_add", {&out, &index, &src});
+  const std::int64_t ax = normalize_axis(axis, out.ndim(), "scatter_add");
+  NEEDLE_CHECK(index.ndim() == out.ndim() && src.ndim() == out.ndim(), ValueError, "scatter_add: input ",
+               shape_str(out.shape()), ", index ", shape_str(index.shape()), " and src ", shape_str(src.shape()),
                " must have the same number of dimensions");
-  for (std::int64_t d = 0; d < a.ndim(); ++d) {
+  for (std::int64_t d = 0; d < out.ndim(); ++d) {
     const auto i = static_cast<std::size_t>(d);
-    NEEDLE_CHECK(index.shape()[i] <= src.shape()[i] && (d == ax || index.shape()[i] <= a.shape()[i]), ValueError,
+    NEEDLE_CHECK(index.shape()[i] <= src.shape()[i] && (d == ax || index.shape()[i] <= out.shape()[i]), ValueError,
                  "scatter_add: index of shape ", shape_str(index.shape()), " does not fit src of shape ",
-                 shape_str(src.shape()), " and input of shape ", shape_str(a.shape()), " in dimension ", d);
+                 shape_str(src.shape()), " and input of shape ", shape_str(out.shape()), " in dimension ", d);
   }
-  const NDArray idx = checked_index(index, a.shape()[static_cast<std::size_t>(ax)], ax, "scatter_add");
+  const NDArray idx = checked_index(index, out.shape()[static_cast<std::size_t>(ax)], ax, "scatter_add");
   Index used;  // only the part of src that index covers takes part, as in PyTorch
   for (std::int64_t length : index.shape()) used.push_back(IndexItem::range(0, length));
-  NDArray out = a.copy();
   if (idx.size() > 0) {
-    backend_of(a).scatter_add(out.view(), idx.view(), src.index(used).astype(a.dtype()).view(), ax);
+    backend_of(out).scatter_add(out.view(), idx.view(), src.index(used).astype(out.dtype()).view(), ax);
   }
+}
+
+}  // namespace
+
+NDArray scatter_add(const NDArray& a, std::int64_t axis, const NDArray& index, const NDArray& src) {
+  NDArray out = a.copy();
+  scatter_add_into(out, axis, index, src);
+  return out;
+}
+
+NDArray scatter_add_to_zeros(const Shape& shape, std::int64_t axis, const NDArray& index, const NDArray& src) {
+  NDArray out = NDArray::zeros(shape, src.dtype(), src.device());
+  scatter_add_into(out, axis, index, src);
   return out;
 }
 

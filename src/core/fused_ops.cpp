@@ -608,8 +608,8 @@ NDArray max_pool2d_backward(const NDArray& grad_out, const NDArray& indices, con
                  lowest < 0 ? lowest : highest, " is out of bounds for an image plane of ", plane, " cells");
   }
   const Shape flat_out{g[0], g[1], g[2] * g[3]};
-  return scatter_add(NDArray::zeros({image_shape[0], image_shape[1], plane}, grad_out.dtype(), grad_out.device()), 2,
-                     indices.reshape(flat_out), grad_out.reshape(flat_out))
+  return scatter_add_to_zeros({image_shape[0], image_shape[1], plane}, 2, indices.reshape(flat_out),
+                              grad_out.reshape(flat_out))
       .reshape(image_shape);
 }
 

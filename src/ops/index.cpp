@@ -33,7 +33,7 @@ class ScatterAddOp final : public SingleOutputOp {
   // Reads the index.
   SavedTensors saved_tensors(const NeedsGrad& /*needs_grad*/) const override { return SavedTensors{}.input(0); }
   NDArray compute(const std::vector<NDArray>& in) const override {
-    return needle::scatter_add(NDArray::zeros(shape_, in[1].dtype(), in[1].device()), axis_, in[0], in[1]);
+    return needle::scatter_add_to_zeros(shape_, axis_, in[0], in[1]);
   }
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& /*needs_grad*/) const override {
     // Each src element was added to exactly one output cell: its gradient is that cell's.

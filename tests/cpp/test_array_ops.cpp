@@ -244,6 +244,24 @@ TEST_P(ArrayOpsTest, GatherAndScatterAdd) {
       scatter_add(NDArray::zeros({2, 3}, DType::Float32, GetParam()), 1, make<std::int64_t>({0, 0, 2, 1}, {2, 2}),
                   NDArray::ones({2, 2}, DType::Float32, GetParam()));
   EXPECT_EQ(acc.to_vector<float>(), (std::vector<float>{2, 0, 0, 0, 1, 1}));
+  // scatter_add leaves its input alone; scatter_add_to_zeros writes into zeros it makes, of src's dtype.
+  const NDArray base = NDArray::ones({2, 3}, DType::Float64, GetParam());
+  const NDArray src = make<double>({0.5, 1.5, 2.5, 3.5, 4.5, 5.5}, {2, 3});
+  const NDArray rows = make<std::int64_t>({1, 1, 0, 0, 0, 1}, {2, 3});
+  EXPECT_EQ(scatter_add(base, 0, rows, src).to_vector<double>(), (std::vector<double>{4.5, 5.5, 3.5, 1.5, 2.5, 6.5}));
+  const NDArray index = make<std::int64_t>({1, 1, 0, 2, 0, 2}, {2, 3});
+  EXPECT_EQ(base.to_vector<double>(), std::vector<double>(6, 1.0));
+  const NDArray zeros_acc = scatter_add_to_zeros({2, 3}, 1, index, src);
+  EXPECT_EQ(zeros_acc.dtype(), DType::Float64);
+  EXPECT_EQ(zeros_acc.device(), GetParam());
+  EXPECT_EQ(zeros_acc.to_vector<double>(), (std::vector<double>{2.5, 2, 0, 4.5, 0, 9}));
+  EXPECT_EQ(zeros_acc.to_vector<double>(),
+            scatter_add(NDArray::zeros({2, 3}, DType::Float64, GetParam()), 1, index, src).to_vector<double>());
+  expect_error<IndexError>(
+      [&] {
+        (void)scatter_add_to_zeros({2, 2}, 1, index, src);
+      },
+      "scatter_add: index 2 is out of bounds");
   expect_error<IndexError>(
       [&] {
         (void)gather(a, 1, make<std::int64_t>({3}, {1, 1}));

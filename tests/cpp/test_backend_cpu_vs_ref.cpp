@@ -20,6 +20,7 @@
 #include "backend_test_util.h"
 #include "needle/backend/backend.h"
 #include "needle/core/error.h"
+#include "needle/core/threads.h"
 
 namespace needle {
 namespace {
@@ -218,14 +219,24 @@ std::string describe(const Shape& shape, DType dtype) {
 
 // ---- element-wise ---------------------------------------------------------------------------------
 
+// An output whose buffer holds nonzero values first, so that a fill of zeros that writes nothing is caught.
+HostArray dirty_output_array(DType dtype, const Shape& shape, Layout layout) {
+  return laid_out(dtype, shape, layout, [](const StridedView& buffer) {
+    dispatch_dtype(buffer.dtype, [&]<typename T>() { std::fill_n(buffer.ptr<T>(), numel(buffer.shape), T(1)); });
+  });
+}
+
 TEST(BackendCpuVsRef, Fill) {
+  // Zeros of either sign and of every dtype: the cpu backend writes all-zero bytes with memset.
+  const std::vector<Scalar> values = {Scalar(2.5),  Scalar(std::int64_t{-7}), Scalar(true), Scalar(0.0),
+                                      Scalar(-0.0), Scalar(std::int64_t{0}),  Scalar(false)};
   for (DType dtype : kAllDtypes) {
     for (const Shape& shape : kShapes) {
       for (Layout layout : kOutputLayouts) {
-        for (const Scalar& value : {Scalar(2.5), Scalar(std::int64_t{-7}), Scalar(true)}) {
+        for (const Scalar& value : values) {
           SCOPED_TRACE(str(describe(shape, dtype), " out ", layout_name(layout), " value ", value));
-          HostArray out_ref = output_array(dtype, shape, layout);
-          HostArray out_cpu = output_array(dtype, shape, layout);
+          HostArray out_ref = dirty_output_array(dtype, shape, layout);
+          HostArray out_cpu = dirty_output_array(dtype, shape, layout);
           ref().fill(out_ref.view, value);
           cpu().fill(out_cpu.view, value);
           expect_same(out_ref.view, out_cpu.view);
@@ -233,6 +244,35 @@ TEST(BackendCpuVsRef, Fill) {
       }
     }
   }
+}
+
+TEST(BackendCpuVsRef, LargeFillAndCopySplitOverThreads) {
+  // Large enough that each thread writes its own part (and an odd size, so that the parts differ in length).
+  const int saved = get_num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (DType dtype : {DType::Float32, DType::Float64, DType::Int8}) {
+      for (const Scalar& value : {Scalar(0.0), Scalar(-0.0), Scalar(3.0)}) {
+        SCOPED_TRACE(str(threads, " threads, ", dtype_name(dtype), " value ", value));
+        HostArray out_ref = dirty_output_array(dtype, {3, 100'003}, Layout::Contiguous);
+        HostArray out_cpu = dirty_output_array(dtype, {3, 100'003}, Layout::Contiguous);
+        ref().fill(out_ref.view, value);
+        cpu().fill(out_cpu.view, value);
+        expect_same(out_ref.view, out_cpu.view);
+      }
+      // A copy of the same size, and a copy of an array onto itself (legal, and left as it was).
+      Random rng(7);
+      HostArray in = random_array(rng, dtype, {3, 100'003}, Layout::Contiguous, ValueRange{-100.0, 100.0});
+      HostArray out_ref = dirty_output_array(dtype, {3, 100'003}, Layout::Contiguous);
+      HostArray out_cpu = dirty_output_array(dtype, {3, 100'003}, Layout::Contiguous);
+      ref().copy(out_ref.view, in.view);
+      cpu().copy(out_cpu.view, in.view);
+      expect_same(out_ref.view, out_cpu.view);
+      cpu().copy(out_cpu.view, out_cpu.view);
+      expect_same(out_ref.view, out_cpu.view);
+    }
+  }
+  set_num_threads(saved);
 }
 
 TEST(BackendCpuVsRef, CopyBetweenEveryDtypePair) {

@@ -89,6 +89,9 @@ std::vector<NDArray> split(const NDArray& a, const std::vector<std::int64_t>& si
 NDArray gather(const NDArray& a, std::int64_t axis, const NDArray& index);
 // Returns a copy of `a` with src accumulated at `index` along `axis` (torch.scatter_add).
 NDArray scatter_add(const NDArray& a, std::int64_t axis, const NDArray& index, const NDArray& src);
+// scatter_add onto zeros of `shape` (src's dtype and device), written in place of those zeros: a gradient
+// that scatters (gather's, max pooling's) needs no copy of an input.
+NDArray scatter_add_to_zeros(const Shape& shape, std::int64_t axis, const NDArray& index, const NDArray& src);
 // One-hot rows in `dtype`: out[..., c] = (indices[...] == c) for c in [0, num_classes). Callers check that
 // the integer indices lie in [0, num_classes), naming their op. An output too large to represent raises
 // ValueError, one the device cannot hold MemoryError, both naming one_hot and the sizes asked for.

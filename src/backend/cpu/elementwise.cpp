@@ -4,6 +4,7 @@
 // layout goes to the strided `ref` walk. Each element is computed alone, so the split changes nothing.
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -160,7 +161,22 @@ void copy_transposed(const StridedView& out, const StridedView& in, std::size_t 
 
 void CpuBackend::fill_kernel(const StridedView& out, const Scalar& value) {
   if (!out.is_contiguous()) return ref::fill(out, value);
-  dispatch_dtype(out.dtype, [&]<typename T>() { std::fill_n(out.ptr<T>(), out.size(), value.to<T>()); });
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    const T v = value.to<T>();
+    T* o = out.ptr<T>();
+    // A large fill (the zeros a gradient scatters into) is bound by memory, so each thread writes its own
+    // part. All-zero bytes (0, not -0.0) go to memset, which the C library writes with streaming stores
+    // when the block is larger than the cache: no read of the old contents first.
+    const T zero{};
+    const bool zero_bytes = std::memcmp(&v, &zero, sizeof(T)) == 0;
+    flat_for(out.size(), [&](std::int64_t first, std::int64_t last) {
+      if (zero_bytes) {
+        std::memset(o + first, 0, static_cast<std::size_t>(last - first) * sizeof(T));
+      } else {
+        std::fill(o + first, o + last, v);
+      }
+    });
+  });
 }
 
 void CpuBackend::copy_kernel(const StridedView& out, const StridedView& in) {
@@ -172,8 +188,21 @@ void CpuBackend::copy_kernel(const StridedView& out, const StridedView& in) {
   const std::int64_t n = out.size();
   if (n == 0) return;
   if (out.dtype == in.dtype) {
-    // memmove, not memcpy: copying an array onto itself is legal.
-    std::memmove(out.data, in.data, static_cast<std::size_t>(n) * itemsize(out.dtype));
+    const std::size_t item = itemsize(out.dtype);
+    auto* dst = static_cast<std::byte*>(out.data);
+    const auto* src = static_cast<const std::byte*>(in.data);
+    const std::size_t nbytes = static_cast<std::size_t>(n) * item;
+    if (dst < src + nbytes && src < dst + nbytes) {
+      // Copying an array onto itself is legal: memmove, in one piece, so that no part reads what another
+      // thread's part has already overwritten.
+      std::memmove(dst, src, nbytes);
+      return;
+    }
+    // A large copy is bound by memory: each thread copies its own part.
+    flat_for(n, [&](std::int64_t first, std::int64_t last) {
+      const auto offset = static_cast<std::size_t>(first) * item;
+      std::memcpy(dst + offset, src + offset, static_cast<std::size_t>(last - first) * item);
+    });
     return;
   }
   dispatch_dtype(out.dtype, [&]<typename To>() {
