@@ -159,7 +159,9 @@ LstmSequenceGrads lstm_sequence_backward(const NDArray& gh, const NDArray& gc, c
   // h_{t-1} @ W_hh for steps 1..T-1 in one product.
   const NDArray recurrent = steps > 1 ? matmul(hs.index({IndexItem::range(0, steps - 1)}), w_hh) : NDArray();
   const NDArray recurrent0 = h0 != nullptr ? matmul(*h0, w_hh) : NDArray();
-  const NDArray w_hh_t = w_hh.swapaxes(0, 1);
+  // W_hh^T made contiguous once: every step's dgates @ W_hh^T then reads its rows in place (the few-rows
+  // path of the cpu GEMM), where the transposed view would be packed again at each of the steps.
+  const NDArray w_hh_t = w_hh.swapaxes(0, 1).compact();
   NDArray dh_next;  // the gradient h_t receives from step t + 1
   NDArray dc_next;
   for (std::int64_t t = steps - 1; t >= 0; --t) {
