@@ -4,8 +4,10 @@
 // layout goes to the strided `ref` walk. Each element is computed alone, so the split changes nothing.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -167,8 +169,8 @@ void CpuBackend::fill_kernel(const StridedView& out, const Scalar& value) {
     // A large fill (the zeros a gradient scatters into) is bound by memory, so each thread writes its own
     // part. All-zero bytes (0, not -0.0) go to memset, which the C library writes with streaming stores
     // when the block is larger than the cache: no read of the old contents first.
-    const T zero{};
-    const bool zero_bytes = std::memcmp(&v, &zero, sizeof(T)) == 0;
+    bool zero_bytes = v == T{};
+    if constexpr (std::is_floating_point_v<T>) zero_bytes = zero_bytes && !std::signbit(v);
     flat_for(out.size(), [&](std::int64_t first, std::int64_t last) {
       if (zero_bytes) {
         std::memset(o + first, 0, static_cast<std::size_t>(last - first) * sizeof(T));
