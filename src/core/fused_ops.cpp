@@ -7,6 +7,9 @@
 #include <cstddef>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/array_checks.h"
@@ -157,30 +160,53 @@ NDArray rms_norm(const NDArray& x, double eps) {
   return out;
 }
 
-// ---- relu backward -------------------------------------------------------------------------------------
+// ---- relu and gelu backward ----------------------------------------------------------------------------
 
-NDArray relu_backward(const NDArray& g, const NDArray& x) {
-  check_same_device("relu_backward", {&g, &x});
-  NEEDLE_CHECK(g.shape() == x.shape(), ValueError, "relu_backward: expected a gradient of the input's shape ",
+namespace {
+
+using GradientKernel = void (Backend::*)(const StridedView&, const StridedView&, const StridedView&);
+
+// An activation's gradient from g and the activation's input x, through the optional `kernel` when the
+// device has it and g and x are one floating dtype, laid out alike and densely; std::nullopt otherwise (the
+// caller composes its reference).
+std::optional<NDArray> fused_activation_gradient(std::string_view op, OptionalKernel which, GradientKernel kernel,
+                                                 const NDArray& g, const NDArray& x) {
+  check_same_device(op, {&g, &x});
+  NEEDLE_CHECK(g.shape() == x.shape(), ValueError, op, ": expected a gradient of the input's shape ",
                shape_str(x.shape()), ", got ", shape_str(g.shape()));
   Backend& backend = backend_of(x);
-  const bool fused =
-      backend.implements(OptionalKernel::relu_backward) && is_floating(x.dtype()) && g.dtype() == x.dtype();
-  if (fused) {
-    // Operands in one dense memory order (a channels-last image) are read, and the result written, in it.
-    if (const auto dense = detail::SharedDenseLayout::of({&g, &x})) {
-      NDArray out = dense->empty(x.shape(), x.dtype(), x.device());
-      backend.relu_backward(dense->flat(out).view(), dense->flat(g).view(), dense->flat(x).view());
-      return out;
-    }
-    if (g.is_compact() && x.is_compact()) {
-      NDArray out = NDArray::empty(x.shape(), x.dtype(), x.device());
-      if (out.size() > 0) backend.relu_backward(out.view(), g.view(), x.view());
-      return out;
-    }
+  if (!backend.implements(which) || !is_floating(x.dtype()) || g.dtype() != x.dtype()) return std::nullopt;
+  // Operands in one dense memory order (a channels-last image) are read, and the result written, in it.
+  if (const auto dense = detail::SharedDenseLayout::of({&g, &x})) {
+    NDArray out = dense->empty(x.shape(), x.dtype(), x.device());
+    (backend.*kernel)(dense->flat(out).view(), dense->flat(g).view(), dense->flat(x).view());
+    return out;
+  }
+  if (g.is_compact() && x.is_compact()) {
+    NDArray out = NDArray::empty(x.shape(), x.dtype(), x.device());
+    if (out.size() > 0) (backend.*kernel)(out.view(), g.view(), x.view());
+    return out;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+NDArray relu_backward(const NDArray& g, const NDArray& x) {
+  if (auto fused =
+          fused_activation_gradient("relu_backward", OptionalKernel::relu_backward, &Backend::relu_backward, g, x)) {
+    return std::move(*fused);
   }
   // The reference, and mixed layouts: a comparison and a select, which read any strides.
   return where(gt(x, NDArray::zeros({}, x.dtype(), x.device())), g, NDArray::zeros({}, g.dtype(), g.device()));
+}
+
+NDArray gelu_backward(const NDArray& g, const NDArray& x) {
+  if (auto fused =
+          fused_activation_gradient("gelu_backward", OptionalKernel::gelu_backward, &Backend::gelu_backward, g, x)) {
+    return std::move(*fused);
+  }
+  return mul(g, gelu_grad(x));  // the reference, and mixed layouts
 }
 
 // ---- batch norm ----------------------------------------------------------------------------------------

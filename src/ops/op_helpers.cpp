@@ -48,6 +48,13 @@ Tensor relu_gradient(const Tensor& g, const Tensor& a) {
                constant(NDArray::zeros({}, g.dtype(), g.device())));
 }
 
+Tensor gelu_gradient(const Tensor& g, const Tensor& a) {
+  // g * gelu_grad(a): one fused pass in a plain backward; while a graph of the gradient is recorded, the
+  // product of ops, so that it can be differentiated again.
+  if (!grad_enabled()) return constant(needle::gelu_backward(g.value(), a.value()));
+  return multiply(g, gelu_grad(a));
+}
+
 Tensor gelu_second_derivative(const Tensor& a) {
   const Tensor a2 = multiply(a, a);
   const Tensor phi =

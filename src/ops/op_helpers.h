@@ -47,6 +47,8 @@ inline constexpr double kTwoOverSqrtPi = 1.1283791670955126;  // d erf / dx at 0
 Tensor sign_of(const Tensor& a);
 // The gradient of relu(a) given the output's gradient g: g where a > 0, else 0 (a NaN in a gives 0).
 Tensor relu_gradient(const Tensor& g, const Tensor& a);
+// The gradient of gelu(a) given the output's gradient g: g * gelu_grad(a).
+Tensor gelu_gradient(const Tensor& g, const Tensor& a);
 // d^2 gelu / da^2 = phi(a) (2 - a^2), composed of ops (needed only for gradients of gradients).
 Tensor gelu_second_derivative(const Tensor& a);
 

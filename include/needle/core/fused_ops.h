@@ -46,6 +46,12 @@ NDArray rms_norm(const NDArray& x, double eps);
 // dtype, contiguous or sharing a dense memory order, which the result keeps), else where(x > 0, g, 0).
 NDArray relu_backward(const NDArray& g, const NDArray& x);
 
+// ---- gelu backward -----------------------------------------------------------------------------------
+// GELU's gradient: g * gelu_grad(x) (g and x of one shape). One pass of the optional gelu_backward kernel
+// where the device has it (g and x of one floating dtype, contiguous or sharing a dense memory order, which
+// the result keeps), else that product, composed.
+NDArray gelu_backward(const NDArray& g, const NDArray& x);
+
 // ---- batch norm --------------------------------------------------------------------------------------
 // Batch normalization of x read as (N, C, S) (contiguous; see Backend::batch_norm), weight and bias (C,):
 // y (N, C, S) and the batch mean and biased variance (C,).

@@ -257,6 +257,27 @@ void CpuBackend::relu_backward_kernel(const kernels::RowLayout& layout, const St
   });
 }
 
+void CpuBackend::gelu_backward_kernel(const kernels::RowLayout& layout, const StridedView& out, const StridedView& g,
+                                      const StridedView& x) {
+  dispatch_floating(layout.dtype, "gelu_backward", [&]<typename T>() {
+    T* o = out.ptr<T>();
+    const T* grad = g.ptr<T>();
+    const T* in = x.ptr<T>();
+    if constexpr (std::is_same_v<T, float>) {
+      if (const cpu::FloatProductFn vector_fn = cpu::vector_gelu_backward_f32()) {
+        flat_for(out.size(), [&](std::int64_t first, std::int64_t last) {
+          vector_fn(o + first, grad + first, in + first, last - first);
+        });
+        return;
+      }
+    }
+    // gelu_grad's scalar formula, as the unary kernel computes it, then the product.
+    flat_for(out.size(), [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t k = first; k < last; ++k) o[k] = grad[k] * math::gelu_grad(in[k]);
+    });
+  });
+}
+
 void CpuBackend::binary_kernel(BinaryOp op, const StridedView& out, const StridedView& a, const StridedView& b) {
   const FlatLayout layout_a = flat_layout(a);
   const FlatLayout layout_b = flat_layout(b);

@@ -19,8 +19,12 @@ using FloatArrayFn = void (*)(float* out, const float* in, std::int64_t n);
 // then runs the scalar loop).
 FloatArrayFn vector_unary_f32(UnaryOp op);
 
-// Makes vector_unary_f32 hand out the AVX2 kernels even on a CPU with AVX-512 (for tests of both); false
-// restores the run-time choice. Callers that keep a kernel keep the one they got.
+// out[i] = g[i] * gelu'(x[i]) for i < n (GELU's gradient), or nullptr without AVX2 + FMA.
+using FloatProductFn = void (*)(float* out, const float* g, const float* x, std::int64_t n);
+FloatProductFn vector_gelu_backward_f32();
+
+// Makes vector_unary_f32 and vector_gelu_backward_f32 hand out the AVX2 kernels even on a CPU with AVX-512 (for tests
+// of both); false restores the run-time choice. Callers that keep a kernel keep the one they got.
 void set_vector_math_avx2_only(bool avx2_only);
 
 }  // namespace needle::cpu

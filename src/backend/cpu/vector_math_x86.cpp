@@ -173,6 +173,12 @@ FloatArrayFn vector_unary_f32(UnaryOp op) {
   return avx2::kernel_for(op);
 }
 
+FloatProductFn vector_gelu_backward_f32() {
+  if (!cpu_has_avx2_fma()) return nullptr;
+  if (cpu_has_avx512() && !g_avx2_only.load(std::memory_order_relaxed)) return &avx512::gelu_backward_lanes;
+  return &avx2::gelu_backward_lanes;
+}
+
 void set_vector_math_avx2_only(bool avx2_only) { g_avx2_only.store(avx2_only, std::memory_order_relaxed); }
 
 }  // namespace needle::cpu
@@ -181,6 +187,7 @@ void set_vector_math_avx2_only(bool avx2_only) { g_avx2_only.store(avx2_only, st
 
 namespace needle::cpu {
 FloatArrayFn vector_unary_f32(UnaryOp /*op*/) { return nullptr; }
+FloatProductFn vector_gelu_backward_f32() { return nullptr; }
 void set_vector_math_avx2_only(bool /*avx2_only*/) {}
 }  // namespace needle::cpu
 
