@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "needle/backend/backend.h"
 #include "needle/core/threads.h"
 
@@ -93,39 +94,46 @@ TEST(FusedOptim, RefFollowsTheFormula) {
 }
 
 TEST(FusedOptim, CpuAndDefaultMatchRef) {
-  for (const DType dtype : {DType::Float32, DType::Float64}) {
-    for (const std::int64_t n : {0, 1, 7, 8, 65, 32768, 100003}) {
-      for (const bool decoupled : {false, true}) {
-        for (const double weight_decay : {0.0, 0.05}) {
-          for (const int threads : {1, 2}) {
-            SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " n=" << n << " decoupled=" << decoupled
-                                              << " wd=" << weight_decay << " threads=" << threads);
-            const int saved = get_num_threads();
-            set_num_threads(threads);
-            const AdamStep step = make_step(decoupled, weight_decay);
-            const AdamArrays ref = AdamArrays::random(n, dtype, 7);
-            const AdamArrays cpu = ref.copy();
-            const AdamArrays composed = ref.copy();
-            ref.run(ref_backend(), step);
-            cpu.run(cpu_backend(), step);
-            // The base class's composition, called past the cpu backend's override.
-            cpu_backend().composed_adam_update(composed.param.view(), composed.grad.view(), composed.exp_avg.view(),
-                                               composed.exp_avg_sq.view(), step);
-            set_num_threads(saved);
-            // cpu runs ref's per-element code: identical. The composition rounds between its steps.
-            const auto values = [](const NDArray& a) { return a.astype(DType::Float64).to_vector<double>(); };
-            EXPECT_EQ(values(ref.param), values(cpu.param));
-            EXPECT_EQ(values(ref.exp_avg), values(cpu.exp_avg));
-            EXPECT_EQ(values(ref.exp_avg_sq), values(cpu.exp_avg_sq));
-            const double rtol = dtype == DType::Float32 ? 1e-6 : 1e-14;
-            expect_close(ref.param, composed.param, rtol, "param");
-            expect_close(ref.exp_avg, composed.exp_avg, rtol, "exp_avg");
-            expect_close(ref.exp_avg_sq, composed.exp_avg_sq, rtol, "exp_avg_sq");
+  // Both builds of the cpu loop: the baseline one and, on a CPU with AVX2, the AVX2 one (which has to give the
+  // same bits).
+  for (const bool portable : {false, true}) {
+    cpu::set_optimizer_portable(portable);
+    for (const DType dtype : {DType::Float32, DType::Float64}) {
+      for (const std::int64_t n : {0, 1, 7, 8, 65, 32768, 100003}) {
+        for (const bool decoupled : {false, true}) {
+          for (const double weight_decay : {0.0, 0.05}) {
+            for (const int threads : {1, 2}) {
+              SCOPED_TRACE(::testing::Message()
+                           << dtype_name(dtype) << " n=" << n << " decoupled=" << decoupled << " wd=" << weight_decay
+                           << " threads=" << threads << (portable ? " baseline build" : ""));
+              const int saved = get_num_threads();
+              set_num_threads(threads);
+              const AdamStep step = make_step(decoupled, weight_decay);
+              const AdamArrays ref = AdamArrays::random(n, dtype, 7);
+              const AdamArrays cpu = ref.copy();
+              const AdamArrays composed = ref.copy();
+              ref.run(ref_backend(), step);
+              cpu.run(cpu_backend(), step);
+              // The base class's composition, called past the cpu backend's override.
+              cpu_backend().composed_adam_update(composed.param.view(), composed.grad.view(), composed.exp_avg.view(),
+                                                 composed.exp_avg_sq.view(), step);
+              set_num_threads(saved);
+              // cpu runs ref's per-element code: identical. The composition rounds between its steps.
+              const auto values = [](const NDArray& a) { return a.astype(DType::Float64).to_vector<double>(); };
+              EXPECT_EQ(values(ref.param), values(cpu.param));
+              EXPECT_EQ(values(ref.exp_avg), values(cpu.exp_avg));
+              EXPECT_EQ(values(ref.exp_avg_sq), values(cpu.exp_avg_sq));
+              const double rtol = dtype == DType::Float32 ? 1e-6 : 1e-14;
+              expect_close(ref.param, composed.param, rtol, "param");
+              expect_close(ref.exp_avg, composed.exp_avg, rtol, "exp_avg");
+              expect_close(ref.exp_avg_sq, composed.exp_avg_sq, rtol, "exp_avg_sq");
+            }
           }
         }
       }
     }
   }
+  cpu::set_optimizer_portable(false);
 }
 
 TEST(FusedOptim, ArrayFunctionChecksItsOperands) {

@@ -64,6 +64,8 @@ void set_batch_norm_portable(bool portable);
 void set_max_pool_portable(bool portable);
 // Makes the fused attention's tile loops use their baseline build even on a CPU with AVX2 (for tests).
 void set_attention_portable(bool portable);
+// Makes adam_update use its baseline build even on a CPU with AVX2 (for tests).
+void set_optimizer_portable(bool portable);
 
 }  // namespace cpu
 
