@@ -389,6 +389,40 @@ ConvLayout col2im_layout(const StridedView& image, const StridedView& cols, std:
   return layout;
 }
 
+// The one-pass convolution kernels: image (N, H, W, C), weight (K, K, C, C_out) and cells (N, H_out, W_out,
+// C_out) of one floating dtype, weight and cells contiguous, the image too when the kernel writes it.
+ConvLayout conv2d_layout(std::string_view op, const StridedView& image, const StridedView& weight,
+                         const StridedView& cells, std::int64_t stride, std::int64_t padding, bool image_written) {
+  expect_floating(op, image.dtype);
+  expect_rank(op, "image", image, 4);
+  expect_rank(op, "weight", weight, 4);
+  expect_rank(op, "output cells", cells, 4);
+  expect_dtype(op, "weight", weight, image.dtype);
+  expect_dtype(op, "output cells", cells, image.dtype);
+  NEEDLE_CHECK(stride >= 1 && padding >= 0, RuntimeError, op, ": bad stride ", stride, " or padding ", padding);
+  ConvLayout layout;
+  layout.n = image.shape[0];
+  layout.h = image.shape[1];
+  layout.w = image.shape[2];
+  layout.c = image.shape[3];
+  layout.k = weight.shape[0];
+  layout.c_out = weight.shape[3];
+  layout.stride = stride;
+  layout.padding = padding;
+  layout.dtype = image.dtype;
+  NEEDLE_CHECK(layout.k >= 1 && layout.h + 2 * padding >= layout.k && layout.w + 2 * padding >= layout.k, RuntimeError,
+               op, ": kernel size ", layout.k, " does not fit the image ", shape_str(image.shape), " padded by ",
+               padding);
+  expect_shape(op, "weight", weight, {layout.k, layout.k, layout.c, layout.c_out});
+  layout.h_out = (layout.h + 2 * padding - layout.k) / stride + 1;
+  layout.w_out = (layout.w + 2 * padding - layout.k) / stride + 1;
+  expect_shape(op, "output cells", cells, {layout.n, layout.h_out, layout.w_out, layout.c_out});
+  expect_contiguous(op, "weight", weight);
+  expect_contiguous(op, "output cells", cells);
+  if (image_written) expect_contiguous(op, "image", image);
+  return layout;
+}
+
 // ---- pooling -------------------------------------------------------------------------------------------
 
 namespace {

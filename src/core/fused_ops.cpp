@@ -517,6 +517,109 @@ NDArray col2im(const NDArray& cols, const Shape& image_shape, std::int64_t strid
   return image;
 }
 
+// ---- convolution -------------------------------------------------------------------------------------------
+
+namespace {
+
+// The geometry of a K x K convolution of an (N, H, W, C) image into C_out channels, checked as the conv ops
+// check it, with the names of the array function the user's call reached.
+struct ConvShape {
+  std::int64_t n, h, w, c, k, c_out, stride, padding;
+  [[nodiscard]] std::int64_t h_out() const { return (h + 2 * padding - k) / stride + 1; }
+  [[nodiscard]] std::int64_t w_out() const { return (w + 2 * padding - k) / stride + 1; }
+  [[nodiscard]] std::int64_t rows() const { return n * h_out() * w_out(); }
+  [[nodiscard]] std::int64_t patch() const { return k * k * c; }
+  [[nodiscard]] Shape cells() const { return {n, h_out(), w_out(), c_out}; }
+  [[nodiscard]] Shape weight() const { return {k, k, c, c_out}; }
+  [[nodiscard]] Shape image() const { return {n, h, w, c}; }
+};
+
+ConvShape conv_shape(std::string_view op, const Shape& image, std::int64_t kernel, std::int64_t c_out,
+                     std::int64_t stride, std::int64_t padding) {
+  NEEDLE_CHECK(image.size() == 4, ValueError, op, ": expected an (N, H, W, C) image, got shape ", shape_str(image));
+  NEEDLE_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && image[1] + 2 * padding >= kernel &&
+                   image[2] + 2 * padding >= kernel,
+               ValueError, op, ": kernel size ", kernel, ", stride ", stride, " and padding ", padding,
+               " do not fit an image of shape ", shape_str(image));
+  return {image[0], image[1], image[2], image[3], kernel, c_out, stride, padding};
+}
+
+void check_conv_operand(std::string_view op, std::string_view name, const NDArray& a, const Shape& expected) {
+  NEEDLE_CHECK(a.shape() == expected, ValueError, op, ": expected ", name, " of shape ", shape_str(expected), ", got ",
+               shape_str(a.shape()));
+}
+
+}  // namespace
+
+NDArray conv2d(const NDArray& image, const NDArray& weight, std::int64_t stride, std::int64_t padding) {
+  constexpr std::string_view op = "conv2d";
+  check_floating(op, image);
+  check_same_dtype(op, {&image, &weight});
+  check_same_device(op, {&image, &weight});
+  NEEDLE_CHECK(weight.ndim() == 4, ValueError, op, ": expected a (K, K, C, C_out) weight, got shape ",
+               shape_str(weight.shape()));
+  const ConvShape s = conv_shape(op, image.shape(), weight.shape()[0], weight.shape()[3], stride, padding);
+  check_conv_operand(op, "weight", weight, s.weight());
+  Backend& backend = backend_of(image);
+  if (backend.implements(OptionalKernel::conv2d)) {
+    NDArray out = NDArray::empty(s.cells(), image.dtype(), image.device());
+    if (out.size() > 0) backend.conv2d(out.view(), image.view(), weight.compact().view(), stride, padding);
+    return out;
+  }
+  return matmul(im2col(image, s.k, stride, padding).reshape({s.rows(), s.patch()}),
+                weight.reshape({s.patch(), s.c_out}))
+      .reshape(s.cells());
+}
+
+NDArray conv2d_weight_grad(const NDArray& image, const NDArray& grad_out, std::int64_t kernel, std::int64_t stride,
+                           std::int64_t padding) {
+  constexpr std::string_view op = "conv2d_weight_grad";
+  check_floating(op, image);
+  check_same_dtype(op, {&image, &grad_out});
+  check_same_device(op, {&image, &grad_out});
+  NEEDLE_CHECK(grad_out.ndim() == 4, ValueError, op, ": expected an (N, H_out, W_out, C_out) gradient, got shape ",
+               shape_str(grad_out.shape()));
+  const ConvShape s = conv_shape(op, image.shape(), kernel, grad_out.shape()[3], stride, padding);
+  check_conv_operand(op, "grad_out", grad_out, s.cells());
+  Backend& backend = backend_of(image);
+  if (backend.implements(OptionalKernel::conv2d_weight_grad)) {
+    NDArray out = NDArray::empty(s.weight(), image.dtype(), image.device());
+    if (out.size() > 0) {
+      backend.conv2d_weight_grad(out.view(), image.view(), grad_out.compact().view(), stride, padding);
+    }
+    return out;
+  }
+  return matmul(im2col(image, s.k, stride, padding).reshape({s.rows(), s.patch()}).swapaxes(0, 1),
+                grad_out.reshape({s.rows(), s.c_out}))
+      .reshape(s.weight());
+}
+
+NDArray conv2d_input_grad(const NDArray& grad_out, const NDArray& weight, const Shape& image_shape, std::int64_t stride,
+                          std::int64_t padding) {
+  constexpr std::string_view op = "conv2d_input_grad";
+  check_floating(op, grad_out);
+  check_same_dtype(op, {&grad_out, &weight});
+  check_same_device(op, {&grad_out, &weight});
+  check_valid_shape(image_shape, op);
+  NEEDLE_CHECK(weight.ndim() == 4, ValueError, op, ": expected a (K, K, C, C_out) weight, got shape ",
+               shape_str(weight.shape()));
+  const ConvShape s = conv_shape(op, image_shape, weight.shape()[0], weight.shape()[3], stride, padding);
+  check_conv_operand(op, "weight", weight, s.weight());
+  check_conv_operand(op, "grad_out", grad_out, s.cells());
+  Backend& backend = backend_of(grad_out);
+  if (backend.implements(OptionalKernel::conv2d_input_grad)) {
+    NDArray out = NDArray::empty(image_shape, grad_out.dtype(), grad_out.device());
+    if (out.size() > 0) {
+      backend.conv2d_input_grad(out.view(), grad_out.compact().view(), weight.compact().view(), stride, padding);
+    }
+    return out;
+  }
+  const NDArray columns =
+      matmul(grad_out.reshape({s.rows(), s.c_out}), weight.reshape({s.patch(), s.c_out}).swapaxes(0, 1))
+          .reshape({s.n, s.h_out(), s.w_out(), s.k, s.k, s.c});
+  return col2im(columns, image_shape, stride, padding);
+}
+
 // ---- max pooling ------------------------------------------------------------------------------------------
 
 namespace {

@@ -1,7 +1,9 @@
 // 2-d convolution in NHWC layout (Needle's conv) as three ops that are each other's gradients:
-//   conv(a, b)               forward: im2col (the input's patches, zeros for the padding) and one matmul;
-//   conv_input_grad(g, b)    d/da: one matmul back to columns, then col2im;
-//   conv_weight_grad(a, g)   d/db: one matmul of the input's columns with the output gradient.
+//   conv(a, b)               forward: im2col (the input's patches, zeros for the padding) times the weight;
+//   conv_input_grad(g, b)    d/da: the output gradient times the weight back to columns, then col2im;
+//   conv_weight_grad(a, g)   d/db: the input's columns times the output gradient.
+// Each is one array function of fused_ops.h (conv2d, conv2d_input_grad, conv2d_weight_grad): one kernel
+// that works through blocks of output cells where the device has it, else that composition.
 // Writing the backward this way costs the same as the forward for every stride (a convolution with a
 // dilated gradient would multiply by stride^2 with zeros), and since <conv(a, b), g> is bilinear in all
 // three, each op's gradient is one of the other two: gradients of gradients come for free.
@@ -17,20 +19,8 @@ namespace {
 // Geometry shared by the three ops: input (N, H, W, C_in), kernel K x K, output (N, H_out, W_out, C_out).
 struct ConvGeometry {
   std::int64_t n, h, w, c_in, k, c_out, stride, padding;
-  [[nodiscard]] std::int64_t h_out() const { return (h + 2 * padding - k) / stride + 1; }
-  [[nodiscard]] std::int64_t w_out() const { return (w + 2 * padding - k) / stride + 1; }
-  [[nodiscard]] std::int64_t rows() const { return n * h_out() * w_out(); }  // one per output cell
-  [[nodiscard]] std::int64_t patch() const { return k * k * c_in; }          // one column per kernel tap
   [[nodiscard]] Shape input_shape() const { return {n, h, w, c_in}; }
-  [[nodiscard]] Shape weight_shape() const { return {k, k, c_in, c_out}; }
-  [[nodiscard]] Shape output_shape() const { return {n, h_out(), w_out(), c_out}; }
 };
-
-// im2col: the input's patches as a (rows, patch) matrix, zeros where a patch reaches into the padding. The
-// backend reads the input through its strides, so neither a padded nor a compact copy is made first.
-NDArray columns_of(const NDArray& a, const ConvGeometry& geo) {
-  return needle::im2col(a, geo.k, geo.stride, geo.padding).reshape({geo.rows(), geo.patch()});
-}
 
 Tensor conv2d(const Tensor& a, const Tensor& b, const ConvGeometry& geo);
 Tensor conv_input_grad(const Tensor& g, const Tensor& b, const ConvGeometry& geo);
@@ -47,8 +37,7 @@ class ConvOp final : public SingleOutputOp {
   }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
-    return needle::matmul(columns_of(in[0], geo_), in[1].reshape({geo_.patch(), geo_.c_out}))
-        .reshape(geo_.output_shape());
+    return needle::conv2d(in[0], in[1], geo_.stride, geo_.padding);
   }
 
   std::vector<Tensor> gradient(const Tensor& g, const Tensor& node, const NeedsGrad& needs_grad) const override {
@@ -73,12 +62,7 @@ class ConvInputGradOp final : public SingleOutputOp {
   }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
-    // Each output cell's gradient spread over its patch: (rows, C_out) @ (C_out, patch).
-    const NDArray columns = needle::matmul(in[0].reshape({geo_.rows(), geo_.c_out}),
-                                           in[1].reshape({geo_.patch(), geo_.c_out}).swapaxes(0, 1))
-                                .reshape({geo_.n, geo_.h_out(), geo_.w_out(), geo_.k, geo_.k, geo_.c_in});
-    // col2im: every column entry added back at the input cell it was read from.
-    return needle::col2im(columns, geo_.input_shape(), geo_.stride, geo_.padding);
+    return needle::conv2d_input_grad(in[0], in[1], geo_.input_shape(), geo_.stride, geo_.padding);
   }
 
   std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& needs_grad) const override {
@@ -104,9 +88,7 @@ class ConvWeightGradOp final : public SingleOutputOp {
   }
 
   NDArray compute(const std::vector<NDArray>& in) const override {
-    // (patch, rows) @ (rows, C_out): the transposed columns are a view, read by the matmul as they are.
-    return needle::matmul(columns_of(in[0], geo_).swapaxes(0, 1), in[1].reshape({geo_.rows(), geo_.c_out}))
-        .reshape(geo_.weight_shape());
+    return needle::conv2d_weight_grad(in[0], in[1], geo_.k, geo_.stride, geo_.padding);
   }
 
   std::vector<Tensor> gradient(const Tensor& h, const Tensor& node, const NeedsGrad& needs_grad) const override {

@@ -2,8 +2,10 @@
 // patches formula built from array functions (a padded copy read through a strided window view) and
 // against each other (col2im is im2col's adjoint), the cpu kernels (1 and 2 threads) and the Backend
 // base-class defaults against the ref kernels on shapes with sizes 1, odd sizes, strides 1/2/4, padding
-// 0/1/3, kernels 1/3/7, channels-last and permuted (NCHW-read) images, and bad operands. The conv ops built
-// on them (gradients and second gradients against finite differences) are tested in test_ops_conv.cpp.
+// 0/1/3, kernels 1/3/7, channels-last and permuted (NCHW-read) images, and bad operands. Then the cpu
+// backend's one-pass convolution kernels against their composition on ref over the same shapes and more.
+// The conv ops built on them (gradients and second gradients against finite differences) are tested in
+// test_ops_conv.cpp.
 #include <gtest/gtest.h>
 #include <needle/needle.h>
 
@@ -11,8 +13,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "../../src/backend/cpu/gemm.h"
 #include "fused_test_util.h"
 #include "gradcheck.h"
 #include "needle/backend/backend.h"
@@ -213,6 +217,158 @@ TEST(ConvKernels, RejectBadOperandsWithTheKernelName) {
         },
         "im2col");
   }
+}
+
+// ---- the one-pass convolution kernels (conv2d, conv2d_weight_grad, conv2d_input_grad) ----
+
+// The three results of one convolution case on one device, through the array functions: the cpu backend's
+// kernels on cpu, the composition of im2col, matmul and col2im (their reference) on ref.
+struct ConvResults {
+  std::vector<double> out, grad_weight, grad_image;
+};
+
+ConvResults run_convolution(const NDArray& image, const NDArray& weight, const NDArray& grad_out, const Case& c) {
+  return {host(conv2d(image, weight, c.stride, c.padding)),
+          host(conv2d_weight_grad(image, grad_out, c.k, c.stride, c.padding)),
+          host(conv2d_input_grad(grad_out, weight, c.image_shape(), c.stride, c.padding))};
+}
+
+// The cases above, with output channels that fill a register tile, leave part of one or are a single one, and
+// batches large enough for several blocks of output rows (and weight-gradient chunks, more than eight in the
+// last but one) and for an image whose columns outgrow the kept scratch buffer (the last).
+std::vector<std::pair<Case, std::int64_t>> convolution_cases() {
+  std::vector<std::pair<Case, std::int64_t>> all;
+  const std::int64_t channels[] = {1, 5, 16, 33};
+  std::size_t i = 0;
+  for (const Case& c : cases()) all.emplace_back(c, channels[i++ % 4]);
+  all.push_back({{32, 8, 8, 16, 3, 1, 1}, 32});
+  all.push_back({{64, 16, 16, 8, 3, 1, 1}, 7});
+  all.push_back({{5, 28, 28, 1, 3, 1, 1}, 16});
+  all.push_back({{1, 64, 64, 32, 3, 1, 1}, 3});
+  return all;
+}
+
+// Restores the automatic choice of the GEMM kernels a test forces.
+class GemmKernelGuard {
+ public:
+  GemmKernelGuard() = default;
+  ~GemmKernelGuard() { cpu::set_gemm_kernel(cpu::GemmKernel::Auto); }
+  GemmKernelGuard(const GemmKernelGuard&) = delete;
+  GemmKernelGuard& operator=(const GemmKernelGuard&) = delete;
+  GemmKernelGuard(GemmKernelGuard&&) = delete;
+  GemmKernelGuard& operator=(GemmKernelGuard&&) = delete;
+};
+
+// Where the AVX-512 kernels run, float32 takes the direct kernels (the image read in place); with the AVX2
+// kernels forced, the blocked ones (im2col of a block, then the GEMM), which are also every float64 path.
+TEST(ConvPassCpu, MatchesTheComposedReferenceOnEveryShapeDtypeLayoutThreadCountAndKernel) {
+  const ThreadsGuard restore;
+  const GemmKernelGuard restore_kernel;
+  std::uint64_t seed = 60;
+  for (const cpu::GemmKernel kernel : {cpu::GemmKernel::Auto, cpu::GemmKernel::Avx2}) {
+    if (!cpu::gemm_supports(kernel)) continue;
+    cpu::set_gemm_kernel(kernel);
+    for (const auto& [c, c_out] : convolution_cases()) {
+      for (const DType dtype : {DType::Float32, DType::Float64}) {
+        for (const bool channels_first : {false, true}) {
+          const NDArray image = make_image(c, dtype, cpu_device(), channels_first, seed++);
+          const NDArray weight = random_array({c.k, c.k, c.c, c_out}, cpu_device(), seed++).astype(dtype);
+          const NDArray grad_out = random_array({c.n, c.h_out(), c.w_out(), c_out}, cpu_device(), seed++).astype(dtype);
+          const ConvResults expected =
+              run_convolution(image.to(ref_device()), weight.to(ref_device()), grad_out.to(ref_device()), c);
+          // Sums over up to 16384 products in float32, in another order than the reference's.
+          const double tolerance = dtype == DType::Float32 ? 1e-4 : 1e-11;
+          ConvResults first;
+          for (const int threads : {1, 2}) {
+            set_num_threads(threads);
+            const std::string what =
+                str(c.str(), " C_out=", c_out, " ", dtype_name(dtype), channels_first ? " permuted" : " compact",
+                    " threads ", threads, kernel == cpu::GemmKernel::Auto ? " auto kernels" : " AVX2 kernels");
+            const ConvResults got = run_convolution(image, weight, grad_out, c);
+            expect_close(got.out, expected.out, tolerance, what + " conv2d");
+            expect_close(got.grad_weight, expected.grad_weight, tolerance, what + " conv2d_weight_grad");
+            expect_close(got.grad_image, expected.grad_image, tolerance, what + " conv2d_input_grad");
+            if (threads == 1) {
+              first = got;
+            } else {
+              EXPECT_EQ(got.out, first.out) << what << ": conv2d differs from the 1-thread result";
+              EXPECT_EQ(got.grad_weight, first.grad_weight) << what << ": the weight gradient differs from 1 thread's";
+              EXPECT_EQ(got.grad_image, first.grad_image) << what << ": the image gradient differs from 1 thread's";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(ConvPassCpu, OverwritesItsOutputsAndHandlesEmptySizes) {
+  const Case c{2, 5, 7, 3, 3, 1, 1};
+  const NDArray image = random_array(c.image_shape(), cpu_device(), 80).astype(DType::Float32);
+  const NDArray weight = random_array({3, 3, 3, 4}, cpu_device(), 81).astype(DType::Float32);
+  const NDArray grad_out = random_array({2, 5, 7, 4}, cpu_device(), 82).astype(DType::Float32);
+  // Outputs that start as garbage must not leak into the results.
+  NDArray out = NDArray::full({2, 5, 7, 4}, 7.0, DType::Float32, cpu_device());
+  NDArray grad_weight = NDArray::full({3, 3, 3, 4}, 7.0, DType::Float32, cpu_device());
+  NDArray grad_image = NDArray::full(c.image_shape(), 7.0, DType::Float32, cpu_device());
+  cpu_backend().conv2d(out.view(), image.view(), weight.view(), 1, 1);
+  cpu_backend().conv2d_weight_grad(grad_weight.view(), image.view(), grad_out.view(), 1, 1);
+  cpu_backend().conv2d_input_grad(grad_image.view(), grad_out.view(), weight.view(), 1, 1);
+  const ConvResults expected =
+      run_convolution(image.to(ref_device()), weight.to(ref_device()), grad_out.to(ref_device()), c);
+  expect_close(host(out), expected.out, 1e-5, "conv2d into garbage");
+  expect_close(host(grad_weight), expected.grad_weight, 1e-5, "conv2d_weight_grad into garbage");
+  expect_close(host(grad_image), expected.grad_image, 1e-5, "conv2d_input_grad into garbage");
+
+  // No image in the batch: a zero weight gradient. No output channel: a zero image gradient.
+  const NDArray none = NDArray::zeros({0, 5, 7, 3}, DType::Float32, cpu_device());
+  const NDArray zero_weight_grad =
+      conv2d_weight_grad(none, NDArray::zeros({0, 5, 7, 4}, DType::Float32, cpu_device()), 3, 1, 1);
+  EXPECT_EQ(host(zero_weight_grad), std::vector<double>(3 * 3 * 3 * 4, 0.0));
+  const NDArray no_channels = NDArray::zeros({3, 3, 3, 0}, DType::Float32, cpu_device());
+  EXPECT_EQ(conv2d(image, no_channels, 1, 1).shape(), (Shape{2, 5, 7, 0}));
+  EXPECT_EQ(host(conv2d_input_grad(NDArray::zeros({2, 5, 7, 0}, DType::Float32, cpu_device()), no_channels,
+                                   c.image_shape(), 1, 1)),
+            std::vector<double>(static_cast<std::size_t>(2 * 5 * 7 * 3), 0.0));
+}
+
+TEST(ConvPass, RejectsBadOperandsWithTheKernelOrFunctionName) {
+  Backend& backend = cpu_backend();
+  const NDArray image = NDArray::zeros({1, 4, 4, 2}, DType::Float32, cpu_device());
+  const NDArray weight = NDArray::zeros({3, 3, 2, 5}, DType::Float32, cpu_device());
+  const NDArray cells = NDArray::zeros({1, 4, 4, 5}, DType::Float32, cpu_device());
+  // The kernels' contracts.
+  testing::expect_error<RuntimeError>(
+      [&] {
+        backend.conv2d(cells.view(), image.view(), weight.reshape({3, 3, 5, 2}).view(), 1, 1);
+      },
+      "conv2d");
+  testing::expect_error<RuntimeError>(
+      [&] { backend.conv2d(cells.view(), image.view(), weight.astype(DType::Float64).view(), 1, 1); }, "conv2d");
+  testing::expect_error<RuntimeError>(
+      [&] {
+        backend.conv2d(NDArray::zeros({1, 4, 5, 4}, DType::Float32, cpu_device()).swapaxes(2, 3).view(), image.view(),
+                       weight.view(), 1, 1);
+      },
+      "conv2d");
+  testing::expect_error<RuntimeError>(
+      [&] { backend.conv2d_weight_grad(weight.view(), image.view(), cells.view(), 2, 1); }, "conv2d_weight_grad");
+  testing::expect_error<RuntimeError>(
+      [&] { backend.conv2d_input_grad(image.swapaxes(1, 2).view(), cells.view(), weight.view(), 1, 1); },
+      "conv2d_input_grad");
+  testing::expect_error<RuntimeError>(
+      [&] { backend.conv2d_input_grad(image.view(), cells.view(), weight.view(), 0, 1); }, "conv2d_input_grad");
+  // The array functions', in the caller's terms.
+  testing::expect_error<ValueError>([&] { (void)conv2d(image, weight.reshape({3, 3, 5, 2}), 1, 1); }, "conv2d");
+  testing::expect_error<ValueError>([&] { (void)conv2d(image, weight, 1, -1); }, "conv2d");
+  testing::expect_error<ValueError>([&] { (void)conv2d_weight_grad(image, cells, 3, 2, 1); }, "conv2d_weight_grad");
+  testing::expect_error<ValueError>(
+      [&] {
+        (void)conv2d_input_grad(cells, weight, {1, 4, 4, 3}, 1, 1);
+      },
+      "conv2d_input_grad");
+  testing::expect_error<TypeError>([&] { (void)conv2d(image.astype(DType::Int32), weight.astype(DType::Int32), 1, 1); },
+                                   "conv2d");
 }
 
 }  // namespace

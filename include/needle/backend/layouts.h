@@ -105,6 +105,7 @@ T* row_ptr(const StridedView& v, std::int64_t b) {
 // im2col/col2im: an (N, H, W, C) image and its (N, H_out, W_out, K, K, C) columns.
 struct ConvLayout {
   std::int64_t n = 0, h = 0, w = 0, c = 0, k = 0, h_out = 0, w_out = 0, stride = 1, padding = 0;
+  std::int64_t c_out = 0;  // the weight's output channels (the convolution kernels; 0 for im2col and col2im)
   DType dtype = DType::Float32;
 
   // The taps t in [first, last) of output position `pos` whose input position pos * stride + t - padding

@@ -118,6 +118,18 @@ NDArray im2col(const NDArray& image, std::int64_t kernel, std::int64_t stride, s
 // `image_shape` (N, H, W, C) it was read from (Backend::col2im).
 NDArray col2im(const NDArray& cols, const Shape& image_shape, std::int64_t stride, std::int64_t padding);
 
+// A K x K convolution of image (N, H, W, C) (any strides) by weight (K, K, C, C_out), both of one floating
+// dtype: the (N, H_out, W_out, C_out) cells of im2col(image) @ weight (Backend::conv2d: one pass over blocks of
+// output cells where the device has it, else that composition, its reference).
+NDArray conv2d(const NDArray& image, const NDArray& weight, std::int64_t stride, std::int64_t padding);
+// Its gradient in the weight, given the image and the gradient grad_out (N, H_out, W_out, C_out) of its result:
+// the (K, K, C, C_out) im2col(image)ᵀ @ grad_out (Backend::conv2d_weight_grad).
+NDArray conv2d_weight_grad(const NDArray& image, const NDArray& grad_out, std::int64_t kernel, std::int64_t stride,
+                           std::int64_t padding);
+// Its gradient in the image, of `image_shape` (N, H, W, C): col2im(grad_out @ weightᵀ) (Backend::conv2d_input_grad).
+NDArray conv2d_input_grad(const NDArray& grad_out, const NDArray& weight, const Shape& image_shape, std::int64_t stride,
+                          std::int64_t padding);
+
 // ---- max pooling ---------------------------------------------------------------------------------------
 // Max pooling of image (N, C, H, W) (any strides, floating) over kernel x kernel windows, `stride` apart,
 // with `padding` cells of -inf on each side (1 <= kernel, 1 <= stride, 0 <= padding <= kernel / 2): the

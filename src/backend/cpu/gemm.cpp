@@ -594,6 +594,8 @@ bool gemm_supports(GemmKernel kernel) {
 
 bool gemm_has_avx2() { return cpu_has_avx2(); }
 
+bool gemm_uses_avx512() { return resolve_kernel() == GemmKernel::Avx512; }
+
 void set_gemm_blocking(std::int64_t mc, std::int64_t kc, std::int64_t nc) {
   g_mc.store(std::max<std::int64_t>(mc, 0), std::memory_order_relaxed);
   g_kc.store(std::max<std::int64_t>(kc, 0), std::memory_order_relaxed);

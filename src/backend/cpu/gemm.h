@@ -133,6 +133,25 @@ void micro_kernel_avx512(std::int64_t kc, const float* a, const float* b, std::i
                          std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 void micro_kernel_avx512(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c,
                          std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+// A convolution's Avx512Tile<float> tile with both operands read where they lie: c[i * rsc + j] (i < rows <= 14,
+// j < cols <= 32) = the sum over s < segments and p < kc, in that order, of
+// a[s * seg_a + i * rsa + p * csa] * b[s * seg_b + p * ldb + j], stored, or added to c when `accumulate`.
+// Only `cols` values of each row of B are read, but all 14 rows of A are: rows past `rows` must be readable
+// (their values are unused). When cols <= 16, a second tile over the same B is computed alongside: its A at
+// a + second_a, its results at c + second_c, second_rows of its rows stored (none when 0; its A is then
+// not read).
+struct ConvTile {
+  std::int64_t segments, seg_a, seg_b, kc;
+  const float* a;
+  std::int64_t rsa, csa;
+  const float* b;
+  std::int64_t ldb;
+  float* c;
+  std::int64_t rsc, rows, cols;
+  bool accumulate;
+  std::int64_t second_a, second_c, second_rows;
+};
+void conv_tile_avx512(const ConvTile& tile);
 // Packs one whole Avx512Tile<float> panel of a row-major A (element (i, p) at a[i * rs + p]):
 // dst[p * mr + i] = a[i * rs + p] for i < mr, p < kc.
 void pack_a_rows_avx512(std::int64_t kc, const float* a, std::int64_t rs, float* dst);
@@ -150,6 +169,8 @@ void set_gemm_kernel(GemmKernel kernel);
 bool gemm_supports(GemmKernel kernel);
 // Whether Auto picks the AVX2 + FMA kernels (or better) on this machine.
 bool gemm_has_avx2();
+// Whether products now run the AVX-512 kernels (the CPU has them and no other kernel is forced).
+bool gemm_uses_avx512();
 
 // Overrides the MC, KC, NC cache blocks (0 restores the kernel's defaults), so tests can cross every block
 // edge with small matrices. MC and NC are rounded down to whole panels of the kernel in use (at least one).

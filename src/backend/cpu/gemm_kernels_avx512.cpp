@@ -154,6 +154,76 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(std::int64_t kc, con
   tile_kernel<Double512, mr, 2>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
 }
 
+// The float tile of a convolution, with both operands read where they lie (gemm.h's ConvTile): one chain of
+// FMAs per element across all segments, from zero, then stored or added to C. Broadcasting A from memory costs
+// the same whatever its strides, so no operand needs packing. With two vectors of B per row (kPair false) the
+// tile is 14 x 32; with one (kPair, cols <= 16) the second accumulator of each row serves a second tile of
+// A rows, so that a narrow B still gets 28 FMAs per step.
+// The lanes of `mask` of `value` stored at row, or added to what is there.
+__attribute__((target("avx512f"))) inline void store_row(float* row, __mmask16 mask, __m512 value, bool accumulate) {
+  if (accumulate) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row), value);
+  _mm512_mask_storeu_ps(row, mask, value);
+}
+
+template <bool kPair>
+__attribute__((target("avx512f"))) inline void conv_tile_body(const ConvTile& t) {
+  constexpr int mr = Avx512Tile<float>::mr;
+  constexpr std::int64_t lanes = Float512::lanes;
+  const __mmask16 m0 = first_lanes<Float512>(t.cols);
+  const __mmask16 m1 = kPair ? m0 : first_lanes<Float512>(t.cols - lanes);
+  const std::int64_t rsa = t.rsa;
+  const std::int64_t second_a = t.second_rows > 0 ? t.second_a : 0;  // no second tile: read the first twice
+  __m512 acc[mr][2];
+#pragma GCC unroll 16
+  for (auto& row : acc) {
+    row[0] = _mm512_setzero_ps();
+    row[1] = _mm512_setzero_ps();
+  }
+  for (std::int64_t s = 0; s < t.segments; ++s) {
+    const float* pa = t.a + s * t.seg_a;
+    const float* pb = t.b + s * t.seg_b;
+#pragma GCC unroll 2
+    for (std::int64_t p = 0; p < t.kc; ++p) {
+      const __m512 b0 = _mm512_maskz_loadu_ps(m0, pb);
+      if constexpr (kPair) {
+#pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+          acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(pa[i * rsa]), b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(_mm512_set1_ps(pa[second_a + i * rsa]), b0, acc[i][1]);
+        }
+      } else {
+        const __m512 b1 = _mm512_maskz_loadu_ps(m1, pb + lanes);
+#pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+          const __m512 ai = _mm512_set1_ps(pa[i * rsa]);
+          acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+      }
+      pa += t.csa;
+      pb += t.ldb;
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < mr; ++i) {
+    if (i >= t.rows) break;
+    store_row(t.c + i * t.rsc, m0, acc[i][0], t.accumulate);
+    if constexpr (!kPair) store_row(t.c + i * t.rsc + lanes, m1, acc[i][1], t.accumulate);
+  }
+  if constexpr (kPair) {
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; ++i) {
+      if (i >= t.second_rows) break;
+      store_row(t.c + t.second_c + i * t.rsc, m0, acc[i][1], t.accumulate);
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void conv_tile_avx512(const ConvTile& tile) {
+  if (tile.cols <= Float512::lanes) return conv_tile_body<true>(tile);
+  conv_tile_body<false>(tile);
+}
+
 // GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_ps(), which it then reports as
 // maybe-uninitialized (GCC bug 105593, fixed in GCC 13).
 #if defined(__GNUC__) && !defined(__clang__)
