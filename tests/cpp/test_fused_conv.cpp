@@ -233,14 +233,22 @@ ConvResults run_convolution(const NDArray& image, const NDArray& weight, const N
           host(conv2d_input_grad(grad_out, weight, c.image_shape(), c.stride, c.padding))};
 }
 
-// The cases above, with output channels that fill a register tile, leave part of one or are a single one, and
-// batches large enough for several blocks of output rows (and weight-gradient chunks, more than eight in the
-// last but one) and for an image whose columns outgrow the kept scratch buffer (the last).
+// The cases above, with output channels that fill a register tile, leave part of one or are a single one, then
+// more, down to batches large enough for several blocks of output rows (and weight-gradient chunks, more than
+// eight in the last but one) and an image whose columns outgrow the kept scratch buffer (the last).
 std::vector<std::pair<Case, std::int64_t>> convolution_cases() {
   std::vector<std::pair<Case, std::int64_t>> all;
   const std::int64_t channels[] = {1, 5, 16, 33};
   std::size_t i = 0;
   for (const Case& c : cases()) all.emplace_back(c, channels[i++ % 4]);
+  // Output rows wide enough for the direct kernels (float32 with AVX-512): the README CNN's second layer, odd
+  // sizes with a wide and a narrow panel of output channels, stride 2, padding 0 and padding K - 1, and a
+  // batch of more than eight chunks of blocks.
+  all.push_back({{3, 14, 14, 16, 3, 1, 1}, 32});
+  all.push_back({{2, 13, 21, 5, 3, 1, 0}, 33});
+  all.push_back({{2, 9, 57, 3, 5, 2, 2}, 20});
+  all.push_back({{1, 12, 28, 40, 3, 1, 2}, 17});
+  all.push_back({{40, 14, 14, 16, 3, 1, 1}, 8});
   all.push_back({{32, 8, 8, 16, 3, 1, 1}, 32});
   all.push_back({{64, 16, 16, 8, 3, 1, 1}, 7});
   all.push_back({{5, 28, 28, 1, 3, 1, 1}, 16});

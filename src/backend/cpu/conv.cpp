@@ -230,6 +230,14 @@ void fill_band(const kernels::ConvLayout& l, const StridedView& image, std::int6
   }
 }
 
+// Whether the direct kernels suit rows of `cells` output cells: a tile covers up to 14 cells of one output row,
+// so narrow images would leave most of each tile idle (a 1 x 1 image: 1 of 14 rows), where the blocked
+// kernels fill whole tiles with the cells of many rows. Direct when at least two thirds of the tiles' rows work.
+bool rows_fill_tiles(std::int64_t cells) {
+  const std::int64_t tiles = (cells + kTileCells - 1) / kTileCells;
+  return cells > 0 && 3 * cells >= 2 * tiles * kTileCells;
+}
+
 // The band a block of output rows reads: its rows and the slack after them. A tile reads all 14 rows of A,
 // past the last cell of a short run (or past the last value of a kernel row), and the slack keeps that inside
 // the buffer.
@@ -347,7 +355,9 @@ void conv2d_weight_grad_direct(const kernels::ConvLayout& l, float* grad_weight,
 
 // The image gradient of a stride-1 convolution is itself one: grad_out padded by K - 1 - padding, convolved
 // with the kernel turned half a turn and its channel axes swapped (weight[K-1-i, K-1-j, c, o] at [i, j, o, c]).
-bool input_grad_is_a_convolution(const kernels::ConvLayout& l) { return l.stride == 1 && l.padding <= l.k - 1; }
+bool input_grad_is_a_convolution(const kernels::ConvLayout& l) {
+  return l.stride == 1 && l.padding <= l.k - 1 && rows_fill_tiles(l.w);
+}
 
 void conv2d_input_grad_direct(const kernels::ConvLayout& l, float* grad_image, const StridedView& grad_out,
                               const float* weight) {
@@ -415,27 +425,30 @@ void conv2d_weight_grad_blocks(const kernels::ConvLayout& l, T* grad_weight, con
   }
 }
 
-// One image at a time: its columns grad_out @ weightᵀ into scratch, then col2im of them into its cells of
-// grad_image. Images write disjoint memory, so the threads share out the images; a single image is split
-// inside instead (the GEMM by rows, col2im by image rows).
+// A group of whole images at a time: their columns grad_out @ weightᵀ into scratch, then col2im of them into
+// their cells of grad_image. Groups write disjoint memory, so the threads share out the groups; a single group
+// is split inside instead (the GEMM by rows, col2im by image rows). A group holds as many images as fit
+// kBlockElements column values (at least one), so that small images still make one GEMM of many rows.
 template <typename T>
 void conv2d_input_grad_images(const kernels::ConvLayout& l, T* grad_image, const T* grad_out, const T* weight) {
   const std::int64_t patch = l.patch();
   const std::int64_t cells = l.h_out * l.w_out;
   const std::int64_t image_size = l.h * l.w * l.c;
-  kernels::ConvLayout one = l;
-  one.n = 1;
-  parallel_for(0, l.n, 1, [&](std::int64_t n0, std::int64_t n1) {
+  const std::int64_t per_group = std::max<std::int64_t>(1, kBlockElements / std::max<std::int64_t>(1, cells * patch));
+  parallel_for(0, (l.n + per_group - 1) / per_group, 1, [&](std::int64_t g0, std::int64_t g1) {
     std::vector<T> oversized;
-    T* cols = block_scratch<T>(cells * patch, oversized);
-    for (std::int64_t n = n0; n < n1; ++n) {
+    T* cols = block_scratch<T>(per_group * cells * patch, oversized);
+    for (std::int64_t g = g0; g < g1; ++g) {
+      const std::int64_t first = g * per_group;
+      kernels::ConvLayout group = l;
+      group.n = std::min(per_group, l.n - first);
       // (cells, C_out) @ (C_out, patch), the weight (patch, C_out) read transposed.
-      cpu::gemm<T>(cells, patch, l.c_out, grad_out + n * cells * l.c_out, l.c_out, 1, weight, 1, l.c_out, cols, patch,
-                   1);
-      T* image = grad_image + n * image_size;
+      cpu::gemm<T>(group.n * cells, patch, l.c_out, grad_out + first * cells * l.c_out, l.c_out, 1, weight, 1, l.c_out,
+                   cols, patch, 1);
+      T* images = grad_image + first * image_size;
       const std::int64_t per_row = l.w_out * patch * l.k / l.stride + l.w * l.c;
-      parallel_for(0, l.h, grain_for(per_row),
-                   [&](std::int64_t first, std::int64_t last) { col2im_rows<T>(one, image, cols, first, last); });
+      parallel_for(0, group.n * l.h, grain_for(per_row),
+                   [&](std::int64_t r0, std::int64_t r1) { col2im_rows<T>(group, images, cols, r0, r1); });
     }
   });
 }
@@ -471,7 +484,7 @@ void CpuBackend::conv2d_kernel(const kernels::ConvLayout& layout, const StridedV
                                const StridedView& weight, std::int64_t /*stride*/, std::int64_t /*padding*/) {
   if (out.size() == 0) return;
 #if defined(__x86_64__)
-  if (layout.dtype == DType::Float32 && cpu::gemm_uses_avx512()) {
+  if (layout.dtype == DType::Float32 && cpu::gemm_uses_avx512() && rows_fill_tiles(layout.w_out)) {
     return conv2d_direct(layout, out.ptr<float>(), image, weight.ptr<float>());
   }
 #endif
@@ -484,7 +497,7 @@ void CpuBackend::conv2d_weight_grad_kernel(const kernels::ConvLayout& layout, co
                                            std::int64_t /*stride*/, std::int64_t /*padding*/) {
   if (grad_weight.size() == 0) return;
 #if defined(__x86_64__)
-  if (layout.dtype == DType::Float32 && cpu::gemm_uses_avx512() && layout.n > 0 &&
+  if (layout.dtype == DType::Float32 && cpu::gemm_uses_avx512() && layout.n > 0 && rows_fill_tiles(layout.w_out) &&
       layout.k * layout.c >= kTileCells) {  // shorter kernel rows would leave most of a tile's rows empty
     return conv2d_weight_grad_direct(layout, grad_weight.ptr<float>(), image, grad_out.ptr<float>());
   }
