@@ -382,6 +382,35 @@ TEST_P(CpuGemmKernel, DeterministicAcrossRunsAndThreadCounts) {
   }
 }
 
+TEST_P(CpuGemmKernel, NarrowProductsGiveThePackedPathsBits) {
+  // With the AVX-512 kernel, a float product at most 32 columns wide with row-major B and C reads both operands
+  // in place (14 or, up to 16 columns, 28 rows of C per kernel call; the rows past the last whole 14 packed).
+  // A column-major C takes the packed path instead: the two must agree bit for bit, across KC blocks too.
+  const std::vector<std::int64_t> rows = {14, 15, 27, 28, 29, 42, 43, 100};
+  const std::vector<std::int64_t> columns = {1, 5, 16, 17, 31, 32};
+  std::mt19937_64 seeds(31);
+  for (const std::array<std::int64_t, 3> blocks : {std::array<std::int64_t, 3>{0, 0, 0}, tiny_blocks(kernel())}) {
+    const GemmSettings settings(kernel(), 1, blocks);
+    for (const std::int64_t m : rows) {
+      for (const std::int64_t n : columns) {
+        for (const std::int64_t k : {1, 17, 600}) {
+          for (const Layout la : {Layout::RowMajor, Layout::ColumnMajor, Layout::Stepped}) {
+            const std::uint64_t seed = seeds();
+            std::mt19937_64 rng(seed);
+            const std::vector<double> in_place =
+                check_product(rng, DType::Float32, {}, m, k, n, la, Layout::RowMajor, false);
+            rng.seed(seed);  // the same operands
+            const std::vector<double> packed =
+                check_product(rng, DType::Float32, {}, m, k, n, la, Layout::RowMajor, true);
+            EXPECT_TRUE(in_place == packed)
+                << "m " << m << " k " << k << " n " << n << " A layout " << static_cast<int>(la) << " KC " << blocks[1];
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_P(CpuGemmKernel, LongKIntoASmallOutputIsSplitAlongKTheSameWayOnEveryThreadCount) {
   // A small C from a long k (a convolution's weight gradient) is cut into chunks of k: at the threshold
   // (k = 16384), past it with a partial last chunk, and with k long enough that the chunks grow past their

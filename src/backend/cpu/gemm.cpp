@@ -296,6 +296,8 @@ struct GemmPlan {
   // A strip of B at most this wide may be handed to the kernel with its own row stride, unpadded: the
   // kernel reads no value of a row past `cols` (0: every strip must have NR readable values per row).
   std::int64_t in_place_cols;
+  // Whether products at most NR wide read both operands in place (gemm_narrow): the AVX-512 float plan.
+  bool narrow_in_place;
 };
 
 // The plan of a kernel on Tile-shaped panels, with set_gemm_blocking's overrides applied (MC and NC
@@ -311,7 +313,14 @@ GemmPlan<T> make_plan(MicroKernel<T> kernel, BlockSizes defaults) {
   if (mc > 0) block.mc = std::max(mr, mc / mr * mr);
   if (kc > 0) block.kc = kc;
   if (nc > 0) block.nc = std::max(nr, nc / nr * nr);
-  return {mr, nr, kernel, &pack_a<T, mr, avx512>, &pack_b<T, nr>, block, avx512 ? nr / 2 : 0};
+  return {mr,
+          nr,
+          kernel,
+          &pack_a<T, mr, avx512>,
+          &pack_b<T, nr>,
+          block,
+          avx512 ? nr / 2 : 0,
+          avx512 && std::is_same_v<T, float>};
 }
 
 template <typename T>
@@ -444,11 +453,46 @@ void gemm_dot(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>&
   }
 }
 
-// C = A @ B (a block of rows or columns of the whole product) on the calling thread. Both paths give
+#if defined(__x86_64__)
+// At most NR columns of C (a head's 32 values in attention, a classifier's few classes) with row-major B and C:
+// nothing is packed. Packing A would cost about as much as the product, which has only one panel of B to use
+// it for; conv_tile_avx512 broadcasts A's values from where they lie instead (any strides) and reads B's rows
+// in place, 14 rows of C at a time (28, as two tiles, when n <= 16). The KC blocks and each element's chain of
+// FMAs are the packed kernel's, so the result is bit for bit gemm_packed's. The rows past the last whole tile
+// go to gemm_packed: the kernel reads all 14 rows of A.
+void gemm_narrow(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<float>& x,
+                 const GemmPlan<float>& plan) {
+  const std::int64_t mr = plan.mr;
+  const std::int64_t whole = m / mr * mr;
+  const std::int64_t step = n <= plan.nr / 2 ? 2 * mr : mr;
+  for (std::int64_t pc = 0; pc < k; pc += plan.block.kc) {
+    const std::int64_t kc = std::min(plan.block.kc, k - pc);
+    for (std::int64_t i0 = 0; i0 < whole; i0 += step) {
+      const std::int64_t second_rows = step > mr && i0 + mr < whole ? mr : 0;
+      conv_tile_avx512({1, 0, 0, kc, x.a + i0 * x.rsa + pc * x.csa, x.rsa, x.csa, x.b + pc * x.rsb, x.rsb,
+                        x.c + i0 * x.rsc, x.rsc, mr, n, pc > 0, mr * x.rsa, mr * x.rsc, second_rows});
+    }
+  }
+  if (whole == m) return;
+  Operands<float> rest = x;
+  rest.a += whole * x.rsa;
+  rest.c += whole * x.rsc;
+  gemm_packed(m - whole, n, k, rest, plan);
+}
+#endif
+
+// C = A @ B (a block of rows or columns of the whole product) on the calling thread. Every path gives
 // every element the same arithmetic, so which one runs never changes a result.
 template <typename T>
 void gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>& x, const GemmPlan<T>& plan) {
   if (m == 0 || n == 0) return;
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (plan.narrow_in_place && n <= plan.nr && m >= plan.mr && x.csb == 1 && x.csc == 1) {
+      return gemm_narrow(m, n, k, x, plan);
+    }
+  }
+#endif
   if (m <= kSkinnyMaxRows && x.csb == 1) return gemm_skinny(m, n, k, x, plan);
   gemm_packed(m, n, k, x, plan);
 }
