@@ -184,7 +184,7 @@ void conv2d_blocks(const kernels::ConvLayout& l, T* out, const StridedView& imag
 // A block of output rows first copies the image rows it reads into a band, dense and with the padding
 // written as zeros (rows of (W + 2 * padding) * C values). In the band, output cell x of an output row reads
 // kernel row i as one run of K * C values at x * stride * C, and the next cell's run starts stride * C
-// further: exactly a row-major A with row stride stride * C, so conv_tile_avx512 reads the image in place.
+// further: exactly a row-major A with row stride stride * C, so in_place_tile_avx512 reads the image in place.
 // That replaces the columns (K * K times the image) and their packing with one copy of the image.
 constexpr std::int64_t kTileCells = cpu::Avx512Tile<float>::mr;
 constexpr std::int64_t kTileChannels = cpu::Avx512Tile<float>::nr;
@@ -293,9 +293,10 @@ void conv2d_direct(const kernels::ConvLayout& l, float* out, const StridedView& 
           for (std::int64_t x0 = 0; x0 < l.w_out; x0 += kTileCells) {
             const std::int64_t cells = std::min(kTileCells, l.w_out - x0);
             // Segments: the K kernel rows, band.row apart in the band and kernel_row rows apart in the panel.
-            cpu::conv_tile_avx512({l.k, band.row, kernel_row * kTileChannels, kernel_row, a + x0 * cell_step, cell_step,
-                                   1, panels.data() + j0 * patch, kTileChannels, out_row + x0 * l.c_out, l.c_out, cells,
-                                   cols, false, l.stride * band.row, l.w_out * l.c_out, second ? cells : 0});
+            cpu::in_place_tile_avx512({l.k, band.row, kernel_row * kTileChannels, kernel_row, a + x0 * cell_step,
+                                       cell_step, 1, panels.data() + j0 * patch, kTileChannels, out_row + x0 * l.c_out,
+                                       l.c_out, cells, cols, false, l.stride * band.row, l.w_out * l.c_out,
+                                       second ? cells : 0});
           }
         }
       }
@@ -334,7 +335,7 @@ void conv2d_weight_grad_direct(const kernels::ConvLayout& l, float* grad_weight,
                          const bool narrow = cols <= kTileChannels / 2;
                          for (std::int64_t p0 = 0; p0 < kernel_row; p0 += narrow ? 2 * kTileCells : kTileCells) {
                            const std::int64_t second = narrow ? kernel_row - p0 - kTileCells : 0;
-                           cpu::conv_tile_avx512(
+                           cpu::in_place_tile_avx512(
                                {y1 - y0, l.stride * band.row, l.w_out * l.c_out, l.w_out, scratch + i * band.row + p0,
                                 1, cell_step, g + j0, l.c_out, sum + (i * kernel_row + p0) * l.c_out + j0, l.c_out,
                                 std::min(kTileCells, kernel_row - p0), cols, true, kTileCells, kTileCells * l.c_out,

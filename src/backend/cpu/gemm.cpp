@@ -456,7 +456,7 @@ void gemm_dot(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<T>&
 #if defined(__x86_64__)
 // At most NR columns of C (a head's 32 values in attention, a classifier's few classes) with row-major B and C:
 // nothing is packed. Packing A would cost about as much as the product, which has only one panel of B to use
-// it for; conv_tile_avx512 broadcasts A's values from where they lie instead (any strides) and reads B's rows
+// it for; in_place_tile_avx512 broadcasts A's values from where they lie instead (any strides) and reads B's rows
 // in place, 14 rows of C at a time (28, as two tiles, when n <= 16). The KC blocks and each element's chain of
 // FMAs are the packed kernel's, so the result is bit for bit gemm_packed's. The rows past the last whole tile
 // go to gemm_packed: the kernel reads all 14 rows of A.
@@ -469,8 +469,8 @@ void gemm_narrow(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<
     const std::int64_t kc = std::min(plan.block.kc, k - pc);
     for (std::int64_t i0 = 0; i0 < whole; i0 += step) {
       const std::int64_t second_rows = step > mr && i0 + mr < whole ? mr : 0;
-      conv_tile_avx512({1, 0, 0, kc, x.a + i0 * x.rsa + pc * x.csa, x.rsa, x.csa, x.b + pc * x.rsb, x.rsb,
-                        x.c + i0 * x.rsc, x.rsc, mr, n, pc > 0, mr * x.rsa, mr * x.rsc, second_rows});
+      in_place_tile_avx512({1, 0, 0, kc, x.a + i0 * x.rsa + pc * x.csa, x.rsa, x.csa, x.b + pc * x.rsb, x.rsb,
+                            x.c + i0 * x.rsc, x.rsc, mr, n, pc > 0, mr * x.rsa, mr * x.rsc, second_rows});
     }
   }
   if (whole == m) return;

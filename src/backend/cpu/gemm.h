@@ -133,14 +133,15 @@ void micro_kernel_avx512(std::int64_t kc, const float* a, const float* b, std::i
                          std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 void micro_kernel_avx512(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c,
                          std::int64_t rsc, std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
-// A convolution's Avx512Tile<float> tile with both operands read where they lie: c[i * rsc + j] (i < rows <= 14,
+// An Avx512Tile<float> tile with both operands read where they lie (a convolution's image rows in
+// src/backend/cpu/conv.cpp, narrow products in gemm_narrow): c[i * rsc + j] (i < rows <= 14,
 // j < cols <= 32) = the sum over s < segments and p < kc, in that order, of
 // a[s * seg_a + i * rsa + p * csa] * b[s * seg_b + p * ldb + j], stored, or added to c when `accumulate`.
 // Only `cols` values of each row of B are read, but all 14 rows of A are: rows past `rows` must be readable
 // (their values are unused). When cols <= 16, a second tile over the same B is computed alongside: its A at
 // a + second_a, its results at c + second_c, second_rows of its rows stored (none when 0; its A is then
 // not read).
-struct ConvTile {
+struct InPlaceTile {
   std::int64_t segments, seg_a, seg_b, kc;
   const float* a;
   std::int64_t rsa, csa;
@@ -151,7 +152,7 @@ struct ConvTile {
   bool accumulate;
   std::int64_t second_a, second_c, second_rows;
 };
-void conv_tile_avx512(const ConvTile& tile);
+void in_place_tile_avx512(const InPlaceTile& tile);
 // Packs one whole Avx512Tile<float> panel of a row-major A (element (i, p) at a[i * rs + p]):
 // dst[p * mr + i] = a[i * rs + p] for i < mr, p < kc.
 void pack_a_rows_avx512(std::int64_t kc, const float* a, std::int64_t rs, float* dst);

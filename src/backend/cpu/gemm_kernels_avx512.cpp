@@ -154,7 +154,8 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(std::int64_t kc, con
   tile_kernel<Double512, mr, 2>(kc, a, b, ldb, c, rsc, csc, rows, cols, accumulate);
 }
 
-// The float tile of a convolution, with both operands read where they lie (gemm.h's ConvTile): one chain of
+// The float tile with both operands read where they lie (gemm.h's InPlaceTile; a convolution's image rows, a
+// narrow product's rows): one chain of
 // FMAs per element across all segments, from zero, then stored or added to C. Broadcasting A from memory costs
 // the same whatever its strides, so no operand needs packing. With two vectors of B per row (kPair false) the
 // tile is 14 x 32; with one (kPair, cols <= 16) the second accumulator of each row serves a second tile of
@@ -166,7 +167,7 @@ __attribute__((target("avx512f"))) inline void store_row(float* row, __mmask16 m
 }
 
 template <bool kPair>
-__attribute__((target("avx512f"))) inline void conv_tile_body(const ConvTile& t) {
+__attribute__((target("avx512f"))) inline void in_place_tile_body(const InPlaceTile& t) {
   constexpr int mr = Avx512Tile<float>::mr;
   constexpr std::int64_t lanes = Float512::lanes;
   const __mmask16 m0 = first_lanes<Float512>(t.cols);
@@ -219,9 +220,9 @@ __attribute__((target("avx512f"))) inline void conv_tile_body(const ConvTile& t)
   }
 }
 
-__attribute__((target("avx512f"))) void conv_tile_avx512(const ConvTile& tile) {
-  if (tile.cols <= Float512::lanes) return conv_tile_body<true>(tile);
-  conv_tile_body<false>(tile);
+__attribute__((target("avx512f"))) void in_place_tile_avx512(const InPlaceTile& tile) {
+  if (tile.cols <= Float512::lanes) return in_place_tile_body<true>(tile);
+  in_place_tile_body<false>(tile);
 }
 
 // GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_ps(), which it then reports as
