@@ -6,7 +6,8 @@
 // their strides, so transposed, stepped, flipped and broadcast views cost no more than a copy into the
 // panels and are never materialised. Skinny products skip part of that work: with few rows of A the rows
 // of B are read in place (no B packing), or, when B's columns are contiguous, each output is a dot
-// product of two contiguous runs; a product with one output column (or row) is a set of dot products. Large products
+// product of two contiguous runs; with at most NR columns (float, AVX-512) nothing is packed and the in-place
+// tile reads A and B where they lie; a product with one output column (or row) is a set of dot products. Large products
 // are split over threads by rows or columns of C, so each element of C is computed by exactly one thread in the same
 // order whatever the thread count. A small C from a long k (a convolution's weight gradient) is split along k
 // instead, into chunks fixed by k alone, whose partial products are added in order.

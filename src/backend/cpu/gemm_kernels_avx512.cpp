@@ -6,7 +6,8 @@
 // Edge tiles store through lane masks, and a tile at most one vector wide (a narrow C) runs with one
 // accumulator per row and reads only its `cols` values of each row of B, through a lane mask: half the
 // FMAs, and a narrow B can be read where it lies instead of padded into a panel. Also here: the packing of row-major A
-// into the 14-row float panels, transposed sixteen steps of k at a time in registers. These functions are compiled for
+// into the 14-row float panels, transposed sixteen steps of k at a time in registers, and the in-place float tile
+// (A and B read where they lie: a convolution's image rows, narrow products). These functions are compiled for
 // AVX-512F whatever the project's flags say and are only called after a run-time check of the CPU
 // (gemm.cpp).
 #if defined(__x86_64__)
