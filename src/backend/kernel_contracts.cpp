@@ -354,21 +354,19 @@ LstmLayout lstm_backward_layout(const StridedView& dgates, const StridedView& dc
 
 // ---- convolution ---------------------------------------------------------------------------------------
 
-// `image` (N, H, W, C) with any strides and `cols` a contiguous (N, H_out, W_out, K, K, C) of the same
-// floating dtype, with H_out = (H + 2 * padding - K) / stride + 1 (likewise W_out).
-ConvLayout conv_layout(std::string_view op, const StridedView& image, const StridedView& cols, std::int64_t stride,
-                       std::int64_t padding) {
+// The image's part of every convolution layout: `image` (N, H, W, C) of a floating dtype, a K x K kernel
+// that fits it padded by `padding`, and H_out = (H + 2 * padding - K) / stride + 1 (likewise W_out).
+ConvLayout image_layout(std::string_view op, const StridedView& image, std::int64_t k, std::int64_t stride,
+                        std::int64_t padding) {
   expect_floating(op, image.dtype);
   expect_rank(op, "image", image, 4);
-  expect_rank(op, "columns", cols, 6);
-  expect_dtype(op, "columns", cols, image.dtype);
   NEEDLE_CHECK(stride >= 1 && padding >= 0, RuntimeError, op, ": bad stride ", stride, " or padding ", padding);
   ConvLayout layout;
   layout.n = image.shape[0];
   layout.h = image.shape[1];
   layout.w = image.shape[2];
   layout.c = image.shape[3];
-  layout.k = cols.shape[3];
+  layout.k = k;
   layout.stride = stride;
   layout.padding = padding;
   layout.dtype = image.dtype;
@@ -377,6 +375,16 @@ ConvLayout conv_layout(std::string_view op, const StridedView& image, const Stri
                padding);
   layout.h_out = (layout.h + 2 * padding - layout.k) / stride + 1;
   layout.w_out = (layout.w + 2 * padding - layout.k) / stride + 1;
+  return layout;
+}
+
+// `image` (N, H, W, C) with any strides and `cols` a contiguous (N, H_out, W_out, K, K, C) of the same
+// floating dtype.
+ConvLayout conv_layout(std::string_view op, const StridedView& image, const StridedView& cols, std::int64_t stride,
+                       std::int64_t padding) {
+  expect_rank(op, "columns", cols, 6);
+  expect_dtype(op, "columns", cols, image.dtype);
+  const ConvLayout layout = image_layout(op, image, cols.shape[3], stride, padding);
   expect_shape(op, "columns", cols, {layout.n, layout.h_out, layout.w_out, layout.k, layout.k, layout.c});
   expect_contiguous(op, "columns", cols);
   return layout;
@@ -393,29 +401,13 @@ ConvLayout col2im_layout(const StridedView& image, const StridedView& cols, std:
 // C_out) of one floating dtype, weight and cells contiguous, the image too when the kernel writes it.
 ConvLayout conv2d_layout(std::string_view op, const StridedView& image, const StridedView& weight,
                          const StridedView& cells, std::int64_t stride, std::int64_t padding, bool image_written) {
-  expect_floating(op, image.dtype);
-  expect_rank(op, "image", image, 4);
   expect_rank(op, "weight", weight, 4);
   expect_rank(op, "output cells", cells, 4);
   expect_dtype(op, "weight", weight, image.dtype);
   expect_dtype(op, "output cells", cells, image.dtype);
-  NEEDLE_CHECK(stride >= 1 && padding >= 0, RuntimeError, op, ": bad stride ", stride, " or padding ", padding);
-  ConvLayout layout;
-  layout.n = image.shape[0];
-  layout.h = image.shape[1];
-  layout.w = image.shape[2];
-  layout.c = image.shape[3];
-  layout.k = weight.shape[0];
+  ConvLayout layout = image_layout(op, image, weight.shape[0], stride, padding);
   layout.c_out = weight.shape[3];
-  layout.stride = stride;
-  layout.padding = padding;
-  layout.dtype = image.dtype;
-  NEEDLE_CHECK(layout.k >= 1 && layout.h + 2 * padding >= layout.k && layout.w + 2 * padding >= layout.k, RuntimeError,
-               op, ": kernel size ", layout.k, " does not fit the image ", shape_str(image.shape), " padded by ",
-               padding);
   expect_shape(op, "weight", weight, {layout.k, layout.k, layout.c, layout.c_out});
-  layout.h_out = (layout.h + 2 * padding - layout.k) / stride + 1;
-  layout.w_out = (layout.w + 2 * padding - layout.k) / stride + 1;
   expect_shape(op, "output cells", cells, {layout.n, layout.h_out, layout.w_out, layout.c_out});
   expect_contiguous(op, "weight", weight);
   expect_contiguous(op, "output cells", cells);

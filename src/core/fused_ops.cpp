@@ -544,6 +544,14 @@ ConvShape conv_shape(std::string_view op, const Shape& image, std::int64_t kerne
   return {image[0], image[1], image[2], image[3], kernel, c_out, stride, padding};
 }
 
+// Both operands floating, of one dtype and device, the second 4-d (`expected` names its axes).
+void check_conv_operands(std::string_view op, const NDArray& first, const NDArray& second, std::string_view expected) {
+  check_floating(op, first);
+  check_same_dtype(op, {&first, &second});
+  check_same_device(op, {&first, &second});
+  NEEDLE_CHECK(second.ndim() == 4, ValueError, op, ": expected ", expected, ", got shape ", shape_str(second.shape()));
+}
+
 void check_conv_operand(std::string_view op, std::string_view name, const NDArray& a, const Shape& expected) {
   NEEDLE_CHECK(a.shape() == expected, ValueError, op, ": expected ", name, " of shape ", shape_str(expected), ", got ",
                shape_str(a.shape()));
@@ -553,11 +561,7 @@ void check_conv_operand(std::string_view op, std::string_view name, const NDArra
 
 NDArray conv2d(const NDArray& image, const NDArray& weight, std::int64_t stride, std::int64_t padding) {
   constexpr std::string_view op = "conv2d";
-  check_floating(op, image);
-  check_same_dtype(op, {&image, &weight});
-  check_same_device(op, {&image, &weight});
-  NEEDLE_CHECK(weight.ndim() == 4, ValueError, op, ": expected a (K, K, C, C_out) weight, got shape ",
-               shape_str(weight.shape()));
+  check_conv_operands(op, image, weight, "a (K, K, C, C_out) weight");
   const ConvShape s = conv_shape(op, image.shape(), weight.shape()[0], weight.shape()[3], stride, padding);
   check_conv_operand(op, "weight", weight, s.weight());
   Backend& backend = backend_of(image);
@@ -574,11 +578,7 @@ NDArray conv2d(const NDArray& image, const NDArray& weight, std::int64_t stride,
 NDArray conv2d_weight_grad(const NDArray& image, const NDArray& grad_out, std::int64_t kernel, std::int64_t stride,
                            std::int64_t padding) {
   constexpr std::string_view op = "conv2d_weight_grad";
-  check_floating(op, image);
-  check_same_dtype(op, {&image, &grad_out});
-  check_same_device(op, {&image, &grad_out});
-  NEEDLE_CHECK(grad_out.ndim() == 4, ValueError, op, ": expected an (N, H_out, W_out, C_out) gradient, got shape ",
-               shape_str(grad_out.shape()));
+  check_conv_operands(op, image, grad_out, "an (N, H_out, W_out, C_out) gradient");
   const ConvShape s = conv_shape(op, image.shape(), kernel, grad_out.shape()[3], stride, padding);
   check_conv_operand(op, "grad_out", grad_out, s.cells());
   Backend& backend = backend_of(image);
@@ -597,12 +597,8 @@ NDArray conv2d_weight_grad(const NDArray& image, const NDArray& grad_out, std::i
 NDArray conv2d_input_grad(const NDArray& grad_out, const NDArray& weight, const Shape& image_shape, std::int64_t stride,
                           std::int64_t padding) {
   constexpr std::string_view op = "conv2d_input_grad";
-  check_floating(op, grad_out);
-  check_same_dtype(op, {&grad_out, &weight});
-  check_same_device(op, {&grad_out, &weight});
+  check_conv_operands(op, grad_out, weight, "a (K, K, C, C_out) weight");
   check_valid_shape(image_shape, op);
-  NEEDLE_CHECK(weight.ndim() == 4, ValueError, op, ": expected a (K, K, C, C_out) weight, got shape ",
-               shape_str(weight.shape()));
   const ConvShape s = conv_shape(op, image_shape, weight.shape()[0], weight.shape()[3], stride, padding);
   check_conv_operand(op, "weight", weight, s.weight());
   check_conv_operand(op, "grad_out", grad_out, s.cells());

@@ -146,6 +146,16 @@ std::int64_t rows_per_block(const kernels::ConvLayout& l) {
 // chunk order.
 constexpr std::int64_t kWeightGradChunks = 8;
 
+// out[e] = the sum over q < chunks of partials[q * size + e], added in chunk order.
+template <typename T>
+void add_partials_in_order(const std::vector<T>& partials, std::int64_t chunks, std::int64_t size, T* out) {
+  for (std::int64_t e = 0; e < size; ++e) {
+    T total = partials[static_cast<std::size_t>(e)];
+    for (std::int64_t q = 1; q < chunks; ++q) total += partials[static_cast<std::size_t>(q * size + e)];
+    out[e] = total;
+  }
+}
+
 // Scratch of `count` values for one block. Each thread keeps a buffer of up to kKeptScratchBytes for its
 // lifetime (a block's columns, reused by every block and call); a larger request (the columns of one large
 // image in conv2d_input_grad) takes `oversized`, freed by the caller.
@@ -346,12 +356,7 @@ void conv2d_weight_grad_direct(const kernels::ConvLayout& l, float* grad_weight,
                    });
     }
   });
-  if (chunks == 1) return;
-  for (std::int64_t e = 0; e < size; ++e) {
-    float total = partials[static_cast<std::size_t>(e)];
-    for (std::int64_t q = 1; q < chunks; ++q) total += partials[static_cast<std::size_t>(q * size + e)];
-    grad_weight[e] = total;
-  }
+  if (chunks > 1) add_partials_in_order(partials, chunks, size, grad_weight);
 }
 
 // The image gradient of a stride-1 convolution is itself one: grad_out padded by K - 1 - padding, convolved
@@ -418,12 +423,7 @@ void conv2d_weight_grad_blocks(const kernels::ConvLayout& l, T* grad_weight, con
       }
     }
   });
-  if (chunks == 1) return;
-  for (std::int64_t e = 0; e < size; ++e) {
-    T total = partials[static_cast<std::size_t>(e)];
-    for (std::int64_t q = 1; q < chunks; ++q) total += partials[static_cast<std::size_t>(q * size + e)];
-    grad_weight[e] = total;
-  }
+  if (chunks > 1) add_partials_in_order(partials, chunks, size, grad_weight);
 }
 
 // A group of whole images at a time: their columns grad_out @ weightᵀ into scratch, then col2im of them into
