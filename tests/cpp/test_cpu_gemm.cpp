@@ -383,12 +383,18 @@ TEST_P(CpuGemmKernel, DeterministicAcrossRunsAndThreadCounts) {
 }
 
 TEST_P(CpuGemmKernel, NarrowProductsGiveThePackedPathsBits) {
-  // With the AVX-512 kernel, a float product at most 32 columns wide with row-major B and C reads both operands
-  // in place (14 or, up to 16 columns, 28 rows of C per kernel call; the rows past the last whole 14 packed).
-  // A column-major C takes the packed path instead: the two must agree bit for bit, across KC blocks too.
-  if (kernel() != cpu::GemmKernel::Avx512) GTEST_SKIP() << "only the AVX-512 kernel reads narrow products in place";
-  const std::vector<std::int64_t> rows = {14, 15, 27, 28, 29, 42, 43, 100};
-  const std::vector<std::int64_t> columns = {1, 5, 16, 17, 31, 32};
+  // Narrow float products with a row-major C skip packing. With the AVX-512 kernel, up to 32 columns and a
+  // row-major B read both operands in place (14 or, up to 16 columns, 28 rows of C per kernel call; the rows
+  // past the last whole 14 packed). With the AVX2 kernel, up to 64 columns read A in place, 6 rows of C per
+  // call and the last tile partial; B's whole strips are read in place when its rows are contiguous, its last
+  // partial strip and a transposed B packed. A column-major C takes the packed path instead: the two must agree
+  // bit for bit, across KC blocks too.
+  if (kernel() == cpu::GemmKernel::Portable) GTEST_SKIP() << "the portable kernel packs every product";
+  const bool avx512 = kernel() == cpu::GemmKernel::Avx512;
+  const std::vector<std::int64_t> rows = avx512 ? std::vector<std::int64_t>{14, 15, 27, 28, 29, 42, 43, 100}
+                                                : std::vector<std::int64_t>{1, 5, 6, 7, 13, 64, 100};
+  const std::vector<std::int64_t> columns = avx512 ? std::vector<std::int64_t>{1, 5, 16, 17, 31, 32}
+                                                   : std::vector<std::int64_t>{1, 5, 16, 17, 31, 32, 48, 63, 64};
   std::mt19937_64 seeds(31);
   for (const std::array<std::int64_t, 3> blocks : {std::array<std::int64_t, 3>{0, 0, 0}, tiny_blocks(kernel())}) {
     const GemmSettings settings(kernel(), 1, blocks);
@@ -396,15 +402,16 @@ TEST_P(CpuGemmKernel, NarrowProductsGiveThePackedPathsBits) {
       for (const std::int64_t n : columns) {
         for (const std::int64_t k : {1, 17, 600}) {
           for (const Layout la : {Layout::RowMajor, Layout::ColumnMajor, Layout::Stepped}) {
-            const std::uint64_t seed = seeds();
-            std::mt19937_64 rng(seed);
-            const std::vector<double> in_place =
-                check_product(rng, DType::Float32, {}, m, k, n, la, Layout::RowMajor, false);
-            rng.seed(seed);  // the same operands
-            const std::vector<double> packed =
-                check_product(rng, DType::Float32, {}, m, k, n, la, Layout::RowMajor, true);
-            EXPECT_TRUE(in_place == packed)
-                << "m " << m << " k " << k << " n " << n << " A layout " << static_cast<int>(la) << " KC " << blocks[1];
+            for (const Layout lb : {Layout::RowMajor, Layout::ColumnMajor}) {
+              const std::uint64_t seed = seeds();
+              std::mt19937_64 rng(seed);
+              const std::vector<double> in_place = check_product(rng, DType::Float32, {}, m, k, n, la, lb, false);
+              rng.seed(seed);  // the same operands
+              const std::vector<double> packed = check_product(rng, DType::Float32, {}, m, k, n, la, lb, true);
+              EXPECT_TRUE(in_place == packed)
+                  << "m " << m << " k " << k << " n " << n << " A layout " << static_cast<int>(la) << " B layout "
+                  << static_cast<int>(lb) << " KC " << blocks[1];
+            }
           }
         }
       }

@@ -298,11 +298,13 @@ struct GemmPlan {
   std::int64_t in_place_cols;
   // Whether products at most NR wide read both operands in place (gemm_narrow): the AVX-512 float plan.
   bool narrow_in_place;
+  // Whether products at most kNarrowStripsAvx2 strips wide read A in place (gemm_narrow_avx2): the AVX2 float plan.
+  bool narrow_a_in_place;
 };
 
 // The plan of a kernel on Tile-shaped panels, with set_gemm_blocking's overrides applied (MC and NC
 // rounded down to whole panels, so that only the last block of a product has a partial panel).
-template <typename T, typename Tile, bool avx512 = false>
+template <typename T, typename Tile, bool avx512 = false, bool avx2 = false>
 GemmPlan<T> make_plan(MicroKernel<T> kernel, BlockSizes defaults) {
   constexpr std::int64_t mr = Tile::mr;
   constexpr std::int64_t nr = Tile::nr;
@@ -320,7 +322,8 @@ GemmPlan<T> make_plan(MicroKernel<T> kernel, BlockSizes defaults) {
           &pack_b<T, nr>,
           block,
           avx512 ? nr / 2 : 0,
-          avx512 && std::is_same_v<T, float>};
+          avx512 && std::is_same_v<T, float>,
+          avx2 && std::is_same_v<T, float>};
 }
 
 template <typename T>
@@ -331,7 +334,8 @@ GemmPlan<T> choose_plan() {
       return make_plan<T, Avx512Tile<T>, true>(static_cast<MicroKernel<T>>(&micro_kernel_avx512),
                                                Avx512Blocking<T>::blocks);
     case GemmKernel::Avx2:
-      return make_plan<T, Avx2Tile<T>>(static_cast<MicroKernel<T>>(&micro_kernel_avx2), Avx2Blocking<T>::blocks);
+      return make_plan<T, Avx2Tile<T>, false, true>(static_cast<MicroKernel<T>>(&micro_kernel_avx2),
+                                                    Avx2Blocking<T>::blocks);
 #endif
     default:
       return make_plan<T, Avx2Tile<T>>(&micro_kernel_portable<T>, Avx2Blocking<T>::blocks);
@@ -479,6 +483,41 @@ void gemm_narrow(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<
   rest.c += whole * x.rsc;
   gemm_packed(m - whole, n, k, rest, plan);
 }
+
+// A float product at most kNarrowStripsAvx2 NR-wide strips wide with a row-major C, on AVX2 (attention's
+// 64 x 64 score tiles and its 32 values per head, a convolution's 16 or 32 output channels): A is read in
+// place by in_place_tile_avx2 instead of packed. A packed panel of A pays for its copy by serving every strip
+// of B; with at most four strips the copy costs a large share of the product (pack_a took 13% of the
+// attention kernels' time on a Zen 3 core). B's rows are read in place when contiguous, except a last,
+// partial strip; a B with strided rows (the keys of attention's scores, read transposed) is packed, once for
+// all rows of A. Each 6-row tile of A runs across every strip while its rows stay in L1. The KC blocks and
+// each element's chain of FMAs are gemm_packed's: the same bits.
+constexpr std::int64_t kNarrowStripsAvx2 = 4;
+
+void gemm_narrow_avx2(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<float>& x,
+                      const GemmPlan<float>& plan) {
+  const std::int64_t mr = plan.mr;
+  const std::int64_t nr = plan.nr;
+  const std::int64_t kc_max = std::min(plan.block.kc, k);
+  const std::int64_t whole_strips = x.csb == 1 ? n / nr : 0;  // strips read in place
+  float* packed_b = t_pack_b.get<float>((n + nr - 1) / nr * nr * kc_max);
+  for (std::int64_t pc = 0; pc < k; pc += plan.block.kc) {
+    const std::int64_t kc = std::min(plan.block.kc, k - pc);
+    const float* b_block = x.b + pc * x.rsb;
+    if (whole_strips * nr < n) {
+      plan.pack_b(kc, n - whole_strips * nr, b_block + whole_strips * nr * x.csb, x.rsb, x.csb,
+                  packed_b + whole_strips * nr * kc);
+    }
+    for (std::int64_t ir = 0; ir < m; ir += mr) {
+      for (std::int64_t jr = 0; jr < n; jr += nr) {
+        const bool in_place = jr / nr < whole_strips;
+        in_place_tile_avx2({1, 0, 0, kc, x.a + ir * x.rsa + pc * x.csa, x.rsa, x.csa,
+                            in_place ? b_block + jr : packed_b + jr * kc, in_place ? x.rsb : nr, x.c + ir * x.rsc + jr,
+                            x.rsc, std::min(mr, m - ir), std::min(nr, n - jr), pc > 0, 0, 0, 0});
+      }
+    }
+  }
+}
 #endif
 
 // C = A @ B (a block of rows or columns of the whole product) on the calling thread. Every path gives
@@ -490,6 +529,9 @@ void gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const Operands<
   if constexpr (std::is_same_v<T, float>) {
     if (plan.narrow_in_place && n <= plan.nr && m >= plan.mr && x.csb == 1 && x.csc == 1) {
       return gemm_narrow(m, n, k, x, plan);
+    }
+    if (plan.narrow_a_in_place && n <= kNarrowStripsAvx2 * plan.nr && x.csc == 1) {
+      return gemm_narrow_avx2(m, n, k, x, plan);
     }
   }
 #endif

@@ -7,7 +7,8 @@
 // panels and are never materialised. Skinny products skip part of that work: with few rows of A the rows
 // of B are read in place (no B packing), or, when B's columns are contiguous, each output is a dot
 // product of two contiguous runs; with at most NR columns (float, AVX-512) nothing is packed and the in-place
-// tile reads A and B where they lie; a product with one output column (or row) is a set of dot products. Large products
+// tile reads A and B where they lie, and with at most four NR-wide strips (float, AVX2) A is read in place;
+// a product with one output column (or row) is a set of dot products. Large products
 // are split over threads by rows or columns of C, so each element of C is computed by exactly one thread in the same
 // order whatever the thread count. A small C from a long k (a convolution's weight gradient) is split along k
 // instead, into chunks fixed by k alone, whose partial products are added in order.
@@ -154,6 +155,10 @@ struct InPlaceTile {
   std::int64_t second_a, second_c, second_rows;
 };
 void in_place_tile_avx512(const InPlaceTile& tile);
+// The same sum on an Avx2Tile<float> tile (rows <= 6, cols <= 16; gemm_narrow_avx2): all 16 values of each
+// row of B are read (a narrower strip must be padded), but only the first `rows` rows of A. The second tile is
+// not computed: second_rows must be 0.
+void in_place_tile_avx2(const InPlaceTile& tile);
 // Packs one whole Avx512Tile<float> panel of a row-major A (element (i, p) at a[i * rs + p]):
 // dst[p * mr + i] = a[i * rs + p] for i < mr, p < kc.
 void pack_a_rows_avx512(std::int64_t kc, const float* a, std::int64_t rs, float* dst);
