@@ -496,6 +496,48 @@ TEST(CpuGemm, AutoPicksTheBestKernelTheCpuHas) {
   }
 }
 
+#if defined(__x86_64__)
+TEST(CpuGemm, RowPanelPackersCopyEveryValueAndNothingPast) {
+  // The vector packers of a row-major A (a transpose in registers, eight or sixteen steps of k at a time, then
+  // a scalar tail) against the definition: dst[p * mr + i] = a[i * rs + p], for k on both sides of a whole
+  // step and a row stride that is not a multiple of the vector; the values after the panel stay untouched.
+  struct Packer {
+    const char* name;
+    cpu::GemmKernel kernel;
+    std::int64_t mr;
+    void (*pack)(std::int64_t, const float*, std::int64_t, float*);
+  };
+  const std::vector<Packer> packers = {
+      {"avx2", cpu::GemmKernel::Avx2, cpu::Avx2Tile<float>::mr, &cpu::pack_a_rows_avx2},
+      {"avx512", cpu::GemmKernel::Avx512, cpu::Avx512Tile<float>::mr, &cpu::pack_a_rows_avx512}};
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> value(-1.0F, 1.0F);
+  int tested = 0;
+  for (const Packer& packer : packers) {
+    if (!cpu::gemm_supports(packer.kernel)) continue;
+    ++tested;
+    for (const std::int64_t kc : {0, 1, 7, 8, 9, 15, 16, 17, 31, 64, 67}) {
+      const std::int64_t rs = kc + 3;
+      std::vector<float> a(static_cast<std::size_t>(packer.mr * rs));
+      for (float& x : a) x = value(rng);
+      constexpr float kGuard = 12345.0F;
+      std::vector<float> dst(static_cast<std::size_t>(packer.mr * kc + 16), kGuard);
+      packer.pack(kc, a.data(), rs, dst.data());
+      for (std::int64_t p = 0; p < kc; ++p) {
+        for (std::int64_t i = 0; i < packer.mr; ++i) {
+          ASSERT_EQ(dst[static_cast<std::size_t>(p * packer.mr + i)], a[static_cast<std::size_t>(i * rs + p)])
+              << packer.name << " kc " << kc << " p " << p << " row " << i;
+        }
+      }
+      for (std::size_t e = static_cast<std::size_t>(packer.mr * kc); e < dst.size(); ++e) {
+        ASSERT_EQ(dst[e], kGuard) << packer.name << " kc " << kc << ": wrote past the panel at " << e;
+      }
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "this CPU has neither AVX2 nor AVX-512";
+}
+#endif
+
 TEST(CpuGemm, EveryLayoutPair) {
   std::mt19937_64 rng(14);
   for (int threads : {1, 2}) {

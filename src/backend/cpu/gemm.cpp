@@ -201,9 +201,13 @@ DotKernel<T> choose_dot_kernel() {
   return &dot_kernel_portable<T>;
 }
 
+// How whole panels of a row-major float A are packed: a transpose in registers of the kernel's own width
+// (several values a cycle, where the scalar loop moves about one), or the scalar loop.
+enum class RowPacking { Scalar, Avx2, Avx512 };
+
 // Packs rows x kc of A (element (i, p) at a[i * rs + p * cs]) into MR-high panels: panel q holds
 // a[q * MR + i, p] at dst[q * MR * kc + p * MR + i], zero-padded to a whole panel.
-template <typename T, std::int64_t mr, bool avx512_rows = false>
+template <typename T, std::int64_t mr, RowPacking rows_packing = RowPacking::Scalar>
 void pack_a(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std::int64_t cs, T* dst) {
   for (std::int64_t i0 = 0; i0 < rows; i0 += mr) {
     const T* src = a + i0 * rs;
@@ -214,8 +218,13 @@ void pack_a(std::int64_t rows, std::int64_t kc, const T* a, std::int64_t rs, std
       }
     } else if (height == mr && cs == 1) {  // a row-major A: mr rows read side by side
 #if defined(__x86_64__)
-      if constexpr (avx512_rows && std::is_same_v<T, float>) {
+      if constexpr (rows_packing == RowPacking::Avx512 && std::is_same_v<T, float>) {
         pack_a_rows_avx512(kc, src, rs, dst);
+        dst += mr * kc;
+        continue;
+      }
+      if constexpr (rows_packing == RowPacking::Avx2 && std::is_same_v<T, float>) {
+        pack_a_rows_avx2(kc, src, rs, dst);
         dst += mr * kc;
         continue;
       }
@@ -318,7 +327,9 @@ GemmPlan<T> make_plan(MicroKernel<T> kernel, BlockSizes defaults) {
   return {mr,
           nr,
           kernel,
-          &pack_a<T, mr, avx512>,
+          &pack_a < T,
+          mr,
+          avx512 ? RowPacking::Avx512 : (avx2 ? RowPacking::Avx2 : RowPacking::Scalar) >,
           &pack_b<T, nr>,
           block,
           avx512 ? nr / 2 : 0,

@@ -130,6 +130,9 @@ void micro_kernel_avx2(std::int64_t kc, const float* a, const float* b, std::int
                        std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
 void micro_kernel_avx2(std::int64_t kc, const double* a, const double* b, std::int64_t ldb, double* c, std::int64_t rsc,
                        std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);
+// Packs one whole Avx2Tile<float> panel of a row-major A (element (i, p) at a[i * rs + p]):
+// dst[p * mr + i] = a[i * rs + p] for i < mr, p < kc.
+void pack_a_rows_avx2(std::int64_t kc, const float* a, std::int64_t rs, float* dst);
 // AVX-512F kernels (gemm_kernels_avx512.cpp), on Avx512Tile panels; call only where the CPU has AVX-512F.
 void micro_kernel_avx512(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
                          std::int64_t csc, std::int64_t rows, std::int64_t cols, bool accumulate);

@@ -137,7 +137,8 @@ __attribute__((target("avx2,fma"))) void in_place_tile_avx2(const InPlaceTile& t
   // conditional move: a loop of products here costs more than a short product's arithmetic.)
   std::int64_t row_offset[mr];
   row_offset[0] = 0;
-  for (std::int64_t i = 1; i < mr; ++i) row_offset[i] = i < tile.rows ? row_offset[i - 1] + tile.rsa : row_offset[i - 1];
+  for (std::int64_t i = 1; i < mr; ++i)
+    row_offset[i] = i < tile.rows ? row_offset[i - 1] + tile.rsa : row_offset[i - 1];
   __m256 c00 = _mm256_setzero_ps();
   __m256 c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps();
@@ -205,6 +206,54 @@ __attribute__((target("avx2,fma"))) void in_place_tile_avx2(const InPlaceTile& t
   _mm256_store_ps(result + 80, c50);
   _mm256_store_ps(result + 88, c51);
   store_tile(result, 16, c, rsc, std::int64_t{1}, tile.rows, tile.cols, accumulate);
+}
+
+__attribute__((target("avx2,fma"))) void pack_a_rows_avx2(std::int64_t kc, const float* a, std::int64_t rs,
+                                                          float* dst) {
+  constexpr std::int64_t mr = Avx2Tile<float>::mr;
+  static_assert(mr == 6);
+  std::int64_t p = 0;
+  // Eight steps of p at a time: one vector from each of the six rows, transposed 8 x 8 in registers (the two
+  // missing rows are don't-cares), so that step j becomes column j's first six values. Each column is stored
+  // as a whole vector whose last two values the next column's store overwrites; the last one of the eight is
+  // stored as 4 + 2 values, so nothing is written past the panel.
+  for (; p + 8 <= kc; p += 8) {
+    const __m256 r0 = _mm256_loadu_ps(a + p);
+    const __m256 r1 = _mm256_loadu_ps(a + rs + p);
+    const __m256 r2 = _mm256_loadu_ps(a + 2 * rs + p);
+    const __m256 r3 = _mm256_loadu_ps(a + 3 * rs + p);
+    const __m256 r4 = _mm256_loadu_ps(a + 4 * rs + p);
+    const __m256 r5 = _mm256_loadu_ps(a + 5 * rs + p);
+    // t: rows side by side in pairs; s: rows 0-3 (s0..s3) and 4-5 (s4..s7) at columns (j, j + 4) per lane.
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1);
+    const __m256 t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3);
+    const __m256 t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5);
+    const __m256 t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44);
+    const __m256 s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    const __m256 s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t4, 0x44);
+    const __m256 s5 = _mm256_shuffle_ps(t4, t4, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t5, 0x44);
+    const __m256 s7 = _mm256_shuffle_ps(t5, t5, 0xEE);
+    float* out = dst + p * mr;
+    _mm256_storeu_ps(out + 0 * mr, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(out + 1 * mr, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(out + 2 * mr, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(out + 3 * mr, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(out + 4 * mr, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(out + 5 * mr, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(out + 6 * mr, _mm256_permute2f128_ps(s2, s6, 0x31));
+    const __m256 last = _mm256_permute2f128_ps(s3, s7, 0x31);
+    _mm_storeu_ps(out + 7 * mr, _mm256_castps256_ps128(last));
+    _mm_storel_pi(reinterpret_cast<__m64*>(out + 7 * mr + 4), _mm256_extractf128_ps(last, 1));
+  }
+  for (; p < kc; ++p) {
+    for (std::int64_t i = 0; i < mr; ++i) dst[p * mr + i] = a[i * rs + p];
+  }
 }
 
 #define NEEDLE_FMA_ROW_PD(r)                         \
